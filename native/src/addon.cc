@@ -1,0 +1,67 @@
+// earshot's native addon: whisper.cpp behind a small promise-based API.
+#include <napi.h>
+
+#include "log-bridge.h"
+#include "model-check.h"
+#include "model.h"
+#include "sd-notify.h"
+#include "whisper.h"
+
+namespace earshot {
+namespace {
+
+Napi::Value SystemInfo(const Napi::CallbackInfo& info) {
+  return Napi::String::New(info.Env(), whisper_print_system_info());
+}
+
+Napi::Value Version(const Napi::CallbackInfo& info) { return Napi::String::New(info.Env(), whisper_version()); }
+
+// The language codes whisper knows, in its id order ("en", "zh", "de", ...).
+Napi::Value Languages(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const int max_id = whisper_lang_max_id();
+  Napi::Array codes = Napi::Array::New(env, max_id + 1);
+  for (int id = 0; id <= max_id; id++) codes.Set(id, whisper_lang_str(id));
+  return codes;
+}
+
+// checkModel(path) → summary, or throws an Error with a code; synchronous (tools, tests).
+Napi::Value CheckModel(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 1 || !info[0].IsString()) throw Napi::TypeError::New(env, "checkModel(path) expects a string");
+  ModelSummary s;
+  const Failure failure = CheckModelFile(info[0].As<Napi::String>(), &s);
+  if (failure.failed()) throw MakeError(env, failure.code, failure.message);
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("multilingual", s.multilingual);
+  o.Set("weightType", s.weight_type);
+  o.Set("vocab", s.n_vocab);
+  o.Set("audioState", s.n_audio_state);
+  o.Set("audioLayers", s.n_audio_layer);
+  o.Set("textState", s.n_text_state);
+  o.Set("textLayers", s.n_text_layer);
+  o.Set("tensors", s.tensors);
+  o.Set("tensorBytes", static_cast<double>(s.tensor_bytes));
+  o.Set("fileBytes", static_cast<double>(s.file_bytes));
+  return o;
+}
+
+}  // namespace
+
+Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  InstallLogBridge(env);
+  exports.Set("Model", Model::Define(env));
+  exports.Set("systemInfo", Napi::Function::New(env, SystemInfo));
+  exports.Set("version", Napi::Function::New(env, Version));
+  exports.Set("languages", Napi::Function::New(env, Languages));
+  exports.Set("checkModel", Napi::Function::New(env, CheckModel));
+  exports.Set("setLogger", Napi::Function::New(env, SetLogger));
+  exports.Set("notify", Napi::Function::New(env, Notify));
+  return exports;
+}
+
+}  // namespace earshot
+
+static Napi::Object InitAddon(Napi::Env env, Napi::Object exports) { return earshot::Init(env, exports); }
+
+NODE_API_MODULE(earshot, InitAddon)

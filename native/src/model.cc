@@ -1,0 +1,161 @@
+#include "model.h"
+
+#include <chrono>
+
+#include "errors.h"
+#include "log-bridge.h"
+#include "transcribe-worker.h"
+#include "whisper.h"
+
+namespace earshot {
+namespace {
+
+// Checks the file, then lets whisper.cpp load it; both off the JS thread.
+class LoadWorker : public Napi::AsyncWorker {
+ public:
+  LoadWorker(Napi::Env env, Model* model, Napi::Object model_object, std::string path, bool flash_attn)
+      : Napi::AsyncWorker(env, "earshot:load"),
+        model_(model),
+        model_ref_(Napi::Persistent(model_object)),
+        deferred_(Napi::Promise::Deferred::New(env)),
+        path_(std::move(path)),
+        flash_attn_(flash_attn) {}
+
+  Napi::Promise Promise() { return deferred_.Promise(); }
+
+ protected:
+  void Execute() override {
+    const auto started = std::chrono::steady_clock::now();
+    failure_ = CheckModelFile(path_, &summary_);
+    if (!failure_.failed()) {
+      whisper_context_params params = whisper_context_default_params();
+      params.use_gpu = false;
+      params.flash_attn = flash_attn_;
+      LogCapture capture;
+      try {
+        ctx_ = whisper_init_from_file_with_params(path_.c_str(), params);
+      } catch (const std::exception& e) {
+        ctx_ = nullptr;
+        failure_ = {kErrModelLoad, std::string("whisper.cpp could not load ") + path_ + ": " + e.what()};
+      }
+      if (ctx_ == nullptr && !failure_.failed()) {
+        const std::string why = capture.Problems();
+        failure_ = {kErrModelLoad, "whisper.cpp could not load " + path_ + (why.empty() ? "" : ": " + why)};
+      }
+    }
+    load_ms_ = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - started).count();
+    if (failure_.failed()) SetError(failure_.message);
+  }
+
+  void OnOK() override {
+    model_->Adopt(ctx_, summary_, path_, load_ms_, flash_attn_);
+    model_->Release();
+    deferred_.Resolve(model_->Info(Env()));
+  }
+
+  void OnError(const Napi::Error& /*error*/) override {
+    model_->Release();
+    deferred_.Reject(MakeError(Env(), failure_.code, failure_.message).Value());
+  }
+
+ private:
+  Model* model_;
+  Napi::ObjectReference model_ref_;
+  Napi::Promise::Deferred deferred_;
+  std::string path_;
+  bool flash_attn_;
+  Failure failure_;
+  ModelSummary summary_;
+  whisper_context* ctx_ = nullptr;
+  double load_ms_ = 0;
+};
+
+Napi::Promise Rejected(Napi::Env env, const char* code, const std::string& message) {
+  auto deferred = Napi::Promise::Deferred::New(env);
+  deferred.Reject(MakeError(env, code, message).Value());
+  return deferred.Promise();
+}
+
+}  // namespace
+
+Napi::Function Model::Define(Napi::Env env) {
+  return DefineClass(env, "Model",
+                     {InstanceMethod<&Model::Load>("load"), InstanceMethod<&Model::Transcribe>("transcribe"),
+                      InstanceMethod<&Model::Free>("free"), InstanceAccessor<&Model::GetInfo>("info"),
+                      InstanceAccessor<&Model::GetLoaded>("loaded")});
+}
+
+Model::Model(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Model>(info) {}
+
+Model::~Model() {
+  // Workers hold a reference to this object while they run, so it is idle here.
+  if (ctx_ != nullptr) whisper_free(ctx_);
+}
+
+void Model::Adopt(whisper_context* ctx, const ModelSummary& summary, const std::string& path, double load_ms,
+                  bool flash_attn) {
+  ctx_ = ctx;
+  summary_ = summary;
+  path_ = path;
+  load_ms_ = load_ms;
+  flash_attn_ = flash_attn;
+}
+
+Napi::Value Model::Load(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 1 || !info[0].IsString()) throw Napi::TypeError::New(env, "load(path, options?) expects a string path");
+  bool flash_attn = true;
+  if (info.Length() > 1 && info[1].IsObject()) {
+    Napi::Value v = info[1].As<Napi::Object>().Get("flashAttn");
+    if (!v.IsUndefined()) {
+      if (!v.IsBoolean()) throw Napi::TypeError::New(env, "option flashAttn must be a boolean");
+      flash_attn = v.As<Napi::Boolean>();
+    }
+  }
+  if (ctx_ != nullptr) return Rejected(env, kErrModelBusy, "a model is already loaded; free() it first");
+  if (!TryClaim()) return Rejected(env, kErrModelBusy, "the model is busy");
+  auto* worker = new LoadWorker(env, this, info.This().As<Napi::Object>(), info[0].As<Napi::String>(), flash_attn);
+  Napi::Promise promise = worker->Promise();
+  worker->Queue();
+  return promise;
+}
+
+Napi::Value Model::Transcribe(const Napi::CallbackInfo& info) { return TranscribeWorker::Start(this, info); }
+
+Napi::Value Model::Free(const Napi::CallbackInfo& info) {
+  if (busy_.load()) throw MakeError(info.Env(), kErrModelBusy, "cannot free a model while it is loading or transcribing");
+  if (ctx_ != nullptr) {
+    whisper_free(ctx_);
+    ctx_ = nullptr;
+  }
+  return info.Env().Undefined();
+}
+
+Napi::Object Model::Info(Napi::Env env) const {
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("path", path_);
+  o.Set("type", ctx_ != nullptr ? whisper_model_type_readable(ctx_) : "");
+  o.Set("multilingual", summary_.multilingual);
+  o.Set("weightType", summary_.weight_type);
+  o.Set("ftype", summary_.ftype);
+  o.Set("vocab", summary_.n_vocab);
+  o.Set("audioState", summary_.n_audio_state);
+  o.Set("audioLayers", summary_.n_audio_layer);
+  o.Set("textState", summary_.n_text_state);
+  o.Set("textLayers", summary_.n_text_layer);
+  o.Set("mels", summary_.n_mels);
+  o.Set("tensors", summary_.tensors);
+  o.Set("fileBytes", static_cast<double>(summary_.file_bytes));
+  o.Set("flashAttn", flash_attn_);
+  o.Set("loadMs", load_ms_);
+  return o;
+}
+
+Napi::Value Model::GetInfo(const Napi::CallbackInfo& info) {
+  if (ctx_ == nullptr) return info.Env().Null();
+  return Info(info.Env());
+}
+
+Napi::Value Model::GetLoaded(const Napi::CallbackInfo& info) { return Napi::Boolean::New(info.Env(), ctx_ != nullptr); }
+
+}  // namespace earshot

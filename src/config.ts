@@ -1,0 +1,209 @@
+import { existsSync, readFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+
+import { AppError } from './errors.js';
+import { logLevels, type LogLevel } from './log.js';
+
+/** earshot's settings after defaults, the config file and the environment are merged. */
+export interface Config {
+  host: string;
+  port: number;
+  /** LMDB environment and audio spool live here. */
+  stateDir: string;
+  /** The model as configured: a path, or a name looked up in modelsDir. */
+  model: string;
+  /** The model file the engine loads. */
+  modelPath: string;
+  modelsDir: string;
+  threads: number;
+  /** Unset: generated on first start and stored in the state directory. */
+  apiKey: string | undefined;
+  auth: 'key' | 'none';
+  /** Where callbacks and webhooks may be delivered. */
+  callbackCidrs: string[];
+  logLevel: LogLevel;
+  /** nice increment of the inference threads, so HTTP stays responsive during inference. */
+  inferenceNice: number;
+  flashAttn: boolean;
+  /** Audio is transcribed in windows of this many seconds (bounds memory for long files). */
+  windowSeconds: number;
+}
+
+type Raw = string | number | boolean | string[];
+
+interface Setting<K extends keyof Config> {
+  key: K;
+  env: string;
+  description: string;
+  default: (partial: Partial<Config>) => Config[K];
+  parse: (value: Raw) => Config[K];
+}
+
+class SettingError extends Error {}
+
+const text = (value: Raw): string => {
+  if (typeof value !== 'string' || value.trim() === '') throw new SettingError('must be a non-empty string');
+  return value.trim();
+};
+
+const integer =
+  (min: number, max: number) =>
+  (value: Raw): number => {
+    const n = typeof value === 'number' ? value : typeof value === 'string' && /^-?\d+$/.test(value.trim()) ? Number(value) : NaN;
+    if (!Number.isInteger(n) || n < min || n > max) throw new SettingError(`must be an integer from ${min} to ${max}`);
+    return n;
+  };
+
+const boolean = (value: Raw): boolean => {
+  if (typeof value === 'boolean') return value;
+  if (typeof value === 'string' && /^(1|true|yes|on)$/i.test(value.trim())) return true;
+  if (typeof value === 'string' && /^(0|false|no|off)$/i.test(value.trim())) return false;
+  throw new SettingError('must be true or false');
+};
+
+const oneOf =
+  <T extends string>(choices: readonly T[]) =>
+  (value: Raw): T => {
+    if (typeof value === 'string' && (choices as readonly string[]).includes(value.trim())) return value.trim() as T;
+    throw new SettingError(`must be one of ${choices.join(', ')}`);
+  };
+
+const cidrPattern = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})\/(\d{1,2})$|^[0-9a-f:]+\/\d{1,3}$/i;
+const cidrList = (value: Raw): string[] => {
+  const items = Array.isArray(value) ? value : typeof value === 'string' ? value.split(',') : null;
+  if (!items) throw new SettingError('must be a comma-separated list of CIDR ranges');
+  const cidrs = items.map((s) => String(s).trim()).filter(Boolean);
+  for (const cidr of cidrs) {
+    const m = cidrPattern.exec(cidr);
+    const v4ok = m && m[1] !== undefined ? [m[1], m[2], m[3], m[4]].every((o) => Number(o) <= 255) && Number(m[5]) <= 32 : true;
+    const v6ok = m && m[1] === undefined ? Number(cidr.split('/')[1]) <= 128 : true;
+    if (!m || !v4ok || !v6ok) throw new SettingError(`"${cidr}" is not a CIDR range such as 192.168.0.0/16`);
+  }
+  return cidrs;
+};
+
+/** RFC 1918 and RFC 4193 ranges: the LAN, never loopback or link-local. */
+export const defaultCallbackCidrs = ['10.0.0.0/8', '172.16.0.0/12', '192.168.0.0/16', 'fc00::/7'];
+
+/** A model name (looked up in the models directory) or a path. */
+export function resolveModelPath(model: string, modelsDir: string): string {
+  if (model.includes('/') || model.endsWith('.bin')) return path.resolve(model);
+  return path.join(modelsDir, `ggml-${model}.bin`);
+}
+
+// The settings in the order they are documented (README "Settings").
+const settings = [
+  { key: 'host', env: 'EARSHOT_HOST', description: 'address to listen on', default: () => '0.0.0.0', parse: text },
+  { key: 'port', env: 'EARSHOT_PORT', description: 'TCP port', default: () => 8080, parse: integer(0, 65535) },
+  {
+    key: 'stateDir',
+    env: 'EARSHOT_STATE_DIR',
+    description: 'LMDB store and audio spool',
+    default: () => path.resolve('var'),
+    parse: (v) => path.resolve(text(v)),
+  },
+  {
+    key: 'modelsDir',
+    env: 'EARSHOT_MODELS_DIR',
+    description: 'where model names are looked up',
+    default: () => path.resolve('models'),
+    parse: (v) => path.resolve(text(v)),
+  },
+  {
+    key: 'model',
+    env: 'EARSHOT_MODEL',
+    description: 'model name (ggml-<name>.bin in the models directory) or path',
+    default: () => 'tiny.en-q5_1',
+    parse: text,
+  },
+  {
+    key: 'threads',
+    env: 'EARSHOT_THREADS',
+    description: 'inference threads',
+    default: () => Math.max(1, os.availableParallelism()),
+    parse: integer(1, 64),
+  },
+  { key: 'apiKey', env: 'EARSHOT_API_KEY', description: 'API key (generated when unset)', default: () => undefined, parse: text },
+  { key: 'auth', env: 'EARSHOT_AUTH', description: 'key or none', default: () => 'key' as const, parse: oneOf(['key', 'none'] as const) },
+  {
+    key: 'callbackCidrs',
+    env: 'EARSHOT_CALLBACK_CIDRS',
+    description: 'allowed callback targets',
+    default: () => defaultCallbackCidrs,
+    parse: cidrList,
+  },
+  { key: 'logLevel', env: 'EARSHOT_LOG_LEVEL', description: 'debug, info, warn or error', default: () => 'info' as const, parse: oneOf(logLevels) },
+  {
+    key: 'inferenceNice',
+    env: 'EARSHOT_INFERENCE_NICE',
+    description: 'nice increment of inference threads',
+    default: () => 10,
+    parse: integer(0, 19),
+  },
+  { key: 'flashAttn', env: 'EARSHOT_FLASH_ATTN', description: 'flash attention', default: () => true, parse: boolean },
+  {
+    key: 'windowSeconds',
+    env: 'EARSHOT_WINDOW_SECONDS',
+    description: 'transcription window length in seconds',
+    default: () => 300,
+    parse: integer(30, 3600),
+  },
+] satisfies Setting<keyof Config>[];
+
+export interface ConfigSources {
+  env?: NodeJS.ProcessEnv;
+  /** Overrides EARSHOT_CONFIG and the default file location. */
+  file?: string;
+}
+
+/**
+ * Defaults, then the JSON file named by EARSHOT_CONFIG (or /etc/earshot/config.json when
+ * present), then EARSHOT_* environment variables; validated once. Every problem is one
+ * line of the thrown ERR_CONFIG error.
+ */
+export function loadConfig(sources: ConfigSources = {}): Config {
+  const env = sources.env ?? process.env;
+  const problems: string[] = [];
+  const explicitFile = sources.file ?? env.EARSHOT_CONFIG;
+  const file = explicitFile ?? (existsSync('/etc/earshot/config.json') ? '/etc/earshot/config.json' : undefined);
+
+  let fromFile: Record<string, unknown> = {};
+  if (file) {
+    try {
+      const parsed: unknown = JSON.parse(readFileSync(file, 'utf8'));
+      if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
+        problems.push(`${file}: must contain a JSON object`);
+      } else {
+        fromFile = parsed as Record<string, unknown>;
+      }
+    } catch (err) {
+      problems.push(`${file}: ${(err as Error).message}`);
+    }
+  }
+  const known = new Set<string>(settings.map((s) => s.key));
+  for (const key of Object.keys(fromFile)) {
+    if (!known.has(key)) problems.push(`${file}: unknown setting "${key}" (known: ${[...known].join(', ')})`);
+  }
+
+  const config: Partial<Config> = {};
+  for (const setting of settings as Setting<keyof Config>[]) {
+    const envValue = env[setting.env];
+    const [raw, where] =
+      envValue !== undefined && envValue !== ''
+        ? [envValue, setting.env]
+        : fromFile[setting.key] !== undefined
+          ? [fromFile[setting.key] as Raw, `${file}: ${setting.key}`]
+          : [undefined, ''];
+    try {
+      (config as Record<string, unknown>)[setting.key] = raw === undefined ? setting.default(config) : setting.parse(raw);
+    } catch (err) {
+      if (!(err instanceof SettingError)) throw err;
+      problems.push(`${where} ${err.message} (got ${JSON.stringify(raw)})`);
+    }
+  }
+  if (problems.length) throw new AppError('ERR_CONFIG', `Invalid configuration:\n- ${problems.join('\n- ')}`);
+  const complete = config as Config;
+  complete.modelPath = resolveModelPath(complete.model, complete.modelsDir);
+  return complete;
+}

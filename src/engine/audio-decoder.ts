@@ -1,0 +1,405 @@
+import { spawn } from 'node:child_process';
+import { rm, stat } from 'node:fs/promises';
+import { resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+import { AppError, type ErrorCode, errorRegistry, invalidArgument } from '../errors.js';
+import type { AudioFormat } from './media-type.js';
+
+/**
+ * Runs `earshot-decode` (native/decoder/earshot-decode.cc), the out-of-process decoder that
+ * turns an upload into 16 kHz mono float32 PCM under memory, CPU-time, output-length and
+ * seccomp limits, and maps every way it can end to an AppError code.
+ */
+
+/** Sample rate of the decoder's output. */
+export const DECODED_SAMPLE_RATE = 16000;
+
+/** Bytes per output sample (float32 little-endian). */
+export const DECODED_BYTES_PER_SAMPLE = 4;
+
+/** Default address-space limit of the decoder process. */
+export const DEFAULT_DECODER_MEMORY_MB = 256;
+
+/** Limits for one decode. Only `maxSeconds` is required; the rest scale from it. */
+export interface DecodeLimits {
+  /** Longest audio accepted, in seconds; longer fails with ERR_AUDIO_TOO_LONG. */
+  maxSeconds: number;
+  /** Address-space limit of the decoder in MiB (default 256). */
+  maxMemoryMb?: number;
+  /** CPU-time limit in whole seconds (default 10 + maxSeconds / 4). */
+  maxCpuSeconds?: number;
+  /** Wall-clock limit in ms, after which the decoder is killed (default 3 × CPU limit + 10 s). */
+  timeoutMs?: number;
+}
+
+export interface DecodeAudioOptions {
+  /** The upload as spooled to disk. */
+  inputPath: string;
+  /** Where the PCM goes; created (mode 0600) or truncated, and removed if decoding fails. */
+  outputPath: string;
+  /** From parseAudioMediaType(). */
+  format: AudioFormat;
+  limits: DecodeLimits;
+  /** Aborting kills the decoder and rejects with ERR_ABORTED. */
+  signal?: AbortSignal;
+  /** The earshot-decode binary; default: EARSHOT_DECODER, else native/build/bin/earshot-decode. */
+  decoderPath?: string;
+}
+
+/** What the decoder produced: `samples` float32 values at 16 kHz in `outputPath`. */
+export interface DecodedAudio {
+  outputPath: string;
+  sampleRate: typeof DECODED_SAMPLE_RATE;
+  samples: number;
+  durationMs: number;
+  /** Sample rate, channels and frame count of the upload before resampling and downmixing. */
+  inputRate: number;
+  inputChannels: number;
+  inputFrames: number;
+  /** `wav`, `rf64`, `aiff`, `au`, `flac`, `ogg`, `mp3` or `raw`. */
+  container: string;
+  /** e.g. `pcm_s16`, `flac`, `vorbis`, `opus`, `mp3`, `mulaw`. */
+  codec: string;
+  /** Whether the seccomp filter was in force (false only on kernels without seccomp). */
+  sandboxed: boolean;
+}
+
+/**
+ * The decoder binary: `explicit`, else `$EARSHOT_DECODER`, else the CMake build output
+ * `native/build/bin/earshot-decode` of this package.
+ */
+export function resolveDecoderPath(explicit?: string): string {
+  if (explicit !== undefined && explicit !== '') return resolve(explicit);
+  const fromEnv = process.env.EARSHOT_DECODER;
+  if (fromEnv !== undefined && fromEnv !== '') return resolve(fromEnv);
+  // This module runs as dist/src/engine/audio-decoder.js: three levels below the package root.
+  return fileURLToPath(new URL('../../../native/build/bin/earshot-decode', import.meta.url));
+}
+
+type ResolvedLimits = Required<DecodeLimits>;
+
+function resolveLimits(limits: DecodeLimits): ResolvedLimits {
+  const { maxSeconds } = limits;
+  if (typeof maxSeconds !== 'number' || !Number.isFinite(maxSeconds) || maxSeconds <= 0 || maxSeconds > 604800) {
+    throw invalidArgument('limits.maxSeconds', 'a number of seconds above 0 and at most 604800', maxSeconds);
+  }
+  const maxMemoryMb = limits.maxMemoryMb ?? DEFAULT_DECODER_MEMORY_MB;
+  if (!Number.isInteger(maxMemoryMb) || maxMemoryMb < 1) {
+    throw invalidArgument('limits.maxMemoryMb', 'a positive integer', maxMemoryMb);
+  }
+  const maxCpuSeconds = limits.maxCpuSeconds ?? Math.ceil(10 + maxSeconds / 4);
+  if (!Number.isInteger(maxCpuSeconds) || maxCpuSeconds < 1) {
+    throw invalidArgument('limits.maxCpuSeconds', 'a positive integer', maxCpuSeconds);
+  }
+  // Longer than the CPU limit, so that a busy decoder is stopped by the clearer CPU limit
+  // and the wall clock only catches one that is stuck (or starved by inference threads).
+  const timeoutMs = limits.timeoutMs ?? (maxCpuSeconds * 3 + 10) * 1000;
+  if (typeof timeoutMs !== 'number' || !Number.isFinite(timeoutMs) || timeoutMs <= 0) {
+    throw invalidArgument('limits.timeoutMs', 'a positive number of milliseconds', timeoutMs);
+  }
+  return { maxSeconds, maxMemoryMb, maxCpuSeconds, timeoutMs };
+}
+
+/** The decoder's command line for one decode (exported for logs and tests). */
+export function decoderArguments(
+  inputPath: string,
+  outputPath: string,
+  format: AudioFormat,
+  limits: Required<DecodeLimits>,
+): string[] {
+  // Absolute paths can never be mistaken for options.
+  const args = ['--input', resolve(inputPath), '--output', resolve(outputPath)];
+  switch (format.kind) {
+    case 'auto':
+      args.push('--format', 'auto');
+      if (format.container !== undefined) args.push('--container', format.container);
+      if (format.codec !== undefined) args.push('--codec', format.codec);
+      break;
+    case 'basic':
+      args.push('--format', 'basic');
+      break;
+    case 'l16':
+      args.push('--format', 'l16', '--rate', String(format.rate), '--channels', String(format.channels));
+      args.push('--endian', format.endianness);
+      break;
+    case 'mulaw':
+    case 'alaw':
+      args.push('--format', format.kind, '--rate', String(format.rate), '--channels', String(format.channels));
+      break;
+  }
+  args.push(
+    '--max-seconds', String(limits.maxSeconds),
+    '--max-memory-mb', String(limits.maxMemoryMb),
+    '--max-cpu-seconds', String(limits.maxCpuSeconds),
+  );
+  return args;
+}
+
+// Codes the decoder may report itself; anything else from it is a decoder bug.
+const DECODER_CODES = new Set<ErrorCode>([
+  'ERR_AUDIO_UNSUPPORTED',
+  'ERR_AUDIO_CORRUPT',
+  'ERR_AUDIO_TOO_LONG',
+  'ERR_AUDIO_EMPTY',
+  'ERR_AUDIO_LIMIT',
+  'ERR_DECODER',
+]);
+
+// The decoder's exit codes, for when it died before printing its JSON line.
+const EXIT_CODES: Record<number, ErrorCode> = {
+  10: 'ERR_AUDIO_UNSUPPORTED',
+  11: 'ERR_AUDIO_CORRUPT',
+  12: 'ERR_AUDIO_TOO_LONG',
+  13: 'ERR_AUDIO_EMPTY',
+  14: 'ERR_AUDIO_LIMIT',
+};
+
+const CRASH_SIGNALS = new Set(['SIGSEGV', 'SIGBUS', 'SIGILL', 'SIGFPE', 'SIGABRT', 'SIGTRAP']);
+
+const MAX_STDOUT = 64 * 1024;
+const MAX_STDERR = 4 * 1024;
+
+/**
+ * Decodes `inputPath` into 16 kHz mono float32 PCM at `outputPath` in a sandboxed child
+ * process. The child gets an empty environment (no API keys near hostile data).
+ * @throws AppError ERR_AUDIO_UNSUPPORTED, ERR_AUDIO_CORRUPT, ERR_AUDIO_EMPTY,
+ *   ERR_AUDIO_TOO_LONG (per the decoder); ERR_AUDIO_LIMIT (memory, CPU time or wall clock
+ *   exceeded); ERR_ABORTED (the signal fired); ERR_DECODER (missing binary, crash, sandbox
+ *   violation, nonsense output); ERR_INVALID_ARGUMENT (bad options). On every failure the
+ *   output file is removed.
+ */
+export async function decodeAudio(options: DecodeAudioOptions): Promise<DecodedAudio> {
+  const { inputPath, outputPath, format, signal } = options;
+  if (typeof inputPath !== 'string' || inputPath === '') throw invalidArgument('inputPath', 'a file path', inputPath);
+  if (typeof outputPath !== 'string' || outputPath === '') throw invalidArgument('outputPath', 'a file path', outputPath);
+  if (resolve(inputPath) === resolve(outputPath)) {
+    throw invalidArgument('outputPath', 'a path other than inputPath', outputPath);
+  }
+  const limits = resolveLimits(options.limits ?? ({} as DecodeLimits));
+  const binary = resolveDecoderPath(options.decoderPath);
+  const args = decoderArguments(inputPath, outputPath, format, limits);
+  if (signal?.aborted) throw new AppError('ERR_ABORTED', 'audio decoding was aborted before it started');
+
+  const run = await runDecoder(binary, args, limits, signal);
+  let result: DecodedAudio;
+  try {
+    result = interpret(run, limits, binary);
+    await checkOutput(outputPath, result);
+  } catch (error) {
+    await rm(outputPath, { force: true });
+    throw error;
+  }
+  return { ...result, outputPath };
+}
+
+interface DecoderRun {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  stdout: string;
+  stderr: string;
+  timedOut: boolean;
+  aborted: boolean;
+  spawnError?: NodeJS.ErrnoException;
+}
+
+function runDecoder(
+  binary: string,
+  args: string[],
+  limits: ResolvedLimits,
+  signal: AbortSignal | undefined,
+): Promise<DecoderRun> {
+  return new Promise((resolvePromise) => {
+    const child = spawn(binary, args, { stdio: ['ignore', 'pipe', 'pipe'], env: {} });
+    const run: DecoderRun = { code: null, signal: null, stdout: '', stderr: '', timedOut: false, aborted: false };
+    let settled = false;
+    const finish = (): void => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      signal?.removeEventListener('abort', onAbort);
+      resolvePromise(run);
+    };
+    const kill = (): void => {
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+    };
+    const onAbort = (): void => {
+      run.aborted = true;
+      kill();
+    };
+    const timer = setTimeout(() => {
+      run.timedOut = true;
+      kill();
+    }, limits.timeoutMs);
+    signal?.addEventListener('abort', onAbort, { once: true });
+
+    child.stdout.setEncoding('utf8');
+    child.stdout.on('data', (chunk: string) => {
+      if (run.stdout.length < MAX_STDOUT) run.stdout += chunk;
+    });
+    child.stderr.setEncoding('utf8');
+    child.stderr.on('data', (chunk: string) => {
+      run.stderr = (run.stderr + chunk).slice(-MAX_STDERR);
+    });
+    child.on('error', (error: NodeJS.ErrnoException) => {
+      // Spawning failed (no such binary, not executable): there is no process to wait for.
+      run.spawnError = error;
+      finish();
+    });
+    child.on('close', (code, exitSignal) => {
+      run.code = code;
+      run.signal = exitSignal;
+      finish();
+    });
+  });
+}
+
+interface DecoderReport {
+  ok: boolean;
+  code?: unknown;
+  message?: unknown;
+  samples?: unknown;
+  durationMs?: unknown;
+  inputRate?: unknown;
+  inputChannels?: unknown;
+  inputFrames?: unknown;
+  container?: unknown;
+  codec?: unknown;
+  seccomp?: unknown;
+}
+
+function lastJsonLine(stdout: string): DecoderReport | undefined {
+  const line = stdout.trim().split('\n').pop();
+  if (line === undefined || line === '') return undefined;
+  try {
+    const value: unknown = JSON.parse(line);
+    if (typeof value === 'object' && value !== null && typeof (value as DecoderReport).ok === 'boolean') {
+      return value as DecoderReport;
+    }
+  } catch {
+    // Not JSON: treated like no report at all.
+  }
+  return undefined;
+}
+
+function stderrNote(run: DecoderRun): string {
+  const text = run.stderr.trim();
+  return text === '' ? '' : ` (decoder stderr: ${text.slice(-500)})`;
+}
+
+function interpret(run: DecoderRun, limits: ResolvedLimits, binary: string): DecodedAudio {
+  if (run.spawnError !== undefined) {
+    const { code, message } = run.spawnError;
+    throw new AppError(
+      'ERR_DECODER',
+      `The audio decoder could not be started: ${message}.` +
+        (code === 'ENOENT' || code === 'EACCES'
+          ? `\nPossible solutions:\n- Build it: npm run build:native (it lands in native/build/bin/earshot-decode)` +
+            `\n- Point EARSHOT_DECODER at an earshot-decode binary (looked for ${binary})`
+          : ''),
+      { cause: run.spawnError },
+    );
+  }
+  // Our own kills first: their signal says nothing about the audio.
+  if (run.aborted) throw new AppError('ERR_ABORTED', 'audio decoding was aborted');
+  if (run.timedOut) {
+    throw new AppError('ERR_AUDIO_LIMIT', `audio decoding took longer than ${limits.timeoutMs} ms and was stopped`);
+  }
+  if (run.signal !== null) throw signalError(run, limits);
+
+  const report = lastJsonLine(run.stdout);
+  if (report !== undefined && !report.ok) {
+    const code = report.code;
+    const message = typeof report.message === 'string' ? report.message : 'audio decoding failed';
+    if (typeof code === 'string' && DECODER_CODES.has(code as ErrorCode)) {
+      throw new AppError(code as ErrorCode, code === 'ERR_DECODER' ? message + stderrNote(run) : message);
+    }
+    throw new AppError('ERR_DECODER', `the decoder reported an unknown failure ${JSON.stringify(code)}: ${message}`);
+  }
+  if (report !== undefined && run.code === 0) return decoded(report);
+
+  const code = run.code === null ? undefined : EXIT_CODES[run.code];
+  if (code !== undefined) {
+    throw new AppError(code, `${errorRegistry[code].title} (the decoder exited with code ${run.code} without a report)`);
+  }
+  throw new AppError(
+    'ERR_DECODER',
+    `the decoder exited with code ${run.code} and ${report === undefined ? 'no valid report' : 'an inconsistent report'}` +
+      stderrNote(run),
+  );
+}
+
+function signalError(run: DecoderRun, limits: ResolvedLimits): AppError {
+  const name = run.signal as string;
+  if (name === 'SIGXCPU') {
+    return new AppError('ERR_AUDIO_LIMIT', `audio decoding used more than its CPU-time limit of ${limits.maxCpuSeconds} s`);
+  }
+  if (name === 'SIGKILL') {
+    // Not ours (those were handled above): the kernel's hard CPU limit or its OOM killer.
+    return new AppError(
+      'ERR_AUDIO_LIMIT',
+      `the decoder was killed (SIGKILL): it exceeded its CPU-time hard limit of ${limits.maxCpuSeconds + 1} s ` +
+        'or the system ran out of memory',
+    );
+  }
+  if (name === 'SIGXFSZ') {
+    return new AppError('ERR_AUDIO_TOO_LONG', `the decoded audio exceeded the output size for ${limits.maxSeconds} s`);
+  }
+  if (name === 'SIGSYS') {
+    return new AppError(
+      'ERR_DECODER',
+      'the decoder was stopped by its sandbox: it attempted a forbidden system call while decoding this input ' +
+        '(a hostile or malformed file, or a gap in the seccomp allow-list)' + stderrNote(run),
+    );
+  }
+  if (CRASH_SIGNALS.has(name)) {
+    return new AppError(
+      'ERR_DECODER',
+      `the decoder crashed (${name}) while decoding this input; the audio is probably malformed` + stderrNote(run),
+    );
+  }
+  return new AppError('ERR_DECODER', `the decoder was terminated by ${name}` + stderrNote(run));
+}
+
+function decoded(report: DecoderReport): DecodedAudio {
+  const count = (value: unknown): number | undefined =>
+    typeof value === 'number' && Number.isSafeInteger(value) && value >= 0 ? value : undefined;
+  const samples = count(report.samples);
+  const durationMs = count(report.durationMs);
+  const inputRate = count(report.inputRate);
+  const inputChannels = count(report.inputChannels);
+  const inputFrames = count(report.inputFrames);
+  const { container, codec } = report;
+  if (
+    samples === undefined || samples === 0 || durationMs === undefined || inputRate === undefined ||
+    inputChannels === undefined || inputFrames === undefined || typeof container !== 'string' || typeof codec !== 'string'
+  ) {
+    throw new AppError('ERR_DECODER', `the decoder reported success with an invalid result: ${JSON.stringify(report)}`);
+  }
+  return {
+    outputPath: '',
+    sampleRate: DECODED_SAMPLE_RATE,
+    samples,
+    durationMs,
+    inputRate,
+    inputChannels,
+    inputFrames,
+    container,
+    codec,
+    sandboxed: report.seccomp === true,
+  };
+}
+
+// The inference side trusts the output's length; make sure it is what the decoder reported.
+async function checkOutput(outputPath: string, result: DecodedAudio): Promise<void> {
+  const size = await stat(outputPath).then(
+    (s) => s.size,
+    () => -1,
+  );
+  if (size !== result.samples * DECODED_BYTES_PER_SAMPLE) {
+    throw new AppError(
+      'ERR_DECODER',
+      `the decoder reported ${result.samples} samples but its output has ${size < 0 ? 'no file' : `${size} bytes`}`,
+    );
+  }
+}

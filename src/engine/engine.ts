@@ -1,0 +1,122 @@
+/** The speech-to-text engine as the rest of earshot sees it (jobs/ depends on this only). */
+
+/** 16 kHz mono float PCM in memory, or a window of a spool file of float32le samples. */
+export type EngineAudio = Float32Array | { path: string; offset?: number; length?: number };
+
+/** Decoding settings of one transcription; whisper's defaults where unset. */
+export interface TranscribeOptions {
+  /** A whisper language code ("en", "de", ...) or "auto" to detect it from the audio. */
+  language?: string;
+  /** Translate into English instead of transcribing. */
+  translate?: boolean;
+  strategy?: 'greedy' | 'beam';
+  /** Candidates sampled per fallback step with greedy decoding. */
+  bestOf?: number;
+  beamSize?: number;
+  temperature?: number;
+  /** Step of the temperature fallback; 0 turns the fallback off. */
+  temperatureIncrement?: number;
+  entropyThreshold?: number;
+  logprobThreshold?: number;
+  noSpeechThreshold?: number;
+  initialPrompt?: string;
+  conditionOnPreviousText?: boolean;
+  tokenTimestamps?: boolean;
+  /** Word timings and confidences (implies token timestamps). */
+  words?: boolean;
+  /** Maximum segment length in characters; 0 = whisper's own segmentation. */
+  maxSegmentLength?: number;
+  splitOnWord?: boolean;
+  suppressBlank?: boolean;
+  suppressNonSpeech?: boolean;
+  /** Encoder context override (0 = full 30 s); smaller is faster and less accurate. */
+  audioCtx?: number;
+  /** Skip non-speech with the Silero VAD model configured for the engine. */
+  vad?: boolean;
+  /** Length of the windows the audio is read and transcribed in. */
+  windowSeconds?: number;
+  threads?: number;
+  /** How much lower than the service the inference threads run (nice increment 0..19). */
+  nice?: number;
+}
+
+export interface Word {
+  text: string;
+  /** ms from the start of the audio */
+  start: number;
+  end: number;
+  confidence: number;
+}
+
+export interface Token {
+  id: number;
+  text: string;
+  p: number;
+  plog: number;
+  start: number;
+  end: number;
+}
+
+export interface Segment {
+  start: number;
+  end: number;
+  text: string;
+  /** exp(mean log p) of the segment's text tokens */
+  confidence: number;
+  noSpeechProb: number;
+  speakerTurnNext: boolean;
+  tokens: Token[];
+  words: Word[];
+}
+
+export interface Timings {
+  melMs: number;
+  sampleMs: number;
+  encodeMs: number;
+  decodeMs: number;
+  batchdMs: number;
+  promptMs: number;
+  totalMs: number;
+  encodeRuns: number;
+  decodeRuns: number;
+  fallbacks: number;
+}
+
+export interface Transcript {
+  text: string;
+  segments: Segment[];
+  language: string;
+  durationMs: number;
+  windows: number;
+  timings: Timings;
+}
+
+export interface Progress {
+  percent: number;
+  processedMs: number;
+}
+
+export interface TranscribeControl {
+  signal?: AbortSignal;
+  onProgress?: (progress: Progress) => void;
+}
+
+export interface ModelInfo {
+  path: string;
+  type: string;
+  multilingual: boolean;
+  weightType: string;
+  fileBytes: number;
+  flashAttn: boolean;
+  loadMs: number;
+}
+
+export interface Engine {
+  /** Loads the model; called once at start. */
+  load(): Promise<ModelInfo>;
+  /** Rejects with an AppError: ERR_ABORTED, ERR_MODEL_BUSY, ERR_INFERENCE, ... */
+  transcribe(audio: EngineAudio, options: TranscribeOptions, control?: TranscribeControl): Promise<Transcript>;
+  readonly ready: boolean;
+  readonly model: ModelInfo | null;
+  close(): void;
+}

@@ -1,0 +1,182 @@
+import { createRequire } from 'node:module';
+import path from 'node:path';
+
+import { AppError } from '../errors.js';
+import { nativeBuildDir } from '../paths.js';
+
+/** Options of one transcription as the addon reads them (validated in whisper-engine.ts). */
+export interface NativeTranscribeOptions {
+  threads?: number;
+  nice?: number;
+  language?: string;
+  translate?: boolean;
+  strategy?: 'greedy' | 'beam';
+  bestOf?: number;
+  beamSize?: number;
+  temperature?: number;
+  temperatureIncrement?: number;
+  entropyThreshold?: number;
+  logprobThreshold?: number;
+  noSpeechThreshold?: number;
+  initialPrompt?: string;
+  conditionOnPreviousText?: boolean;
+  tokenTimestamps?: boolean;
+  words?: boolean;
+  maxSegmentLength?: number;
+  splitOnWord?: boolean;
+  suppressBlank?: boolean;
+  suppressNonSpeech?: boolean;
+  audioCtx?: number;
+  vadModel?: string;
+  vadThreshold?: number;
+  vadMinSpeechMs?: number;
+  vadMinSilenceMs?: number;
+  vadSpeechPadMs?: number;
+  windowSeconds?: number;
+}
+
+/** 16 kHz mono float PCM in memory, or a window of a spool file of float32le samples. */
+export type NativeAudio = Float32Array | { path: string; offset?: number; length?: number };
+
+export interface NativeToken {
+  id: number;
+  text: string;
+  p: number;
+  plog: number;
+  /** ms from the start of the audio; -1 without token timestamps */
+  start: number;
+  end: number;
+}
+
+export interface NativeWord {
+  text: string;
+  start: number;
+  end: number;
+  confidence: number;
+}
+
+export interface NativeSegment {
+  start: number;
+  end: number;
+  text: string;
+  noSpeechProb: number;
+  speakerTurnNext: boolean;
+  tokens: NativeToken[];
+  words: NativeWord[];
+}
+
+export interface NativeTimings {
+  melMs: number;
+  sampleMs: number;
+  encodeMs: number;
+  decodeMs: number;
+  batchdMs: number;
+  promptMs: number;
+  totalMs: number;
+  encodeRuns: number;
+  decodeRuns: number;
+  fallbacks: number;
+}
+
+export interface NativeResult {
+  segments: NativeSegment[];
+  language: string;
+  durationMs: number;
+  windows: number;
+  timings: NativeTimings;
+}
+
+export interface NativeProgress {
+  percent: number;
+  processedMs: number;
+}
+
+export interface NativeTask {
+  promise: Promise<NativeResult>;
+  abort(): void;
+}
+
+export interface NativeModelInfo {
+  path: string;
+  type: string;
+  multilingual: boolean;
+  weightType: string;
+  ftype: number;
+  vocab: number;
+  audioState: number;
+  audioLayers: number;
+  textState: number;
+  textLayers: number;
+  mels: number;
+  tensors: number;
+  fileBytes: number;
+  flashAttn: boolean;
+  loadMs: number;
+}
+
+export interface NativeModel {
+  load(path: string, options?: { flashAttn?: boolean }): Promise<NativeModelInfo>;
+  transcribe(audio: NativeAudio, options: NativeTranscribeOptions, onProgress?: (p: NativeProgress) => void): NativeTask;
+  free(): void;
+  readonly info: NativeModelInfo | null;
+  readonly loaded: boolean;
+}
+
+export interface NativeModelCheck {
+  multilingual: boolean;
+  weightType: string;
+  vocab: number;
+  audioState: number;
+  audioLayers: number;
+  textState: number;
+  textLayers: number;
+  tensors: number;
+  tensorBytes: number;
+  fileBytes: number;
+}
+
+export type NativeLogLevel = 'debug' | 'info' | 'warn' | 'error';
+
+/** The raw binding built from native/ (see native/src/addon.cc). */
+export interface NativeAddon {
+  Model: new () => NativeModel;
+  systemInfo(): string;
+  version(): string;
+  languages(): string[];
+  checkModel(path: string): NativeModelCheck;
+  setLogger(fn: ((level: NativeLogLevel, message: string) => void) | null, minLevel?: NativeLogLevel): void;
+  notify(state: string): boolean;
+}
+
+let cached: NativeAddon | undefined;
+
+/**
+ * Loads the addon once. On failure, one error lists every path tried and what to do.
+ */
+export function loadAddon(): NativeAddon {
+  if (cached) return cached;
+  const require = createRequire(import.meta.url);
+  const candidates = [process.env.EARSHOT_ADDON, path.join(nativeBuildDir, 'Release', 'earshot.node')].filter(
+    (p): p is string => Boolean(p),
+  );
+  const failures: string[] = [];
+  for (const candidate of candidates) {
+    try {
+      cached = require(candidate) as NativeAddon;
+      return cached;
+    } catch (err) {
+      failures.push(`- ${candidate}: ${(err as Error).message.split('\n')[0]}`);
+    }
+  }
+  throw new AppError(
+    'ERR_ADDON_LOAD',
+    [
+      `Could not load earshot's native addon for ${process.platform}-${process.arch} (Node ${process.versions.node}):`,
+      ...failures,
+      'Possible solutions:',
+      '- Build it: npm run build:native (needs cmake, g++ and the packages of scripts/install-deps)',
+      '- A build made for another CPU preset or Node version: rm -rf native/build && npm run build:native',
+      `- Check the architecture: node -p process.arch (this is ${process.arch})`,
+    ].join('\n'),
+  );
+}

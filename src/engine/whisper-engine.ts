@@ -1,0 +1,209 @@
+import { AppError, invalidArgument, isErrorCode } from '../errors.js';
+import type { Logger } from '../log.js';
+import type {
+  Engine,
+  EngineAudio,
+  ModelInfo,
+  Segment,
+  TranscribeControl,
+  TranscribeOptions,
+  Transcript,
+} from './engine.js';
+import { loadAddon, type NativeAddon, type NativeModel, type NativeTranscribeOptions } from './native.js';
+
+export interface WhisperEngineConfig {
+  /** Path of a ggml whisper model file. */
+  modelPath: string;
+  /** Inference threads; defaults for every transcription. */
+  threads: number;
+  /** nice increment of the inference threads relative to the service (0..19). */
+  nice: number;
+  flashAttn: boolean;
+  /** Silero VAD model (ggml) for `vad: true`; undefined when none is installed. */
+  vadModelPath?: string;
+  windowSeconds: number;
+}
+
+const booleanOptions = [
+  'translate',
+  'conditionOnPreviousText',
+  'tokenTimestamps',
+  'words',
+  'splitOnWord',
+  'suppressBlank',
+  'suppressNonSpeech',
+  'vad',
+] as const;
+
+function checkNumber(
+  options: TranscribeOptions,
+  name: keyof TranscribeOptions,
+  min: number,
+  max: number,
+  integer: boolean,
+): void {
+  const value = options[name];
+  if (value === undefined) return;
+  const ok = typeof value === 'number' && Number.isFinite(value) && value >= min && value <= max;
+  if (!ok || (integer && !Number.isInteger(value))) {
+    throw invalidArgument(name, `${integer ? 'an integer' : 'a number'} between ${min} and ${max}`, value);
+  }
+}
+
+/**
+ * The Engine over earshot's native addon: one whisper.cpp model, loaded once, one
+ * transcription at a time (the addon refuses a second one with ERR_MODEL_BUSY).
+ */
+export class WhisperEngine implements Engine {
+  private native: NativeModel | null = null;
+  private info: ModelInfo | null = null;
+  private languageCodes: Set<string> | null = null;
+
+  constructor(
+    private readonly config: WhisperEngineConfig,
+    private readonly log: Logger,
+    private readonly addon: NativeAddon = loadAddon(),
+  ) {}
+
+  get ready(): boolean {
+    return this.info !== null;
+  }
+
+  get model(): ModelInfo | null {
+    return this.info;
+  }
+
+  async load(): Promise<ModelInfo> {
+    const whisperLog = this.log.child('whisper');
+    // whisper.cpp's info lines are a load report; they belong at debug level here.
+    this.addon.setLogger(
+      (level, message) => (level === 'info' ? whisperLog.debug(message) : whisperLog[level](message)),
+      this.log.enabled('debug') ? 'debug' : 'warn',
+    );
+    this.languageCodes = new Set(this.addon.languages());
+    const model = new this.addon.Model();
+    const native = await model.load(this.config.modelPath, { flashAttn: this.config.flashAttn }).catch((err) => {
+      throw toAppError(err);
+    });
+    this.native = model;
+    this.info = {
+      path: native.path,
+      type: native.type,
+      multilingual: native.multilingual,
+      weightType: native.weightType,
+      fileBytes: native.fileBytes,
+      flashAttn: native.flashAttn,
+      loadMs: native.loadMs,
+    };
+    this.log.info('model loaded', {
+      path: native.path,
+      type: native.type,
+      weights: native.weightType,
+      ms: Math.round(native.loadMs),
+      threads: this.config.threads,
+      flashAttn: native.flashAttn,
+    });
+    return this.info;
+  }
+
+  /** Checks options the way a user wrote them; throws ERR_INVALID_ARGUMENT with one clear message. */
+  validate(options: TranscribeOptions): NativeTranscribeOptions {
+    for (const name of booleanOptions) {
+      const value = options[name];
+      if (value !== undefined && typeof value !== 'boolean') throw invalidArgument(name, 'a boolean', value);
+    }
+    checkNumber(options, 'threads', 1, 64, true);
+    checkNumber(options, 'nice', 0, 19, true);
+    checkNumber(options, 'bestOf', 1, 16, true);
+    checkNumber(options, 'beamSize', 1, 16, true);
+    checkNumber(options, 'temperature', 0, 1, false);
+    checkNumber(options, 'temperatureIncrement', 0, 1, false);
+    checkNumber(options, 'entropyThreshold', 0, 100, false);
+    checkNumber(options, 'logprobThreshold', -100, 0, false);
+    checkNumber(options, 'noSpeechThreshold', 0, 1, false);
+    checkNumber(options, 'maxSegmentLength', 0, 10000, true);
+    checkNumber(options, 'audioCtx', 0, 1500, true);
+    checkNumber(options, 'windowSeconds', 30, 3600, false);
+    if (options.strategy !== undefined && options.strategy !== 'greedy' && options.strategy !== 'beam') {
+      throw invalidArgument('strategy', '"greedy" or "beam"', options.strategy);
+    }
+    if (options.initialPrompt !== undefined && typeof options.initialPrompt !== 'string') {
+      throw invalidArgument('initialPrompt', 'a string', options.initialPrompt);
+    }
+    const language = options.language ?? 'en';
+    if (typeof language !== 'string' || (language !== 'auto' && !this.languageCodes?.has(language))) {
+      throw invalidArgument('language', '"auto" or a whisper language code such as "en"', language);
+    }
+    if (this.info && !this.info.multilingual && language !== 'en' && language !== 'auto') {
+      throw new AppError(
+        'ERR_INVALID_ARGUMENT',
+        `The model ${this.info.type} is English-only; it cannot transcribe language "${language}"`,
+      );
+    }
+    if (options.translate && this.info && !this.info.multilingual) {
+      throw new AppError('ERR_INVALID_ARGUMENT', 'An English-only model cannot translate');
+    }
+    if (options.vad && !this.config.vadModelPath) {
+      throw new AppError('ERR_INVALID_ARGUMENT', 'VAD was requested but no VAD model is installed');
+    }
+    const { vad, ...rest } = options;
+    return {
+      ...rest,
+      language,
+      threads: options.threads ?? this.config.threads,
+      nice: options.nice ?? this.config.nice,
+      windowSeconds: options.windowSeconds ?? this.config.windowSeconds,
+      ...(vad ? { vadModel: this.config.vadModelPath } : {}),
+    };
+  }
+
+  async transcribe(audio: EngineAudio, options: TranscribeOptions, control: TranscribeControl = {}): Promise<Transcript> {
+    if (!this.native) throw new AppError('ERR_MODEL_FREED', 'The model is not loaded');
+    const native = this.validate(options);
+    if (control.signal?.aborted) throw new AppError('ERR_ABORTED', 'Transcription aborted before it started');
+    // The JS stack of the caller, for errors that come back from the worker thread.
+    const stack = new Error().stack;
+    const task = this.native.transcribe(audio, native, control.onProgress);
+    const onAbort = () => task.abort();
+    control.signal?.addEventListener('abort', onAbort, { once: true });
+    try {
+      const result = await task.promise;
+      const segments: Segment[] = result.segments.map((s) => {
+        const plogs = s.tokens.map((t) => t.plog);
+        const confidence = plogs.length ? Math.exp(plogs.reduce((a, b) => a + b, 0) / plogs.length) : 0;
+        return { ...s, text: s.text.trim(), confidence };
+      });
+      return {
+        text: segments
+          .map((s) => s.text)
+          .filter(Boolean)
+          .join(' '),
+        segments,
+        language: result.language,
+        durationMs: result.durationMs,
+        windows: result.windows,
+        timings: result.timings,
+      };
+    } catch (err) {
+      const appError = toAppError(err);
+      if (stack) appError.stack = `${appError.name}: ${appError.message}\n${stack.split('\n').slice(1).join('\n')}`;
+      throw appError;
+    } finally {
+      control.signal?.removeEventListener('abort', onAbort);
+    }
+  }
+
+  close(): void {
+    this.native?.free();
+    this.native = null;
+    this.info = null;
+    this.addon.setLogger(null);
+  }
+}
+
+function toAppError(err: unknown): AppError {
+  if (err instanceof AppError) return err;
+  const code = (err as { code?: unknown } | null)?.code;
+  const message = err instanceof Error ? err.message : String(err);
+  return new AppError(isErrorCode(code) ? code : 'ERR_INFERENCE', message, { cause: err });
+}

@@ -1,0 +1,40 @@
+import { App } from './app.js';
+import { loadConfig, type Config } from './config.js';
+import { AppError } from './errors.js';
+import { createLogger } from './log.js';
+
+function fail(message: string): never {
+  process.stderr.write(`earshot: ${message}\n`);
+  process.exit(1);
+}
+
+let config: Config;
+try {
+  config = loadConfig();
+} catch (err) {
+  fail(err instanceof AppError ? err.message : String(err));
+}
+const log = createLogger({ level: config.logLevel });
+const app = new App(config, log);
+
+let stopping = false;
+async function shutdown(signal: string): Promise<void> {
+  if (stopping) return;
+  stopping = true;
+  log.info('shutting down', { signal });
+  await app.stop();
+  process.exit(0);
+}
+process.on('SIGTERM', () => void shutdown('SIGTERM'));
+process.on('SIGINT', () => void shutdown('SIGINT'));
+
+try {
+  await app.start();
+} catch (err) {
+  if (err instanceof AppError && err.code === 'ERR_MODEL_NOT_FOUND') {
+    fail(
+      `${err.message}\nInstall a model (scripts/download-model ${config.model}) or point EARSHOT_MODEL at a ggml model file.`,
+    );
+  }
+  fail(err instanceof Error ? (err.stack ?? err.message) : String(err));
+}
