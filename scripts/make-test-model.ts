@@ -13,11 +13,12 @@ import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { createReadStream, existsSync, realpathSync } from 'node:fs';
 import { mkdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
-import { dirname, join, relative, resolve } from 'node:path';
+import { join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { isDeepStrictEqual, parseArgs } from 'node:util';
 
 import { MODEL_SHAPES, whisperHparams, writeWhisperModel, type ModelShape, type WhisperHparams } from './lib/ggml-writer.js';
+import { nativeTool, projectRoot } from '../src/paths.js';
 
 export {
   MODEL_SHAPES,
@@ -42,23 +43,11 @@ export const QUANTS: readonly Quant[] = ['q5_0', 'q5_1', 'q8_0'];
 
 const GENERATOR = 'earshot scripts/make-test-model';
 
-function findRepoRoot(): string {
-  let dir = dirname(fileURLToPath(import.meta.url));
-  for (;;) {
-    if (existsSync(join(dir, 'package.json'))) return dir;
-    const parent = dirname(dir);
-    if (parent === dir) throw new Error('make-test-model: no package.json above the script');
-    dir = parent;
-  }
-}
-
-/** The repository root (the directory of package.json above this script). */
-export const REPO_ROOT = findRepoRoot();
+/** The repository root. */
+export const REPO_ROOT = projectRoot;
 
 /** Path of one of whisper.cpp's tools built by scripts/build-native (whisper-cli, whisper-quantize, ...). */
-export function nativeToolPath(name: string): string {
-  return join(REPO_ROOT, 'native', 'build', 'bin', name);
-}
+export const nativeToolPath = nativeTool;
 
 /** whisper.cpp's file name for a model: ggml-tiny.en.bin, ggml-tiny.en-q5_1.bin, ggml-tiny.bin (multilingual). */
 export function modelFileName(shape: ModelShape, options: { multilingual?: boolean; quant?: Quant | null } = {}): string {

@@ -1,9 +1,9 @@
 import { spawn } from 'node:child_process';
 import { rm, stat } from 'node:fs/promises';
 import { resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
 
 import { AppError, type ErrorCode, errorRegistry, invalidArgument } from '../errors.js';
+import { nativeTool } from '../paths.js';
 import type { AudioFormat } from './media-type.js';
 
 /**
@@ -73,8 +73,7 @@ export function resolveDecoderPath(explicit?: string): string {
   if (explicit !== undefined && explicit !== '') return resolve(explicit);
   const fromEnv = process.env.EARSHOT_DECODER;
   if (fromEnv !== undefined && fromEnv !== '') return resolve(fromEnv);
-  // This module runs as dist/src/engine/audio-decoder.js: three levels below the package root.
-  return fileURLToPath(new URL('../../../native/build/bin/earshot-decode', import.meta.url));
+  return nativeTool('earshot-decode');
 }
 
 type ResolvedLimits = Required<DecodeLimits>;

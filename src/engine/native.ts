@@ -155,6 +155,12 @@ let cached: NativeAddon | undefined;
  */
 export function loadAddon(): NativeAddon {
   if (cached) return cached;
+  // ggml's threads meet at a barrier after every graph node. libgomp's default is to
+  // spin there, which collapses when any other thread wants a core (the event loop, the
+  // audio decoder, another process): on 2 cores a decode step of the test model went
+  // from 1.8 ms to 60 ms. Passive waiting sleeps instead. libgomp reads this once, when
+  // it is loaded with the addon; an explicit setting wins.
+  process.env.OMP_WAIT_POLICY ??= 'PASSIVE';
   const require = createRequire(import.meta.url);
   const candidates = [process.env.EARSHOT_ADDON, path.join(nativeBuildDir, 'Release', 'earshot.node')].filter(
     (p): p is string => Boolean(p),
