@@ -1,13 +1,18 @@
 // Generates whisper models with the real architecture and seeded random weights, for tests
 // and benchmarks on machines that cannot download OpenAI's weights, then quantizes them
-// with whisper.cpp's own whisper-quantize built from the same source.
+// with whisper.cpp's own whisper-quantize built from the same source. `--shape silero`
+// makes whisper.cpp's Silero VAD model instead (see scripts/lib/vad-writer.ts: a loudness
+// gate with Silero's architecture).
 //
 //   node dist/scripts/make-test-model.js --shape test|tiny|base [--quant q5_0,q5_1,q8_0]
 //        [--seed N] [--out-dir models] [--multilingual] [--quantize-bin PATH]
+//   node dist/scripts/make-test-model.js --shape silero [--seed N] [--out-dir models]
 //
 // Output names follow whisper.cpp's: models/ggml-tiny.en.bin (f16), models/ggml-tiny.en-q5_1.bin;
-// with --multilingual, models/ggml-tiny.bin. Each file gets a sidecar <file>.json (shape,
-// seed, generator version, sha256); a file whose sidecar and checksum match is kept.
+// with --multilingual, models/ggml-tiny.bin; the VAD model is models/ggml-silero-test.bin
+// (whisper.cpp's real ones are ggml-silero-v5.1.2.bin, ...). Each file gets a sidecar
+// <file>.json (shape, seed, generator version, sha256); a file whose sidecar and checksum
+// match is kept.
 
 import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
@@ -18,6 +23,7 @@ import { fileURLToPath } from 'node:url';
 import { isDeepStrictEqual, parseArgs } from 'node:util';
 
 import { MODEL_SHAPES, whisperHparams, writeWhisperModel, type ModelShape, type WhisperHparams } from './lib/ggml-writer.js';
+import { SILERO_VAD_HPARAMS, writeVadModel, type VadHparams } from './lib/vad-writer.js';
 import { nativeTool, projectRoot } from '../src/paths.js';
 
 export {
@@ -33,9 +39,29 @@ export {
   type WriteWhisperModelOptions,
   type WrittenWhisperModel,
 } from './lib/ggml-writer.js';
+export {
+  SILERO_VAD_HPARAMS,
+  VAD_LOUDNESS_THRESHOLD,
+  vadModelBytes,
+  vadTensors,
+  writeVadModel,
+  type VadHparams,
+  type VadModelOptions,
+  type VadTensor,
+  type WrittenVadModel,
+} from './lib/vad-writer.js';
 
 /** Bump whenever the bytes written for the same options change: sidecars then stop matching. */
 export const GENERATOR_VERSION = 1;
+
+/** The same for the VAD model, which has its own writer. */
+export const VAD_GENERATOR_VERSION = 1;
+
+/** The file name of the generated Silero VAD model. */
+export const VAD_MODEL_FILE = 'ggml-silero-test.bin';
+
+/** What `--shape` accepts: the whisper shapes and `silero`, the VAD model. */
+export const CLI_SHAPES: readonly string[] = [...MODEL_SHAPES, 'silero'];
 
 export type Quant = 'q5_0' | 'q5_1' | 'q8_0';
 
@@ -82,7 +108,7 @@ export interface MadeTestModel {
   ms: number;
 }
 
-interface Sidecar {
+interface WhisperIdentity {
   generator: string;
   version: number;
   shape: ModelShape;
@@ -91,11 +117,19 @@ interface Sidecar {
   quant: Quant | null;
   hparams: WhisperHparams;
   source: { file: string; sha256: string } | null;
-  bytes: number;
-  sha256: string;
 }
 
-type SidecarIdentity = Omit<Sidecar, 'bytes' | 'sha256'>;
+interface VadIdentity {
+  generator: string;
+  version: number;
+  shape: 'silero';
+  seed: number;
+  hparams: VadHparams;
+}
+
+type SidecarIdentity = WhisperIdentity | VadIdentity;
+
+type Sidecar = SidecarIdentity & { bytes: number; sha256: string };
 
 async function sha256File(path: string): Promise<string> {
   const hash = createHash('sha256');
@@ -221,6 +255,41 @@ export async function makeTestModels(options: MakeTestModelsOptions): Promise<Ma
   return results;
 }
 
+/** Options of {@link makeVadTestModel}. */
+export interface MakeVadTestModelOptions {
+  /** Seed of the weights; default 1. */
+  seed?: number;
+  /** Default: models/ at the repository root. */
+  outDir?: string;
+  /** One line for the file; default: none. */
+  log?: (line: string) => void;
+}
+
+/**
+ * Makes the Silero VAD model (outDir/ggml-silero-test.bin) unless its sidecar and checksum
+ * match. For whisper.cpp's `vad_model_path` (earshot's `vadModelPath`, whisper-cli's --vad-model).
+ */
+export async function makeVadTestModel(options: MakeVadTestModelOptions = {}): Promise<MadeTestModel> {
+  const seed = options.seed ?? 1;
+  if (!Number.isInteger(seed) || seed < 0 || seed > 0xffffffff) {
+    throw new TypeError(`Expected an integer between 0 and 4294967295 for seed but received ${String(seed)}`);
+  }
+  const outDir = resolve(options.outDir ?? join(REPO_ROOT, 'models'));
+  await mkdir(outDir, { recursive: true });
+  const identity: VadIdentity = {
+    generator: GENERATOR,
+    version: VAD_GENERATOR_VERSION,
+    shape: 'silero',
+    seed,
+    hparams: structuredClone(SILERO_VAD_HPARAMS) as VadHparams,
+  };
+  const made = await produceFile(join(outDir, VAD_MODEL_FILE), identity, async (temp) => {
+    await writeVadModel(temp, { seed });
+  }, null);
+  options.log?.(formatResult(made));
+  return made;
+}
+
 function formatResult(made: MadeTestModel): string {
   const shown = relative(process.cwd(), made.path) || made.path;
   const size = `${(made.bytes / 1e6).toFixed(1)} MB`;
@@ -229,11 +298,14 @@ function formatResult(made: MadeTestModel): string {
 }
 
 const USAGE = `usage: node dist/scripts/make-test-model.js --shape ${MODEL_SHAPES.join('|')} [--quant ${QUANTS.join(',')}]
-       [--seed N] [--out-dir DIR] [--multilingual] [--quantize-bin PATH]`;
+       [--seed N] [--out-dir DIR] [--multilingual] [--quantize-bin PATH]
+       node dist/scripts/make-test-model.js --shape silero [--seed N] [--out-dir DIR]`;
 
 class UsageError extends Error {}
 
-function parseCli(argv: string[]): MakeTestModelsOptions | 'help' {
+type CliRequest = { kind: 'whisper'; options: MakeTestModelsOptions } | { kind: 'vad'; options: MakeVadTestModelOptions };
+
+function parseCli(argv: string[]): CliRequest | 'help' {
   let parsed;
   try {
     parsed = parseArgs({
@@ -255,8 +327,8 @@ function parseCli(argv: string[]): MakeTestModelsOptions | 'help' {
   }
   const v = parsed.values;
   if (v.help === true) return 'help';
-  if (v.shape === undefined || !(MODEL_SHAPES as readonly string[]).includes(v.shape)) {
-    throw new UsageError(`Expected one of ${MODEL_SHAPES.join(', ')} for --shape but received ${v.shape ?? 'nothing'}`);
+  if (v.shape === undefined || !CLI_SHAPES.includes(v.shape)) {
+    throw new UsageError(`Expected one of ${CLI_SHAPES.join(', ')} for --shape but received ${v.shape ?? 'nothing'}`);
   }
   const quants = (v.quant ?? '').split(',').map((q) => q.trim()).filter((q) => q !== '');
   for (const q of quants) {
@@ -269,6 +341,18 @@ function parseCli(argv: string[]): MakeTestModelsOptions | 'help' {
       throw new UsageError(`Expected an integer between 0 and 4294967295 for --seed but received ${v.seed}`);
     }
   }
+  if (v.shape === 'silero') {
+    // whisper-quantize handles whisper files only, and the VAD model has no language.
+    for (const option of ['quant', 'multilingual', 'quantize-bin'] as const) {
+      const value = v[option];
+      if (value !== undefined) {
+        throw new UsageError(`Expected no --${option} with --shape silero but received --${option}${typeof value === 'string' ? ` ${value}` : ''}`);
+      }
+    }
+    const vadOptions: MakeVadTestModelOptions = { seed, log: (line) => console.log(line) };
+    if (v['out-dir'] !== undefined) vadOptions.outDir = v['out-dir'];
+    return { kind: 'vad', options: vadOptions };
+  }
   const options: MakeTestModelsOptions = {
     shape: v.shape as ModelShape,
     quants: quants as Quant[],
@@ -278,24 +362,25 @@ function parseCli(argv: string[]): MakeTestModelsOptions | 'help' {
   };
   if (v['out-dir'] !== undefined) options.outDir = v['out-dir'];
   if (v['quantize-bin'] !== undefined) options.quantizeBin = v['quantize-bin'];
-  return options;
+  return { kind: 'whisper', options };
 }
 
 async function main(argv: string[]): Promise<number> {
-  let options;
+  let request;
   try {
-    options = parseCli(argv);
+    request = parseCli(argv);
   } catch (err) {
     if (!(err instanceof UsageError)) throw err;
     console.error(`make-test-model: ${err.message}\n${USAGE}`);
     return 2;
   }
-  if (options === 'help') {
+  if (request === 'help') {
     console.log(USAGE);
     return 0;
   }
   try {
-    await makeTestModels(options);
+    if (request.kind === 'vad') await makeVadTestModel(request.options);
+    else await makeTestModels(request.options);
     return 0;
   } catch (err) {
     console.error(`make-test-model: ${(err as Error).message}`);

@@ -1,23 +1,60 @@
+import { resolveApiKey } from './api-key.js';
 import type { Config } from './config.js';
+import { CidrPolicy } from './delivery/cidr.js';
+import { Dispatcher } from './delivery/dispatcher.js';
+import { sendRequest } from './delivery/http-client.js';
+import { Outbox } from './delivery/outbox.js';
+import { decodeAudio } from './engine/audio-decoder.js';
 import type { Engine } from './engine/engine.js';
-import { loadAddon } from './engine/native.js';
+import { loadAddon, type NativeAddon } from './engine/native.js';
 import { WhisperEngine } from './engine/whisper-engine.js';
+import { keyAuthenticator } from './http/auth.js';
+import { ibmRoutes } from './http/ibm-routes.js';
+import { opsRoutes } from './http/ops-routes.js';
+import { HttpServer, type Request } from './http/server.js';
+import { AppError } from './errors.js';
+import { CallbackRegistry, IbmNotifier } from './ibm/callbacks.js';
+import { JobService } from './jobs/job-service.js';
+import { JobStore } from './jobs/job-store.js';
+import { Scheduler } from './jobs/scheduler.js';
+import { Spool } from './jobs/spool.js';
 import type { Logger } from './log.js';
+import { Metrics } from './metrics.js';
+import { StateDatabase } from './store/database.js';
+
+const sweepIntervalMs = 60_000;
 
 /**
  * The composition root: builds every part from the config, starts them in order and
  * stops them in reverse. Constructors do nothing; start() does the work.
  */
 export class App {
+  readonly metrics = new Metrics();
+  readonly db: StateDatabase;
   readonly engine: Engine;
-  private readonly notify: (state: string) => boolean;
+  readonly http: HttpServer;
+  private readonly addon: NativeAddon;
+  private readonly spool: Spool;
+  private readonly outbox: Outbox;
+  private readonly dispatcher: Dispatcher;
+  private readonly store: JobStore;
+  private readonly service: JobService;
+  private readonly scheduler: Scheduler;
+  private readonly registry: CallbackRegistry;
+  private sweepTimer: NodeJS.Timeout | undefined;
+  /** Set in start(), once the API key is known. */
+  private authenticate: (req: Request) => void = () => {
+    throw new AppError('ERR_NOT_READY', 'The service is starting');
+  };
+  private started = false;
 
   constructor(
     readonly config: Config,
     private readonly log: Logger,
   ) {
-    const addon = loadAddon();
-    this.notify = (state) => addon.notify(state);
+    this.addon = loadAddon();
+    this.db = new StateDatabase(config.stateDir);
+    this.spool = new Spool(config.stateDir);
     this.engine = new WhisperEngine(
       {
         modelPath: config.modelPath,
@@ -25,21 +62,129 @@ export class App {
         nice: config.inferenceNice,
         flashAttn: config.flashAttn,
         windowSeconds: config.windowSeconds,
+        ...(config.vadModelPath ? { vadModelPath: config.vadModelPath } : {}),
+        defaults: {
+          ...(config.temperatureFallback ? {} : { temperatureIncrement: 0 }),
+          ...(config.vadModelPath ? { vad: true } : {}),
+        },
       },
       log.child('engine'),
-      addon,
+      this.addon,
+    );
+    const policy = new CidrPolicy(config.callbackCidrs);
+    // Built lazily in start(): LMDB databases can only be opened once the environment is.
+    this.outbox = new Outbox(this.db);
+    this.dispatcher = new Dispatcher({ outbox: this.outbox, policy, log: log.child('delivery') });
+    this.store = new JobStore(this.db);
+    this.registry = new CallbackRegistry(
+      this.db,
+      async (url, headers, timeoutMs) => {
+        const r = await sendRequest({ method: 'GET', url, headers, timeoutMs, policy });
+        return { status: r.status, body: r.body };
+      },
+      config.ibmSignature,
+    );
+    this.service = new JobService({
+      db: this.db,
+      store: this.store,
+      spool: this.spool,
+      notifiers: [new IbmNotifier(this.registry, this.outbox, config.ibmSignature)],
+      onNotified: () => this.dispatcher.notify(),
+      onQueued: () => this.scheduler.wake(),
+      maxWaiting: config.maxQueued,
+      log: log.child('jobs'),
+    });
+    this.scheduler = new Scheduler({
+      service: this.service,
+      store: this.store,
+      spool: this.spool,
+      engine: this.engine,
+      log: log.child('jobs'),
+      decode: (job, inputPath, outputPath, signal) =>
+        decodeAudio({ inputPath, outputPath, format: job.format, limits: { maxSeconds: config.maxAudioSeconds }, signal }),
+    });
+    this.http = new HttpServer({
+      host: config.host,
+      port: config.port,
+      log: log.child('http'),
+      metrics: this.metrics,
+      authenticate: (req) => this.authenticate(req),
+      groups: [
+        ibmRoutes({
+          service: this.service,
+          registry: this.registry,
+          spool: this.spool,
+          model: () => ({ multilingual: this.engine.model?.multilingual ?? false, languages: this.addon.languages() }),
+          minAudioBytes: 100,
+          maxAudioBytes: 1024 ** 3,
+        }),
+        opsRoutes({ metrics: this.metrics, notReadyReason: () => this.notReadyReason() }),
+      ],
+    });
+    this.defineGauges();
+  }
+
+  private notReadyReason(): string | undefined {
+    if (!this.started) return 'starting';
+    if (!this.engine.ready) return 'model not loaded';
+    return undefined;
+  }
+
+  private defineGauges(): void {
+    this.metrics.gauge('earshot_jobs', 'Jobs by status', () =>
+      Object.entries(this.store.countByStatus()).map(([status, n]) => [{ status }, n]),
+    );
+    this.metrics.gauge('earshot_model_loaded', '1 when the whisper model is loaded', () => (this.engine.ready ? 1 : 0));
+    this.metrics.gauge('earshot_deliveries', 'Outbox deliveries by state', () => {
+      const s = this.dispatcher.stats();
+      return [
+        [{ state: 'pending' }, s.pending],
+        [{ state: 'dead' }, s.dead],
+        [{ state: 'in_flight' }, s.inFlight],
+      ];
+    });
+    this.metrics.gauge('earshot_deliveries_sent', 'Deliveries answered with 2xx since start', () => this.dispatcher.stats().sent);
+    this.metrics.gauge('earshot_delivery_oldest_pending_seconds', 'Age of the oldest pending delivery', () =>
+      this.dispatcher.stats().oldestPendingAgeMs / 1000,
     );
   }
 
   async start(): Promise<void> {
+    this.db.open();
+    this.spool.open();
+    const { key, generated } = resolveApiKey(this.config.apiKey, this.config.stateDir);
+    this.authenticate = this.config.auth === 'key' ? keyAuthenticator(key) : () => {};
+    if (generated) this.log.info(`generated an API key (shown once): ${key}`);
+    const port = await this.http.listen();
+    this.log.info('listening', { host: this.config.host, port, auth: this.config.auth });
     await this.engine.load();
-    this.notify('READY=1');
-    this.log.info('ready', { model: this.config.model });
+    await this.scheduler.start();
+    this.dispatcher.start();
+    this.sweepTimer = setInterval(() => void this.sweep(), sweepIntervalMs);
+    this.sweepTimer.unref();
+    this.started = true;
+    this.addon.notify('READY=1');
+    this.log.info('ready', { model: this.config.model, url: `http://${this.config.host}:${port}` });
   }
 
+  private async sweep(): Promise<void> {
+    try {
+      const removed = await this.service.sweep();
+      if (removed) this.log.debug('expired jobs removed', { count: removed });
+    } catch (err) {
+      this.log.error('sweeping expired jobs failed', { error: err as Error });
+    }
+  }
+
+  /** Stops accepting requests, puts the running job back to waiting, flushes, closes. */
   async stop(): Promise<void> {
-    this.notify('STOPPING=1');
+    this.addon.notify('STOPPING=1');
+    clearInterval(this.sweepTimer);
+    this.http.close();
+    await this.scheduler.stop();
+    await this.dispatcher.stop();
     this.engine.close();
+    await this.db.close();
     this.log.info('stopped');
   }
 }

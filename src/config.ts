@@ -28,6 +28,23 @@ export interface Config {
   flashAttn: boolean;
   /** Audio is transcribed in windows of this many seconds (bounds memory for long files). */
   windowSeconds: number;
+  /** Waiting jobs beyond this are refused with 503 before their upload is read. */
+  maxQueued: number;
+  /** Longer audio fails its job with ERR_AUDIO_TOO_LONG. */
+  maxAudioSeconds: number;
+  /** IBM's X-Callback-Signature: HMAC-SHA1 (the documented contract) or HMAC-SHA256 (IBM since 2025). */
+  ibmSignature: 'sha1' | 'sha256';
+  /**
+   * whisper's temperature fallback: re-decode a window at higher temperatures when the
+   * result looks wrong. Better text on hard audio, up to several times the decode time.
+   */
+  temperatureFallback: boolean;
+  /**
+   * A Silero VAD model (path, or name in modelsDir like `silero-v5.1.2`): when set, jobs
+   * skip the non-speech parts of their audio (faster, fewer hallucinations in silence).
+   */
+  vadModel: string | undefined;
+  vadModelPath: string | undefined;
 }
 
 type Raw = string | number | boolean | string[];
@@ -149,12 +166,47 @@ const settings = [
     default: () => 300,
     parse: integer(30, 3600),
   },
+  {
+    key: 'maxQueued',
+    env: 'EARSHOT_MAX_QUEUED',
+    description: 'waiting jobs accepted before 503',
+    default: () => 100,
+    parse: integer(1, 100000),
+  },
+  {
+    key: 'maxAudioSeconds',
+    env: 'EARSHOT_MAX_AUDIO_SECONDS',
+    description: 'longest audio accepted',
+    default: () => 4 * 3600,
+    parse: integer(1, 48 * 3600),
+  },
+  {
+    key: 'ibmSignature',
+    env: 'EARSHOT_IBM_SIGNATURE',
+    description: 'sha1 or sha256',
+    default: () => 'sha1' as const,
+    parse: oneOf(['sha1', 'sha256'] as const),
+  },
+  {
+    key: 'vadModel',
+    env: 'EARSHOT_VAD_MODEL',
+    description: 'Silero VAD model name or path (off when unset)',
+    default: () => undefined,
+    parse: text,
+  },
+  {
+    key: 'temperatureFallback',
+    env: 'EARSHOT_TEMPERATURE_FALLBACK',
+    description: 'temperature fallback when decoding',
+    default: () => true,
+    parse: boolean,
+  },
 ] satisfies Setting<keyof Config>[];
 
 export interface ConfigSources {
   env?: NodeJS.ProcessEnv;
-  /** Overrides EARSHOT_CONFIG and the default file location. */
-  file?: string;
+  /** Overrides EARSHOT_CONFIG and the default file location; null: no file at all. */
+  file?: string | null;
 }
 
 /**
@@ -165,8 +217,11 @@ export interface ConfigSources {
 export function loadConfig(sources: ConfigSources = {}): Config {
   const env = sources.env ?? process.env;
   const problems: string[] = [];
-  const explicitFile = sources.file ?? env.EARSHOT_CONFIG;
-  const file = explicitFile ?? (existsSync('/etc/earshot/config.json') ? '/etc/earshot/config.json' : undefined);
+  const explicitFile = sources.file === null ? null : (sources.file ?? env.EARSHOT_CONFIG);
+  const file =
+    explicitFile === null
+      ? undefined
+      : (explicitFile ?? (existsSync('/etc/earshot/config.json') ? '/etc/earshot/config.json' : undefined));
 
   let fromFile: Record<string, unknown> = {};
   if (file) {
@@ -205,5 +260,6 @@ export function loadConfig(sources: ConfigSources = {}): Config {
   if (problems.length) throw new AppError('ERR_CONFIG', `Invalid configuration:\n- ${problems.join('\n- ')}`);
   const complete = config as Config;
   complete.modelPath = resolveModelPath(complete.model, complete.modelsDir);
+  complete.vadModelPath = complete.vadModel ? resolveModelPath(complete.vadModel, complete.modelsDir) : undefined;
   return complete;
 }

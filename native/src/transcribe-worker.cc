@@ -432,6 +432,17 @@ void TranscribeWorker::Run(const ExecutionProgress& progress) {
         seg.tokens.push_back({data.id, whisper_full_get_token_text(ctx, i, k), data.p, data.plog,
                               timed ? to_ms(data.t0) : -1, timed ? to_ms(data.t1) : -1});
       }
+      if (params.vad && !seg.tokens.empty() && seg.tokens.front().start_ms >= 0) {
+        // whisper maps segment times back to the original audio after VAD removed
+        // silence, but leaves token times on the shortened timeline: shift them by the
+        // segment's offset (a segment lies within one stretch of speech) and keep them
+        // inside the segment.
+        const int64_t shift = seg.start_ms - seg.tokens.front().start_ms;
+        for (auto& token : seg.tokens) {
+          token.start_ms = std::clamp(token.start_ms + shift, seg.start_ms, seg.end_ms);
+          token.end_ms = std::clamp(token.end_ms + shift, seg.start_ms, seg.end_ms);
+        }
+      }
       if (options_.words) seg.words = GroupWords(seg.tokens);
       segments_.push_back(std::move(seg));
     }

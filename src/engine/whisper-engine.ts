@@ -1,4 +1,6 @@
-import { AppError, invalidArgument, isErrorCode } from '../errors.js';
+import { open } from 'node:fs/promises';
+
+import { AppError, invalidArgument, toAppError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type {
   Engine,
@@ -22,6 +24,8 @@ export interface WhisperEngineConfig {
   /** Silero VAD model (ggml) for `vad: true`; undefined when none is installed. */
   vadModelPath?: string;
   windowSeconds: number;
+  /** Defaults of every transcription, below what a request asks for. */
+  defaults?: TranscribeOptions;
 }
 
 const booleanOptions = [
@@ -74,6 +78,7 @@ export class WhisperEngine implements Engine {
   }
 
   async load(): Promise<ModelInfo> {
+    if (this.config.vadModelPath) await checkVadModel(this.config.vadModelPath);
     const whisperLog = this.log.child('whisper');
     // whisper.cpp's info lines are a load report; they belong at debug level here.
     this.addon.setLogger(
@@ -83,7 +88,7 @@ export class WhisperEngine implements Engine {
     this.languageCodes = new Set(this.addon.languages());
     const model = new this.addon.Model();
     const native = await model.load(this.config.modelPath, { flashAttn: this.config.flashAttn }).catch((err) => {
-      throw toAppError(err);
+      throw toAppError(err, 'ERR_MODEL_LOAD');
     });
     this.native = model;
     this.info = {
@@ -107,7 +112,8 @@ export class WhisperEngine implements Engine {
   }
 
   /** Checks options the way a user wrote them; throws ERR_INVALID_ARGUMENT with one clear message. */
-  validate(options: TranscribeOptions): NativeTranscribeOptions {
+  validate(requested: TranscribeOptions): NativeTranscribeOptions {
+    const options = { ...this.config.defaults, ...requested };
     for (const name of booleanOptions) {
       const value = options[name];
       if (value !== undefined && typeof value !== 'boolean') throw invalidArgument(name, 'a boolean', value);
@@ -185,7 +191,7 @@ export class WhisperEngine implements Engine {
         timings: result.timings,
       };
     } catch (err) {
-      const appError = toAppError(err);
+      const appError = toAppError(err, 'ERR_INFERENCE');
       if (stack) appError.stack = `${appError.name}: ${appError.message}\n${stack.split('\n').slice(1).join('\n')}`;
       throw appError;
     } finally {
@@ -201,9 +207,26 @@ export class WhisperEngine implements Engine {
   }
 }
 
-function toAppError(err: unknown): AppError {
-  if (err instanceof AppError) return err;
-  const code = (err as { code?: unknown } | null)?.code;
-  const message = err instanceof Error ? err.message : String(err);
-  return new AppError(isErrorCode(code) ? code : 'ERR_INFERENCE', message, { cause: err });
+/**
+ * whisper.cpp asserts (aborting the process) on a VAD file of the wrong kind, and only
+ * reports a missing one as a failed transcription: check both up front.
+ */
+async function checkVadModel(file: string): Promise<void> {
+  let head: Buffer;
+  try {
+    const handle = await open(file, 'r');
+    try {
+      head = Buffer.alloc(32);
+      await handle.read(head, 0, 32, 0);
+    } finally {
+      await handle.close();
+    }
+  } catch (err) {
+    throw new AppError('ERR_MODEL_NOT_FOUND', `VAD model ${file} cannot be read: ${(err as Error).message}`);
+  }
+  const length = head.readInt32LE(4);
+  const type = length > 0 && length <= 24 ? head.toString('latin1', 8, 8 + length) : '';
+  if (head.readUInt32LE(0) !== 0x67676d6c || !type.startsWith('silero')) {
+    throw new AppError('ERR_MODEL_INVALID', `${file} is not a ggml Silero VAD model (whisper.cpp's ggml-silero-*.bin)`);
+  }
 }

@@ -1,0 +1,299 @@
+import { AppError } from '../errors.js';
+import type { Logger } from '../log.js';
+import { createRetrySchedule, parseRetryAfter, retryDelay, type RetrySchedule } from './backoff.js';
+import type { CidrPolicy } from './cidr.js';
+import { displayUrl, sendRequest, type SendFunction, type SendResponse } from './http-client.js';
+import type { AttemptOutcome, DeliveryRecord, Outbox } from './outbox.js';
+import { azureSignature, ibmSignature, standardWebhookHeaders } from './signing.js';
+
+/** Sent on every delivery; receivers' logs then say who called. */
+export const deliveryUserAgent = 'earshot-delivery/1 (earshot speech-to-text appliance)';
+
+export interface DispatcherOptions {
+  outbox: Outbox;
+  policy: CidrPolicy;
+  log: Logger;
+  /** Default `sendRequest`. */
+  send?: SendFunction;
+  /** Default `createRetrySchedule()` (immediate, 5 s, 5 min, ... 24 h, then dead). */
+  schedule?: RetrySchedule;
+  /** Per attempt: DNS, connect, response and body (default 15000). */
+  timeoutMs?: number;
+  /** Attempts in flight at once, over all targets (default 4). */
+  concurrency?: number;
+  now?: () => number;
+  random?: () => number;
+  /** Default `deliveryUserAgent`; the composition root may add earshot's version. */
+  userAgent?: string;
+  /** The target answered 410 Gone (the delivery is dead): e.g. deactivate the webhook. */
+  onGone?: (delivery: DeliveryRecord) => void;
+  /** A delivery became a dead letter (for any reason, 410 included). */
+  onDead?: (delivery: DeliveryRecord) => void;
+}
+
+/** Counters and gauges for /metrics. Counters count since start(). */
+export interface DispatcherStats {
+  /** Deliveries that got a 2xx. */
+  sent: number;
+  /** Attempts that did not get a 2xx. */
+  failedAttempts: number;
+  /** Deliveries that became dead letters. */
+  deadLettered: number;
+  inFlight: number;
+  /** Stored, pending deliveries (in flight included). */
+  pending: number;
+  /** Stored dead letters. */
+  dead: number;
+  /** Age of the oldest pending delivery, 0 when there is none. */
+  oldestPendingAgeMs: number;
+  /** From enqueue to 2xx, for the last delivery (undefined before the first). */
+  lastDeliveryLatencyMs: number | undefined;
+  /** Duration of the last attempt's request. */
+  lastAttemptDurationMs: number | undefined;
+}
+
+// A timer far in the future is re-armed at least this often: the Pi has no RTC, and when
+// NTP steps the wall clock, due times (wall clock) and timers (monotonic) drift apart.
+const maxTimerMs = 5 * 60 * 1000;
+
+/**
+ * Drives the outbox: sends due deliveries (signed at send time), records every
+ * attempt's outcome durably before anything else happens to that delivery, and sleeps
+ * until the next due time. At-least-once: a delivery in flight when the process dies is
+ * still pending in the outbox and is sent again, with the same id, after a restart.
+ *
+ * Outcomes: 2xx delivered; 410 Gone dead at once (+ onGone); a forbidden target or an
+ * invalid URL dead at once (retrying cannot help until the configuration changes; the
+ * dead letter can then be redelivered); 429/503 retried no sooner than Retry-After;
+ * anything else (3xx included: redirects are not followed), timeouts and connection
+ * errors retried per the schedule, dead after the last attempt.
+ */
+export class Dispatcher {
+  private readonly outbox: Outbox;
+  private readonly send: SendFunction;
+  private readonly schedule: RetrySchedule;
+  private readonly timeoutMs: number;
+  private readonly concurrency: number;
+  private readonly now: () => number;
+  private readonly random: () => number;
+  private readonly userAgent: string;
+  private readonly log: Logger;
+
+  private running = false;
+  private timer: NodeJS.Timeout | null = null;
+  private wakeQueued = false;
+  private readonly inFlight = new Map<string, { done: Promise<void>; abort: AbortController }>();
+  private counters = { sent: 0, failedAttempts: 0, deadLettered: 0 };
+  private lastDeliveryLatencyMs: number | undefined;
+  private lastAttemptDurationMs: number | undefined;
+
+  constructor(private readonly options: DispatcherOptions) {
+    this.outbox = options.outbox;
+    this.send = options.send ?? sendRequest;
+    this.schedule = options.schedule ?? createRetrySchedule();
+    this.timeoutMs = options.timeoutMs ?? 15_000;
+    this.concurrency = options.concurrency ?? 4;
+    this.now = options.now ?? Date.now;
+    this.random = options.random ?? Math.random;
+    this.userAgent = options.userAgent ?? deliveryUserAgent;
+    this.log = options.log;
+  }
+
+  /** Starts sending: whatever is due now (including what was in flight before a restart), then on schedule. */
+  start(): void {
+    if (this.running) return;
+    this.running = true;
+    this.counters = { sent: 0, failedAttempts: 0, deadLettered: 0 };
+    this.pump();
+  }
+
+  /**
+   * Stops taking work and waits for attempts in flight, at most `graceMs` (default 5 s);
+   * then aborts the rest. An aborted attempt is not recorded: it stays pending and is
+   * sent again after the next start.
+   */
+  async stop(graceMs = 5000): Promise<void> {
+    this.running = false;
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = null;
+    const settled = Promise.all([...this.inFlight.values()].map((f) => f.done));
+    let grace: NodeJS.Timeout | undefined;
+    const timedOut = await Promise.race([
+      settled.then(() => false),
+      new Promise<boolean>((resolve) => (grace = setTimeout(() => resolve(true), graceMs))),
+    ]);
+    clearTimeout(grace);
+    if (timedOut) {
+      for (const flight of this.inFlight.values()) flight.abort.abort(new AppError('ERR_SHUTTING_DOWN', 'delivery attempt aborted: earshot is stopping'));
+      await settled;
+    }
+  }
+
+  /** Something was enqueued (and committed): look for due work now rather than at the next timer. */
+  notify(): void {
+    if (!this.running || this.wakeQueued) return;
+    this.wakeQueued = true;
+    // Coalesces a burst of enqueues into one scan.
+    setImmediate(() => {
+      this.wakeQueued = false;
+      this.pump();
+    });
+  }
+
+  /** Counters and gauges for /metrics. */
+  stats(): DispatcherStats {
+    const counts = this.outbox.counts();
+    const oldest = this.outbox.oldestPending();
+    return {
+      ...this.counters,
+      inFlight: this.inFlight.size,
+      pending: counts.pending,
+      dead: counts.dead,
+      oldestPendingAgeMs: oldest ? Math.max(0, this.now() - oldest.createdAt) : 0,
+      lastDeliveryLatencyMs: this.lastDeliveryLatencyMs,
+      lastAttemptDurationMs: this.lastAttemptDurationMs,
+    };
+  }
+
+  /** Starts due attempts up to the concurrency limit, then sleeps until the next due time. */
+  private pump(): void {
+    if (!this.running) return;
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = null;
+    let nextDueAt: number | undefined;
+    try {
+      const now = this.now();
+      for (const { id, dueAt } of this.outbox.due()) {
+        if (this.inFlight.has(id)) continue;
+        // Full: the next attempt to finish pumps again.
+        if (this.inFlight.size >= this.concurrency) return;
+        if (dueAt > now) {
+          nextDueAt = dueAt;
+          break;
+        }
+        const record = this.outbox.get(id);
+        if (record?.state === 'pending') this.begin(record);
+      }
+    } catch (err) {
+      // The store is closing or failing; the next notify/start tries again.
+      this.log.error('delivery scan failed', { error: err });
+      return;
+    }
+    if (nextDueAt !== undefined) {
+      this.timer = setTimeout(() => this.pump(), Math.min(Math.max(0, nextDueAt - this.now()), maxTimerMs));
+      this.timer.unref();
+    }
+  }
+
+  private begin(record: DeliveryRecord): void {
+    const abort = new AbortController();
+    const done = this.attempt(record, abort.signal)
+      .catch((err) => this.log.error('delivery attempt could not be recorded', { id: record.id, error: err }))
+      .finally(() => {
+        this.inFlight.delete(record.id);
+        this.pump();
+      });
+    this.inFlight.set(record.id, { done, abort });
+  }
+
+  private async attempt(record: DeliveryRecord, signal: AbortSignal): Promise<void> {
+    const started = this.now();
+    const attemptNo = record.attempts + 1;
+    let response: SendResponse | undefined;
+    let error: AppError | undefined;
+    try {
+      response = await this.send({
+        method: 'POST',
+        url: record.target.url,
+        headers: this.headersFor(record, attemptNo, started),
+        body: record.body,
+        timeoutMs: this.timeoutMs,
+        policy: this.options.policy,
+        signal,
+      });
+    } catch (err) {
+      if (signal.aborted) return; // stopping: left pending, sent again after restart
+      error = err instanceof AppError ? err : new AppError('ERR_TARGET_UNREACHABLE', err instanceof Error ? err.message : String(err), { cause: err });
+    }
+    const at = this.now();
+    this.lastAttemptDurationMs = at - started;
+    const outcome = this.decide(attemptNo, at, response, error);
+    const stored = await this.outbox.recordAttempt(record.id, outcome);
+    if (!stored) return; // discarded or changed meanwhile
+    this.report(stored, outcome, response, error);
+  }
+
+  private headersFor(record: DeliveryRecord, attemptNo: number, nowMs: number): Record<string, string> {
+    const { ibm, azure, standard } = record.signing;
+    const headers: Record<string, string> = {
+      ...record.headers,
+      'Content-Type': 'application/json',
+      'User-Agent': this.userAgent,
+      'X-Earshot-Delivery-Id': record.id,
+      'X-Earshot-Delivery-Attempt': String(attemptNo),
+      ...standardWebhookHeaders({ id: record.id, nowMs, body: record.body, secret: standard?.secret }),
+    };
+    if (ibm) headers['X-Callback-Signature'] = ibmSignature(ibm.secret, record.body, ibm.algorithm);
+    if (azure) headers['X-MicrosoftSpeechServices-Signature'] = azureSignature(azure.secret, record.body);
+    return headers;
+  }
+
+  private decide(attemptNo: number, at: number, response?: SendResponse, error?: AppError): AttemptOutcome {
+    if (response && response.status >= 200 && response.status < 300) return { result: 'delivered', at, status: response.status };
+    const detail = response ? { status: response.status, error: describeStatus(response) } : { error: error!.message };
+    if (response?.status === 410) return { result: 'dead', at, ...detail, error: 'HTTP 410 Gone: the receiver asked not to be called again' };
+    if (error && (error.code === 'ERR_TARGET_FORBIDDEN' || error.code === 'ERR_INVALID_ARGUMENT')) return { result: 'dead', at, ...detail };
+    let delay = retryDelay(this.schedule, attemptNo, this.random);
+    if (delay === null) return { result: 'dead', at, ...detail };
+    if (response && (response.status === 429 || response.status === 503)) {
+      const retryAfter = parseRetryAfter(response.headers['retry-after'], at);
+      if (retryAfter !== undefined) delay = Math.max(delay, Math.min(retryAfter, this.schedule.maxRetryAfterMs));
+    }
+    return { result: 'retry', at, nextAttemptAt: at + delay, ...detail };
+  }
+
+  private report(stored: DeliveryRecord, outcome: AttemptOutcome, response?: SendResponse, error?: AppError): void {
+    const fields = {
+      id: stored.id,
+      event: stored.event,
+      url: displayUrl(stored.target.url),
+      hookId: stored.target.hookId,
+      attempt: stored.attempts,
+      status: response?.status,
+      code: error?.code,
+      error: error?.message,
+    };
+    if (outcome.result === 'delivered') {
+      this.counters.sent++;
+      this.lastDeliveryLatencyMs = outcome.at - stored.createdAt;
+      // No info line per success: on an SD card, the journal is written for problems only.
+      this.log.debug('delivered', { ...fields, latencyMs: this.lastDeliveryLatencyMs });
+      return;
+    }
+    this.counters.failedAttempts++;
+    if (outcome.result === 'retry') {
+      this.log.info('delivery attempt failed, will retry', { ...fields, retryInMs: outcome.nextAttemptAt - outcome.at });
+      return;
+    }
+    this.counters.deadLettered++;
+    this.log.warn('delivery dead-lettered', { ...fields, reason: stored.lastError });
+    if (response?.status === 410) this.callback('onGone', stored);
+    this.callback('onDead', stored);
+  }
+
+  private callback(name: 'onGone' | 'onDead', delivery: DeliveryRecord): void {
+    try {
+      this.options[name]?.(delivery);
+    } catch (err) {
+      this.log.error(`${name} handler failed`, { id: delivery.id, error: err });
+    }
+  }
+}
+
+function describeStatus(response: SendResponse): string {
+  const location = response.headers.location;
+  if (response.status >= 300 && response.status < 400 && location) {
+    return `HTTP ${response.status} redirect to ${displayUrl(location)} (redirects are not followed: register the final URL)`;
+  }
+  return `HTTP ${response.status}`;
+}

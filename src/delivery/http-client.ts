@@ -1,0 +1,202 @@
+import { lookup as dnsLookup, type LookupAddress } from 'node:dns';
+import http, { type IncomingHttpHeaders, type IncomingMessage } from 'node:http';
+import https from 'node:https';
+import { isIP, type LookupFunction } from 'node:net';
+
+import { AppError, invalidArgument } from '../errors.js';
+import type { CidrPolicy } from './cidr.js';
+
+/** At most this much of a response body is read; the rest is discarded. */
+export const maxResponseBodyBytes = 64 * 1024;
+
+/** One outgoing request to a callback or webhook target. */
+export interface SendRequestOptions {
+  method: string;
+  /** An http: or https: URL. */
+  url: string;
+  headers: Record<string, string>;
+  body?: string | Uint8Array;
+  /** Covers DNS, connect, TLS, the response and reading its body. */
+  timeoutMs: number;
+  /** Where connections may go; checked on the resolved address, at connect time. */
+  policy: CidrPolicy;
+  /** Aborts the request; the promise rejects with the signal's reason. */
+  signal?: AbortSignal;
+}
+
+/** The target's answer, whatever its status (redirects are never followed). */
+export interface SendResponse {
+  status: number;
+  headers: IncomingHttpHeaders;
+  /** The body as UTF-8, at most `maxResponseBodyBytes` of it. */
+  body: string;
+  /** Whether the body was longer than what was read. */
+  truncated: boolean;
+}
+
+/** What the dispatcher calls to send; `sendRequest` unless a test substitutes it. */
+export type SendFunction = (options: SendRequestOptions) => Promise<SendResponse>;
+
+const allowListHint = 'the allow-list is the callbackCidrs setting (EARSHOT_CALLBACK_CIDRS)';
+
+type Resolver = (hostname: string, options: { all: true; family?: number; hints?: number }, callback: (err: NodeJS.ErrnoException | null, addresses: LookupAddress[]) => void) => void;
+
+/**
+ * A `lookup` for net/http that resolves `hostname` and hands the socket only addresses the
+ * policy allows. Checking here rather than before the request means the address that is
+ * checked is the address that is connected to, so a name that resolves to a LAN address
+ * when checked and to 127.0.0.1 a moment later (DNS rebinding) cannot get through.
+ * Fails with ERR_TARGET_FORBIDDEN when no resolved address is allowed.
+ */
+export function guardedLookup(policy: CidrPolicy, resolve: Resolver = dnsLookup as unknown as Resolver): LookupFunction {
+  return (hostname, options, callback) => {
+    const cb = callback as (err: NodeJS.ErrnoException | null, address: string | LookupAddress[], family?: number) => void;
+    const query: { all: true; family?: number; hints?: number } = { all: true };
+    if (options.family) query.family = options.family === 'IPv6' ? 6 : options.family === 'IPv4' ? 4 : Number(options.family);
+    if (options.hints) query.hints = options.hints;
+    resolve(hostname, query, (err, addresses) => {
+      if (err) return cb(err, '', 0);
+      const allowed = addresses.filter((a) => policy.allows(a.address));
+      if (allowed.length === 0) {
+        const first = addresses[0];
+        const why = first ? policy.explain(first.address).reason : 'it has no addresses';
+        const shown = addresses.map((a) => a.address).join(', ');
+        return cb(new AppError('ERR_TARGET_FORBIDDEN', `host ${hostname} resolves to ${shown || 'nothing'}: ${why}; ${allowListHint}`), '', 0);
+      }
+      if (options.all) cb(null, allowed);
+      else cb(null, allowed[0]!.address, allowed[0]!.family);
+    });
+  };
+}
+
+const connectErrors: Record<string, string> = {
+  ECONNREFUSED: 'connection refused',
+  ECONNRESET: 'connection reset',
+  EHOSTUNREACH: 'host unreachable',
+  ENETUNREACH: 'network unreachable',
+  EPIPE: 'connection closed',
+  ETIMEDOUT: 'connection timed out',
+};
+const dnsErrors = new Set(['ENOTFOUND', 'EAI_AGAIN', 'EAI_FAIL', 'EAI_NODATA', 'ENODATA', 'EAI_NONAME']);
+
+/** A URL for messages: no credentials, no query (callback URLs often carry tokens there). */
+export function displayUrl(url: string | URL): string {
+  try {
+    const u = new URL(url);
+    return `${u.protocol}//${u.host}${u.pathname}`;
+  } catch {
+    return String(url);
+  }
+}
+
+function classify(err: NodeJS.ErrnoException, url: URL): AppError {
+  if (err instanceof AppError) return err;
+  const shown = displayUrl(url);
+  const code = err.code ?? '';
+  if (dnsErrors.has(code)) {
+    return new AppError('ERR_TARGET_DNS', `could not resolve host ${url.hostname} of ${shown} (${code}): check the URL and the device's DNS`, { cause: err });
+  }
+  const what = connectErrors[code] ?? err.message;
+  return new AppError('ERR_TARGET_UNREACHABLE', `could not deliver to ${shown}: ${what}${code && !what.includes(code) ? ` (${code})` : ''}`, { cause: err });
+}
+
+/**
+ * Sends one HTTP request to a callback or webhook target under the address policy. Never
+ * follows redirects (a 3xx is an answer like any other), reads at most 64 KiB of the body,
+ * and gives up after `timeoutMs` in all. Each request has its own connection: no pooled
+ * socket can outlive the address check that admitted it.
+ *
+ * @throws AppError ERR_INVALID_ARGUMENT (not an http(s) URL), ERR_TARGET_FORBIDDEN (the
+ *   address is outside the policy), ERR_TARGET_DNS, ERR_TARGET_UNREACHABLE (connection or
+ *   TLS failure, or the connection closed before the response was complete),
+ *   ERR_TARGET_TIMEOUT; the signal's reason when aborted.
+ */
+export function sendRequest(options: SendRequestOptions): Promise<SendResponse> {
+  let url: URL;
+  try {
+    url = new URL(options.url);
+  } catch {
+    return Promise.reject(invalidArgument('callback URL', 'an absolute http: or https: URL', options.url));
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') {
+    return Promise.reject(invalidArgument('callback URL', 'an http: or https: URL', options.url));
+  }
+  // Node connects to IP literals without calling `lookup`, so they are checked here.
+  const host = url.hostname.replace(/^\[(.*)\]$/, '$1');
+  if (isIP(host)) {
+    const verdict = options.policy.explain(host);
+    if (!verdict.allowed) {
+      return Promise.reject(new AppError('ERR_TARGET_FORBIDDEN', `${displayUrl(url)} is not an allowed target: ${verdict.reason}; ${allowListHint}`));
+    }
+  }
+  if (options.signal?.aborted) return Promise.reject(options.signal.reason);
+
+  return new Promise<SendResponse>((resolve, reject) => {
+    let settled = false;
+    const finish = (err: unknown, response?: SendResponse) => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      options.signal?.removeEventListener('abort', onAbort);
+      if (err) {
+        req.destroy();
+        reject(err);
+      } else {
+        resolve(response!);
+      }
+    };
+
+    const body = options.body === undefined ? undefined : typeof options.body === 'string' ? Buffer.from(options.body, 'utf8') : options.body;
+    const headers: Record<string, string> = { ...options.headers };
+    if (body) headers['Content-Length'] = String(body.byteLength);
+    const request = url.protocol === 'https:' ? https.request : http.request;
+    const req = request({
+      protocol: url.protocol,
+      hostname: host,
+      port: url.port || undefined,
+      path: `${url.pathname}${url.search}`,
+      method: options.method,
+      headers,
+      auth: url.username ? `${decodeURIComponent(url.username)}:${decodeURIComponent(url.password)}` : undefined,
+      lookup: guardedLookup(options.policy),
+      agent: false,
+    });
+
+    const timer = setTimeout(() => {
+      finish(new AppError('ERR_TARGET_TIMEOUT', `${displayUrl(url)} did not answer within ${options.timeoutMs} ms`));
+    }, options.timeoutMs);
+    const onAbort = () => finish(options.signal!.reason);
+    options.signal?.addEventListener('abort', onAbort, { once: true });
+
+    req.on('error', (err) => finish(classify(err, url)));
+    req.on('response', (res: IncomingMessage) => {
+      const chunks: Buffer[] = [];
+      let length = 0;
+      let truncated = false;
+      const done = () =>
+        finish(null, { status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks).toString('utf8'), truncated });
+      res.on('data', (chunk: Buffer) => {
+        if (truncated) return;
+        const room = maxResponseBodyBytes - length;
+        if (chunk.length > room) {
+          chunks.push(chunk.subarray(0, room));
+          length = maxResponseBodyBytes;
+          truncated = true;
+          done();
+          res.destroy();
+          return;
+        }
+        chunks.push(chunk);
+        length += chunk.length;
+      });
+      res.on('end', done);
+      res.on('error', (err) => finish(classify(err, url)));
+      res.on('close', () => {
+        if (!res.complete) {
+          finish(new AppError('ERR_TARGET_UNREACHABLE', `${displayUrl(url)} closed the connection before the response was complete`));
+        }
+      });
+    });
+    req.end(body);
+  });
+}

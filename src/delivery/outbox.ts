@@ -1,0 +1,376 @@
+import { createHash, randomUUID } from 'node:crypto';
+
+import type { Database } from 'lmdb';
+
+import { invalidArgument } from '../errors.js';
+import type { StateDatabase } from '../store/database.js';
+import type { IbmSignatureAlgorithm } from './signing.js';
+
+export type DeliveryTargetKind = 'ibm-callback' | 'azure-webhook';
+
+/** Where a delivery goes: an IBM callback URL or an Azure webhook (with its id). */
+export interface DeliveryTarget {
+  kind: DeliveryTargetKind;
+  url: string;
+  hookId?: string;
+}
+
+/**
+ * The secrets a delivery is signed with, at send time. Each present entry adds its header:
+ * `ibm` X-Callback-Signature, `azure` X-MicrosoftSpeechServices-Signature, `standard`
+ * webhook-signature (see signing.ts for the keys).
+ */
+export interface DeliverySigning {
+  ibm?: { secret: string; algorithm: IbmSignatureAlgorithm };
+  azure?: { secret: string };
+  standard?: { secret: string };
+}
+
+export type DeliveryState = 'pending' | 'delivered' | 'dead';
+
+/** One notification in the outbox, as stored. */
+export interface DeliveryRecord {
+  /** Stable across attempts and redeliveries; sent as webhook-id and X-Earshot-Delivery-Id. */
+  id: string;
+  /** Position in the send order (monotonic; a redelivery gets a new one, at the back). */
+  seq: number;
+  /** Pending deliveries sharing an order key go out one at a time, in seq order. */
+  orderKey: string;
+  target: DeliveryTarget;
+  /** The event name, e.g. recognitions.completed, TranscriptionCompletion, ping. */
+  event: string;
+  /** The exact JSON text sent. */
+  body: string;
+  /** Fixed extra request headers, e.g. X-MicrosoftSpeechServices-Event. */
+  headers: Record<string, string>;
+  signing: DeliverySigning;
+  createdAt: number;
+  /** Attempts made (reset by a redelivery). */
+  attempts: number;
+  /** When the next attempt is due (ms since the epoch); meaningful while pending. */
+  nextAttemptAt: number;
+  state: DeliveryState;
+  lastAttemptAt?: number;
+  /** HTTP status of the last attempt, when it got one. */
+  lastStatus?: number;
+  /** Why the last attempt failed. */
+  lastError?: string;
+  deliveredAt?: number;
+  deadAt?: number;
+}
+
+/** What a caller puts in the outbox. */
+export interface EnqueueInput {
+  /** Give one to put the same id in the body (e.g. Azure's invocationId); default a random UUID. */
+  id?: string;
+  orderKey: string;
+  target: DeliveryTarget;
+  event: string;
+  body: string;
+  headers?: Record<string, string>;
+  signing?: DeliverySigning;
+  /** Not before this time (ms since the epoch); default now. */
+  notBefore?: number;
+}
+
+/** The outcome of one attempt, as the dispatcher decided it. */
+export type AttemptOutcome =
+  | { result: 'delivered'; at: number; status: number }
+  | { result: 'retry'; at: number; nextAttemptAt: number; status?: number; error?: string }
+  | { result: 'dead'; at: number; status?: number; error?: string };
+
+/** Selects deliveries by target (both given: both must match). */
+export interface TargetFilter {
+  url?: string;
+  hookId?: string;
+}
+
+export interface OutboxCounts {
+  pending: number;
+  delivered: number;
+  dead: number;
+}
+
+export interface OutboxOptions {
+  now?: () => number;
+}
+
+// Keys of the index database, one prefix per index:
+//   ['due', nextAttemptAt, seq] → id   the head (lowest seq) of every order key's pending line
+//   ['line', orderHash, seq]    → id   every pending delivery, by order key, in send order
+//   ['done', state, at, seq]    → id   delivered (by deliveredAt) and dead (by deadAt)
+//   ['seq']                     → last seq handed out
+// Only line heads are in 'due', so what is due is always sendable and the next timer is
+// simply the first 'due' key: a later delivery never spins waiting behind an earlier one.
+type IndexKey = (string | number)[];
+const maxKey = Number.MAX_SAFE_INTEGER;
+const idPattern = /^[A-Za-z0-9_-]{1,128}$/;
+
+/** Order keys are hashed: they contain URLs, and LMDB keys are limited to ~2 KB. */
+const orderHash = (orderKey: string) => createHash('sha256').update(orderKey).digest('base64url').slice(0, 22);
+
+/**
+ * The durable outbox of callback and webhook deliveries, in two named LMDB databases
+ * (`outbox`: id → record; `outbox-index`: due times, per-order-key lines, finished
+ * deliveries, the sequence counter). Every change is transactional; `enqueue` joins the
+ * caller's transaction so a job's state change and its notifications commit together.
+ */
+export class Outbox {
+  private recordsDb: Database<DeliveryRecord, string> | null = null;
+  private indexDb: Database<string | number, IndexKey> | null = null;
+  private readonly now: () => number;
+
+  constructor(
+    private readonly database: StateDatabase,
+    options: OutboxOptions = {},
+  ) {
+    this.now = options.now ?? Date.now;
+  }
+
+  private get records(): Database<DeliveryRecord, string> {
+    return (this.recordsDb ??= this.database.db<DeliveryRecord, string>('outbox'));
+  }
+
+  private get index(): Database<string | number, IndexKey> {
+    return (this.indexDb ??= this.database.db<string | number, IndexKey>('outbox-index'));
+  }
+
+  /**
+   * Adds a delivery with synchronous writes. Call it inside the caller's
+   * `database.durably(() => { ...; outbox.enqueue(...) })` so that it commits (and is
+   * flushed) with the state change it reports; outside a transaction it commits on its
+   * own, synchronously, but is not awaited to disk (use `enqueueDurably`). Then call the
+   * dispatcher's `notify()`.
+   * @throws AppError ERR_INVALID_ARGUMENT for a malformed input or an id already used
+   */
+  enqueue(input: EnqueueInput): DeliveryRecord {
+    validate(input);
+    // Inside an async transaction callback this is simply part of that transaction.
+    return this.records.transactionSync(() => {
+      const id = input.id ?? randomUUID();
+      if (this.records.get(id) !== undefined) throw invalidArgument('delivery id', 'an id not used before', id);
+      const now = this.now();
+      const record: DeliveryRecord = {
+        id,
+        seq: this.nextSeq(),
+        orderKey: input.orderKey,
+        target: { ...input.target },
+        event: input.event,
+        body: input.body,
+        headers: { ...input.headers },
+        signing: structuredClone(input.signing ?? {}),
+        createdAt: now,
+        attempts: 0,
+        nextAttemptAt: input.notBefore ?? now,
+        state: 'pending',
+      };
+      this.joinLine(record);
+      return record;
+    });
+  }
+
+  /** `enqueue` in a transaction of its own; resolves once it is on disk. */
+  enqueueDurably(input: EnqueueInput): Promise<DeliveryRecord> {
+    return this.database.durably(() => this.enqueue(input));
+  }
+
+  /** One delivery by id. */
+  get(id: string): DeliveryRecord | undefined {
+    return this.records.get(id);
+  }
+
+  /**
+   * Pending deliveries that may be sent, earliest due first: the head of each order
+   * key's line, with its due time. Those due later than `until` are not listed.
+   */
+  *due(until = Number.POSITIVE_INFINITY): Generator<{ id: string; dueAt: number }> {
+    for (const { key, value } of this.index.getRange({ start: ['due'], end: ['due', maxKey] })) {
+      const dueAt = key[1] as number;
+      if (dueAt > until) return;
+      yield { id: value as string, dueAt };
+    }
+  }
+
+  /** Every pending delivery (in order-key, then send order). */
+  *pending(): Generator<DeliveryRecord> {
+    for (const { value } of this.index.getRange({ start: ['line'], end: ['line', '\uffff'] })) {
+      const record = this.records.get(value as string);
+      if (record) yield record;
+    }
+  }
+
+  /** The pending delivery created longest ago, if any. */
+  oldestPending(): DeliveryRecord | undefined {
+    let oldest: DeliveryRecord | undefined;
+    for (const record of this.pending()) if (!oldest || record.createdAt < oldest.createdAt) oldest = record;
+    return oldest;
+  }
+
+  /**
+   * Records an attempt's outcome, durably: attempts, last status/error, and the next due
+   * time, or the move to delivered/dead (which lets the next delivery of its order key
+   * go). Ignored (undefined) when the delivery is no longer pending.
+   */
+  recordAttempt(id: string, outcome: AttemptOutcome): Promise<DeliveryRecord | undefined> {
+    return this.database.durably(() => {
+      const record = this.records.get(id);
+      if (!record || record.state !== 'pending') return undefined;
+      const updated: DeliveryRecord = { ...record, attempts: record.attempts + 1, lastAttemptAt: outcome.at };
+      delete updated.lastStatus;
+      delete updated.lastError;
+      if (outcome.status !== undefined) updated.lastStatus = outcome.status;
+      if ('error' in outcome && outcome.error !== undefined) updated.lastError = outcome.error;
+      if (outcome.result === 'retry') {
+        this.index.removeSync(['due', record.nextAttemptAt, record.seq]);
+        updated.nextAttemptAt = outcome.nextAttemptAt;
+        this.index.putSync(['due', updated.nextAttemptAt, updated.seq], id);
+        this.records.putSync(id, updated);
+        return updated;
+      }
+      this.leaveLine(record);
+      if (outcome.result === 'delivered') {
+        updated.state = 'delivered';
+        updated.deliveredAt = outcome.at;
+      } else {
+        updated.state = 'dead';
+        updated.deadAt = outcome.at;
+      }
+      this.index.putSync(['done', updated.state, outcome.at, updated.seq], id);
+      this.records.putSync(id, updated);
+      return updated;
+    });
+  }
+
+  /** Dead letters, oldest first, optionally only those for one target. */
+  listDead(filter: TargetFilter = {}, limit = 1000): DeliveryRecord[] {
+    const out: DeliveryRecord[] = [];
+    for (const { value } of this.index.getRange({ start: ['done', 'dead'], end: ['done', 'dead', maxKey] })) {
+      const record = this.records.get(value as string);
+      if (record && matches(record, filter)) out.push(record);
+      if (out.length >= limit) break;
+    }
+    return out;
+  }
+
+  /**
+   * Sends a dead letter again: pending, due now, attempts reset, at the back of its order
+   * key's line, same id. Resolves to the record, or undefined when `id` is not dead.
+   */
+  redeliver(id: string): Promise<DeliveryRecord | undefined> {
+    return this.database.durably(() => this.revive(id));
+  }
+
+  /** `redeliver` for every dead letter (matching `filter`); resolves to how many. */
+  redeliverAll(filter: TargetFilter = {}): Promise<number> {
+    return this.database.durably(() => {
+      let count = 0;
+      for (const record of this.listDead(filter, Number.POSITIVE_INFINITY)) if (this.revive(record.id)) count++;
+      return count;
+    });
+  }
+
+  /**
+   * Drops pending deliveries for a target that no longer exists (an unregistered callback
+   * URL, a deleted webhook), so they are neither sent nor dead-lettered. Resolves to how
+   * many. A delivery already in flight is still sent once; its outcome is then ignored.
+   */
+  discardPending(filter: TargetFilter): Promise<number> {
+    if (filter.url === undefined && filter.hookId === undefined) {
+      return Promise.reject(invalidArgument('target filter', 'a url or a hookId', undefined));
+    }
+    return this.database.durably(() => {
+      const doomed = [...this.pending()].filter((record) => matches(record, filter));
+      for (const record of doomed) {
+        this.leaveLine(record);
+        this.records.removeSync(record.id);
+      }
+      return doomed.length;
+    });
+  }
+
+  /**
+   * Deletes delivered records older than `deliveredMs` and dead letters older than
+   * `deadMs` (defaults: 7 and 30 days), so the SD card does not fill up with history.
+   * Resolves to how many were deleted.
+   */
+  prune(options: { deliveredMs?: number; deadMs?: number } = {}): Promise<number> {
+    const day = 24 * 60 * 60 * 1000;
+    const now = this.now();
+    const cutoffs = { delivered: now - (options.deliveredMs ?? 7 * day), dead: now - (options.deadMs ?? 30 * day) };
+    return this.database.durably(() => {
+      let count = 0;
+      for (const state of ['delivered', 'dead'] as const) {
+        const range = this.index.getRange({ start: ['done', state], end: ['done', state, cutoffs[state]] });
+        for (const { key, value } of [...range]) {
+          this.index.removeSync(key);
+          this.records.removeSync(value as string);
+          count++;
+        }
+      }
+      return count;
+    });
+  }
+
+  /** How many deliveries are in each state. */
+  counts(): OutboxCounts {
+    return {
+      pending: this.index.getKeysCount({ start: ['line'], end: ['line', '\uffff'] }),
+      delivered: this.index.getKeysCount({ start: ['done', 'delivered'], end: ['done', 'delivered', maxKey] }),
+      dead: this.index.getKeysCount({ start: ['done', 'dead'], end: ['done', 'dead', maxKey] }),
+    };
+  }
+
+  private nextSeq(): number {
+    const seq = ((this.index.get(['seq']) as number | undefined) ?? 0) + 1;
+    this.index.putSync(['seq'], seq);
+    return seq;
+  }
+
+  /** Puts a pending record at the back of its line; the head of an empty line is due. */
+  private joinLine(record: DeliveryRecord): void {
+    const hash = orderHash(record.orderKey);
+    const ahead = this.index.getKeysCount({ start: ['line', hash], end: ['line', hash, maxKey], limit: 1 });
+    this.index.putSync(['line', hash, record.seq], record.id);
+    if (ahead === 0) this.index.putSync(['due', record.nextAttemptAt, record.seq], record.id);
+    this.records.putSync(record.id, record);
+  }
+
+  /** Takes a (head) record out of its line and makes the next one in line due. */
+  private leaveLine(record: DeliveryRecord): void {
+    const hash = orderHash(record.orderKey);
+    this.index.removeSync(['line', hash, record.seq]);
+    this.index.removeSync(['due', record.nextAttemptAt, record.seq]);
+    const wasHead = this.index.getKeysCount({ start: ['line', hash], end: ['line', hash, record.seq] }) === 0;
+    if (!wasHead) return;
+    for (const { key, value } of this.index.getRange({ start: ['line', hash], end: ['line', hash, maxKey], limit: 1 })) {
+      const next = this.records.get(value as string);
+      if (next) this.index.putSync(['due', next.nextAttemptAt, key[2] as number], next.id);
+    }
+  }
+
+  private revive(id: string): DeliveryRecord | undefined {
+    const record = this.records.get(id);
+    if (!record || record.state !== 'dead') return undefined;
+    this.index.removeSync(['done', 'dead', record.deadAt ?? 0, record.seq]);
+    const revived: DeliveryRecord = { ...record, state: 'pending', attempts: 0, seq: this.nextSeq(), nextAttemptAt: this.now() };
+    delete revived.deadAt;
+    this.joinLine(revived);
+    return revived;
+  }
+}
+
+function matches(record: DeliveryRecord, filter: TargetFilter): boolean {
+  return (filter.url === undefined || record.target.url === filter.url) && (filter.hookId === undefined || record.target.hookId === filter.hookId);
+}
+
+function validate(input: EnqueueInput): void {
+  if (input.id !== undefined && !idPattern.test(input.id)) throw invalidArgument('delivery id', 'up to 128 letters, digits, "-" or "_"', input.id);
+  if (typeof input.orderKey !== 'string' || input.orderKey === '') throw invalidArgument('orderKey', 'a non-empty string', input.orderKey);
+  if (input.target?.kind !== 'ibm-callback' && input.target?.kind !== 'azure-webhook') {
+    throw invalidArgument('target.kind', '"ibm-callback" or "azure-webhook"', input.target?.kind);
+  }
+  if (typeof input.target.url !== 'string' || !/^https?:\/\//i.test(input.target.url)) throw invalidArgument('target.url', 'an http: or https: URL', input.target.url);
+  if (typeof input.event !== 'string' || input.event === '') throw invalidArgument('event', 'a non-empty string', input.event);
+  if (typeof input.body !== 'string') throw invalidArgument('body', 'a JSON string', input.body);
+  if (input.notBefore !== undefined && !Number.isFinite(input.notBefore)) throw invalidArgument('notBefore', 'a time in ms since the epoch', input.notBefore);
+}

@@ -1,0 +1,150 @@
+import { open, rm, type FileHandle } from 'node:fs/promises';
+
+import type { HttpResponse } from 'uWebSockets.js';
+
+import { AppError } from '../errors.js';
+
+/** Past this many unconsumed bytes the socket is paused until someone reads them. */
+const highWaterMark = 1 << 20;
+
+export interface SpoolResult {
+  bytes: number;
+}
+
+/**
+ * A request body as it arrives. uWS hands over chunks only while the handler's first
+ * tick runs and neuters them afterwards, so every chunk is copied into a queue at once;
+ * a consumer (a spool file, or a small buffer) drains the queue, and the socket is
+ * paused while too much waits, so a 1 GB upload never sits in memory.
+ */
+export class RequestBody {
+  private chunks: Buffer[] = [];
+  private queued = 0;
+  private received = 0;
+  private ended = false;
+  private paused = false;
+  private wake: (() => void) | null = null;
+  private consumed = false;
+
+  /** From the Content-Length header; undefined for chunked uploads. */
+  readonly declaredLength: number | undefined;
+
+  /**
+   * `present`: the request carries a body (a non-zero Content-Length or chunked
+   * encoding); otherwise uWS never calls onData and the body is empty.
+   */
+  constructor(
+    private readonly res: HttpResponse,
+    declaredLength: number | undefined,
+    private readonly signal: AbortSignal,
+    present: boolean,
+  ) {
+    this.declaredLength = declaredLength;
+    if (!present) {
+      this.ended = true;
+      return;
+    }
+    res.onData((chunk, isLast) => {
+      // Copy: uWS reuses the memory behind `chunk` once this callback returns.
+      const copy = Buffer.from(new Uint8Array(chunk).slice());
+      this.chunks.push(copy);
+      this.queued += copy.length;
+      this.received += copy.length;
+      if (isLast) this.ended = true;
+      if (!this.ended && this.queued > highWaterMark && !this.paused) {
+        this.paused = true;
+        res.pause();
+      }
+      this.wake?.();
+    });
+  }
+
+  /** Whether body bytes are still on their way (nobody read them to the end). */
+  get unfinished(): boolean {
+    return !this.ended;
+  }
+
+  /** Bytes received so far. */
+  get bytesReceived(): number {
+    return this.received;
+  }
+
+  private async *drain(maxBytes: number): AsyncGenerator<Buffer> {
+    if (this.consumed) throw new Error('request body already consumed');
+    this.consumed = true;
+    let total = 0;
+    for (;;) {
+      if (this.signal.aborted) throw new AppError('ERR_ABORTED', 'the client closed the connection');
+      const chunk = this.chunks.shift();
+      if (chunk) {
+        this.queued -= chunk.length;
+        total += chunk.length;
+        if (total > maxBytes) throw tooLarge(maxBytes);
+        if (this.paused && this.queued < highWaterMark / 2) {
+          this.paused = false;
+          this.res.resume();
+        }
+        yield chunk;
+        continue;
+      }
+      if (this.ended) return;
+      await new Promise<void>((resolve) => {
+        this.wake = resolve;
+        this.signal.addEventListener('abort', () => resolve(), { once: true });
+      });
+      this.wake = null;
+    }
+  }
+
+  /**
+   * Streams the body into a new file (mode 0600) and fsyncs it. The file is removed if
+   * the upload fails, is aborted or is out of bounds.
+   */
+  async toFile(file: string, limits: { maxBytes: number; minBytes?: number }): Promise<SpoolResult> {
+    let handle: FileHandle | undefined;
+    let bytes = 0;
+    try {
+      handle = await open(file, 'wx', 0o600);
+      for await (const chunk of this.drain(limits.maxBytes)) {
+        await handle.write(chunk);
+        bytes += chunk.length;
+      }
+      if (limits.minBytes !== undefined && bytes < limits.minBytes) {
+        throw new AppError(
+          'ERR_INVALID_ARGUMENT',
+          `Stream was ${bytes} bytes but needs to be at least ${limits.minBytes} bytes.`,
+        );
+      }
+      await handle.sync();
+      await handle.close();
+      handle = undefined;
+      return { bytes };
+    } catch (err) {
+      await handle?.close().catch(() => {});
+      await rm(file, { force: true });
+      throw err;
+    }
+  }
+
+  /** The whole body as text, for small bodies (JSON). */
+  async text(maxBytes: number): Promise<string> {
+    const parts: Buffer[] = [];
+    for await (const chunk of this.drain(maxBytes)) parts.push(chunk);
+    return Buffer.concat(parts).toString('utf8');
+  }
+
+  /** The body parsed as JSON; an empty body is undefined. */
+  async json(maxBytes: number): Promise<unknown> {
+    const text = await this.text(maxBytes);
+    if (text.trim() === '') return undefined;
+    try {
+      return JSON.parse(text) as unknown;
+    } catch (err) {
+      throw new AppError('ERR_INVALID_ARGUMENT', `The request body is not valid JSON: ${(err as Error).message}`);
+    }
+  }
+}
+
+function tooLarge(maxBytes: number): AppError {
+  return new AppError('ERR_PAYLOAD_TOO_LARGE', `The request body exceeds the maximum of ${maxBytes} bytes`);
+}

@@ -1,0 +1,198 @@
+import { STATUS_CODES } from 'node:http';
+
+import { parseAudioMediaType } from '../engine/media-type.js';
+import { AppError } from '../errors.js';
+import type { CallbackRegistry } from '../ibm/callbacks.js';
+import { checkCallbackUrl } from '../ibm/callbacks.js';
+import { availableIbmModels } from '../ibm/models.js';
+import { parseRecognitionQuery } from '../ibm/params.js';
+import { jobDetail, jobSummary } from '../ibm/views.js';
+import type { JobService } from '../jobs/job-service.js';
+import type { Spool } from '../jobs/spool.js';
+import { json, type Reply, type Request, type RouteGroup } from './server.js';
+
+export interface IbmRoutesOptions {
+  service: JobService;
+  registry: CallbackRegistry;
+  spool: Spool;
+  /** What the loaded whisper model can do (for `model`/`language` checks). */
+  model: () => { multilingual: boolean; languages: readonly string[] };
+  /** IBM's limits: at least 100 bytes, at most 1 GB. */
+  minAudioBytes: number;
+  maxAudioBytes: number;
+}
+
+/** IBM's error body: {"code": 400, "code_description": "Bad Request", "error": "..."}. */
+export function ibmError(error: AppError): Reply {
+  const status = error.status === 499 ? 400 : error.status;
+  return json(status, { code: status, code_description: STATUS_CODES[status] ?? 'Error', error: error.message });
+}
+
+/** The service's own base URL as the client reached it (for IBM's `url` fields). */
+function baseUrl(req: Request): string {
+  const proto = req.headers['x-forwarded-proto'] === 'https' ? 'https' : 'http';
+  return `${proto}://${req.headers.host ?? 'localhost'}`;
+}
+
+/** IBM answers JSON only; a client that accepts nothing of it gets 406. */
+function checkAccept(req: Request): void {
+  const accept = req.headers.accept;
+  if (!accept) return;
+  const ok = accept.split(',').some((part) => /^\s*(application\/json|application\/\*|\*\/\*)\s*(;|$)/i.test(part));
+  if (!ok) {
+    throw new AppError('ERR_NOT_ACCEPTABLE', `Unsupported Accept header '${accept}': only application/json is supported.`);
+  }
+}
+
+function requiredParam(req: Request, name: string): string {
+  const value = req.query.get(name);
+  if (!value) throw new AppError('ERR_INVALID_ARGUMENT', `Missing required query parameter '${name}'`);
+  return value;
+}
+
+/** IBM Watson Speech to Text's asynchronous HTTP interface under /v1. */
+export function ibmRoutes(o: IbmRoutesOptions): RouteGroup {
+  return {
+    prefix: '/v1',
+    renderError: (error) => ibmError(error),
+    routes: [
+      {
+        method: 'post',
+        pattern: '/v1/recognitions',
+        name: 'ibm.recognitions.create',
+        handler: async (req) => {
+          checkAccept(req);
+          const request = parseRecognitionQuery(req.query, o.model());
+          if (request.callbackUrl && !o.registry.get(request.callbackUrl)) {
+            throw new AppError(
+              'ERR_CALLBACK_NOT_REGISTERED',
+              `callback_url '${request.callbackUrl}' is not registered; allow-list it with POST /v1/register_callback first`,
+            );
+          }
+          const contentType = req.headers['content-type'];
+          const format = parseAudioMediaType(contentType);
+          if (req.body.declaredLength !== undefined && req.body.declaredLength > o.maxAudioBytes) {
+            throw new AppError('ERR_PAYLOAD_TOO_LARGE', `Audio exceeds the maximum of ${o.maxAudioBytes} bytes`);
+          }
+          // Checked before reading the body: a full queue costs the client no upload.
+          o.service.checkCapacity();
+          const id = o.service.newId();
+          const upload = o.spool.uploadPath(id);
+          const { bytes } = await req.body.toFile(upload, { maxBytes: o.maxAudioBytes, minBytes: o.minAudioBytes });
+          try {
+            await o.spool.syncDir();
+            const job = await o.service.create({
+              id,
+              dialect: 'ibm',
+              contentType: contentType ?? 'application/octet-stream',
+              format,
+              audioBytes: bytes,
+              model: request.model,
+              options: request.options,
+              output: request.output,
+              ...(request.callbackUrl
+                ? {
+                    callback: {
+                      url: request.callbackUrl,
+                      events: request.events,
+                      ...(request.userToken !== undefined ? { userToken: request.userToken } : {}),
+                    },
+                  }
+                : {}),
+              ...(request.userToken !== undefined ? { userToken: request.userToken } : {}),
+              resultsTtlMs: request.resultsTtlMs,
+              warnings: request.warnings,
+            });
+            const url = `${baseUrl(req)}/v1/recognitions/${job.id}`;
+            return json(
+              201,
+              {
+                created: new Date(job.created).toISOString(),
+                id: job.id,
+                url,
+                status: job.status,
+                ...(job.warnings.length ? { warnings: job.warnings } : {}),
+              },
+              { Location: url },
+            );
+          } catch (err) {
+            await o.spool.removeFiles(id);
+            throw err;
+          }
+        },
+      },
+      {
+        method: 'get',
+        pattern: '/v1/recognitions',
+        name: 'ibm.recognitions.list',
+        handler: (req) => {
+          checkAccept(req);
+          return json(200, { recognitions: o.service.newest(100).map(jobSummary) });
+        },
+      },
+      {
+        method: 'get',
+        pattern: '/v1/recognitions/:id',
+        name: 'ibm.recognitions.get',
+        handler: (req) => {
+          checkAccept(req);
+          const job = o.service.get(req.params.id!);
+          return json(200, jobDetail(job, o.service.result(job.id), o.service.progressOf(job.id)));
+        },
+      },
+      {
+        method: 'del',
+        pattern: '/v1/recognitions/:id',
+        name: 'ibm.recognitions.delete',
+        handler: async (req) => {
+          await o.service.delete(req.params.id!);
+          return { status: 204 };
+        },
+      },
+      {
+        method: 'post',
+        pattern: '/v1/register_callback',
+        name: 'ibm.callbacks.register',
+        handler: async (req) => {
+          const url = requiredParam(req, 'callback_url');
+          checkCallbackUrl(url);
+          const secret = req.query.get('user_secret') || undefined;
+          const { created } = await o.registry.register(url, secret);
+          return json(created ? 201 : 200, { status: created ? 'created' : 'already created', url });
+        },
+      },
+      {
+        method: 'post',
+        pattern: '/v1/unregister_callback',
+        name: 'ibm.callbacks.unregister',
+        handler: async (req) => {
+          const url = requiredParam(req, 'callback_url');
+          if (!(await o.registry.unregister(url))) {
+            throw new AppError('ERR_NOT_FOUND', `The callback URL '${url}' is not registered`);
+          }
+          return { status: 200 };
+        },
+      },
+      {
+        method: 'get',
+        pattern: '/v1/models',
+        name: 'ibm.models.list',
+        handler: (req) => {
+          const m = o.model();
+          return json(200, { models: availableIbmModels(m.multilingual, baseUrl(req), m.languages) });
+        },
+      },
+      {
+        method: 'get',
+        pattern: '/v1/models/:model',
+        name: 'ibm.models.get',
+        handler: (req) => {
+          const m = o.model();
+          const found = availableIbmModels(m.multilingual, baseUrl(req), m.languages).find((x) => x.name === req.params.model);
+          if (!found) throw new AppError('ERR_NOT_FOUND', `Model ${req.params.model} not found`);
+          return json(200, found);
+        },
+      },
+    ],
+  };
+}

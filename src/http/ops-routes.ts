@@ -1,0 +1,40 @@
+import type { Metrics } from '../metrics.js';
+import { json, type RouteGroup } from './server.js';
+
+export interface OpsRoutesOptions {
+  /** Why the service is not ready, or undefined when it is (model loaded, store open). */
+  notReadyReason: () => string | undefined;
+  metrics: Metrics;
+}
+
+/** Probes and metrics: no credentials, plain JSON errors. */
+export function opsRoutes(o: OpsRoutesOptions): RouteGroup {
+  return {
+    prefix: '/',
+    renderError: (error) => json(error.status === 499 ? 400 : error.status, { code: error.code, message: error.message }),
+    routes: [
+      { method: 'get', pattern: '/healthz', name: 'healthz', auth: false, handler: () => json(200, { status: 'ok' }) },
+      {
+        method: 'get',
+        pattern: '/readyz',
+        name: 'readyz',
+        auth: false,
+        handler: () => {
+          const reason = o.notReadyReason();
+          return reason ? json(503, { status: 'not ready', reason }) : json(200, { status: 'ready' });
+        },
+      },
+      {
+        method: 'get',
+        pattern: '/metrics',
+        name: 'metrics',
+        auth: false,
+        handler: () => ({
+          status: 200,
+          headers: { 'Content-Type': 'text/plain; version=0.0.4; charset=utf-8' },
+          body: o.metrics.render(),
+        }),
+      },
+    ],
+  };
+}

@@ -1,0 +1,208 @@
+import { STATUS_CODES } from 'node:http';
+
+import type { HttpRequest as UwsRequest, HttpResponse as UwsResponse, us_listen_socket } from 'uWebSockets.js';
+
+import { AppError, toAppError } from '../errors.js';
+import type { Logger } from '../log.js';
+import type { Metrics } from '../metrics.js';
+import { RequestBody } from './body.js';
+import { loadUws, type Uws } from './uws.js';
+
+/** What a route handler sees: a copy of the request, taken before uWS recycles it. */
+export interface Request {
+  method: string;
+  path: string;
+  query: URLSearchParams;
+  /** Lower-case header names. */
+  headers: Readonly<Record<string, string>>;
+  params: Readonly<Record<string, string>>;
+  remoteAddress: string;
+  /** Aborted when the client goes away. */
+  signal: AbortSignal;
+  body: RequestBody;
+}
+
+export interface Reply {
+  status: number;
+  headers?: Record<string, string>;
+  body?: string | Buffer;
+}
+
+export type Method = 'get' | 'post' | 'put' | 'patch' | 'del';
+
+export interface Route {
+  method: Method;
+  /** uWS pattern: '/v1/recognitions/:id' */
+  pattern: string;
+  /** A short name for metrics ("ibm.recognitions.create"). */
+  name: string;
+  handler: (req: Request) => Promise<Reply> | Reply;
+  /** false for health probes; everything else requires credentials when auth is on. */
+  auth?: boolean;
+}
+
+/** The routes of one API dialect and how that dialect writes errors. */
+export interface RouteGroup {
+  /** Requests under this prefix that match no route get this group's 404. */
+  prefix: string;
+  routes: Route[];
+  renderError(error: AppError, req: Request | undefined): Reply;
+}
+
+export interface HttpServerOptions {
+  host: string;
+  port: number;
+  groups: RouteGroup[];
+  /** Throws ERR_UNAUTHORIZED (or another AppError) to refuse a request. */
+  authenticate(req: Request): void;
+  log: Logger;
+  metrics: Metrics;
+}
+
+export const json = (status: number, value: unknown, headers: Record<string, string> = {}): Reply => ({
+  status,
+  headers: { 'Content-Type': 'application/json', ...headers },
+  body: JSON.stringify(value),
+});
+
+function statusLine(status: number): string {
+  return `${status} ${STATUS_CODES[status] ?? 'Unknown'}`;
+}
+
+const methodsWithBody = new Set(['post', 'put', 'patch']);
+
+/**
+ * The one HTTP front end: uWebSockets.js, every request through the same wrapper
+ * (copy the request, register onAborted first, authenticate, run the handler, write the
+ * reply corked), errors rendered by the dialect that owns the path.
+ */
+export class HttpServer {
+  private uws: Uws | null = null;
+  private listenSocket: us_listen_socket | null = null;
+  private readonly requests;
+  private readonly latency;
+  private draining = false;
+  port = 0;
+
+  constructor(private readonly options: HttpServerOptions) {
+    this.requests = options.metrics.counter('earshot_http_requests_total', 'HTTP requests by route and status');
+    this.latency = options.metrics.histogram(
+      'earshot_http_request_duration_seconds',
+      'HTTP request latency by route',
+      [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1, 5],
+    );
+  }
+
+  /** Starts listening; resolves with the bound port (useful with port 0). */
+  async listen(): Promise<number> {
+    this.uws = loadUws();
+    const app = this.uws.App();
+    for (const group of this.options.groups) {
+      for (const route of group.routes) {
+        app[route.method](route.pattern, (res, req) => this.handle(res, req, route, group));
+      }
+    }
+    app.any('/*', (res, req) => {
+      const path = req.getUrl();
+      const group = this.options.groups.find((g) => path.startsWith(g.prefix)) ?? this.options.groups.at(-1)!;
+      const method = req.getMethod();
+      this.handle(res, req, {
+        method: 'get',
+        pattern: '/*',
+        name: 'unmatched',
+        auth: false,
+        handler: () => {
+          throw new AppError('ERR_NOT_FOUND', `No such resource: ${method.toUpperCase()} ${path}`);
+        },
+      }, group);
+    });
+    const { host, port } = this.options;
+    await new Promise<void>((resolve, reject) => {
+      app.listen(host, port, (socket) => {
+        if (!socket) return reject(new AppError('ERR_CONFIG', `Cannot listen on ${host}:${port} (in use, or not an address of this machine)`));
+        this.listenSocket = socket;
+        this.port = this.uws!.us_socket_local_port(socket);
+        resolve();
+      });
+    });
+    return this.port;
+  }
+
+  /** Stops accepting connections; requests in progress finish. */
+  close(): void {
+    this.draining = true;
+    if (this.listenSocket && this.uws) this.uws.us_listen_socket_close(this.listenSocket);
+    this.listenSocket = null;
+  }
+
+  private handle(res: UwsResponse, raw: UwsRequest, route: Route, group: RouteGroup): void {
+    const started = performance.now();
+    const controller = new AbortController();
+    let finished = false;
+    // Must be registered before anything asynchronous: writing to an aborted response crashes.
+    res.onAborted(() => {
+      finished = true;
+      controller.abort();
+    });
+
+    const headers: Record<string, string> = {};
+    raw.forEach((key, value) => {
+      headers[key] = key in headers ? `${headers[key]}, ${value}` : value;
+    });
+    const method = raw.getMethod();
+    const declared = headers['content-length'] !== undefined ? Number(headers['content-length']) : undefined;
+    const params: Record<string, string> = {};
+    const names = route.pattern.split('/').filter((p) => p.startsWith(':'));
+    names.forEach((name, i) => (params[name.slice(1)] = decodeURIComponent(raw.getParameter(i) ?? '')));
+    let remoteAddress = '';
+    try {
+      remoteAddress = Buffer.from(res.getRemoteAddressAsText()).toString();
+    } catch {
+      // not available on every socket type
+    }
+    const req: Request = {
+      method,
+      path: raw.getUrl(),
+      query: new URLSearchParams(raw.getQuery() ?? ''),
+      headers,
+      params,
+      remoteAddress,
+      signal: controller.signal,
+      body: new RequestBody(
+        res,
+        Number.isFinite(declared) ? declared : undefined,
+        controller.signal,
+        methodsWithBody.has(method) && ((declared ?? 0) > 0 || headers['transfer-encoding'] !== undefined),
+      ),
+    };
+
+    const respond = (reply: Reply) => {
+      if (finished) return;
+      finished = true;
+      // Unread upload bytes would otherwise be parsed as the next request: close instead.
+      const close = req.body.unfinished;
+      res.cork(() => {
+        res.writeStatus(statusLine(reply.status));
+        for (const [k, v] of Object.entries(reply.headers ?? {})) res.writeHeader(k, v);
+        res.end(reply.body ?? '', close);
+      });
+      this.requests.inc({ route: route.name, status: String(reply.status) });
+      this.latency.observe((performance.now() - started) / 1000, { route: route.name });
+    };
+
+    const run = async (): Promise<Reply> => {
+      if (this.draining) throw new AppError('ERR_SHUTTING_DOWN', 'The service is shutting down');
+      if (route.auth !== false) this.options.authenticate(req);
+      return route.handler(req);
+    };
+    run().then(respond, (err: unknown) => {
+      const error = toAppError(err);
+      if (error.status >= 500 && error.code !== 'ERR_SHUTTING_DOWN' && error.code !== 'ERR_QUEUE_FULL') {
+        this.options.log.error('request failed', { route: route.name, code: error.code, error: error.cause ?? error });
+      } else {
+        this.options.log.debug('request refused', { route: route.name, status: error.status, code: error.code });
+      }
+      respond(group.renderError(error, req));
+    });
+  }
+}

@@ -1,0 +1,191 @@
+import { randomUUID } from 'node:crypto';
+
+import { AppError } from '../errors.js';
+import type { Logger } from '../log.js';
+import type { StateDatabase } from '../store/database.js';
+import { isFinished, type Job, type JobError } from './job.js';
+import { storedTranscript, type JobStore, type StoredTranscript } from './job-store.js';
+import type { Spool } from './spool.js';
+import type { Transcript } from '../engine/engine.js';
+
+/** A state change that subscribers (IBM callbacks, Azure webhooks) may be told about. */
+export type JobChange = 'created' | 'started' | 'completed' | 'failed' | 'deleted';
+
+/**
+ * Turns a job's state change into outbox deliveries. Called inside the transaction of
+ * the change, so the deliveries commit with it or not at all.
+ */
+export interface JobNotifier {
+  notify(job: Job, change: JobChange, result: StoredTranscript | undefined): void;
+}
+
+export type NewJob = Omit<Job, 'id' | 'created' | 'updated' | 'status' | 'attempts' | 'warnings'> & {
+  id: string;
+  warnings?: string[];
+};
+
+export interface JobServiceOptions {
+  db: StateDatabase;
+  store: JobStore;
+  spool: Spool;
+  notifiers: JobNotifier[];
+  /** Called after a commit that enqueued deliveries (wakes the dispatcher). */
+  onNotified: () => void;
+  /** Called after a job became waiting (wakes the scheduler). */
+  onQueued: () => void;
+  maxWaiting: number;
+  log: Logger;
+  now?: () => number;
+}
+
+/**
+ * The jobs domain: every state change of a job goes through here, durably, with its
+ * notifications in the same transaction. HTTP routes and the scheduler call it; it knows
+ * nothing of either.
+ */
+export class JobService {
+  private readonly now: () => number;
+  /** Progress of the running job, kept in memory: writing it to flash would wear the SD card. */
+  private readonly progress = new Map<string, number>();
+
+  constructor(private readonly o: JobServiceOptions) {
+    this.now = o.now ?? Date.now;
+  }
+
+  newId(): string {
+    return randomUUID();
+  }
+
+  /** Refuses new work before its body is read when the queue is full. */
+  checkCapacity(): void {
+    const waiting = this.o.store.waitingCount();
+    if (waiting >= this.o.maxWaiting) {
+      throw new AppError('ERR_QUEUE_FULL', `The queue is full (${waiting} jobs waiting); try again later`);
+    }
+  }
+
+  /** Stores a new waiting job whose audio is already in the spool; resolves once durable. */
+  async create(input: NewJob): Promise<Job> {
+    const now = this.now();
+    const job: Job = { ...input, warnings: input.warnings ?? [], created: now, updated: now, status: 'waiting', attempts: 0 };
+    await this.commit(job, 'created');
+    this.o.onQueued();
+    return job;
+  }
+
+  get(id: string): Job {
+    const job = this.o.store.get(id);
+    if (!job) throw new AppError('ERR_JOB_NOT_FOUND', `The job ID '${id}' was not found`);
+    return job;
+  }
+
+  result(id: string): StoredTranscript | undefined {
+    return this.o.store.getResult(id);
+  }
+
+  newest(limit: number): Job[] {
+    return this.o.store.newest(limit);
+  }
+
+  progressOf(id: string): number | undefined {
+    return this.progress.get(id);
+  }
+
+  setProgress(id: string, percent: number): void {
+    this.progress.set(id, percent);
+  }
+
+  /** Deletes a job that is not being processed, with its results and audio. */
+  async delete(id: string): Promise<void> {
+    const job = this.get(id);
+    if (job.status === 'processing') {
+      throw new AppError('ERR_JOB_BUSY', `Job '${id}' is currently being processed and cannot be deleted`);
+    }
+    await this.transaction(() => {
+      this.o.store.remove(id);
+      for (const n of this.o.notifiers) n.notify(job, 'deleted', undefined);
+    });
+    await this.o.spool.removeFiles(id);
+  }
+
+  /** waiting → processing; counts the attempt (crash recovery relies on it). */
+  async start(job: Job): Promise<Job> {
+    const next: Job = { ...job, status: 'processing', attempts: job.attempts + 1, updated: this.now() };
+    await this.commit(next, 'started');
+    this.progress.set(job.id, 0);
+    return next;
+  }
+
+  async complete(job: Job, transcript: Transcript): Promise<Job> {
+    const now = this.now();
+    const result = storedTranscript(transcript);
+    const next: Job = {
+      ...job,
+      status: 'completed',
+      updated: now,
+      expiresAt: now + job.resultsTtlMs,
+      audioDurationMs: transcript.durationMs,
+    };
+    await this.commit(next, 'completed', result);
+    await this.finish(job.id);
+    return next;
+  }
+
+  async fail(job: Job, error: JobError): Promise<Job> {
+    const now = this.now();
+    const next: Job = { ...job, status: 'failed', updated: now, expiresAt: now + job.resultsTtlMs, error };
+    await this.commit(next, 'failed');
+    await this.finish(job.id);
+    return next;
+  }
+
+  /** processing → waiting: the service is stopping, or it restarted mid-job. */
+  async requeue(job: Job, options: { countAttempt: boolean }): Promise<Job> {
+    const next: Job = {
+      ...job,
+      status: 'waiting',
+      updated: this.now(),
+      attempts: options.countAttempt ? job.attempts : Math.max(0, job.attempts - 1),
+    };
+    await this.transaction(() => this.o.store.put(next));
+    this.progress.delete(job.id);
+    return next;
+  }
+
+  /** Removes finished jobs whose results expired; returns how many. */
+  async sweep(limit = 100): Promise<number> {
+    const expired = this.o.store.expired(this.now(), limit).filter(isFinished);
+    if (!expired.length) return 0;
+    await this.transaction(() => {
+      for (const job of expired) this.o.store.remove(job.id);
+    });
+    for (const job of expired) await this.o.spool.removeFiles(job.id);
+    return expired.length;
+  }
+
+  private async finish(id: string): Promise<void> {
+    this.progress.delete(id);
+    // The audio is not needed any more; results live in LMDB until they expire.
+    await this.o.spool.removeFiles(id);
+  }
+
+  private async commit(job: Job, change: JobChange, result?: StoredTranscript): Promise<void> {
+    let notified = false;
+    await this.transaction(() => {
+      this.o.store.put(job);
+      if (result) this.o.store.putResult(job.id, result);
+      for (const n of this.o.notifiers) n.notify(job, change, result);
+      notified = true;
+    });
+    if (notified) this.o.onNotified();
+  }
+
+  private async transaction(fn: () => void): Promise<void> {
+    try {
+      await this.o.db.durably(fn);
+    } catch (err) {
+      if (err instanceof AppError) throw err;
+      throw new AppError('ERR_STORE', `Could not store the job: ${(err as Error).message}`, { cause: err });
+    }
+  }
+}

@@ -1,0 +1,140 @@
+import type { Database } from 'lmdb';
+
+import type { Segment, Transcript } from '../engine/engine.js';
+import type { StateDatabase } from '../store/database.js';
+import type { Job } from './job.js';
+
+/** A transcript as kept with a finished job: tokens dropped (the words carry what clients get). */
+export type StoredTranscript = Omit<Transcript, 'segments'> & { segments: Array<Omit<Segment, 'tokens'>> };
+
+export function storedTranscript(t: Transcript): StoredTranscript {
+  return { ...t, segments: t.segments.map(({ tokens: _tokens, ...rest }) => rest) };
+}
+
+type IndexKey = [number, string];
+
+/**
+ * Jobs in LMDB. Reads are synchronous snapshots; writes (`put`, `remove`, `putResult`)
+ * must run inside `StateDatabase.durably()` so that a job, its indexes and the
+ * notifications of its state change commit together.
+ *
+ * Indexes: by creation time (listing), waiting jobs by creation time (the queue: FIFO),
+ * finished jobs by expiry time (the sweeper).
+ */
+export class JobStore {
+  private dbs: {
+    jobs: Database<Job, string>;
+    results: Database<StoredTranscript, string>;
+    byCreated: Database<null, IndexKey>;
+    waiting: Database<null, IndexKey>;
+    byExpiry: Database<null, IndexKey>;
+  } | null = null;
+
+  constructor(private readonly db: StateDatabase) {}
+
+  // Opened on first use: the environment opens in App.start(), after construction.
+  private get open() {
+    return (this.dbs ??= {
+      jobs: this.db.db<Job, string>('jobs'),
+      results: this.db.db<StoredTranscript, string>('results'),
+      byCreated: this.db.db<null, IndexKey>('jobs-by-created'),
+      waiting: this.db.db<null, IndexKey>('jobs-waiting'),
+      byExpiry: this.db.db<null, IndexKey>('jobs-by-expiry'),
+    });
+  }
+  private get jobs() {
+    return this.open.jobs;
+  }
+  private get results() {
+    return this.open.results;
+  }
+  private get byCreated() {
+    return this.open.byCreated;
+  }
+  private get waiting() {
+    return this.open.waiting;
+  }
+  private get byExpiry() {
+    return this.open.byExpiry;
+  }
+
+  get(id: string): Job | undefined {
+    return this.jobs.get(id);
+  }
+
+  /** Writes the job and keeps the indexes in step with its status (inside durably()). */
+  put(job: Job): void {
+    const previous = this.jobs.get(job.id);
+    if (previous) this.unindex(previous);
+    this.jobs.putSync(job.id, job);
+    this.byCreated.putSync([job.created, job.id], null);
+    if (job.status === 'waiting') this.waiting.putSync([job.created, job.id], null);
+    if (job.expiresAt !== undefined) this.byExpiry.putSync([job.expiresAt, job.id], null);
+  }
+
+  /** Removes the job, its result and its index entries (inside durably()). */
+  remove(id: string): void {
+    const job = this.jobs.get(id);
+    if (!job) return;
+    this.unindex(job);
+    this.jobs.removeSync(id);
+    this.results.removeSync(id);
+  }
+
+  private unindex(job: Job): void {
+    this.byCreated.removeSync([job.created, job.id]);
+    this.waiting.removeSync([job.created, job.id]);
+    if (job.expiresAt !== undefined) this.byExpiry.removeSync([job.expiresAt, job.id]);
+  }
+
+  putResult(id: string, transcript: StoredTranscript): void {
+    this.results.putSync(id, transcript);
+  }
+
+  getResult(id: string): StoredTranscript | undefined {
+    return this.results.get(id);
+  }
+
+  /** The newest jobs first. */
+  newest(limit: number): Job[] {
+    const out: Job[] = [];
+    for (const key of this.byCreated.getKeys({ reverse: true, limit })) {
+      const job = this.jobs.get(key[1]);
+      if (job) out.push(job);
+    }
+    return out;
+  }
+
+  /** The oldest waiting job: the next to run. */
+  nextWaiting(): Job | undefined {
+    for (const key of this.waiting.getKeys({ limit: 1 })) return this.jobs.get(key[1]);
+    return undefined;
+  }
+
+  waitingCount(): number {
+    return this.waiting.getKeysCount();
+  }
+
+  /** Jobs in a state, scanning all jobs: for start-up recovery and metrics, not hot paths. */
+  withStatus(status: Job['status']): Job[] {
+    const out: Job[] = [];
+    for (const { value } of this.jobs.getRange()) if (value.status === status) out.push(value);
+    return out;
+  }
+
+  countByStatus(): Record<Job['status'], number> {
+    const counts = { waiting: 0, processing: 0, completed: 0, failed: 0 };
+    for (const { value } of this.jobs.getRange()) counts[value.status]++;
+    return counts;
+  }
+
+  /** Finished jobs whose results expired at or before `now`. */
+  expired(now: number, limit: number): Job[] {
+    const out: Job[] = [];
+    for (const key of this.byExpiry.getKeys({ end: [now, '\uffff'], limit })) {
+      const job = this.jobs.get(key[1]);
+      if (job) out.push(job);
+    }
+    return out;
+  }
+}

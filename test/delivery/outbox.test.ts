@@ -1,0 +1,127 @@
+// The LMDB outbox: transactional enqueue, per-order-key lines, outcomes, dead letters, pruning.
+import t from 'tap';
+
+import { Outbox } from '../../src/delivery/outbox.js';
+import { ibmDelivery, openStore } from './harness.js';
+
+const url = 'http://192.168.1.50:8000/callback';
+
+t.test('enqueue joins the caller transaction: the job write and the delivery commit together', async (t) => {
+  const db = openStore(t, t.testdir());
+  const outbox = new Outbox(db);
+  const jobs = db.db<{ status: string }, string>('jobs');
+  const record = await db.durably(() => {
+    jobs.putSync('job-1', { status: 'completed' });
+    return outbox.enqueue(ibmDelivery(url));
+  });
+  t.match(record, { seq: 1, state: 'pending', attempts: 0, target: { kind: 'ibm-callback', url }, event: 'recognitions.completed' });
+  t.match(record.id, /^[0-9a-f-]{36}$/);
+  t.same(outbox.get(record.id), record);
+  t.same(jobs.get('job-1'), { status: 'completed' });
+  t.same(outbox.counts(), { pending: 1, delivered: 0, dead: 0 });
+  t.same([...outbox.due()].map((d) => d.id), [record.id]);
+});
+
+t.test('it survives closing and reopening the store', async (t) => {
+  const dir = t.testdir();
+  const first = openStore(t, dir);
+  const record = await new Outbox(first).enqueueDurably({ ...ibmDelivery(url), id: 'fixed_id-1', headers: { 'X-Extra': '1' }, signing: { ibm: { secret: 's', algorithm: 'sha256' } } });
+  await first.close();
+  const outbox = new Outbox(openStore(t, dir));
+  t.same(outbox.get('fixed_id-1'), record);
+  t.equal((await outbox.enqueueDurably(ibmDelivery(url, 'job-2'))).seq, 2, 'seq keeps counting');
+});
+
+t.test('inputs are validated; a used id is refused', async (t) => {
+  const outbox = new Outbox(openStore(t, t.testdir()));
+  await outbox.enqueueDurably({ ...ibmDelivery(url), id: 'dup' });
+  t.throws(() => outbox.enqueue({ ...ibmDelivery(url), id: 'dup' }), { code: 'ERR_INVALID_ARGUMENT', message: /id not used before/ });
+  t.throws(() => outbox.enqueue({ ...ibmDelivery(url), id: 'has.dot' }), { code: 'ERR_INVALID_ARGUMENT' });
+  t.throws(() => outbox.enqueue({ ...ibmDelivery(url), orderKey: '' }), { code: 'ERR_INVALID_ARGUMENT', message: /orderKey/ });
+  t.throws(() => outbox.enqueue({ ...ibmDelivery('ftp://x/y') }), { code: 'ERR_INVALID_ARGUMENT', message: /target\.url/ });
+  t.throws(() => outbox.enqueue({ ...ibmDelivery(url), target: { kind: 'sms' as never, url } }), { code: 'ERR_INVALID_ARGUMENT' });
+  t.same(outbox.counts(), { pending: 1, delivered: 0, dead: 0 });
+});
+
+t.test('only the head of an order key is due; finishing it makes the next one due', async (t) => {
+  const db = openStore(t, t.testdir());
+  let now = 1_000_000;
+  const outbox = new Outbox(db, { now: () => now });
+  const a1 = await outbox.enqueueDurably(ibmDelivery(url, 'a', 'recognitions.started'));
+  now += 10;
+  const a2 = await outbox.enqueueDurably(ibmDelivery(url, 'a', 'recognitions.completed'));
+  const b1 = await outbox.enqueueDurably(ibmDelivery(url, 'b'));
+  t.same([...outbox.due()].map((d) => d.id), [a1.id, b1.id]);
+
+  await outbox.recordAttempt(a1.id, { result: 'retry', at: now, status: 500, error: 'HTTP 500', nextAttemptAt: now + 5000 });
+  t.same([...outbox.due()], [{ id: b1.id, dueAt: now }, { id: a1.id, dueAt: now + 5000 }], 'a2 still waits behind the retrying a1');
+  t.same([...outbox.due(now)].map((d) => d.id), [b1.id], 'due(until) stops at until');
+  t.match(outbox.get(a1.id), { attempts: 1, lastStatus: 500, lastError: 'HTTP 500', nextAttemptAt: now + 5000, state: 'pending' });
+
+  await outbox.recordAttempt(a1.id, { result: 'delivered', at: now + 5001, status: 200 });
+  t.match(outbox.get(a1.id), { state: 'delivered', attempts: 2, deliveredAt: now + 5001, lastStatus: 200, lastError: undefined });
+  t.same([...outbox.due()].map((d) => d.id), [a2.id, b1.id], 'a2 is due now (it was due since it was enqueued)');
+  t.same(outbox.counts(), { pending: 2, delivered: 1, dead: 0 });
+  t.equal(outbox.oldestPending()?.id, a2.id);
+  t.equal(await outbox.recordAttempt(a1.id, { result: 'dead', at: now }), undefined, 'a finished delivery ignores further outcomes');
+});
+
+t.test('dead letters: listed by url or hookId, redelivered one or all at the back of their line', async (t) => {
+  const db = openStore(t, t.testdir());
+  const outbox = new Outbox(db);
+  const hook = { orderKey: 'hook-7 job-1', target: { kind: 'azure-webhook' as const, url: 'http://10.0.0.9/hook', hookId: 'hook-7' }, event: 'TranscriptionCompletion', body: '{}' };
+  const a = await outbox.enqueueDurably(ibmDelivery(url, 'a'));
+  const b = await outbox.enqueueDurably(hook);
+  const c = await outbox.enqueueDurably({ ...hook, orderKey: 'hook-7 job-2' });
+  for (const id of [a.id, b.id, c.id]) await outbox.recordAttempt(id, { result: 'dead', at: Date.now(), status: 500, error: 'HTTP 500' });
+  t.same(outbox.counts(), { pending: 0, delivered: 0, dead: 3 });
+  t.same(outbox.listDead().map((r) => r.id), [a.id, b.id, c.id]);
+  t.same(outbox.listDead({ url }).map((r) => r.id), [a.id]);
+  t.same(outbox.listDead({ hookId: 'hook-7' }).map((r) => r.id), [b.id, c.id]);
+  t.same(outbox.listDead({ hookId: 'hook-7' }, 1).map((r) => r.id), [b.id]);
+  t.same(outbox.listDead({ url, hookId: 'hook-7' }), []);
+
+  // A newer delivery for a's order key is pending: the redelivered one goes behind it.
+  const a2 = await outbox.enqueueDurably(ibmDelivery(url, 'a'));
+  const revived = await outbox.redeliver(a.id);
+  t.match(revived, { id: a.id, state: 'pending', attempts: 0, lastStatus: 500 });
+  t.ok(revived!.seq > a2.seq, 'at the back of the line');
+  t.equal(revived!.deadAt, undefined);
+  t.same([...outbox.due()].map((d) => d.id), [a2.id]);
+  t.equal(await outbox.redeliver(a.id), undefined, 'only dead letters can be redelivered');
+  t.equal(await outbox.redeliverAll({ hookId: 'hook-7' }), 2);
+  t.same(outbox.counts(), { pending: 4, delivered: 0, dead: 0 });
+  t.same(outbox.listDead(), []);
+});
+
+t.test('discarding pending deliveries of a removed target keeps the lines intact', async (t) => {
+  const outbox = new Outbox(openStore(t, t.testdir()));
+  const gone = 'http://10.0.0.5/old';
+  const x1 = await outbox.enqueueDurably({ ...ibmDelivery(gone, 'x'), orderKey: 'shared' });
+  const keep = await outbox.enqueueDurably({ ...ibmDelivery(url, 'x'), orderKey: 'shared' });
+  await outbox.enqueueDurably(ibmDelivery(gone, 'y'));
+  t.equal(await outbox.discardPending({ url: gone }), 2);
+  t.equal(outbox.get(x1.id), undefined);
+  t.same([...outbox.due()].map((d) => d.id), [keep.id], 'the survivor moved up to the head');
+  await t.rejects(outbox.discardPending({}), { code: 'ERR_INVALID_ARGUMENT' });
+});
+
+t.test('pruning deletes delivered records after 7 days and dead letters after 30 by default', async (t) => {
+  const day = 24 * 60 * 60 * 1000;
+  let now = 100 * day;
+  const outbox = new Outbox(openStore(t, t.testdir()), { now: () => now });
+  const old = await outbox.enqueueDurably(ibmDelivery(url, 'old'));
+  const recent = await outbox.enqueueDurably(ibmDelivery(url, 'recent'));
+  const dead = await outbox.enqueueDurably(ibmDelivery(url, 'dead'));
+  const waiting = await outbox.enqueueDurably(ibmDelivery(url, 'waiting'));
+  await outbox.recordAttempt(old.id, { result: 'delivered', at: now - 8 * day, status: 200 });
+  await outbox.recordAttempt(recent.id, { result: 'delivered', at: now - 6 * day, status: 200 });
+  await outbox.recordAttempt(dead.id, { result: 'dead', at: now - 8 * day });
+  t.equal(await outbox.prune(), 1);
+  t.equal(outbox.get(old.id), undefined);
+  t.ok(outbox.get(recent.id) && outbox.get(dead.id) && outbox.get(waiting.id));
+  now += 30 * day;
+  t.equal(await outbox.prune(), 2, 'recent and dead');
+  t.same(outbox.counts(), { pending: 1, delivered: 0, dead: 0 });
+  t.equal(await outbox.prune({ deliveredMs: 0, deadMs: 0 }), 0, 'pending deliveries are never pruned');
+});

@@ -1,0 +1,66 @@
+import { App } from '../../src/app.js';
+import { loadConfig } from '../../src/config.js';
+import { createLogger } from '../../src/log.js';
+import { testModelPath } from './models.js';
+
+export const apiKey = 'test-key-0123456789';
+
+export interface RunningApp {
+  app: App;
+  base: string;
+  /** Headers with the API key, as IBM's SDKs send it (Basic apikey:KEY). */
+  auth: Record<string, string>;
+  stateDir: string;
+}
+
+/**
+ * The real service on 127.0.0.1 and a free port, with a temporary state directory and
+ * the generated test model; stopped when the test ends.
+ */
+export async function startApp(
+  t: { testdir(): string; teardown(fn: () => unknown): void },
+  env: Record<string, string> = {},
+  stateDir = t.testdir(),
+): Promise<RunningApp> {
+  const config = loadConfig({
+    file: null,
+    env: {
+      EARSHOT_HOST: '127.0.0.1',
+      EARSHOT_PORT: '0',
+      EARSHOT_STATE_DIR: stateDir,
+      EARSHOT_MODEL: testModelPath(),
+      EARSHOT_API_KEY: apiKey,
+      EARSHOT_THREADS: '2',
+      EARSHOT_CALLBACK_CIDRS: '127.0.0.0/8',
+      EARSHOT_LOG_LEVEL: 'warn',
+      // Random weights make whisper fall back on every window: slow and pointless here.
+      EARSHOT_TEMPERATURE_FALLBACK: 'false',
+      ...env,
+    },
+  });
+  const app = new App(config, createLogger({ level: config.logLevel }));
+  await app.start();
+  let stopped = false;
+  t.teardown(async () => {
+    if (!stopped) await app.stop();
+    stopped = true;
+  });
+  return {
+    app,
+    base: `http://127.0.0.1:${app.http.port}`,
+    auth: { Authorization: `Basic ${Buffer.from(`apikey:${apiKey}`).toString('base64')}` },
+    stateDir,
+  };
+}
+
+/** Polls a job until it leaves waiting/processing. */
+export async function waitForJob(base: string, auth: Record<string, string>, id: string, timeoutMs = 60_000) {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const res = await fetch(`${base}/v1/recognitions/${id}`, { headers: auth });
+    const body = (await res.json()) as { status: string } & Record<string, unknown>;
+    if (body.status === 'completed' || body.status === 'failed') return body;
+    if (Date.now() > deadline) throw new Error(`job ${id} still ${body.status} after ${timeoutMs} ms`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
