@@ -1,5 +1,6 @@
 import { resolveApiKey } from './api-key.js';
 import type { Config } from './config.js';
+import { createRetrySchedule } from './delivery/backoff.js';
 import { CidrPolicy } from './delivery/cidr.js';
 import { Dispatcher } from './delivery/dispatcher.js';
 import { sendRequest } from './delivery/http-client.js';
@@ -74,7 +75,13 @@ export class App {
     const policy = new CidrPolicy(config.callbackCidrs);
     // Built lazily in start(): LMDB databases can only be opened once the environment is.
     this.outbox = new Outbox(this.db);
-    this.dispatcher = new Dispatcher({ outbox: this.outbox, policy, log: log.child('delivery') });
+    this.dispatcher = new Dispatcher({
+      outbox: this.outbox,
+      policy,
+      log: log.child('delivery'),
+      schedule: createRetrySchedule({ retryDelaysMs: config.retryDelaysMs }),
+      timeoutMs: config.deliveryTimeoutMs,
+    });
     this.store = new JobStore(this.db);
     this.registry = new CallbackRegistry(
       this.db,
@@ -116,7 +123,7 @@ export class App {
           spool: this.spool,
           model: () => ({ multilingual: this.engine.model?.multilingual ?? false, languages: this.addon.languages() }),
           minAudioBytes: 100,
-          maxAudioBytes: 1024 ** 3,
+          maxAudioBytes: config.maxUploadBytes,
         }),
         opsRoutes({ metrics: this.metrics, notReadyReason: () => this.notReadyReason() }),
       ],

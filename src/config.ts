@@ -2,6 +2,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 
+import { CidrPolicy } from './delivery/cidr.js';
 import { AppError } from './errors.js';
 import { logLevels, type LogLevel } from './log.js';
 
@@ -45,6 +46,12 @@ export interface Config {
    */
   vadModel: string | undefined;
   vadModelPath: string | undefined;
+  /** Largest upload accepted (IBM: 1 GB); lower it on a small SD card. */
+  maxUploadBytes: number;
+  /** Waits between delivery attempts after each failure; after the last, a dead letter. */
+  retryDelaysMs: number[];
+  /** Per delivery attempt: connect, response, body. */
+  deliveryTimeoutMs: number;
 }
 
 type Raw = string | number | boolean | string[];
@@ -86,16 +93,28 @@ const oneOf =
     throw new SettingError(`must be one of ${choices.join(', ')}`);
   };
 
-const cidrPattern = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})\/(\d{1,2})$|^[0-9a-f:]+\/\d{1,3}$/i;
+const durationUnits: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
+const durationList = (value: Raw): number[] => {
+  const items = Array.isArray(value) ? value : typeof value === 'string' ? value.split(',') : null;
+  if (!items) throw new SettingError('must be a comma-separated list of durations such as 5s,5m,2h');
+  return items
+    .map((s) => String(s).trim())
+    .filter(Boolean)
+    .map((item) => {
+      const m = /^(\d+(?:\.\d+)?)(ms|s|m|h)$/.exec(item);
+      if (!m) throw new SettingError(`"${item}" is not a duration such as 500ms, 5s, 5m or 2h`);
+      return Number(m[1]) * durationUnits[m[2]!]!;
+    });
+};
+
 const cidrList = (value: Raw): string[] => {
   const items = Array.isArray(value) ? value : typeof value === 'string' ? value.split(',') : null;
   if (!items) throw new SettingError('must be a comma-separated list of CIDR ranges');
   const cidrs = items.map((s) => String(s).trim()).filter(Boolean);
-  for (const cidr of cidrs) {
-    const m = cidrPattern.exec(cidr);
-    const v4ok = m && m[1] !== undefined ? [m[1], m[2], m[3], m[4]].every((o) => Number(o) <= 255) && Number(m[5]) <= 32 : true;
-    const v6ok = m && m[1] === undefined ? Number(cidr.split('/')[1]) <= 128 : true;
-    if (!m || !v4ok || !v6ok) throw new SettingError(`"${cidr}" is not a CIDR range such as 192.168.0.0/16`);
+  try {
+    new CidrPolicy(cidrs);
+  } catch (err) {
+    throw new SettingError((err as Error).message);
   }
   return cidrs;
 };
@@ -193,6 +212,27 @@ const settings = [
     description: 'Silero VAD model name or path (off when unset)',
     default: () => undefined,
     parse: text,
+  },
+  {
+    key: 'maxUploadBytes',
+    env: 'EARSHOT_MAX_UPLOAD_BYTES',
+    description: 'largest upload in bytes',
+    default: () => 1024 ** 3,
+    parse: integer(100, 1024 ** 3),
+  },
+  {
+    key: 'retryDelaysMs',
+    env: 'EARSHOT_RETRY_SCHEDULE',
+    description: 'waits between delivery attempts',
+    default: () => [5_000, 300_000, 1_800_000, 7_200_000, 18_000_000, 36_000_000, 86_400_000],
+    parse: durationList,
+  },
+  {
+    key: 'deliveryTimeoutMs',
+    env: 'EARSHOT_DELIVERY_TIMEOUT_MS',
+    description: 'per-attempt delivery timeout in ms',
+    default: () => 15_000,
+    parse: integer(100, 120_000),
   },
   {
     key: 'temperatureFallback',

@@ -56,6 +56,10 @@ export interface DispatcherStats {
 // NTP steps the wall clock, due times (wall clock) and timers (monotonic) drift apart.
 const maxTimerMs = 5 * 60 * 1000;
 
+// After an outcome could not be stored (disk full, store closing), the delivery is still
+// due: pause rather than resend it in a tight loop.
+const storeFailurePauseMs = 30_000;
+
 /**
  * Drives the outbox: sends due deliveries (signed at send time), records every
  * attempt's outcome durably before anything else happens to that delivery, and sleeps
@@ -82,6 +86,7 @@ export class Dispatcher {
   private running = false;
   private timer: NodeJS.Timeout | null = null;
   private wakeQueued = false;
+  private pausedUntil = 0;
   private readonly inFlight = new Map<string, { done: Promise<void>; abort: AbortController }>();
   private counters = { sent: 0, failedAttempts: 0, deadLettered: 0 };
   private lastDeliveryLatencyMs: number | undefined;
@@ -160,35 +165,43 @@ export class Dispatcher {
     if (!this.running) return;
     if (this.timer) clearTimeout(this.timer);
     this.timer = null;
-    let nextDueAt: number | undefined;
-    try {
-      const now = this.now();
-      for (const { id, dueAt } of this.outbox.due()) {
-        if (this.inFlight.has(id)) continue;
-        // Full: the next attempt to finish pumps again.
-        if (this.inFlight.size >= this.concurrency) return;
-        if (dueAt > now) {
-          nextDueAt = dueAt;
-          break;
-        }
-        const record = this.outbox.get(id);
-        if (record?.state === 'pending') this.begin(record);
+    const now = this.now();
+    let wakeAt: number | undefined = this.pausedUntil > now ? this.pausedUntil : undefined;
+    if (wakeAt === undefined) {
+      try {
+        wakeAt = this.startDue(now);
+      } catch (err) {
+        // The store is closing or failing; the next notify/start tries again.
+        this.log.error('delivery scan failed', { error: err });
+        return;
       }
-    } catch (err) {
-      // The store is closing or failing; the next notify/start tries again.
-      this.log.error('delivery scan failed', { error: err });
-      return;
     }
-    if (nextDueAt !== undefined) {
-      this.timer = setTimeout(() => this.pump(), Math.min(Math.max(0, nextDueAt - this.now()), maxTimerMs));
+    if (wakeAt !== undefined) {
+      this.timer = setTimeout(() => this.pump(), Math.min(Math.max(0, wakeAt - this.now()), maxTimerMs));
       this.timer.unref();
     }
+  }
+
+  /** Begins what is due; returns when the next not-yet-due delivery is due, if a timer is needed. */
+  private startDue(now: number): number | undefined {
+    for (const { id, dueAt } of this.outbox.due()) {
+      if (this.inFlight.has(id)) continue;
+      // Full: the next attempt to finish pumps again.
+      if (this.inFlight.size >= this.concurrency) return undefined;
+      if (dueAt > now) return dueAt;
+      const record = this.outbox.get(id);
+      if (record?.state === 'pending') this.begin(record);
+    }
+    return undefined;
   }
 
   private begin(record: DeliveryRecord): void {
     const abort = new AbortController();
     const done = this.attempt(record, abort.signal)
-      .catch((err) => this.log.error('delivery attempt could not be recorded', { id: record.id, error: err }))
+      .catch((err) => {
+        this.log.error('delivery outcome could not be stored; pausing deliveries', { id: record.id, error: err, pauseMs: storeFailurePauseMs });
+        this.pausedUntil = this.now() + storeFailurePauseMs;
+      })
       .finally(() => {
         this.inFlight.delete(record.id);
         this.pump();

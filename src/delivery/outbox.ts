@@ -1,4 +1,5 @@
 import { createHash, randomUUID } from 'node:crypto';
+import { validateHeaderName, validateHeaderValue } from 'node:http';
 
 import type { Database } from 'lmdb';
 
@@ -202,7 +203,9 @@ export class Outbox {
   /** The pending delivery created longest ago, if any. */
   oldestPending(): DeliveryRecord | undefined {
     let oldest: DeliveryRecord | undefined;
-    for (const record of this.pending()) if (!oldest || record.createdAt < oldest.createdAt) oldest = record;
+    for (const record of this.pending()) {
+      if (!oldest || record.createdAt < oldest.createdAt || (record.createdAt === oldest.createdAt && record.seq < oldest.seq)) oldest = record;
+    }
     return oldest;
   }
 
@@ -372,5 +375,14 @@ function validate(input: EnqueueInput): void {
   if (typeof input.target.url !== 'string' || !/^https?:\/\//i.test(input.target.url)) throw invalidArgument('target.url', 'an http: or https: URL', input.target.url);
   if (typeof input.event !== 'string' || input.event === '') throw invalidArgument('event', 'a non-empty string', input.event);
   if (typeof input.body !== 'string') throw invalidArgument('body', 'a JSON string', input.body);
+  for (const [name, value] of Object.entries(input.headers ?? {})) {
+    // Checked now: a header Node refuses to send would otherwise fail every attempt.
+    try {
+      validateHeaderName(name);
+      validateHeaderValue(name, value);
+    } catch {
+      throw invalidArgument(`header ${JSON.stringify(name)}`, 'a valid HTTP header name and string value', value);
+    }
+  }
   if (input.notBefore !== undefined && !Number.isFinite(input.notBefore)) throw invalidArgument('notBefore', 'a time in ms since the epoch', input.notBefore);
 }

@@ -82,7 +82,9 @@ export class WhisperEngine implements Engine {
     const whisperLog = this.log.child('whisper');
     // whisper.cpp's info lines are a load report; they belong at debug level here.
     this.addon.setLogger(
-      (level, message) => (level === 'info' ? whisperLog.debug(message) : whisperLog[level](message)),
+      (level, message) =>
+        // whisper reports our own aborts (shutdown, cancellation) as errors.
+        level === 'info' || / - aborting$/.test(message) ? whisperLog.debug(message) : whisperLog[level](message),
       this.log.enabled('debug') ? 'debug' : 'warn',
     );
     this.languageCodes = new Set(this.addon.languages());

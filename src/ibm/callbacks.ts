@@ -81,7 +81,7 @@ export class CallbackRegistry {
     } catch (err) {
       const code = (err as { code?: string }).code;
       throw failure(
-        code === 'ERR_DELIVERY_TIMEOUT'
+        code === 'ERR_TARGET_TIMEOUT'
           ? `callback server did not respond within ${challengeTimeoutMs / 1000} seconds`
           : (err as Error).message,
       );

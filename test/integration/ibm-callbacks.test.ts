@@ -1,0 +1,127 @@
+// IBM callbacks end to end: registration with the challenge, signed notifications of a
+// job's events, delivered through the outbox to a real receiver on loopback.
+import { createHmac } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import t from 'tap';
+
+import { startApp } from '../helpers/app.js';
+import { jfkMp3 } from '../helpers/models.js';
+import { startReceiver } from '../helpers/receiver.js';
+
+const jfk = readFileSync(jfkMp3);
+const hmac = (algorithm: string, secret: string, data: string) => createHmac(algorithm, secret).update(data).digest('base64');
+
+t.test('register_callback: challenge with signature, 201 then 200 already created, persisted', async (t) => {
+  const receiver = await startReceiver();
+  t.teardown(() => receiver.close());
+  const { base, auth } = await startApp(t);
+  const register = () =>
+    fetch(`${base}/v1/register_callback?callback_url=${encodeURIComponent(receiver.url)}&user_secret=s3cret`, {
+      method: 'POST',
+      headers: auth,
+    });
+  const first = await register();
+  t.equal(first.status, 201);
+  t.same(await first.json(), { status: 'created', url: receiver.url });
+  t.equal(receiver.received.length, 1, 'one challenge GET');
+  const challenge = receiver.received[0]!;
+  t.equal(challenge.method, 'GET');
+  t.equal(challenge.headers.accept, 'text/plain');
+  const challengeString = challenge.url.searchParams.get('challenge_string')!;
+  t.match(challengeString, /^[A-Za-z0-9_-]{8,}$/);
+  t.equal(challenge.headers['x-callback-signature'], hmac('sha1', 's3cret', challengeString), 'HMAC-SHA1 of the challenge');
+
+  const second = await register();
+  t.equal(second.status, 200);
+  t.same(await second.json(), { status: 'already created', url: receiver.url });
+  t.equal(receiver.received.length, 1, 'no second challenge');
+
+  const un = await fetch(`${base}/v1/unregister_callback?callback_url=${encodeURIComponent(receiver.url)}`, { method: 'POST', headers: auth });
+  t.equal(un.status, 200);
+  const again = await fetch(`${base}/v1/unregister_callback?callback_url=${encodeURIComponent(receiver.url)}`, { method: 'POST', headers: auth });
+  t.equal(again.status, 404);
+});
+
+t.test('register_callback refuses receivers that fail the challenge, with the reason', async (t) => {
+  const receiver = await startReceiver();
+  t.teardown(() => receiver.close());
+  const { base, auth } = await startApp(t);
+  const register = (url: string) =>
+    fetch(`${base}/v1/register_callback?callback_url=${encodeURIComponent(url)}`, { method: 'POST', headers: auth });
+  const cases: Array<[string, (res: import('node:http').ServerResponse) => void, RegExp]> = [
+    ['status', (res) => res.writeHead(406).end(), /responded with status code 406/],
+    ['body', (res) => res.writeHead(200).end('nope'), /did not contain the challenge string/],
+    ['timeout', () => {}, /did not respond within 5 seconds/],
+  ];
+  for (const [name, respond, message] of cases) {
+    receiver.respond = (_req, res) => respond(res);
+    const res = await register(`${receiver.url}/${name}`);
+    t.equal(res.status, 400, name);
+    t.match(await res.json(), { code: 400, code_description: 'Bad Request', error: message }, name);
+  }
+  const forbidden = await register('http://169.254.169.254/latest');
+  t.equal(forbidden.status, 400);
+  t.match(await forbidden.json(), { error: /link-local|not in the allowed/ });
+  const notUrl = await register('ftp://example/x');
+  t.equal(notUrl.status, 400);
+  const missing = await fetch(`${base}/v1/register_callback`, { method: 'POST', headers: auth });
+  t.equal(missing.status, 400);
+});
+
+t.test('a job with a callback: started + completed_with_results, signed, with user_token', async (t) => {
+  const receiver = await startReceiver();
+  t.teardown(() => receiver.close());
+  const { base, auth } = await startApp(t);
+  await fetch(`${base}/v1/register_callback?callback_url=${encodeURIComponent(receiver.url)}&user_secret=k3y`, { method: 'POST', headers: auth });
+
+  const unregistered = await fetch(`${base}/v1/recognitions?callback_url=${encodeURIComponent(receiver.url + '/other')}`, {
+    method: 'POST',
+    headers: { ...auth, 'Content-Type': 'audio/mp3' },
+    body: jfk,
+  });
+  t.equal(unregistered.status, 400);
+  t.match(await unregistered.json(), { error: /is not registered/ });
+
+  const events = 'recognitions.started,recognitions.completed_with_results';
+  const res = await fetch(
+    `${base}/v1/recognitions?callback_url=${encodeURIComponent(receiver.url)}&events=${events}&user_token=job-7&timestamps=true`,
+    { method: 'POST', headers: { ...auth, 'Content-Type': 'audio/mp3' }, body: jfk },
+  );
+  t.equal(res.status, 201);
+  const { id } = (await res.json()) as { id: string };
+  const posts = await receiver.posts(2);
+  const bodies = posts.map((p) => JSON.parse(p.body) as Record<string, unknown>);
+  t.match(bodies[0], { id, event: 'recognitions.started', user_token: 'job-7' });
+  t.match(bodies[1], { id, event: 'recognitions.completed_with_results', user_token: 'job-7' });
+  t.match((bodies[1]!.results as any[])[0], { result_index: 0, results: Array });
+  for (const p of posts) {
+    t.equal(p.headers['content-type'], 'application/json');
+    t.equal(p.headers['x-callback-signature'], hmac('sha1', 'k3y', p.body), 'X-Callback-Signature over the exact body');
+    t.ok(p.headers['webhook-id'], 'a stable delivery id');
+  }
+  t.not(posts[0]!.headers['webhook-id'], posts[1]!.headers['webhook-id']);
+
+  const list = (await (await fetch(`${base}/v1/recognitions`, { headers: auth })).json()) as { recognitions: any[] };
+  t.match(list.recognitions[0], { id, user_token: 'job-7' });
+});
+
+t.test('events: IBM rules (errors, defaults, warnings without a callback)', async (t) => {
+  const { base, auth } = await startApp(t);
+  const post = (query: string) =>
+    fetch(`${base}/v1/recognitions?${query}`, { method: 'POST', headers: { ...auth, 'Content-Type': 'audio/mp3' }, body: jfk });
+  const both = await post('callback_url=http://127.0.0.1:9/x&events=recognitions.completed,recognitions.completed_with_results');
+  t.equal(both.status, 400);
+  t.match(await both.json(), { error: /incompatible/ });
+  const unknown = await post('callback_url=http://127.0.0.1:9/x&events=recognitions.done');
+  t.equal(unknown.status, 400);
+  t.match(await unknown.json(), { error: /Invalid event 'recognitions.done'/ });
+  const warned = await post('user_token=abc&events=recognitions.started&bogus=1');
+  t.equal(warned.status, 201);
+  t.match(await warned.json(), {
+    warnings: [
+      'Unknown arguments: bogus.',
+      "unexpected query parameter 'events', query parameter 'callback_url' was not specified",
+      "unexpected query parameter 'user_token', query parameter 'callback_url' was not specified",
+    ],
+  });
+});

@@ -1,0 +1,132 @@
+// Power cuts and restarts: the service as a child process, killed with SIGKILL (nothing
+// flushed on the way out) or stopped with SIGTERM, then started again on the same state.
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import t from 'tap';
+
+import { apiKey, waitForJob } from '../helpers/app.js';
+import { spawnService, type ServiceProcess } from '../helpers/service-process.js';
+import { startReceiver } from '../helpers/receiver.js';
+import { testSignal } from '../helpers/pcm.js';
+
+const auth = { Authorization: `Bearer ${apiKey}` };
+
+/** Raw 16-bit little-endian PCM: long enough to still be processing when killed. */
+function l16(seconds: number): Buffer {
+  const pcm = testSignal(seconds);
+  const out = Buffer.alloc(pcm.length * 2);
+  pcm.forEach((x, i) => out.writeInt16LE(Math.round(x * 32767), i * 2));
+  return out;
+}
+
+async function submit(base: string, seconds: number, query = ''): Promise<string> {
+  const res = await fetch(`${base}/v1/recognitions${query}`, {
+    method: 'POST',
+    headers: { ...auth, 'Content-Type': 'audio/l16;rate=16000;endianness=little-endian' },
+    body: l16(seconds),
+  });
+  if (res.status !== 201) throw new Error(`submit: ${res.status} ${await res.text()}`);
+  return ((await res.json()) as { id: string }).id;
+}
+
+async function waitForStatus(base: string, id: string, status: string): Promise<void> {
+  for (let i = 0; i < 600; i++) {
+    const body = (await (await fetch(`${base}/v1/recognitions/${id}`, { headers: auth })).json()) as { status: string };
+    if (body.status === status) return;
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  throw new Error(`job ${id} never reached ${status}`);
+}
+
+async function kill(service: ServiceProcess): Promise<void> {
+  service.proc.kill('SIGKILL');
+  await service.exited;
+}
+
+t.test('SIGKILL while processing: after a restart the job runs again and completes', async (t) => {
+  const dir = t.testdir();
+  let service = await spawnService(dir);
+  const id = await submit(service.base, 120);
+  const other = await submit(service.base, 2);
+  await waitForStatus(service.base, id, 'processing');
+  await kill(service);
+
+  service = await spawnService(dir);
+  t.teardown(() => kill(service));
+  t.match(await waitForJob(service.base, auth, id, 120_000), { status: 'completed' }, 'the interrupted job');
+  t.match(await waitForJob(service.base, auth, other, 120_000), { status: 'completed' }, 'the job behind it');
+  t.ok(service.output.some((l) => l.includes('requeueing a job interrupted by a restart')));
+});
+
+t.test('a job that kills the service three times is failed instead of crash-looping', async (t) => {
+  const dir = t.testdir();
+  let service = await spawnService(dir);
+  const id = await submit(service.base, 120);
+  for (let round = 0; round < 3; round++) {
+    await waitForStatus(service.base, id, 'processing');
+    await kill(service);
+    service = await spawnService(dir);
+  }
+  t.teardown(() => kill(service));
+  const body = await waitForJob(service.base, auth, id, 10_000);
+  t.match(body, { status: 'failed', error_code: 'ERR_INTERRUPTED', error: /interrupted 3 times/ });
+});
+
+t.test('SIGTERM drains: the running job goes back to waiting, exit 0, then completes after restart', async (t) => {
+  const dir = t.testdir();
+  let service = await spawnService(dir);
+  const id = await submit(service.base, 120);
+  await waitForStatus(service.base, id, 'processing');
+  service.proc.kill('SIGTERM');
+  t.equal(await service.exited, 0, 'clean exit');
+  service = await spawnService(dir);
+  t.teardown(() => kill(service));
+  t.match(await waitForJob(service.base, auth, id, 120_000), { status: 'completed' });
+  t.notOk(service.output.some((l) => l.includes('interrupted')), 'a drained job is not counted as interrupted');
+});
+
+t.test('deliveries pending across a SIGKILL are sent after the restart', async (t) => {
+  // A receiver that answers the challenge, then goes away while the job runs.
+  const receiver = await startReceiver();
+  const dir = t.testdir();
+  let service = await spawnService(dir, { EARSHOT_RETRY_SCHEDULE: '200ms,200ms,200ms,200ms,200ms,200ms,200ms,200ms,200ms,200ms' });
+  const register = await fetch(`${service.base}/v1/register_callback?callback_url=${encodeURIComponent(receiver.url)}&user_secret=x`, {
+    method: 'POST',
+    headers: auth,
+  });
+  t.equal(register.status, 201);
+  const port = Number(new URL(receiver.url).port);
+  await receiver.close();
+  const id = await submit(service.base, 2, `?callback_url=${encodeURIComponent(receiver.url)}&user_token=u1`);
+  await waitForJob(service.base, auth, id);
+  await new Promise((r) => setTimeout(r, 500));
+  await kill(service);
+
+  // The receiver comes back on the same port; so does the service.
+  const bodies: Array<{ event: string; id: string; deliveryId: string }> = [];
+  const back = createServer((req, res) => {
+    let body = '';
+    req.on('data', (c) => (body += c));
+    req.on('end', () => {
+      const parsed = JSON.parse(body) as { event: string; id: string };
+      bodies.push({ ...parsed, deliveryId: String(req.headers['webhook-id']) });
+      res.writeHead(200).end();
+    });
+  });
+  await new Promise<void>((resolve) => back.listen(port, '127.0.0.1', resolve));
+  t.teardown(() => new Promise<void>((resolve) => back.close(() => resolve())));
+  t.equal((back.address() as AddressInfo).port, port);
+  service = await spawnService(dir, { EARSHOT_RETRY_SCHEDULE: '200ms,200ms,200ms,200ms,200ms,200ms,200ms,200ms,200ms,200ms' });
+  t.teardown(() => kill(service));
+  for (let i = 0; i < 200 && bodies.length < 2; i++) await new Promise((r) => setTimeout(r, 50));
+  t.same(
+    bodies.map((b) => [b.id, b.event]),
+    [
+      [id, 'recognitions.started'],
+      [id, 'recognitions.completed'],
+    ],
+    'both events, in order, after the restart',
+  );
+  t.equal(new Set(bodies.map((b) => b.deliveryId)).size, 2);
+});
+
