@@ -1,7 +1,25 @@
 import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 
-import { open, type Database, type RootDatabase } from 'lmdb';
+import { open, type Database, type Key, type RootDatabase } from 'lmdb';
+
+/**
+ * Every named database of the environment. They are all opened by open(), outside any
+ * transaction: a database first opened inside a transaction that is then aborted is left
+ * with an invalid handle (LMDB rolls the open back with the transaction).
+ */
+export const databaseNames = [
+  'jobs',
+  'results',
+  'jobs-by-created',
+  'jobs-waiting',
+  'jobs-by-expiry',
+  'ibm-callbacks',
+  'outbox',
+  'outbox-index',
+  'azure-webhooks',
+] as const;
+export type DatabaseName = (typeof databaseNames)[number];
 
 /**
  * earshot's one LMDB environment (`<stateDir>/db`) and its named databases. Every state
@@ -10,6 +28,7 @@ import { open, type Database, type RootDatabase } from 'lmdb';
  */
 export class StateDatabase {
   private root: RootDatabase | null = null;
+  private readonly handles = new Map<DatabaseName, Database>();
 
   constructor(private readonly stateDir: string) {}
 
@@ -19,21 +38,27 @@ export class StateDatabase {
     // Default sync settings: crash-proof commits (overlapping sync, flushed before
     // durably() resolves). No compression: results are small and the Pi's CPU is for whisper.
     this.root = open({ path: dir, maxDbs: 16 });
+    for (const name of databaseNames) this.handles.set(name, this.root.openDB({ name }));
   }
 
   /** A named database of the environment; values are msgpack-encoded. */
-  db<V = unknown, K extends import('lmdb').Key = import('lmdb').Key>(name: string): Database<V, K> {
-    if (!this.root) throw new Error('StateDatabase.open() must run first');
-    return this.root.openDB<V, K>({ name });
+  db<V = unknown, K extends Key = Key>(name: DatabaseName): Database<V, K> {
+    const handle = this.handles.get(name);
+    if (!handle) throw new Error(`StateDatabase.open() must run before database '${name}' is used`);
+    return handle as unknown as Database<V, K>;
   }
 
   /**
-   * Runs `fn` in one write transaction (its puts and removes commit together or not at
-   * all) and resolves once the commit is flushed to disk.
+   * Runs `fn` in one write transaction (its puts and removes commit together, or none of
+   * them if `fn` throws) and resolves once the commit is flushed to disk.
+   *
+   * Synchronous on purpose: lmdb-js's asynchronous transaction() commits what a throwing
+   * callback wrote before it threw. The commit itself is quick (overlapping sync: the
+   * flush to disk happens off the main thread, and is awaited below).
    */
   async durably<T>(fn: () => T): Promise<T> {
     if (!this.root) throw new Error('StateDatabase.open() must run first');
-    const result = await this.root.transaction(fn);
+    const result = this.root.transactionSync(fn);
     await this.root.flushed;
     return result;
   }
@@ -41,6 +66,7 @@ export class StateDatabase {
   async close(): Promise<void> {
     const root = this.root;
     this.root = null;
+    this.handles.clear();
     if (root) {
       await root.flushed;
       await root.close();
