@@ -117,8 +117,6 @@ const orderHash = (orderKey: string) => createHash('sha256').update(orderKey).di
  * caller's transaction so a job's state change and its notifications commit together.
  */
 export class Outbox {
-  private recordsDb: Database<DeliveryRecord, string> | null = null;
-  private indexDb: Database<string | number, IndexKey> | null = null;
   private readonly now: () => number;
 
   constructor(
@@ -128,12 +126,13 @@ export class Outbox {
     this.now = options.now ?? Date.now;
   }
 
+  // Looked up on each use (a map lookup): handles change when the store is reopened.
   private get records(): Database<DeliveryRecord, string> {
-    return (this.recordsDb ??= this.database.db<DeliveryRecord, string>('outbox'));
+    return this.database.db<DeliveryRecord, string>('outbox');
   }
 
   private get index(): Database<string | number, IndexKey> {
-    return (this.indexDb ??= this.database.db<string | number, IndexKey>('outbox-index'));
+    return this.database.db<string | number, IndexKey>('outbox-index');
   }
 
   /**
@@ -146,7 +145,7 @@ export class Outbox {
    */
   enqueue(input: EnqueueInput): DeliveryRecord {
     validate(input);
-    // Inside an async transaction callback this is simply part of that transaction.
+    // Inside the caller's transaction (durably) this joins it; outside, it is its own.
     return this.records.transactionSync(() => {
       const id = input.id ?? randomUUID();
       if (this.records.get(id) !== undefined) throw invalidArgument('delivery id', 'an id not used before', id);

@@ -52,5 +52,16 @@ export function jobDetail(job: Job, transcript: StoredTranscript | undefined, pr
       : {}),
     ...(job.status === 'processing' && progress !== undefined ? { progress } : {}),
     ...(job.status === 'failed' && job.error ? { error: job.error.message, error_code: job.error.code } : {}),
+    // earshot's own: where the time went (IBM clients ignore fields they do not know).
+    ...(job.timings
+      ? {
+          processing_times: {
+            audio_seconds: (job.audioDurationMs ?? 0) / 1000,
+            queue_ms: job.timings.queueMs,
+            decode_ms: job.timings.decodeMs,
+            transcribe_ms: job.timings.transcribeMs,
+          },
+        }
+      : {}),
   };
 }

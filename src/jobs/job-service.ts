@@ -3,7 +3,7 @@ import { randomUUID } from 'node:crypto';
 import { AppError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { StateDatabase } from '../store/database.js';
-import { isFinished, type Job, type JobError } from './job.js';
+import { isFinished, type Job, type JobError, type JobTimings } from './job.js';
 import { storedTranscript, type JobStore, type StoredTranscript } from './job-store.js';
 import type { Spool } from './spool.js';
 import type { Transcript } from '../engine/engine.js';
@@ -116,7 +116,7 @@ export class JobService {
     return next;
   }
 
-  async complete(job: Job, transcript: Transcript): Promise<Job> {
+  async complete(job: Job, transcript: Transcript, timings: JobTimings): Promise<Job> {
     const now = this.now();
     const result = storedTranscript(transcript);
     const next: Job = {
@@ -125,6 +125,7 @@ export class JobService {
       updated: now,
       expiresAt: now + job.resultsTtlMs,
       audioDurationMs: transcript.durationMs,
+      timings,
     };
     await this.commit(next, 'completed', result);
     await this.finish(job.id);

@@ -18,6 +18,15 @@ export interface OutputOptions {
   wordConfidence: boolean;
 }
 
+export interface JobTimings {
+  /** From submission to the start of processing. */
+  queueMs: number;
+  /** The out-of-process decoder, to 16 kHz PCM. */
+  decodeMs: number;
+  /** The engine's transcription, as the engine measured it. */
+  transcribeMs: number;
+}
+
 export interface JobError {
   code: string;
   message: string;
@@ -47,6 +56,8 @@ export interface Job {
   /** How many times processing started (crash recovery gives up after the third). */
   attempts: number;
   audioDurationMs?: number;
+  /** Where the time went, once finished (ms). */
+  timings?: JobTimings;
   error?: JobError;
   warnings: string[];
 }

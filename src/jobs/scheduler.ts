@@ -98,17 +98,18 @@ export class Scheduler {
     const started = performance.now();
     try {
       const decoded = await this.o.decode(job, this.o.spool.uploadPath(job.id), this.o.spool.pcmPath(job.id), controller.signal);
+      const decodeMs = performance.now() - started;
       const transcript = await this.o.engine.transcribe({ path: decoded.outputPath }, job.options, {
         signal: controller.signal,
         onProgress: (p) => this.o.service.setProgress(job.id, p.percent),
       });
-      await this.o.service.complete(job, transcript);
-      this.o.log.debug('job completed', {
-        job: job.id,
-        audioMs: transcript.durationMs,
-        engineMs: Math.round(transcript.timings.totalMs),
-        totalMs: Math.round(performance.now() - started),
-      });
+      const timings = {
+        queueMs: Math.max(0, job.updated - job.created),
+        decodeMs: Math.round(decodeMs),
+        transcribeMs: Math.round(transcript.timings.totalMs),
+      };
+      await this.o.service.complete(job, transcript, timings);
+      this.o.log.debug('job completed', { job: job.id, audioMs: transcript.durationMs, ...timings });
     } catch (err) {
       const error = toAppError(err);
       if (this.stopping && error.code === 'ERR_ABORTED') {

@@ -62,7 +62,7 @@ t.test('the queue is FIFO and bounded; transitions are notified', async (t) => {
   t.match(started, { status: 'processing', attempts: 1 });
   t.equal(store.nextWaiting()?.id, 'b');
   t.doesNotThrow(() => service.checkCapacity());
-  await service.complete(started, transcript);
+  await service.complete(started, transcript, { queueMs: 0, decodeMs: 1, transcribeMs: 2 });
   t.same(changes, [
     ['a', 'created'],
     ['b', 'created'],

@@ -1,0 +1,270 @@
+// Benchmark of the IBM API, the service running as `npm start` does (a child process):
+//   1. GET /v1/recognitions/{id} latency while a transcription runs (target p99 < 10 ms)
+//   2. job overhead: 201 → completion callback, minus the engine's own time (target < 50 ms)
+//   3. submissions per second (small WAV, each one durable before its 201)
+//   4. one job end to end through the API vs whisper.cpp's whisper-server (same source,
+//      model, threads, decoding settings and file)
+//
+//   node dist/scripts/bench-api.js [--model NAME|PATH] [--threads N] [--runs N] [--seconds N]
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+
+import { resolveModelPath } from '../src/config.js';
+import { nativeTool, projectRoot } from '../src/paths.js';
+
+const key = 'bench-key';
+const auth = { Authorization: `Bearer ${key}` };
+const jfkMp3 = path.join(projectRoot, 'node_modules/nodejs-whisper/cpp/whisper.cpp/samples/jfk.mp3');
+
+const percentile = (xs: number[], p: number) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.floor(s.length * p))]!;
+};
+const median = (xs: number[]) => percentile(xs, 0.5);
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** jfk.mp3 as 16 kHz mono 16-bit WAV, `repeat` times over (decoded by sox's cousin: our own decoder). */
+async function jfkWav(dir: string, repeat: number): Promise<Buffer> {
+  const { decodeAudio } = await import('../src/engine/audio-decoder.js');
+  const { parseAudioMediaType } = await import('../src/engine/media-type.js');
+  const out = path.join(dir, 'jfk.f32');
+  await decodeAudio({ inputPath: jfkMp3, outputPath: out, format: parseAudioMediaType('audio/mpeg'), limits: { maxSeconds: 60 } });
+  const f = readFileSync(out);
+  const samples = new Float32Array(f.buffer, f.byteOffset, f.byteLength / 4);
+  const data = Buffer.alloc(samples.length * 2 * repeat);
+  for (let r = 0; r < repeat; r++) {
+    samples.forEach((x, i) => data.writeInt16LE(Math.round(Math.max(-1, Math.min(1, x)) * 32767), (r * samples.length + i) * 2));
+  }
+  const h = Buffer.alloc(44);
+  h.write('RIFF', 0);
+  h.writeUInt32LE(36 + data.length, 4);
+  h.write('WAVEfmt ', 8);
+  h.writeUInt32LE(16, 16);
+  h.writeUInt16LE(1, 20);
+  h.writeUInt16LE(1, 22);
+  h.writeUInt32LE(16000, 24);
+  h.writeUInt32LE(32000, 28);
+  h.writeUInt16LE(2, 32);
+  h.writeUInt16LE(16, 34);
+  h.write('data', 36);
+  h.writeUInt32LE(data.length, 40);
+  return Buffer.concat([h, data]);
+}
+
+async function startService(stateDir: string, model: string, threads: number): Promise<{ proc: ChildProcess; base: string }> {
+  const proc = spawn(process.execPath, [path.join(projectRoot, 'dist/src/main.js')], {
+    env: {
+      ...process.env,
+      EARSHOT_HOST: '127.0.0.1',
+      EARSHOT_PORT: '0',
+      EARSHOT_STATE_DIR: stateDir,
+      EARSHOT_MODEL: model,
+      EARSHOT_API_KEY: key,
+      EARSHOT_THREADS: String(threads),
+      EARSHOT_CALLBACK_CIDRS: '127.0.0.0/8',
+      EARSHOT_TEMPERATURE_FALLBACK: 'false',
+      EARSHOT_MAX_QUEUED: '100000',
+      EARSHOT_LOG_LEVEL: 'info',
+    },
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  const base = await new Promise<string>((resolve, reject) => {
+    let port = '';
+    proc.stdout!.on('data', (chunk: Buffer) => {
+      for (const line of chunk.toString().split('\n')) {
+        const m = / listening .*port=(\d+)/.exec(line);
+        if (m) port = m[1]!;
+        if (/ ready /.test(line)) resolve(`http://127.0.0.1:${port}`);
+      }
+    });
+    proc.on('exit', (code) => reject(new Error(`service exited with ${code}`)));
+  });
+  return { proc, base };
+}
+
+/** A callback receiver that records when each job's completion arrived. */
+async function startReceiver() {
+  const completed = new Map<string, number>();
+  const waiters = new Map<string, () => void>();
+  const server = createServer((req, res) => {
+    const url = new URL(req.url ?? '/', 'http://x');
+    const challenge = url.searchParams.get('challenge_string');
+    if (challenge) return void res.writeHead(200, { 'Content-Type': 'text/plain' }).end(challenge);
+    let body = '';
+    req.on('data', (c) => (body += c));
+    req.on('end', () => {
+      const event = JSON.parse(body) as { id: string; event: string };
+      if (event.event === 'recognitions.completed') {
+        completed.set(event.id, performance.now());
+        waiters.get(event.id)?.();
+      }
+      res.writeHead(200).end();
+    });
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  return {
+    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/cb`,
+    completion: (id: string) =>
+      completed.has(id) ? Promise.resolve(completed.get(id)!) : new Promise<number>((r) => waiters.set(id, () => r(completed.get(id)!))),
+    close: () => new Promise<void>((r) => server.close(() => r())),
+  };
+}
+
+async function submit(base: string, wav: Buffer, query = ''): Promise<{ id: string; at: number }> {
+  const res = await fetch(`${base}/v1/recognitions${query}`, {
+    method: 'POST',
+    headers: { ...auth, 'Content-Type': 'audio/wav' },
+    body: wav,
+  });
+  const at = performance.now();
+  if (res.status !== 201) throw new Error(`POST: ${res.status} ${await res.text()}`);
+  return { id: ((await res.json()) as { id: string }).id, at };
+}
+
+async function job(base: string, id: string): Promise<Record<string, any>> {
+  return (await (await fetch(`${base}/v1/recognitions/${id}`, { headers: auth })).json()) as Record<string, any>;
+}
+
+async function startWhisperServer(model: string, threads: number): Promise<{ proc: ChildProcess; base: string }> {
+  const port = 20000 + Math.floor(Math.random() * 20000);
+  const proc = spawn(nativeTool('whisper-server'), ['-m', model, '-t', String(threads), '--host', '127.0.0.1', '--port', String(port), '-bs', '1', '-bo', '5', '-nf', '-fa', '-l', 'en'], {
+    stdio: ['ignore', 'ignore', 'pipe'],
+    env: { ...process.env },
+  });
+  const base = `http://127.0.0.1:${port}`;
+  for (let i = 0; i < 200; i++) {
+    try {
+      if ((await fetch(`${base}/health`)).ok) return { proc, base };
+    } catch {
+      // not listening yet
+    }
+    await sleep(50);
+  }
+  throw new Error('whisper-server did not start');
+}
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({
+    options: {
+      model: { type: 'string', default: 'tiny.en-q5_1' },
+      threads: { type: 'string', default: String(os.availableParallelism()) },
+      runs: { type: 'string', default: '5' },
+      seconds: { type: 'string', default: '10' },
+    },
+  });
+  const model = resolveModelPath(values.model!, path.join(projectRoot, 'models'));
+  const threads = Number(values.threads);
+  const runs = Number(values.runs);
+  // The same barrier policy for whisper-server as earshot sets for itself.
+  process.env.OMP_WAIT_POLICY ??= 'PASSIVE';
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'earshot-bench-api-'));
+  const receiver = await startReceiver();
+  const service = await startService(path.join(dir, 'state'), model, threads);
+  const lines: string[] = [
+    `model ${path.basename(model)}, ${threads} threads, ${os.cpus()[0]?.model ?? 'cpu'} x${os.availableParallelism()}, OMP_WAIT_POLICY=${process.env.OMP_WAIT_POLICY}`,
+    '',
+  ];
+  try {
+    const jfk = await jfkWav(dir, 1);
+    const long = await jfkWav(dir, 6);
+    const reg = await fetch(`${service.base}/v1/register_callback?callback_url=${encodeURIComponent(receiver.url)}`, { method: 'POST', headers: auth });
+    if (reg.status !== 201) throw new Error(`register_callback: ${reg.status}`);
+    const withCallback = `?callback_url=${encodeURIComponent(receiver.url)}&events=recognitions.completed`;
+    await receiver.completion((await submit(service.base, jfk, withCallback)).id); // warm-up
+
+    // 1. status latency during a transcription
+    const running = await submit(service.base, long, withCallback);
+    while ((await job(service.base, running.id)).status !== 'processing') await sleep(5);
+    const latencies: number[] = [];
+    let finished = false;
+    void receiver.completion(running.id).then(() => (finished = true));
+    while (!finished) {
+      const t0 = performance.now();
+      const res = await fetch(`${service.base}/v1/recognitions/${running.id}`, { headers: auth });
+      await res.arrayBuffer();
+      latencies.push(performance.now() - t0);
+      await sleep(2);
+    }
+    lines.push(
+      `1. GET /v1/recognitions/{id} during a ${long.length / 32000 | 0} s transcription: ${latencies.length} requests, ` +
+        `p50 ${median(latencies).toFixed(2)} ms, p99 ${percentile(latencies, 0.99).toFixed(2)} ms, max ${Math.max(...latencies).toFixed(2)} ms (target p99 < 10 ms)`,
+    );
+
+    // 2. job overhead
+    const overheads: number[] = [];
+    const decodes: number[] = [];
+    for (let i = 0; i < runs; i++) {
+      const s = await submit(service.base, jfk, withCallback);
+      const done = await receiver.completion(s.id);
+      const detail = await job(service.base, s.id);
+      overheads.push(done - s.at - detail.processing_times.transcribe_ms);
+      decodes.push(detail.processing_times.decode_ms);
+    }
+    lines.push(
+      `2. job overhead (201 → completion callback, minus the engine's time), jfk 11 s, ${runs} runs: median ${median(overheads).toFixed(1)} ms, ` +
+        `max ${Math.max(...overheads).toFixed(1)} ms, of which the out-of-process decoder: median ${median(decodes)} ms (target < 50 ms)`,
+    );
+
+    // 3. submissions per second: 4 clients, small WAV, while the queue is worked on
+    const small = jfk.subarray(0, 44 + 32000);
+    small.writeUInt32LE(32000, 40);
+    small.writeUInt32LE(36 + 32000, 4);
+    const seconds = Number(values.seconds);
+    const submitLatencies: number[] = [];
+    const deadline = performance.now() + seconds * 1000;
+    await Promise.all(
+      Array.from({ length: 4 }, async () => {
+        while (performance.now() < deadline) {
+          const t0 = performance.now();
+          await submit(service.base, small);
+          submitLatencies.push(performance.now() - t0);
+        }
+      }),
+    );
+    lines.push(
+      `3. submissions (1 s WAV, durable before 201), 4 clients for ${seconds} s: ${(submitLatencies.length / seconds).toFixed(0)}/s, ` +
+        `p50 ${median(submitLatencies).toFixed(1)} ms, p99 ${percentile(submitLatencies, 0.99).toFixed(1)} ms`,
+    );
+    service.proc.kill('SIGKILL'); // its queue is full of bench jobs; the next part needs the CPU
+
+    // 4. one job end to end: earshot's API vs whisper-server
+    const fresh = await startService(path.join(dir, 'state2'), model, threads);
+    await fetch(`${fresh.base}/v1/register_callback?callback_url=${encodeURIComponent(receiver.url)}`, { method: 'POST', headers: auth });
+    const ours: number[] = [];
+    for (let i = 0; i < runs + 1; i++) {
+      const t0 = performance.now();
+      const s = await submit(fresh.base, jfk, withCallback);
+      const done = await receiver.completion(s.id);
+      if (i > 0) ours.push(done - t0);
+    }
+    fresh.proc.kill('SIGTERM');
+    const ws = await startWhisperServer(model, threads);
+    const theirs: number[] = [];
+    for (let i = 0; i < runs + 1; i++) {
+      const form = new FormData();
+      form.append('file', new Blob([jfk], { type: 'audio/wav' }), 'jfk.wav');
+      form.append('response_format', 'json');
+      const t0 = performance.now();
+      const res = await fetch(`${ws.base}/inference`, { method: 'POST', body: form });
+      await res.text();
+      if (i > 0) theirs.push(performance.now() - t0);
+    }
+    ws.proc.kill('SIGTERM');
+    lines.push(
+      `4. one job end to end (jfk 11 s WAV), median of ${runs}: earshot API ${median(ours).toFixed(0)} ms ` +
+        `(POST → completion callback), whisper-server ${median(theirs).toFixed(0)} ms (POST /inference → response), ratio ${(median(ours) / median(theirs)).toFixed(3)}`,
+    );
+  } finally {
+    service.proc.kill('SIGKILL');
+    await receiver.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+  console.log(lines.join('\n'));
+}
+
+await main();
