@@ -142,17 +142,23 @@ export class App {
       Object.entries(this.store.countByStatus()).map(([status, n]) => [{ status }, n]),
     );
     this.metrics.gauge('earshot_model_loaded', '1 when the whisper model is loaded', () => (this.engine.ready ? 1 : 0));
+    // One scrape reads the dispatcher's stats once (they walk the pending deliveries).
+    let cached: { at: number; stats: ReturnType<Dispatcher['stats']> } | undefined;
+    const stats = () => {
+      if (!cached || performance.now() - cached.at > 1000) cached = { at: performance.now(), stats: this.dispatcher.stats() };
+      return cached.stats;
+    };
     this.metrics.gauge('earshot_deliveries', 'Outbox deliveries by state', () => {
-      const s = this.dispatcher.stats();
+      const s = stats();
       return [
         [{ state: 'pending' }, s.pending],
         [{ state: 'dead' }, s.dead],
         [{ state: 'in_flight' }, s.inFlight],
       ];
     });
-    this.metrics.gauge('earshot_deliveries_sent', 'Deliveries answered with 2xx since start', () => this.dispatcher.stats().sent);
+    this.metrics.gauge('earshot_deliveries_sent', 'Deliveries answered with 2xx since start', () => stats().sent);
     this.metrics.gauge('earshot_delivery_oldest_pending_seconds', 'Age of the oldest pending delivery', () =>
-      this.dispatcher.stats().oldestPendingAgeMs / 1000,
+      stats().oldestPendingAgeMs / 1000,
     );
   }
 
@@ -178,6 +184,7 @@ export class App {
     try {
       const removed = await this.service.sweep();
       if (removed) this.log.debug('expired jobs removed', { count: removed });
+      await this.outbox.prune();
     } catch (err) {
       this.log.error('sweeping expired jobs failed', { error: err as Error });
     }

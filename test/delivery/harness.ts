@@ -23,8 +23,8 @@ export interface Received {
   at: number;
 }
 
-/** What the receiver answers; 'hang' never answers. */
-export type Reply = { status: number; headers?: Record<string, string>; body?: string } | 'hang';
+/** What the receiver answers (after `delayMs`); 'hang' never answers. */
+export type Reply = { status: number; headers?: Record<string, string>; body?: string; delayMs?: number } | 'hang';
 
 export interface Receiver {
   url: string;
@@ -54,8 +54,10 @@ export async function startReceiver(t: Teardown, reply: (req: Received, index: n
       const answer = reply(entry, received.length - 1);
       for (const wake of waiters.splice(0)) wake();
       if (answer === 'hang') return;
-      res.writeHead(answer.status, answer.headers);
-      res.end(answer.body ?? '');
+      setTimeout(() => {
+        res.writeHead(answer.status, answer.headers);
+        res.end(answer.body ?? '');
+      }, answer.delayMs ?? 0);
     });
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));

@@ -22,6 +22,24 @@ t.test('enqueue joins the caller transaction: the job write and the delivery com
   t.same([...outbox.due()].map((d) => d.id), [record.id]);
 });
 
+t.test('a caller transaction that throws takes its deliveries with it', async (t) => {
+  const db = openStore(t, t.testdir());
+  const outbox = new Outbox(db);
+  const jobs = db.db<{ status: string }, string>('jobs');
+  await t.rejects(
+    db.durably(() => {
+      jobs.putSync('job-1', { status: 'completed' });
+      outbox.enqueue(ibmDelivery(url));
+      throw new Error('the state change failed');
+    }),
+    /the state change failed/,
+  );
+  t.equal(jobs.get('job-1'), undefined);
+  t.same(outbox.counts(), { pending: 0, delivered: 0, dead: 0 });
+  t.same([...outbox.due()], []);
+  t.equal((await outbox.enqueueDurably(ibmDelivery(url))).seq, 1, 'the sequence number was rolled back too');
+});
+
 t.test('it survives closing and reopening the store', async (t) => {
   const dir = t.testdir();
   const first = openStore(t, dir);
@@ -40,6 +58,8 @@ t.test('inputs are validated; a used id is refused', async (t) => {
   t.throws(() => outbox.enqueue({ ...ibmDelivery(url), orderKey: '' }), { code: 'ERR_INVALID_ARGUMENT', message: /orderKey/ });
   t.throws(() => outbox.enqueue({ ...ibmDelivery('ftp://x/y') }), { code: 'ERR_INVALID_ARGUMENT', message: /target\.url/ });
   t.throws(() => outbox.enqueue({ ...ibmDelivery(url), target: { kind: 'sms' as never, url } }), { code: 'ERR_INVALID_ARGUMENT' });
+  t.throws(() => outbox.enqueue({ ...ibmDelivery(url), headers: { 'X-Bad': 'a\r\nInjected: 1' } }), { code: 'ERR_INVALID_ARGUMENT', message: /header "X-Bad"/ });
+  t.throws(() => outbox.enqueue({ ...ibmDelivery(url), headers: { 'bad name': 'x' } }), { code: 'ERR_INVALID_ARGUMENT' });
   t.same(outbox.counts(), { pending: 1, delivered: 0, dead: 0 });
 });
 
