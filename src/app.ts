@@ -5,7 +5,7 @@ import { CidrPolicy } from './delivery/cidr.js';
 import { Dispatcher } from './delivery/dispatcher.js';
 import { sendRequest } from './delivery/http-client.js';
 import { Outbox } from './delivery/outbox.js';
-import { decodeAudio } from './engine/audio-decoder.js';
+import { decodeAudio, DEFAULT_DECODER_MEMORY_MB } from './engine/audio-decoder.js';
 import type { Engine } from './engine/engine.js';
 import { loadAddon, type NativeAddon } from './engine/native.js';
 import { WhisperEngine } from './engine/whisper-engine.js';
@@ -22,6 +22,7 @@ import { Spool } from './jobs/spool.js';
 import type { Logger } from './log.js';
 import { Metrics } from './metrics.js';
 import { StateDatabase } from './store/database.js';
+import { cgroupMemoryLimit, Systemd } from './systemd.js';
 
 const sweepIntervalMs = 60_000;
 
@@ -43,6 +44,7 @@ export class App {
   private readonly scheduler: Scheduler;
   private readonly registry: CallbackRegistry;
   private sweepTimer: NodeJS.Timeout | undefined;
+  private readonly systemd: Systemd;
   /** Set in start(), once the API key is known. */
   private authenticate: (req: Request) => void = () => {
     throw new AppError('ERR_NOT_READY', 'The service is starting');
@@ -128,6 +130,11 @@ export class App {
         opsRoutes({ metrics: this.metrics, notReadyReason: () => this.notReadyReason() }),
       ],
     });
+    this.systemd = new Systemd({
+      notify: (state) => this.addon.notify(state),
+      healthy: () => this.scheduler.stalledMs() < config.stallSeconds * 1000,
+      log,
+    });
     this.defineGauges();
   }
 
@@ -170,13 +177,20 @@ export class App {
     if (generated) this.log.info(`generated an API key (shown once): ${key}`);
     const port = await this.http.listen();
     this.log.info('listening', { host: this.config.host, port, auth: this.config.auth });
+    this.log.info('limits', {
+      maxUploadBytes: this.config.maxUploadBytes,
+      maxAudioSeconds: this.config.maxAudioSeconds,
+      maxQueued: this.config.maxQueued,
+      decoderMemoryMb: DEFAULT_DECODER_MEMORY_MB,
+      cgroupMemory: cgroupMemoryLimit(),
+    });
     await this.engine.load();
     await this.scheduler.start();
     this.dispatcher.start();
     this.sweepTimer = setInterval(() => void this.sweep(), sweepIntervalMs);
     this.sweepTimer.unref();
     this.started = true;
-    this.addon.notify('READY=1');
+    this.systemd.ready(`serving on port ${port} with ${this.config.model}`);
     this.log.info('ready', { model: this.config.model, url: `http://${this.config.host}:${port}` });
   }
 
@@ -192,7 +206,7 @@ export class App {
 
   /** Stops accepting requests, puts the running job back to waiting, flushes, closes. */
   async stop(): Promise<void> {
-    this.addon.notify('STOPPING=1');
+    this.systemd.stopping();
     clearInterval(this.sweepTimer);
     this.http.close();
     await this.scheduler.stop();

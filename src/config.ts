@@ -52,6 +52,8 @@ export interface Config {
   retryDelaysMs: number[];
   /** Per delivery attempt: connect, response, body. */
   deliveryTimeoutMs: number;
+  /** A running transcription without progress for this long stops the systemd watchdog pings. */
+  stallSeconds: number;
 }
 
 type Raw = string | number | boolean | string[];
@@ -233,6 +235,13 @@ const settings = [
     description: 'per-attempt delivery timeout in ms',
     default: () => 15_000,
     parse: integer(100, 120_000),
+  },
+  {
+    key: 'stallSeconds',
+    env: 'EARSHOT_STALL_SECONDS',
+    description: 'seconds without transcription progress before the watchdog lapses',
+    default: () => 600,
+    parse: integer(10, 86400),
   },
   {
     key: 'temperatureFallback',

@@ -30,7 +30,7 @@ export class Scheduler {
   private stopping = false;
   private wakeUp: (() => void) | null = null;
   private loop: Promise<void> | null = null;
-  private current: { job: Job; controller: AbortController } | null = null;
+  private current: { job: Job; controller: AbortController; lastProgressAt: number } | null = null;
   private readonly maxAttempts: number;
 
   constructor(private readonly o: SchedulerOptions) {
@@ -64,6 +64,11 @@ export class Scheduler {
     return this.current?.job;
   }
 
+  /** How long the running job has gone without progress (0 when idle). */
+  stalledMs(now = performance.now()): number {
+    return this.current ? now - this.current.lastProgressAt : 0;
+  }
+
   /** Stops taking jobs; the running one is aborted and goes back to waiting. */
   async stop(): Promise<void> {
     this.stopping = true;
@@ -94,14 +99,18 @@ export class Scheduler {
   private async process(waiting: Job): Promise<void> {
     const job = await this.o.service.start(waiting);
     const controller = new AbortController();
-    this.current = { job, controller };
     const started = performance.now();
+    const current = { job, controller, lastProgressAt: started };
+    this.current = current;
     try {
       const decoded = await this.o.decode(job, this.o.spool.uploadPath(job.id), this.o.spool.pcmPath(job.id), controller.signal);
       const decodeMs = performance.now() - started;
       const transcript = await this.o.engine.transcribe({ path: decoded.outputPath }, job.options, {
         signal: controller.signal,
-        onProgress: (p) => this.o.service.setProgress(job.id, p.percent),
+        onProgress: (p) => {
+          current.lastProgressAt = performance.now();
+          this.o.service.setProgress(job.id, p.percent);
+        },
       });
       const timings = {
         queueMs: Math.max(0, job.updated - job.created),

@@ -1,0 +1,75 @@
+import { readFileSync } from 'node:fs';
+
+import type { Logger } from './log.js';
+
+export interface SystemdOptions {
+  /** sd_notify through the addon: false when not running under systemd. */
+  notify: (state: string) => boolean;
+  /** Whether the service is doing its job (the event loop runs this check, so it is alive). */
+  healthy: () => boolean;
+  log: Logger;
+  env?: NodeJS.ProcessEnv;
+}
+
+/**
+ * systemd integration: READY=1 once serving, STOPPING=1 on the way out, and watchdog
+ * pings at half of WatchdogSec — only while `healthy()` holds, so a transcription that
+ * stopped making progress gets the service restarted (and its job requeued).
+ */
+export class Systemd {
+  private timer: NodeJS.Timeout | undefined;
+  private readonly env: NodeJS.ProcessEnv;
+
+  constructor(private readonly o: SystemdOptions) {
+    this.env = o.env ?? process.env;
+  }
+
+  /** The watchdog interval systemd asked for, or undefined when there is none for us. */
+  get watchdogMs(): number | undefined {
+    const usec = Number(this.env.WATCHDOG_USEC);
+    if (!Number.isFinite(usec) || usec <= 0) return undefined;
+    const pid = this.env.WATCHDOG_PID;
+    if (pid && Number(pid) !== process.pid) return undefined;
+    return usec / 1000;
+  }
+
+  ready(status: string): void {
+    this.o.notify(`READY=1\nSTATUS=${status}`);
+    const interval = this.watchdogMs;
+    if (interval === undefined) return;
+    let unhealthyLogged = false;
+    this.timer = setInterval(() => {
+      if (this.o.healthy()) {
+        this.o.notify('WATCHDOG=1');
+        unhealthyLogged = false;
+      } else if (!unhealthyLogged) {
+        this.o.log.error('not pinging the systemd watchdog: the running transcription makes no progress');
+        unhealthyLogged = true;
+      }
+    }, interval / 2);
+    this.timer.unref();
+  }
+
+  stopping(): void {
+    clearInterval(this.timer);
+    this.o.notify('STOPPING=1');
+  }
+}
+
+/**
+ * The memory limit of this process's cgroup (cgroup v2), or why there is none: Raspberry
+ * Pi OS kernels often boot with the memory controller disabled, and then a unit's
+ * MemoryMax does nothing — the service's own limits are what holds.
+ */
+export function cgroupMemoryLimit(): string {
+  try {
+    const line = readFileSync('/proc/self/cgroup', 'utf8').split('\n').find((l) => l.startsWith('0::'));
+    if (!line) return 'none (no cgroup v2)';
+    const controllers = readFileSync('/sys/fs/cgroup/cgroup.controllers', 'utf8');
+    if (!controllers.split(/\s+/).includes('memory')) return 'none (the kernel memory controller is disabled)';
+    const max = readFileSync(`/sys/fs/cgroup${line.slice(3).trim()}/memory.max`, 'utf8').trim();
+    return max === 'max' ? 'none (memory.max is unlimited)' : `${Math.round(Number(max) / 2 ** 20)} MiB (cgroup memory.max)`;
+  } catch {
+    return 'unknown (cgroup files not readable)';
+  }
+}
