@@ -105,6 +105,7 @@ export class JobService {
       this.o.store.remove(id);
       for (const n of this.o.notifiers) n.notify(job, 'deleted', undefined);
     });
+    this.o.onNotified();
     await this.o.spool.removeFiles(id);
   }
 
@@ -158,8 +159,12 @@ export class JobService {
     const expired = this.o.store.expired(this.now(), limit).filter(isFinished);
     if (!expired.length) return 0;
     await this.transaction(() => {
-      for (const job of expired) this.o.store.remove(job.id);
+      for (const job of expired) {
+        this.o.store.remove(job.id);
+        for (const n of this.o.notifiers) n.notify(job, 'deleted', undefined);
+      }
     });
+    this.o.onNotified();
     for (const job of expired) await this.o.spool.removeFiles(job.id);
     return expired.length;
   }
