@@ -1,8 +1,14 @@
+import { createHmac } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+
 import { resolveApiKey } from './api-key.js';
+import { ContentUrls } from './azure/files.js';
+import { AzureNotifier, webhookAwareSend } from './azure/notifier.js';
+import { policyTargetCheck, WebhookRegistry } from './azure/webhooks.js';
 import type { Config } from './config.js';
 import { createRetrySchedule } from './delivery/backoff.js';
 import { CidrPolicy } from './delivery/cidr.js';
-import { Dispatcher } from './delivery/dispatcher.js';
+import { deliveryUserAgent, Dispatcher } from './delivery/dispatcher.js';
 import { sendRequest } from './delivery/http-client.js';
 import { Outbox } from './delivery/outbox.js';
 import { decodeAudio, DEFAULT_DECODER_MEMORY_MB } from './engine/audio-decoder.js';
@@ -10,6 +16,8 @@ import type { Engine } from './engine/engine.js';
 import { loadAddon, type NativeAddon } from './engine/native.js';
 import { WhisperEngine } from './engine/whisper-engine.js';
 import { keyAuthenticator } from './http/auth.js';
+import { azureRoutes } from './http/azure-routes.js';
+import { ibmDeliveryRoutes } from './http/delivery-routes.js';
 import { ibmRoutes } from './http/ibm-routes.js';
 import { opsRoutes } from './http/ops-routes.js';
 import { HttpServer, type Request } from './http/server.js';
@@ -43,6 +51,8 @@ export class App {
   private readonly service: JobService;
   private readonly scheduler: Scheduler;
   private readonly registry: CallbackRegistry;
+  private readonly webhooks: WebhookRegistry;
+  private readonly contentUrls = new ContentUrls();
   private sweepTimer: NodeJS.Timeout | undefined;
   private readonly systemd: Systemd;
   /** Set in start(), once the API key is known. */
@@ -77,10 +87,25 @@ export class App {
     const policy = new CidrPolicy(config.callbackCidrs);
     // Built lazily in start(): LMDB databases can only be opened once the environment is.
     this.outbox = new Outbox(this.db);
+    this.webhooks = new WebhookRegistry({
+      db: this.db,
+      challenge: async (url, headers, timeoutMs) => {
+        const r = await sendRequest({ method: 'POST', url, headers: { ...headers, 'User-Agent': deliveryUserAgent }, body: '', timeoutMs, policy });
+        return { status: r.status, body: r.body, location: r.headers.location };
+      },
+      checkTarget: policyTargetCheck(policy),
+      outbox: this.outbox,
+      log: log.child('azure'),
+    });
+    const azureNotifier = new AzureNotifier({ registry: this.webhooks, outbox: this.outbox, contentUrls: this.contentUrls });
     this.dispatcher = new Dispatcher({
       outbox: this.outbox,
       policy,
       log: log.child('delivery'),
+      // Web hook deliveries follow their hook: disabled hooks get nothing, URL and secret as they are now.
+      send: webhookAwareSend(this.webhooks, this.outbox, sendRequest),
+      onGone: (delivery) => void this.webhooks.deliveryGone(delivery),
+      onDead: (delivery) => void this.webhooks.deliveryDead(delivery),
       schedule: createRetrySchedule({ retryDelaysMs: config.retryDelaysMs }),
       timeoutMs: config.deliveryTimeoutMs,
     });
@@ -97,7 +122,10 @@ export class App {
       db: this.db,
       store: this.store,
       spool: this.spool,
-      notifiers: [new IbmNotifier(this.registry, this.outbox, config.ibmSignature)],
+      notifiers: [
+        new IbmNotifier(this.registry, this.outbox, config.ibmSignature),
+        azureNotifier,
+      ],
       onNotified: () => this.dispatcher.notify(),
       onQueued: () => this.scheduler.wake(),
       maxWaiting: config.maxQueued,
@@ -126,6 +154,15 @@ export class App {
           model: () => ({ multilingual: this.engine.model?.multilingual ?? false, languages: this.addon.languages() }),
           minAudioBytes: 100,
           maxAudioBytes: config.maxUploadBytes,
+        }),
+        ibmDeliveryRoutes({ outbox: this.outbox, registry: this.registry, wake: () => this.dispatcher.notify() }),
+        ...azureRoutes({
+          service: this.service,
+          registry: this.webhooks,
+          notifier: azureNotifier,
+          outbox: this.outbox,
+          contentUrls: this.contentUrls,
+          wake: () => this.dispatcher.notify(),
         }),
         opsRoutes({ metrics: this.metrics, notReadyReason: () => this.notReadyReason() }),
       ],
@@ -174,6 +211,8 @@ export class App {
     this.spool.open();
     const { key, generated } = resolveApiKey(this.config.apiKey, this.config.stateDir);
     this.authenticate = this.config.auth === 'key' ? keyAuthenticator(key) : () => {};
+    // Content URLs stay valid across restarts and stop working when the key changes.
+    this.contentUrls.setKey(createHmac('sha256', key).update('earshot azure content urls').digest());
     if (generated) this.log.info(`generated an API key (shown once): ${key}`);
     const port = await this.http.listen();
     this.log.info('listening', { host: this.config.host, port, auth: this.config.auth });
@@ -185,6 +224,7 @@ export class App {
       cgroupMemory: cgroupMemoryLimit(),
     });
     await this.engine.load();
+    this.warnIfGeneratedModel();
     await this.scheduler.start();
     this.dispatcher.start();
     this.sweepTimer = setInterval(() => void this.sweep(), sweepIntervalMs);
@@ -192,6 +232,20 @@ export class App {
     this.started = true;
     this.systemd.ready(`serving on port ${port} with ${this.config.model}`);
     this.log.info('ready', { model: this.config.model, url: `http://${this.config.host}:${port}` });
+  }
+
+  /** scripts/make-test-model leaves a sidecar naming itself: say so, loudly, once. */
+  private warnIfGeneratedModel(): void {
+    try {
+      const sidecar = JSON.parse(readFileSync(`${this.config.modelPath}.json`, 'utf8')) as { generator?: string };
+      if (sidecar.generator?.includes('make-test-model')) {
+        this.log.warn('the model is a generated random-weight test model: transcripts will be meaningless', {
+          model: this.config.modelPath,
+        });
+      }
+    } catch {
+      // no sidecar: a real model
+    }
   }
 
   private async sweep(): Promise<void> {

@@ -12,6 +12,7 @@ export const errorRegistry = {
   ERR_METHOD_NOT_ALLOWED: { status: 405, title: 'method not allowed' },
   ERR_NOT_ACCEPTABLE: { status: 406, title: 'not acceptable' },
   ERR_PAYLOAD_TOO_LARGE: { status: 413, title: 'request body too large' },
+  ERR_UNSUPPORTED_MEDIA_TYPE: { status: 415, title: 'unsupported request content type' },
   ERR_QUEUE_FULL: { status: 503, title: 'the queue is full' },
   ERR_NOT_READY: { status: 503, title: 'the service is not ready' },
   ERR_SHUTTING_DOWN: { status: 503, title: 'the service is shutting down' },

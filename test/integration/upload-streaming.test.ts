@@ -1,6 +1,6 @@
 // A large upload goes to the spool file as it arrives: the service's memory does not grow
 // with the size of the body.
-import { statSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { request } from 'node:http';
 import path from 'node:path';
 import t from 'tap';
@@ -47,5 +47,8 @@ t.test('a 256 MB upload streams to disk without RSS growth', async (t) => {
   // Not a WAV: the job fails in the decoder, and its spool file is removed.
   const done = await waitForJob(base, auth, id);
   t.match(done, { status: 'failed', error_code: /^ERR_AUDIO/ });
-  t.throws(() => statSync(path.join(stateDir, 'spool', `${id}.upload`)), 'the spool file is gone');
+  // The file goes right after the failure is committed (status first: it must survive a crash).
+  const upload = path.join(stateDir, 'spool', `${id}.upload`);
+  for (let i = 0; i < 100 && existsSync(upload); i++) await new Promise((r) => setTimeout(r, 20));
+  t.notOk(existsSync(upload), 'the spool file is gone');
 });

@@ -15,9 +15,8 @@ import { projectRoot } from '../../src/paths.js';
 
 const script = path.join(projectRoot, 'scripts/cross-build');
 const outDir = (preset: string) => path.join(projectRoot, `native/build-aarch64-${preset}`);
-// whisper.cpp's tools for arm64 (for qemu runs) come with the pi5 build; pi4 builds only
-// the addon and the decoder, to keep a fresh CI run about a minute shorter.
-const TOOLS: Record<string, 'ON' | 'OFF'> = { pi5: 'ON', pi4: 'OFF' };
+// The script's default: whisper.cpp's tools for arm64 too (for runs under qemu).
+const TOOLS: Record<string, 'ON' | 'OFF'> = { pi5: 'ON', pi4: 'ON' };
 const WHISPER_TOOLS = ['whisper-cli', 'whisper-bench', 'whisper-quantize', 'whisper-server'];
 
 // Two fresh cross builds plus the first install of the cross toolchain.

@@ -1,0 +1,150 @@
+import { randomUUID } from 'node:crypto';
+
+import type { SendFunction } from '../delivery/http-client.js';
+import type { DeliveryRecord, EnqueueInput, Outbox } from '../delivery/outbox.js';
+import { azureSignature, standardWebhookSignature } from '../delivery/signing.js';
+import { AppError } from '../errors.js';
+import { isFinished, type Job } from '../jobs/job.js';
+import type { JobChange, JobNotifier } from '../jobs/job-service.js';
+import type { StoredTranscript } from '../jobs/job-store.js';
+import { invalid } from './errors.js';
+import { fileId, type ContentUrls } from './files.js';
+import { transcriptionView, v21HookView, v21TranscriptionView, webHookView } from './views.js';
+import { eventKey, type TranscriptionEventKind } from './webhook-input.js';
+import { isEnabled, subscribes, type Webhook, type WebhookRegistry } from './webhooks.js';
+
+/** The header that carries the event kind. */
+export const eventHeader = 'X-MicrosoftSpeechServices-Event';
+
+/** Azure's event for a job's state change. */
+export const eventForChange: Record<JobChange, TranscriptionEventKind> = {
+  created: 'TranscriptionCreation',
+  started: 'TranscriptionProcessing',
+  completed: 'TranscriptionCompletion',
+  failed: 'TranscriptionCompletion',
+  deleted: 'TranscriptionDeletion',
+};
+
+/** The events a job has gone through, in order (what `:test` may replay). */
+function eventsReached(job: Job): TranscriptionEventKind[] {
+  const events: TranscriptionEventKind[] = ['TranscriptionCreation'];
+  if (job.status !== 'waiting') events.push('TranscriptionProcessing');
+  if (isFinished(job)) events.push('TranscriptionCompletion');
+  return events;
+}
+
+export interface AzureNotifierOptions {
+  registry: WebhookRegistry;
+  outbox: Outbox;
+  contentUrls: ContentUrls;
+  now?: () => number;
+}
+
+/**
+ * Queues Azure web hook deliveries. As a JobNotifier it runs inside the transaction of a
+ * job's state change (jobs of either dialect): created → TranscriptionCreation, started →
+ * TranscriptionProcessing, completed/failed → TranscriptionCompletion, deleted →
+ * TranscriptionDeletion, to every enabled hook subscribed to the event. The body is the
+ * transcription entity in the hook's API version plus `invocationId`, which is the
+ * delivery id (also sent as webhook-id): stable across retries, for de-duplication.
+ * Also sends `ping` and `:test` deliveries.
+ */
+export class AzureNotifier implements JobNotifier {
+  private readonly now: () => number;
+
+  constructor(private readonly o: AzureNotifierOptions) {
+    this.now = o.now ?? Date.now;
+  }
+
+  notify(job: Job, change: JobChange, _result: StoredTranscript | undefined): void {
+    const kind = eventForChange[change];
+    for (const hook of this.o.registry.all()) {
+      if (isEnabled(hook) && subscribes(hook, eventKey(kind))) this.o.outbox.enqueue(this.transcriptionDelivery(hook, kind, job));
+    }
+  }
+
+  /** Sends event `ping` with the hook itself as the body; resolves once queued. */
+  ping(hookId: string): Promise<DeliveryRecord> {
+    const hook = this.requireEnabled(hookId);
+    const id = randomUUID();
+    const entity = hook.apiVersion === 'v2.1' ? v21HookView(hook) : webHookView(hook, hook.baseUrl);
+    return this.o.outbox.enqueueDurably(this.delivery(hook, id, 'ping', `ping`, { ...entity, invocationId: id }));
+  }
+
+  /**
+   * Sends the newest of `jobs` (newest first) that would have fired one of the hook's
+   * events, as that event; resolves undefined when there is none.
+   */
+  async test(hookId: string, jobs: Iterable<Job>): Promise<DeliveryRecord | undefined> {
+    const hook = this.requireEnabled(hookId);
+    for (const job of jobs) {
+      const kind = eventsReached(job).reverse().find((k) => subscribes(hook, eventKey(k)));
+      if (kind) return this.o.outbox.enqueueDurably(this.transcriptionDelivery(hook, kind, job));
+    }
+    return undefined;
+  }
+
+  private requireEnabled(hookId: string): Webhook {
+    const hook = this.o.registry.require(hookId);
+    const why = this.o.registry.refusal(hookId);
+    if (why) throw invalid('InvalidPrerequisite', `Nothing is sent to this web hook: ${why}`);
+    return hook;
+  }
+
+  private transcriptionDelivery(hook: Webhook, kind: TranscriptionEventKind, job: Job): EnqueueInput {
+    const id = randomUUID();
+    let entity: object;
+    if (hook.apiVersion === 'v2.1') {
+      const done = job.status === 'completed';
+      // Valid as long as the result is kept.
+      const until = job.expiresAt ?? this.now() + job.resultsTtlMs;
+      entity = v21TranscriptionView(job, done ? this.o.contentUrls.url(hook.baseUrl, job.id, fileId(job.id, 'Transcription'), until) : undefined);
+    } else {
+      entity = transcriptionView(job, hook.baseUrl);
+    }
+    return this.delivery(hook, id, `${job.id}`, kind, { ...entity, invocationId: id });
+  }
+
+  private delivery(hook: Webhook, id: string, line: string, event: string, body: object): EnqueueInput {
+    return {
+      id,
+      // One line per hook and job (or per hook for pings): a job's events arrive in order.
+      orderKey: `azure-webhook ${hook.id} ${line}`,
+      target: { kind: 'azure-webhook', url: hook.webUrl, hookId: hook.id },
+      event,
+      body: JSON.stringify(body),
+      headers: { [eventHeader]: event },
+      signing: hook.secret ? { azure: { secret: hook.secret }, standard: { secret: hook.secret } } : {},
+    };
+  }
+}
+
+const signatureHeader = 'X-MicrosoftSpeechServices-Signature';
+
+/**
+ * The dispatcher's send function for web hook deliveries, following the hook as it is
+ * now rather than as it was when the delivery was queued: a delivery to a hook that is
+ * disabled (Failed), inactive or deleted is refused without a request (the dispatcher
+ * then dead-letters it at once, so it can be redelivered after a PATCH re-enabled the
+ * hook), and the others go to the hook's current URL, signed with its current secret.
+ * IBM callback deliveries pass through unchanged.
+ */
+export function webhookAwareSend(registry: WebhookRegistry, outbox: Outbox, send: SendFunction): SendFunction {
+  return (options) => {
+    const deliveryId = options.headers['X-Earshot-Delivery-Id'];
+    const record = deliveryId ? outbox.get(deliveryId) : undefined;
+    const hookId = record?.target.kind === 'azure-webhook' ? record.target.hookId : undefined;
+    if (!record || !hookId) return send(options);
+    const why = registry.refusal(hookId);
+    if (why) return Promise.reject(new AppError('ERR_TARGET_FORBIDDEN', `not sent: ${why}`));
+    const hook = registry.get(hookId)!;
+    const headers = { ...options.headers };
+    delete headers[signatureHeader];
+    delete headers['webhook-signature'];
+    if (hook.secret) {
+      headers[signatureHeader] = azureSignature(hook.secret, record.body);
+      headers['webhook-signature'] = standardWebhookSignature(hook.secret, record.id, Number(headers['webhook-timestamp']), record.body);
+    }
+    return send({ ...options, url: hook.webUrl, headers });
+  };
+}

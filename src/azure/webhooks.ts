@@ -1,0 +1,304 @@
+import { randomBytes, randomUUID } from 'node:crypto';
+import { isIP } from 'node:net';
+
+import type { Database } from 'lmdb';
+
+import type { CidrPolicy } from '../delivery/cidr.js';
+import { displayUrl, guardedLookup } from '../delivery/http-client.js';
+import type { DeliveryRecord, Outbox } from '../delivery/outbox.js';
+import { azureSignature } from '../delivery/signing.js';
+import { AppError } from '../errors.js';
+import type { Logger } from '../log.js';
+import type { StateDatabase } from '../store/database.js';
+import { AzureError } from './errors.js';
+import { mergeEvents, type WebHookEventKey, type WebhookInput, type WebhookPatch } from './webhook-input.js';
+
+/** Azure's `Status` of an entity. */
+export type AzureStatus = 'NotStarted' | 'Running' | 'Succeeded' | 'Failed';
+
+/** Azure's `EntityError`. */
+export interface EntityError {
+  code: string;
+  message: string;
+}
+
+/** A web hook as stored (LMDB `azure-webhooks`, msgpack). Times are ms since the epoch. */
+export interface Webhook extends WebhookInput {
+  id: string;
+  /** Succeeded: receives events. Failed: challenge failed, deliveries dead-lettered or 410; receives nothing until a PATCH. */
+  status: AzureStatus;
+  error?: EntityError;
+  createdAt: number;
+  lastActionAt: number;
+  /** The service's base URL as the hook's creator reached it: the links in delivered bodies use it. */
+  baseUrl: string;
+}
+
+/** The answer to a registration challenge. */
+export interface ChallengeAnswer {
+  status: number;
+  body: string;
+  /** The Location header of a redirect (which is not followed). */
+  location?: string | undefined;
+}
+
+/** One POST of the challenge; rejects with an AppError (forbidden target, timeout, refused, ...). */
+export type ChallengeRequest = (url: string, headers: Record<string, string>, timeoutMs: number) => Promise<ChallengeAnswer>;
+
+/** Checks that a URL may be called (resolved address under the allow-list); rejects with an AppError. */
+export type TargetCheck = (url: string) => Promise<void>;
+
+export interface WebhookRegistryOptions {
+  db: StateDatabase;
+  /** The v3.1 registration challenge (a POST; see `challengeHook`). */
+  challenge: ChallengeRequest;
+  /** For v2.1 hooks, which have no challenge. */
+  checkTarget: TargetCheck;
+  outbox: Outbox;
+  log: Logger;
+  now?: () => number;
+  challengeTimeoutMs?: number;
+}
+
+/** The error code of a hook that failed its challenge (Azure's detailed code for a bad callback URI). */
+export const challengeFailedCode = 'InvalidCallbackUri';
+/** The error code of a hook disabled because its deliveries failed. */
+export const deliveryFailedCode = 'DeliveryFailed';
+
+/** A hook that receives events: challenge passed, not disabled, active (v2.1). */
+export const isEnabled = (hook: Webhook): boolean => hook.active && hook.status === 'Succeeded';
+
+/** Whether the hook subscribed to an event (v3.1 key). */
+export const subscribes = (hook: Webhook, key: WebHookEventKey): boolean => hook.events.includes(key);
+
+/**
+ * A check of the target for hooks without a challenge: the host name resolved, and every
+ * address it resolves to outside the allow-list refused, the way deliveries connect.
+ */
+export function policyTargetCheck(policy: CidrPolicy): TargetCheck {
+  const lookup = guardedLookup(policy);
+  return async (url) => {
+    const host = new URL(url).hostname.replace(/^\[(.*)\]$/, '$1');
+    if (isIP(host)) {
+      const verdict = policy.explain(host);
+      if (!verdict.allowed) {
+        throw new AppError('ERR_TARGET_FORBIDDEN', `${displayUrl(url)} is not an allowed target: ${verdict.reason}; the allow-list is the callbackCidrs setting (EARSHOT_CALLBACK_CIDRS)`);
+      }
+      return;
+    }
+    await new Promise<void>((resolve, reject) => {
+      lookup(host, { all: true }, (err) => {
+        if (!err) return resolve();
+        if (err instanceof AppError) return reject(err);
+        reject(new AppError('ERR_TARGET_DNS', `could not resolve host ${host} of ${displayUrl(url)} (${err.code ?? err.message})`));
+      });
+    });
+  };
+}
+
+/**
+ * Azure Speech web hooks (v3.1 and v2.1 share one list and one id space, as in Azure,
+ * where `properties.apiVersion` says which payload shape a hook gets), persisted in LMDB.
+ *
+ * A v3.1 hook is usable once its URL answered the registration challenge: a POST to
+ * `webUrl?validationToken=<token>` with `X-MicrosoftSpeechServices-Event: Challenge` (and,
+ * with a secret, the signature of the token) answered by 200 and the token within 5 s.
+ * That runs inside the create/update request; a hook whose challenge failed is stored as
+ * Failed with the reason. A URL whose address is not allowed is refused outright.
+ */
+export class WebhookRegistry {
+  private readonly now: () => number;
+  private readonly challengeTimeoutMs: number;
+
+  constructor(private readonly o: WebhookRegistryOptions) {
+    this.now = o.now ?? Date.now;
+    this.challengeTimeoutMs = o.challengeTimeoutMs ?? 5000;
+  }
+
+  // Looked up on each use: the environment opens in App.start(), after construction.
+  private get hooks(): Database<Webhook, string> {
+    return this.o.db.db<Webhook, string>('azure-webhooks');
+  }
+
+  get(id: string): Webhook | undefined {
+    return this.hooks.get(id);
+  }
+
+  /** @throws AppError ERR_NOT_FOUND */
+  require(id: string): Webhook {
+    const hook = this.hooks.get(id);
+    if (!hook) throw new AppError('ERR_NOT_FOUND', `The web hook '${id}' was not found`);
+    return hook;
+  }
+
+  /** Every hook, oldest first. */
+  all(): Webhook[] {
+    const hooks = [...this.hooks.getRange()].map((e) => e.value);
+    return hooks.sort((a, b) => a.createdAt - b.createdAt || (a.id < b.id ? -1 : 1));
+  }
+
+  /** Registers a hook (challenge or target check first); resolves once stored. */
+  async create(input: WebhookInput, baseUrl: string): Promise<Webhook> {
+    const now = this.now();
+    const draft: Webhook = { ...input, id: randomUUID(), status: 'NotStarted', createdAt: now, lastActionAt: now, baseUrl };
+    const hook = { ...draft, ...(await this.verify(draft)), lastActionAt: this.now() };
+    await this.o.db.durably(() => this.hooks.putSync(hook.id, hook));
+    this.o.log.info('web hook created', { hook: hook.id, url: displayUrl(hook.webUrl), status: hook.status, apiVersion: hook.apiVersion });
+    return hook;
+  }
+
+  /**
+   * Applies a PATCH. A new URL, or any PATCH of a hook that is not Succeeded, runs the
+   * challenge again (v2.1 hooks: the target check); passing it re-enables the hook.
+   */
+  async update(id: string, patch: WebhookPatch, baseUrl: string): Promise<Webhook> {
+    const current = this.require(id);
+    const next: Webhook = { ...current, baseUrl };
+    if (patch.webUrl !== undefined) next.webUrl = patch.webUrl;
+    if (patch.displayName !== undefined) next.displayName = patch.displayName;
+    if (patch.description === null) delete next.description;
+    else if (patch.description !== undefined) next.description = patch.description;
+    if (patch.events) {
+      next.events = mergeEvents(current.events, patch.events);
+      // v2.1 names no longer describe the events; v2.1 views derive them again.
+      delete next.v21Events;
+    }
+    if (patch.secret === null) delete next.secret;
+    else if (patch.secret !== undefined) next.secret = patch.secret;
+    if (patch.customProperties === null) delete next.customProperties;
+    else if (patch.customProperties) {
+      const merged: Record<string, string> = { ...current.customProperties };
+      for (const [k, v] of Object.entries(patch.customProperties)) {
+        if (v === null) delete merged[k];
+        else merged[k] = v;
+      }
+      if (Object.keys(merged).length > 10) throw new AzureError('ERR_INVALID_ARGUMENT', 'customProperties would have more than 10 entries', 'InvalidPayload');
+      if (Object.keys(merged).length) next.customProperties = merged;
+      else delete next.customProperties;
+    }
+    let updated: Webhook = next;
+    if (next.webUrl !== current.webUrl || current.status !== 'Succeeded') {
+      const verified = await this.verify(next);
+      updated = { ...next, ...verified };
+      if (verified.status === 'Succeeded') delete updated.error;
+    }
+    updated.lastActionAt = this.now();
+    await this.o.db.durably(() => {
+      if (!this.hooks.get(id)) throw new AppError('ERR_NOT_FOUND', `The web hook '${id}' was deleted meanwhile`);
+      this.hooks.putSync(id, updated);
+    });
+    if (updated.status !== current.status) {
+      this.o.log.info('web hook status changed', { hook: id, from: current.status, to: updated.status, reason: updated.error?.message });
+    }
+    return updated;
+  }
+
+  /** Removes a hook and drops its pending deliveries; resolves false when there was none. */
+  async delete(id: string): Promise<boolean> {
+    if (!this.hooks.get(id)) return false;
+    await this.o.db.durably(() => this.hooks.removeSync(id));
+    const dropped = await this.o.outbox.discardPending({ hookId: id });
+    this.o.log.info('web hook deleted', { hook: id, droppedDeliveries: dropped });
+    return true;
+  }
+
+  /**
+   * Marks a hook Failed with the reason (no-op when it is gone or already Failed): it
+   * receives nothing more until a PATCH re-enables it.
+   */
+  async disable(id: string, error: EntityError): Promise<void> {
+    let changed = false;
+    await this.o.db.durably(() => {
+      const hook = this.hooks.get(id);
+      if (!hook || hook.status === 'Failed') return;
+      this.hooks.putSync(id, { ...hook, status: 'Failed', error, lastActionAt: this.now() });
+      changed = true;
+    });
+    if (changed) this.o.log.warn('web hook disabled', { hook: id, reason: error.message });
+  }
+
+  /** Dispatcher onGone: the receiver answered 410 Gone. */
+  deliveryGone(delivery: DeliveryRecord): Promise<void> {
+    return this.disableFor(delivery, `The web hook URL answered 410 Gone to delivery ${delivery.id} (${delivery.event}); PATCH the web hook to re-enable it`);
+  }
+
+  /** Dispatcher onDead: a delivery to the hook became a dead letter. */
+  deliveryDead(delivery: DeliveryRecord): Promise<void> {
+    const why = delivery.lastError ?? (delivery.lastStatus ? `HTTP ${delivery.lastStatus}` : 'failed');
+    return this.disableFor(
+      delivery,
+      `Delivery ${delivery.id} (${delivery.event}) failed after ${delivery.attempts} attempt(s): ${why}. PATCH the web hook to re-enable it, then redeliver its dead letters`,
+    );
+  }
+
+  private async disableFor(delivery: DeliveryRecord, message: string): Promise<void> {
+    const hookId = delivery.target.kind === 'azure-webhook' ? delivery.target.hookId : undefined;
+    if (!hookId) return;
+    try {
+      await this.disable(hookId, { code: deliveryFailedCode, message });
+    } catch (err) {
+      this.o.log.error('could not disable a failing web hook', { hook: hookId, error: err });
+    }
+  }
+
+  /** Why a delivery to this hook must not go out now, or undefined when it may. */
+  refusal(id: string): string | undefined {
+    const hook = this.hooks.get(id);
+    if (!hook) return `web hook ${id} no longer exists`;
+    if (!hook.active) return `web hook ${id} is inactive`;
+    if (hook.status !== 'Succeeded') {
+      return `web hook ${id} is disabled (status ${hook.status}${hook.error ? `: ${hook.error.message}` : ''}); PATCH it to re-enable it, then redeliver`;
+    }
+    return undefined;
+  }
+
+  /** The challenge (v3.1) or the target check (v2.1); throws when the address is not allowed. */
+  private async verify(hook: Webhook): Promise<{ status: AzureStatus; error?: EntityError }> {
+    if (hook.apiVersion === 'v2.1') {
+      try {
+        await this.o.checkTarget(hook.webUrl);
+      } catch (err) {
+        throw refused(err, hook.webUrl);
+      }
+      return { status: 'Succeeded' };
+    }
+    const message = await this.runChallenge(hook);
+    if (message === undefined) return { status: 'Succeeded' };
+    this.o.log.info('web hook challenge failed', { url: displayUrl(hook.webUrl), reason: message });
+    return { status: 'Failed', error: { code: challengeFailedCode, message } };
+  }
+
+  /** Resolves undefined when the challenge passed, or why it failed. */
+  private async runChallenge(hook: Webhook): Promise<string | undefined> {
+    const token = randomBytes(16).toString('hex');
+    const target = new URL(hook.webUrl);
+    target.searchParams.append('validationToken', token);
+    const headers: Record<string, string> = { 'X-MicrosoftSpeechServices-Event': 'Challenge' };
+    if (hook.secret) headers['X-MicrosoftSpeechServices-Signature'] = azureSignature(hook.secret, token);
+    let answer: ChallengeAnswer;
+    try {
+      answer = await this.o.challenge(target.toString(), headers, this.challengeTimeoutMs);
+    } catch (err) {
+      const error = err as AppError;
+      if (error.code === 'ERR_TARGET_FORBIDDEN' || error.code === 'ERR_INVALID_ARGUMENT') throw refused(err, hook.webUrl);
+      if (error.code === 'ERR_TARGET_TIMEOUT') return `Challenge failed: the web hook URL did not respond within ${this.challengeTimeoutMs / 1000} seconds`;
+      return `Challenge failed: ${error.message}`;
+    }
+    if (answer.status >= 300 && answer.status < 400) {
+      const to = answer.location ? ` to ${displayUrl(answer.location)}` : '';
+      return `Challenge failed: the web hook URL answered HTTP ${answer.status} (a redirect${to}); redirects are not followed: register the final URL`;
+    }
+    if (answer.status !== 200) return `Challenge failed: the web hook URL responded with status code ${answer.status}; expected 200 with the validationToken as the body`;
+    if (answer.body.trim() !== token) {
+      const actual = answer.body.length > 100 ? `${answer.body.slice(0, 100)}...` : answer.body;
+      return `Challenge response payload doesn't match validation token. Expected: ${token}, actual: ${actual}`;
+    }
+    return undefined;
+  }
+}
+
+/** A target that may not be called: a 400 that names the reason. */
+function refused(err: unknown, url: string): AppError {
+  const error = err instanceof AppError ? err : new AppError('ERR_TARGET_UNREACHABLE', String(err));
+  return new AzureError(error.code, `The web hook URL ${displayUrl(url)} cannot be used: ${error.message}`, 'InvalidCallbackUri');
+}

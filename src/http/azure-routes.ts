@@ -1,0 +1,356 @@
+import { AzureError, azureErrorBody, invalid } from '../azure/errors.js';
+import { fileContents, fileId, fileView, type ContentUrls } from '../azure/files.js';
+import type { AzureNotifier } from '../azure/notifier.js';
+import { page, transcriptionView, v21HookView, webHookView } from '../azure/views.js';
+import { parseCreateV21, parseCreateV31, parsePatchV31 } from '../azure/webhook-input.js';
+import { isEnabled, type WebhookRegistry } from '../azure/webhooks.js';
+import type { DeliveryRecord, Outbox } from '../delivery/outbox.js';
+import { AppError } from '../errors.js';
+import type { JobService } from '../jobs/job-service.js';
+import { deliveriesIn, deliveryState, deliveryView } from './delivery-routes.js';
+import { json, type Reply, type Request, type Route, type RouteGroup } from './server.js';
+
+export interface AzureRoutesOptions {
+  service: JobService;
+  registry: WebhookRegistry;
+  notifier: AzureNotifier;
+  outbox: Outbox;
+  contentUrls: ContentUrls;
+  /** Wakes the dispatcher after something was queued outside a job's state change. */
+  wake: () => void;
+  now?: () => number;
+}
+
+/** Azure's error body: {"code": "InvalidRequest", "message": "...", "innerError": {"code": "...", "message": "..."}}. */
+export function azureError(error: AppError): Reply {
+  const { status, body } = azureErrorBody(error);
+  return json(status, body);
+}
+
+/** The service's own base URL as the client reached it (for `self` and links). */
+function baseUrl(req: Request): string {
+  const proto = req.headers['x-forwarded-proto'] === 'https' ? 'https' : 'http';
+  return `${proto}://${req.headers.host ?? 'localhost'}`;
+}
+
+const maxBodyBytes = 64 * 1024;
+/** Azure's operations answer 202 with Retry-After (seconds). */
+const accepted = (body?: unknown): Reply => (body === undefined ? { status: 202, headers: { 'Retry-After': '1' } } : json(202, body, { 'Retry-After': '1' }));
+const v21Base = '/api/speechtotext/v2.1/transcriptions/hooks';
+
+/** A JSON request body of one of `types` (any when there is no Content-Type). */
+async function readJson(req: Request, types: readonly string[]): Promise<unknown> {
+  const type = req.headers['content-type'];
+  if (type) {
+    const mediaType = type.split(';')[0]!.trim().toLowerCase();
+    if (!types.includes(mediaType)) {
+      throw new AzureError('ERR_UNSUPPORTED_MEDIA_TYPE', `Unsupported Content-Type '${type}': expected ${types.join(' or ')}`, 'InvalidRequestBodyFormat');
+    }
+  }
+  try {
+    return await req.body.json(maxBodyBytes);
+  } catch (err) {
+    if (err instanceof AppError && err.code === 'ERR_INVALID_ARGUMENT') throw invalid('InvalidRequestBodyFormat', err.message);
+    throw err;
+  }
+}
+
+/** Azure's paging: `skip` (default 0) and `top` (default 100, at most 100). `filter` is not supported. */
+function paging(req: Request): { skip: number; top: number } {
+  if (req.query.get('filter')) throw invalid('UnsupportedFilter', 'The filter parameter is not supported by earshot: list without it and filter the values');
+  const int = (name: string, fallback: number, min: number) => {
+    const value = req.query.get(name);
+    if (value === null || value === '') return fallback;
+    if (!/^\d{1,9}$/.test(value) || Number(value) < min) {
+      throw invalid('InvalidParameterValue', `Expected an integer of at least ${min} for ${name} but received "${value}"`);
+    }
+    return Number(value);
+  };
+  return { skip: int('skip', 0, 0), top: Math.min(int('top', 100, 1), 100) };
+}
+
+/** One page of `all` and, when there is more, the link to the next (same path and query). */
+function paged<T, V>(req: Request, all: T[], view: (item: T) => V) {
+  const { skip, top } = paging(req);
+  const query = new URLSearchParams(req.query);
+  query.set('skip', String(skip + top));
+  query.set('top', String(top));
+  return page(all.slice(skip, skip + top).map(view), all.length > skip + top, `${baseUrl(req)}${req.path}?${query}`);
+}
+
+/** `{id}:{action}` (Azure's custom actions, e.g. `…/webhooks/{id}:ping`). */
+function splitAction(value: string): { id: string; action: string | undefined } {
+  const colon = value.lastIndexOf(':');
+  return colon < 0 ? { id: value, action: undefined } : { id: value.slice(0, colon), action: value.slice(colon + 1) };
+}
+
+function unknownAction(req: Request): never {
+  throw new AppError('ERR_NOT_FOUND', `No such resource: ${req.method.toUpperCase()} ${req.path}`);
+}
+
+/**
+ * Azure Speech to Text under `/speechtotext/v3.1` (web hooks, transcriptions of either
+ * dialect, their files, earshot's dead-letter endpoints per hook) and the v2.1 hooks
+ * under `/api/speechtotext/v2.1/transcriptions/hooks`; errors in Azure's shape.
+ */
+export function azureRoutes(o: AzureRoutesOptions): RouteGroup[] {
+  const now = o.now ?? Date.now;
+  const renderError = (error: AppError) => azureError(error);
+
+  const requireEnabledForRedelivery = (hookId: string) => {
+    const hook = o.registry.require(hookId);
+    if (!isEnabled(hook)) {
+      throw invalid('InvalidPrerequisite', `Nothing is sent to this web hook: ${o.registry.refusal(hookId)}`);
+    }
+  };
+
+  const webhookAction = async (req: Request): Promise<Reply> => {
+    const { id, action } = splitAction(req.params.id!);
+    if (action === 'ping') {
+      await o.notifier.ping(id);
+      o.wake();
+      return accepted();
+    }
+    if (action === 'test') {
+      const sent = await o.notifier.test(id, o.service.newest(100));
+      if (!sent) return { status: 204 };
+      o.wake();
+      return accepted();
+    }
+    return unknownAction(req);
+  };
+
+  const deliveryRoutes: Route[] = [
+    {
+      method: 'get',
+      pattern: '/speechtotext/v3.1/webhooks/:id/deliveries',
+      name: 'azure.webhooks.deliveries.list',
+      handler: (req) => {
+        const hookId = req.params.id!;
+        o.registry.require(hookId);
+        const state = deliveryState(req.query.get('state'));
+        if (!state) throw invalid('InvalidParameterValue', `Invalid state '${req.query.get('state')}'. Valid states are dead, pending`);
+        const records = deliveriesIn(o.outbox, state, (r) => r.target.hookId === hookId, { hookId });
+        return json(200, paged(req, records, deliveryView));
+      },
+    },
+    {
+      method: 'post',
+      pattern: '/speechtotext/v3.1/webhooks/:id/:action',
+      name: 'azure.webhooks.deliveries.redeliverAll',
+      handler: async (req) => {
+        if (req.params.action !== 'deliveries:redeliver') return unknownAction(req);
+        const hookId = req.params.id!;
+        requireEnabledForRedelivery(hookId);
+        const count = await o.outbox.redeliverAll({ hookId });
+        if (count) o.wake();
+        return accepted({ redelivered: count });
+      },
+    },
+    {
+      method: 'post',
+      pattern: '/speechtotext/v3.1/webhooks/:id/deliveries/:action',
+      name: 'azure.webhooks.deliveries.redeliver',
+      handler: async (req) => {
+        const { id, action } = splitAction(req.params.action!);
+        if (action !== 'redeliver') return unknownAction(req);
+        const hookId = req.params.id!;
+        o.registry.require(hookId);
+        const record: DeliveryRecord | undefined = o.outbox.get(id);
+        if (!record || record.target.hookId !== hookId) throw new AppError('ERR_NOT_FOUND', `The delivery '${id}' of web hook '${hookId}' was not found`);
+        if (record.state !== 'dead') throw invalid('InvalidPrerequisite', `The delivery '${id}' is ${record.state}, not dead: only dead letters can be redelivered`);
+        requireEnabledForRedelivery(hookId);
+        const revived = await o.outbox.redeliver(id);
+        o.wake();
+        return accepted(deliveryView(revived ?? record));
+      },
+    },
+  ];
+
+  const webhookRoutes: Route[] = [
+    {
+      method: 'post',
+      pattern: '/speechtotext/v3.1/webhooks',
+      name: 'azure.webhooks.create',
+      handler: async (req) => {
+        const input = parseCreateV31(await readJson(req, ['application/json']));
+        const hook = await o.registry.create(input, baseUrl(req));
+        const view = webHookView(hook, baseUrl(req));
+        return json(201, view, { Location: view.self });
+      },
+    },
+    {
+      method: 'get',
+      pattern: '/speechtotext/v3.1/webhooks',
+      name: 'azure.webhooks.list',
+      handler: (req) => json(200, paged(req, o.registry.all(), (hook) => webHookView(hook, baseUrl(req)))),
+    },
+    {
+      method: 'get',
+      pattern: '/speechtotext/v3.1/webhooks/:id',
+      name: 'azure.webhooks.get',
+      handler: (req) => json(200, webHookView(o.registry.require(req.params.id!), baseUrl(req))),
+    },
+    {
+      method: 'patch',
+      pattern: '/speechtotext/v3.1/webhooks/:id',
+      name: 'azure.webhooks.update',
+      handler: async (req) => {
+        const patch = parsePatchV31(await readJson(req, ['application/json', 'application/merge-patch+json']));
+        const hook = await o.registry.update(req.params.id!, patch, baseUrl(req));
+        return json(200, webHookView(hook, baseUrl(req)));
+      },
+    },
+    {
+      method: 'del',
+      pattern: '/speechtotext/v3.1/webhooks/:id',
+      name: 'azure.webhooks.delete',
+      handler: async (req) => {
+        if (!(await o.registry.delete(req.params.id!))) throw new AppError('ERR_NOT_FOUND', `The web hook '${req.params.id}' was not found`);
+        return { status: 204 };
+      },
+    },
+    { method: 'post', pattern: '/speechtotext/v3.1/webhooks/:id', name: 'azure.webhooks.action', handler: webhookAction },
+    ...deliveryRoutes,
+  ];
+
+  const transcriptionRoutes: Route[] = [
+    {
+      method: 'get',
+      pattern: '/speechtotext/v3.1/transcriptions',
+      name: 'azure.transcriptions.list',
+      handler: (req) => {
+        const { skip, top } = paging(req);
+        // One more than the page: whether there is a next one.
+        const jobs = o.service.newest(skip + top + 1);
+        return json(200, paged(req, jobs, (job) => transcriptionView(job, baseUrl(req))));
+      },
+    },
+    {
+      method: 'get',
+      pattern: '/speechtotext/v3.1/transcriptions/:id',
+      name: 'azure.transcriptions.get',
+      handler: (req) => json(200, transcriptionView(o.service.get(req.params.id!), baseUrl(req))),
+    },
+    {
+      method: 'del',
+      pattern: '/speechtotext/v3.1/transcriptions/:id',
+      name: 'azure.transcriptions.delete',
+      handler: async (req) => {
+        try {
+          await o.service.delete(req.params.id!);
+        } catch (err) {
+          // Azure: "successfully deleted or did not exist".
+          if (!(err instanceof AppError && err.code === 'ERR_JOB_NOT_FOUND')) throw err;
+        }
+        return { status: 204 };
+      },
+    },
+    {
+      method: 'get',
+      pattern: '/speechtotext/v3.1/transcriptions/:id/files',
+      name: 'azure.transcriptions.files.list',
+      handler: (req) => {
+        const base = baseUrl(req);
+        const job = o.service.get(req.params.id!);
+        const validity = req.query.get('sasValidityInSeconds');
+        if (validity !== null && !/^\d{1,9}$/.test(validity)) {
+          throw invalid('InvalidParameterValue', `Expected a whole number of seconds for sasValidityInSeconds but received "${validity}"`);
+        }
+        const until = now() + (validity === null ? 12 * 3600 : Number(validity)) * 1000;
+        const files = fileContents(job, o.service.result(job.id), base).map(({ kind, content }) =>
+          fileView(job, kind, content, base, o.contentUrls.url(base, job.id, fileId(job.id, kind), until)),
+        );
+        return json(200, paged(req, files, (f) => f));
+      },
+    },
+    {
+      method: 'get',
+      pattern: '/speechtotext/v3.1/transcriptions/:id/files/:fileId',
+      name: 'azure.transcriptions.files.get',
+      handler: (req) => {
+        const base = baseUrl(req);
+        const job = o.service.get(req.params.id!);
+        const file = fileContents(job, o.service.result(job.id), base).find((f) => fileId(job.id, f.kind) === req.params.fileId);
+        if (!file) throw new AppError('ERR_NOT_FOUND', `The file '${req.params.fileId}' of transcription '${job.id}' was not found`);
+        const contentUrl = o.contentUrls.url(base, job.id, req.params.fileId!, now() + 12 * 3600 * 1000);
+        return json(200, fileView(job, file.kind, file.content, base, contentUrl));
+      },
+    },
+    {
+      method: 'get',
+      pattern: '/speechtotext/v3.1/transcriptions/:id/files/:fileId/content',
+      name: 'azure.transcriptions.files.content',
+      // Like Azure's SAS URLs: the signature in the URL is the credential.
+      auth: false,
+      handler: (req) => {
+        o.contentUrls.verify(req.params.id!, req.params.fileId!, req.query);
+        const job = o.service.get(req.params.id!);
+        const file = fileContents(job, o.service.result(job.id), baseUrl(req)).find((f) => fileId(job.id, f.kind) === req.params.fileId);
+        if (!file) throw new AppError('ERR_NOT_FOUND', `The file '${req.params.fileId}' of transcription '${job.id}' was not found`);
+        return { status: 200, headers: { 'Content-Type': 'application/json; charset=utf-8' }, body: JSON.stringify(file.content) };
+      },
+    },
+  ];
+
+  const v21Routes: Route[] = [
+    {
+      method: 'post',
+      pattern: v21Base,
+      name: 'azure.v21.hooks.create',
+      handler: async (req) => {
+        const hook = await o.registry.create(parseCreateV21(await readJson(req, ['application/json'])), baseUrl(req));
+        return json(201, v21HookView(hook), { Location: `${baseUrl(req)}${v21Base}/${hook.id}` });
+      },
+    },
+    {
+      method: 'get',
+      pattern: v21Base,
+      name: 'azure.v21.hooks.list',
+      handler: () => json(200, o.registry.all().map(v21HookView)),
+    },
+    {
+      method: 'get',
+      pattern: `${v21Base}/:id`,
+      name: 'azure.v21.hooks.get',
+      handler: (req) => json(200, v21HookView(o.registry.require(req.params.id!))),
+    },
+    {
+      method: 'del',
+      pattern: `${v21Base}/:id`,
+      name: 'azure.v21.hooks.delete',
+      handler: async (req) => {
+        if (!(await o.registry.delete(req.params.id!))) throw new AppError('ERR_NOT_FOUND', `The web hook '${req.params.id}' was not found`);
+        return { status: 204 };
+      },
+    },
+    {
+      method: 'post',
+      pattern: `${v21Base}/:id/ping`,
+      name: 'azure.v21.hooks.ping',
+      handler: async (req) => {
+        await o.notifier.ping(req.params.id!);
+        o.wake();
+        return accepted();
+      },
+    },
+    {
+      method: 'post',
+      pattern: `${v21Base}/:id/test`,
+      name: 'azure.v21.hooks.test',
+      handler: async (req) => {
+        // v2.1: 200 when a test request could be made, 204 when there is no entity.
+        const sent = await o.notifier.test(req.params.id!, o.service.newest(100));
+        if (!sent) return { status: 204 };
+        o.wake();
+        return { status: 200 };
+      },
+    },
+  ];
+
+  return [
+    { prefix: '/speechtotext', renderError, routes: [...webhookRoutes, ...transcriptionRoutes] },
+    { prefix: '/api/speechtotext', renderError, routes: v21Routes },
+  ];
+}
+

@@ -1,0 +1,143 @@
+import type { CallbackRegistry } from '../ibm/callbacks.js';
+import type { DeliveryRecord, DeliveryState, Outbox } from '../delivery/outbox.js';
+import { AppError } from '../errors.js';
+import { ibmError } from './ibm-routes.js';
+import { json, type Request, type RouteGroup } from './server.js';
+
+const iso = (ms: number | undefined) => (ms === undefined ? undefined : new Date(ms).toISOString());
+
+/** The job a delivery is about, read from its body (IBM `id`), when it has one. */
+function subjectOf(record: DeliveryRecord): string | undefined {
+  try {
+    const body = JSON.parse(record.body) as { id?: unknown };
+    return typeof body.id === 'string' ? body.id : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * A delivery as its endpoints show it: state, attempts and the last outcome. Never the
+ * signing secrets or headers the outbox keeps with it.
+ */
+export function deliveryView(record: DeliveryRecord) {
+  return {
+    id: record.id,
+    event: record.event,
+    state: record.state,
+    createdDateTime: iso(record.createdAt),
+    attempts: record.attempts,
+    ...(record.lastAttemptAt !== undefined ? { lastAttemptDateTime: iso(record.lastAttemptAt) } : {}),
+    ...(record.lastStatus !== undefined ? { lastStatusCode: record.lastStatus } : {}),
+    ...(record.lastError !== undefined ? { lastError: record.lastError } : {}),
+    ...(record.state === 'pending' ? { nextAttemptDateTime: iso(record.nextAttemptAt) } : {}),
+    ...(record.deadAt !== undefined ? { deadDateTime: iso(record.deadAt) } : {}),
+    ...(record.deliveredAt !== undefined ? { deliveredDateTime: iso(record.deliveredAt) } : {}),
+  };
+}
+
+/** IBM's spelling of the same. */
+function ibmDeliveryView(record: DeliveryRecord) {
+  const subject = subjectOf(record);
+  return {
+    id: record.id,
+    callback_url: record.target.url,
+    event: record.event,
+    ...(subject ? { recognition_id: subject } : {}),
+    state: record.state,
+    created: iso(record.createdAt),
+    attempts: record.attempts,
+    ...(record.lastAttemptAt !== undefined ? { last_attempt: iso(record.lastAttemptAt) } : {}),
+    ...(record.lastStatus !== undefined ? { last_status_code: record.lastStatus } : {}),
+    ...(record.lastError !== undefined ? { last_error: record.lastError } : {}),
+    ...(record.state === 'pending' ? { next_attempt: iso(record.nextAttemptAt) } : {}),
+    ...(record.deadAt !== undefined ? { dead_since: iso(record.deadAt) } : {}),
+  };
+}
+
+/** `state` query parameter: dead (default) or pending. */
+export function deliveryState(value: string | null): Exclude<DeliveryState, 'delivered'> | undefined {
+  if (value === null || value === '' || value === 'dead') return 'dead';
+  if (value === 'pending') return 'pending';
+  return undefined;
+}
+
+/** Dead letters or pending deliveries matching `accept`, oldest first. */
+export function deliveriesIn(outbox: Outbox, state: 'dead' | 'pending', accept: (r: DeliveryRecord) => boolean, filter: { url?: string; hookId?: string }): DeliveryRecord[] {
+  const records = state === 'dead' ? outbox.listDead(filter, Number.POSITIVE_INFINITY) : [...outbox.pending()];
+  return records.filter(accept).sort((a, b) => a.seq - b.seq);
+}
+
+export interface IbmDeliveryRoutesOptions {
+  outbox: Outbox;
+  registry: CallbackRegistry;
+  /** Wakes the dispatcher after a redelivery. */
+  wake: () => void;
+}
+
+const isIbm = (r: DeliveryRecord) => r.target.kind === 'ibm-callback';
+
+function requireRegistered(o: IbmDeliveryRoutesOptions, url: string): void {
+  if (!o.registry.get(url)) {
+    throw new AppError('ERR_CALLBACK_NOT_REGISTERED', `callback_url '${url}' is not registered; register it again with POST /v1/register_callback before redelivering`);
+  }
+}
+
+function stateParam(req: Request): 'dead' | 'pending' {
+  const state = deliveryState(req.query.get('state'));
+  if (!state) throw new AppError('ERR_INVALID_ARGUMENT', `Invalid state '${req.query.get('state')}'. Valid states are dead, pending`);
+  return state;
+}
+
+/**
+ * earshot's dead-letter endpoints for IBM callbacks (IBM has none): list failed or
+ * pending notifications per callback URL, redeliver one or all.
+ */
+export function ibmDeliveryRoutes(o: IbmDeliveryRoutesOptions): RouteGroup {
+  return {
+    prefix: '/v1/callback_deliveries',
+    renderError: (error) => ibmError(error),
+    routes: [
+      {
+        method: 'get',
+        pattern: '/v1/callback_deliveries',
+        name: 'ibm.deliveries.list',
+        handler: (req) => {
+          const url = req.query.get('callback_url') || undefined;
+          const records = deliveriesIn(o.outbox, stateParam(req), isIbm, url ? { url } : {});
+          return json(200, { deliveries: records.slice(0, 1000).map(ibmDeliveryView) });
+        },
+      },
+      {
+        method: 'post',
+        pattern: '/v1/callback_deliveries/redeliver',
+        name: 'ibm.deliveries.redeliverAll',
+        handler: async (req) => {
+          const url = req.query.get('callback_url');
+          if (!url) throw new AppError('ERR_INVALID_ARGUMENT', "Missing required query parameter 'callback_url'");
+          requireRegistered(o, url);
+          let count = 0;
+          for (const record of deliveriesIn(o.outbox, 'dead', isIbm, { url })) if (await o.outbox.redeliver(record.id)) count++;
+          if (count) o.wake();
+          return json(200, { redelivered: count });
+        },
+      },
+      {
+        method: 'post',
+        pattern: '/v1/callback_deliveries/:id/redeliver',
+        name: 'ibm.deliveries.redeliver',
+        handler: async (req) => {
+          const record = o.outbox.get(req.params.id!);
+          if (!record || !isIbm(record)) throw new AppError('ERR_NOT_FOUND', `The delivery '${req.params.id}' was not found`);
+          if (record.state !== 'dead') {
+            throw new AppError('ERR_INVALID_ARGUMENT', `The delivery '${record.id}' is ${record.state}, not dead: only dead letters can be redelivered`);
+          }
+          requireRegistered(o, record.target.url);
+          const revived = await o.outbox.redeliver(record.id);
+          o.wake();
+          return json(200, ibmDeliveryView(revived ?? record));
+        },
+      },
+    ],
+  };
+}
