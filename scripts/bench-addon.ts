@@ -5,66 +5,18 @@
 //
 //   node dist/scripts/bench-addon.js [--model PATH|NAME] [--audio FILE] [--threads N]
 //                                    [--runs N] [--rss-minutes 1,30] [--json FILE]
-import { execFile, spawn } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { parseArgs, promisify } from 'node:util';
+import { parseArgs } from 'node:util';
 
-import { resolveModelPath } from '../src/config.js';
-import { decodeAudio } from '../src/engine/audio-decoder.js';
-import { parseAudioMediaType } from '../src/engine/media-type.js';
-import { loadAddon, type NativeTranscribeOptions } from '../src/engine/native.js';
-import { nativeTool, projectRoot } from '../src/paths.js';
-
-const run = promisify(execFile);
-const jfk = path.join(projectRoot, 'node_modules/nodejs-whisper/cpp/whisper.cpp/samples/jfk.mp3');
-
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
-
-/** The same decoding settings for both sides: greedy, no temperature fallback, no context. */
-function settings(threads: number): { native: NativeTranscribeOptions; cli: string[] } {
-  return {
-    native: {
-      threads,
-      nice: 0,
-      language: 'en',
-      strategy: 'greedy',
-      bestOf: 5,
-      temperatureIncrement: 0,
-      conditionOnPreviousText: false,
-    },
-    // -bs 1: greedy (whisper-cli picks beam search when the beam size is above 1).
-    cli: ['-t', String(threads), '-l', 'en', '-bs', '1', '-bo', '5', '-nf', '-fa'],
-  };
-}
-
-/** Decodes any audio file to 16 kHz mono float32 with earshot's decoder. */
-async function decodeToPcm(file: string, dir: string): Promise<Float32Array> {
-  const out = path.join(dir, 'audio.f32');
-  await decodeAudio({ inputPath: file, outputPath: out, format: parseAudioMediaType(null), limits: { maxSeconds: 4 * 3600 } });
-  const bytes = readFileSync(out);
-  return new Float32Array(bytes.buffer, bytes.byteOffset, bytes.byteLength / 4);
-}
-
-/** A WAV file of IEEE float samples: whisper-cli reads exactly the PCM the addon gets. */
-function writeFloatWav(file: string, pcm: Float32Array): void {
-  const header = Buffer.alloc(44);
-  header.write('RIFF', 0);
-  header.writeUInt32LE(36 + pcm.byteLength, 4);
-  header.write('WAVEfmt ', 8);
-  header.writeUInt32LE(16, 16);
-  header.writeUInt16LE(3, 20); // WAVE_FORMAT_IEEE_FLOAT
-  header.writeUInt16LE(1, 22);
-  header.writeUInt32LE(16000, 24);
-  header.writeUInt32LE(16000 * 4, 28);
-  header.writeUInt16LE(4, 32);
-  header.writeUInt16LE(32, 34);
-  header.write('data', 36);
-  header.writeUInt32LE(pcm.byteLength, 40);
-  writeFileSync(file, Buffer.concat([header, Buffer.from(pcm.buffer, pcm.byteOffset, pcm.byteLength)]));
-}
+import { decodeToPcm, jfkMp3 as jfk, repeatPcm, writeF32, writeFloatWav } from './lib/bench-audio.js';
+import { findModel } from './lib/find-model.js';
+import { median } from './lib/stats.js';
+import { decodingSettings as settings, runWhisperCli } from './lib/whisper-tools.js';
+import { loadAddon } from '../src/engine/native.js';
 
 interface Measured {
   encodeMs: number;
@@ -73,14 +25,9 @@ interface Measured {
 }
 
 async function benchCli(model: string, wav: string, args: string[]): Promise<Measured> {
-  const { stderr } = await run(nativeTool('whisper-cli'), ['-m', model, '-f', wav, ...args], { maxBuffer: 64 << 20 });
-  const ms = (label: string) => {
-    const m = new RegExp(`${label} time =\\s*([\\d.]+) ms`).exec(stderr);
-    if (!m) throw new Error(`whisper-cli printed no "${label} time"`);
-    return Number(m[1]);
-  };
+  const { timings } = await runWhisperCli(model, wav, args);
   // whisper-cli's total runs from model load start; the addon keeps its model loaded.
-  return { encodeMs: ms('encode'), e2eMs: ms('total') - ms('load') };
+  return { encodeMs: timings.encodeMs, e2eMs: timings.totalMs - timings.loadMs };
 }
 
 /** Child mode: load, transcribe a spool file of `minutes` of audio, print peak RSS. */
@@ -97,10 +44,7 @@ async function rssChild(model: string, pcmFile: string, threads: number): Promis
 
 async function measureRss(model: string, pcm: Float32Array, minutes: number, threads: number, dir: string) {
   const file = path.join(dir, `long-${minutes}.f32`);
-  const want = minutes * 60 * 16000;
-  const out = new Float32Array(want);
-  for (let at = 0; at < want; at += pcm.length) out.set(pcm.subarray(0, Math.min(pcm.length, want - at)), at);
-  writeFileSync(file, Buffer.from(out.buffer));
+  writeF32(file, repeatPcm(pcm, minutes * 60 * 16000));
   const child = spawn(process.execPath, [fileURLToPath(import.meta.url), '--rss-child', file, '--model', model, '--threads', String(threads)], {
     stdio: ['ignore', 'pipe', 'inherit'],
   });
@@ -124,7 +68,7 @@ async function main(): Promise<void> {
       json: { type: 'string' },
     },
   });
-  const model = resolveModelPath(values.model!, path.join(projectRoot, 'models'));
+  const model = findModel(values.model!);
   const threads = Number(values.threads);
   if (values['rss-child']) return rssChild(model, values['rss-child'], threads);
 

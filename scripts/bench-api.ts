@@ -7,84 +7,25 @@
 //
 //   node dist/scripts/bench-api.js [--model NAME|PATH] [--threads N] [--runs N] [--seconds N]
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 
-import { resolveModelPath } from '../src/config.js';
-import { nativeTool, projectRoot } from '../src/paths.js';
+import { decodeToPcm, int16Wav, jfkMp3, repeatPcm } from './lib/bench-audio.js';
+import { benchAuth as auth, getJob as job, startService, submit } from './lib/bench-service.js';
+import { findModel } from './lib/find-model.js';
+import { median, percentile } from './lib/stats.js';
+import { nativeTool } from '../src/paths.js';
 
-const key = 'bench-key';
-const auth = { Authorization: `Bearer ${key}` };
-const jfkMp3 = path.join(projectRoot, 'node_modules/nodejs-whisper/cpp/whisper.cpp/samples/jfk.mp3');
-
-const percentile = (xs: number[], p: number) => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.min(s.length - 1, Math.floor(s.length * p))]!;
-};
-const median = (xs: number[]) => percentile(xs, 0.5);
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-/** jfk.mp3 as 16 kHz mono 16-bit WAV, `repeat` times over (decoded by sox's cousin: our own decoder). */
+/** jfk.mp3 as 16 kHz mono 16-bit WAV, `repeat` times over (decoded by our own decoder). */
 async function jfkWav(dir: string, repeat: number): Promise<Buffer> {
-  const { decodeAudio } = await import('../src/engine/audio-decoder.js');
-  const { parseAudioMediaType } = await import('../src/engine/media-type.js');
-  const out = path.join(dir, 'jfk.f32');
-  await decodeAudio({ inputPath: jfkMp3, outputPath: out, format: parseAudioMediaType('audio/mpeg'), limits: { maxSeconds: 60 } });
-  const f = readFileSync(out);
-  const samples = new Float32Array(f.buffer, f.byteOffset, f.byteLength / 4);
-  const data = Buffer.alloc(samples.length * 2 * repeat);
-  for (let r = 0; r < repeat; r++) {
-    samples.forEach((x, i) => data.writeInt16LE(Math.round(Math.max(-1, Math.min(1, x)) * 32767), (r * samples.length + i) * 2));
-  }
-  const h = Buffer.alloc(44);
-  h.write('RIFF', 0);
-  h.writeUInt32LE(36 + data.length, 4);
-  h.write('WAVEfmt ', 8);
-  h.writeUInt32LE(16, 16);
-  h.writeUInt16LE(1, 20);
-  h.writeUInt16LE(1, 22);
-  h.writeUInt32LE(16000, 24);
-  h.writeUInt32LE(32000, 28);
-  h.writeUInt16LE(2, 32);
-  h.writeUInt16LE(16, 34);
-  h.write('data', 36);
-  h.writeUInt32LE(data.length, 40);
-  return Buffer.concat([h, data]);
-}
-
-async function startService(stateDir: string, model: string, threads: number): Promise<{ proc: ChildProcess; base: string }> {
-  const proc = spawn(process.execPath, [path.join(projectRoot, 'dist/src/main.js')], {
-    env: {
-      ...process.env,
-      EARSHOT_HOST: '127.0.0.1',
-      EARSHOT_PORT: '0',
-      EARSHOT_STATE_DIR: stateDir,
-      EARSHOT_MODEL: model,
-      EARSHOT_API_KEY: key,
-      EARSHOT_THREADS: String(threads),
-      EARSHOT_CALLBACK_CIDRS: '127.0.0.0/8',
-      EARSHOT_TEMPERATURE_FALLBACK: 'false',
-      EARSHOT_MAX_QUEUED: '100000',
-      EARSHOT_LOG_LEVEL: 'info',
-    },
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
-  const base = await new Promise<string>((resolve, reject) => {
-    let port = '';
-    proc.stdout!.on('data', (chunk: Buffer) => {
-      for (const line of chunk.toString().split('\n')) {
-        const m = / listening .*port=(\d+)/.exec(line);
-        if (m) port = m[1]!;
-        if (/ ready /.test(line)) resolve(`http://127.0.0.1:${port}`);
-      }
-    });
-    proc.on('exit', (code) => reject(new Error(`service exited with ${code}`)));
-  });
-  return { proc, base };
+  const pcm = await decodeToPcm(jfkMp3, dir, 60);
+  return int16Wav(repeatPcm(pcm, pcm.length * repeat));
 }
 
 /** A callback receiver that records when each job's completion arrived. */
@@ -115,21 +56,6 @@ async function startReceiver() {
   };
 }
 
-async function submit(base: string, wav: Buffer, query = ''): Promise<{ id: string; at: number }> {
-  const res = await fetch(`${base}/v1/recognitions${query}`, {
-    method: 'POST',
-    headers: { ...auth, 'Content-Type': 'audio/wav' },
-    body: wav,
-  });
-  const at = performance.now();
-  if (res.status !== 201) throw new Error(`POST: ${res.status} ${await res.text()}`);
-  return { id: ((await res.json()) as { id: string }).id, at };
-}
-
-async function job(base: string, id: string): Promise<Record<string, any>> {
-  return (await (await fetch(`${base}/v1/recognitions/${id}`, { headers: auth })).json()) as Record<string, any>;
-}
-
 async function startWhisperServer(model: string, threads: number): Promise<{ proc: ChildProcess; base: string }> {
   const port = 20000 + Math.floor(Math.random() * 20000);
   const proc = spawn(nativeTool('whisper-server'), ['-m', model, '-t', String(threads), '--host', '127.0.0.1', '--port', String(port), '-bs', '1', '-bo', '5', '-nf', '-fa', '-l', 'en'], {
@@ -157,7 +83,7 @@ async function main(): Promise<void> {
       seconds: { type: 'string', default: '10' },
     },
   });
-  const model = resolveModelPath(values.model!, path.join(projectRoot, 'models'));
+  const model = findModel(values.model!);
   const threads = Number(values.threads);
   const runs = Number(values.runs);
   // The same barrier policy for whisper-server as earshot sets for itself.

@@ -5,11 +5,11 @@
 // gate with Silero's architecture).
 //
 //   node dist/scripts/make-test-model.js --shape test|tiny|base [--quant q5_0,q5_1,q8_0]
-//        [--seed N] [--out-dir models] [--multilingual] [--quantize-bin PATH]
-//   node dist/scripts/make-test-model.js --shape silero [--seed N] [--out-dir models]
+//        [--seed N] [--out-dir models/generated] [--multilingual] [--quantize-bin PATH]
+//   node dist/scripts/make-test-model.js --shape silero [--seed N] [--out-dir models/generated]
 //
-// Output names follow whisper.cpp's: models/ggml-tiny.en.bin (f16), models/ggml-tiny.en-q5_1.bin;
-// with --multilingual, models/ggml-tiny.bin; the VAD model is models/ggml-silero-test.bin
+// Output names follow whisper.cpp's: models/generated/ggml-tiny.en.bin (f16), ...-q5_1.bin;
+// with --multilingual, models/ggml-tiny.bin; the VAD model is models/generated/ggml-silero-test.bin (generated models stay out of models/, where real ones go)
 // (whisper.cpp's real ones are ggml-silero-v5.1.2.bin, ...). Each file gets a sidecar
 // <file>.json (shape, seed, generator version, sha256); a file whose sidecar and checksum
 // match is kept.
@@ -88,7 +88,7 @@ export interface MakeTestModelsOptions {
   quants?: readonly Quant[];
   /** Seed of the weights; default 1. */
   seed?: number;
-  /** Default: models/ at the repository root. */
+  /** Default: models/generated/ at the repository root. */
   outDir?: string;
   multilingual?: boolean;
   /** Default: native/build/bin/whisper-quantize. */
@@ -228,7 +228,7 @@ export async function makeTestModels(options: MakeTestModelsOptions): Promise<Ma
   }
   const seed = options.seed ?? 1;
   const multilingual = options.multilingual === true;
-  const outDir = resolve(options.outDir ?? join(REPO_ROOT, 'models'));
+  const outDir = resolve(options.outDir ?? join(REPO_ROOT, 'models', 'generated'));
   const log = options.log ?? ((): void => undefined);
   const hparams = whisperHparams(shape, { multilingual });
   await mkdir(outDir, { recursive: true });
@@ -259,7 +259,7 @@ export async function makeTestModels(options: MakeTestModelsOptions): Promise<Ma
 export interface MakeVadTestModelOptions {
   /** Seed of the weights; default 1. */
   seed?: number;
-  /** Default: models/ at the repository root. */
+  /** Default: models/generated/ at the repository root. */
   outDir?: string;
   /** One line for the file; default: none. */
   log?: (line: string) => void;
@@ -274,7 +274,7 @@ export async function makeVadTestModel(options: MakeVadTestModelOptions = {}): P
   if (!Number.isInteger(seed) || seed < 0 || seed > 0xffffffff) {
     throw new TypeError(`Expected an integer between 0 and 4294967295 for seed but received ${String(seed)}`);
   }
-  const outDir = resolve(options.outDir ?? join(REPO_ROOT, 'models'));
+  const outDir = resolve(options.outDir ?? join(REPO_ROOT, 'models', 'generated'));
   await mkdir(outDir, { recursive: true });
   const identity: VadIdentity = {
     generator: GENERATOR,

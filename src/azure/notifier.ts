@@ -64,11 +64,11 @@ export class AzureNotifier implements JobNotifier {
   }
 
   /** Sends event `ping` with the hook itself as the body; resolves once queued. */
-  ping(hookId: string): Promise<DeliveryRecord> {
+  async ping(hookId: string): Promise<DeliveryRecord> {
     const hook = this.requireEnabled(hookId);
     const id = randomUUID();
     const entity = hook.apiVersion === 'v2.1' ? v21HookView(hook) : webHookView(hook, hook.baseUrl);
-    return this.o.outbox.enqueueDurably(this.delivery(hook, id, 'ping', `ping`, { ...entity, invocationId: id }));
+    return this.o.outbox.enqueueDurably(this.delivery(hook, id, 'ping', 'ping', { ...entity, invocationId: id }));
   }
 
   /**

@@ -40,6 +40,7 @@ export class RequestBody {
     present: boolean,
   ) {
     this.declaredLength = declaredLength;
+    signal.addEventListener('abort', () => this.wake?.(), { once: true });
     if (!present) {
       this.ended = true;
       return;
@@ -88,10 +89,7 @@ export class RequestBody {
         continue;
       }
       if (this.ended) return;
-      await new Promise<void>((resolve) => {
-        this.wake = resolve;
-        this.signal.addEventListener('abort', () => resolve(), { once: true });
-      });
+      await new Promise<void>((resolve) => (this.wake = resolve));
       this.wake = null;
     }
   }

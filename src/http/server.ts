@@ -71,6 +71,15 @@ function statusLine(status: number): string {
 
 const methodsWithBody = new Set(['post', 'put', 'patch']);
 
+/** A malformed %-escape in a path must not throw inside uWS's callback (it would end the process). */
+function safeDecode(value: string): string {
+  try {
+    return decodeURIComponent(value);
+  } catch {
+    return value;
+  }
+}
+
 /**
  * The one HTTP front end: uWebSockets.js, every request through the same wrapper
  * (copy the request, register onAborted first, authenticate, run the handler, write the
@@ -153,7 +162,7 @@ export class HttpServer {
     const declared = headers['content-length'] !== undefined ? Number(headers['content-length']) : undefined;
     const params: Record<string, string> = {};
     const names = route.pattern.split('/').filter((p) => p.startsWith(':'));
-    names.forEach((name, i) => (params[name.slice(1)] = decodeURIComponent(raw.getParameter(i) ?? '')));
+    names.forEach((name, i) => (params[name.slice(1)] = safeDecode(raw.getParameter(i) ?? '')));
     let remoteAddress = '';
     try {
       remoteAddress = Buffer.from(res.getRemoteAddressAsText()).toString();
@@ -202,7 +211,10 @@ export class HttpServer {
       } else {
         this.options.log.debug('request refused', { route: route.name, status: error.status, code: error.code });
       }
-      respond(group.renderError(error, req));
+      const reply = group.renderError(error, req);
+      // Every 503 says when to come back: a full queue drains slower than a restart ends.
+      if (reply.status === 503) reply.headers = { 'Retry-After': error.code === 'ERR_QUEUE_FULL' ? '30' : '5', ...reply.headers };
+      respond(reply);
     });
   }
 }

@@ -8,7 +8,7 @@ import { projectRoot } from '../../src/paths.js';
  * (scripts/make-test-model.ts): compute is real, transcripts are meaningless.
  */
 export function generatedModel(name: string): string {
-  const file = path.join(projectRoot, 'models', `ggml-${name}.bin`);
+  const file = path.join(projectRoot, 'models', 'generated', `ggml-${name}.bin`);
   if (!existsSync(file)) {
     throw new Error(`${file} is missing: run "npm run models:test" (npm test does it in pretest)`);
   }

@@ -125,3 +125,20 @@ t.test('events: IBM rules (errors, defaults, warnings without a callback)', asyn
     ],
   });
 });
+
+t.test('EARSHOT_IBM_SIGNATURE=sha256 signs challenges and notifications with HMAC-SHA256', async (t) => {
+  const receiver = await startReceiver();
+  t.teardown(() => receiver.close());
+  const { base, auth } = await startApp(t, { EARSHOT_IBM_SIGNATURE: 'sha256' });
+  const reg = await fetch(`${base}/v1/register_callback?callback_url=${encodeURIComponent(receiver.url)}&user_secret=k`, { method: 'POST', headers: auth });
+  t.equal(reg.status, 201);
+  const challenge = receiver.received[0]!;
+  t.equal(challenge.headers['x-callback-signature'], hmac('sha256', 'k', challenge.url.searchParams.get('challenge_string')!));
+  await fetch(`${base}/v1/recognitions?callback_url=${encodeURIComponent(receiver.url)}&events=recognitions.completed`, {
+    method: 'POST',
+    headers: { ...auth, 'Content-Type': 'audio/mp3' },
+    body: jfk,
+  });
+  const [post] = await receiver.posts(1);
+  t.equal(post!.headers['x-callback-signature'], hmac('sha256', 'k', post!.body));
+});

@@ -109,6 +109,7 @@ t.test('a full queue answers 503 before reading the upload; a processing job can
   t.equal(second.status, 201);
   const third = await post();
   t.equal(third.status, 503);
+  t.equal(third.headers.get('retry-after'), '30');
   t.match(await third.json(), { code: 503, code_description: 'Service Unavailable', error: /queue is full/ });
 
   const del = await fetch(`${base}/v1/recognitions/${first.id}`, { method: 'DELETE', headers: auth });

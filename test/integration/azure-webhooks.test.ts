@@ -1,0 +1,469 @@
+// Azure Speech web hooks end to end, against the real service and real receivers on
+// loopback: registration with the challenge, the CRUD surface, deliveries of jobs from
+// the IBM dialect checked with every signature scheme, links that lead somewhere, ping and
+// test, a receiver that is down for a while, dead letters that disable a hook, SSRF.
+import { createHmac } from 'node:crypto';
+import { createServer, type IncomingHttpHeaders, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { Webhook as StandardWebhook } from 'standardwebhooks';
+import t, { type Test } from 'tap';
+
+import { startApp, waitForJob, type RunningApp } from '../helpers/app.js';
+import { testSignal } from '../helpers/pcm.js';
+
+interface Hit {
+  method: string;
+  url: URL;
+  headers: IncomingHttpHeaders;
+  body: string;
+  at: number;
+}
+
+type Answer = { status: number; body?: string; headers?: Record<string, string> } | 'reset' | 'hang';
+
+/**
+ * A web hook receiver on 127.0.0.1: answers Azure's challenge (POST ?validationToken=) with
+ * the token, and events as `answer` says (default 200).
+ */
+async function hookReceiver(t: Test, path = '/hook') {
+  const hits: Hit[] = [];
+  const waiters: Array<() => void> = [];
+  const state = {
+    challenge: (hit: Hit): Answer => ({ status: 200, body: hit.url.searchParams.get('validationToken')! }),
+    answer: (_hit: Hit, _index: number): Answer => ({ status: 200 }),
+  };
+  const events = () => hits.filter((h) => !h.url.searchParams.has('validationToken'));
+  const server = createServer((req, res) => {
+    let body = '';
+    req.setEncoding('utf8');
+    req.on('data', (c: string) => (body += c));
+    req.on('end', () => {
+      const hit: Hit = { method: req.method ?? '', url: new URL(req.url ?? '/', 'http://receiver'), headers: req.headers, body, at: Date.now() };
+      hits.push(hit);
+      const isChallenge = hit.url.searchParams.has('validationToken');
+      const answer = isChallenge ? state.challenge(hit) : state.answer(hit, events().length - 1);
+      for (const wake of waiters.splice(0)) wake();
+      reply(res, answer);
+    });
+  });
+  const reply = (res: ServerResponse, answer: Answer) => {
+    if (answer === 'hang') return;
+    if (answer === 'reset') {
+      res.socket?.destroy();
+      return;
+    }
+    res.writeHead(answer.status, answer.headers).end(answer.body ?? '');
+  };
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  t.teardown(
+    () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
+  );
+  const port = (server.address() as AddressInfo).port;
+  return Object.assign(state, {
+    url: `http://127.0.0.1:${port}${path}`,
+    port,
+    hits,
+    events,
+    challenges: () => hits.filter((h) => h.url.searchParams.has('validationToken')),
+    /** Resolves once `predicate(events)` holds. */
+    async until(predicate: (events: Hit[]) => boolean, what: string, timeoutMs = 20_000): Promise<Hit[]> {
+      const deadline = Date.now() + timeoutMs;
+      while (!predicate(events())) {
+        if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}; got ${events().map((e) => e.headers['x-microsoftspeechservices-event']).join(', ')}`);
+        await new Promise<void>((resolve) => {
+          waiters.push(resolve);
+          setTimeout(resolve, 50);
+        });
+      }
+      return events();
+    },
+  });
+}
+
+const eventOf = (hit: Hit) => hit.headers['x-microsoftspeechservices-event'];
+const hmac256 = (secret: string, data: string) => createHmac('sha256', secret).update(data).digest('base64');
+
+/** One second of 16 kHz mono raw PCM: a short job. */
+const audio = (() => {
+  const pcm = testSignal(1);
+  const out = Buffer.alloc(pcm.length * 2);
+  pcm.forEach((x, i) => out.writeInt16LE(Math.round(x * 32767), i * 2));
+  return out;
+})();
+
+function client(app: RunningApp) {
+  const headers = { 'Ocp-Apim-Subscription-Key': 'test-key-0123456789' };
+  const call = async (method: string, path: string, body?: unknown, contentType = 'application/json') => {
+    const res = await fetch(path.startsWith('http') ? path : `${app.base}${path}`, {
+      method,
+      headers: { ...headers, ...(body !== undefined ? { 'Content-Type': contentType } : {}) },
+      ...(body !== undefined ? { body: typeof body === 'string' ? body : JSON.stringify(body) } : {}),
+    });
+    const text = await res.text();
+    return { status: res.status, headers: res.headers, text, json: text ? (JSON.parse(text) as any) : undefined };
+  };
+  return {
+    call,
+    createHook: (body: Record<string, unknown>) => call('POST', '/speechtotext/v3.1/webhooks', body),
+    hookPath: (self: string) => new URL(self).pathname,
+    submit: async (query = 'timestamps=true') => {
+      const res = await fetch(`${app.base}/v1/recognitions?${query}`, {
+        method: 'POST',
+        headers: { ...app.auth, 'Content-Type': 'audio/l16;rate=16000;endianness=little-endian' },
+        body: audio,
+      });
+      if (res.status !== 201) throw new Error(`submit: ${res.status} ${await res.text()}`);
+      return ((await res.json()) as { id: string }).id;
+    },
+  };
+}
+
+const allTranscriptionEvents = { transcriptionCreation: true, transcriptionProcessing: true, transcriptionCompletion: true, transcriptionDeletion: true };
+
+t.test('create with the challenge, get, list paging, PATCH, delete; secrets never returned', async (t) => {
+  const receiver = await hookReceiver(t);
+  const moved = await hookReceiver(t, '/moved');
+  const app = await startApp(t);
+  const api = client(app);
+  const secret = 'hook-secret-1';
+
+  const created = await api.createHook({ displayName: 'first', description: 'd', webUrl: receiver.url, events: { transcriptionCompletion: true }, properties: { secret }, customProperties: { k: 'v' } });
+  t.equal(created.status, 201);
+  const hook = created.json;
+  t.equal(created.headers.get('location'), hook.self, 'Location is the new hook');
+  t.match(hook.self, new RegExp(`^${app.base}/speechtotext/v3.1/webhooks/[0-9a-f-]{36}$`));
+  t.same(hook.links, { ping: `${hook.self}:ping`, test: `${hook.self}:test` });
+  t.match(hook, { webUrl: receiver.url, displayName: 'first', description: 'd', events: { transcriptionCompletion: true }, status: 'Succeeded', customProperties: { k: 'v' }, properties: { apiVersion: 'v3.1' } });
+  t.match(hook.createdDateTime, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$/);
+  t.notOk(created.text.includes(secret), 'the secret is not returned');
+
+  const [challenge] = receiver.challenges();
+  t.equal(challenge!.method, 'POST');
+  const token = challenge!.url.searchParams.get('validationToken')!;
+  t.match(token, /^[0-9a-f]{32}$/);
+  t.equal(eventOf(challenge!), 'Challenge');
+  t.equal(challenge!.headers['x-microsoftspeechservices-signature'], hmac256(secret, token), 'signature of the token');
+
+  const got = await api.call('GET', api.hookPath(hook.self));
+  t.equal(got.status, 200);
+  t.same(got.json, hook);
+
+  for (const name of ['second', 'third']) t.equal((await api.createHook({ displayName: name, webUrl: receiver.url, events: { ping: true } })).status, 201);
+  const page1 = await api.call('GET', '/speechtotext/v3.1/webhooks?top=2');
+  t.same(page1.json.values.map((h: any) => h.displayName), ['first', 'second']);
+  t.equal(page1.json['@nextLink'], `${app.base}/speechtotext/v3.1/webhooks?top=2&skip=2`);
+  const page2 = await api.call('GET', page1.json['@nextLink']);
+  t.same(page2.json.values.map((h: any) => h.displayName), ['third']);
+  t.notOk('@nextLink' in page2.json, 'no more pages');
+  t.notOk(page1.text.includes(secret) || page2.text.includes(secret));
+  t.match((await api.call('GET', '/speechtotext/v3.1/webhooks?skip=-1')).json, { code: 'InvalidRequest', innerError: { code: 'InvalidParameterValue' } });
+  t.match((await api.call('GET', "/speechtotext/v3.1/webhooks?filter=displayName%20eq%20'x'")).json, { innerError: { code: 'UnsupportedFilter' } });
+
+  const renamed = await api.call('PATCH', api.hookPath(hook.self), { displayName: 'renamed', events: { transcriptionCreation: true } }, 'application/merge-patch+json');
+  t.equal(renamed.status, 200);
+  t.match(renamed.json, { displayName: 'renamed', events: { transcriptionCreation: true, transcriptionCompletion: true }, status: 'Succeeded' });
+  t.equal(receiver.challenges().length, 3, 'no new challenge for a rename');
+  const move = await api.call('PATCH', api.hookPath(hook.self), { webUrl: moved.url });
+  t.match(move.json, { webUrl: moved.url, status: 'Succeeded' });
+  t.equal(moved.challenges().length, 1, 'a new URL is challenged');
+  t.equal(moved.challenges()[0]!.headers['x-microsoftspeechservices-signature'], hmac256(secret, moved.challenges()[0]!.url.searchParams.get('validationToken')!), 'with the kept secret');
+  t.notOk(move.text.includes(secret));
+  const wrongType = await api.call('PATCH', api.hookPath(hook.self), 'displayName=x', 'text/plain');
+  t.equal(wrongType.status, 415);
+  t.match(wrongType.json, { code: 'UnsupportedMediaType' });
+  t.match((await api.call('PATCH', api.hookPath(hook.self), { events: { transcriptionCreation: false, transcriptionCompletion: false } })).json, {
+    code: 'InvalidRequest',
+    innerError: { code: 'InvalidWebHookEventKind' },
+  });
+
+  t.equal((await api.call('DELETE', api.hookPath(hook.self))).status, 204);
+  const gone = await api.call('GET', api.hookPath(hook.self));
+  t.equal(gone.status, 404);
+  t.match(gone.json, { code: 'NotFound', message: /was not found/ });
+  t.equal((await api.call('DELETE', api.hookPath(hook.self))).status, 404);
+
+  const missingUrl = await api.createHook({ displayName: 'x', events: { ping: true } });
+  t.equal(missingUrl.status, 400);
+  t.match(missingUrl.json, { code: 'InvalidRequest', message: /webUrl/, innerError: { code: 'InvalidCallbackUri' } });
+  t.match((await api.call('POST', '/speechtotext/v3.1/webhooks', '{nope')).json, { innerError: { code: 'InvalidRequestBodyFormat' } });
+  const anonymous = await fetch(`${app.base}/speechtotext/v3.1/webhooks`);
+  t.equal(anonymous.status, 401);
+  t.match(await anonymous.json(), { code: 'Unauthorized' });
+});
+
+t.test('a failed challenge leaves the hook Failed with the reason; forbidden targets are refused', async (t) => {
+  const receiver = await hookReceiver(t);
+  const elsewhere = await hookReceiver(t, '/elsewhere');
+  const app = await startApp(t);
+  const api = client(app);
+
+  receiver.challenge = () => ({ status: 200, body: 'not the token' });
+  const wrong = await api.createHook({ displayName: 'w', webUrl: receiver.url, events: { transcriptionCompletion: true } });
+  t.equal(wrong.status, 201, 'created, as Azure does, but not usable');
+  t.match(wrong.json, { status: 'Failed', properties: { error: { code: 'InvalidCallbackUri', message: /^Challenge response payload doesn't match validation token. Expected: [0-9a-f]{32}, actual: not the token$/ } } });
+  const ping = await api.call('POST', `${api.hookPath(wrong.json.self)}:ping`);
+  t.equal(ping.status, 400);
+  t.match(ping.json, { code: 'InvalidRequest', innerError: { code: 'InvalidPrerequisite' }, message: /PATCH it to re-enable/ });
+
+  receiver.challenge = () => ({ status: 302, headers: { Location: elsewhere.url } });
+  const redirect = await api.createHook({ displayName: 'r', webUrl: receiver.url, events: { transcriptionCompletion: true } });
+  t.match(redirect.json, { status: 'Failed', properties: { error: { message: /HTTP 302 \(a redirect to http:\/\/127\.0\.0\.1:\d+\/elsewhere\); redirects are not followed: register the final URL/ } } });
+  t.equal(elsewhere.hits.length, 0, 'the redirect was not followed');
+
+  receiver.challenge = () => ({ status: 503 });
+  t.match((await api.createHook({ displayName: 's', webUrl: receiver.url, events: { transcriptionCompletion: true } })).json.properties.error, { message: /status code 503/ });
+
+  const linkLocal = await api.createHook({ displayName: 'm', webUrl: 'http://169.254.169.254/latest/meta-data', events: { transcriptionCompletion: true } });
+  t.equal(linkLocal.status, 400);
+  t.match(linkLocal.json, { code: 'InvalidRequest', innerError: { code: 'InvalidCallbackUri' }, message: /cannot be used: http:\/\/169\.254\.169\.254\/latest\/meta-data is not an allowed target: .*link-local/ });
+  t.equal((await api.call('GET', '/speechtotext/v3.1/webhooks')).json.values.length, 3, 'refused hooks are not stored');
+});
+
+t.test('SSRF: names resolving to forbidden addresses and literal IPs are refused with the reason', async (t) => {
+  const receiver = await hookReceiver(t);
+  const app = await startApp(t, { EARSHOT_CALLBACK_CIDRS: '10.0.0.0/8' });
+  const api = client(app);
+  const viaName = await api.createHook({ displayName: 'n', webUrl: `http://localhost:${receiver.port}/hook`, events: { transcriptionCompletion: true } });
+  t.equal(viaName.status, 400);
+  t.match(viaName.json, { code: 'InvalidRequest', innerError: { code: 'InvalidCallbackUri' }, message: /host localhost resolves to .*(127\.0\.0\.1|::1).*loopback.*EARSHOT_CALLBACK_CIDRS/ });
+  const literal = await api.createHook({ displayName: 'l', webUrl: receiver.url, events: { transcriptionCompletion: true } });
+  t.equal(literal.status, 400);
+  t.match(literal.json.message, /http:\/\/127\.0\.0\.1:\d+\/hook is not an allowed target: .*loopback/);
+  const v21 = await api.call('POST', '/api/speechtotext/v2.1/transcriptions/hooks', { name: 'v', configuration: { url: `http://localhost:${receiver.port}/x` }, events: ['TranscriptionCompletion'] });
+  t.equal(v21.status, 400);
+  t.match(v21.json, { innerError: { code: 'InvalidCallbackUri' }, message: /resolves to/ });
+  t.equal(receiver.hits.length, 0, 'nothing was sent');
+});
+
+t.test('a job submitted through IBM fires Creation, Processing, Completion, signed three ways; links lead somewhere', async (t) => {
+  const receiver = await hookReceiver(t);
+  const v21Receiver = await hookReceiver(t, '/v21');
+  const app = await startApp(t);
+  const api = client(app);
+  const secret = 'azure-hook-secret';
+  const hook = (await api.createHook({ displayName: 'all', webUrl: receiver.url, events: allTranscriptionEvents, properties: { secret } })).json;
+  const v21 = await api.call('POST', '/api/speechtotext/v2.1/transcriptions/hooks', {
+    configuration: { url: v21Receiver.url, secret: 'v2-secret' },
+    events: ['TranscriptionCompletion'],
+    active: true,
+    name: 'TranscriptionCompletionWebHook',
+    properties: { Active: 'True' },
+  });
+  t.equal(v21.status, 201);
+  t.match(v21.json, { configuration: { url: v21Receiver.url }, events: ['TranscriptionCompletion'], active: true, name: 'TranscriptionCompletionWebHook', status: 'Succeeded' });
+  t.equal(v21.headers.get('location'), `${app.base}/api/speechtotext/v2.1/transcriptions/hooks/${v21.json.id}`);
+  t.notOk(v21.text.includes('v2-secret'));
+  t.equal(v21Receiver.challenges().length, 0, 'v2.1 hooks have no challenge');
+
+  const id = await api.submit();
+  const events = await receiver.until((e) => e.length >= 3, 'three events');
+  t.same(events.map(eventOf), ['TranscriptionCreation', 'TranscriptionProcessing', 'TranscriptionCompletion']);
+  const standard = new StandardWebhook(`whsec_${Buffer.from(secret).toString('base64')}`);
+  const bodies = events.map((e) => JSON.parse(e.body) as any);
+  events.forEach((e, i) => {
+    t.equal(e.method, 'POST');
+    t.equal(e.url.pathname, '/hook');
+    t.equal(e.headers['content-type'], 'application/json');
+    t.equal(e.headers['x-microsoftspeechservices-signature'], hmac256(secret, e.body), 'X-MicrosoftSpeechServices-Signature = base64(HMAC-SHA256(secret, body))');
+    t.same(standard.verify(e.body, e.headers as Record<string, string>), bodies[i], 'Standard Webhooks signature verifies');
+    t.equal(bodies[i].invocationId, e.headers['webhook-id'], 'invocationId is the stable delivery id');
+    t.equal(bodies[i].id, id);
+    t.equal(bodies[i].self, `${app.base}/speechtotext/v3.1/transcriptions/${id}`);
+  });
+  t.same(bodies.map((b) => b.status), ['NotStarted', 'Running', 'Succeeded']);
+  t.equal(new Set(bodies.map((b) => b.invocationId)).size, 3);
+  const done = bodies[2];
+  t.match(done, { locale: 'en-US', properties: { duration: 'PT1S', wordLevelTimestampsEnabled: true }, links: { files: `${done.self}/files` } });
+
+  // The links lead somewhere real.
+  const entity = await api.call('GET', done.self);
+  t.equal(entity.status, 200);
+  t.match(entity.json, { id, self: done.self, status: 'Succeeded', properties: { duration: 'PT1S' } });
+  const files = await api.call('GET', done.links.files);
+  t.same(files.json.values.map((f: any) => [f.kind, f.name]), [['Transcription', 'contenturl_0.json'], ['TranscriptionReport', 'report.json']]);
+  const resultFile = files.json.values[0];
+  t.match((await api.call('GET', resultFile.self)).json, { self: resultFile.self, kind: 'Transcription' });
+  const content = await fetch(resultFile.links.contentUrl);
+  t.equal(content.status, 200, 'the content URL works without the key, like a SAS URL');
+  const text = await content.text();
+  t.equal(Buffer.byteLength(text), resultFile.properties.size);
+  const result = JSON.parse(text);
+  t.match(result, { durationInTicks: 10_000_000, duration: 'PT1S', combinedRecognizedPhrases: [{ channel: 0 }], recognizedPhrases: Array });
+  const tampered = new URL(resultFile.links.contentUrl);
+  tampered.searchParams.set('sig', 'x' + tampered.searchParams.get('sig')!.slice(1));
+  t.equal((await fetch(tampered)).status, 401);
+  t.match((await api.call('GET', '/speechtotext/v3.1/transcriptions')).json.values[0], { id, status: 'Succeeded' });
+
+  // v2.1: only the subscribed event, the v2.1 shape, signed with its own secret.
+  const [v21Event, ...more] = await v21Receiver.until((e) => e.length >= 1, 'the v2.1 completion');
+  t.same(more, []);
+  t.equal(eventOf(v21Event!), 'TranscriptionCompletion');
+  t.equal(v21Event!.headers['x-microsoftspeechservices-signature'], hmac256('v2-secret', v21Event!.body));
+  const v21Body = JSON.parse(v21Event!.body);
+  t.match(v21Body, { id, status: 'Succeeded', statusMessage: 'None.', properties: { Duration: '00:00:01' }, invocationId: v21Event!.headers['webhook-id'] });
+  t.same(JSON.parse(await (await fetch(v21Body.results[0].resultUrls[0].resultUrl)).text()), result, 'the v2.1 resultUrl serves the same result');
+
+  // Deleting fires TranscriptionDeletion; deleting again is still 204 (Azure: "or did not exist").
+  t.equal((await api.call('DELETE', new URL(done.self).pathname)).status, 204);
+  const deletion = (await receiver.until((e) => e.length >= 4, 'the deletion'))[3]!;
+  t.equal(eventOf(deletion), 'TranscriptionDeletion');
+  t.equal(JSON.parse(deletion.body).id, id);
+  t.equal((await api.call('DELETE', new URL(done.self).pathname)).status, 204);
+  t.match((await api.call('GET', done.self)).json, { code: 'NotFound' });
+  t.equal(v21Receiver.events().length, 1, 'v2.1 hook did not subscribe to deletions');
+  t.notOk(hook.properties.secret);
+});
+
+t.test('ping and test: 202 with Retry-After, 204 when there is nothing; v2.1 200/204', async (t) => {
+  const receiver = await hookReceiver(t);
+  const app = await startApp(t);
+  const api = client(app);
+  const hook = (await api.createHook({ displayName: 'p', webUrl: receiver.url, events: { transcriptionCompletion: true }, properties: { secret: 'ps' } })).json;
+  const path = api.hookPath(hook.self);
+  const v21 = (await api.call('POST', '/api/speechtotext/v2.1/transcriptions/hooks', { name: 'v', configuration: { url: `${receiver.url}/v21` }, events: ['TranscriptionCompletion'] })).json;
+  const v21Path = `/api/speechtotext/v2.1/transcriptions/hooks/${v21.id}`;
+
+  const ping = await api.call('POST', `${path}:ping`);
+  t.equal(ping.status, 202);
+  t.equal(ping.headers.get('retry-after'), '1');
+  const [pinged] = await receiver.until((e) => e.length >= 1, 'the ping');
+  t.equal(eventOf(pinged!), 'ping');
+  t.equal(pinged!.headers['x-microsoftspeechservices-signature'], hmac256('ps', pinged!.body));
+  const pingBody = JSON.parse(pinged!.body);
+  t.match(pingBody, { self: hook.self, links: hook.links, webUrl: receiver.url, status: 'Succeeded', invocationId: pinged!.headers['webhook-id'] });
+  t.notOk(pinged!.body.includes('"ps"'), 'the ping body has no secret');
+
+  t.equal((await api.call('POST', `${path}:test`)).status, 204, 'no transcription yet');
+  t.equal((await api.call('POST', `${v21Path}/test`)).status, 204);
+  t.equal((await api.call('POST', `${path}:nonsense`)).status, 404);
+
+  const first = await api.submit();
+  const second = await api.submit();
+  await waitForJob(app.base, app.auth, second);
+  const on = (e: Hit[], p: string) => e.filter((h) => h.url.pathname === p).length;
+  await receiver.until((e) => on(e, '/hook') >= 3 && on(e, '/hook/v21') >= 2, 'both completions on both hooks');
+  const test = await api.call('POST', `${path}:test`);
+  t.equal(test.status, 202);
+  t.equal(test.headers.get('retry-after'), '1');
+  const tested = (await receiver.until((e) => e.filter((h) => h.url.pathname === '/hook').length >= 4, 'the test event')).filter((h) => h.url.pathname === '/hook')[3]!;
+  t.equal(eventOf(tested), 'TranscriptionCompletion');
+  t.match(JSON.parse(tested.body), { id: second, status: 'Succeeded' }, 'the newest matching transcription');
+  t.not(first, second);
+
+  const v21Test = await api.call('POST', `${v21Path}/test`);
+  t.equal(v21Test.status, 200);
+  const v21Events = await receiver.until((e) => e.filter((h) => h.url.pathname === '/hook/v21').length >= 3, 'the v2.1 test');
+  t.match(JSON.parse(v21Events.filter((h) => h.url.pathname === '/hook/v21')[2]!.body), { id: second, statusMessage: 'None.' });
+  t.equal((await api.call('POST', `${v21Path}/ping`)).status, 202);
+  t.equal((await api.call('GET', v21Path)).json.id, v21.id);
+  t.equal((await api.call('GET', '/api/speechtotext/v2.1/transcriptions/hooks')).json.length, 2);
+  t.equal((await api.call('DELETE', v21Path)).status, 204);
+  t.equal((await api.call('GET', v21Path)).status, 404);
+});
+
+t.test('a receiver down for a while: every delivery arrives, in order per job, with stable ids', async (t) => {
+  const receiver = await hookReceiver(t);
+  const app = await startApp(t, { EARSHOT_RETRY_SCHEDULE: Array(30).fill('25ms').join(',') });
+  const api = client(app);
+  await api.createHook({ displayName: 'flaky', webUrl: receiver.url, events: allTranscriptionEvents, properties: { secret: 'f' } });
+  // Down: connections reset, then 503s, then up.
+  receiver.answer = (_hit, i) => (i < 5 ? 'reset' : i < 10 ? { status: 503 } : { status: 200 });
+  const jobs = [await api.submit(), await api.submit()];
+  for (const id of jobs) await waitForJob(app.base, app.auth, id);
+  const ok = (e: Hit[]) => e.filter((_, i) => i >= 10);
+  await receiver.until((e) => ok(e).length >= 6, 'six successful deliveries');
+  await new Promise((r) => setTimeout(r, 200));
+  const all = receiver.events();
+  const delivered = ok(all);
+  t.equal(delivered.length, 6, 'nothing delivered twice');
+  for (const id of jobs) {
+    const mine = delivered.filter((e) => JSON.parse(e.body).id === id);
+    t.same(mine.map(eventOf), ['TranscriptionCreation', 'TranscriptionProcessing', 'TranscriptionCompletion'], `in order for ${id}`);
+  }
+  const ids = delivered.map((e) => e.headers['webhook-id']);
+  t.equal(new Set(ids).size, 6, 'one id per delivery');
+  for (const failed of all.slice(0, 10)) {
+    t.ok(ids.includes(failed.headers['webhook-id']), 'a failed attempt is retried under the same id');
+    const retried = delivered.find((e) => e.headers['webhook-id'] === failed.headers['webhook-id'])!;
+    t.equal(retried.body, failed.body, 'with the same body');
+  }
+  t.ok(delivered.some((e) => Number(e.headers['x-earshot-delivery-attempt']) > 1), 'some arrived on a retry');
+});
+
+t.test('deliveries that dead-letter disable the hook; PATCH re-enables it; dead letters are redelivered; 410 disables', async (t) => {
+  const receiver = await hookReceiver(t);
+  const app = await startApp(t, { EARSHOT_RETRY_SCHEDULE: '10ms,10ms' });
+  const api = client(app);
+  const secret = 'dead-letter-secret';
+  const hook = (await api.createHook({ displayName: 'dl', webUrl: receiver.url, events: { transcriptionCreation: true, transcriptionCompletion: true }, properties: { secret } })).json;
+  const path = api.hookPath(hook.self);
+  receiver.answer = () => ({ status: 500 });
+
+  const first = await api.submit();
+  await waitForJob(app.base, app.auth, first);
+  const deadline = Date.now() + 10_000;
+  let failed: any;
+  let dead: any;
+  for (;;) {
+    failed = (await api.call('GET', path)).json;
+    dead = await api.call('GET', `${path}/deliveries?state=dead`);
+    if ((failed.status === 'Failed' && dead.json.values.length === 2) || Date.now() > deadline) break;
+    await new Promise((r) => setTimeout(r, 25));
+  }
+  t.match(failed, { status: 'Failed', properties: { error: { code: 'DeliveryFailed', message: /failed after 3 attempt\(s\): HTTP 500\. PATCH the web hook to re-enable it/ } } });
+  t.same(dead.json.values.map((d: any) => d.event), ['TranscriptionCreation', 'TranscriptionCompletion']);
+  t.match(dead.json.values[0], { state: 'dead', attempts: 3, lastStatusCode: 500, lastError: 'HTTP 500' });
+  t.notOk(dead.text.includes(secret), 'no secrets in the dead letters');
+  t.match((await api.call('GET', `${path}/deliveries?state=bogus`)).json, { innerError: { code: 'InvalidParameterValue' } });
+
+  // While Failed: nothing new is queued or sent, ping and redelivery are refused.
+  const attemptsSoFar = receiver.events().length;
+  const second = await api.submit();
+  await waitForJob(app.base, app.auth, second);
+  await new Promise((r) => setTimeout(r, 100));
+  t.equal(receiver.events().length, attemptsSoFar, 'a Failed hook receives nothing');
+  t.same((await api.call('GET', `${path}/deliveries?state=pending`)).json.values, []);
+  t.equal((await api.call('GET', `${path}/deliveries`)).json.values.length, 2, 'state=dead by default; nothing for the second job');
+  t.match((await api.call('POST', `${path}:ping`)).json, { innerError: { code: 'InvalidPrerequisite' } });
+  t.match((await api.call('POST', `${path}/deliveries:redeliver`)).json, { innerError: { code: 'InvalidPrerequisite' } });
+
+  // PATCH re-enables (after the challenge), then the dead letters go out again, same ids.
+  receiver.answer = () => ({ status: 200 });
+  const enabled = await api.call('PATCH', path, {}, 'application/merge-patch+json');
+  t.match(enabled.json, { status: 'Succeeded' });
+  t.notOk('error' in enabled.json.properties);
+  t.equal(receiver.challenges().length, 2, 'the PATCH ran the challenge again');
+  const [creation, completion] = dead.json.values;
+  const one = await api.call('POST', `${path}/deliveries/${creation.id}:redeliver`);
+  t.equal(one.status, 202);
+  t.match(one.json, { id: creation.id, state: 'pending', attempts: 0 });
+  const redelivered = await receiver.until((e) => e.some((h) => h.headers['webhook-id'] === creation.id && e.indexOf(h) >= attemptsSoFar), 'the redelivery');
+  t.equal(redelivered.at(-1)!.headers['x-microsoftspeechservices-signature'], hmac256(secret, redelivered.at(-1)!.body));
+  t.equal((await api.call('POST', `${path}/deliveries/${creation.id}:redeliver`)).status, 400, 'only dead letters can be redelivered');
+  t.equal((await api.call('POST', `${path}/deliveries/nope:redeliver`)).status, 404);
+  const all = await api.call('POST', `${path}/deliveries:redeliver`);
+  t.equal(all.status, 202);
+  t.same(all.json, { redelivered: 1 });
+  await receiver.until((e) => e.some((h) => h.headers['webhook-id'] === completion.id && e.indexOf(h) >= attemptsSoFar), 'the second redelivery');
+  await new Promise((r) => setTimeout(r, 50));
+  t.same((await api.call('GET', `${path}/deliveries?state=dead`)).json.values, [], 'no dead letters left');
+
+  // 410 Gone disables at once.
+  const goneReceiver = await hookReceiver(t, '/gone');
+  goneReceiver.answer = () => ({ status: 410 });
+  const goneHook = (await api.createHook({ displayName: 'gone', webUrl: goneReceiver.url, events: { transcriptionCompletion: true } })).json;
+  t.equal((await api.call('POST', `${api.hookPath(goneHook.self)}:ping`)).status, 202);
+  await goneReceiver.until((e) => e.length >= 1, 'the ping');
+  let gone: any;
+  for (let i = 0; i < 200; i++) {
+    gone = (await api.call('GET', api.hookPath(goneHook.self))).json;
+    if (gone.status === 'Failed') break;
+    await new Promise((r) => setTimeout(r, 10));
+  }
+  t.match(gone, { status: 'Failed', properties: { error: { message: /410 Gone/ } } });
+  t.equal(goneReceiver.events().length, 1, 'one attempt only');
+});

@@ -1,0 +1,405 @@
+// scripts/install against a fake root: the real script runs, every system command it
+// calls (apt-get, systemctl, npm, the native build, download-model, hostname, id, sudo,
+// uname, node's version) is a stand-in that records its arguments and creates what the
+// real one would.
+import { execFileSync, spawnSync } from 'node:child_process';
+import { chmodSync, cpSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import t, { type Test } from 'tap';
+
+import { projectRoot } from '../../src/paths.js';
+
+const installScript = path.join(projectRoot, 'scripts/install');
+const repoUnit = readFileSync(path.join(projectRoot, 'systemd/earshot.service'), 'utf8');
+
+const prologue = `#!/usr/bin/env bash
+set -euo pipefail
+shims="$(cd "$(dirname "$0")" && pwd)"
+export PATH="\${PATH//$shims:/}"
+record() { local IFS=' '; printf '%s\\n' "$*" >>"$FAKE_LOG"; }
+`;
+
+// name → body (after the prologue)
+const shimBodies: Record<string, string> = {
+  'apt-get': 'record apt-get "$@"',
+  // Nothing is installed: install-deps asks apt for all of its packages.
+  'dpkg-query': 'exit 1',
+  cmake: 'echo "cmake version 3.25.1"',
+  systemctl: 'record systemctl "$@"',
+  npm: `record npm "$@" "(in $PWD)"
+case "$1" in
+  ci) mkdir -p node_modules/nodejs-whisper; touch node_modules/.package-lock.json ;;
+  run) mkdir -p dist/src dist/scripts; echo '// built' >dist/src/main.js; echo '// built' >dist/scripts/download-model.js ;;
+esac`,
+  'build-native': `record "EARSHOT_PRESET=$EARSHOT_PRESET EARSHOT_TOOLS=$EARSHOT_TOOLS build-native" "$@" "(in $PWD)"
+mkdir -p native/build/Release native/build/bin
+touch native/build/Release/earshot.node native/build/bin/earshot-decode`,
+  'download-model': `record download-model "$@"
+name="$1"; shift
+dir=models
+while [ $# -gt 0 ]; do case "$1" in --dir) dir="$2"; shift 2 ;; *) shift ;; esac; done
+[ -z "\${FAKE_DOWNLOAD_FAIL:-}" ] || { echo "download-model: 404" >&2; exit 1; }
+mkdir -p "$dir"; echo "model $name" >"$dir/ggml-$name.bin"`,
+  hostname: `if [ "\${1:-}" = -I ]; then echo "192.168.1.42 fd00::42 "; else echo earshot-pi; fi`,
+  id: `if [ "\${1:-}" = -u ]; then echo "\${FAKE_UID:-0}"; else exec id "$@"; fi`,
+  sudo: `record sudo "$@"
+FAKE_UID=0 exec "$@"`,
+  uname: `if [ "\${1:-}" = -m ]; then echo "$FAKE_ARCH"; else exec uname "$@"; fi`,
+  // The real node, except that it reports FAKE_NODE_VERSION as its version.
+  node: `if [ -n "\${FAKE_NODE_VERSION:-}" ]; then
+  case "\${1:-}" in
+    -v | --version) echo "v$FAKE_NODE_VERSION"; exit 0 ;;
+    -p) expr="\${2//process.versions.node/\\"$FAKE_NODE_VERSION\\"}"; shift 2; exec node -p "$expr" "$@" ;;
+  esac
+fi
+exec node "$@"`,
+};
+
+interface Fake {
+  root: string;
+  shims: string;
+  log: string;
+}
+
+interface Run {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+  /** The recorded commands, with the fake root shown as $ROOT and the stand-ins' directory as $SHIMS. */
+  calls: string[];
+}
+
+const piOsRelease = `PRETTY_NAME="Debian GNU/Linux 12 (bookworm)"
+NAME="Debian GNU/Linux"
+VERSION_ID="12"
+VERSION="12 (bookworm)"
+VERSION_CODENAME=bookworm
+ID=debian
+`;
+
+function makeFake(t: Test, board: string | null, osRelease = piOsRelease): Fake {
+  // Not t.testdir(): its name has spaces, and the script takes plain paths only.
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'earshot-install-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const fake = { root: path.join(dir, 'root'), shims: path.join(dir, 'shims'), log: path.join(dir, 'calls.log') };
+  mkdirSync(path.join(fake.root, 'etc'), { recursive: true });
+  mkdirSync(fake.shims);
+  writeFileSync(path.join(fake.root, 'etc/os-release'), osRelease);
+  if (board !== null) {
+    mkdirSync(path.join(fake.root, 'proc/device-tree'), { recursive: true });
+    writeFileSync(path.join(fake.root, 'proc/device-tree/model'), `${board}\0`);
+  }
+  for (const [name, body] of Object.entries(shimBodies)) {
+    writeFileSync(path.join(fake.shims, name), prologue + body + '\n', { mode: 0o755 });
+  }
+  return fake;
+}
+
+/** Runs the script with `--root` at the fake root, unless `options.root` is false. */
+function run(fake: Fake, args: string[], env: Record<string, string> = {}, options: { script?: string; root?: boolean } = {}): Run {
+  writeFileSync(fake.log, '');
+  const { script = installScript, root = true } = options;
+  const result = spawnSync(script, root ? ['--root', fake.root, ...args] : args, {
+    encoding: 'utf8',
+    env: {
+      PATH: process.env.PATH,
+      HOME: process.env.HOME,
+      EARSHOT_INSTALL_SHIMS: fake.shims,
+      FAKE_LOG: fake.log,
+      FAKE_ARCH: 'aarch64',
+      ...env,
+    },
+  });
+  const calls = readFileSync(fake.log, 'utf8')
+    .split('\n')
+    .filter(Boolean)
+    .map((line) => line.replaceAll(fake.root, '$ROOT').replaceAll(fake.shims, '$SHIMS'));
+  return { code: result.status, stdout: result.stdout, stderr: result.stderr, calls };
+}
+
+const aptCalls = [/^apt-get update -qq$/, /^apt-get install -y -qq --no-install-recommends .*\bcmake\b.*\blibsndfile1-dev\b.*\blibsoxr-dev\b/];
+
+/** Each call matches its pattern, in order, and there are no others. */
+function assertCalls(t: Test, calls: string[], expected: (string | RegExp)[]): void {
+  t.equal(calls.length, expected.length, `${expected.length} commands:\n${calls.join('\n')}`);
+  expected.forEach((want, i) => {
+    if (typeof want === 'string') t.equal(calls[i], want, `command ${i + 1}`);
+    else t.match(calls[i] ?? '', want, `command ${i + 1}`);
+  });
+}
+
+const mode = (file: string): number => statSync(file).mode & 0o777;
+const readConfig = (fake: Fake): Record<string, unknown> => JSON.parse(readFileSync(path.join(fake.root, 'etc/earshot/config.json'), 'utf8'));
+
+t.test('Pi 5: first install, then a second run upgrades in place', async (t) => {
+  const fake = makeFake(t, 'Raspberry Pi 5 Model B Rev 1.0');
+  const first = run(fake, []);
+  t.equal(first.code, 0, first.stderr);
+
+  assertCalls(t, first.calls, [
+    ...aptCalls,
+    'npm ci --no-audit --no-fund (in $ROOT/opt/earshot)',
+    'EARSHOT_PRESET=pi5 EARSHOT_TOOLS=OFF build-native (in $ROOT/opt/earshot)',
+    'npm run --silent build:ts (in $ROOT/opt/earshot)',
+    'download-model tiny.en-q5_1 --dir $ROOT/var/lib/earshot/models',
+    'systemctl daemon-reload',
+    'systemctl enable --now earshot.service',
+  ]);
+
+  // The checkout, without what is built or downloaded.
+  const app = path.join(fake.root, 'opt/earshot');
+  for (const file of ['package.json', 'package-lock.json', 'src/main.ts', 'scripts/install', 'scripts/build-native', 'systemd/earshot.service']) {
+    t.ok(existsSync(path.join(app, file)), `${file} copied`);
+  }
+  t.ok(statSync(path.join(app, 'scripts/install')).mode & 0o100, 'scripts stay executable');
+  t.notOk(existsSync(path.join(app, 'node_modules/typescript')), "the checkout's node_modules is not copied");
+  t.notOk(existsSync(path.join(app, 'dist/test')), "the checkout's dist is not copied");
+  t.notOk(existsSync(path.join(app, 'models')), "the checkout's models are not copied");
+  t.ok(existsSync(path.join(app, 'native/build/Release/earshot.node')), 'built');
+  t.ok(existsSync(path.join(fake.root, 'var/lib/earshot/models/ggml-tiny.en-q5_1.bin')), 'model downloaded');
+
+  // The unit: the repository's, with this node and prefix.
+  const unit = readFileSync(path.join(fake.root, 'etc/systemd/system/earshot.service'), 'utf8');
+  t.match(unit, new RegExp(`^ExecStart=${fake.shims}/node /opt/earshot/dist/src/main\\.js$`, 'm'));
+  t.match(unit, /^WorkingDirectory=\/opt\/earshot$/m);
+  t.match(unit, /^Environment=EARSHOT_MODELS_DIR=\/var\/lib\/earshot\/models$/m);
+  const others = (text: string) => text.split('\n').filter((l) => !/^(ExecStart|WorkingDirectory)=/.test(l));
+  t.same(others(unit), others(repoUnit), 'otherwise the repository unit');
+  const dropIn = readFileSync(path.join(fake.root, 'etc/systemd/system/earshot.service.d/config.conf'), 'utf8');
+  t.match(dropIn, /^LoadCredential=config\.json:\/etc\/earshot\/config\.json$/m);
+  t.match(dropIn, /^Environment=EARSHOT_CONFIG=%d\/config\.json$/m);
+
+  // The settings: a generated key, readable by root only.
+  const configFile = path.join(fake.root, 'etc/earshot/config.json');
+  const config = readConfig(fake);
+  t.equal(config.model, 'tiny.en-q5_1');
+  t.match(config.apiKey, /^[A-Za-z0-9_-]{32}$/);
+  t.equal(mode(configFile), 0o640, 'config.json is 0640');
+  t.equal(mode(path.dirname(configFile)), 0o750, '/etc/earshot is 0750');
+  const key = config.apiKey as string;
+
+  t.match(first.stdout, 'earshot is installed and running');
+  t.match(first.stdout, /URL: +http:\/\/192\.168\.1\.42:8080\n/);
+  t.match(first.stdout, `API key:  ${key}\n`);
+  t.match(
+    first.stdout,
+    `curl -u apikey:${key} -X POST -H 'Content-Type: audio/wav' --data-binary @file.wav http://192.168.1.42:8080/v1/recognitions\n`,
+  );
+
+  // Second run: a file the checkout no longer has goes, a setting the user made stays.
+  writeFileSync(path.join(app, 'src/removed-module.ts'), 'old');
+  writeFileSync(path.join(app, '.earshot-files'), readFileSync(path.join(app, '.earshot-files'), 'utf8') + 'src/removed-module.ts\0');
+  writeFileSync(configFile, JSON.stringify({ ...config, port: 9090 }, null, 2));
+  chmodSync(configFile, 0o640);
+  const second = run(fake, []);
+  t.equal(second.code, 0, second.stderr);
+  assertCalls(t, second.calls, [
+    ...aptCalls,
+    'EARSHOT_PRESET=pi5 EARSHOT_TOOLS=OFF build-native (in $ROOT/opt/earshot)',
+    'npm run --silent build:ts (in $ROOT/opt/earshot)',
+    'download-model tiny.en-q5_1 --dir $ROOT/var/lib/earshot/models',
+    'systemctl daemon-reload',
+    'systemctl restart earshot.service',
+  ]);
+  t.match(second.stdout, 'npm dependencies unchanged');
+  t.notOk(existsSync(path.join(app, 'src/removed-module.ts')), 'a file gone from the checkout is removed');
+  t.same(readConfig(fake), { ...config, port: 9090 }, 'config kept, key unchanged');
+  t.equal(mode(configFile), 0o640);
+  t.match(second.stdout, 'earshot is upgraded and running');
+  t.match(second.stdout, `API key:  ${key}\n`);
+  t.match(second.stdout, 'http://192.168.1.42:9090/v1/recognitions');
+
+  // A lock file change reinstalls the dependencies.
+  writeFileSync(path.join(app, 'node_modules/.earshot-install-stamp'), 'stale\n');
+  const third = run(fake, []);
+  t.equal(third.code, 0, third.stderr);
+  t.ok(third.calls.includes('npm ci --no-audit --no-fund (in $ROOT/opt/earshot)'), 'npm ci again');
+});
+
+t.test('Pi 4, another prefix and model', async (t) => {
+  const fake = makeFake(t, 'Raspberry Pi 4 Model B Rev 1.5');
+  const r = run(fake, ['--prefix', '/srv/earshot', '--model', 'base.en-q5_1']);
+  t.equal(r.code, 0, r.stderr);
+  assertCalls(t, r.calls, [
+    ...aptCalls,
+    'npm ci --no-audit --no-fund (in $ROOT/srv/earshot)',
+    'EARSHOT_PRESET=pi4 EARSHOT_TOOLS=OFF build-native (in $ROOT/srv/earshot)',
+    'npm run --silent build:ts (in $ROOT/srv/earshot)',
+    'download-model base.en-q5_1 --dir $ROOT/var/lib/earshot/models',
+    'systemctl daemon-reload',
+    'systemctl enable --now earshot.service',
+  ]);
+  const unit = readFileSync(path.join(fake.root, 'etc/systemd/system/earshot.service'), 'utf8');
+  t.match(unit, /^ExecStart=\S+\/node \/srv\/earshot\/dist\/src\/main\.js$/m);
+  t.match(unit, /^WorkingDirectory=\/srv\/earshot$/m);
+  t.notOk(existsSync(path.join(fake.root, 'opt/earshot')));
+  const config = readConfig(fake);
+  t.equal(config.model, 'base.en-q5_1');
+
+  // --model on a later run switches the configured model and keeps the key.
+  const again = run(fake, ['--prefix', '/srv/earshot', '--model', 'small.en-q5_1']);
+  t.equal(again.code, 0, again.stderr);
+  t.ok(again.calls.includes('download-model small.en-q5_1 --dir $ROOT/var/lib/earshot/models'));
+  t.same(readConfig(fake), { ...config, model: 'small.en-q5_1' });
+  t.equal(mode(path.join(fake.root, 'etc/earshot/config.json')), 0o640);
+});
+
+t.test('presets: other arm64 boards, x86-64, --preset, --with-tools', async (t) => {
+  const rock = makeFake(t, 'Pine64 RockPro64 v2.1');
+  let r = run(rock, []);
+  t.equal(r.code, 0, r.stderr);
+  t.ok(r.calls.some((c) => c.startsWith('EARSHOT_PRESET=portable EARSHOT_TOOLS=OFF build-native')), 'portable on another arm64 board');
+
+  const pc = makeFake(t, null);
+  r = run(pc, [], { FAKE_ARCH: 'x86_64' });
+  t.equal(r.code, 0, r.stderr);
+  t.ok(r.calls.some((c) => c.startsWith('EARSHOT_PRESET=native EARSHOT_TOOLS=OFF build-native')), 'native on x86-64');
+
+  const pi5 = makeFake(t, 'Raspberry Pi 5 Model B Rev 1.0');
+  r = run(pi5, ['--preset', 'portable', '--with-tools']);
+  t.equal(r.code, 0, r.stderr);
+  t.ok(r.calls.some((c) => c.startsWith('EARSHOT_PRESET=portable EARSHOT_TOOLS=ON build-native')), '--preset wins over the board');
+
+  r = run(pi5, ['--preset', 'pi6']);
+  t.not(r.code, 0);
+  t.match(r.stderr, "--preset must be pi5, pi4, portable or native (got 'pi6')");
+  t.same(r.calls, []);
+});
+
+t.test('not root: runs itself again with sudo, passing DESTDIR on', async (t) => {
+  const fake = makeFake(t, 'Raspberry Pi 5 Model B Rev 1.0');
+  const r = run(fake, ['--model', 'tiny.en'], { FAKE_UID: '1000', DESTDIR: fake.root }, { root: false });
+  t.equal(r.code, 0, r.stderr);
+  t.equal(r.calls[0], `sudo env DESTDIR=$ROOT EARSHOT_INSTALL_SHIMS=$SHIMS ${installScript} --model tiny.en`);
+  t.ok(r.calls.includes('download-model tiny.en --dir $ROOT/var/lib/earshot/models'));
+  t.equal(r.calls.at(-1), 'systemctl enable --now earshot.service');
+  t.ok(existsSync(path.join(fake.root, 'etc/earshot/config.json')), 'DESTDIR is the root');
+});
+
+t.test('--uninstall keeps the data; --purge removes it', async (t) => {
+  const fake = makeFake(t, 'Raspberry Pi 5 Model B Rev 1.0');
+  t.equal(run(fake, []).code, 0);
+  // What systemd makes of StateDirectory= under DynamicUser=yes once the service ran.
+  const lib = path.join(fake.root, 'var/lib');
+  mkdirSync(path.join(lib, 'private'), { mode: 0o700 });
+  cpSync(path.join(lib, 'earshot'), path.join(lib, 'private/earshot'), { recursive: true });
+  rmSync(path.join(lib, 'earshot'), { recursive: true });
+  symlinkSync('private/earshot', path.join(lib, 'earshot'));
+  writeFileSync(path.join(lib, 'private/earshot/api-key'), 'x');
+
+  const r = run(fake, ['--uninstall']);
+  t.equal(r.code, 0, r.stderr);
+  assertCalls(t, r.calls, ['systemctl disable --now earshot.service', 'systemctl daemon-reload', 'systemctl reset-failed earshot.service']);
+  t.notOk(existsSync(path.join(fake.root, 'etc/systemd/system/earshot.service')), 'unit removed');
+  t.notOk(existsSync(path.join(fake.root, 'etc/systemd/system/earshot.service.d')), 'drop-in removed');
+  t.notOk(existsSync(path.join(fake.root, 'opt/earshot')), 'prefix removed');
+  t.ok(existsSync(path.join(fake.root, 'etc/earshot/config.json')), 'settings kept');
+  t.ok(existsSync(path.join(lib, 'earshot/models/ggml-tiny.en-q5_1.bin')), 'models kept');
+  t.match(r.stdout, 'kept');
+
+  // Reinstalling over kept data keeps the key.
+  const key = readConfig(fake).apiKey;
+  t.equal(run(fake, []).code, 0);
+  t.equal(readConfig(fake).apiKey, key);
+
+  const purge = run(fake, ['--uninstall', '--purge']);
+  t.equal(purge.code, 0, purge.stderr);
+  t.ok(purge.calls.includes('systemctl disable --now earshot.service'));
+  for (const p of ['etc/earshot', 'var/lib/earshot', 'var/lib/private/earshot', 'opt/earshot', 'etc/systemd/system/earshot.service']) {
+    t.notOk(existsSync(path.join(fake.root, p)) || isLink(path.join(fake.root, p)), `${p} removed`);
+  }
+  t.same(readdirSync(path.join(lib, 'private')), [], 'nothing else under /var/lib/private touched');
+
+  // Nothing installed: a no-op; a prefix that is not ours is left alone.
+  const other = path.join(fake.root, 'opt/earshot/keep-me');
+  mkdirSync(path.dirname(other), { recursive: true });
+  writeFileSync(other, 'x');
+  const none = run(fake, ['--purge']);
+  t.equal(none.code, 0, none.stderr);
+  t.same(none.calls, []);
+  t.ok(existsSync(other), 'a prefix without the install manifest is not removed');
+  t.match(none.stdout, 'left alone');
+});
+
+const isLink = (p: string): boolean => {
+  try {
+    return lstatSync(p).isSymbolicLink();
+  } catch {
+    return false;
+  }
+};
+
+t.test('refuses an unsupported Node with a clear message, before changing anything', async (t) => {
+  const fake = makeFake(t, 'Raspberry Pi 5 Model B Rev 1.0');
+  for (const version of ['16.20.2', '18.13.0', '22.11.0']) {
+    const r = run(fake, [], { FAKE_NODE_VERSION: version });
+    t.not(r.code, 0, `node ${version}`);
+    t.match(r.stderr, `Node.js ${version} found`);
+    t.match(r.stderr, 'needs Node 18 (18.17 or newer) or Node 20');
+    t.same(r.calls, [], 'no command run');
+    t.notOk(existsSync(path.join(fake.root, 'opt')), 'nothing installed');
+  }
+  const ok = run(fake, [], { FAKE_NODE_VERSION: '18.19.0' });
+  t.equal(ok.code, 0, `Debian 12's Node 18.19: ${ok.stderr}`);
+});
+
+t.test('refuses an unsupported OS with a clear message', async (t) => {
+  const fedora = makeFake(t, null, 'NAME="Fedora Linux"\nVERSION_ID=40\nID=fedora\nPRETTY_NAME="Fedora Linux 40"\n');
+  let r = run(fedora, [], { FAKE_ARCH: 'x86_64' });
+  t.not(r.code, 0);
+  t.match(r.stderr, 'unsupported OS: Fedora Linux 40; earshot installs on Raspberry Pi OS bookworm (64-bit) or Debian 12');
+  t.same(r.calls, []);
+
+  const noRelease = makeFake(t, null);
+  rmSync(path.join(noRelease.root, 'etc/os-release'));
+  r = run(noRelease, []);
+  t.not(r.code, 0);
+  t.match(r.stderr, 'unsupported OS: no /etc/os-release');
+
+  const pi32 = makeFake(t, 'Raspberry Pi 4 Model B Rev 1.5');
+  r = run(pi32, [], { FAKE_ARCH: 'armv7l' });
+  t.not(r.code, 0);
+  t.match(r.stderr, 'unsupported OS: this is a 32-bit system (armv7l); earshot needs 64-bit Raspberry Pi OS (arm64)');
+  t.same(r.calls, []);
+
+  // No apt-get: PATH holds only the stand-ins and the few tools the checks use.
+  const bare = makeFake(t, 'Raspberry Pi 5 Model B Rev 1.0');
+  const bin = path.join(path.dirname(bare.root), 'bin');
+  mkdirSync(bin);
+  for (const tool of ['bash', 'env', 'dirname', 'basename', 'cat', 'tr']) {
+    symlinkSync(execFileSync('bash', ['-c', `command -v ${tool}`], { encoding: 'utf8' }).trim(), path.join(bin, tool));
+  }
+  r = run(bare, [], { PATH: bin });
+  t.not(r.code, 0);
+  t.match(r.stderr, 'unsupported OS: Debian GNU/Linux 12 (bookworm) has no apt-get/dpkg-query');
+});
+
+t.test('a failed model download stops the install with a hint', async (t) => {
+  const fake = makeFake(t, 'Raspberry Pi 5 Model B Rev 1.0');
+  const r = run(fake, [], { FAKE_DOWNLOAD_FAIL: '1' });
+  t.not(r.code, 0);
+  t.match(r.stderr, 'the download of model tiny.en-q5_1 failed (see above); run scripts/install again to resume it');
+  t.notOk(r.calls.some((c) => c.startsWith('systemctl')), 'the service is not started');
+});
+
+t.test('from a tarball (no git): copies the tree without builds, dependencies or models', async (t) => {
+  const fake = makeFake(t, 'Raspberry Pi 5 Model B Rev 1.0');
+  const tree = path.join(path.dirname(fake.root), 'earshot-src');
+  const files = execFileSync('git', ['-C', projectRoot, 'ls-files', '-z', '--cached', '--others', '--exclude-standard'], { encoding: 'utf8' })
+    .split('\0')
+    .filter((f) => f && existsSync(path.join(projectRoot, f)));
+  for (const f of files) cpSync(path.join(projectRoot, f), path.join(tree, f));
+  for (const junk of ['node_modules/x/index.js', 'dist/src/main.js', 'models/ggml-x.bin', 'native/build/Release/earshot.node', 'var/api-key']) {
+    mkdirSync(path.dirname(path.join(tree, junk)), { recursive: true });
+    writeFileSync(path.join(tree, junk), 'junk');
+  }
+  const r = run(fake, [], {}, { script: path.join(tree, 'scripts/install') });
+  t.equal(r.code, 0, r.stderr);
+  const app = path.join(fake.root, 'opt/earshot');
+  t.ok(existsSync(path.join(app, 'src/main.ts')));
+  t.ok(existsSync(path.join(app, 'scripts/install')));
+  for (const junk of ['node_modules/x', 'models', 'var']) t.notOk(existsSync(path.join(app, junk)), `${junk} not copied`);
+  t.equal(readFileSync(path.join(app, 'dist/src/main.js'), 'utf8'), '// built\n', 'dist is built, not copied');
+  t.equal(readFileSync(path.join(app, 'native/build/Release/earshot.node'), 'utf8'), '', 'the addon is built, not copied');
+});
