@@ -32,18 +32,7 @@ Napi::Value CheckModel(const Napi::CallbackInfo& info) {
   ModelSummary s;
   const Failure failure = CheckModelFile(info[0].As<Napi::String>(), &s);
   if (failure.failed()) throw MakeError(env, failure.code, failure.message);
-  Napi::Object o = Napi::Object::New(env);
-  o.Set("multilingual", s.multilingual);
-  o.Set("weightType", s.weight_type);
-  o.Set("vocab", s.n_vocab);
-  o.Set("audioState", s.n_audio_state);
-  o.Set("audioLayers", s.n_audio_layer);
-  o.Set("textState", s.n_text_state);
-  o.Set("textLayers", s.n_text_layer);
-  o.Set("tensors", s.tensors);
-  o.Set("tensorBytes", static_cast<double>(s.tensor_bytes));
-  o.Set("fileBytes", static_cast<double>(s.file_bytes));
-  return o;
+  return SummaryObject(env, s);
 }
 
 }  // namespace

@@ -225,4 +225,21 @@ Failure CheckModelFile(const std::string& path, ModelSummary* out) {
   return {};
 }
 
+Napi::Object SummaryObject(Napi::Env env, const ModelSummary& s) {
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("multilingual", s.multilingual);
+  o.Set("weightType", s.weight_type);
+  o.Set("ftype", s.ftype);
+  o.Set("vocab", s.n_vocab);
+  o.Set("audioState", s.n_audio_state);
+  o.Set("audioLayers", s.n_audio_layer);
+  o.Set("textState", s.n_text_state);
+  o.Set("textLayers", s.n_text_layer);
+  o.Set("mels", s.n_mels);
+  o.Set("tensors", s.tensors);
+  o.Set("tensorBytes", static_cast<double>(s.tensor_bytes));
+  o.Set("fileBytes", static_cast<double>(s.file_bytes));
+  return o;
+}
+
 }  // namespace earshot

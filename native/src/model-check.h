@@ -6,6 +6,8 @@
 #ifndef EARSHOT_MODEL_CHECK_H_
 #define EARSHOT_MODEL_CHECK_H_
 
+#include <napi.h>
+
 #include <cstdint>
 #include <string>
 
@@ -34,6 +36,9 @@ struct ModelSummary {
 
 // Returns an empty Failure when the file is a structurally valid whisper model.
 Failure CheckModelFile(const std::string& path, ModelSummary* summary);
+
+// The summary as JavaScript sees it (checkModel() and Model.info share it).
+Napi::Object SummaryObject(Napi::Env env, const ModelSummary& summary);
 
 }  // namespace earshot
 

@@ -132,20 +132,9 @@ Napi::Value Model::Free(const Napi::CallbackInfo& info) {
 }
 
 Napi::Object Model::Info(Napi::Env env) const {
-  Napi::Object o = Napi::Object::New(env);
+  Napi::Object o = SummaryObject(env, summary_);
   o.Set("path", path_);
   o.Set("type", ctx_ != nullptr ? whisper_model_type_readable(ctx_) : "");
-  o.Set("multilingual", summary_.multilingual);
-  o.Set("weightType", summary_.weight_type);
-  o.Set("ftype", summary_.ftype);
-  o.Set("vocab", summary_.n_vocab);
-  o.Set("audioState", summary_.n_audio_state);
-  o.Set("audioLayers", summary_.n_audio_layer);
-  o.Set("textState", summary_.n_text_state);
-  o.Set("textLayers", summary_.n_text_layer);
-  o.Set("mels", summary_.n_mels);
-  o.Set("tensors", summary_.tensors);
-  o.Set("fileBytes", static_cast<double>(summary_.file_bytes));
   o.Set("flashAttn", flash_attn_);
   o.Set("loadMs", load_ms_);
   return o;

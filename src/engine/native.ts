@@ -2,93 +2,33 @@ import { createRequire } from 'node:module';
 import path from 'node:path';
 
 import { AppError } from '../errors.js';
+import type { EngineAudio, Progress, Segment, Timings, TranscribeOptions } from './engine.js';
 import { nativeBuildDir } from '../paths.js';
 
-/** Options of one transcription as the addon reads them (validated in whisper-engine.ts). */
-export interface NativeTranscribeOptions {
-  threads?: number;
-  nice?: number;
-  language?: string;
-  translate?: boolean;
-  strategy?: 'greedy' | 'beam';
-  bestOf?: number;
-  beamSize?: number;
-  temperature?: number;
-  temperatureIncrement?: number;
-  entropyThreshold?: number;
-  logprobThreshold?: number;
-  noSpeechThreshold?: number;
-  initialPrompt?: string;
-  conditionOnPreviousText?: boolean;
-  tokenTimestamps?: boolean;
-  words?: boolean;
-  maxSegmentLength?: number;
-  splitOnWord?: boolean;
-  suppressBlank?: boolean;
-  suppressNonSpeech?: boolean;
-  audioCtx?: number;
+/**
+ * Options of one transcription as the addon reads them (validated in whisper-engine.ts):
+ * the engine's options, with VAD as the model file to use instead of a switch.
+ */
+export type NativeTranscribeOptions = Omit<TranscribeOptions, 'vad'> & {
   vadModel?: string;
   vadThreshold?: number;
   vadMinSpeechMs?: number;
   vadMinSilenceMs?: number;
   vadSpeechPadMs?: number;
-  windowSeconds?: number;
-}
+};
 
 /** 16 kHz mono float PCM in memory, or a window of a spool file of float32le samples. */
-export type NativeAudio = Float32Array | { path: string; offset?: number; length?: number };
+export type NativeAudio = EngineAudio;
 
-export interface NativeToken {
-  id: number;
-  text: string;
-  p: number;
-  plog: number;
-  /** ms from the start of the audio; -1 without token timestamps */
-  start: number;
-  end: number;
-}
-
-export interface NativeWord {
-  text: string;
-  start: number;
-  end: number;
-  confidence: number;
-}
-
-export interface NativeSegment {
-  start: number;
-  end: number;
-  text: string;
-  noSpeechProb: number;
-  speakerTurnNext: boolean;
-  tokens: NativeToken[];
-  words: NativeWord[];
-}
-
-export interface NativeTimings {
-  melMs: number;
-  sampleMs: number;
-  encodeMs: number;
-  decodeMs: number;
-  batchdMs: number;
-  promptMs: number;
-  totalMs: number;
-  encodeRuns: number;
-  decodeRuns: number;
-  fallbacks: number;
-}
+/** A segment as the addon returns it; the engine adds the confidence and trims the text. */
+export type NativeSegment = Omit<Segment, 'confidence'>;
 
 export interface NativeResult {
   segments: NativeSegment[];
   language: string;
   durationMs: number;
   windows: number;
-  timings: NativeTimings;
-}
-
-export interface NativeProgress {
-  percent: number;
-  processedMs: number;
+  timings: Timings;
 }
 
 export interface NativeTask {
@@ -96,27 +36,16 @@ export interface NativeTask {
   abort(): void;
 }
 
-export interface NativeModelInfo {
+export interface NativeModelInfo extends NativeModelCheck {
   path: string;
   type: string;
-  multilingual: boolean;
-  weightType: string;
-  ftype: number;
-  vocab: number;
-  audioState: number;
-  audioLayers: number;
-  textState: number;
-  textLayers: number;
-  mels: number;
-  tensors: number;
-  fileBytes: number;
   flashAttn: boolean;
   loadMs: number;
 }
 
 export interface NativeModel {
   load(path: string, options?: { flashAttn?: boolean }): Promise<NativeModelInfo>;
-  transcribe(audio: NativeAudio, options: NativeTranscribeOptions, onProgress?: (p: NativeProgress) => void): NativeTask;
+  transcribe(audio: NativeAudio, options: NativeTranscribeOptions, onProgress?: (p: Progress) => void): NativeTask;
   free(): void;
   readonly info: NativeModelInfo | null;
   readonly loaded: boolean;
@@ -125,6 +54,8 @@ export interface NativeModel {
 export interface NativeModelCheck {
   multilingual: boolean;
   weightType: string;
+  ftype: number;
+  mels: number;
   vocab: number;
   audioState: number;
   audioLayers: number;

@@ -5,6 +5,21 @@ import { testModelPath } from './models.js';
 
 export const apiKey = 'test-key-0123456789';
 
+/** The settings of a test service: loopback, a free port, the test model, a known key. */
+export function testServiceEnv(stateDir: string): Record<string, string> {
+  return {
+    EARSHOT_HOST: '127.0.0.1',
+    EARSHOT_PORT: '0',
+    EARSHOT_STATE_DIR: stateDir,
+    EARSHOT_MODEL: testModelPath(),
+    EARSHOT_API_KEY: apiKey,
+    EARSHOT_THREADS: '2',
+    EARSHOT_CALLBACK_CIDRS: '127.0.0.0/8',
+    // Random weights make whisper fall back on every window: slow and pointless here.
+    EARSHOT_TEMPERATURE_FALLBACK: 'false',
+  };
+}
+
 export interface RunningApp {
   app: App;
   base: string;
@@ -22,22 +37,7 @@ export async function startApp(
   env: Record<string, string> = {},
   stateDir = t.testdir(),
 ): Promise<RunningApp> {
-  const config = loadConfig({
-    file: null,
-    env: {
-      EARSHOT_HOST: '127.0.0.1',
-      EARSHOT_PORT: '0',
-      EARSHOT_STATE_DIR: stateDir,
-      EARSHOT_MODEL: testModelPath(),
-      EARSHOT_API_KEY: apiKey,
-      EARSHOT_THREADS: '2',
-      EARSHOT_CALLBACK_CIDRS: '127.0.0.0/8',
-      EARSHOT_LOG_LEVEL: 'warn',
-      // Random weights make whisper fall back on every window: slow and pointless here.
-      EARSHOT_TEMPERATURE_FALLBACK: 'false',
-      ...env,
-    },
-  });
+  const config = loadConfig({ file: null, env: { ...testServiceEnv(stateDir), EARSHOT_LOG_LEVEL: 'warn', ...env } });
   const app = new App(config, createLogger({ level: config.logLevel }));
   await app.start();
   let stopped = false;

@@ -2,8 +2,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import path from 'node:path';
 
 import { projectRoot } from '../../src/paths.js';
-import { apiKey } from './app.js';
-import { testModelPath } from './models.js';
+import { testServiceEnv } from './app.js';
 
 export interface ServiceProcess {
   proc: ChildProcess;
@@ -19,18 +18,7 @@ export interface ServiceProcess {
  */
 export async function spawnService(stateDir: string, env: Record<string, string> = {}): Promise<ServiceProcess> {
   const proc = spawn(process.execPath, [path.join(projectRoot, 'dist/src/main.js')], {
-    env: {
-      PATH: process.env.PATH,
-      EARSHOT_HOST: '127.0.0.1',
-      EARSHOT_PORT: '0',
-      EARSHOT_STATE_DIR: stateDir,
-      EARSHOT_MODEL: testModelPath(),
-      EARSHOT_API_KEY: apiKey,
-      EARSHOT_THREADS: '2',
-      EARSHOT_CALLBACK_CIDRS: '127.0.0.0/8',
-      EARSHOT_TEMPERATURE_FALLBACK: 'false',
-      ...env,
-    },
+    env: { PATH: process.env.PATH, ...testServiceEnv(stateDir), ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   const output: string[] = [];

@@ -3,7 +3,8 @@ import { copyFileSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import t from 'tap';
 
-import { loadAddon, type NativeProgress } from '../../src/engine/native.js';
+import type { Progress } from '../../src/engine/engine.js';
+import { loadAddon } from '../../src/engine/native.js';
 import { parseGgml } from '../helpers/ggml-file.js';
 import { generatedModel, testModelPath } from '../helpers/models.js';
 import { testSignal, writePcm } from '../helpers/pcm.js';
@@ -61,7 +62,7 @@ t.test('one transcription at a time per model', async (t) => {
 t.test('reports progress in increasing whole percents', async (t) => {
   const model = new addon.Model();
   await model.load(testModelPath());
-  const seen: NativeProgress[] = [];
+  const seen: Progress[] = [];
   await model.transcribe(testSignal(75), { ...fast, windowSeconds: 30 }, (p) => seen.push(p)).promise;
   t.ok(seen.length >= 3, `${seen.length} progress events`);
   for (let i = 1; i < seen.length; i++) t.ok(seen[i]!.percent > seen[i - 1]!.percent, 'strictly increasing');
