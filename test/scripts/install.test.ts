@@ -1,6 +1,6 @@
 // scripts/install against a fake root: the real script runs, every system command it
-// calls (apt-get, systemctl, npm, the native build, download-model, hostname, id, sudo,
-// uname, node's version) is a stand-in that records its arguments and creates what the
+// calls (apt-get, dpkg, systemctl, npm, the native build, download-model, hostname, id,
+// sudo, node's version) is a stand-in that records its arguments and creates what the
 // real one would.
 import { execFileSync, spawnSync } from 'node:child_process';
 import { chmodSync, cpSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
@@ -45,7 +45,7 @@ mkdir -p "$dir"; echo "model $name" >"$dir/ggml-$name.bin"`,
   id: `if [ "\${1:-}" = -u ]; then echo "\${FAKE_UID:-0}"; else exec id "$@"; fi`,
   sudo: `record sudo "$@"
 FAKE_UID=0 exec "$@"`,
-  uname: `if [ "\${1:-}" = -m ]; then echo "$FAKE_ARCH"; else exec uname "$@"; fi`,
+  dpkg: `if [ "\${1:-}" = --print-architecture ]; then echo "$FAKE_ARCH"; else exec dpkg "$@"; fi`,
   // The real node, except that it reports FAKE_NODE_VERSION as its version.
   node: `if [ -n "\${FAKE_NODE_VERSION:-}" ]; then
   case "\${1:-}" in
@@ -107,7 +107,7 @@ function run(fake: Fake, args: string[], env: Record<string, string> = {}, optio
       HOME: process.env.HOME,
       EARSHOT_INSTALL_SHIMS: fake.shims,
       FAKE_LOG: fake.log,
-      FAKE_ARCH: 'aarch64',
+      FAKE_ARCH: 'arm64',
       ...env,
     },
   });
@@ -139,7 +139,7 @@ t.test('Pi 5: first install, then a second run upgrades in place', async (t) => 
 
   assertCalls(t, first.calls, [
     ...aptCalls,
-    'npm ci --no-audit --no-fund (in $ROOT/opt/earshot)',
+    'npm ci --include=dev --no-audit --no-fund (in $ROOT/opt/earshot)',
     'EARSHOT_PRESET=pi5 EARSHOT_TOOLS=OFF build-native (in $ROOT/opt/earshot)',
     'npm run --silent build:ts (in $ROOT/opt/earshot)',
     'download-model tiny.en-q5_1 --dir $ROOT/var/lib/earshot/models',
@@ -166,9 +166,12 @@ t.test('Pi 5: first install, then a second run upgrades in place', async (t) => 
   t.match(unit, /^Environment=EARSHOT_MODELS_DIR=\/var\/lib\/earshot\/models$/m);
   const others = (text: string) => text.split('\n').filter((l) => !/^(ExecStart|WorkingDirectory)=/.test(l));
   t.same(others(unit), others(repoUnit), 'otherwise the repository unit');
-  const dropIn = readFileSync(path.join(fake.root, 'etc/systemd/system/earshot.service.d/config.conf'), 'utf8');
-  t.match(dropIn, /^LoadCredential=config\.json:\/etc\/earshot\/config\.json$/m);
-  t.match(dropIn, /^Environment=EARSHOT_CONFIG=%d\/config\.json$/m);
+  // The dynamic user cannot read /etc/earshot: the unit hands the file over as a credential.
+  t.match(unit, /^LoadCredential=config\.json:\/etc\/earshot\/config\.json$/m);
+  t.match(unit, /^Environment=EARSHOT_CONFIG=%d\/config\.json$/m);
+  const verify = spawnSync('systemd-analyze', ['verify', path.join(fake.root, 'etc/systemd/system/earshot.service')], { encoding: 'utf8' });
+  t.equal(verify.status, 0);
+  t.equal(verify.stderr + verify.stdout, '', 'systemd-analyze verify: unit and drop-in are clean');
 
   // The settings: a generated key, readable by root only.
   const configFile = path.join(fake.root, 'etc/earshot/config.json');
@@ -214,7 +217,7 @@ t.test('Pi 5: first install, then a second run upgrades in place', async (t) => 
   writeFileSync(path.join(app, 'node_modules/.earshot-install-stamp'), 'stale\n');
   const third = run(fake, []);
   t.equal(third.code, 0, third.stderr);
-  t.ok(third.calls.includes('npm ci --no-audit --no-fund (in $ROOT/opt/earshot)'), 'npm ci again');
+  t.ok(third.calls.includes('npm ci --include=dev --no-audit --no-fund (in $ROOT/opt/earshot)'), 'npm ci again');
 });
 
 t.test('Pi 4, another prefix and model', async (t) => {
@@ -223,7 +226,7 @@ t.test('Pi 4, another prefix and model', async (t) => {
   t.equal(r.code, 0, r.stderr);
   assertCalls(t, r.calls, [
     ...aptCalls,
-    'npm ci --no-audit --no-fund (in $ROOT/srv/earshot)',
+    'npm ci --include=dev --no-audit --no-fund (in $ROOT/srv/earshot)',
     'EARSHOT_PRESET=pi4 EARSHOT_TOOLS=OFF build-native (in $ROOT/srv/earshot)',
     'npm run --silent build:ts (in $ROOT/srv/earshot)',
     'download-model base.en-q5_1 --dir $ROOT/var/lib/earshot/models',
@@ -252,14 +255,19 @@ t.test('presets: other arm64 boards, x86-64, --preset, --with-tools', async (t) 
   t.ok(r.calls.some((c) => c.startsWith('EARSHOT_PRESET=portable EARSHOT_TOOLS=OFF build-native')), 'portable on another arm64 board');
 
   const pc = makeFake(t, null);
-  r = run(pc, [], { FAKE_ARCH: 'x86_64' });
+  r = run(pc, [], { FAKE_ARCH: 'amd64' });
   t.equal(r.code, 0, r.stderr);
-  t.ok(r.calls.some((c) => c.startsWith('EARSHOT_PRESET=native EARSHOT_TOOLS=OFF build-native')), 'native on x86-64');
+  t.ok(r.calls.some((c) => c.startsWith('EARSHOT_PRESET=native EARSHOT_TOOLS=OFF build-native')), 'native on amd64');
 
   const pi5 = makeFake(t, 'Raspberry Pi 5 Model B Rev 1.0');
   r = run(pi5, ['--preset', 'portable', '--with-tools']);
   t.equal(r.code, 0, r.stderr);
   t.ok(r.calls.some((c) => c.startsWith('EARSHOT_PRESET=portable EARSHOT_TOOLS=ON build-native')), '--preset wins over the board');
+
+  r = run(pi5, ['--help']);
+  t.equal(r.code, 0);
+  t.match(r.stdout, /^Usage: sudo scripts\/install/);
+  t.same(r.calls, []);
 
   r = run(pi5, ['--preset', 'pi6']);
   t.not(r.code, 0);
@@ -346,7 +354,7 @@ t.test('refuses an unsupported Node with a clear message, before changing anythi
 
 t.test('refuses an unsupported OS with a clear message', async (t) => {
   const fedora = makeFake(t, null, 'NAME="Fedora Linux"\nVERSION_ID=40\nID=fedora\nPRETTY_NAME="Fedora Linux 40"\n');
-  let r = run(fedora, [], { FAKE_ARCH: 'x86_64' });
+  let r = run(fedora, [], { FAKE_ARCH: 'amd64' });
   t.not(r.code, 0);
   t.match(r.stderr, 'unsupported OS: Fedora Linux 40; earshot installs on Raspberry Pi OS bookworm (64-bit) or Debian 12');
   t.same(r.calls, []);
@@ -358,13 +366,14 @@ t.test('refuses an unsupported OS with a clear message', async (t) => {
   t.match(r.stderr, 'unsupported OS: no /etc/os-release');
 
   const pi32 = makeFake(t, 'Raspberry Pi 4 Model B Rev 1.5');
-  r = run(pi32, [], { FAKE_ARCH: 'armv7l' });
+  r = run(pi32, [], { FAKE_ARCH: 'armhf' });
   t.not(r.code, 0);
-  t.match(r.stderr, 'unsupported OS: this is a 32-bit system (armv7l); earshot needs 64-bit Raspberry Pi OS (arm64)');
+  t.match(r.stderr, 'unsupported OS: this is a 32-bit system (armhf); earshot needs 64-bit Raspberry Pi OS (arm64)');
   t.same(r.calls, []);
 
-  // No apt-get: PATH holds only the stand-ins and the few tools the checks use.
+  // No apt-get: PATH holds only the stand-ins (but apt-get's) and the few tools the checks use.
   const bare = makeFake(t, 'Raspberry Pi 5 Model B Rev 1.0');
+  rmSync(path.join(bare.shims, 'apt-get'));
   const bin = path.join(path.dirname(bare.root), 'bin');
   mkdirSync(bin);
   for (const tool of ['bash', 'env', 'dirname', 'basename', 'cat', 'tr']) {
@@ -372,7 +381,18 @@ t.test('refuses an unsupported OS with a clear message', async (t) => {
   }
   r = run(bare, [], { PATH: bin });
   t.not(r.code, 0);
-  t.match(r.stderr, 'unsupported OS: Debian GNU/Linux 12 (bookworm) has no apt-get/dpkg-query');
+  t.match(r.stderr, 'unsupported OS: Debian GNU/Linux 12 (bookworm) has no apt-get/dpkg');
+});
+
+t.test('a config.json that is not JSON stops the install before it changes anything', async (t) => {
+  const fake = makeFake(t, 'Raspberry Pi 5 Model B Rev 1.0');
+  mkdirSync(path.join(fake.root, 'etc/earshot'));
+  writeFileSync(path.join(fake.root, 'etc/earshot/config.json'), '{"model": ');
+  const r = run(fake, []);
+  t.not(r.code, 0);
+  t.match(r.stderr, 'config.json is not valid JSON: fix or remove it, then run scripts/install again');
+  t.same(r.calls, []);
+  t.notOk(existsSync(path.join(fake.root, 'opt')));
 });
 
 t.test('a failed model download stops the install with a hint', async (t) => {
