@@ -151,7 +151,11 @@ export class App {
           service: this.service,
           registry: this.registry,
           spool: this.spool,
-          model: () => ({ multilingual: this.engine.model?.multilingual ?? false, languages: this.addon.languages() }),
+          model: () => {
+            // Until the model is loaded, what it can transcribe is unknown.
+            if (!this.engine.model) throw new AppError('ERR_NOT_READY', 'The model is still loading; try again shortly');
+            return { multilingual: this.engine.model.multilingual, languages: this.addon.languages() };
+          },
           minAudioBytes: 100,
           maxAudioBytes: config.maxUploadBytes,
         }),
