@@ -11,7 +11,7 @@ import { invalid } from './errors.js';
 import { fileId, type ContentUrls } from './files.js';
 import { transcriptionView, v21HookView, v21TranscriptionView, webHookView } from './views.js';
 import { eventKey, type TranscriptionEventKind } from './webhook-input.js';
-import { isEnabled, subscribes, type Webhook, type WebhookRegistry } from './webhooks.js';
+import { isEnabled, notSentPrefix, subscribes, type Webhook, type WebhookRegistry } from './webhooks.js';
 
 /** The header that carries the event kind. */
 export const eventHeader = 'X-MicrosoftSpeechServices-Event';
@@ -136,7 +136,7 @@ export function webhookAwareSend(registry: WebhookRegistry, outbox: Outbox, send
     const hookId = record?.target.kind === 'azure-webhook' ? record.target.hookId : undefined;
     if (!record || !hookId) return send(options);
     const why = registry.refusal(hookId);
-    if (why) return Promise.reject(new AppError('ERR_TARGET_FORBIDDEN', `not sent: ${why}`));
+    if (why) return Promise.reject(new AppError('ERR_TARGET_FORBIDDEN', `${notSentPrefix}${why}`));
     const hook = registry.get(hookId)!;
     const headers = { ...options.headers };
     delete headers[signatureHeader];

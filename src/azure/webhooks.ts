@@ -65,6 +65,9 @@ export const challengeFailedCode = 'InvalidCallbackUri';
 /** The error code of a hook disabled because its deliveries failed. */
 export const deliveryFailedCode = 'DeliveryFailed';
 
+/** How the error of a delivery refused by `webhookAwareSend` (no request made) begins. */
+export const notSentPrefix = 'not sent: ';
+
 /** A hook that receives events: challenge passed, not disabled, active (v2.1). */
 export const isEnabled = (hook: Webhook): boolean => hook.active && hook.status === 'Succeeded';
 
@@ -222,8 +225,12 @@ export class WebhookRegistry {
     return this.disableFor(delivery, `The web hook URL answered 410 Gone to delivery ${delivery.id} (${delivery.event}); PATCH the web hook to re-enable it`);
   }
 
-  /** Dispatcher onDead: a delivery to the hook became a dead letter. */
+  /**
+   * Dispatcher onDead: a delivery to the hook became a dead letter. One refused without a
+   * request because the hook was already disabled (`webhookAwareSend`) changes nothing.
+   */
   deliveryDead(delivery: DeliveryRecord): Promise<void> {
+    if (delivery.lastError?.startsWith(notSentPrefix)) return Promise.resolve();
     const why = delivery.lastError ?? (delivery.lastStatus ? `HTTP ${delivery.lastStatus}` : 'failed');
     return this.disableFor(
       delivery,

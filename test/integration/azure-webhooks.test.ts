@@ -30,7 +30,7 @@ async function hookReceiver(t: Test, path = '/hook') {
   const waiters: Array<() => void> = [];
   const state = {
     challenge: (hit: Hit): Answer => ({ status: 200, body: hit.url.searchParams.get('validationToken')! }),
-    answer: (_hit: Hit, _index: number): Answer => ({ status: 200 }),
+    answer: (_hit: Hit, _index: number): Answer | Promise<Answer> => ({ status: 200 }),
   };
   const events = () => hits.filter((h) => !h.url.searchParams.has('validationToken'));
   const server = createServer((req, res) => {
@@ -43,7 +43,7 @@ async function hookReceiver(t: Test, path = '/hook') {
       const isChallenge = hit.url.searchParams.has('validationToken');
       const answer = isChallenge ? state.challenge(hit) : state.answer(hit, events().length - 1);
       for (const wake of waiters.splice(0)) wake();
-      reply(res, answer);
+      void Promise.resolve(answer).then((a) => reply(res, a));
     });
   });
   const reply = (res: ServerResponse, answer: Answer) => {
@@ -294,7 +294,8 @@ t.test('a job submitted through IBM fires Creation, Processing, Completion, sign
   const result = JSON.parse(text);
   t.match(result, { durationInTicks: 10_000_000, duration: 'PT1S', combinedRecognizedPhrases: [{ channel: 0 }], recognizedPhrases: Array });
   const tampered = new URL(resultFile.links.contentUrl);
-  tampered.searchParams.set('sig', 'x' + tampered.searchParams.get('sig')!.slice(1));
+  const sig = tampered.searchParams.get('sig')!;
+  tampered.searchParams.set('sig', (sig[0] === 'x' ? 'y' : 'x') + sig.slice(1));
   t.equal((await fetch(tampered)).status, 401);
   t.match((await api.call('GET', '/speechtotext/v3.1/transcriptions')).json.values[0], { id, status: 'Succeeded' });
 
@@ -401,10 +402,15 @@ t.test('deliveries that dead-letter disable the hook; PATCH re-enables it; dead 
   const secret = 'dead-letter-secret';
   const hook = (await api.createHook({ displayName: 'dl', webUrl: receiver.url, events: { transcriptionCreation: true, transcriptionCompletion: true }, properties: { secret } })).json;
   const path = api.hookPath(hook.self);
-  receiver.answer = () => ({ status: 500 });
+  // The first attempt is answered only once the job is done, so that its Completion is
+  // queued behind the failing Creation (same hook, same job: one line).
+  let jobDone!: () => void;
+  const done = new Promise<void>((resolve) => (jobDone = resolve));
+  receiver.answer = (_hit, i) => (i === 0 ? done.then(() => ({ status: 500 })) : { status: 500 });
 
   const first = await api.submit();
   await waitForJob(app.base, app.auth, first);
+  jobDone();
   const deadline = Date.now() + 10_000;
   let failed: any;
   let dead: any;
@@ -417,6 +423,8 @@ t.test('deliveries that dead-letter disable the hook; PATCH re-enables it; dead 
   t.match(failed, { status: 'Failed', properties: { error: { code: 'DeliveryFailed', message: /failed after 3 attempt\(s\): HTTP 500\. PATCH the web hook to re-enable it/ } } });
   t.same(dead.json.values.map((d: any) => d.event), ['TranscriptionCreation', 'TranscriptionCompletion']);
   t.match(dead.json.values[0], { state: 'dead', attempts: 3, lastStatusCode: 500, lastError: 'HTTP 500' });
+  t.match(dead.json.values[1], { state: 'dead', attempts: 1, lastError: /^not sent: web hook [0-9a-f-]+ is disabled \(status Failed: Delivery/ }, 'queued before the hook failed: dead-lettered without a request');
+  t.equal(receiver.events().length, 3, 'three attempts of the Creation, none of the Completion');
   t.notOk(dead.text.includes(secret), 'no secrets in the dead letters');
   t.match((await api.call('GET', `${path}/deliveries?state=bogus`)).json, { innerError: { code: 'InvalidParameterValue' } });
 
@@ -466,4 +474,32 @@ t.test('deliveries that dead-letter disable the hook; PATCH re-enables it; dead 
   }
   t.match(gone, { status: 'Failed', properties: { error: { message: /410 Gone/ } } });
   t.equal(goneReceiver.events().length, 1, 'one attempt only');
+});
+
+t.test('restart with deliveries pending: they arrive after it, in order, same ids; hooks and content URLs survive', async (t) => {
+  const receiver = await hookReceiver(t);
+  const stateDir = t.testdir();
+  const env = { EARSHOT_RETRY_SCHEDULE: Array(20).fill('100ms').join(',') };
+  const first = await startApp(t, env, stateDir);
+  let api = client(first);
+  const hook = (await api.createHook({ displayName: 'r', webUrl: receiver.url, events: allTranscriptionEvents, properties: { secret: 'rs' } })).json;
+  receiver.answer = () => ({ status: 503 });
+  const id = await api.submit();
+  await waitForJob(first.base, first.auth, id);
+  const contentUrl = new URL((await api.call('GET', `/speechtotext/v3.1/transcriptions/${id}/files`)).json.values[0].links.contentUrl);
+  await receiver.until((e) => e.length >= 1, 'a failed attempt');
+  await first.app.stop();
+  const tried = new Set(receiver.events().map((e) => e.headers['webhook-id']));
+  const before = receiver.events().length;
+
+  receiver.answer = () => ({ status: 200 });
+  const second = await startApp(t, env, stateDir);
+  api = client(second);
+  const after = (await receiver.until((e) => e.length >= before + 3, 'the three deliveries after the restart')).slice(before);
+  t.same(after.map(eventOf), ['TranscriptionCreation', 'TranscriptionProcessing', 'TranscriptionCompletion']);
+  t.ok(tried.has(after[0]!.headers['webhook-id']), 'the delivery tried before the restart keeps its id');
+  for (const e of after) t.equal(e.headers['x-microsoftspeechservices-signature'], hmac256('rs', e.body));
+  t.match((await api.call('GET', api.hookPath(hook.self))).json, { displayName: 'r', status: 'Succeeded' });
+  const again = await fetch(`${second.base}${contentUrl.pathname}${contentUrl.search}`);
+  t.equal(again.status, 200, 'a content URL signed before the restart still works');
 });

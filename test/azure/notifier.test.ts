@@ -1,0 +1,145 @@
+// Job state changes as Azure web hook deliveries in the outbox (events, who gets them,
+// bodies per API version, invocationId), ping and :test, and the send function that
+// makes deliveries follow their hook.
+import t from 'tap';
+
+import { ContentUrls, fileId } from '../../src/azure/files.js';
+import { AzureNotifier, webhookAwareSend } from '../../src/azure/notifier.js';
+import { parseCreateV21, parseCreateV31 } from '../../src/azure/webhook-input.js';
+import type { SendRequestOptions } from '../../src/delivery/http-client.js';
+import { azureSignature, standardWebhookSignature } from '../../src/delivery/signing.js';
+import { job, registrySetup } from '../helpers/azure-fixtures.js';
+
+const base = 'http://pi.local:8080';
+
+async function setup(t: Parameters<typeof registrySetup>[0]) {
+  const s = registrySetup(t);
+  const contentUrls = new ContentUrls();
+  contentUrls.setKey(Buffer.from('key'));
+  const notifier = new AzureNotifier({ registry: s.registry, outbox: s.outbox, contentUrls });
+  const v31 = (events: Record<string, boolean>, secret?: string) =>
+    s.registry.create(parseCreateV31({ displayName: 'h', webUrl: 'http://10.0.0.5/v31', events, ...(secret ? { properties: { secret } } : {}) }), base);
+  const v21 = (events: string[], active = true) => s.registry.create(parseCreateV21({ name: 'v2', configuration: { url: 'http://10.0.0.5/v21', secret: 'v2s' }, events, active }), base);
+  /** Runs notify like the job service: inside a transaction. */
+  const notify = (...args: Parameters<AzureNotifier['notify']>) => s.db.durably(() => notifier.notify(...args));
+  return Object.assign(s, { notifier, v31, v21, notify, contentUrls });
+}
+
+t.test('state changes become the subscribed events, for enabled hooks only', async (t) => {
+  const s = await setup(t);
+  const all = await s.v31({ transcriptionCreation: true, transcriptionProcessing: true, transcriptionCompletion: true, transcriptionDeletion: true }, 'sec');
+  const completion = await s.v31({ transcriptionCompletion: true });
+  s.answer = () => ({ status: 500, body: '' });
+  const failed = await s.v31({ transcriptionCompletion: true });
+  t.equal(failed.status, 'Failed');
+  const inactive = await s.v21(['TranscriptionCompletion'], false);
+
+  await s.notify(job(), 'created', undefined);
+  await s.notify(job({ status: 'processing' }), 'started', undefined);
+  await s.notify(job({ status: 'completed', audioDurationMs: 2000 }), 'completed', undefined);
+  await s.notify(job({ id: 'job-2', status: 'failed', error: { code: 'ERR_AUDIO_CORRUPT', message: 'bad' } }), 'failed', undefined);
+  await s.notify(job({ status: 'completed' }), 'deleted', undefined);
+
+  const pending = [...s.outbox.pending()].sort((a, b) => a.seq - b.seq);
+  const by = (id: string) => pending.filter((r) => r.target.hookId === id).map((r) => r.event);
+  t.same(by(all.id), ['TranscriptionCreation', 'TranscriptionProcessing', 'TranscriptionCompletion', 'TranscriptionCompletion', 'TranscriptionDeletion']);
+  t.same(by(completion.id), ['TranscriptionCompletion', 'TranscriptionCompletion']);
+  t.same(by(failed.id), [], 'a Failed hook gets nothing');
+  t.same(by(inactive.id), [], 'an inactive hook gets nothing');
+
+  for (const r of pending) {
+    const body = JSON.parse(r.body) as Record<string, unknown>;
+    t.equal(body.invocationId, r.id, 'invocationId is the delivery id');
+    t.equal(r.headers['X-MicrosoftSpeechServices-Event'], r.event);
+    t.equal(r.target.url, 'http://10.0.0.5/v31');
+    t.equal(r.orderKey, `azure-webhook ${r.target.hookId} ${body.id}`, 'one line per hook and job');
+  }
+  const first = pending[0]!;
+  t.same(first.signing, { azure: { secret: 'sec' }, standard: { secret: 'sec' } });
+  t.same(pending.find((r) => r.target.hookId === completion.id)!.signing, {}, 'no secret, no signatures');
+  t.match(JSON.parse(first.body), { id: 'job-1', self: `${base}/speechtotext/v3.1/transcriptions/job-1`, status: 'NotStarted', links: { files: `${base}/speechtotext/v3.1/transcriptions/job-1/files` } });
+  const failedBody = JSON.parse(pending.find((r) => r.body.includes('job-2'))!.body);
+  t.match(failedBody, { status: 'Failed', properties: { error: { code: 'InvalidData', message: 'bad' } } });
+});
+
+t.test('v2.1 hooks get the v2.1 entity and only their events', async (t) => {
+  const s = await setup(t);
+  const hook = await s.v21(['TranscriptionCompletion']);
+  await s.notify(job(), 'created', undefined);
+  await s.notify(job({ status: 'completed', audioDurationMs: 2000, expiresAt: Date.now() + 60_000 }), 'completed', undefined);
+  const [only, ...rest] = [...s.outbox.pending()];
+  t.same(rest, []);
+  t.equal(only!.event, 'TranscriptionCompletion');
+  const body = JSON.parse(only!.body);
+  t.match(body, { id: 'job-1', status: 'Succeeded', statusMessage: 'None.', properties: { Duration: '00:00:02' }, invocationId: only!.id });
+  const url = new URL(body.results[0].resultUrls[0].resultUrl);
+  t.equal(url.pathname, `/speechtotext/v3.1/transcriptions/job-1/files/${fileId('job-1', 'Transcription')}/content`);
+  t.doesNotThrow(() => s.contentUrls.verify('job-1', fileId('job-1', 'Transcription'), url.searchParams), 'a working signed link');
+  t.same(only!.signing, { azure: { secret: 'v2s' }, standard: { secret: 'v2s' } });
+  t.equal(hook.apiVersion, 'v2.1');
+});
+
+t.test('ping: the hook entity as event ping; test: the newest matching job, or nothing', async (t) => {
+  const s = await setup(t);
+  const hook = await s.v31({ transcriptionProcessing: true }, 'p');
+  const ping = await s.notifier.ping(hook.id);
+  t.equal(ping.event, 'ping');
+  t.equal(ping.headers['X-MicrosoftSpeechServices-Event'], 'ping');
+  t.match(JSON.parse(ping.body), { self: `${base}/speechtotext/v3.1/webhooks/${hook.id}`, properties: { apiVersion: 'v3.1' }, invocationId: ping.id });
+  t.notMatch(ping.body, /"secret"/);
+
+  t.equal(await s.notifier.test(hook.id, []), undefined);
+  t.equal(await s.notifier.test(hook.id, [job({ id: 'new' })]), undefined, 'a waiting job never fired Processing');
+  const sent = await s.notifier.test(hook.id, [job({ id: 'new' }), job({ id: 'done', status: 'completed' }), job({ id: 'old', status: 'completed' })]);
+  t.equal(sent!.event, 'TranscriptionProcessing');
+  t.match(JSON.parse(sent!.body), { id: 'done', status: 'Succeeded' });
+
+  const v21 = await s.v21(['TranscriptionCompletion']);
+  const v21Ping = await s.notifier.ping(v21.id);
+  t.match(JSON.parse(v21Ping.body), { id: v21.id, configuration: { url: 'http://10.0.0.5/v21' }, invocationId: v21Ping.id });
+
+  await s.registry.disable(hook.id, { code: 'DeliveryFailed', message: 'x' });
+  await t.rejects(s.notifier.ping(hook.id), { status: 400, innerCode: 'InvalidPrerequisite', message: /disabled/ });
+  await t.rejects(s.notifier.test(hook.id, [job({ status: 'completed' })]), { name: 'AppError', innerCode: 'InvalidPrerequisite' });
+  await t.rejects(s.notifier.ping('missing'), { code: 'ERR_NOT_FOUND' });
+});
+
+t.test('webhookAwareSend: disabled hooks refused, current URL and secret used, IBM untouched', async (t) => {
+  const s = await setup(t);
+  const hook = await s.v31({ transcriptionCreation: true }, 'old-secret');
+  await s.notify(job(), 'created', undefined);
+  const record = [...s.outbox.pending()][0]!;
+  const sent: SendRequestOptions[] = [];
+  const send = webhookAwareSend(s.registry, s.outbox, async (o) => {
+    sent.push(o);
+    return { status: 200, headers: {}, body: '', truncated: false };
+  });
+  const attempt = (id: string, url = 'http://10.0.0.5/v31') =>
+    send({
+      method: 'POST',
+      url,
+      body: record.body,
+      headers: { 'X-Earshot-Delivery-Id': id, 'webhook-timestamp': '1700000000', 'X-MicrosoftSpeechServices-Signature': 'stale', 'webhook-signature': 'stale' },
+      timeoutMs: 1000,
+      policy: undefined as never,
+    });
+
+  await s.registry.update(hook.id, { webUrl: 'http://10.0.0.9/moved', secret: 'new-secret' }, base);
+  await attempt(record.id);
+  t.equal(sent[0]!.url, 'http://10.0.0.9/moved', 'the hook\'s current URL');
+  t.equal(sent[0]!.headers['X-MicrosoftSpeechServices-Signature'], azureSignature('new-secret', record.body));
+  t.equal(sent[0]!.headers['webhook-signature'], standardWebhookSignature('new-secret', record.id, 1700000000, record.body));
+
+  await s.registry.update(hook.id, { secret: null }, base);
+  await attempt(record.id);
+  t.notOk('X-MicrosoftSpeechServices-Signature' in sent[1]!.headers, 'secret removed: unsigned');
+  t.notOk('webhook-signature' in sent[1]!.headers);
+
+  await s.registry.disable(hook.id, { code: 'DeliveryFailed', message: 'receiver broken' });
+  await t.rejects(attempt(record.id), { code: 'ERR_TARGET_FORBIDDEN', message: /not sent: web hook .* is disabled \(status Failed: receiver broken\)/ });
+  t.equal(sent.length, 2, 'no request for a disabled hook');
+
+  await attempt('not-a-webhook-delivery', 'http://10.0.0.1/ibm');
+  t.equal(sent[2]!.url, 'http://10.0.0.1/ibm', 'other deliveries pass through');
+  t.equal(sent[2]!.headers['X-MicrosoftSpeechServices-Signature'], 'stale');
+});

@@ -1,0 +1,222 @@
+// Azure entities as clients see them: formats, web hooks (no secrets), transcriptions of
+// either dialect, files and the result file made from a stored transcript.
+import t from 'tap';
+
+import { azureErrorBody, AzureError } from '../../src/azure/errors.js';
+import { ContentUrls, fileContents, fileId, fileView, lexical, transcriptionReport, transcriptionResult } from '../../src/azure/files.js';
+import {
+  azureDateTime,
+  azureStatus,
+  isoDuration,
+  jobLocale,
+  transcriptionView,
+  v21HookView,
+  v21TranscriptionView,
+  v2Duration,
+  webHookView,
+} from '../../src/azure/views.js';
+import type { Webhook } from '../../src/azure/webhooks.js';
+import { AppError } from '../../src/errors.js';
+import { job, t0, transcript } from '../helpers/azure-fixtures.js';
+
+const base = 'http://pi.local:8080';
+
+const hook: Webhook = {
+  id: '2e856efe-ef53-465a-a632-6a084c1d349d',
+  apiVersion: 'v3.1',
+  webUrl: 'http://10.0.0.5/cb',
+  displayName: 'TranscriptionCompletionWebHook',
+  description: 'desc',
+  events: ['transcriptionCompletion'],
+  secret: 'super-secret-value',
+  active: true,
+  status: 'Succeeded',
+  createdAt: t0,
+  lastActionAt: t0 + 1500,
+  baseUrl: base,
+};
+
+t.test('formats: Azure date-times to the second, ISO 8601 durations, v2 hh:mm:ss', async (t) => {
+  t.equal(azureDateTime(t0), '2024-05-01T12:00:00Z');
+  t.equal(isoDuration(11040), 'PT11.04S');
+  t.equal(isoDuration(0), 'PT0S');
+  t.equal(isoDuration(62500), 'PT1M2.5S');
+  t.equal(isoDuration(7_200_000), 'PT2H');
+  t.equal(isoDuration(7 * 86_400_000), 'P7D');
+  t.equal(isoDuration(86_400_000 + 3_661_001), 'P1DT1H1M1.001S');
+  t.equal(v2Duration(2400), '00:00:02');
+  t.equal(v2Duration(3_723_999), '01:02:03');
+  t.same(['waiting', 'processing', 'completed', 'failed'].map((s) => azureStatus(s as never)), ['NotStarted', 'Running', 'Succeeded', 'Failed']);
+});
+
+t.test('v3.1 WebHook: links the right way round, apiVersion, error, no secret', async (t) => {
+  const view = webHookView({ ...hook, status: 'Failed', error: { code: 'InvalidCallbackUri', message: 'nope' } }, base);
+  const self = `${base}/speechtotext/v3.1/webhooks/${hook.id}`;
+  t.same(view, {
+    self,
+    links: { ping: `${self}:ping`, test: `${self}:test` },
+    properties: { apiVersion: 'v3.1', error: { code: 'InvalidCallbackUri', message: 'nope' } },
+    webUrl: hook.webUrl,
+    displayName: hook.displayName,
+    description: 'desc',
+    events: { transcriptionCompletion: true },
+    createdDateTime: '2024-05-01T12:00:00Z',
+    lastActionDateTime: '2024-05-01T12:00:01Z',
+    status: 'Failed',
+  });
+  t.notMatch(JSON.stringify(view), /super-secret-value/);
+  t.notMatch(JSON.stringify(v21HookView(hook)), /super-secret-value/);
+});
+
+t.test('v2.1 hook: configuration.url, events as given or derived, active, name', async (t) => {
+  t.match(v21HookView(hook), {
+    id: hook.id,
+    configuration: { url: hook.webUrl },
+    events: ['TranscriptionCompletion'],
+    active: true,
+    name: hook.displayName,
+    properties: {},
+    status: 'Succeeded',
+  });
+  const v21: Webhook = { ...hook, apiVersion: 'v2.1', v21Events: ['TranscriptionCompletion', 'EndpointDataCollectionCompletion'], active: false, properties: { Active: 'False' } };
+  t.match(v21HookView(v21), { events: ['TranscriptionCompletion', 'EndpointDataCollectionCompletion'], active: false, properties: { Active: 'False' } });
+  t.same(Object.keys(v21HookView(v21).configuration), ['url']);
+});
+
+t.test('transcription entity for each job status', async (t) => {
+  const self = `${base}/speechtotext/v3.1/transcriptions/job-1`;
+  t.same(transcriptionView(job(), base), {
+    id: 'job-1',
+    self,
+    links: { files: `${self}/files` },
+    properties: {
+      diarizationEnabled: false,
+      wordLevelTimestampsEnabled: true,
+      displayFormWordLevelTimestampsEnabled: false,
+      channels: [0],
+      punctuationMode: 'Automatic',
+      profanityFilterMode: 'None',
+      timeToLive: 'P7D',
+    },
+    lastActionDateTime: '2024-05-01T12:00:05Z',
+    status: 'NotStarted',
+    createdDateTime: '2024-05-01T12:00:00Z',
+    locale: 'en-US',
+    displayName: 'job-1',
+  });
+  t.equal(transcriptionView(job({ status: 'processing' }), base).status, 'Running');
+  const done = transcriptionView(job({ status: 'completed', audioDurationMs: 11040, userToken: 'my job' }), base);
+  t.match(done, { status: 'Succeeded', properties: { duration: 'PT11.04S' }, displayName: 'my job' });
+  t.notOk('error' in done.properties);
+  const failed = transcriptionView(job({ status: 'failed', error: { code: 'ERR_AUDIO_CORRUPT', message: 'audio is corrupt' } }), base);
+  t.match(failed, { status: 'Failed', properties: { error: { code: 'InvalidData', message: 'audio is corrupt' } } });
+  t.match(transcriptionView(job({ status: 'failed', error: { code: 'ERR_INTERRUPTED', message: 'x' } }), base).properties, { error: { code: 'InternalError' } });
+  t.equal(jobLocale(job({ model: 'de-DE_Multimedia', options: { language: 'de' } })), 'de-DE');
+  t.equal(jobLocale(job({ model: 'en-US_BroadbandModel', options: { language: 'auto' } })), 'en-US');
+  t.equal(jobLocale(job({ model: 'en-US_BroadbandModel', options: { language: 'fr' } })), 'fr');
+});
+
+t.test('v2.1 transcription entity: the seed payload shape', async (t) => {
+  const v = v21TranscriptionView(job({ status: 'completed', audioDurationMs: 2400 }), 'http://x/content');
+  t.match(v, {
+    results: [{ resultUrls: [{ fileName: 'transcription_0', resultUrl: 'http://x/content' }] }],
+    statusMessage: 'None.',
+    id: 'job-1',
+    status: 'Succeeded',
+    locale: 'en-US',
+    name: 'job-1',
+    properties: { AddWordLevelTimestamps: 'True', Duration: '00:00:02' },
+  });
+  t.match(v21TranscriptionView(job({ status: 'failed', error: { code: 'E', message: 'broken' } }), undefined), { results: [], statusMessage: 'broken', status: 'Failed' });
+});
+
+t.test('result file: Azure transcription JSON with ticks, nBest and words', async (t) => {
+  const done = job({ status: 'completed', audioDurationMs: 11040 });
+  const result = transcriptionResult(done, transcript, 'src');
+  t.match(result, {
+    source: 'src',
+    timestamp: '2024-05-01T12:00:05Z',
+    durationInTicks: 110_400_000,
+    duration: 'PT11.04S',
+    combinedRecognizedPhrases: [{ channel: 0, lexical: 'hello world and so on', itn: 'hello world and so on', display: 'Hello, world. And so on.' }],
+  });
+  t.equal(result.recognizedPhrases.length, 2, 'empty segments are left out');
+  t.same(result.recognizedPhrases[0], {
+    recognitionStatus: 'Success',
+    channel: 0,
+    offset: 'PT0.76S',
+    duration: 'PT1.32S',
+    offsetInTicks: 7_600_000,
+    durationInTicks: 13_200_000,
+    nBest: [
+      {
+        confidence: 0.5643338,
+        lexical: 'hello world',
+        itn: 'hello world',
+        maskedITN: 'hello world',
+        display: 'Hello, world.',
+        words: [
+          { word: 'hello', offset: 'PT0.76S', duration: 'PT0.76S', offsetInTicks: 7_600_000, durationInTicks: 7_600_000, confidence: 0.9 },
+          { word: 'world', offset: 'PT1.52S', duration: 'PT0.56S', offsetInTicks: 15_200_000, durationInTicks: 5_600_000, confidence: 0.8 },
+        ],
+      },
+    ],
+  });
+  const noWords = transcriptionResult(job({ status: 'completed', output: { timestamps: false, wordConfidence: false } }), transcript, 'src');
+  t.notOk('words' in noWords.recognizedPhrases[0]!.nBest[0]!, 'words only with word-level timestamps');
+  t.equal(lexical("It's a well-known -- test, isn't it?"), "it's a well-known test isn't it");
+});
+
+t.test('files: result and report once finished, stable ids, signed content URLs', async (t) => {
+  t.same(fileContents(job(), undefined, base), [], 'nothing before the job finished');
+  const done = job({ status: 'completed', audioDurationMs: 11040 });
+  const files = fileContents(done, transcript, base);
+  t.same(files.map((f) => f.kind), ['Transcription', 'TranscriptionReport']);
+  t.match(files[1]!.content, { successfulTranscriptionsCount: 1, failedTranscriptionsCount: 0, details: [{ status: 'Succeeded' }] });
+  const failed = job({ status: 'failed', error: { code: 'ERR_AUDIO_CORRUPT', message: 'bad' } });
+  t.same(fileContents(failed, undefined, base).map((f) => f.kind), ['TranscriptionReport']);
+  t.match(transcriptionReport(failed, 's'), { failedTranscriptionsCount: 1, details: [{ source: 's', status: 'Failed', errorKind: 'ERR_AUDIO_CORRUPT', errorMessage: 'bad' }] });
+
+  const id = fileId('job-1', 'Transcription');
+  t.match(id, /^[0-9a-f]{8}-[0-9a-f]{4}-5[0-9a-f]{3}-a[0-9a-f]{3}-[0-9a-f]{12}$/);
+  t.equal(fileId('job-1', 'Transcription'), id, 'stable');
+  t.not(fileId('job-1', 'TranscriptionReport'), id);
+
+  let now = t0;
+  const urls = new ContentUrls(() => now);
+  urls.setKey(Buffer.from('k'));
+  const url = new URL(urls.url(base, 'job-1', id, t0 + 60_000));
+  t.equal(url.pathname, `/speechtotext/v3.1/transcriptions/job-1/files/${id}/content`);
+  t.doesNotThrow(() => urls.verify('job-1', id, url.searchParams));
+  t.throws(() => urls.verify('job-2', id, url.searchParams), { code: 'ERR_UNAUTHORIZED', message: /not valid/ });
+  t.throws(() => urls.verify('job-1', id, new URLSearchParams()), { code: 'ERR_UNAUTHORIZED', message: /not signed/ });
+  const tampered = new URLSearchParams(url.searchParams);
+  tampered.set('se', String(Number(tampered.get('se')) + 1000));
+  t.throws(() => urls.verify('job-1', id, tampered), { code: 'ERR_UNAUTHORIZED' });
+  now = t0 + 120_000;
+  t.throws(() => urls.verify('job-1', id, url.searchParams), { code: 'ERR_UNAUTHORIZED', message: /expired/ });
+
+  const view = fileView(done, 'Transcription', files[0]!.content, base, 'http://c');
+  t.same(view, {
+    self: `${base}/speechtotext/v3.1/transcriptions/job-1/files/${id}`,
+    name: 'contenturl_0.json',
+    kind: 'Transcription',
+    properties: { size: Buffer.byteLength(JSON.stringify(files[0]!.content)) },
+    createdDateTime: '2024-05-01T12:00:05Z',
+    links: { contentUrl: 'http://c' },
+  });
+});
+
+t.test('errors: Azure codes with innerError where a detailed code applies', async (t) => {
+  t.same(azureErrorBody(new AzureError('ERR_INVALID_ARGUMENT', 'm', 'InvalidWebHookEventKind')), {
+    status: 400,
+    body: { code: 'InvalidRequest', message: 'm', innerError: { code: 'InvalidWebHookEventKind', message: 'm' } },
+  });
+  t.same(azureErrorBody(new AppError('ERR_NOT_FOUND', 'gone')), { status: 404, body: { code: 'NotFound', message: 'gone' } });
+  t.same(azureErrorBody(new AppError('ERR_UNAUTHORIZED', 'who')).body, { code: 'Unauthorized', message: 'who' });
+  t.match(azureErrorBody(new AppError('ERR_JOB_BUSY', 'busy')).body, { code: 'InvalidRequest', innerError: { code: 'DeleteNotAllowed' } });
+  t.match(azureErrorBody(new AppError('ERR_UNSUPPORTED_MEDIA_TYPE', 'x')), { status: 415, body: { code: 'UnsupportedMediaType', innerError: { code: 'InvalidRequestBodyFormat' } } });
+  t.match(azureErrorBody(new AppError('ERR_STORE', 'x')), { status: 500, body: { code: 'InternalServerError', innerError: { code: 'UnexpectedError' } } });
+  t.same(azureErrorBody(new AppError('ERR_QUEUE_FULL', 'x')), { status: 503, body: { code: 'ServiceUnavailable', message: 'x' } });
+  t.equal(azureErrorBody(new AppError('ERR_ABORTED', 'x')).status, 400);
+});

@@ -1,0 +1,120 @@
+// The web hook registry on a real LMDB store with a scripted challenge: the challenge's
+// request and verdicts, PATCH re-running it, disabling on failed deliveries, deletion.
+import { createHmac } from 'node:crypto';
+import t from 'tap';
+
+import { parseCreateV21, parseCreateV31 } from '../../src/azure/webhook-input.js';
+import { AppError } from '../../src/errors.js';
+import type { DeliveryRecord } from '../../src/delivery/outbox.js';
+import { registrySetup } from '../helpers/azure-fixtures.js';
+
+const base = 'http://pi.local';
+const input = (extra: Record<string, unknown> = {}) =>
+  parseCreateV31({ displayName: 'h', webUrl: 'http://10.0.0.5/cb?x=1', events: { transcriptionCompletion: true }, ...extra });
+
+t.test('create: challenge POST-style request with token and signature; Succeeded; stored', async (t) => {
+  const s = registrySetup(t);
+  const hook = await s.registry.create(input({ properties: { secret: 'k' } }), base);
+  t.equal(hook.status, 'Succeeded');
+  t.notOk(hook.error);
+  t.equal(s.challenges.length, 1);
+  const { url, headers } = s.challenges[0]!;
+  const target = new URL(url);
+  t.equal(`${target.origin}${target.pathname}`, 'http://10.0.0.5/cb');
+  t.equal(target.searchParams.get('x'), '1', 'the URL keeps its own query');
+  const token = target.searchParams.get('validationToken')!;
+  t.match(token, /^[0-9a-f]{32}$/);
+  t.equal(headers['X-MicrosoftSpeechServices-Event'], 'Challenge');
+  t.equal(headers['X-MicrosoftSpeechServices-Signature'], createHmac('sha256', 'k').update(token).digest('base64'));
+  t.same(s.registry.get(hook.id), hook);
+  const unsigned = await s.registry.create(input(), base);
+  t.notOk('X-MicrosoftSpeechServices-Signature' in s.challenges[1]!.headers, 'no secret, no signature');
+  t.same(s.registry.all().map((h) => h.id), [hook.id, unsigned.id], 'oldest first');
+});
+
+t.test('create: a failed challenge stores the hook as Failed, with the reason', async (t) => {
+  const s = registrySetup(t);
+  const cases: Array<[() => unknown, RegExp]> = [
+    [() => ({ status: 200, body: 'wrong' }), /^Challenge response payload doesn't match validation token. Expected: [0-9a-f]{32}, actual: wrong$/],
+    [() => ({ status: 500, body: '' }), /responded with status code 500/],
+    [() => ({ status: 302, body: '', location: 'http://10.9.9.9/elsewhere?token=x' }), /HTTP 302 \(a redirect to http:\/\/10.9.9.9\/elsewhere\); redirects are not followed/],
+    [() => Promise.reject(new AppError('ERR_TARGET_TIMEOUT', 'slow')), /did not respond within 5 seconds/],
+    [() => Promise.reject(new AppError('ERR_TARGET_UNREACHABLE', 'could not deliver: connection refused')), /Challenge failed: could not deliver: connection refused/],
+  ];
+  for (const [answer, message] of cases) {
+    s.answer = answer as never;
+    const hook = await s.registry.create(input(), base);
+    t.equal(hook.status, 'Failed');
+    t.match(hook.error, { code: 'InvalidCallbackUri', message });
+    t.equal(s.registry.refusal(hook.id)?.includes('disabled (status Failed'), true);
+  }
+});
+
+t.test('create: a target outside the allow-list is refused and not stored', async (t) => {
+  const s = registrySetup(t);
+  s.answer = () => Promise.reject(new AppError('ERR_TARGET_FORBIDDEN', 'host x resolves to 127.0.0.1: loopback'));
+  await t.rejects(s.registry.create(input(), base), { code: 'ERR_TARGET_FORBIDDEN', status: 400, innerCode: 'InvalidCallbackUri', message: /cannot be used: host x resolves to 127.0.0.1/ });
+  t.same(s.registry.all(), []);
+});
+
+t.test('v2.1 hooks: no challenge, the target is checked', async (t) => {
+  const s = registrySetup(t, async (url) => {
+    if (url.includes('169.254')) throw new AppError('ERR_TARGET_FORBIDDEN', 'link-local');
+  });
+  const v21 = { configuration: { url: 'http://10.0.0.7/h' }, events: ['TranscriptionCompletion'], name: 'n' };
+  const hook = await s.registry.create(parseCreateV21(v21), base);
+  t.equal(hook.status, 'Succeeded');
+  t.equal(s.challenges.length, 0);
+  await t.rejects(s.registry.create(parseCreateV21({ ...v21, configuration: { url: 'http://169.254.169.254/' } }), base), { status: 400, message: /link-local/ });
+});
+
+t.test('PATCH: plain changes keep the challenge; a new URL or a Failed hook runs it again', async (t) => {
+  const s = registrySetup(t);
+  const hook = await s.registry.create(input({ properties: { secret: 'a' } }), base);
+  const renamed = await s.registry.update(hook.id, { displayName: 'renamed', events: { transcriptionCreation: true } }, 'http://other');
+  t.equal(s.challenges.length, 1, 'no new challenge');
+  t.match(renamed, { displayName: 'renamed', events: ['transcriptionCreation', 'transcriptionCompletion'], secret: 'a', baseUrl: 'http://other', status: 'Succeeded' });
+
+  s.answer = () => ({ status: 404, body: '' });
+  const moved = await s.registry.update(hook.id, { webUrl: 'http://10.0.0.6/new' }, base);
+  t.equal(s.challenges.length, 2);
+  t.match(moved, { webUrl: 'http://10.0.0.6/new', status: 'Failed', error: { message: /status code 404/ } });
+
+  s.answer = (url) => ({ status: 200, body: url.searchParams.get('validationToken')! });
+  const fixed = await s.registry.update(hook.id, { secret: null }, base);
+  t.equal(s.challenges.length, 3, 'a PATCH of a Failed hook runs the challenge');
+  t.equal(fixed.status, 'Succeeded');
+  t.notOk(fixed.error, 'the error is cleared');
+  t.notOk(fixed.secret, 'secret removed');
+  t.notOk('X-MicrosoftSpeechServices-Signature' in s.challenges[2]!.headers);
+  await t.rejects(s.registry.update('missing', {}, base), { code: 'ERR_NOT_FOUND' });
+});
+
+t.test('failing deliveries disable the hook; PATCH re-enables; delete drops pending deliveries', async (t) => {
+  const s = registrySetup(t);
+  const hook = await s.registry.create(input(), base);
+  t.equal(s.registry.refusal(hook.id), undefined);
+  const record = (extra: Partial<DeliveryRecord>): DeliveryRecord =>
+    ({ id: 'd1', event: 'TranscriptionCompletion', target: { kind: 'azure-webhook', url: hook.webUrl, hookId: hook.id }, attempts: 8, lastError: 'HTTP 500', ...extra }) as DeliveryRecord;
+  await s.registry.deliveryGone(record({ lastStatus: 410 }));
+  t.match(s.registry.get(hook.id), { status: 'Failed', error: { code: 'DeliveryFailed', message: /410 Gone to delivery d1/ } });
+  await s.registry.deliveryDead(record({ id: 'd2' }));
+  t.match(s.registry.get(hook.id)!.error!.message, /410/, 'the first reason stays');
+  t.match(s.registry.refusal(hook.id), /disabled \(status Failed: .*410.*PATCH it to re-enable/);
+
+  await s.registry.update(hook.id, {}, base);
+  t.equal(s.registry.get(hook.id)!.status, 'Succeeded');
+  await s.registry.deliveryDead(record({ id: 'd3' }));
+  t.match(s.registry.get(hook.id)!.error, { code: 'DeliveryFailed', message: /Delivery d3 \(TranscriptionCompletion\) failed after 8 attempt\(s\): HTTP 500/ });
+  await s.registry.deliveryDead({ ...record({}), target: { kind: 'ibm-callback', url: 'x' } });
+  await s.registry.update(hook.id, {}, base);
+  await s.registry.deliveryDead(record({ id: 'd4', lastError: 'not sent: web hook was disabled' }));
+  t.equal(s.registry.get(hook.id)!.status, 'Succeeded', 'a delivery refused without a request changes nothing');
+
+  await s.outbox.enqueueDurably({ orderKey: 'k', target: { kind: 'azure-webhook', url: hook.webUrl, hookId: hook.id }, event: 'e', body: '{}' });
+  const other = await s.outbox.enqueueDurably({ orderKey: 'k2', target: { kind: 'azure-webhook', url: hook.webUrl, hookId: 'other' }, event: 'e', body: '{}' });
+  t.equal(await s.registry.delete(hook.id), true);
+  t.same([...s.outbox.pending()].map((r) => r.id), [other.id], 'only the deleted hook\'s deliveries are dropped');
+  t.equal(await s.registry.delete(hook.id), false);
+  t.match(s.registry.refusal(hook.id), /no longer exists/);
+});
