@@ -231,6 +231,13 @@ t.test('data that is not what the Content-Type says is unsupported, with both na
   await decodeFails(t, wav16k, 'audio/l16;rate=16000', 'ERR_AUDIO_UNSUPPORTED', /wav file, not headerless/);
 });
 
+function truncateInsideFrame(input: string, output: string): string {
+  const bytes = readFileSync(input);
+  const frames = mpegFrameOffsets(bytes);
+  writeFileSync(output, bytes.subarray(0, frames[Math.floor(frames.length * 0.6)]! + 11));
+  return output;
+}
+
 t.test('truncated files fail as corrupt instead of decoding part', async (t) => {
   const cases: Array<[string, string, RegExp]> = [
     [wav16k, 'audio/wav', /wav header declares more audio data than the file holds/],
@@ -243,7 +250,11 @@ t.test('truncated files fail as corrupt instead of decoding part', async (t) => 
     [aiff, 'audio/aiff', /aiff header declares more audio data/],
   ];
   for (const [file, type, message] of cases) {
-    await decodeFails(t, truncateFile(file, `${file}.truncated`), type, 'ERR_AUDIO_CORRUPT', message);
+    // MP3: cut inside a frame, whatever the encoder's frame sizes this time (a cut that
+    // happens to fall on a frame boundary of a file without a Xing header is undetectable).
+    const truncated =
+      type === 'audio/mpeg' ? truncateInsideFrame(file, `${file}.truncated`) : truncateFile(file, `${file}.truncated`);
+    await decodeFails(t, truncated, type, 'ERR_AUDIO_CORRUPT', message);
   }
   // Raw audio cut inside a frame (an odd byte count of stereo 16-bit).
   await decodeFails(t, truncateFile(l16le, at('cut.l16'), 0.5001), 'audio/l16;rate=8000;channels=2', 'ERR_AUDIO_CORRUPT', /whole number of 4-byte frames/);
