@@ -28,7 +28,7 @@ export function decodingSettings(threads: number, flashAttn = true): { native: N
   };
 }
 
-/** whisper_print_timings' lines, in ms (`encodeRuns`: the count after "encode time = ... /"). */
+/** whisper_print_timings' lines, in ms (`encodeRuns`, `decodeRuns`: the counts after "encode time = ... /"). */
 export interface WhisperTimings {
   loadMs: number;
   melMs: number;
@@ -36,6 +36,7 @@ export interface WhisperTimings {
   encodeMs: number;
   encodeRuns: number;
   decodeMs: number;
+  decodeRuns: number;
   batchdMs: number;
   promptMs: number;
   totalMs: number;
@@ -47,14 +48,15 @@ export function parseWhisperTimings(stderr: string, tool = 'whisper tool'): Whis
     if (!m) throw new Error(`${tool} printed no "${label} time":\n${stderr.split('\n').slice(-12).join('\n')}`);
     return Number(m[1]);
   };
-  const runs = /encode time =\s*[\d.]+ ms \/\s*(\d+) runs/.exec(stderr);
+  const runs = (label: string) => Number(new RegExp(`${label} time =\\s*[\\d.]+ ms /\\s*(\\d+) runs`).exec(stderr)?.[1] ?? 1);
   return {
     loadMs: ms('load'),
     melMs: ms('mel'),
     sampleMs: ms('sample'),
     encodeMs: ms('encode'),
-    encodeRuns: runs ? Number(runs[1]) : 1,
+    encodeRuns: runs('encode'),
     decodeMs: ms('decode'),
+    decodeRuns: runs('decode'),
     batchdMs: ms('batchd'),
     promptMs: ms('prompt'),
     totalMs: ms('total'),
