@@ -30,7 +30,7 @@
 // longer file (--long-seconds 180) when there is time. Each row runs whisper-bench once,
 // which alone takes 20-60 s there (its decoder part is fixed).
 import { execFile, spawn } from 'node:child_process';
-import { accessSync, constants, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, realpathSync, renameSync, rmSync, statSync, statfsSync, writeFileSync } from 'node:fs';
+import { accessSync, constants, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, statSync, statfsSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -43,6 +43,7 @@ import { decodingSettings, normalizeText, runTool, runWhisperBench, runWhisperCl
 import { makeTestModels, QUANTS as GENERATOR_QUANTS, type Quant as GeneratorQuant } from './make-test-model.js';
 import { loadAddon } from '../src/engine/native.js';
 import { nativeBuildDir, nativeTool, projectRoot } from '../src/paths.js';
+import { runIfMain } from './lib/cli.js';
 
 const exec = promisify(execFile);
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -892,16 +893,4 @@ async function main(argv: string[]): Promise<number> {
   }
 }
 
-function invokedDirectly(): boolean {
-  const entry = process.argv[1];
-  if (entry === undefined) return false;
-  try {
-    return realpathSync(entry) === fileURLToPath(import.meta.url);
-  } catch {
-    return false;
-  }
-}
-
-if (invokedDirectly()) {
-  process.exitCode = await main(process.argv.slice(2));
-}
+await runIfMain(import.meta.url, main);

@@ -16,14 +16,13 @@
 // - Progress: a bar on a terminal, a plain line every 15 s otherwise (the journal).
 
 import { createHash } from 'node:crypto';
-import { createReadStream, realpathSync } from 'node:fs';
+import { createReadStream } from 'node:fs';
 import { mkdir, open, readFile, rename, rm, stat } from 'node:fs/promises';
 import http, { type IncomingMessage } from 'node:http';
 import https from 'node:https';
 import { join, resolve } from 'node:path';
 import { Transform, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 
 import {
@@ -35,6 +34,7 @@ import {
   parseCatalog,
   type CatalogEntry,
 } from './lib/model-catalog.js';
+import { runIfMain } from './lib/cli.js';
 
 export { MODEL_CATALOG, parseCatalog, type CatalogEntry } from './lib/model-catalog.js';
 
@@ -737,16 +737,4 @@ async function main(argv: string[]): Promise<number> {
   }
 }
 
-function invokedDirectly(): boolean {
-  const entry = process.argv[1];
-  if (entry === undefined) return false;
-  try {
-    return realpathSync(entry) === fileURLToPath(import.meta.url);
-  } catch {
-    return false;
-  }
-}
-
-if (invokedDirectly()) {
-  process.exitCode = await main(process.argv.slice(2));
-}
+await runIfMain(import.meta.url, main);

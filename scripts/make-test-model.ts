@@ -16,10 +16,9 @@
 
 import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { createReadStream, existsSync, realpathSync } from 'node:fs';
+import { createReadStream, existsSync } from 'node:fs';
 import { mkdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { join, relative, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { isDeepStrictEqual, parseArgs } from 'node:util';
 
 import { MODEL_SHAPES, whisperHparams, writeWhisperModel, type ModelShape, type WhisperHparams } from './lib/ggml-writer.js';
@@ -50,6 +49,7 @@ export {
   type VadTensor,
   type WrittenVadModel,
 } from './lib/vad-writer.js';
+import { runIfMain } from './lib/cli.js';
 
 /** Bump whenever the bytes written for the same options change: sidecars then stop matching. */
 export const GENERATOR_VERSION = 1;
@@ -388,16 +388,4 @@ async function main(argv: string[]): Promise<number> {
   }
 }
 
-function invokedDirectly(): boolean {
-  const entry = process.argv[1];
-  if (entry === undefined) return false;
-  try {
-    return realpathSync(entry) === fileURLToPath(import.meta.url);
-  } catch {
-    return false;
-  }
-}
-
-if (invokedDirectly()) {
-  process.exitCode = await main(process.argv.slice(2));
-}
+await runIfMain(import.meta.url, main);
