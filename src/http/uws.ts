@@ -29,7 +29,7 @@ export function loadUws(): Uws {
         "earshot does not run on the package's slow JavaScript fallback. Possible solutions:",
         '- Use Node.js 18 or 20 (the package ships binaries for their ABIs 108 and 115)',
         '- Use glibc 2.36 or newer (Debian 12 / Raspberry Pi OS bookworm)',
-        '- Reinstall dependencies: npm ci',
+        '- Reinstall dependencies: npm install',
       ].join('\n'),
     );
   }

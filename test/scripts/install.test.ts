@@ -29,7 +29,7 @@ const shimBodies: Record<string, string> = {
   systemctl: 'record systemctl "$@"',
   npm: `record npm "$@" "(in $PWD)"
 case "$1" in
-  ci) mkdir -p node_modules/nodejs-whisper; touch node_modules/.package-lock.json ;;
+  install) mkdir -p node_modules/nodejs-whisper; touch node_modules/.package-lock.json ;;
   run) mkdir -p dist/src dist/scripts; echo '// built' >dist/src/main.js; echo '// built' >dist/scripts/download-model.js ;;
 esac`,
   'build-native': `record "EARSHOT_PRESET=$EARSHOT_PRESET EARSHOT_TOOLS=$EARSHOT_TOOLS build-native" "$@" "(in $PWD)"
@@ -139,7 +139,7 @@ t.test('Pi 5: first install, then a second run upgrades in place', async (t) => 
 
   assertCalls(t, first.calls, [
     ...aptCalls,
-    'npm ci --include=dev --no-audit --no-fund (in $ROOT/opt/earshot)',
+    'npm install --include=dev --no-audit --no-fund (in $ROOT/opt/earshot)',
     'EARSHOT_PRESET=pi5 EARSHOT_TOOLS=OFF build-native (in $ROOT/opt/earshot)',
     'npm run --silent build:ts (in $ROOT/opt/earshot)',
     'download-model tiny.en-q5_1 --dir $ROOT/var/lib/earshot/models',
@@ -217,7 +217,7 @@ t.test('Pi 5: first install, then a second run upgrades in place', async (t) => 
   writeFileSync(path.join(app, 'node_modules/.earshot-install-stamp'), 'stale\n');
   const third = run(fake, []);
   t.equal(third.code, 0, third.stderr);
-  t.ok(third.calls.includes('npm ci --include=dev --no-audit --no-fund (in $ROOT/opt/earshot)'), 'npm ci again');
+  t.ok(third.calls.includes('npm install --include=dev --no-audit --no-fund (in $ROOT/opt/earshot)'), 'npm install again');
 });
 
 t.test('Pi 4, another prefix and model', async (t) => {
@@ -226,7 +226,7 @@ t.test('Pi 4, another prefix and model', async (t) => {
   t.equal(r.code, 0, r.stderr);
   assertCalls(t, r.calls, [
     ...aptCalls,
-    'npm ci --include=dev --no-audit --no-fund (in $ROOT/srv/earshot)',
+    'npm install --include=dev --no-audit --no-fund (in $ROOT/srv/earshot)',
     'EARSHOT_PRESET=pi4 EARSHOT_TOOLS=OFF build-native (in $ROOT/srv/earshot)',
     'npm run --silent build:ts (in $ROOT/srv/earshot)',
     'download-model base.en-q5_1 --dir $ROOT/var/lib/earshot/models',
