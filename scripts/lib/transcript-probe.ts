@@ -17,6 +17,7 @@ import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 
 import { loadAddon } from '../../src/engine/native.js';
+import { testSignal } from './test-signal.js';
 
 /** Seconds, tone frequency and noise seed of each signal. */
 const DEFAULT_CASES = '2:440:1,1:1000:2,1.5:220:3';
@@ -25,20 +26,6 @@ const DEFAULT_CASES = '2:440:1,1:1000:2,1.5:220:3';
  * summation orders move p in the 4th digit; a wrong kernel moves it much more.
  */
 const P_TOLERANCE = 0.01;
-
-/** A tone with a little seeded xorshift noise at 16 kHz, as test/helpers/pcm.ts's testSignal. */
-function probeSignal(seconds: number, frequency: number, seed: number): Float32Array {
-  const out = new Float32Array(Math.round(seconds * 16000));
-  let state = seed >>> 0 || 1;
-  for (let i = 0; i < out.length; i++) {
-    state ^= state << 13;
-    state ^= state >>> 17;
-    state ^= state << 5;
-    const noise = ((state >>> 0) / 0xffffffff - 0.5) * 0.05;
-    out[i] = 0.3 * Math.sin((2 * Math.PI * frequency * i) / 16000) + noise;
-  }
-  return out;
-}
 
 const sha256 = (data: Uint8Array) => createHash('sha256').update(data).digest('hex');
 
@@ -86,7 +73,7 @@ function parseCases(spec: string): Array<{ seconds: number; frequency: number; s
 async function run(modelFile: string, casesSpec: string, pcm: string | undefined): Promise<ProbeRun> {
   const signals: Array<{ seconds: number; frequency?: number; seed?: number; pcm?: string; samples: Float32Array }> = parseCases(
     casesSpec,
-  ).map((c) => ({ ...c, samples: probeSignal(c.seconds, c.frequency, c.seed) }));
+  ).map((c) => ({ ...c, samples: testSignal(c.seconds, c.frequency, c.seed) }));
   if (pcm !== undefined) {
     const bytes = readFileSync(pcm);
     const samples = new Float32Array(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength - (bytes.byteLength % 4)));
