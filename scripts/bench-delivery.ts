@@ -15,7 +15,7 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 
 import { ContentUrls } from '../src/azure/files.js';
-import { AzureNotifier, webhookAwareSend } from '../src/azure/notifier.js';
+import { AzureNotifier, followWebhook } from '../src/azure/notifier.js';
 import { parseCreateV31 } from '../src/azure/webhook-input.js';
 import { policyTargetCheck, WebhookRegistry } from '../src/azure/webhooks.js';
 import { CidrPolicy } from '../src/delivery/cidr.js';
@@ -99,7 +99,7 @@ async function throughput(dir: string, deliveries: number, hooks: number, concur
   const jobs = Math.ceil(deliveries / hooks);
   for (let i = 0; i < jobs; i++) await db.durably(() => notifier.notify(fakeJob(i), 'created', undefined));
   const count = jobs * hooks;
-  const dispatcher = new Dispatcher({ outbox, policy, log, send: webhookAwareSend(registry, outbox, sendRequest), ...(concurrency ? { concurrency } : {}) });
+  const dispatcher = new Dispatcher({ outbox, policy, log, prepare: followWebhook(registry), ...(concurrency ? { concurrency } : {}) });
   const started = Date.now();
   dispatcher.start();
   while (received < count) await new Promise((r) => setTimeout(r, 5));

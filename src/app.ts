@@ -3,7 +3,7 @@ import { readFileSync } from 'node:fs';
 
 import { resolveApiKey } from './api-key.js';
 import { ContentUrls } from './azure/files.js';
-import { AzureNotifier, webhookAwareSend } from './azure/notifier.js';
+import { AzureNotifier, followWebhook } from './azure/notifier.js';
 import { policyTargetCheck, WebhookRegistry } from './azure/webhooks.js';
 import type { Config } from './config.js';
 import { createRetrySchedule } from './delivery/backoff.js';
@@ -103,7 +103,7 @@ export class App {
       policy,
       log: log.child('delivery'),
       // Web hook deliveries follow their hook: disabled hooks get nothing, URL and secret as they are now.
-      send: webhookAwareSend(this.webhooks, this.outbox, sendRequest),
+      prepare: followWebhook(this.webhooks),
       onGone: (delivery) => void this.webhooks.deliveryGone(delivery),
       onDead: (delivery) => void this.webhooks.deliveryDead(delivery),
       schedule: createRetrySchedule({ retryDelaysMs: config.retryDelaysMs }),
@@ -140,6 +140,8 @@ export class App {
       decode: (job, inputPath, outputPath, signal) =>
         decodeAudio({ inputPath, outputPath, format: job.format, limits: { maxSeconds: config.maxAudioSeconds }, signal }),
     });
+    // The languages whisper.cpp knows: fixed for the build, asked once.
+    const languages = this.addon.languages();
     this.http = new HttpServer({
       host: config.host,
       port: config.port,
@@ -154,7 +156,7 @@ export class App {
           model: () => {
             // Until the model is loaded, what it can transcribe is unknown.
             if (!this.engine.model) throw new AppError('ERR_NOT_READY', 'The model is still loading; try again shortly');
-            return { multilingual: this.engine.model.multilingual, languages: this.addon.languages() };
+            return { multilingual: this.engine.model.multilingual, languages };
           },
           minAudioBytes: 100,
           maxAudioBytes: config.maxUploadBytes,

@@ -2,6 +2,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 
+import { defaultRetryDelaysMs } from './delivery/backoff.js';
 import { CidrPolicy } from './delivery/cidr.js';
 import { AppError } from './errors.js';
 import { logLevels, type LogLevel } from './log.js';
@@ -226,7 +227,7 @@ const settings = [
     key: 'retryDelaysMs',
     env: 'EARSHOT_RETRY_SCHEDULE',
     description: 'waits between delivery attempts',
-    default: () => [5_000, 300_000, 1_800_000, 7_200_000, 18_000_000, 36_000_000, 86_400_000],
+    default: () => [...defaultRetryDelaysMs],
     parse: durationList,
   },
   {

@@ -1,13 +1,10 @@
 import { randomUUID } from 'node:crypto';
 
-import type { SendFunction } from '../delivery/http-client.js';
 import type { DeliveryRecord, EnqueueInput, Outbox } from '../delivery/outbox.js';
-import { azureSignature, standardWebhookSignature } from '../delivery/signing.js';
 import { AppError } from '../errors.js';
 import { isFinished, type Job } from '../jobs/job.js';
 import type { JobChange, JobNotifier } from '../jobs/job-service.js';
 import type { StoredTranscript } from '../jobs/job-store.js';
-import { invalid } from './errors.js';
 import { fileId, type ContentUrls } from './files.js';
 import { transcriptionView, v21HookView, v21TranscriptionView, webHookView } from './views.js';
 import { eventKey, type TranscriptionEventKind } from './webhook-input.js';
@@ -65,7 +62,7 @@ export class AzureNotifier implements JobNotifier {
 
   /** Sends event `ping` with the hook itself as the body; resolves once queued. */
   async ping(hookId: string): Promise<DeliveryRecord> {
-    const hook = this.requireEnabled(hookId);
+    const hook = this.o.registry.requireEnabled(hookId);
     const id = randomUUID();
     const entity = hook.apiVersion === 'v2.1' ? v21HookView(hook) : webHookView(hook, hook.baseUrl);
     return this.o.outbox.enqueueDurably(this.delivery(hook, id, 'ping', 'ping', { ...entity, invocationId: id }));
@@ -76,19 +73,12 @@ export class AzureNotifier implements JobNotifier {
    * events, as that event; resolves undefined when there is none.
    */
   async test(hookId: string, jobs: Iterable<Job>): Promise<DeliveryRecord | undefined> {
-    const hook = this.requireEnabled(hookId);
+    const hook = this.o.registry.requireEnabled(hookId);
     for (const job of jobs) {
       const kind = eventsReached(job).reverse().find((k) => subscribes(hook, eventKey(k)));
       if (kind) return this.o.outbox.enqueueDurably(this.transcriptionDelivery(hook, kind, job));
     }
     return undefined;
-  }
-
-  private requireEnabled(hookId: string): Webhook {
-    const hook = this.o.registry.require(hookId);
-    const why = this.o.registry.refusal(hookId);
-    if (why) throw invalid('InvalidPrerequisite', `Nothing is sent to this web hook: ${why}`);
-    return hook;
   }
 
   private transcriptionDelivery(hook: Webhook, kind: TranscriptionEventKind, job: Job): EnqueueInput {
@@ -114,37 +104,30 @@ export class AzureNotifier implements JobNotifier {
       event,
       body: JSON.stringify(body),
       headers: { [eventHeader]: event },
-      signing: hook.secret ? { azure: { secret: hook.secret }, standard: { secret: hook.secret } } : {},
+      signing: signingFor(hook),
     };
   }
 }
 
-const signatureHeader = 'X-MicrosoftSpeechServices-Signature';
+/** How deliveries to `hook` are signed: Azure's header and Standard Webhooks, with its secret. */
+const signingFor = (hook: Webhook): DeliveryRecord['signing'] =>
+  hook.secret ? { azure: { secret: hook.secret }, standard: { secret: hook.secret } } : {};
 
 /**
- * The dispatcher's send function for web hook deliveries, following the hook as it is
- * now rather than as it was when the delivery was queued: a delivery to a hook that is
+ * The dispatcher's `prepare` for web hook deliveries, following the hook as it is now
+ * rather than as it was when the delivery was queued: a delivery to a hook that is
  * disabled (Failed), inactive or deleted is refused without a request (the dispatcher
  * then dead-letters it at once, so it can be redelivered after a PATCH re-enabled the
  * hook), and the others go to the hook's current URL, signed with its current secret.
  * IBM callback deliveries pass through unchanged.
  */
-export function webhookAwareSend(registry: WebhookRegistry, outbox: Outbox, send: SendFunction): SendFunction {
-  return (options) => {
-    const deliveryId = options.headers['X-Earshot-Delivery-Id'];
-    const record = deliveryId ? outbox.get(deliveryId) : undefined;
-    const hookId = record?.target.kind === 'azure-webhook' ? record.target.hookId : undefined;
-    if (!record || !hookId) return send(options);
+export function followWebhook(registry: WebhookRegistry): (record: DeliveryRecord) => DeliveryRecord {
+  return (record) => {
+    const hookId = record.target.kind === 'azure-webhook' ? record.target.hookId : undefined;
+    if (!hookId) return record;
     const why = registry.refusal(hookId);
-    if (why) return Promise.reject(new AppError('ERR_TARGET_FORBIDDEN', `${notSentPrefix}${why}`));
+    if (why) throw new AppError('ERR_TARGET_FORBIDDEN', `${notSentPrefix}${why}`);
     const hook = registry.get(hookId)!;
-    const headers = { ...options.headers };
-    delete headers[signatureHeader];
-    delete headers['webhook-signature'];
-    if (hook.secret) {
-      headers[signatureHeader] = azureSignature(hook.secret, record.body);
-      headers['webhook-signature'] = standardWebhookSignature(hook.secret, record.id, Number(headers['webhook-timestamp']), record.body);
-    }
-    return send({ ...options, url: hook.webUrl, headers });
+    return { ...record, target: { ...record.target, url: hook.webUrl }, signing: signingFor(hook) };
   };
 }

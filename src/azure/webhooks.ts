@@ -4,13 +4,13 @@ import { isIP } from 'node:net';
 import type { Database } from 'lmdb';
 
 import type { CidrPolicy } from '../delivery/cidr.js';
-import { displayUrl, guardedLookup } from '../delivery/http-client.js';
+import { checkIpLiteral, displayUrl, guardedLookup } from '../delivery/http-client.js';
 import type { DeliveryRecord, Outbox } from '../delivery/outbox.js';
 import { azureSignature } from '../delivery/signing.js';
 import { AppError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { StateDatabase } from '../store/database.js';
-import { AzureError } from './errors.js';
+import { AzureError, invalid } from './errors.js';
 import { mergeEvents, type WebHookEventKey, type WebhookInput, type WebhookPatch } from './webhook-input.js';
 
 /** Azure's `Status` of an entity. */
@@ -65,7 +65,7 @@ export const challengeFailedCode = 'InvalidCallbackUri';
 /** The error code of a hook disabled because its deliveries failed. */
 export const deliveryFailedCode = 'DeliveryFailed';
 
-/** How the error of a delivery refused by `webhookAwareSend` (no request made) begins. */
+/** How the error of a delivery refused by `followWebhook` (no request made) begins. */
 export const notSentPrefix = 'not sent: ';
 
 /** A hook that receives events: challenge passed, not disabled, active (v2.1). */
@@ -81,14 +81,8 @@ export const subscribes = (hook: Webhook, key: WebHookEventKey): boolean => hook
 export function policyTargetCheck(policy: CidrPolicy): TargetCheck {
   const lookup = guardedLookup(policy);
   return async (url) => {
-    const host = new URL(url).hostname.replace(/^\[(.*)\]$/, '$1');
-    if (isIP(host)) {
-      const verdict = policy.explain(host);
-      if (!verdict.allowed) {
-        throw new AppError('ERR_TARGET_FORBIDDEN', `${displayUrl(url)} is not an allowed target: ${verdict.reason}; the allow-list is the callbackCidrs setting (EARSHOT_CALLBACK_CIDRS)`);
-      }
-      return;
-    }
+    const host = checkIpLiteral(new URL(url), policy);
+    if (isIP(host)) return;
     await new Promise<void>((resolve, reject) => {
       lookup(host, { all: true }, (err) => {
         if (!err) return resolve();
@@ -227,7 +221,7 @@ export class WebhookRegistry {
 
   /**
    * Dispatcher onDead: a delivery to the hook became a dead letter. One refused without a
-   * request because the hook was already disabled (`webhookAwareSend`) changes nothing.
+   * request because the hook was already disabled (`followWebhook`) changes nothing.
    */
   deliveryDead(delivery: DeliveryRecord): Promise<void> {
     if (delivery.lastError?.startsWith(notSentPrefix)) return Promise.resolve();
@@ -257,6 +251,14 @@ export class WebhookRegistry {
       return `web hook ${id} is disabled (status ${hook.status}${hook.error ? `: ${hook.error.message}` : ''}); PATCH it to re-enable it, then redeliver`;
     }
     return undefined;
+  }
+
+  /** The hook, when it receives events; otherwise Azure's InvalidPrerequisite with the reason. */
+  requireEnabled(id: string): Webhook {
+    const hook = this.require(id);
+    const why = this.refusal(id);
+    if (why) throw invalid('InvalidPrerequisite', `Nothing is sent to this web hook: ${why}`);
+    return hook;
   }
 
   /** The challenge (v3.1) or the target check (v2.1); throws when the address is not allowed. */

@@ -15,6 +15,12 @@ export interface DispatcherOptions {
   log: Logger;
   /** Default `sendRequest`. */
   send?: SendFunction;
+  /**
+   * Called before each attempt: returns the delivery as it is to be sent now (e.g. a
+   * web hook's current URL and secret), or throws an AppError to refuse it without a
+   * request (ERR_TARGET_FORBIDDEN: dead at once).
+   */
+  prepare?: (record: DeliveryRecord) => DeliveryRecord;
   /** Default `createRetrySchedule()` (immediate, 5 s, 5 min, ... 24 h, then dead). */
   schedule?: RetrySchedule;
   /** Per attempt: DNS, connect, response and body (default 15000). */
@@ -215,11 +221,12 @@ export class Dispatcher {
     let response: SendResponse | undefined;
     let error: AppError | undefined;
     try {
+      const current = this.options.prepare?.(record) ?? record;
       response = await this.send({
         method: 'POST',
-        url: record.target.url,
-        headers: this.headersFor(record, attemptNo, started),
-        body: record.body,
+        url: current.target.url,
+        headers: this.headersFor(current, attemptNo, started),
+        body: current.body,
         timeoutMs: this.timeoutMs,
         policy: this.options.policy,
         signal,

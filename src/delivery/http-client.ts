@@ -80,6 +80,20 @@ const connectErrors: Record<string, string> = {
 const dnsErrors = new Set(['ENOTFOUND', 'EAI_AGAIN', 'EAI_FAIL', 'EAI_NODATA', 'ENODATA', 'EAI_NONAME']);
 
 /** A URL for messages: no credentials, no query (callback URLs often carry tokens there). */
+/**
+ * Refuses a URL whose host is an IP literal outside the allow-list: Node connects to IP
+ * literals without calling `lookup`, so they are checked here. Returns the host, without
+ * an IPv6 literal's brackets.
+ */
+export function checkIpLiteral(url: URL, policy: CidrPolicy): string {
+  const host = url.hostname.replace(/^\[(.*)\]$/, '$1');
+  if (isIP(host)) {
+    const verdict = policy.explain(host);
+    if (!verdict.allowed) throw new AppError('ERR_TARGET_FORBIDDEN', `${displayUrl(url)} is not an allowed target: ${verdict.reason}; ${allowListHint}`);
+  }
+  return host;
+}
+
 export function displayUrl(url: string | URL): string {
   try {
     const u = new URL(url);
@@ -121,13 +135,11 @@ export function sendRequest(options: SendRequestOptions): Promise<SendResponse> 
   if (url.protocol !== 'http:' && url.protocol !== 'https:') {
     return Promise.reject(invalidArgument('callback URL', 'an http: or https: URL', options.url));
   }
-  // Node connects to IP literals without calling `lookup`, so they are checked here.
-  const host = url.hostname.replace(/^\[(.*)\]$/, '$1');
-  if (isIP(host)) {
-    const verdict = options.policy.explain(host);
-    if (!verdict.allowed) {
-      return Promise.reject(new AppError('ERR_TARGET_FORBIDDEN', `${displayUrl(url)} is not an allowed target: ${verdict.reason}; ${allowListHint}`));
-    }
+  let host: string;
+  try {
+    host = checkIpLiteral(url, options.policy);
+  } catch (err) {
+    return Promise.reject(err);
   }
   if (options.signal?.aborted) return Promise.reject(options.signal.reason);
 

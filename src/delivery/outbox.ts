@@ -80,10 +80,11 @@ export type AttemptOutcome =
   | { result: 'retry'; at: number; nextAttemptAt: number; status?: number; error?: string }
   | { result: 'dead'; at: number; status?: number; error?: string };
 
-/** Selects deliveries by target (both given: both must match). */
+/** Selects deliveries by target (several given: all must match). */
 export interface TargetFilter {
   url?: string;
   hookId?: string;
+  kind?: DeliveryTargetKind;
 }
 
 export interface OutboxCounts {
@@ -243,6 +244,11 @@ export class Outbox {
     });
   }
 
+  /** Pending deliveries matching `filter`, in the order of `pending()`. */
+  listPending(filter: TargetFilter = {}): DeliveryRecord[] {
+    return [...this.pending()].filter((record) => matches(record, filter));
+  }
+
   /** Dead letters, oldest first, optionally only those for one target. */
   listDead(filter: TargetFilter = {}, limit = 1000): DeliveryRecord[] {
     const out: DeliveryRecord[] = [];
@@ -281,7 +287,7 @@ export class Outbox {
       return Promise.reject(invalidArgument('target filter', 'a url or a hookId', undefined));
     }
     return this.database.durably(() => {
-      const doomed = [...this.pending()].filter((record) => matches(record, filter));
+      const doomed = this.listPending(filter);
       for (const record of doomed) {
         this.leaveLine(record);
         this.records.removeSync(record.id);
@@ -362,7 +368,11 @@ export class Outbox {
 }
 
 function matches(record: DeliveryRecord, filter: TargetFilter): boolean {
-  return (filter.url === undefined || record.target.url === filter.url) && (filter.hookId === undefined || record.target.hookId === filter.hookId);
+  return (
+    (filter.url === undefined || record.target.url === filter.url) &&
+    (filter.hookId === undefined || record.target.hookId === filter.hookId) &&
+    (filter.kind === undefined || record.target.kind === filter.kind)
+  );
 }
 
 function validate(input: EnqueueInput): void {

@@ -3,12 +3,12 @@ import { fileContents, fileId, fileView, type ContentUrls } from '../azure/files
 import type { AzureNotifier } from '../azure/notifier.js';
 import { page, transcriptionView, v21HookView, webHookView } from '../azure/views.js';
 import { parseCreateV21, parseCreateV31, parsePatchV31 } from '../azure/webhook-input.js';
-import { isEnabled, type WebhookRegistry } from '../azure/webhooks.js';
+import type { WebhookRegistry } from '../azure/webhooks.js';
 import type { DeliveryRecord, Outbox } from '../delivery/outbox.js';
 import { AppError } from '../errors.js';
 import type { JobService } from '../jobs/job-service.js';
 import { deliveriesIn, deliveryState, deliveryView } from './delivery-routes.js';
-import { json, type Reply, type Request, type Route, type RouteGroup } from './server.js';
+import { baseUrl, json, type Reply, type Request, type Route, type RouteGroup } from './server.js';
 
 export interface AzureRoutesOptions {
   service: JobService;
@@ -25,12 +25,6 @@ export interface AzureRoutesOptions {
 export function azureError(error: AppError): Reply {
   const { status, body } = azureErrorBody(error);
   return json(status, body);
-}
-
-/** The service's own base URL as the client reached it (for `self` and links). */
-function baseUrl(req: Request): string {
-  const proto = req.headers['x-forwarded-proto'] === 'https' ? 'https' : 'http';
-  return `${proto}://${req.headers.host ?? 'localhost'}`;
 }
 
 const maxBodyBytes = 64 * 1024;
@@ -97,11 +91,17 @@ export function azureRoutes(o: AzureRoutesOptions): RouteGroup[] {
   const now = o.now ?? Date.now;
   const renderError = (error: AppError) => azureError(error);
 
-  const requireEnabledForRedelivery = (hookId: string) => {
-    const hook = o.registry.require(hookId);
-    if (!isEnabled(hook)) {
-      throw invalid('InvalidPrerequisite', `Nothing is sent to this web hook: ${o.registry.refusal(hookId)}`);
-    }
+  const deleteHook = async (req: Request): Promise<Reply> => {
+    if (!(await o.registry.delete(req.params.id!))) throw new AppError('ERR_NOT_FOUND', `The web hook '${req.params.id}' was not found`);
+    return { status: 204 };
+  };
+
+  /** A job's file by its id (404 when the job has no such file). */
+  const findFile = (jobId: string, id: string, base: string) => {
+    const job = o.service.get(jobId);
+    const file = fileContents(job, o.service.result(job.id), base).find((f) => fileId(job.id, f.kind) === id);
+    if (!file) throw new AppError('ERR_NOT_FOUND', `The file '${id}' of transcription '${job.id}' was not found`);
+    return { job, file };
   };
 
   const webhookAction = async (req: Request): Promise<Reply> => {
@@ -130,7 +130,7 @@ export function azureRoutes(o: AzureRoutesOptions): RouteGroup[] {
         o.registry.require(hookId);
         const state = deliveryState(req.query.get('state'));
         if (!state) throw invalid('InvalidParameterValue', `Invalid state '${req.query.get('state')}'. Valid states are dead, pending`);
-        const records = deliveriesIn(o.outbox, state, (r) => r.target.hookId === hookId, { hookId });
+        const records = deliveriesIn(o.outbox, state, { hookId });
         return json(200, paged(req, records, deliveryView));
       },
     },
@@ -141,7 +141,7 @@ export function azureRoutes(o: AzureRoutesOptions): RouteGroup[] {
       handler: async (req) => {
         if (req.params.action !== 'deliveries:redeliver') return unknownAction(req);
         const hookId = req.params.id!;
-        requireEnabledForRedelivery(hookId);
+        o.registry.requireEnabled(hookId);
         const count = await o.outbox.redeliverAll({ hookId });
         if (count) o.wake();
         return accepted({ redelivered: count });
@@ -159,7 +159,7 @@ export function azureRoutes(o: AzureRoutesOptions): RouteGroup[] {
         const record: DeliveryRecord | undefined = o.outbox.get(id);
         if (!record || record.target.hookId !== hookId) throw new AppError('ERR_NOT_FOUND', `The delivery '${id}' of web hook '${hookId}' was not found`);
         if (record.state !== 'dead') throw invalid('InvalidPrerequisite', `The delivery '${id}' is ${record.state}, not dead: only dead letters can be redelivered`);
-        requireEnabledForRedelivery(hookId);
+        o.registry.requireEnabled(hookId);
         const revived = await o.outbox.redeliver(id);
         o.wake();
         return accepted(deliveryView(revived ?? record));
@@ -205,10 +205,7 @@ export function azureRoutes(o: AzureRoutesOptions): RouteGroup[] {
       method: 'del',
       pattern: '/speechtotext/v3.1/webhooks/:id',
       name: 'azure.webhooks.delete',
-      handler: async (req) => {
-        if (!(await o.registry.delete(req.params.id!))) throw new AppError('ERR_NOT_FOUND', `The web hook '${req.params.id}' was not found`);
-        return { status: 204 };
-      },
+      handler: deleteHook,
     },
     { method: 'post', pattern: '/speechtotext/v3.1/webhooks/:id', name: 'azure.webhooks.action', handler: webhookAction },
     ...deliveryRoutes,
@@ -270,9 +267,7 @@ export function azureRoutes(o: AzureRoutesOptions): RouteGroup[] {
       name: 'azure.transcriptions.files.get',
       handler: (req) => {
         const base = baseUrl(req);
-        const job = o.service.get(req.params.id!);
-        const file = fileContents(job, o.service.result(job.id), base).find((f) => fileId(job.id, f.kind) === req.params.fileId);
-        if (!file) throw new AppError('ERR_NOT_FOUND', `The file '${req.params.fileId}' of transcription '${job.id}' was not found`);
+        const { job, file } = findFile(req.params.id!, req.params.fileId!, base);
         const contentUrl = o.contentUrls.url(base, job.id, req.params.fileId!, now() + 12 * 3600 * 1000);
         return json(200, fileView(job, file.kind, file.content, base, contentUrl));
       },
@@ -285,9 +280,7 @@ export function azureRoutes(o: AzureRoutesOptions): RouteGroup[] {
       auth: false,
       handler: (req) => {
         o.contentUrls.verify(req.params.id!, req.params.fileId!, req.query);
-        const job = o.service.get(req.params.id!);
-        const file = fileContents(job, o.service.result(job.id), baseUrl(req)).find((f) => fileId(job.id, f.kind) === req.params.fileId);
-        if (!file) throw new AppError('ERR_NOT_FOUND', `The file '${req.params.fileId}' of transcription '${job.id}' was not found`);
+        const { file } = findFile(req.params.id!, req.params.fileId!, baseUrl(req));
         return { status: 200, headers: { 'Content-Type': 'application/json; charset=utf-8' }, body: JSON.stringify(file.content) };
       },
     },
@@ -319,10 +312,7 @@ export function azureRoutes(o: AzureRoutesOptions): RouteGroup[] {
       method: 'del',
       pattern: `${v21Base}/:id`,
       name: 'azure.v21.hooks.delete',
-      handler: async (req) => {
-        if (!(await o.registry.delete(req.params.id!))) throw new AppError('ERR_NOT_FOUND', `The web hook '${req.params.id}' was not found`);
-        return { status: 204 };
-      },
+      handler: deleteHook,
     },
     {
       method: 'post',

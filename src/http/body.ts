@@ -20,7 +20,6 @@ export interface SpoolResult {
 export class RequestBody {
   private chunks: Buffer[] = [];
   private queued = 0;
-  private received = 0;
   private ended = false;
   private paused = false;
   private wake: (() => void) | null = null;
@@ -50,7 +49,6 @@ export class RequestBody {
       const copy = Buffer.from(new Uint8Array(chunk).slice());
       this.chunks.push(copy);
       this.queued += copy.length;
-      this.received += copy.length;
       if (isLast) this.ended = true;
       if (!this.ended && this.queued > highWaterMark && !this.paused) {
         this.paused = true;
@@ -63,11 +61,6 @@ export class RequestBody {
   /** Whether body bytes are still on their way (nobody read them to the end). */
   get unfinished(): boolean {
     return !this.ended;
-  }
-
-  /** Bytes received so far. */
-  get bytesReceived(): number {
-    return this.received;
   }
 
   private async *drain(maxBytes: number): AsyncGenerator<Buffer> {

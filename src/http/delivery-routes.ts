@@ -1,7 +1,7 @@
 import type { CallbackRegistry } from '../ibm/callbacks.js';
-import type { DeliveryRecord, DeliveryState, Outbox } from '../delivery/outbox.js';
+import type { DeliveryRecord, DeliveryState, Outbox, TargetFilter } from '../delivery/outbox.js';
 import { AppError } from '../errors.js';
-import { ibmError } from './ibm-routes.js';
+import { ibmError, requiredParam } from './ibm-routes.js';
 import { json, type Request, type RouteGroup } from './server.js';
 
 const iso = (ms: number | undefined) => (ms === undefined ? undefined : new Date(ms).toISOString());
@@ -62,10 +62,10 @@ export function deliveryState(value: string | null): Exclude<DeliveryState, 'del
   return undefined;
 }
 
-/** Dead letters or pending deliveries matching `accept`, oldest first. */
-export function deliveriesIn(outbox: Outbox, state: 'dead' | 'pending', accept: (r: DeliveryRecord) => boolean, filter: { url?: string; hookId?: string }): DeliveryRecord[] {
-  const records = state === 'dead' ? outbox.listDead(filter, Number.POSITIVE_INFINITY) : [...outbox.pending()];
-  return records.filter(accept).sort((a, b) => a.seq - b.seq);
+/** Dead letters or pending deliveries matching `filter`, oldest first. */
+export function deliveriesIn(outbox: Outbox, state: 'dead' | 'pending', filter: TargetFilter): DeliveryRecord[] {
+  const records = state === 'dead' ? outbox.listDead(filter, Number.POSITIVE_INFINITY) : outbox.listPending(filter);
+  return records.sort((a, b) => a.seq - b.seq);
 }
 
 export interface IbmDeliveryRoutesOptions {
@@ -75,7 +75,6 @@ export interface IbmDeliveryRoutesOptions {
   wake: () => void;
 }
 
-const isIbm = (r: DeliveryRecord) => r.target.kind === 'ibm-callback';
 
 function requireRegistered(o: IbmDeliveryRoutesOptions, url: string): void {
   if (!o.registry.get(url)) {
@@ -104,7 +103,7 @@ export function ibmDeliveryRoutes(o: IbmDeliveryRoutesOptions): RouteGroup {
         name: 'ibm.deliveries.list',
         handler: (req) => {
           const url = req.query.get('callback_url') || undefined;
-          const records = deliveriesIn(o.outbox, stateParam(req), isIbm, url ? { url } : {});
+          const records = deliveriesIn(o.outbox, stateParam(req), { kind: 'ibm-callback', ...(url ? { url } : {}) });
           return json(200, { deliveries: records.slice(0, 1000).map(ibmDeliveryView) });
         },
       },
@@ -113,11 +112,9 @@ export function ibmDeliveryRoutes(o: IbmDeliveryRoutesOptions): RouteGroup {
         pattern: '/v1/callback_deliveries/redeliver',
         name: 'ibm.deliveries.redeliverAll',
         handler: async (req) => {
-          const url = req.query.get('callback_url');
-          if (!url) throw new AppError('ERR_INVALID_ARGUMENT', "Missing required query parameter 'callback_url'");
+          const url = requiredParam(req, 'callback_url');
           requireRegistered(o, url);
-          let count = 0;
-          for (const record of deliveriesIn(o.outbox, 'dead', isIbm, { url })) if (await o.outbox.redeliver(record.id)) count++;
+          const count = await o.outbox.redeliverAll({ kind: 'ibm-callback', url });
           if (count) o.wake();
           return json(200, { redelivered: count });
         },
@@ -128,7 +125,7 @@ export function ibmDeliveryRoutes(o: IbmDeliveryRoutesOptions): RouteGroup {
         name: 'ibm.deliveries.redeliver',
         handler: async (req) => {
           const record = o.outbox.get(req.params.id!);
-          if (!record || !isIbm(record)) throw new AppError('ERR_NOT_FOUND', `The delivery '${req.params.id}' was not found`);
+          if (record?.target.kind !== 'ibm-callback') throw new AppError('ERR_NOT_FOUND', `The delivery '${req.params.id}' was not found`);
           if (record.state !== 'dead') {
             throw new AppError('ERR_INVALID_ARGUMENT', `The delivery '${record.id}' is ${record.state}, not dead: only dead letters can be redelivered`);
           }

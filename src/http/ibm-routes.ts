@@ -9,7 +9,7 @@ import { parseRecognitionQuery } from '../ibm/params.js';
 import { jobDetail, jobSummary } from '../ibm/views.js';
 import type { JobService } from '../jobs/job-service.js';
 import type { Spool } from '../jobs/spool.js';
-import { json, type Reply, type Request, type RouteGroup } from './server.js';
+import { baseUrl, json, type Reply, type Request, type RouteGroup } from './server.js';
 
 export interface IbmRoutesOptions {
   service: JobService;
@@ -28,12 +28,6 @@ export function ibmError(error: AppError): Reply {
   return json(status, { code: status, code_description: STATUS_CODES[status] ?? 'Error', error: error.message });
 }
 
-/** The service's own base URL as the client reached it (for IBM's `url` fields). */
-function baseUrl(req: Request): string {
-  const proto = req.headers['x-forwarded-proto'] === 'https' ? 'https' : 'http';
-  return `${proto}://${req.headers.host ?? 'localhost'}`;
-}
-
 /** IBM answers JSON only; a client that accepts nothing of it gets 406. */
 function checkAccept(req: Request): void {
   const accept = req.headers.accept;
@@ -44,7 +38,7 @@ function checkAccept(req: Request): void {
   }
 }
 
-function requiredParam(req: Request, name: string): string {
+export function requiredParam(req: Request, name: string): string {
   const value = req.query.get(name);
   if (!value) throw new AppError('ERR_INVALID_ARGUMENT', `Missing required query parameter '${name}'`);
   return value;

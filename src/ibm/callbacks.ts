@@ -47,8 +47,6 @@ export function checkCallbackUrl(url: string): URL {
  * URL is allow-listed only after it answered one challenge GET with the challenge string.
  */
 export class CallbackRegistry {
-  private registrationsDb: Database<CallbackRegistration, string> | null = null;
-
   constructor(
     private readonly db: StateDatabase,
     private readonly challenge: ChallengeRequest,
@@ -56,7 +54,7 @@ export class CallbackRegistry {
   ) {}
 
   private get registrations(): Database<CallbackRegistration, string> {
-    return (this.registrationsDb ??= this.db.db<CallbackRegistration, string>('ibm-callbacks'));
+    return this.db.db<CallbackRegistration, string>('ibm-callbacks');
   }
 
   get(url: string): CallbackRegistration | undefined {

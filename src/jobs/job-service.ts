@@ -176,14 +176,12 @@ export class JobService {
   }
 
   private async commit(job: Job, change: JobChange, result?: StoredTranscript): Promise<void> {
-    let notified = false;
     await this.transaction(() => {
       this.o.store.put(job);
       if (result) this.o.store.putResult(job.id, result);
       for (const n of this.o.notifiers) n.notify(job, change, result);
-      notified = true;
     });
-    if (notified) this.o.onNotified();
+    this.o.onNotified();
   }
 
   private async transaction(fn: () => void): Promise<void> {

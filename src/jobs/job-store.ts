@@ -1,5 +1,3 @@
-import type { Database } from 'lmdb';
-
 import type { Segment, Transcript } from '../engine/engine.js';
 import type { StateDatabase } from '../store/database.js';
 import type { Job } from './job.js';
@@ -22,40 +20,24 @@ type IndexKey = [number, string];
  * finished jobs by expiry time (the sweeper).
  */
 export class JobStore {
-  private dbs: {
-    jobs: Database<Job, string>;
-    results: Database<StoredTranscript, string>;
-    byCreated: Database<null, IndexKey>;
-    waiting: Database<null, IndexKey>;
-    byExpiry: Database<null, IndexKey>;
-  } | null = null;
-
   constructor(private readonly db: StateDatabase) {}
 
-  // Opened on first use: the environment opens in App.start(), after construction.
-  private get open() {
-    return (this.dbs ??= {
-      jobs: this.db.db<Job, string>('jobs'),
-      results: this.db.db<StoredTranscript, string>('results'),
-      byCreated: this.db.db<null, IndexKey>('jobs-by-created'),
-      waiting: this.db.db<null, IndexKey>('jobs-waiting'),
-      byExpiry: this.db.db<null, IndexKey>('jobs-by-expiry'),
-    });
-  }
+  // Looked up at each use (a map lookup): the environment opens in App.start(), after
+  // construction, and a handle kept across a close and reopen would be stale.
   private get jobs() {
-    return this.open.jobs;
+    return this.db.db<Job, string>('jobs');
   }
   private get results() {
-    return this.open.results;
+    return this.db.db<StoredTranscript, string>('results');
   }
   private get byCreated() {
-    return this.open.byCreated;
+    return this.db.db<null, IndexKey>('jobs-by-created');
   }
   private get waiting() {
-    return this.open.waiting;
+    return this.db.db<null, IndexKey>('jobs-waiting');
   }
   private get byExpiry() {
-    return this.open.byExpiry;
+    return this.db.db<null, IndexKey>('jobs-by-expiry');
   }
 
   get(id: string): Job | undefined {

@@ -1,5 +1,5 @@
 import { mkdirSync } from 'node:fs';
-import { open, readdir, rm, statfs } from 'node:fs/promises';
+import { open, readdir, rm } from 'node:fs/promises';
 import path from 'node:path';
 
 /**
@@ -50,11 +50,5 @@ export class Spool {
       }
     }
     return removed;
-  }
-
-  /** Free bytes on the state directory's file system. */
-  async freeBytes(): Promise<number> {
-    const s = await statfs(this.dir);
-    return s.bavail * s.bsize;
   }
 }

@@ -4,10 +4,12 @@
 import t from 'tap';
 
 import { ContentUrls, fileId } from '../../src/azure/files.js';
-import { AzureNotifier, webhookAwareSend } from '../../src/azure/notifier.js';
+import { AzureNotifier, followWebhook } from '../../src/azure/notifier.js';
+import { Dispatcher } from '../../src/delivery/dispatcher.js';
 import { parseCreateV21, parseCreateV31 } from '../../src/azure/webhook-input.js';
 import type { SendRequestOptions } from '../../src/delivery/http-client.js';
 import { azureSignature, standardWebhookSignature } from '../../src/delivery/signing.js';
+import { ibmDelivery, memoryLogger, until } from '../delivery/harness.js';
 import { job, registrySetup } from '../helpers/azure-fixtures.js';
 
 const base = 'http://pi.local:8080';
@@ -104,42 +106,52 @@ t.test('ping: the hook entity as event ping; test: the newest matching job, or n
   await t.rejects(s.notifier.ping('missing'), { code: 'ERR_NOT_FOUND' });
 });
 
-t.test('webhookAwareSend: disabled hooks refused, current URL and secret used, IBM untouched', async (t) => {
+t.test('followWebhook: disabled hooks refused, current URL and secret used, IBM untouched', async (t) => {
   const s = await setup(t);
   const hook = await s.v31({ transcriptionCreation: true }, 'old-secret');
-  await s.notify(job(), 'created', undefined);
-  const record = [...s.outbox.pending()][0]!;
   const sent: SendRequestOptions[] = [];
-  const send = webhookAwareSend(s.registry, s.outbox, async (o) => {
-    sent.push(o);
-    return { status: 200, headers: {}, body: '', truncated: false };
-  });
-  const attempt = (id: string, url = 'http://10.0.0.5/v31') =>
-    send({
-      method: 'POST',
-      url,
-      body: record.body,
-      headers: { 'X-Earshot-Delivery-Id': id, 'webhook-timestamp': '1700000000', 'X-MicrosoftSpeechServices-Signature': 'stale', 'webhook-signature': 'stale' },
-      timeoutMs: 1000,
+  const prepare = followWebhook(s.registry);
+  /** One dispatcher run, as the service's: `prepare` before a capturing send, until `done`. */
+  const dispatch = async (done: () => boolean) => {
+    const dispatcher = new Dispatcher({
+      outbox: s.outbox,
       policy: undefined as never,
+      log: memoryLogger().log,
+      prepare,
+      send: async (o) => {
+        sent.push(o);
+        return { status: 200, headers: {}, body: '', truncated: false };
+      },
     });
+    dispatcher.start();
+    await until(done);
+    await dispatcher.stop(0);
+  };
+  const queued = async (id: string) => {
+    await s.notify(job({ id }), 'created', undefined);
+    return s.outbox.listPending().find((r) => r.body.includes(id))!;
+  };
 
+  const record = await queued('job-a');
   await s.registry.update(hook.id, { webUrl: 'http://10.0.0.9/moved', secret: 'new-secret' }, base);
-  await attempt(record.id);
+  await dispatch(() => sent.length === 1);
   t.equal(sent[0]!.url, 'http://10.0.0.9/moved', 'the hook\'s current URL');
   t.equal(sent[0]!.headers['X-MicrosoftSpeechServices-Signature'], azureSignature('new-secret', record.body));
-  t.equal(sent[0]!.headers['webhook-signature'], standardWebhookSignature('new-secret', record.id, 1700000000, record.body));
+  t.equal(sent[0]!.headers['webhook-signature'], standardWebhookSignature('new-secret', record.id, Number(sent[0]!.headers['webhook-timestamp']), record.body));
 
   await s.registry.update(hook.id, { secret: null }, base);
-  await attempt(record.id);
+  await queued('job-b');
+  await dispatch(() => sent.length === 2);
   t.notOk('X-MicrosoftSpeechServices-Signature' in sent[1]!.headers, 'secret removed: unsigned');
   t.notOk('webhook-signature' in sent[1]!.headers);
 
+  const refused = await queued('job-c');
   await s.registry.disable(hook.id, { code: 'DeliveryFailed', message: 'receiver broken' });
-  await t.rejects(attempt(record.id), { code: 'ERR_TARGET_FORBIDDEN', message: /not sent: web hook .* is disabled \(status Failed: receiver broken\)/ });
+  t.throws(() => prepare(refused), { code: 'ERR_TARGET_FORBIDDEN', message: /not sent: web hook .* is disabled \(status Failed: receiver broken\)/ });
+  await dispatch(() => s.outbox.get(refused.id)?.state === 'dead');
   t.equal(sent.length, 2, 'no request for a disabled hook');
+  t.match(s.outbox.get(refused.id), { state: 'dead', lastError: /not sent: web hook .* is disabled/ }, 'dead-lettered at once');
 
-  await attempt('not-a-webhook-delivery', 'http://10.0.0.1/ibm');
-  t.equal(sent[2]!.url, 'http://10.0.0.1/ibm', 'other deliveries pass through');
-  t.equal(sent[2]!.headers['X-MicrosoftSpeechServices-Signature'], 'stale');
+  const ibm = await s.outbox.enqueueDurably({ ...ibmDelivery('http://10.0.0.1/ibm'), signing: { azure: { secret: 'ibm-side' } } });
+  t.equal(prepare(ibm), ibm, 'other deliveries pass through');
 });

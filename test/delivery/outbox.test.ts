@@ -114,6 +114,20 @@ t.test('dead letters: listed by url or hookId, redelivered one or all at the bac
   t.same(outbox.listDead(), []);
 });
 
+t.test('pending deliveries by target: url, hook and kind all have to match', async (t) => {
+  const outbox = new Outbox(openStore(t, t.testdir()));
+  const other = 'http://10.0.0.8/other';
+  const a = await outbox.enqueueDurably(ibmDelivery(url, 'a'));
+  const b = await outbox.enqueueDurably(ibmDelivery(other, 'b'));
+  const hook = await outbox.enqueueDurably({ ...ibmDelivery(url, 'c'), target: { kind: 'azure-webhook', url, hookId: 'hook-1' } });
+  const ids = (records: Array<{ id: string }>) => records.map((r) => r.id).sort();
+  t.same(ids(outbox.listPending()), ids([a, b, hook]));
+  t.same(ids(outbox.listPending({ url })), ids([a, hook]));
+  t.same(outbox.listPending({ url, kind: 'ibm-callback' }).map((r) => r.id), [a.id]);
+  t.same(outbox.listPending({ kind: 'azure-webhook' }).map((r) => r.id), [hook.id]);
+  t.same(outbox.listPending({ hookId: 'hook-1', kind: 'ibm-callback' }), []);
+});
+
 t.test('discarding pending deliveries of a removed target keeps the lines intact', async (t) => {
   const outbox = new Outbox(openStore(t, t.testdir()));
   const gone = 'http://10.0.0.5/old';
