@@ -6,7 +6,7 @@
 //   node dist/scripts/bench-addon.js [--model PATH|NAME] [--audio FILE] [--threads N]
 //                                    [--runs N] [--rss-minutes 1,30] [--json FILE]
 import { spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -15,7 +15,7 @@ import { parseArgs } from 'node:util';
 import { decodeToPcm, jfkMp3 as jfk, repeatPcm, writeF32, writeFloatWav } from './lib/bench-audio.js';
 import { findModel } from './lib/find-model.js';
 import { median } from './lib/stats.js';
-import { decodingSettings as settings, runWhisperCli } from './lib/whisper-tools.js';
+import { decodingSettings as settings, runWhisperCli, vmHwmMb } from './lib/whisper-tools.js';
 import { loadAddon } from '../src/engine/native.js';
 
 interface Measured {
@@ -36,9 +36,7 @@ async function rssChild(model: string, pcmFile: string, threads: number): Promis
   const m = new addon.Model();
   await m.load(model);
   const result = await m.transcribe({ path: pcmFile }, { ...settings(threads).native, windowSeconds: 300 }).promise;
-  const status = readFileSync('/proc/self/status', 'utf8');
-  const hwm = Number(/VmHWM:\s+(\d+) kB/.exec(status)?.[1] ?? NaN);
-  process.stdout.write(JSON.stringify({ peakRssMb: hwm / 1024, durationMs: result.durationMs, windows: result.windows, totalMs: result.timings.totalMs }) + '\n');
+  process.stdout.write(JSON.stringify({ peakRssMb: vmHwmMb('self'), durationMs: result.durationMs, windows: result.windows, totalMs: result.timings.totalMs }) + '\n');
   m.free();
 }
 

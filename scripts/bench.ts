@@ -36,10 +36,11 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs, promisify } from 'node:util';
 
-import { decodeToPcm, int16Wav, jfkMp3, repeatPcm, SAMPLE_RATE, writeF32, writeFloatWav } from './lib/bench-audio.js';
+import { decodeToPcm, int16Wav, jfkMp3, repeatPcm, writeF32, writeFloatWav } from './lib/bench-audio.js';
 import { benchAuth, getJob, startService, submit, type BenchService } from './lib/bench-service.js';
 import { median, percentile } from './lib/stats.js';
-import { decodingSettings, normalizeText, runTool, runWhisperBench, runWhisperCli, type BenchRun, type CliRun, type WhisperTimings } from './lib/whisper-tools.js';
+import { sampleRate } from './lib/test-signal.js';
+import { decodingSettings, normalizeText, runTool, runWhisperBench, runWhisperCli, vmHwmMb, type BenchRun, type CliRun, type WhisperTimings } from './lib/whisper-tools.js';
 import { makeTestModels, QUANTS as GENERATOR_QUANTS, type Quant as GeneratorQuant } from './make-test-model.js';
 import { loadAddon } from '../src/engine/native.js';
 import { nativeBuildDir, nativeTool, projectRoot } from '../src/paths.js';
@@ -301,13 +302,16 @@ function cmakeFlags(): Record<string, string | null> {
 async function machine() {
   const head = await command('git', ['rev-parse', 'HEAD']);
   const dirty = head ? Boolean(await command('git', ['status', '--porcelain', '--untracked-files=no'])) : false;
-  const cxx = cmakeFlags().CMAKE_CXX_COMPILER;
+  const cmake = cmakeFlags();
+  const cxx = cmake.CMAKE_CXX_COMPILER;
+  const compiler = cxx ? ((await command(cxx, ['--version']))?.split('\n')[0] ?? cxx) : null;
+  const addon = loadAddon(); // after the compiler: loading sets OMP_WAIT_POLICY, which children inherit
   return {
     commit: head ? `${head}${dirty ? ' (with uncommitted changes)' : ''}` : 'unknown (not a git checkout)',
-    cmake: cmakeFlags(),
-    compiler: cxx ? ((await command(cxx, ['--version']))?.split('\n')[0] ?? cxx) : null,
-    whisperVersion: loadAddon().version(),
-    systemInfo: loadAddon().systemInfo().trim(),
+    cmake,
+    compiler,
+    whisperVersion: addon.version(),
+    systemInfo: addon.systemInfo().trim(),
     device: readText('/proc/device-tree/model')?.replace(/\0/g, '').trim() ?? null,
     cpu: cpuModel(),
     cores: os.availableParallelism(),
@@ -374,7 +378,7 @@ async function rowChild(spec: RowSpec): Promise<void> {
     row.long.push(await transcribe(spec.long));
   }
   model.free();
-  row.peakRssMb = Number(/VmHWM:\s+(\d+) kB/.exec(readFileSync('/proc/self/status', 'utf8'))?.[1] ?? NaN) / 1024;
+  row.peakRssMb = vmHwmMb('self');
   process.stdout.write(`${JSON.stringify(row)}\n`);
 }
 
@@ -600,7 +604,8 @@ async function benchService(o: BenchOptions, audio: Audio, modelFile: string, th
     removeState = true;
   }
   mkdirSync(stateDir, { recursive: true });
-  const fsType = FS_TYPES[statfsSync(stateDir).type] ?? `0x${statfsSync(stateDir).type.toString(16)}`;
+  const fsMagic = statfsSync(stateDir).type;
+  const fsType = FS_TYPES[fsMagic] ?? `0x${fsMagic.toString(16)}`;
   let service: BenchService | undefined;
   try {
     service = await startService(stateDir, modelFile, threads);
@@ -635,7 +640,7 @@ async function benchService(o: BenchOptions, audio: Audio, modelFile: string, th
     await sleep(1000);
     const io1 = procIo(pid);
     const dev1 = deviceWrittenBytes(stateDir);
-    const peakRssMb = Number(/VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? NaN) / 1024;
+    const peakRssMb = vmHwmMb(pid);
     const writeBytes = io1.writeBytes - io0.writeBytes;
     const cancelledWriteBytes = io1.cancelledWriteBytes - io0.cancelledWriteBytes;
     const perHour = 3600 / o.serviceSeconds;
@@ -653,7 +658,7 @@ async function benchService(o: BenchOptions, audio: Audio, modelFile: string, th
         perHourBytes: writeBytes * perHour,
         netPerHourBytes: (writeBytes - cancelledWriteBytes) * perHour,
         uploadBytes: audio.longWav16.length,
-        pcmBytes: o.serviceSeconds * SAMPLE_RATE * 4,
+        pcmBytes: o.serviceSeconds * sampleRate * 4,
         deviceBytes: dev0 === null || dev1 === null ? null : dev1 - dev0,
         logBytes: service.outputBytes() - logBytes0,
         logLines: service.outputLines() - logLines0,
@@ -817,16 +822,16 @@ async function run(o: BenchOptions): Promise<void> {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'earshot-bench-'));
   try {
     const jfk = await decodeToPcm(jfkMp3, dir, 60);
-    const clip = jfk.subarray(0, Math.min(jfk.length, o.clipSeconds * SAMPLE_RATE));
-    const long = repeatPcm(jfk, o.longSeconds * SAMPLE_RATE);
+    const clip = jfk.subarray(0, Math.min(jfk.length, o.clipSeconds * sampleRate));
+    const long = repeatPcm(jfk, o.longSeconds * sampleRate);
     const audio: Audio = {
       clipF32: path.join(dir, 'clip.f32'),
       clipWav: path.join(dir, 'clip.wav'),
       longF32: path.join(dir, 'long.f32'),
       longWav: path.join(dir, 'long.wav'),
-      clipMs: (clip.length / SAMPLE_RATE) * 1000,
-      longMs: (long.length / SAMPLE_RATE) * 1000,
-      longWav16: int16Wav(repeatPcm(jfk, o.serviceSeconds * SAMPLE_RATE)),
+      clipMs: (clip.length / sampleRate) * 1000,
+      longMs: (long.length / sampleRate) * 1000,
+      longWav16: int16Wav(repeatPcm(jfk, o.serviceSeconds * sampleRate)),
       jfkWav16: int16Wav(jfk),
     };
     writeF32(audio.clipF32, clip);

@@ -21,7 +21,7 @@ import { mkdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { join, relative, resolve } from 'node:path';
 import { isDeepStrictEqual, parseArgs } from 'node:util';
 
-import { MODEL_SHAPES, whisperHparams, writeWhisperModel, type ModelShape, type WhisperHparams } from './lib/ggml-writer.js';
+import { checkSeed, MODEL_SHAPES, whisperHparams, writeWhisperModel, type ModelShape, type WhisperHparams } from './lib/ggml-writer.js';
 import { SILERO_VAD_HPARAMS, writeVadModel, type VadHparams } from './lib/vad-writer.js';
 import { nativeTool, projectRoot } from '../src/paths.js';
 
@@ -38,17 +38,6 @@ export {
   type WriteWhisperModelOptions,
   type WrittenWhisperModel,
 } from './lib/ggml-writer.js';
-export {
-  SILERO_VAD_HPARAMS,
-  VAD_LOUDNESS_THRESHOLD,
-  vadModelBytes,
-  vadTensors,
-  writeVadModel,
-  type VadHparams,
-  type VadModelOptions,
-  type VadTensor,
-  type WrittenVadModel,
-} from './lib/vad-writer.js';
 import { runIfMain } from './lib/cli.js';
 
 /** Bump whenever the bytes written for the same options change: sidecars then stop matching. */
@@ -270,10 +259,7 @@ export interface MakeVadTestModelOptions {
  * match. For whisper.cpp's `vad_model_path` (earshot's `vadModelPath`, whisper-cli's --vad-model).
  */
 export async function makeVadTestModel(options: MakeVadTestModelOptions = {}): Promise<MadeTestModel> {
-  const seed = options.seed ?? 1;
-  if (!Number.isInteger(seed) || seed < 0 || seed > 0xffffffff) {
-    throw new TypeError(`Expected an integer between 0 and 4294967295 for seed but received ${String(seed)}`);
-  }
+  const seed = checkSeed(options.seed ?? 1);
   const outDir = resolve(options.outDir ?? join(REPO_ROOT, 'models', 'generated'));
   await mkdir(outDir, { recursive: true });
   const identity: VadIdentity = {

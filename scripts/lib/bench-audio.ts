@@ -6,11 +6,10 @@ import path from 'node:path';
 import { decodeAudio } from '../../src/engine/audio-decoder.js';
 import { parseAudioMediaType } from '../../src/engine/media-type.js';
 import { projectRoot } from '../../src/paths.js';
+import { sampleRate } from './test-signal.js';
 
 /** whisper.cpp's own sample: 11 s of real speech, from the pinned source package. */
 export const jfkMp3 = path.join(projectRoot, 'node_modules/nodejs-whisper/cpp/whisper.cpp/samples/jfk.mp3');
-
-export const SAMPLE_RATE = 16000;
 
 /** Decodes any audio file to 16 kHz mono float32 with earshot's decoder (format sniffed). */
 export async function decodeToPcm(file: string, dir: string, maxSeconds = 4 * 3600): Promise<Float32Array> {
@@ -36,8 +35,8 @@ function wavHeader(dataBytes: number, format: 1 | 3, bitsPerSample: 16 | 32): Bu
   h.writeUInt32LE(16, 16);
   h.writeUInt16LE(format, 20); // 1: PCM, 3: WAVE_FORMAT_IEEE_FLOAT
   h.writeUInt16LE(1, 22);
-  h.writeUInt32LE(SAMPLE_RATE, 24);
-  h.writeUInt32LE(SAMPLE_RATE * blockAlign, 28);
+  h.writeUInt32LE(sampleRate, 24);
+  h.writeUInt32LE(sampleRate * blockAlign, 28);
   h.writeUInt16LE(blockAlign, 32);
   h.writeUInt16LE(bitsPerSample, 34);
   h.write('data', 36);

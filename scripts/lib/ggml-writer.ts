@@ -339,15 +339,20 @@ export function whisperVocabulary(count: number): Buffer[] {
 // tails at ±4.3σ): integer ops and one table lookup per weight, the same bytes on every
 // machine, and several times faster than Box-Muller with Math.log/cos/sin.
 
-function splitmix32(state: number): [number, number] {
-  const next = (state + 0x9e3779b9) | 0;
-  let z = next;
+/** The output mix of splitmix32 (murmur3's fmix32): a 32-bit integer to an unsigned 32-bit hash. */
+export function mix32(z: number): number {
   z = Math.imul(z ^ (z >>> 16), 0x85ebca6b);
   z = Math.imul(z ^ (z >>> 13), 0xc2b2ae35);
-  return [next, (z ^ (z >>> 16)) >>> 0];
+  return (z ^ (z >>> 16)) >>> 0;
 }
 
-function fnv1a32(text: string): number {
+function splitmix32(state: number): [number, number] {
+  const next = (state + 0x9e3779b9) | 0;
+  return [next, mix32(next)];
+}
+
+/** FNV-1a of a string's UTF-16 code units, as an unsigned 32-bit integer. */
+export function fnv1a32(text: string): number {
   let h = 0x811c9dc5;
   for (let i = 0; i < text.length; i++) h = Math.imul(h ^ text.charCodeAt(i), 0x01000193);
   return h >>> 0;
@@ -483,7 +488,8 @@ function f32BitsToF16(x: number): number {
 // ---------------------------------------------------------------------------------------
 // Writing
 
-const GGML_MAGIC = 0x67676d6c;
+/** The magic number that opens every ggml file ("ggml"). */
+export const GGML_MAGIC = 0x67676d6c;
 const FTYPE_MOSTLY_F16 = 1;
 const CHUNK_ELEMENTS = 1 << 18;
 const FLUSH_BYTES = 1 << 20;
@@ -542,7 +548,16 @@ class HashingFileWriter {
   }
 }
 
-function int32s(values: number[]): Buffer {
+/** Returns `seed` if it is an unsigned 32-bit integer (a weights seed); throws a TypeError otherwise. */
+export function checkSeed(seed: unknown): number {
+  if (typeof seed !== 'number' || !Number.isInteger(seed) || seed < 0 || seed > 0xffffffff) {
+    throw new TypeError(`Expected an integer between 0 and 4294967295 for seed but received ${String(seed)}`);
+  }
+  return seed;
+}
+
+/** Little-endian int32 values. */
+export function int32s(values: readonly number[]): Buffer {
   const b = Buffer.allocUnsafe(values.length * 4);
   values.forEach((v, i) => b.writeInt32LE(v, i * 4));
   return b;
@@ -651,10 +666,7 @@ export async function writeWhisperModel(path: string, options: WriteWhisperModel
   const hparams =
     typeof options.shape === 'string' ? whisperHparams(options.shape, { multilingual: options.multilingual === true }) : { ...options.shape };
   validateHparams(hparams);
-  const seed = options.seed ?? 1;
-  if (!Number.isInteger(seed) || seed < 0 || seed > 0xffffffff) {
-    throw new TypeError(`Expected an integer between 0 and 4294967295 for seed but received ${String(seed)}`);
-  }
+  const seed = checkSeed(options.seed ?? 1);
   if (endianness() !== 'LE') throw new Error('writeWhisperModel: only little-endian hosts are supported');
 
   const specs = whisperTensorSpecs(hparams);

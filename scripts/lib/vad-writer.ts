@@ -33,7 +33,7 @@ import { createHash } from 'node:crypto';
 import { writeFile } from 'node:fs/promises';
 import { endianness } from 'node:os';
 
-import { toFloat16Bits } from './ggml-writer.js';
+import { checkSeed, fnv1a32, GGML_MAGIC, int32s, mix32, toFloat16Bits } from './ggml-writer.js';
 
 /** One convolution of the encoder: channels in and out, kernel size. */
 export interface VadEncoderLayer {
@@ -78,7 +78,6 @@ export const SILERO_VAD_HPARAMS: Readonly<VadHparams> = {
   finalConvOut: 1,
 };
 
-const GGML_MAGIC = 0x67676d6c;
 // Silero's STFT: 256-sample windows, 129 bins (whisper.cpp's graph uses the LSTM input size, 128, as the hop).
 const FILTER_LENGTH = 256;
 const N_BINS = FILTER_LENGTH / 2 + 1;
@@ -135,18 +134,6 @@ export interface WrittenVadModel {
 // Random numbers: one splitmix32 stream per (seed, tensor name); normal-like values are
 // Irwin-Hall sums of four uniforms, so every value comes from integer arithmetic and
 // Math.sqrt only and the same seed gives the same bytes on every machine.
-
-function mix32(z: number): number {
-  z = Math.imul(z ^ (z >>> 16), 0x85ebca6b);
-  z = Math.imul(z ^ (z >>> 13), 0xc2b2ae35);
-  return (z ^ (z >>> 16)) >>> 0;
-}
-
-function fnv1a32(text: string): number {
-  let h = 0x811c9dc5;
-  for (let i = 0; i < text.length; i++) h = Math.imul(h ^ text.charCodeAt(i), 0x01000193);
-  return h >>> 0;
-}
 
 class Stream {
   private state: number;
@@ -266,19 +253,6 @@ export function vadTensors(options: VadModelOptions = {}): VadTensor[] {
   return tensors;
 }
 
-function checkSeed(seed: unknown): number {
-  if (typeof seed !== 'number' || !Number.isInteger(seed) || seed < 0 || seed > 0xffffffff) {
-    throw new TypeError(`Expected an integer between 0 and 4294967295 for seed but received ${String(seed)}`);
-  }
-  return seed;
-}
-
-function int32s(values: readonly number[]): Buffer {
-  const b = Buffer.allocUnsafe(values.length * 4);
-  values.forEach((v, i) => b.writeInt32LE(v, i * 4));
-  return b;
-}
-
 function tensorBytes(tensor: VadTensor): Buffer {
   const name = Buffer.from(tensor.name, 'utf8');
   const ne = [...tensor.shape].reverse(); // ggml's ne[0] is the innermost dimension
@@ -306,11 +280,6 @@ function fileBytes(tensors: VadTensor[]): Buffer {
     int32s([h.lstmInput, h.lstmHidden, h.finalConvIn, h.finalConvOut]),
     ...tensors.map(tensorBytes),
   ]);
-}
-
-/** The whole file (under a megabyte). The same options always give the same bytes. */
-export function vadModelBytes(options: VadModelOptions = {}): Buffer {
-  return fileBytes(vadTensors(options));
 }
 
 /**

@@ -63,6 +63,14 @@ export function parseWhisperTimings(stderr: string, tool = 'whisper tool'): Whis
   };
 }
 
+/**
+ * Peak resident set size (VmHWM in /proc/<pid>/status) of a process, MB; NaN if the status
+ * has no VmHWM line. Throws if the status cannot be read (e.g. the process is gone).
+ */
+export function vmHwmMb(pid: number | 'self'): number {
+  return Number(/VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? NaN) / 1024;
+}
+
 export interface ToolRun {
   stdout: string;
   stderr: string;
@@ -80,12 +88,13 @@ export function runTool(bin: string, args: string[]): Promise<ToolRun> {
     let stderr = '';
     child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
     child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    let hwmKb = Number.NaN;
+    let hwmMb = Number.NaN;
     // VmHWM only grows and the peak comes long before exit, so the last reading is it.
     const poll = setInterval(() => {
+      if (child.pid === undefined) return; // not started (yet)
       try {
-        const m = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${child.pid}/status`, 'utf8'));
-        if (m) hwmKb = Number(m[1]);
+        const mb = vmHwmMb(child.pid);
+        if (!Number.isNaN(mb)) hwmMb = mb;
       } catch {
         // exited between two polls
       }
@@ -102,7 +111,7 @@ export function runTool(bin: string, args: string[]): Promise<ToolRun> {
         reject(new Error(`${bin} ${args.join(' ')} exited with ${code ?? signal}:\n${tail}`));
         return;
       }
-      resolve({ stdout, stderr, wallMs, peakRssMb: hwmKb / 1024 });
+      resolve({ stdout, stderr, wallMs, peakRssMb: hwmMb });
     });
   });
 }

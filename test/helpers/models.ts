@@ -21,4 +21,4 @@ export const testModelPath = () => generatedModel('test.en-q5_0');
 export const tinyModelPath = () => generatedModel('tiny.en-q5_1');
 
 /** whisper.cpp's own sample: 11 s of real speech (JFK), from the pinned source package. */
-export const jfkMp3 = path.join(projectRoot, 'node_modules/nodejs-whisper/cpp/whisper.cpp/samples/jfk.mp3');
+export { jfkMp3 } from '../../scripts/lib/bench-audio.js';
