@@ -15,13 +15,14 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 
 import { ContentUrls } from '../src/azure/files.js';
-import { AzureNotifier, followWebhook } from '../src/azure/notifier.js';
+import { AzureNotifier, webhookTarget } from '../src/azure/notifier.js';
 import { parseCreateV31 } from '../src/azure/webhook-input.js';
 import { policyTargetCheck, WebhookRegistry } from '../src/azure/webhooks.js';
 import { CidrPolicy } from '../src/delivery/cidr.js';
 import { Dispatcher } from '../src/delivery/dispatcher.js';
 import { sendRequest } from '../src/delivery/http-client.js';
 import { Outbox } from '../src/delivery/outbox.js';
+import { TargetAdapters } from '../src/delivery/targets.js';
 import { parseAudioMediaType } from '../src/engine/media-type.js';
 import type { Job } from '../src/jobs/job.js';
 import { createLogger } from '../src/log.js';
@@ -54,7 +55,6 @@ function fakeJob(i: number): Job {
     created: now,
     updated: now,
     status: 'waiting',
-    dialect: 'ibm',
     contentType: 'audio/wav',
     format: parseAudioMediaType('audio/wav'),
     audioBytes: 32000,
@@ -99,7 +99,9 @@ async function throughput(dir: string, deliveries: number, hooks: number, concur
   const jobs = Math.ceil(deliveries / hooks);
   for (let i = 0; i < jobs; i++) await db.durably(() => notifier.notify(fakeJob(i), 'created', undefined));
   const count = jobs * hooks;
-  const dispatcher = new Dispatcher({ outbox, policy, log, prepare: followWebhook(registry), ...(concurrency ? { concurrency } : {}) });
+  const targets = new TargetAdapters();
+  targets.add(webhookTarget(registry));
+  const dispatcher = new Dispatcher({ outbox, targets, policy, log, ...(concurrency ? { concurrency } : {}) });
   const started = Date.now();
   dispatcher.start();
   while (received < count) await new Promise((r) => setTimeout(r, 5));

@@ -36,5 +36,6 @@ try {
       `${err.message}\nInstall a model (scripts/download-model ${config.model}) or point EARSHOT_MODEL at a ggml model file.`,
     );
   }
-  fail(err instanceof Error ? (err.stack ?? err.message) : String(err));
+  // An AppError's message says what is wrong and what to do; anything else is a bug.
+  fail(err instanceof AppError ? err.message : err instanceof Error ? (err.stack ?? err.message) : String(err));
 }

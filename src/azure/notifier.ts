@@ -1,14 +1,15 @@
 import { randomUUID } from 'node:crypto';
 
 import type { DeliveryRecord, EnqueueInput, Outbox } from '../delivery/outbox.js';
-import { AppError } from '../errors.js';
+import type { TargetAdapter } from '../delivery/targets.js';
 import { isFinished, type Job } from '../jobs/job.js';
 import type { JobChange, JobNotifier } from '../jobs/job-service.js';
 import type { StoredTranscript } from '../jobs/job-store.js';
 import { fileId, type ContentUrls } from './files.js';
 import { transcriptionView, v21HookView, v21TranscriptionView, webHookView } from './views.js';
 import { eventKey, type TranscriptionEventKind } from './webhook-input.js';
-import { isEnabled, notSentPrefix, subscribes, type Webhook, type WebhookRegistry } from './webhooks.js';
+import { azureSignature } from './signature.js';
+import { isEnabled, subscribes, webhookTargetKind, type Webhook, type WebhookRegistry } from './webhooks.js';
 
 /** The header that carries the event kind. */
 export const eventHeader = 'X-MicrosoftSpeechServices-Event';
@@ -99,35 +100,34 @@ export class AzureNotifier implements JobNotifier {
     return {
       id,
       // One line per hook and job (or per hook for pings): a job's events arrive in order.
-      orderKey: `azure-webhook ${hook.id} ${line}`,
-      target: { kind: 'azure-webhook', url: hook.webUrl, hookId: hook.id },
+      orderKey: `${webhookTargetKind} ${hook.id} ${line}`,
+      target: { kind: webhookTargetKind, key: hook.id, url: hook.webUrl },
       event,
       body: JSON.stringify(body),
       headers: { [eventHeader]: event },
-      signing: signingFor(hook),
     };
   }
 }
 
-/** How deliveries to `hook` are signed: Azure's header and Standard Webhooks, with its secret. */
-const signingFor = (hook: Webhook): DeliveryRecord['signing'] =>
-  hook.secret ? { azure: { secret: hook.secret }, standard: { secret: hook.secret } } : {};
-
 /**
- * The dispatcher's `prepare` for web hook deliveries, following the hook as it is now
- * rather than as it was when the delivery was queued: a delivery to a hook that is
- * disabled (Failed), inactive or deleted is refused without a request (the dispatcher
- * then dead-letters it at once, so it can be redelivered after a PATCH re-enabled the
- * hook), and the others go to the hook's current URL, signed with its current secret.
- * IBM callback deliveries pass through unchanged.
+ * Sends web hook deliveries as the hook is when they go out, not as it was when they were
+ * queued: a delivery to a hook that is disabled (Failed), inactive or deleted is refused
+ * without a request (dead at once, so it can be redelivered after a PATCH re-enabled the
+ * hook); the others go to the hook's current URL, signed with its current secret
+ * (X-MicrosoftSpeechServices-Signature, and webhook-signature with the same secret). A
+ * 410 Gone or a dead letter disables the hook.
  */
-export function followWebhook(registry: WebhookRegistry): (record: DeliveryRecord) => DeliveryRecord {
-  return (record) => {
-    const hookId = record.target.kind === 'azure-webhook' ? record.target.hookId : undefined;
-    if (!hookId) return record;
-    const why = registry.refusal(hookId);
-    if (why) throw new AppError('ERR_TARGET_FORBIDDEN', `${notSentPrefix}${why}`);
-    const hook = registry.get(hookId)!;
-    return { ...record, target: { ...record.target, url: hook.webUrl }, signing: signingFor(hook) };
+export function webhookTarget(registry: WebhookRegistry): TargetAdapter {
+  return {
+    kind: webhookTargetKind,
+    resolve(delivery) {
+      const why = registry.refusal(delivery.target.key);
+      if (why) return why;
+      const hook = registry.get(delivery.target.key)!;
+      if (!hook.secret) return { url: hook.webUrl };
+      return { url: hook.webUrl, headers: { 'X-MicrosoftSpeechServices-Signature': azureSignature(hook.secret, delivery.body) }, secret: hook.secret };
+    },
+    onGone: (delivery) => void registry.deliveryGone(delivery),
+    onDead: (delivery) => void registry.deliveryDead(delivery),
   };
 }

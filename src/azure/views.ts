@@ -2,6 +2,7 @@
  * Azure Speech entities as clients see them: web hooks (v3.1 `WebHook`, v2.1 hook) and
  * transcriptions (v3.1 `Transcription`, v2.1 transcription) for jobs of either dialect.
  */
+import type { DeliveryRecord } from '../delivery/outbox.js';
 import type { Job, JobStatus } from '../jobs/job.js';
 import type { AzureStatus, Webhook } from './webhooks.js';
 
@@ -159,4 +160,26 @@ export function v21TranscriptionView(job: Job, resultUrl: string | undefined) {
 /** A page of Azure's `Paginated*`: `values` and, when there are more, `@nextLink`. */
 export function page<T>(values: T[], more: boolean, nextLink: string) {
   return { values, ...(more ? { '@nextLink': nextLink } : {}) };
+}
+
+const isoOrUndefined = (ms: number | undefined) => (ms === undefined ? undefined : new Date(ms).toISOString());
+
+/**
+ * A web hook delivery as earshot's dead-letter endpoints show it: state, attempts and
+ * the last outcome. Never the headers the outbox keeps with it.
+ */
+export function deliveryView(record: DeliveryRecord) {
+  return {
+    id: record.id,
+    event: record.event,
+    state: record.state,
+    createdDateTime: isoOrUndefined(record.createdAt),
+    attempts: record.attempts,
+    ...(record.lastAttemptAt !== undefined ? { lastAttemptDateTime: isoOrUndefined(record.lastAttemptAt) } : {}),
+    ...(record.lastStatus !== undefined ? { lastStatusCode: record.lastStatus } : {}),
+    ...(record.lastError !== undefined ? { lastError: record.lastError } : {}),
+    ...(record.state === 'pending' ? { nextAttemptDateTime: isoOrUndefined(record.nextAttemptAt) } : {}),
+    ...(record.deadAt !== undefined ? { deadDateTime: isoOrUndefined(record.deadAt) } : {}),
+    ...(record.deliveredAt !== undefined ? { deliveredDateTime: isoOrUndefined(record.deliveredAt) } : {}),
+  };
 }

@@ -6,11 +6,12 @@ import type { Database } from 'lmdb';
 import type { CidrPolicy } from '../delivery/cidr.js';
 import { checkIpLiteral, displayUrl, guardedLookup } from '../delivery/http-client.js';
 import type { DeliveryRecord, Outbox } from '../delivery/outbox.js';
-import { azureSignature } from '../delivery/signing.js';
+import { notSentPrefix } from '../delivery/targets.js';
 import { AppError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { StateDatabase } from '../store/database.js';
 import { AzureError, invalid } from './errors.js';
+import { azureSignature } from './signature.js';
 import { mergeEvents, type WebHookEventKey, type WebhookInput, type WebhookPatch } from './webhook-input.js';
 
 /** Azure's `Status` of an entity. */
@@ -65,8 +66,8 @@ export const challengeFailedCode = 'InvalidCallbackUri';
 /** The error code of a hook disabled because its deliveries failed. */
 export const deliveryFailedCode = 'DeliveryFailed';
 
-/** How the error of a delivery refused by `followWebhook` (no request made) begins. */
-export const notSentPrefix = 'not sent: ';
+/** The outbox's target kind of web hooks; the target's key is the hook id. */
+export const webhookTargetKind = 'azure-webhook';
 
 /** A hook that receives events: challenge passed, not disabled, active (v2.1). */
 export const isEnabled = (hook: Webhook): boolean => hook.active && hook.status === 'Succeeded';
@@ -194,7 +195,7 @@ export class WebhookRegistry {
   async delete(id: string): Promise<boolean> {
     if (!this.hooks.get(id)) return false;
     await this.o.db.durably(() => this.hooks.removeSync(id));
-    const dropped = await this.o.outbox.discardPending({ hookId: id });
+    const dropped = await this.o.outbox.discardPending({ kind: webhookTargetKind, key: id });
     this.o.log.info('web hook deleted', { hook: id, droppedDeliveries: dropped });
     return true;
   }
@@ -221,7 +222,7 @@ export class WebhookRegistry {
 
   /**
    * Dispatcher onDead: a delivery to the hook became a dead letter. One refused without a
-   * request because the hook was already disabled (`followWebhook`) changes nothing.
+   * request because the hook was already disabled (`webhookTarget`) changes nothing.
    */
   deliveryDead(delivery: DeliveryRecord): Promise<void> {
     if (delivery.lastError?.startsWith(notSentPrefix)) return Promise.resolve();
@@ -233,8 +234,8 @@ export class WebhookRegistry {
   }
 
   private async disableFor(delivery: DeliveryRecord, message: string): Promise<void> {
-    const hookId = delivery.target.kind === 'azure-webhook' ? delivery.target.hookId : undefined;
-    if (!hookId) return;
+    if (delivery.target.kind !== webhookTargetKind) return;
+    const hookId = delivery.target.key;
     try {
       await this.disable(hookId, { code: deliveryFailedCode, message });
     } catch (err) {

@@ -4,23 +4,20 @@ import { createRetrySchedule, parseRetryAfter, retryDelay, type RetrySchedule } 
 import type { CidrPolicy } from './cidr.js';
 import { displayUrl, sendRequest, type SendFunction, type SendResponse } from './http-client.js';
 import type { AttemptOutcome, DeliveryRecord, Outbox } from './outbox.js';
-import { azureSignature, ibmSignature, standardWebhookHeaders } from './signing.js';
+import { standardWebhookHeaders } from './signing.js';
+import type { SendPlan, TargetAdapters } from './targets.js';
 
 /** Sent on every delivery; receivers' logs then say who called. */
 export const deliveryUserAgent = 'earshot-delivery/1 (earshot speech-to-text appliance)';
 
 export interface DispatcherOptions {
   outbox: Outbox;
+  /** Resolve each delivery's target when it is sent (URL, the dialect's headers, secret). */
+  targets: TargetAdapters;
   policy: CidrPolicy;
   log: Logger;
   /** Default `sendRequest`. */
   send?: SendFunction;
-  /**
-   * Called before each attempt: returns the delivery as it is to be sent now (e.g. a
-   * web hook's current URL and secret), or throws an AppError to refuse it without a
-   * request (ERR_TARGET_FORBIDDEN: dead at once).
-   */
-  prepare?: (record: DeliveryRecord) => DeliveryRecord;
   /** Default `createRetrySchedule()` (immediate, 5 s, 5 min, ... 24 h, then dead). */
   schedule?: RetrySchedule;
   /** Per attempt: DNS, connect, response and body (default 15000). */
@@ -31,10 +28,6 @@ export interface DispatcherOptions {
   random?: () => number;
   /** Default `deliveryUserAgent`; the composition root may add earshot's version. */
   userAgent?: string;
-  /** The target answered 410 Gone (the delivery is dead): e.g. deactivate the webhook. */
-  onGone?: (delivery: DeliveryRecord) => void;
-  /** A delivery became a dead letter (for any reason, 410 included). */
-  onDead?: (delivery: DeliveryRecord) => void;
 }
 
 /** Counters and gauges for /metrics. Counters count since start(). */
@@ -67,13 +60,14 @@ const maxTimerMs = 5 * 60 * 1000;
 const storeFailurePauseMs = 30_000;
 
 /**
- * Drives the outbox: sends due deliveries (signed at send time), records every
+ * Drives the outbox: sends due deliveries (resolved by their target's adapter and signed
+ * at send time), records every
  * attempt's outcome durably before anything else happens to that delivery, and sleeps
  * until the next due time. At-least-once: a delivery in flight when the process dies is
  * still pending in the outbox and is sent again, with the same id, after a restart.
  *
- * Outcomes: 2xx delivered; 410 Gone dead at once (+ onGone); a forbidden target or an
- * invalid URL dead at once (retrying cannot help until the configuration changes; the
+ * Outcomes: 2xx delivered; 410 Gone dead at once (+ the adapter's onGone); a target its
+ * adapter refuses, a forbidden address or an invalid URL dead at once (retrying cannot help until the configuration changes; the
  * dead letter can then be redelivered); 429/503 retried no sooner than Retry-After;
  * anything else (3xx included: redirects are not followed), timeouts and connection
  * errors retried per the schedule, dead after the last attempt.
@@ -221,12 +215,12 @@ export class Dispatcher {
     let response: SendResponse | undefined;
     let error: AppError | undefined;
     try {
-      const current = this.options.prepare?.(record) ?? record;
+      const plan = this.options.targets.plan(record);
       response = await this.send({
         method: 'POST',
-        url: current.target.url,
-        headers: this.headersFor(current, attemptNo, started),
-        body: current.body,
+        url: plan.url,
+        headers: this.headersFor(record, plan, attemptNo, started),
+        body: record.body,
         timeoutMs: this.timeoutMs,
         policy: this.options.policy,
         signal,
@@ -243,19 +237,16 @@ export class Dispatcher {
     this.report(stored, outcome, response, error);
   }
 
-  private headersFor(record: DeliveryRecord, attemptNo: number, nowMs: number): Record<string, string> {
-    const { ibm, azure, standard } = record.signing;
-    const headers: Record<string, string> = {
+  private headersFor(record: DeliveryRecord, plan: SendPlan, attemptNo: number, nowMs: number): Record<string, string> {
+    return {
       ...record.headers,
+      ...plan.headers,
       'Content-Type': 'application/json',
       'User-Agent': this.userAgent,
       'X-Earshot-Delivery-Id': record.id,
       'X-Earshot-Delivery-Attempt': String(attemptNo),
-      ...standardWebhookHeaders({ id: record.id, nowMs, body: record.body, secret: standard?.secret }),
+      ...standardWebhookHeaders({ id: record.id, nowMs, body: record.body, secret: plan.secret }),
     };
-    if (ibm) headers['X-Callback-Signature'] = ibmSignature(ibm.secret, record.body, ibm.algorithm);
-    if (azure) headers['X-MicrosoftSpeechServices-Signature'] = azureSignature(azure.secret, record.body);
-    return headers;
   }
 
   private decide(attemptNo: number, at: number, response?: SendResponse, error?: AppError): AttemptOutcome {
@@ -277,7 +268,7 @@ export class Dispatcher {
       id: stored.id,
       event: stored.event,
       url: displayUrl(stored.target.url),
-      hookId: stored.target.hookId,
+      target: `${stored.target.kind} ${stored.target.key}`,
       attempt: stored.attempts,
       status: response?.status,
       code: error?.code,
@@ -303,7 +294,7 @@ export class Dispatcher {
 
   private callback(name: 'onGone' | 'onDead', delivery: DeliveryRecord): void {
     try {
-      this.options[name]?.(delivery);
+      this.options.targets.get(delivery.target.kind)?.[name]?.(delivery);
     } catch (err) {
       this.log.error(`${name} handler failed`, { id: delivery.id, error: err });
     }

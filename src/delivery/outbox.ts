@@ -5,26 +5,18 @@ import type { Database } from 'lmdb';
 
 import { invalidArgument } from '../errors.js';
 import type { StateDatabase } from '../store/database.js';
-import type { IbmSignatureAlgorithm } from './signing.js';
-
-export type DeliveryTargetKind = 'ibm-callback' | 'azure-webhook';
-
-/** Where a delivery goes: an IBM callback URL or an Azure webhook (with its id). */
-export interface DeliveryTarget {
-  kind: DeliveryTargetKind;
-  url: string;
-  hookId?: string;
-}
 
 /**
- * The secrets a delivery is signed with, at send time. Each present entry adds its header:
- * `ibm` X-Callback-Signature, `azure` X-MicrosoftSpeechServices-Signature, `standard`
- * webhook-signature (see signing.ts for the keys).
+ * Where a delivery goes, as the dialect that queued it names it. The kind's adapter
+ * (targets.ts) resolves it to a request when it is sent; no secret is stored here.
  */
-export interface DeliverySigning {
-  ibm?: { secret: string; algorithm: IbmSignatureAlgorithm };
-  azure?: { secret: string };
-  standard?: { secret: string };
+export interface DeliveryTarget {
+  /** Registered by the dialect that queued it (see targets.ts). */
+  kind: string;
+  /** Identifies the target within its kind (a callback URL, a web hook id). */
+  key: string;
+  /** The target's URL when the delivery was queued: for lists and logs. */
+  url: string;
 }
 
 export type DeliveryState = 'pending' | 'delivered' | 'dead';
@@ -42,9 +34,8 @@ export interface DeliveryRecord {
   event: string;
   /** The exact JSON text sent. */
   body: string;
-  /** Fixed extra request headers, e.g. X-MicrosoftSpeechServices-Event. */
+  /** Fixed extra request headers, e.g. an event header. */
   headers: Record<string, string>;
-  signing: DeliverySigning;
   createdAt: number;
   /** Attempts made (reset by a redelivery). */
   attempts: number;
@@ -62,14 +53,13 @@ export interface DeliveryRecord {
 
 /** What a caller puts in the outbox. */
 export interface EnqueueInput {
-  /** Give one to put the same id in the body (e.g. Azure's invocationId); default a random UUID. */
+  /** Give one to put the same id in the body (a dialect's own delivery id field); default a random UUID. */
   id?: string;
   orderKey: string;
   target: DeliveryTarget;
   event: string;
   body: string;
   headers?: Record<string, string>;
-  signing?: DeliverySigning;
   /** Not before this time (ms since the epoch); default now. */
   notBefore?: number;
 }
@@ -80,11 +70,16 @@ export type AttemptOutcome =
   | { result: 'retry'; at: number; nextAttemptAt: number; status?: number; error?: string }
   | { result: 'dead'; at: number; status?: number; error?: string };
 
-/** Selects deliveries by target (several given: all must match). */
+/** Selects deliveries by target (both given: both must match). */
 export interface TargetFilter {
-  url?: string;
-  hookId?: string;
-  kind?: DeliveryTargetKind;
+  kind?: string;
+  key?: string;
+}
+
+/** A target as releases before the delivery adapters stored it (with a copy of its secrets beside it). */
+interface LegacyRecord extends Omit<DeliveryRecord, 'target'> {
+  target: { kind: string; url: string; key?: string; hookId?: string };
+  signing?: unknown;
 }
 
 export interface OutboxCounts {
@@ -107,6 +102,7 @@ export interface OutboxOptions {
 type IndexKey = (string | number)[];
 const maxKey = Number.MAX_SAFE_INTEGER;
 const idPattern = /^[A-Za-z0-9_-]{1,128}$/;
+const kindPattern = /^[a-z0-9-]{1,64}$/;
 
 /** Order keys are hashed: they contain URLs, and LMDB keys are limited to ~2 KB. */
 const orderHash = (orderKey: string) => createHash('sha256').update(orderKey).digest('base64url').slice(0, 22);
@@ -159,7 +155,6 @@ export class Outbox {
         event: input.event,
         body: input.body,
         headers: { ...input.headers },
-        signing: structuredClone(input.signing ?? {}),
         createdAt: now,
         attempts: 0,
         nextAttemptAt: input.notBefore ?? now,
@@ -173,6 +168,26 @@ export class Outbox {
   /** `enqueue` in a transaction of its own; resolves once it is on disk. */
   enqueueDurably(input: EnqueueInput): Promise<DeliveryRecord> {
     return this.database.durably(() => this.enqueue(input));
+  }
+
+  /**
+   * Rewrites records stored by releases before the delivery adapters: their target gets
+   * its key (the web hook id, or else the URL) and the copy of the target's secrets they
+   * carried is erased. Run once at start, before the dispatcher; resolves to how many.
+   */
+  upgrade(): Promise<number> {
+    return this.database.durably(() => {
+      let count = 0;
+      for (const { key, value } of this.records.getRange()) {
+        const legacy = value as unknown as LegacyRecord;
+        if (legacy.target.key !== undefined && !('signing' in legacy)) continue;
+        const { signing: _secrets, target, ...rest } = legacy;
+        const upgraded: DeliveryRecord = { ...rest, target: { kind: target.kind, key: target.key ?? target.hookId ?? target.url, url: target.url } };
+        this.records.putSync(key, upgraded);
+        count++;
+      }
+      return count;
+    });
   }
 
   /** One delivery by id. */
@@ -244,6 +259,12 @@ export class Outbox {
     });
   }
 
+  /** Dead letters or pending deliveries matching `filter`, oldest first (send order). */
+  list(state: 'dead' | 'pending', filter: TargetFilter = {}): DeliveryRecord[] {
+    const records = state === 'dead' ? this.listDead(filter, Number.POSITIVE_INFINITY) : this.listPending(filter);
+    return records.sort((a, b) => a.seq - b.seq);
+  }
+
   /** Pending deliveries matching `filter`, in the order of `pending()`. */
   listPending(filter: TargetFilter = {}): DeliveryRecord[] {
     return [...this.pending()].filter((record) => matches(record, filter));
@@ -278,13 +299,13 @@ export class Outbox {
   }
 
   /**
-   * Drops pending deliveries for a target that no longer exists (an unregistered callback
-   * URL, a deleted webhook), so they are neither sent nor dead-lettered. Resolves to how
-   * many. A delivery already in flight is still sent once; its outcome is then ignored.
+   * Drops pending deliveries for a target that no longer exists (a deleted web hook), so
+   * they are neither sent nor dead-lettered. Resolves to how many. A delivery already in
+   * flight is still sent once; its outcome is then ignored.
    */
   discardPending(filter: TargetFilter): Promise<number> {
-    if (filter.url === undefined && filter.hookId === undefined) {
-      return Promise.reject(invalidArgument('target filter', 'a url or a hookId', undefined));
+    if (filter.kind === undefined || filter.key === undefined) {
+      return Promise.reject(invalidArgument('target filter', 'a kind and a key', undefined));
     }
     return this.database.durably(() => {
       const doomed = this.listPending(filter);
@@ -367,20 +388,24 @@ export class Outbox {
   }
 }
 
+/** A listing's `state` query parameter: dead (the default) or pending; undefined when it is neither. */
+export function deliveryListState(value: string | null): 'dead' | 'pending' | undefined {
+  if (value === null || value === '' || value === 'dead') return 'dead';
+  if (value === 'pending') return 'pending';
+  return undefined;
+}
+
 function matches(record: DeliveryRecord, filter: TargetFilter): boolean {
-  return (
-    (filter.url === undefined || record.target.url === filter.url) &&
-    (filter.hookId === undefined || record.target.hookId === filter.hookId) &&
-    (filter.kind === undefined || record.target.kind === filter.kind)
-  );
+  return (filter.kind === undefined || record.target.kind === filter.kind) && (filter.key === undefined || record.target.key === filter.key);
 }
 
 function validate(input: EnqueueInput): void {
   if (input.id !== undefined && !idPattern.test(input.id)) throw invalidArgument('delivery id', 'up to 128 letters, digits, "-" or "_"', input.id);
   if (typeof input.orderKey !== 'string' || input.orderKey === '') throw invalidArgument('orderKey', 'a non-empty string', input.orderKey);
-  if (input.target?.kind !== 'ibm-callback' && input.target?.kind !== 'azure-webhook') {
-    throw invalidArgument('target.kind', '"ibm-callback" or "azure-webhook"', input.target?.kind);
+  if (typeof input.target?.kind !== 'string' || !kindPattern.test(input.target.kind)) {
+    throw invalidArgument('target.kind', 'a kind name (lower-case letters, digits and "-")', input.target?.kind);
   }
+  if (typeof input.target.key !== 'string' || input.target.key === '') throw invalidArgument('target.key', 'a non-empty string', input.target.key);
   if (typeof input.target.url !== 'string' || !/^https?:\/\//i.test(input.target.url)) throw invalidArgument('target.url', 'an http: or https: URL', input.target.url);
   if (typeof input.event !== 'string' || input.event === '') throw invalidArgument('event', 'a non-empty string', input.event);
   if (typeof input.body !== 'string') throw invalidArgument('body', 'a JSON string', input.body);

@@ -1,49 +1,29 @@
 /**
- * The signatures earshot puts on deliveries. All are base64 (standard alphabet, padded)
- * HMACs over the exact bytes sent, keyed as described per function, so a receiver can
- * verify with its platform's HMAC in a few lines.
+ * Standard Webhooks signing (https://www.standardwebhooks.com), the one signature every
+ * delivery carries whatever its dialect; each dialect adds its own headers through its
+ * target adapter. base64 (standard alphabet, padded) HMACs over the exact bytes sent.
  */
 import { createHmac } from 'node:crypto';
 
 import { invalidArgument } from '../errors.js';
 
-export type IbmSignatureAlgorithm = 'sha1' | 'sha256';
-
-/**
- * IBM Watson's `X-Callback-Signature`: base64(HMAC(UTF-8(user_secret), data)), over the
- * notification body, or over the challenge string for register_callback. SHA-1 is the
- * contract of the IBM documents earshot follows; IBM's 2025 documentation moved to
- * SHA-256, which can be selected.
- */
-export function ibmSignature(secret: string, data: string | Uint8Array, algorithm: IbmSignatureAlgorithm = 'sha1'): string {
-  return createHmac(algorithm, Buffer.from(secret, 'utf8')).update(data).digest('base64');
-}
-
-/**
- * Azure Speech's `X-MicrosoftSpeechServices-Signature`: base64(HMAC-SHA256(UTF-8(secret),
- * body)), over the body, or over the validationToken for a v3 registration challenge.
- */
-export function azureSignature(secret: string, body: string | Uint8Array): string {
-  return createHmac('sha256', Buffer.from(secret, 'utf8')).update(body).digest('base64');
-}
-
 /** Standard Webhooks' secret prefix. */
 export const standardWebhooksPrefix = 'whsec_';
 
 /**
- * The HMAC key of the Standard Webhooks signature for a user's secret (the IBM
- * user_secret or the Azure webhook secret; earshot has no third kind):
+ * The HMAC key of the Standard Webhooks signature for a user's secret (the secret the
+ * user gave the target: a callback's or a web hook's):
  *
  * - a secret in Standard Webhooks form, `whsec_` + base64, is that base64 decoded, as the
  *   spec and its libraries read it: `new Webhook(secret)`;
- * - any other secret is its UTF-8 bytes, the same key as the IBM and Azure signatures,
+ * - any other secret is its UTF-8 bytes, the same key as the dialects' own signatures,
  *   so the receiver needs no second secret: `new Webhook(Buffer.from(secret, 'utf8'),
  *   { format: 'raw' })` with the `standardwebhooks` package, or equivalently
  *   `new Webhook('whsec_' + Buffer.from(secret, 'utf8').toString('base64'))`.
  *
  * A `whsec_` string that is not valid base64 counts as "any other secret". The spec asks
  * for keys of 24 to 64 bytes; a shorter user secret still signs (it is the user's choice,
- * and the IBM and Azure signatures accept any length), it is just weaker.
+ * and the dialects' signatures accept any length), it is just weaker.
  */
 export function standardWebhookKey(secret: string): Buffer {
   if (secret.startsWith(standardWebhooksPrefix)) {

@@ -109,6 +109,8 @@ export interface ModelInfo {
   fileBytes: number;
   flashAttn: boolean;
   loadMs: number;
+  /** The language codes whisper.cpp knows (an English-only model transcribes `en` only). */
+  languages: readonly string[];
 }
 
 export interface Engine {

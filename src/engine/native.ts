@@ -93,9 +93,9 @@ export function loadAddon(): NativeAddon {
   // it is loaded with the addon; an explicit setting wins.
   process.env.OMP_WAIT_POLICY ??= 'PASSIVE';
   const require = createRequire(import.meta.url);
-  const candidates = [process.env.EARSHOT_ADDON, path.join(nativeBuildDir, 'Release', 'earshot.node')].filter(
-    (p): p is string => Boolean(p),
-  );
+  // An explicit EARSHOT_ADDON (a cross build, a test) is the only candidate: falling back
+  // to another build would hide that the one asked for does not load.
+  const candidates = [process.env.EARSHOT_ADDON || path.join(nativeBuildDir, 'Release', 'earshot.node')];
   const failures: string[] = [];
   for (const candidate of candidates) {
     try {

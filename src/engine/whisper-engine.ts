@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { open } from 'node:fs/promises';
 
 import { AppError, invalidArgument, toAppError } from '../errors.js';
@@ -62,12 +63,19 @@ export class WhisperEngine implements Engine {
   private native: NativeModel | null = null;
   private info: ModelInfo | null = null;
   private languageCodes: Set<string> | null = null;
+  private loadedAddon: NativeAddon | null = null;
 
+  /** Does no work: the addon is loaded (dlopen) by load(), inside the service's start. */
   constructor(
     private readonly config: WhisperEngineConfig,
     private readonly log: Logger,
-    private readonly addon: NativeAddon = loadAddon(),
+    private readonly loadNative: () => NativeAddon = loadAddon,
   ) {}
+
+  private get addon(): NativeAddon {
+    this.loadedAddon ??= this.loadNative();
+    return this.loadedAddon;
+  }
 
   get ready(): boolean {
     return this.info !== null;
@@ -87,7 +95,8 @@ export class WhisperEngine implements Engine {
         level === 'info' || / - aborting$/.test(message) ? whisperLog.debug(message) : whisperLog[level](message),
       this.log.enabled('debug') ? 'debug' : 'warn',
     );
-    this.languageCodes = new Set(this.addon.languages());
+    const languages = this.addon.languages();
+    this.languageCodes = new Set(languages);
     const model = new this.addon.Model();
     const native = await model.load(this.config.modelPath, { flashAttn: this.config.flashAttn }).catch((err) => {
       throw toAppError(err, 'ERR_MODEL_LOAD');
@@ -101,6 +110,7 @@ export class WhisperEngine implements Engine {
       fileBytes: native.fileBytes,
       flashAttn: native.flashAttn,
       loadMs: native.loadMs,
+      languages,
     };
     this.log.info('model loaded', {
       path: native.path,
@@ -110,7 +120,20 @@ export class WhisperEngine implements Engine {
       threads: this.config.threads,
       flashAttn: native.flashAttn,
     });
+    this.warnIfGenerated();
     return this.info;
+  }
+
+  /** scripts/make-test-model leaves a sidecar naming itself: say so, loudly, once. */
+  private warnIfGenerated(): void {
+    try {
+      const sidecar = JSON.parse(readFileSync(`${this.config.modelPath}.json`, 'utf8')) as { generator?: string };
+      if (sidecar.generator?.includes('make-test-model')) {
+        this.log.warn('the model is a generated random-weight test model: transcripts will be meaningless', { model: this.config.modelPath });
+      }
+    } catch {
+      // no sidecar: a real model
+    }
   }
 
   /** Checks options the way a user wrote them; throws ERR_INVALID_ARGUMENT with one clear message. */
@@ -205,7 +228,7 @@ export class WhisperEngine implements Engine {
     this.native?.free();
     this.native = null;
     this.info = null;
-    this.addon.setLogger(null);
+    this.loadedAddon?.setLogger(null);
   }
 }
 

@@ -65,6 +65,13 @@ export const json = (status: number, value: unknown, headers: Record<string, str
   body: JSON.stringify(value),
 });
 
+/** A query parameter that must be present and non-empty. */
+export function requiredParam(req: Request, name: string): string {
+  const value = req.query.get(name);
+  if (!value) throw new AppError('ERR_INVALID_ARGUMENT', `Missing required query parameter '${name}'`);
+  return value;
+}
+
 /** The service's own base URL as the client reached it (for `self`, `url` and links). */
 export function baseUrl(req: Request): string {
   const proto = req.headers['x-forwarded-proto'] === 'https' ? 'https' : 'http';

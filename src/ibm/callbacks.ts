@@ -2,14 +2,27 @@ import { randomBytes } from 'node:crypto';
 
 import type { Database } from 'lmdb';
 
-import { ibmSignature, type IbmSignatureAlgorithm } from '../delivery/signing.js';
 import type { Outbox } from '../delivery/outbox.js';
+import type { TargetAdapter } from '../delivery/targets.js';
 import { AppError } from '../errors.js';
 import type { Job } from '../jobs/job.js';
 import type { JobChange, JobNotifier } from '../jobs/job-service.js';
 import type { StoredTranscript } from '../jobs/job-store.js';
 import type { StateDatabase } from '../store/database.js';
+import { ibmSignature, type IbmSignatureAlgorithm } from './signature.js';
 import { speechRecognitionResults } from './views.js';
+
+/** IBM's callback events, in the `events` query parameter of POST /v1/recognitions. */
+export const ibmEvents = [
+  'recognitions.started',
+  'recognitions.completed',
+  'recognitions.completed_with_results',
+  'recognitions.failed',
+] as const;
+export type IbmEvent = (typeof ibmEvents)[number];
+
+/** The outbox's target kind of IBM callbacks; the target's key is the callback URL. */
+export const callbackTargetKind = 'ibm-callback';
 
 export interface CallbackRegistration {
   url: string;
@@ -104,21 +117,20 @@ export class CallbackRegistry {
 
 /**
  * Queues IBM callback notifications for a job's state change, in its transaction:
- * `{"id", "event", "user_token"}` (+ `results` for completed_with_results), signed with
- * the registration's secret.
+ * `{"id", "event", "user_token"}` (+ `results` for completed_with_results). They are
+ * signed when sent (`callbackTarget`), with the secret registered then.
  */
 export class IbmNotifier implements JobNotifier {
   constructor(
     private readonly registry: CallbackRegistry,
     private readonly outbox: Outbox,
-    private readonly algorithm: IbmSignatureAlgorithm,
   ) {}
 
   notify(job: Job, change: JobChange, result: StoredTranscript | undefined): void {
     const callback = job.callback;
     if (!callback) return;
-    const wanted = (event: (typeof callback.events)[number]) => callback.events.includes(event);
-    let event: (typeof callback.events)[number] | undefined;
+    const wanted = (event: IbmEvent) => callback.events.includes(event);
+    let event: IbmEvent | undefined;
     if (change === 'started' && wanted('recognitions.started')) event = 'recognitions.started';
     if (change === 'failed' && wanted('recognitions.failed')) event = 'recognitions.failed';
     if (change === 'completed') {
@@ -127,25 +139,41 @@ export class IbmNotifier implements JobNotifier {
     }
     if (!event) return;
     // A URL unregistered after the job was created gets nothing more, as IBM documents.
-    const registration = this.registry.get(callback.url);
-    if (!registration) return;
+    if (!this.registry.get(callback.url)) return;
     const payload = {
       id: job.id,
       event,
-      user_token: callback.userToken ?? '',
+      user_token: job.userToken ?? '',
       ...(event === 'recognitions.completed_with_results' && result
         ? { results: [speechRecognitionResults(result, job.output, job.warnings)] }
         : {}),
     };
     this.outbox.enqueue({
       orderKey: `${callback.url} ${job.id}`,
-      target: { kind: 'ibm-callback', url: callback.url },
+      target: { kind: callbackTargetKind, key: callback.url, url: callback.url },
       event,
       body: JSON.stringify(payload),
-      headers: {},
-      signing: registration.secret
-        ? { ibm: { secret: registration.secret, algorithm: this.algorithm }, standard: { secret: registration.secret } }
-        : {},
     });
   }
+}
+
+/**
+ * Sends IBM callbacks as the registration is when they go out: to an unregistered URL
+ * nothing more (a dead letter "not sent: ..."), signed with the secret registered now
+ * (X-Callback-Signature, and webhook-signature with the same secret).
+ */
+export function callbackTarget(registry: CallbackRegistry, algorithm: IbmSignatureAlgorithm): TargetAdapter {
+  return {
+    kind: callbackTargetKind,
+    resolve(delivery) {
+      const registration = registry.get(delivery.target.key);
+      if (!registration) return `callback URL unregistered (${delivery.target.key})`;
+      if (!registration.secret) return { url: registration.url };
+      return {
+        url: registration.url,
+        headers: { 'X-Callback-Signature': ibmSignature(registration.secret, delivery.body, algorithm) },
+        secret: registration.secret,
+      };
+    },
+  };
 }

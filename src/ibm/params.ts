@@ -1,6 +1,7 @@
 import type { TranscribeOptions } from '../engine/engine.js';
 import { AppError } from '../errors.js';
-import { ibmEvents, type IbmEvent, type OutputOptions } from '../jobs/job.js';
+import type { OutputOptions } from '../jobs/job.js';
+import { ibmEvents, type IbmEvent } from './callbacks.js';
 import { defaultIbmModel, requireIbmModel } from './models.js';
 
 /** POST /v1/recognitions, as understood from its query string. */

@@ -19,16 +19,23 @@ export interface JobNotifier {
   notify(job: Job, change: JobChange, result: StoredTranscript | undefined): void;
 }
 
-export type NewJob = Omit<Job, 'id' | 'created' | 'updated' | 'status' | 'attempts' | 'warnings'> & {
-  id: string;
+/** What a client asks for when it submits audio: everything of a job but its audio and state. */
+export type JobRequest = Omit<Job, 'id' | 'created' | 'updated' | 'status' | 'attempts' | 'warnings' | 'audioBytes'> & {
   warnings?: string[];
 };
+
+/**
+ * Writes the submitted audio to `path` (a new file) and fsyncs it; resolves to its size.
+ * Rejects when the audio is refused or the client goes away (and removes what it wrote).
+ */
+export type ReceiveAudio = (path: string) => Promise<{ bytes: number }>;
 
 export interface JobServiceOptions {
   db: StateDatabase;
   store: JobStore;
   spool: Spool;
-  notifiers: JobNotifier[];
+  /** More can be added with `subscribe()` before the service is used. */
+  notifiers?: JobNotifier[];
   /** Called after a commit that enqueued deliveries (wakes the dispatcher). */
   onNotified: () => void;
   /** Called after a job became waiting (wakes the scheduler). */
@@ -48,29 +55,47 @@ export class JobService {
   /** Progress of the running job, kept in memory: writing it to flash would wear the SD card. */
   private readonly progress = new Map<string, number>();
 
+  private readonly notifiers: JobNotifier[];
+
   constructor(private readonly o: JobServiceOptions) {
     this.now = o.now ?? Date.now;
+    this.notifiers = [...(o.notifiers ?? [])];
   }
 
-  newId(): string {
-    return randomUUID();
+  /** Adds a notifier: every later state change is reported to it in its transaction. */
+  subscribe(notifier: JobNotifier): void {
+    this.notifiers.push(notifier);
   }
 
-  /** Refuses new work before its body is read when the queue is full. */
-  checkCapacity(): void {
+  /**
+   * Accepts a new job: refuses it while the queue is full (before any audio is read),
+   * lets `receive` stream the audio into the spool, makes the file's directory entry
+   * durable, then commits the waiting job. Resolves once the job and its audio survive
+   * a power cut; on any failure nothing of it is left behind. Every entry point that
+   * takes audio (each dialect's upload) calls this.
+   */
+  async submit(request: JobRequest, receive: ReceiveAudio): Promise<Job> {
+    this.checkCapacity();
+    const id = randomUUID();
+    try {
+      const { bytes } = await receive(this.o.spool.uploadPath(id));
+      await this.o.spool.syncDir();
+      const now = this.now();
+      const job: Job = { ...request, id, audioBytes: bytes, warnings: request.warnings ?? [], created: now, updated: now, status: 'waiting', attempts: 0 };
+      await this.commit(job, 'created');
+      this.o.onQueued();
+      return job;
+    } catch (err) {
+      await this.o.spool.removeFiles(id);
+      throw err;
+    }
+  }
+
+  private checkCapacity(): void {
     const waiting = this.o.store.waitingCount();
     if (waiting >= this.o.maxWaiting) {
       throw new AppError('ERR_QUEUE_FULL', `The queue is full (${waiting} jobs waiting); try again later`);
     }
-  }
-
-  /** Stores a new waiting job whose audio is already in the spool; resolves once durable. */
-  async create(input: NewJob): Promise<Job> {
-    const now = this.now();
-    const job: Job = { ...input, warnings: input.warnings ?? [], created: now, updated: now, status: 'waiting', attempts: 0 };
-    await this.commit(job, 'created');
-    this.o.onQueued();
-    return job;
   }
 
   get(id: string): Job {
@@ -103,7 +128,7 @@ export class JobService {
     }
     await this.transaction(() => {
       this.o.store.remove(id);
-      for (const n of this.o.notifiers) n.notify(job, 'deleted', undefined);
+      for (const n of this.notifiers) n.notify(job, 'deleted', undefined);
     });
     this.o.onNotified();
     await this.o.spool.removeFiles(id);
@@ -161,7 +186,7 @@ export class JobService {
     await this.transaction(() => {
       for (const job of expired) {
         this.o.store.remove(job.id);
-        for (const n of this.o.notifiers) n.notify(job, 'deleted', undefined);
+        for (const n of this.notifiers) n.notify(job, 'deleted', undefined);
       }
     });
     this.o.onNotified();
@@ -179,7 +204,7 @@ export class JobService {
     await this.transaction(() => {
       this.o.store.put(job);
       if (result) this.o.store.putResult(job.id, result);
-      for (const n of this.o.notifiers) n.notify(job, change, result);
+      for (const n of this.notifiers) n.notify(job, change, result);
     });
     this.o.onNotified();
   }

@@ -4,14 +4,6 @@ import type { TranscribeOptions } from '../engine/engine.js';
 /** IBM's job states; Azure's NotStarted/Running/Succeeded/Failed map onto them. */
 export type JobStatus = 'waiting' | 'processing' | 'completed' | 'failed';
 
-export const ibmEvents = [
-  'recognitions.started',
-  'recognitions.completed',
-  'recognitions.completed_with_results',
-  'recognitions.failed',
-] as const;
-export type IbmEvent = (typeof ibmEvents)[number];
-
 /** How results are rendered for the client (IBM's recognition parameters). */
 export interface OutputOptions {
   timestamps: boolean;
@@ -38,8 +30,6 @@ export interface Job {
   created: number;
   updated: number;
   status: JobStatus;
-  /** The API the job was submitted through. */
-  dialect: 'ibm' | 'azure';
   contentType: string;
   format: AudioFormat;
   audioBytes: number;
@@ -47,8 +37,9 @@ export interface Job {
   model: string;
   options: TranscribeOptions;
   output: OutputOptions;
-  callback?: { url: string; events: IbmEvent[]; userToken?: string };
-  /** Returned by GET /v1/recognitions only when the job has a callback (IBM). */
+  /** A callback URL to notify of the named events (the submitting dialect's names). */
+  callback?: { url: string; events: string[] };
+  /** The client's own label of the job (IBM's user_token). */
   userToken?: string;
   resultsTtlMs: number;
   /** Set when the job finishes: now + resultsTtlMs. */

@@ -95,7 +95,7 @@ t.test('failing deliveries disable the hook; PATCH re-enables; delete drops pend
   const hook = await s.registry.create(input(), base);
   t.equal(s.registry.refusal(hook.id), undefined);
   const record = (extra: Partial<DeliveryRecord>): DeliveryRecord =>
-    ({ id: 'd1', event: 'TranscriptionCompletion', target: { kind: 'azure-webhook', url: hook.webUrl, hookId: hook.id }, attempts: 8, lastError: 'HTTP 500', ...extra }) as DeliveryRecord;
+    ({ id: 'd1', event: 'TranscriptionCompletion', target: { kind: 'azure-webhook', key: hook.id, url: hook.webUrl }, attempts: 8, lastError: 'HTTP 500', ...extra }) as DeliveryRecord;
   await s.registry.deliveryGone(record({ lastStatus: 410 }));
   t.match(s.registry.get(hook.id), { status: 'Failed', error: { code: 'DeliveryFailed', message: /410 Gone to delivery d1/ } });
   await s.registry.deliveryDead(record({ id: 'd2' }));
@@ -106,13 +106,13 @@ t.test('failing deliveries disable the hook; PATCH re-enables; delete drops pend
   t.equal(s.registry.get(hook.id)!.status, 'Succeeded');
   await s.registry.deliveryDead(record({ id: 'd3' }));
   t.match(s.registry.get(hook.id)!.error, { code: 'DeliveryFailed', message: /Delivery d3 \(TranscriptionCompletion\) failed after 8 attempt\(s\): HTTP 500/ });
-  await s.registry.deliveryDead({ ...record({}), target: { kind: 'ibm-callback', url: 'x' } });
+  await s.registry.deliveryDead({ ...record({}), target: { kind: 'ibm-callback', key: 'x', url: 'x' } });
   await s.registry.update(hook.id, {}, base);
   await s.registry.deliveryDead(record({ id: 'd4', lastError: 'not sent: web hook was disabled' }));
   t.equal(s.registry.get(hook.id)!.status, 'Succeeded', 'a delivery refused without a request changes nothing');
 
-  await s.outbox.enqueueDurably({ orderKey: 'k', target: { kind: 'azure-webhook', url: hook.webUrl, hookId: hook.id }, event: 'e', body: '{}' });
-  const other = await s.outbox.enqueueDurably({ orderKey: 'k2', target: { kind: 'azure-webhook', url: hook.webUrl, hookId: 'other' }, event: 'e', body: '{}' });
+  await s.outbox.enqueueDurably({ orderKey: 'k', target: { kind: 'azure-webhook', key: hook.id, url: hook.webUrl }, event: 'e', body: '{}' });
+  const other = await s.outbox.enqueueDurably({ orderKey: 'k2', target: { kind: 'azure-webhook', key: 'other', url: hook.webUrl }, event: 'e', body: '{}' });
   t.equal(await s.registry.delete(hook.id), true);
   t.same([...s.outbox.pending()].map((r) => r.id), [other.id], 'only the deleted hook\'s deliveries are dropped');
   t.equal(await s.registry.delete(hook.id), false);

@@ -9,11 +9,11 @@ import { createRetrySchedule } from '../../src/delivery/backoff.js';
 import { CidrPolicy } from '../../src/delivery/cidr.js';
 import { Dispatcher, type DispatcherOptions } from '../../src/delivery/dispatcher.js';
 import { Outbox, type DeliveryRecord } from '../../src/delivery/outbox.js';
-import { ibmDelivery, loopbackPolicy, memoryLogger, openStore, startReceiver, until } from './harness.js';
+import { loopbackPolicy, memoryLogger, openStore, startReceiver, testDelivery, testKind, testTargets, until, type TestTargetOptions } from './harness.js';
 
-type Setup = Partial<Omit<DispatcherOptions, 'outbox' | 'log'>>;
+type Setup = Partial<Omit<DispatcherOptions, 'outbox' | 'log' | 'targets'>>;
 
-function setup(t: Test, options: Setup = {}) {
+function setup(t: Test, options: Setup = {}, target: TestTargetOptions = {}) {
   const db = openStore(t, t.testdir());
   const outbox = new Outbox(db);
   const { log, lines } = memoryLogger();
@@ -25,22 +25,21 @@ function setup(t: Test, options: Setup = {}) {
     policy: loopbackPolicy,
     schedule: createRetrySchedule({ retryDelaysMs: [20, 20, 20] }),
     timeoutMs: 2000,
-    onDead: (d) => dead.push(d),
-    onGone: (d) => gone.push(d),
+    targets: testTargets({ ...target, onDead: (d) => dead.push(d), onGone: (d) => gone.push(d) }),
     ...options,
   });
   t.teardown(() => dispatcher.stop(0));
   return { db, outbox, dispatcher, lines, dead, gone };
 }
 
-t.test('a delivery is POSTed once, signed three ways, with a stable id', async (t) => {
+t.test("a delivery is POSTed once, with its adapter's headers, a Standard Webhooks signature and a stable id", async (t) => {
   const receiver = await startReceiver(t);
-  const { outbox, dispatcher, lines } = setup(t);
   const secret = 'user secret ✓';
+  const sign = (body: string) => ({ 'X-Callback-Signature': createHmac('sha1', Buffer.from(secret, 'utf8')).update(body).digest('base64') });
+  const { outbox, dispatcher, lines } = setup(t, {}, { secret, sign });
   const record = await outbox.enqueueDurably({
-    ...ibmDelivery(receiver.url),
+    ...testDelivery(receiver.url),
     headers: { 'X-MicrosoftSpeechServices-Event': 'TranscriptionCompletion' },
-    signing: { ibm: { secret, algorithm: 'sha1' }, azure: { secret }, standard: { secret } },
   });
   dispatcher.start();
   const [got] = await receiver.waitFor(1);
@@ -53,7 +52,6 @@ t.test('a delivery is POSTed once, signed three ways, with a stable id', async (
   t.equal(h['x-earshot-delivery-attempt'], '1');
   t.equal(h['x-microsoftspeechservices-event'], 'TranscriptionCompletion');
   t.equal(h['x-callback-signature'], createHmac('sha1', Buffer.from(secret, 'utf8')).update(got!.body).digest('base64'));
-  t.equal(h['x-microsoftspeechservices-signature'], createHmac('sha256', Buffer.from(secret, 'utf8')).update(got!.body).digest('base64'));
   t.equal(h['webhook-id'], record.id);
   t.ok(Math.abs(Number(h['webhook-timestamp']) - Date.now() / 1000) < 5, 'timestamp is now, in seconds');
   const expected = createHmac('sha256', Buffer.from(secret, 'utf8')).update(`${record.id}.${h['webhook-timestamp']}.${got!.body}`).digest('base64');
@@ -73,8 +71,9 @@ t.test('a delivery is POSTed once, signed three ways, with a stable id', async (
 
 t.test('failing twice then succeeding: retries on schedule, same id, fresh timestamps and signatures', async (t) => {
   const receiver = await startReceiver(t, (_r, i) => (i < 2 ? { status: 500 } : { status: 204 }));
-  const { outbox, dispatcher, lines } = setup(t, { schedule: createRetrySchedule({ retryDelaysMs: [50, 50, 50], jitter: 0 }) });
-  const record = await outbox.enqueueDurably({ ...ibmDelivery(receiver.url), signing: { ibm: { secret: 's', algorithm: 'sha256' } } });
+  const sign = (body: string) => ({ 'X-Callback-Signature': createHmac('sha256', 's').update(body).digest('base64') });
+  const { outbox, dispatcher, lines } = setup(t, { schedule: createRetrySchedule({ retryDelaysMs: [50, 50, 50], jitter: 0 }) }, { sign });
+  const record = await outbox.enqueueDurably(testDelivery(receiver.url));
   dispatcher.start();
   const got = await receiver.waitFor(3);
   t.same(new Set(got.map((g) => g.headers['webhook-id'])), new Set([record.id]));
@@ -96,10 +95,10 @@ t.test('per order key: a later delivery waits while the earlier one is retried; 
   const { db, outbox, dispatcher } = setup(t, { schedule: createRetrySchedule({ retryDelaysMs: [60, 60, 60, 60], jitter: 0 }) });
   dispatcher.start();
   const [started, completed] = await db.durably(() => [
-    outbox.enqueue(ibmDelivery(receiver.url, 'job-a', 'recognitions.started')),
-    outbox.enqueue(ibmDelivery(receiver.url, 'job-a', 'recognitions.completed')),
+    outbox.enqueue(testDelivery(receiver.url, 'job-a', 'recognitions.started')),
+    outbox.enqueue(testDelivery(receiver.url, 'job-a', 'recognitions.completed')),
   ]);
-  const other = await outbox.enqueueDurably(ibmDelivery(receiver.url, 'job-b', 'recognitions.completed'));
+  const other = await outbox.enqueueDurably(testDelivery(receiver.url, 'job-b', 'recognitions.completed'));
   dispatcher.notify();
   await until(() => outbox.get(completed!.id)?.state === 'delivered', 3000, 'both job-a deliveries');
   const order = receiver.received.map((r) => `${JSON.parse(r.body).id}:${JSON.parse(r.body).event}`);
@@ -116,18 +115,18 @@ t.test('dead letter after the last attempt, then listed and redelivered with the
   let healthy = false;
   const receiver = await startReceiver(t, () => (healthy ? { status: 200 } : { status: 500, body: 'broken' }));
   const { outbox, dispatcher, dead, lines } = setup(t);
-  const record = await outbox.enqueueDurably(ibmDelivery(receiver.url));
+  const record = await outbox.enqueueDurably(testDelivery(receiver.url));
   dispatcher.start();
   await until(() => dead.length === 1, 3000, 'dead letter');
   t.equal(receiver.received.length, 4, 'first attempt + 3 retries');
   t.match(dead[0], { id: record.id, state: 'dead', attempts: 4, lastStatus: 500, lastError: 'HTTP 500' });
-  t.same(outbox.listDead({ url: receiver.url }).map((r) => r.id), [record.id]);
-  t.same(outbox.listDead({ url: 'http://10.0.0.1/other' }), []);
+  t.same(outbox.listDead({ key: receiver.url }).map((r) => r.id), [record.id]);
+  t.same(outbox.listDead({ key: 'http://10.0.0.1/other' }), []);
   t.match(dispatcher.stats(), { deadLettered: 1, failedAttempts: 4, dead: 1, pending: 0 });
   t.equal(lines.filter((l) => / warn .*delivery dead-lettered/.test(l)).length, 1);
 
   healthy = true;
-  t.equal(await outbox.redeliverAll({ url: receiver.url }), 1);
+  t.equal(await outbox.redeliverAll({ key: receiver.url }), 1);
   dispatcher.notify();
   await until(() => outbox.get(record.id)?.state === 'delivered', 2000, 'redelivered');
   t.equal(receiver.received[4]!.headers['webhook-id'], record.id);
@@ -138,10 +137,10 @@ t.test('dead letter after the last attempt, then listed and redelivered with the
 t.test('410 Gone: dead at once, onGone and onDead', async (t) => {
   const receiver = await startReceiver(t, () => ({ status: 410 }));
   const { outbox, dispatcher, dead, gone } = setup(t);
-  const record = await outbox.enqueueDurably({ ...ibmDelivery(receiver.url), target: { kind: 'azure-webhook', url: receiver.url, hookId: 'h1' } });
+  const record = await outbox.enqueueDurably(testDelivery(receiver.url));
   dispatcher.start();
   await until(() => gone.length === 1, 2000, 'onGone');
-  t.match(gone[0], { id: record.id, state: 'dead', attempts: 1, lastStatus: 410, target: { hookId: 'h1' } });
+  t.match(gone[0], { id: record.id, state: 'dead', attempts: 1, lastStatus: 410, target: { kind: testKind, key: receiver.url } });
   t.equal(dead.length, 1);
   t.equal(receiver.received.length, 1);
 });
@@ -149,7 +148,7 @@ t.test('410 Gone: dead at once, onGone and onDead', async (t) => {
 t.test('429 and 503 honour Retry-After (seconds) over a shorter schedule', async (t) => {
   const receiver = await startReceiver(t, (_r, i) => (i === 0 ? { status: 429, headers: { 'Retry-After': '1' } } : i === 1 ? { status: 503, headers: { 'Retry-After': '0' } } : { status: 200 }));
   const { outbox, dispatcher } = setup(t, { schedule: createRetrySchedule({ retryDelaysMs: [10, 10], jitter: 0 }) });
-  const record = await outbox.enqueueDurably(ibmDelivery(receiver.url));
+  const record = await outbox.enqueueDurably(testDelivery(receiver.url));
   dispatcher.start();
   const got = await receiver.waitFor(3, 5000);
   t.ok(got[1]!.at - got[0]!.at >= 950, `waited ${got[1]!.at - got[0]!.at} ms after Retry-After: 1`);
@@ -162,9 +161,9 @@ t.test('SSRF: forbidden targets are dead letters without a request; a redirect i
   const redirector = await startReceiver(t, () => ({ status: 302, headers: { Location: receiver.url } }));
   const lan = new CidrPolicy(defaultCallbackCidrs);
   const { outbox, dispatcher, dead } = setup(t, { policy: lan, schedule: createRetrySchedule({ retryDelaysMs: [] }) });
-  const literal = await outbox.enqueueDurably(ibmDelivery(receiver.url, 'literal'));
-  const named = await outbox.enqueueDurably(ibmDelivery(`http://localhost:${receiver.port}/hook`, 'named'));
-  const linkLocal = await outbox.enqueueDurably(ibmDelivery('http://169.254.169.254/latest/meta-data/', 'meta'));
+  const literal = await outbox.enqueueDurably(testDelivery(receiver.url, 'literal'));
+  const named = await outbox.enqueueDurably(testDelivery(`http://localhost:${receiver.port}/hook`, 'named'));
+  const linkLocal = await outbox.enqueueDurably(testDelivery('http://169.254.169.254/latest/meta-data/', 'meta'));
   dispatcher.start();
   await until(() => dead.length === 3, 2000, 'three dead letters');
   t.match(outbox.get(literal.id), { state: 'dead', attempts: 1, lastError: /127\.0\.0\.1 is a loopback address/ });
@@ -175,7 +174,7 @@ t.test('SSRF: forbidden targets are dead letters without a request; a redirect i
 
   // With loopback allowed, the redirect answer is a failed attempt and is not followed.
   const second = setup(t, { policy: loopbackPolicy, schedule: createRetrySchedule({ retryDelaysMs: [10], jitter: 0 }) });
-  const redirected = await second.outbox.enqueueDurably(ibmDelivery(redirector.url));
+  const redirected = await second.outbox.enqueueDurably(testDelivery(redirector.url));
   second.dispatcher.start();
   await until(() => second.dead.length === 1, 2000, 'redirect dead-lettered');
   t.match(second.outbox.get(redirected.id), { attempts: 2, lastStatus: 302, lastError: /HTTP 302 redirect to http:\/\/127\.0\.0\.1:\d+\/hook \(redirects are not followed/ });
@@ -186,7 +185,7 @@ t.test('SSRF: forbidden targets are dead letters without a request; a redirect i
 t.test('a receiver that does not answer times out, and the attempt is retried', async (t) => {
   const receiver = await startReceiver(t, (_r, i) => (i === 0 ? 'hang' : { status: 200 }));
   const { outbox, dispatcher, lines } = setup(t, { timeoutMs: 150, schedule: createRetrySchedule({ retryDelaysMs: [10], jitter: 0 }) });
-  const record = await outbox.enqueueDurably(ibmDelivery(receiver.url));
+  const record = await outbox.enqueueDurably(testDelivery(receiver.url));
   dispatcher.start();
   await until(() => outbox.get(record.id)?.state === 'delivered', 3000, 'delivered after a timeout');
   t.match(outbox.get(record.id), { attempts: 2, lastStatus: 200 });
@@ -196,7 +195,7 @@ t.test('a receiver that does not answer times out, and the attempt is retried', 
 t.test('concurrency is bounded, and the timer wakes for deliveries due later without notify()', async (t) => {
   const receiver = await startReceiver(t, () => 'hang');
   const { outbox, dispatcher } = setup(t, { concurrency: 2, timeoutMs: 5000 });
-  for (let i = 0; i < 5; i++) await outbox.enqueueDurably(ibmDelivery(receiver.url, `job-${i}`));
+  for (let i = 0; i < 5; i++) await outbox.enqueueDurably(testDelivery(receiver.url, `job-${i}`));
   dispatcher.start();
   await receiver.waitFor(2);
   await new Promise((r) => setTimeout(r, 100));
@@ -207,7 +206,7 @@ t.test('concurrency is bounded, and the timer wakes for deliveries due later wit
 
   const ok = await startReceiver(t);
   const later = setup(t);
-  const record = await later.outbox.enqueueDurably({ ...ibmDelivery(ok.url), notBefore: Date.now() + 150 });
+  const record = await later.outbox.enqueueDurably({ ...testDelivery(ok.url), notBefore: Date.now() + 150 });
   later.dispatcher.start();
   await ok.waitFor(1, 2000);
   t.ok(ok.received[0]!.at >= record.nextAttemptAt, 'not before its due time');
@@ -216,7 +215,7 @@ t.test('concurrency is bounded, and the timer wakes for deliveries due later wit
 t.test('stop() waits for an attempt in flight and records it; past the grace period it aborts without recording', async (t) => {
   const slow = await startReceiver(t, () => 'hang');
   const { outbox, dispatcher } = setup(t);
-  const record = await outbox.enqueueDurably(ibmDelivery(slow.url));
+  const record = await outbox.enqueueDurably(testDelivery(slow.url));
   dispatcher.start();
   await slow.waitFor(1);
   await dispatcher.stop(50);
@@ -225,7 +224,7 @@ t.test('stop() waits for an attempt in flight and records it; past the grace per
 
   const receiver = await startReceiver(t, () => ({ status: 200, delayMs: 300 }));
   const second = setup(t);
-  const waited = await second.outbox.enqueueDurably(ibmDelivery(receiver.url));
+  const waited = await second.outbox.enqueueDurably(testDelivery(receiver.url));
   second.dispatcher.start();
   await receiver.waitFor(1);
   const started = Date.now();
@@ -237,7 +236,7 @@ t.test('stop() waits for an attempt in flight and records it; past the grace per
 t.test('an outcome that cannot be stored pauses the dispatcher instead of resending at once', async (t) => {
   const receiver = await startReceiver(t);
   const { outbox, dispatcher, lines } = setup(t);
-  await outbox.enqueueDurably(ibmDelivery(receiver.url));
+  await outbox.enqueueDurably(testDelivery(receiver.url));
   outbox.recordAttempt = () => Promise.reject(new Error('MDB_MAP_FULL: Environment mapsize limit reached'));
   dispatcher.start();
   await receiver.waitFor(1);
@@ -245,4 +244,19 @@ t.test('an outcome that cannot be stored pauses the dispatcher instead of resend
   await new Promise((r) => setTimeout(r, 200));
   t.equal(receiver.received.length, 1, 'not resent while paused');
   t.equal(dispatcher.stats().inFlight, 0);
+});
+
+t.test('a target its adapter refuses, or of a kind nobody registered, is a dead letter without a request', async (t) => {
+  const receiver = await startReceiver(t);
+  const { outbox, dispatcher, dead } = setup(t, {}, { refuse: (d) => (d.target.key.endsWith('/gone') ? 'callback URL unregistered' : undefined) });
+  const refused = await outbox.enqueueDurably(testDelivery(`${receiver.url}/gone`, 'refused'));
+  const unknown = await outbox.enqueueDurably({ ...testDelivery(receiver.url, 'unknown'), target: { kind: 'from-a-newer-release', key: 'k', url: receiver.url } });
+  const sent = await outbox.enqueueDurably(testDelivery(receiver.url, 'sent'));
+  dispatcher.start();
+  const states = () => [refused, unknown, sent].map((r) => outbox.get(r.id)?.state).join();
+  await until(() => states() === 'dead,dead,delivered', 2000, 'two dead letters and one delivery');
+  t.same(dead.map((d) => d.id), [refused.id], "the adapter hears of its own dead letter");
+  t.match(outbox.get(refused.id), { state: 'dead', attempts: 1, lastError: 'not sent: callback URL unregistered' });
+  t.match(outbox.get(unknown.id), { state: 'dead', attempts: 1, lastError: /^not sent: no target of kind "from-a-newer-release"/ });
+  t.equal(receiver.received.length, 1, 'only the deliverable one was sent');
 });

@@ -11,7 +11,8 @@ import { pathToFileURL } from 'node:url';
 import { createRetrySchedule } from '../../src/delivery/backoff.js';
 import { CidrPolicy } from '../../src/delivery/cidr.js';
 import { Dispatcher } from '../../src/delivery/dispatcher.js';
-import { Outbox, type EnqueueInput } from '../../src/delivery/outbox.js';
+import { Outbox, type DeliveryRecord, type EnqueueInput } from '../../src/delivery/outbox.js';
+import { TargetAdapters, type SendPlan } from '../../src/delivery/targets.js';
 import { createLogger, type Logger } from '../../src/log.js';
 import { StateDatabase } from '../../src/store/database.js';
 
@@ -104,14 +105,44 @@ export function openStore(t: Teardown, dir: string): StateDatabase {
   return db;
 }
 
-/** A minimal IBM callback delivery to `url`. */
-export function ibmDelivery(url: string, jobId = 'job-1', event = 'recognitions.completed'): EnqueueInput {
+/** The target kind of the delivery tests: a callback URL (the key) that always resolves to itself. */
+export const testKind = 'test-callback';
+
+/** A minimal callback delivery to `url`, shaped like an IBM callback. */
+export function testDelivery(url: string, jobId = 'job-1', event = 'recognitions.completed'): EnqueueInput {
   return {
     orderKey: `${url} ${jobId}`,
-    target: { kind: 'ibm-callback', url },
+    target: { kind: testKind, key: url, url },
     event,
     body: JSON.stringify({ id: jobId, event, user_token: '' }),
   };
+}
+
+export interface TestTargetOptions {
+  /** Signs webhook-signature. */
+  secret?: string;
+  /** A dialect's own headers over the body. */
+  sign?: (body: string) => Record<string, string>;
+  /** Refuses a delivery with this reason. */
+  refuse?: (delivery: DeliveryRecord) => string | undefined;
+  onDead?: (delivery: DeliveryRecord) => void;
+  onGone?: (delivery: DeliveryRecord) => void;
+}
+
+/** The adapters of the delivery tests: `testKind`, sent to the URL in its key. */
+export function testTargets(o: TestTargetOptions = {}): TargetAdapters {
+  const targets = new TargetAdapters();
+  targets.add({
+    kind: testKind,
+    resolve(delivery): SendPlan | string {
+      const why = o.refuse?.(delivery);
+      if (why) return why;
+      return { url: delivery.target.key, ...(o.sign ? { headers: o.sign(delivery.body) } : {}), secret: o.secret };
+    },
+    ...(o.onDead ? { onDead: o.onDead } : {}),
+    ...(o.onGone ? { onGone: o.onGone } : {}),
+  });
+  return targets;
 }
 
 /** Resolves when `predicate` holds, polling every 5 ms; rejects after `timeoutMs`. */
@@ -131,9 +162,9 @@ async function crashChild(stateDir: string, url: string): Promise<void> {
   const db = new StateDatabase(stateDir);
   db.open();
   const outbox = new Outbox(db);
-  const record = await outbox.enqueueDurably(ibmDelivery(url, 'crash-job'));
+  const record = await outbox.enqueueDurably(testDelivery(url, 'crash-job'));
   process.stdout.write(`${record.id}\n`);
-  const dispatcher = new Dispatcher({ outbox, policy: loopbackPolicy, log: createLogger({ level: 'warn' }), schedule: createRetrySchedule({ retryDelaysMs: [10] }) });
+  const dispatcher = new Dispatcher({ outbox, targets: testTargets(), policy: loopbackPolicy, log: createLogger({ level: 'warn' }), schedule: createRetrySchedule({ retryDelaysMs: [10] }) });
   dispatcher.start();
   setInterval(() => {}, 1000); // stay alive until killed
 }

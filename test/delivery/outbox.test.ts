@@ -1,8 +1,10 @@
 // The LMDB outbox: transactional enqueue, per-order-key lines, outcomes, dead letters, pruning.
+import { createHash } from 'node:crypto';
+
 import t from 'tap';
 
 import { Outbox } from '../../src/delivery/outbox.js';
-import { ibmDelivery, openStore } from './harness.js';
+import { openStore, testDelivery, testKind } from './harness.js';
 
 const url = 'http://192.168.1.50:8000/callback';
 
@@ -12,9 +14,9 @@ t.test('enqueue joins the caller transaction: the job write and the delivery com
   const jobs = db.db<{ status: string }, string>('jobs');
   const record = await db.durably(() => {
     jobs.putSync('job-1', { status: 'completed' });
-    return outbox.enqueue(ibmDelivery(url));
+    return outbox.enqueue(testDelivery(url));
   });
-  t.match(record, { seq: 1, state: 'pending', attempts: 0, target: { kind: 'ibm-callback', url }, event: 'recognitions.completed' });
+  t.match(record, { seq: 1, state: 'pending', attempts: 0, target: { kind: testKind, key: url, url }, event: 'recognitions.completed' });
   t.match(record.id, /^[0-9a-f-]{36}$/);
   t.same(outbox.get(record.id), record);
   t.same(jobs.get('job-1'), { status: 'completed' });
@@ -29,7 +31,7 @@ t.test('a caller transaction that throws takes its deliveries with it', async (t
   await t.rejects(
     db.durably(() => {
       jobs.putSync('job-1', { status: 'completed' });
-      outbox.enqueue(ibmDelivery(url));
+      outbox.enqueue(testDelivery(url));
       throw new Error('the state change failed');
     }),
     /the state change failed/,
@@ -37,29 +39,30 @@ t.test('a caller transaction that throws takes its deliveries with it', async (t
   t.equal(jobs.get('job-1'), undefined);
   t.same(outbox.counts(), { pending: 0, delivered: 0, dead: 0 });
   t.same([...outbox.due()], []);
-  t.equal((await outbox.enqueueDurably(ibmDelivery(url))).seq, 1, 'the sequence number was rolled back too');
+  t.equal((await outbox.enqueueDurably(testDelivery(url))).seq, 1, 'the sequence number was rolled back too');
 });
 
 t.test('it survives closing and reopening the store', async (t) => {
   const dir = t.testdir();
   const first = openStore(t, dir);
-  const record = await new Outbox(first).enqueueDurably({ ...ibmDelivery(url), id: 'fixed_id-1', headers: { 'X-Extra': '1' }, signing: { ibm: { secret: 's', algorithm: 'sha256' } } });
+  const record = await new Outbox(first).enqueueDurably({ ...testDelivery(url), id: 'fixed_id-1', headers: { 'X-Extra': '1' } });
   await first.close();
   const outbox = new Outbox(openStore(t, dir));
   t.same(outbox.get('fixed_id-1'), record);
-  t.equal((await outbox.enqueueDurably(ibmDelivery(url, 'job-2'))).seq, 2, 'seq keeps counting');
+  t.equal((await outbox.enqueueDurably(testDelivery(url, 'job-2'))).seq, 2, 'seq keeps counting');
 });
 
 t.test('inputs are validated; a used id is refused', async (t) => {
   const outbox = new Outbox(openStore(t, t.testdir()));
-  await outbox.enqueueDurably({ ...ibmDelivery(url), id: 'dup' });
-  t.throws(() => outbox.enqueue({ ...ibmDelivery(url), id: 'dup' }), { code: 'ERR_INVALID_ARGUMENT', message: /id not used before/ });
-  t.throws(() => outbox.enqueue({ ...ibmDelivery(url), id: 'has.dot' }), { code: 'ERR_INVALID_ARGUMENT' });
-  t.throws(() => outbox.enqueue({ ...ibmDelivery(url), orderKey: '' }), { code: 'ERR_INVALID_ARGUMENT', message: /orderKey/ });
-  t.throws(() => outbox.enqueue({ ...ibmDelivery('ftp://x/y') }), { code: 'ERR_INVALID_ARGUMENT', message: /target\.url/ });
-  t.throws(() => outbox.enqueue({ ...ibmDelivery(url), target: { kind: 'sms' as never, url } }), { code: 'ERR_INVALID_ARGUMENT' });
-  t.throws(() => outbox.enqueue({ ...ibmDelivery(url), headers: { 'X-Bad': 'a\r\nInjected: 1' } }), { code: 'ERR_INVALID_ARGUMENT', message: /header "X-Bad"/ });
-  t.throws(() => outbox.enqueue({ ...ibmDelivery(url), headers: { 'bad name': 'x' } }), { code: 'ERR_INVALID_ARGUMENT' });
+  await outbox.enqueueDurably({ ...testDelivery(url), id: 'dup' });
+  t.throws(() => outbox.enqueue({ ...testDelivery(url), id: 'dup' }), { code: 'ERR_INVALID_ARGUMENT', message: /id not used before/ });
+  t.throws(() => outbox.enqueue({ ...testDelivery(url), id: 'has.dot' }), { code: 'ERR_INVALID_ARGUMENT' });
+  t.throws(() => outbox.enqueue({ ...testDelivery(url), orderKey: '' }), { code: 'ERR_INVALID_ARGUMENT', message: /orderKey/ });
+  t.throws(() => outbox.enqueue({ ...testDelivery('ftp://x/y') }), { code: 'ERR_INVALID_ARGUMENT', message: /target\.url/ });
+  t.throws(() => outbox.enqueue({ ...testDelivery(url), target: { kind: 'Not A Kind', key: url, url } }), { code: 'ERR_INVALID_ARGUMENT', message: /target\.kind/ });
+  t.throws(() => outbox.enqueue({ ...testDelivery(url), target: { kind: testKind, key: '', url } }), { code: 'ERR_INVALID_ARGUMENT', message: /target\.key/ });
+  t.throws(() => outbox.enqueue({ ...testDelivery(url), headers: { 'X-Bad': 'a\r\nInjected: 1' } }), { code: 'ERR_INVALID_ARGUMENT', message: /header "X-Bad"/ });
+  t.throws(() => outbox.enqueue({ ...testDelivery(url), headers: { 'bad name': 'x' } }), { code: 'ERR_INVALID_ARGUMENT' });
   t.same(outbox.counts(), { pending: 1, delivered: 0, dead: 0 });
 });
 
@@ -67,10 +70,10 @@ t.test('only the head of an order key is due; finishing it makes the next one du
   const db = openStore(t, t.testdir());
   let now = 1_000_000;
   const outbox = new Outbox(db, { now: () => now });
-  const a1 = await outbox.enqueueDurably(ibmDelivery(url, 'a', 'recognitions.started'));
+  const a1 = await outbox.enqueueDurably(testDelivery(url, 'a', 'recognitions.started'));
   now += 10;
-  const a2 = await outbox.enqueueDurably(ibmDelivery(url, 'a', 'recognitions.completed'));
-  const b1 = await outbox.enqueueDurably(ibmDelivery(url, 'b'));
+  const a2 = await outbox.enqueueDurably(testDelivery(url, 'a', 'recognitions.completed'));
+  const b1 = await outbox.enqueueDurably(testDelivery(url, 'b'));
   t.same([...outbox.due()].map((d) => d.id), [a1.id, b1.id]);
 
   await outbox.recordAttempt(a1.id, { result: 'retry', at: now, status: 500, error: 'HTTP 500', nextAttemptAt: now + 5000 });
@@ -86,68 +89,70 @@ t.test('only the head of an order key is due; finishing it makes the next one du
   t.equal(await outbox.recordAttempt(a1.id, { result: 'dead', at: now }), undefined, 'a finished delivery ignores further outcomes');
 });
 
-t.test('dead letters: listed by url or hookId, redelivered one or all at the back of their line', async (t) => {
+t.test('dead letters: listed by target kind and key, redelivered one or all at the back of their line', async (t) => {
   const db = openStore(t, t.testdir());
   const outbox = new Outbox(db);
-  const hook = { orderKey: 'hook-7 job-1', target: { kind: 'azure-webhook' as const, url: 'http://10.0.0.9/hook', hookId: 'hook-7' }, event: 'TranscriptionCompletion', body: '{}' };
-  const a = await outbox.enqueueDurably(ibmDelivery(url, 'a'));
+  const hook = { orderKey: 'hook-7 job-1', target: { kind: 'test-hook', key: 'hook-7', url: 'http://10.0.0.9/hook' }, event: 'TranscriptionCompletion', body: '{}' };
+  const a = await outbox.enqueueDurably(testDelivery(url, 'a'));
   const b = await outbox.enqueueDurably(hook);
   const c = await outbox.enqueueDurably({ ...hook, orderKey: 'hook-7 job-2' });
   for (const id of [a.id, b.id, c.id]) await outbox.recordAttempt(id, { result: 'dead', at: Date.now(), status: 500, error: 'HTTP 500' });
   t.same(outbox.counts(), { pending: 0, delivered: 0, dead: 3 });
   t.same(outbox.listDead().map((r) => r.id), [a.id, b.id, c.id]);
-  t.same(outbox.listDead({ url }).map((r) => r.id), [a.id]);
-  t.same(outbox.listDead({ hookId: 'hook-7' }).map((r) => r.id), [b.id, c.id]);
-  t.same(outbox.listDead({ hookId: 'hook-7' }, 1).map((r) => r.id), [b.id]);
-  t.same(outbox.listDead({ url, hookId: 'hook-7' }), []);
+  t.same(outbox.listDead({ key: url }).map((r) => r.id), [a.id]);
+  t.same(outbox.listDead({ kind: 'test-hook', key: 'hook-7' }).map((r) => r.id), [b.id, c.id]);
+  t.same(outbox.listDead({ key: 'hook-7' }, 1).map((r) => r.id), [b.id]);
+  t.same(outbox.listDead({ kind: testKind, key: 'hook-7' }), []);
+  t.same(outbox.list('dead', { kind: 'test-hook' }).map((r) => r.id), [b.id, c.id], 'list() sorts by send order');
 
   // A newer delivery for a's order key is pending: the redelivered one goes behind it.
-  const a2 = await outbox.enqueueDurably(ibmDelivery(url, 'a'));
+  const a2 = await outbox.enqueueDurably(testDelivery(url, 'a'));
   const revived = await outbox.redeliver(a.id);
   t.match(revived, { id: a.id, state: 'pending', attempts: 0, lastStatus: 500 });
   t.ok(revived!.seq > a2.seq, 'at the back of the line');
   t.equal(revived!.deadAt, undefined);
   t.same([...outbox.due()].map((d) => d.id), [a2.id]);
   t.equal(await outbox.redeliver(a.id), undefined, 'only dead letters can be redelivered');
-  t.equal(await outbox.redeliverAll({ hookId: 'hook-7' }), 2);
+  t.equal(await outbox.redeliverAll({ key: 'hook-7' }), 2);
   t.same(outbox.counts(), { pending: 4, delivered: 0, dead: 0 });
   t.same(outbox.listDead(), []);
 });
 
-t.test('pending deliveries by target: url, hook and kind all have to match', async (t) => {
+t.test('pending deliveries by target: kind and key both have to match', async (t) => {
   const outbox = new Outbox(openStore(t, t.testdir()));
   const other = 'http://10.0.0.8/other';
-  const a = await outbox.enqueueDurably(ibmDelivery(url, 'a'));
-  const b = await outbox.enqueueDurably(ibmDelivery(other, 'b'));
-  const hook = await outbox.enqueueDurably({ ...ibmDelivery(url, 'c'), target: { kind: 'azure-webhook', url, hookId: 'hook-1' } });
+  const a = await outbox.enqueueDurably(testDelivery(url, 'a'));
+  const b = await outbox.enqueueDurably(testDelivery(other, 'b'));
+  const hook = await outbox.enqueueDurably({ ...testDelivery(url, 'c'), target: { kind: 'test-hook', key: url, url } });
   const ids = (records: Array<{ id: string }>) => records.map((r) => r.id).sort();
   t.same(ids(outbox.listPending()), ids([a, b, hook]));
-  t.same(ids(outbox.listPending({ url })), ids([a, hook]));
-  t.same(outbox.listPending({ url, kind: 'ibm-callback' }).map((r) => r.id), [a.id]);
-  t.same(outbox.listPending({ kind: 'azure-webhook' }).map((r) => r.id), [hook.id]);
-  t.same(outbox.listPending({ hookId: 'hook-1', kind: 'ibm-callback' }), []);
+  t.same(ids(outbox.listPending({ key: url })), ids([a, hook]));
+  t.same(outbox.listPending({ key: url, kind: testKind }).map((r) => r.id), [a.id]);
+  t.same(outbox.listPending({ kind: 'test-hook' }).map((r) => r.id), [hook.id]);
+  t.same(outbox.listPending({ key: other, kind: 'test-hook' }), []);
+  t.same(outbox.list('pending', { kind: testKind }).map((r) => r.id), [a.id, b.id]);
 });
 
 t.test('discarding pending deliveries of a removed target keeps the lines intact', async (t) => {
   const outbox = new Outbox(openStore(t, t.testdir()));
   const gone = 'http://10.0.0.5/old';
-  const x1 = await outbox.enqueueDurably({ ...ibmDelivery(gone, 'x'), orderKey: 'shared' });
-  const keep = await outbox.enqueueDurably({ ...ibmDelivery(url, 'x'), orderKey: 'shared' });
-  await outbox.enqueueDurably(ibmDelivery(gone, 'y'));
-  t.equal(await outbox.discardPending({ url: gone }), 2);
+  const x1 = await outbox.enqueueDurably({ ...testDelivery(gone, 'x'), orderKey: 'shared' });
+  const keep = await outbox.enqueueDurably({ ...testDelivery(url, 'x'), orderKey: 'shared' });
+  await outbox.enqueueDurably(testDelivery(gone, 'y'));
+  t.equal(await outbox.discardPending({ kind: testKind, key: gone }), 2);
   t.equal(outbox.get(x1.id), undefined);
   t.same([...outbox.due()].map((d) => d.id), [keep.id], 'the survivor moved up to the head');
-  await t.rejects(outbox.discardPending({}), { code: 'ERR_INVALID_ARGUMENT' });
+  await t.rejects(outbox.discardPending({ key: gone }), { code: 'ERR_INVALID_ARGUMENT' });
 });
 
 t.test('pruning deletes delivered records after 7 days and dead letters after 30 by default', async (t) => {
   const day = 24 * 60 * 60 * 1000;
   let now = 100 * day;
   const outbox = new Outbox(openStore(t, t.testdir()), { now: () => now });
-  const old = await outbox.enqueueDurably(ibmDelivery(url, 'old'));
-  const recent = await outbox.enqueueDurably(ibmDelivery(url, 'recent'));
-  const dead = await outbox.enqueueDurably(ibmDelivery(url, 'dead'));
-  const waiting = await outbox.enqueueDurably(ibmDelivery(url, 'waiting'));
+  const old = await outbox.enqueueDurably(testDelivery(url, 'old'));
+  const recent = await outbox.enqueueDurably(testDelivery(url, 'recent'));
+  const dead = await outbox.enqueueDurably(testDelivery(url, 'dead'));
+  const waiting = await outbox.enqueueDurably(testDelivery(url, 'waiting'));
   await outbox.recordAttempt(old.id, { result: 'delivered', at: now - 8 * day, status: 200 });
   await outbox.recordAttempt(recent.id, { result: 'delivered', at: now - 6 * day, status: 200 });
   await outbox.recordAttempt(dead.id, { result: 'dead', at: now - 8 * day });
@@ -158,4 +163,34 @@ t.test('pruning deletes delivered records after 7 days and dead letters after 30
   t.equal(await outbox.prune(), 2, 'recent and dead');
   t.same(outbox.counts(), { pending: 1, delivered: 0, dead: 0 });
   t.equal(await outbox.prune({ deliveredMs: 0, deadMs: 0 }), 0, 'pending deliveries are never pruned');
+});
+
+t.test('records stored by the release before delivery adapters are upgraded: keyed, their secrets erased', async (t) => {
+  const db = openStore(t, t.testdir());
+  const records = db.db<Record<string, unknown>, string>('outbox');
+  const index = db.db<string | number, (string | number)[]>('outbox-index');
+  // Two pending deliveries exactly as that release wrote them (target kinds and a copy of the secrets).
+  const legacy = (id: string, seq: number, target: object, signing: object) => ({
+    id, seq, orderKey: `k-${id}`, target, event: 'e', body: '{"id":"job-1"}', headers: {}, signing,
+    createdAt: 1000, attempts: 0, nextAttemptAt: 1000, state: 'pending',
+  });
+  await db.durably(() => {
+    records.putSync('cb', legacy('cb', 1, { kind: 'ibm-callback', url: 'http://10.0.0.1/cb' }, { ibm: { secret: 's1', algorithm: 'sha1' }, standard: { secret: 's1' } }));
+    records.putSync('hk', legacy('hk', 2, { kind: 'azure-webhook', url: 'http://10.0.0.2/hook', hookId: 'hook-9' }, { azure: { secret: 's2' }, standard: { secret: 's2' } }));
+    for (const [seq, id] of [[1, 'cb'], [2, 'hk']] as const) {
+      index.putSync(['line', createHash('sha256').update(`k-${id}`).digest('base64url').slice(0, 22), seq], id);
+      index.putSync(['due', 1000, seq], id);
+    }
+    index.putSync(['seq'], 2);
+  });
+  const outbox = new Outbox(db);
+  t.equal(await outbox.upgrade(), 2);
+  t.same(outbox.get('cb')!.target, { kind: 'ibm-callback', key: 'http://10.0.0.1/cb', url: 'http://10.0.0.1/cb' });
+  t.same(outbox.get('hk')!.target, { kind: 'azure-webhook', key: 'hook-9', url: 'http://10.0.0.2/hook' });
+  t.notOk('signing' in outbox.get('cb')! || 'signing' in outbox.get('hk')!, 'no secret is left in the outbox');
+  t.same([...outbox.due()].map((d) => d.id), ['cb', 'hk'], 'still due, in order');
+  t.same(outbox.listPending({ kind: 'azure-webhook', key: 'hook-9' }).map((r) => r.id), ['hk']);
+  t.equal(await outbox.upgrade(), 0, 'once is enough');
+  await outbox.recordAttempt('cb', { result: 'delivered', at: 2000, status: 200 });
+  t.same(outbox.counts(), { pending: 1, delivered: 1, dead: 0 }, 'outcomes are recorded as for new records');
 });

@@ -8,12 +8,12 @@ import { createRetrySchedule } from '../../src/delivery/backoff.js';
 import { Dispatcher } from '../../src/delivery/dispatcher.js';
 import { Outbox } from '../../src/delivery/outbox.js';
 import { StateDatabase } from '../../src/store/database.js';
-import { ibmDelivery, loopbackPolicy, memoryLogger, openStore, startReceiver, until } from './harness.js';
+import { testDelivery, testTargets, loopbackPolicy, memoryLogger, openStore, startReceiver, until } from './harness.js';
 
 const harness = fileURLToPath(new URL('./harness.js', import.meta.url));
 
 function dispatcherFor(outbox: Outbox) {
-  return new Dispatcher({ outbox, policy: loopbackPolicy, log: memoryLogger().log, schedule: createRetrySchedule({ retryDelaysMs: [10] }) });
+  return new Dispatcher({ outbox, targets: testTargets(), policy: loopbackPolicy, log: memoryLogger().log, schedule: createRetrySchedule({ retryDelaysMs: [10] }) });
 }
 
 t.test('enqueued, closed before delivery, reopened: delivered by the new process', async (t) => {
@@ -21,7 +21,7 @@ t.test('enqueued, closed before delivery, reopened: delivered by the new process
   const dir = t.testdir();
   const first = new StateDatabase(dir);
   first.open();
-  const record = await new Outbox(first).enqueueDurably(ibmDelivery(receiver.url));
+  const record = await new Outbox(first).enqueueDurably(testDelivery(receiver.url));
   await first.close();
   t.equal(receiver.received.length, 0);
 
@@ -73,7 +73,7 @@ t.test('an attempt aborted by stop() is sent again after the restart', async (t)
   const db = new StateDatabase(dir);
   db.open();
   const outbox = new Outbox(db);
-  const record = await outbox.enqueueDurably(ibmDelivery(receiver.url));
+  const record = await outbox.enqueueDurably(testDelivery(receiver.url));
   const dispatcher = dispatcherFor(outbox);
   dispatcher.start();
   await receiver.waitFor(1);

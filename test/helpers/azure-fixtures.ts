@@ -16,7 +16,6 @@ export function job(overrides: Partial<Job> = {}): Job {
     created: t0,
     updated: t0 + 5000,
     status: 'waiting',
-    dialect: 'ibm',
     contentType: 'audio/wav',
     format: parseAudioMediaType('audio/wav'),
     audioBytes: 1000,

@@ -99,12 +99,13 @@ t.test('audio that does not decode fails its job with a clear error; the service
 });
 
 t.test('a full queue answers 503 before reading the upload; a processing job cannot be deleted', async (t) => {
-  const { app, base, auth } = await startApp(t, { EARSHOT_MAX_QUEUED: '1' });
+  const { base, auth } = await startApp(t, { EARSHOT_MAX_QUEUED: '1' });
   const post = () =>
     fetch(`${base}/v1/recognitions`, { method: 'POST', headers: { ...auth, 'Content-Type': 'audio/wav' }, body: wav(60) });
   const first = (await (await post()).json()) as { id: string };
   // Wait until the first job runs, so the next one is the only waiting job.
-  for (let i = 0; i < 200 && (app as any).scheduler.running?.id !== first.id; i++) await new Promise((r) => setTimeout(r, 10));
+  const statusOf = async (id: string) => ((await (await fetch(`${base}/v1/recognitions/${id}`, { headers: auth })).json()) as { status: string }).status;
+  for (let i = 0; i < 200 && (await statusOf(first.id)) !== 'processing'; i++) await new Promise((r) => setTimeout(r, 10));
   const second = await post();
   t.equal(second.status, 201);
   const third = await post();

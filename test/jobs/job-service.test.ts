@@ -1,11 +1,12 @@
 // The jobs domain on a real LMDB environment: state changes, their notifications in the
 // same transaction, expiry.
-import { existsSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, writeFileSync } from 'node:fs';
 import t, { type Test } from 'tap';
 
 import { parseAudioMediaType } from '../../src/engine/media-type.js';
+import { AppError } from '../../src/errors.js';
 import type { Job } from '../../src/jobs/job.js';
-import { JobService, type JobChange } from '../../src/jobs/job-service.js';
+import { JobService, type JobChange, type JobRequest } from '../../src/jobs/job-service.js';
 import { JobStore } from '../../src/jobs/job-store.js';
 import { Spool } from '../../src/jobs/spool.js';
 import { createLogger } from '../../src/log.js';
@@ -32,62 +33,92 @@ function setup(t: Test, maxWaiting = 10) {
     log: createLogger({ level: 'error' }),
     now: () => now,
   });
-  const create = (id: string) => {
-    writeFileSync(spool.uploadPath(id), 'audio');
-    return service.create({
-      id,
-      dialect: 'ibm',
-      contentType: 'audio/wav',
-      format: parseAudioMediaType('audio/wav'),
-      audioBytes: 5,
-      model: 'en-US_BroadbandModel',
-      options: {},
-      output: { timestamps: false, wordConfidence: false },
-      resultsTtlMs: 60_000,
-    });
-  };
+  const create = () => service.submit(request, receiveAudio);
   return { db, store, spool, service, changes, create, tick: (ms: number) => (now += ms) };
 }
+
+const request: JobRequest = {
+  contentType: 'audio/wav',
+  format: parseAudioMediaType('audio/wav'),
+  model: 'en-US_BroadbandModel',
+  options: {},
+  output: { timestamps: false, wordConfidence: false },
+  resultsTtlMs: 60_000,
+};
+
+/** What an upload route does: the body into the spool file. */
+const receiveAudio = async (path: string) => {
+  writeFileSync(path, 'audio');
+  return { bytes: 5 };
+};
 
 const transcript = { text: 'hi', segments: [], language: 'en', durationMs: 1000, windows: 1, timings: {} as never };
 
 t.test('the queue is FIFO and bounded; transitions are notified', async (t) => {
-  const { service, store, changes, create, tick } = setup(t, 2);
-  await create('a');
+  const { service, store, spool, changes, create, tick } = setup(t, 2);
+  const a = await create();
+  t.match(a, { status: 'waiting', attempts: 0, audioBytes: 5, warnings: [] });
+  t.ok(existsSync(spool.uploadPath(a.id)));
   tick(1);
-  await create('b');
-  t.throws(() => service.checkCapacity(), { code: 'ERR_QUEUE_FULL' });
-  t.equal(store.nextWaiting()?.id, 'a');
+  const b = await create();
+  let received = false;
+  await t.rejects(
+    service.submit(request, async (path) => {
+      received = true;
+      return receiveAudio(path);
+    }),
+    { code: 'ERR_QUEUE_FULL' },
+  );
+  t.notOk(received, 'a full queue refuses before any audio is read');
+  t.equal(store.nextWaiting()?.id, a.id);
   const started = await service.start(store.nextWaiting()!);
   t.match(started, { status: 'processing', attempts: 1 });
-  t.equal(store.nextWaiting()?.id, 'b');
-  t.doesNotThrow(() => service.checkCapacity());
+  t.equal(store.nextWaiting()?.id, b.id);
+  const c = await create();
   await service.complete(started, transcript, { queueMs: 0, decodeMs: 1, transcribeMs: 2 });
   t.same(changes, [
-    ['a', 'created'],
-    ['b', 'created'],
-    ['a', 'started'],
-    ['a', 'completed'],
+    [a.id, 'created'],
+    [b.id, 'created'],
+    [a.id, 'started'],
+    [c.id, 'created'],
+    [a.id, 'completed'],
   ]);
   t.same(
     service.newest(10).map((j: Job) => j.id),
-    ['b', 'a'],
+    [c.id, b.id, a.id],
     'newest first',
   );
 });
 
+t.test('a submission whose audio fails leaves nothing behind', async (t) => {
+  const { service, store, spool, changes } = setup(t);
+  let path = '';
+  await t.rejects(
+    service.submit(request, async (p) => {
+      path = p;
+      writeFileSync(p, 'half an upl');
+      throw new AppError('ERR_ABORTED', 'the client closed the connection');
+    }),
+    { code: 'ERR_ABORTED' },
+  );
+  t.notOk(existsSync(path), 'the partial upload is removed');
+  t.same(store.newest(10), []);
+  t.same(changes, []);
+  t.same(readdirSync(spool.dir), []);
+});
+
 t.test('finished jobs expire after their TTL, with their files', async (t) => {
   const { service, store, spool, create, tick } = setup(t);
-  const job = await create('x');
+  const job = await create();
   const done = await service.fail(await service.start(job), { code: 'ERR_AUDIO_CORRUPT', message: 'bad' });
   t.equal(done.expiresAt, done.updated + 60_000);
-  t.notOk(existsSync(spool.uploadPath('x')), 'audio removed once the job finished');
+  t.notOk(existsSync(spool.uploadPath(job.id)), 'audio removed once the job finished');
   tick(59_000);
   t.equal(await service.sweep(), 0, 'not yet');
   tick(2_000);
   t.equal(await service.sweep(), 1);
-  t.equal(store.get('x'), undefined);
-  t.throws(() => service.get('x'), { code: 'ERR_JOB_NOT_FOUND' });
+  t.equal(store.get(job.id), undefined);
+  t.throws(() => service.get(job.id), { code: 'ERR_JOB_NOT_FOUND' });
 });
 
 t.test('a notifier that throws rolls the state change back', async (t) => {
@@ -108,19 +139,7 @@ t.test('a notifier that throws rolls the state change back', async (t) => {
     maxWaiting: 10,
     log: createLogger({ level: 'error' }),
   });
-  await t.rejects(
-    service.create({
-      id: 'y',
-      dialect: 'ibm',
-      contentType: 'audio/wav',
-      format: parseAudioMediaType('audio/wav'),
-      audioBytes: 5,
-      model: 'm',
-      options: {},
-      output: { timestamps: false, wordConfidence: false },
-      resultsTtlMs: 1,
-    }),
-    { code: 'ERR_STORE' },
-  );
-  t.equal(store.get('y'), undefined, 'no job without its notifications');
+  await t.rejects(service.submit(request, receiveAudio), { code: 'ERR_STORE' });
+  t.same(store.newest(10), [], 'no job without its notifications');
+  t.same(readdirSync(spool.dir), [], 'and no audio without its job');
 });

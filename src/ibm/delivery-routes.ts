@@ -1,8 +1,8 @@
-import type { CallbackRegistry } from '../ibm/callbacks.js';
-import type { DeliveryRecord, DeliveryState, Outbox, TargetFilter } from '../delivery/outbox.js';
+import { deliveryListState, type DeliveryRecord, type Outbox } from '../delivery/outbox.js';
 import { AppError } from '../errors.js';
-import { ibmError, requiredParam } from './ibm-routes.js';
-import { json, type Request, type RouteGroup } from './server.js';
+import { json, requiredParam, type Request, type RouteGroup } from '../http/server.js';
+import { callbackTargetKind, type CallbackRegistry } from './callbacks.js';
+import { ibmError } from './errors.js';
 
 const iso = (ms: number | undefined) => (ms === undefined ? undefined : new Date(ms).toISOString());
 
@@ -16,27 +16,7 @@ function subjectOf(record: DeliveryRecord): string | undefined {
   }
 }
 
-/**
- * A delivery as its endpoints show it: state, attempts and the last outcome. Never the
- * signing secrets or headers the outbox keeps with it.
- */
-export function deliveryView(record: DeliveryRecord) {
-  return {
-    id: record.id,
-    event: record.event,
-    state: record.state,
-    createdDateTime: iso(record.createdAt),
-    attempts: record.attempts,
-    ...(record.lastAttemptAt !== undefined ? { lastAttemptDateTime: iso(record.lastAttemptAt) } : {}),
-    ...(record.lastStatus !== undefined ? { lastStatusCode: record.lastStatus } : {}),
-    ...(record.lastError !== undefined ? { lastError: record.lastError } : {}),
-    ...(record.state === 'pending' ? { nextAttemptDateTime: iso(record.nextAttemptAt) } : {}),
-    ...(record.deadAt !== undefined ? { deadDateTime: iso(record.deadAt) } : {}),
-    ...(record.deliveredAt !== undefined ? { deliveredDateTime: iso(record.deliveredAt) } : {}),
-  };
-}
-
-/** IBM's spelling of the same. */
+/** A callback delivery as these endpoints show it: state, attempts and the last outcome. */
 function ibmDeliveryView(record: DeliveryRecord) {
   const subject = subjectOf(record);
   return {
@@ -55,26 +35,12 @@ function ibmDeliveryView(record: DeliveryRecord) {
   };
 }
 
-/** `state` query parameter: dead (default) or pending. */
-export function deliveryState(value: string | null): Exclude<DeliveryState, 'delivered'> | undefined {
-  if (value === null || value === '' || value === 'dead') return 'dead';
-  if (value === 'pending') return 'pending';
-  return undefined;
-}
-
-/** Dead letters or pending deliveries matching `filter`, oldest first. */
-export function deliveriesIn(outbox: Outbox, state: 'dead' | 'pending', filter: TargetFilter): DeliveryRecord[] {
-  const records = state === 'dead' ? outbox.listDead(filter, Number.POSITIVE_INFINITY) : outbox.listPending(filter);
-  return records.sort((a, b) => a.seq - b.seq);
-}
-
 export interface IbmDeliveryRoutesOptions {
   outbox: Outbox;
   registry: CallbackRegistry;
   /** Wakes the dispatcher after a redelivery. */
   wake: () => void;
 }
-
 
 function requireRegistered(o: IbmDeliveryRoutesOptions, url: string): void {
   if (!o.registry.get(url)) {
@@ -83,7 +49,7 @@ function requireRegistered(o: IbmDeliveryRoutesOptions, url: string): void {
 }
 
 function stateParam(req: Request): 'dead' | 'pending' {
-  const state = deliveryState(req.query.get('state'));
+  const state = deliveryListState(req.query.get('state'));
   if (!state) throw new AppError('ERR_INVALID_ARGUMENT', `Invalid state '${req.query.get('state')}'. Valid states are dead, pending`);
   return state;
 }
@@ -103,7 +69,7 @@ export function ibmDeliveryRoutes(o: IbmDeliveryRoutesOptions): RouteGroup {
         name: 'ibm.deliveries.list',
         handler: (req) => {
           const url = req.query.get('callback_url') || undefined;
-          const records = deliveriesIn(o.outbox, stateParam(req), { kind: 'ibm-callback', ...(url ? { url } : {}) });
+          const records = o.outbox.list(stateParam(req), { kind: callbackTargetKind, ...(url ? { key: url } : {}) });
           return json(200, { deliveries: records.slice(0, 1000).map(ibmDeliveryView) });
         },
       },
@@ -114,7 +80,7 @@ export function ibmDeliveryRoutes(o: IbmDeliveryRoutesOptions): RouteGroup {
         handler: async (req) => {
           const url = requiredParam(req, 'callback_url');
           requireRegistered(o, url);
-          const count = await o.outbox.redeliverAll({ kind: 'ibm-callback', url });
+          const count = await o.outbox.redeliverAll({ kind: callbackTargetKind, key: url });
           if (count) o.wake();
           return json(200, { redelivered: count });
         },
@@ -125,11 +91,11 @@ export function ibmDeliveryRoutes(o: IbmDeliveryRoutesOptions): RouteGroup {
         name: 'ibm.deliveries.redeliver',
         handler: async (req) => {
           const record = o.outbox.get(req.params.id!);
-          if (record?.target.kind !== 'ibm-callback') throw new AppError('ERR_NOT_FOUND', `The delivery '${req.params.id}' was not found`);
+          if (record?.target.kind !== callbackTargetKind) throw new AppError('ERR_NOT_FOUND', `The delivery '${req.params.id}' was not found`);
           if (record.state !== 'dead') {
             throw new AppError('ERR_INVALID_ARGUMENT', `The delivery '${record.id}' is ${record.state}, not dead: only dead letters can be redelivered`);
           }
-          requireRegistered(o, record.target.url);
+          requireRegistered(o, record.target.key);
           const revived = await o.outbox.redeliver(record.id);
           o.wake();
           return json(200, ibmDeliveryView(revived ?? record));

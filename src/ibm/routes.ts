@@ -1,31 +1,21 @@
-import { STATUS_CODES } from 'node:http';
-
 import { parseAudioMediaType } from '../engine/media-type.js';
 import { AppError } from '../errors.js';
-import type { CallbackRegistry } from '../ibm/callbacks.js';
-import { checkCallbackUrl } from '../ibm/callbacks.js';
-import { availableIbmModels } from '../ibm/models.js';
-import { parseRecognitionQuery } from '../ibm/params.js';
-import { jobDetail, jobSummary } from '../ibm/views.js';
+import { baseUrl, json, requiredParam, type Request, type RouteGroup } from '../http/server.js';
 import type { JobService } from '../jobs/job-service.js';
-import type { Spool } from '../jobs/spool.js';
-import { baseUrl, json, type Reply, type Request, type RouteGroup } from './server.js';
+import { checkCallbackUrl, type CallbackRegistry } from './callbacks.js';
+import { ibmError } from './errors.js';
+import { availableIbmModels } from './models.js';
+import { parseRecognitionQuery } from './params.js';
+import { jobDetail, jobSummary } from './views.js';
 
 export interface IbmRoutesOptions {
   service: JobService;
   registry: CallbackRegistry;
-  spool: Spool;
   /** What the loaded whisper model can do (for `model`/`language` checks). */
   model: () => { multilingual: boolean; languages: readonly string[] };
   /** IBM's limits: at least 100 bytes, at most 1 GB. */
   minAudioBytes: number;
   maxAudioBytes: number;
-}
-
-/** IBM's error body: {"code": 400, "code_description": "Bad Request", "error": "..."}. */
-export function ibmError(error: AppError): Reply {
-  const status = error.status === 499 ? 400 : error.status;
-  return json(status, { code: status, code_description: STATUS_CODES[status] ?? 'Error', error: error.message });
 }
 
 /** IBM answers JSON only; a client that accepts nothing of it gets 406. */
@@ -36,12 +26,6 @@ function checkAccept(req: Request): void {
   if (!ok) {
     throw new AppError('ERR_NOT_ACCEPTABLE', `Unsupported Accept header '${accept}': only application/json is supported.`);
   }
-}
-
-export function requiredParam(req: Request, name: string): string {
-  const value = req.query.get(name);
-  if (!value) throw new AppError('ERR_INVALID_ARGUMENT', `Missing required query parameter '${name}'`);
-  return value;
 }
 
 /** IBM Watson Speech to Text's asynchronous HTTP interface under /v1. */
@@ -68,51 +52,32 @@ export function ibmRoutes(o: IbmRoutesOptions): RouteGroup {
           if (req.body.declaredLength !== undefined && req.body.declaredLength > o.maxAudioBytes) {
             throw new AppError('ERR_PAYLOAD_TOO_LARGE', `Audio exceeds the maximum of ${o.maxAudioBytes} bytes`);
           }
-          // Checked before reading the body: a full queue costs the client no upload.
-          o.service.checkCapacity();
-          const id = o.service.newId();
-          const upload = o.spool.uploadPath(id);
-          const { bytes } = await req.body.toFile(upload, { maxBytes: o.maxAudioBytes, minBytes: o.minAudioBytes });
-          try {
-            await o.spool.syncDir();
-            const job = await o.service.create({
-              id,
-              dialect: 'ibm',
+          const job = await o.service.submit(
+            {
               contentType: contentType ?? 'application/octet-stream',
               format,
-              audioBytes: bytes,
               model: request.model,
               options: request.options,
               output: request.output,
-              ...(request.callbackUrl
-                ? {
-                    callback: {
-                      url: request.callbackUrl,
-                      events: request.events,
-                      ...(request.userToken !== undefined ? { userToken: request.userToken } : {}),
-                    },
-                  }
-                : {}),
+              ...(request.callbackUrl ? { callback: { url: request.callbackUrl, events: request.events } } : {}),
               ...(request.userToken !== undefined ? { userToken: request.userToken } : {}),
               resultsTtlMs: request.resultsTtlMs,
               warnings: request.warnings,
-            });
-            const url = `${baseUrl(req)}/v1/recognitions/${job.id}`;
-            return json(
-              201,
-              {
-                created: new Date(job.created).toISOString(),
-                id: job.id,
-                url,
-                status: job.status,
-                ...(job.warnings.length ? { warnings: job.warnings } : {}),
-              },
-              { Location: url },
-            );
-          } catch (err) {
-            await o.spool.removeFiles(id);
-            throw err;
-          }
+            },
+            (path) => req.body.toFile(path, { maxBytes: o.maxAudioBytes, minBytes: o.minAudioBytes }),
+          );
+          const url = `${baseUrl(req)}/v1/recognitions/${job.id}`;
+          return json(
+            201,
+            {
+              created: new Date(job.created).toISOString(),
+              id: job.id,
+              url,
+              status: job.status,
+              ...(job.warnings.length ? { warnings: job.warnings } : {}),
+            },
+            { Location: url },
+          );
         },
       },
       {

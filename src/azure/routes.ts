@@ -1,14 +1,13 @@
-import { AzureError, azureErrorBody, invalid } from '../azure/errors.js';
-import { fileContents, fileId, fileView, type ContentUrls } from '../azure/files.js';
-import type { AzureNotifier } from '../azure/notifier.js';
-import { page, transcriptionView, v21HookView, webHookView } from '../azure/views.js';
-import { parseCreateV21, parseCreateV31, parsePatchV31 } from '../azure/webhook-input.js';
-import type { WebhookRegistry } from '../azure/webhooks.js';
-import type { DeliveryRecord, Outbox } from '../delivery/outbox.js';
+import { deliveryListState, type DeliveryRecord, type Outbox } from '../delivery/outbox.js';
 import { AppError } from '../errors.js';
+import { baseUrl, json, type Reply, type Request, type Route, type RouteGroup } from '../http/server.js';
 import type { JobService } from '../jobs/job-service.js';
-import { deliveriesIn, deliveryState, deliveryView } from './delivery-routes.js';
-import { baseUrl, json, type Reply, type Request, type Route, type RouteGroup } from './server.js';
+import { AzureError, azureErrorBody, invalid } from './errors.js';
+import { fileContents, fileId, fileView, type ContentUrls } from './files.js';
+import type { AzureNotifier } from './notifier.js';
+import { deliveryView, page, transcriptionView, v21HookView, webHookView } from './views.js';
+import { parseCreateV21, parseCreateV31, parsePatchV31 } from './webhook-input.js';
+import { webhookTargetKind, type WebhookRegistry } from './webhooks.js';
 
 export interface AzureRoutesOptions {
   service: JobService;
@@ -128,9 +127,9 @@ export function azureRoutes(o: AzureRoutesOptions): RouteGroup[] {
       handler: (req) => {
         const hookId = req.params.id!;
         o.registry.require(hookId);
-        const state = deliveryState(req.query.get('state'));
+        const state = deliveryListState(req.query.get('state'));
         if (!state) throw invalid('InvalidParameterValue', `Invalid state '${req.query.get('state')}'. Valid states are dead, pending`);
-        const records = deliveriesIn(o.outbox, state, { hookId });
+        const records = o.outbox.list(state, { kind: webhookTargetKind, key: hookId });
         return json(200, paged(req, records, deliveryView));
       },
     },
@@ -142,7 +141,7 @@ export function azureRoutes(o: AzureRoutesOptions): RouteGroup[] {
         if (req.params.action !== 'deliveries:redeliver') return unknownAction(req);
         const hookId = req.params.id!;
         o.registry.requireEnabled(hookId);
-        const count = await o.outbox.redeliverAll({ hookId });
+        const count = await o.outbox.redeliverAll({ kind: webhookTargetKind, key: hookId });
         if (count) o.wake();
         return accepted({ redelivered: count });
       },
@@ -157,7 +156,7 @@ export function azureRoutes(o: AzureRoutesOptions): RouteGroup[] {
         const hookId = req.params.id!;
         o.registry.require(hookId);
         const record: DeliveryRecord | undefined = o.outbox.get(id);
-        if (!record || record.target.hookId !== hookId) throw new AppError('ERR_NOT_FOUND', `The delivery '${id}' of web hook '${hookId}' was not found`);
+        if (record?.target.kind !== webhookTargetKind || record.target.key !== hookId) throw new AppError('ERR_NOT_FOUND', `The delivery '${id}' of web hook '${hookId}' was not found`);
         if (record.state !== 'dead') throw invalid('InvalidPrerequisite', `The delivery '${id}' is ${record.state}, not dead: only dead letters can be redelivered`);
         o.registry.requireEnabled(hookId);
         const revived = await o.outbox.redeliver(id);

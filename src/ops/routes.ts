@@ -1,5 +1,5 @@
 import type { Metrics } from '../metrics.js';
-import { json, type RouteGroup } from './server.js';
+import { json, type RouteGroup } from '../http/server.js';
 
 export interface OpsRoutesOptions {
   /** Why the service is not ready, or undefined when it is (model loaded, store open). */

@@ -1,0 +1,51 @@
+import type { Config } from './config.js';
+import type { CidrPolicy } from './delivery/cidr.js';
+import type { SendRequestOptions, SendResponse } from './delivery/http-client.js';
+import type { Outbox } from './delivery/outbox.js';
+import type { TargetAdapter } from './delivery/targets.js';
+import type { RouteGroup } from './http/server.js';
+import type { JobNotifier, JobService } from './jobs/job-service.js';
+import type { Logger } from './log.js';
+import type { StateDatabase } from './store/database.js';
+
+/** What the loaded model can do, for dialects that check `model`/`language` parameters. */
+export interface ModelAbilities {
+  multilingual: boolean;
+  languages: readonly string[];
+}
+
+/** The shared parts every dialect is built from (made by the composition root). */
+export interface DialectContext {
+  config: Config;
+  log: Logger;
+  db: StateDatabase;
+  jobs: JobService;
+  outbox: Outbox;
+  /** Wakes the dispatcher after a delivery was queued outside a job's state change. */
+  wakeDeliveries(): void;
+  /** One request to a client's URL under the delivery allow-list (registration challenges). */
+  request(input: Omit<SendRequestOptions, 'policy'>): Promise<SendResponse>;
+  policy: CidrPolicy;
+  /** Throws ERR_NOT_READY until the model is loaded. */
+  model(): ModelAbilities;
+}
+
+/** What the dialect needs once the service's secrets are known, when the service starts. */
+export interface DialectStart {
+  apiKey: string;
+}
+
+/**
+ * One API dialect (IBM, Azure, ...): the one thing the composition root knows of it.
+ * Each dialect lives in its own folder, with one factory returning this.
+ */
+export interface Dialect {
+  name: string;
+  /** Queues the dialect's notifications of job state changes (inside their transaction). */
+  notifier?: JobNotifier;
+  /** The delivery target kinds the dialect's notifications go to. */
+  targets?: TargetAdapter[];
+  routes: RouteGroup[];
+  start?(start: DialectStart): void | Promise<void>;
+  stop?(): void | Promise<void>;
+}

@@ -1,0 +1,28 @@
+import type { Dialect, DialectContext } from '../dialect.js';
+import { CallbackRegistry, callbackTarget, IbmNotifier } from './callbacks.js';
+import { ibmDeliveryRoutes } from './delivery-routes.js';
+import { ibmRoutes } from './routes.js';
+
+/**
+ * IBM Watson Speech to Text's asynchronous interface (`/v1`): recognitions, callback
+ * registration with its challenge, signed callbacks, and earshot's dead letters of them.
+ */
+export function ibmDialect(ctx: DialectContext): Dialect {
+  const registry = new CallbackRegistry(
+    ctx.db,
+    async (url, headers, timeoutMs) => {
+      const r = await ctx.request({ method: 'GET', url, headers, timeoutMs });
+      return { status: r.status, body: r.body };
+    },
+    ctx.config.ibmSignature,
+  );
+  return {
+    name: 'ibm',
+    notifier: new IbmNotifier(registry, ctx.outbox),
+    targets: [callbackTarget(registry, ctx.config.ibmSignature)],
+    routes: [
+      ibmRoutes({ service: ctx.jobs, registry, model: ctx.model, minAudioBytes: 100, maxAudioBytes: ctx.config.maxUploadBytes }),
+      ibmDeliveryRoutes({ outbox: ctx.outbox, registry, wake: ctx.wakeDeliveries }),
+    ],
+  };
+}

@@ -1,0 +1,27 @@
+import type { Dispatcher } from '../delivery/dispatcher.js';
+import type { Engine } from '../engine/engine.js';
+import type { JobStore } from '../jobs/job-store.js';
+import type { Metrics } from '../metrics.js';
+
+/** The service's gauges for GET /metrics: jobs, the model, deliveries. */
+export function defineGauges(metrics: Metrics, parts: { store: JobStore; engine: Engine; dispatcher: Dispatcher }): void {
+  const { store, engine, dispatcher } = parts;
+  metrics.gauge('earshot_jobs', 'Jobs by status', () => Object.entries(store.countByStatus()).map(([status, n]) => [{ status }, n]));
+  metrics.gauge('earshot_model_loaded', '1 when the whisper model is loaded', () => (engine.ready ? 1 : 0));
+  // One scrape reads the dispatcher's stats once (they walk the pending deliveries).
+  let cached: { at: number; stats: ReturnType<Dispatcher['stats']> } | undefined;
+  const stats = () => {
+    if (!cached || performance.now() - cached.at > 1000) cached = { at: performance.now(), stats: dispatcher.stats() };
+    return cached.stats;
+  };
+  metrics.gauge('earshot_deliveries', 'Outbox deliveries by state', () => {
+    const s = stats();
+    return [
+      [{ state: 'pending' }, s.pending],
+      [{ state: 'dead' }, s.dead],
+      [{ state: 'in_flight' }, s.inFlight],
+    ];
+  });
+  metrics.gauge('earshot_deliveries_sent', 'Deliveries answered with 2xx since start', () => stats().sent);
+  metrics.gauge('earshot_delivery_oldest_pending_seconds', 'Age of the oldest pending delivery', () => stats().oldestPendingAgeMs / 1000);
+}
