@@ -27,7 +27,7 @@ import { StateDatabase } from './store/database.js';
 import { cgroupMemoryLimit, Systemd } from './systemd.js';
 
 /** The API dialects this service speaks; adding one adds a folder and a line here. */
-const dialectFactories: Array<(ctx: DialectContext) => Dialect> = [ibmDialect, azureDialect];
+export const dialectFactories: Array<(ctx: DialectContext) => Dialect> = [ibmDialect, azureDialect];
 
 const sweepIntervalMs = 60_000;
 

@@ -62,7 +62,10 @@ type Raw = string | number | boolean | string[];
 interface Setting<K extends keyof Config> {
   key: K;
   env: string;
-  description: string;
+  /** What it means, for the README's settings table. */
+  doc: string;
+  /** The default as the README shows it, where the value itself would mislead (a path, a count). */
+  shown?: string;
   default: (partial: Partial<Config>) => Config[K];
   parse: (value: Raw) => Config[K];
 }
@@ -131,127 +134,150 @@ export function resolveModelPath(model: string, modelsDir: string): string {
   return path.join(modelsDir, `ggml-${model}.bin`);
 }
 
-// The settings in the order they are documented (README "Settings").
+// The settings in the order they are documented (README "Settings", generated from here).
 const settings = [
-  { key: 'host', env: 'EARSHOT_HOST', description: 'address to listen on', default: () => '0.0.0.0', parse: text },
-  { key: 'port', env: 'EARSHOT_PORT', description: 'TCP port', default: () => 8080, parse: integer(0, 65535) },
+  { key: 'host', env: 'EARSHOT_HOST', doc: 'address to listen on', default: () => '0.0.0.0', parse: text },
+  { key: 'port', env: 'EARSHOT_PORT', doc: 'TCP port', default: () => 8080, parse: integer(0, 65535) },
   {
     key: 'stateDir',
     env: 'EARSHOT_STATE_DIR',
-    description: 'LMDB store and audio spool',
+    doc: 'LMDB store, audio spool, generated API key',
+    shown: './var',
     default: () => path.resolve('var'),
     parse: (v) => path.resolve(text(v)),
   },
   {
     key: 'modelsDir',
     env: 'EARSHOT_MODELS_DIR',
-    description: 'where model names are looked up',
+    doc: 'where model names are looked up',
+    shown: './models',
     default: () => path.resolve('models'),
     parse: (v) => path.resolve(text(v)),
   },
   {
     key: 'model',
     env: 'EARSHOT_MODEL',
-    description: 'model name (ggml-<name>.bin in the models directory) or path',
+    doc: 'model name (`ggml-<name>.bin` in the models directory) or path',
     default: () => 'tiny.en-q5_1',
     parse: text,
   },
   {
     key: 'threads',
     env: 'EARSHOT_THREADS',
-    description: 'inference threads',
+    doc: 'inference threads',
+    shown: 'all cores',
     default: () => Math.max(1, os.availableParallelism()),
     parse: integer(1, 64),
   },
-  { key: 'apiKey', env: 'EARSHOT_API_KEY', description: 'API key (generated when unset)', default: () => undefined, parse: text },
-  { key: 'auth', env: 'EARSHOT_AUTH', description: 'key or none', default: () => 'key' as const, parse: oneOf(['key', 'none'] as const) },
+  { key: 'apiKey', env: 'EARSHOT_API_KEY', doc: 'API key', shown: 'generated', default: () => undefined, parse: text },
+  { key: 'auth', env: 'EARSHOT_AUTH', doc: '`key`, or `none` for a trusted bench', default: () => 'key' as const, parse: oneOf(['key', 'none'] as const) },
   {
     key: 'callbackCidrs',
     env: 'EARSHOT_CALLBACK_CIDRS',
-    description: 'allowed callback targets',
+    doc: 'allowed callback and webhook targets (checked at connect time)',
     default: () => defaultCallbackCidrs,
     parse: cidrList,
   },
-  { key: 'logLevel', env: 'EARSHOT_LOG_LEVEL', description: 'debug, info, warn or error', default: () => 'info' as const, parse: oneOf(logLevels) },
+  { key: 'logLevel', env: 'EARSHOT_LOG_LEVEL', doc: '`debug`, `info`, `warn` or `error`', default: () => 'info' as const, parse: oneOf(logLevels) },
   {
     key: 'inferenceNice',
     env: 'EARSHOT_INFERENCE_NICE',
-    description: 'nice increment of inference threads',
+    doc: 'how much lower the inference threads run than the HTTP side',
     default: () => 10,
     parse: integer(0, 19),
   },
-  { key: 'flashAttn', env: 'EARSHOT_FLASH_ATTN', description: 'flash attention', default: () => true, parse: boolean },
+  { key: 'flashAttn', env: 'EARSHOT_FLASH_ATTN', doc: 'whisper.cpp flash attention', default: () => true, parse: boolean },
   {
     key: 'windowSeconds',
     env: 'EARSHOT_WINDOW_SECONDS',
-    description: 'transcription window length in seconds',
+    doc: 'audio is transcribed in windows of this length (bounds memory)',
     default: () => 300,
     parse: integer(30, 3600),
   },
   {
     key: 'maxQueued',
     env: 'EARSHOT_MAX_QUEUED',
-    description: 'waiting jobs accepted before 503',
+    doc: 'waiting jobs before 503 (answered before the upload is read)',
     default: () => 100,
     parse: integer(1, 100000),
   },
   {
     key: 'maxAudioSeconds',
     env: 'EARSHOT_MAX_AUDIO_SECONDS',
-    description: 'longest audio accepted',
+    doc: 'longer audio fails its job',
     default: () => 4 * 3600,
     parse: integer(1, 48 * 3600),
   },
   {
     key: 'ibmSignature',
     env: 'EARSHOT_IBM_SIGNATURE',
-    description: 'sha1 or sha256',
+    doc: "`sha1` (IBM's contract) or `sha256`",
     default: () => 'sha1' as const,
     parse: oneOf(['sha1', 'sha256'] as const),
   },
   {
     key: 'vadModel',
     env: 'EARSHOT_VAD_MODEL',
-    description: 'Silero VAD model name or path (off when unset)',
+    doc: 'Silero VAD model (name or path): skip non-speech',
+    shown: 'off',
     default: () => undefined,
     parse: text,
   },
   {
     key: 'maxUploadBytes',
     env: 'EARSHOT_MAX_UPLOAD_BYTES',
-    description: 'largest upload in bytes',
+    doc: 'largest upload',
+    shown: '1 GiB',
     default: () => 1024 ** 3,
     parse: integer(100, 1024 ** 3),
   },
   {
     key: 'retryDelaysMs',
     env: 'EARSHOT_RETRY_SCHEDULE',
-    description: 'waits between delivery attempts',
+    doc: 'waits between delivery attempts',
+    shown: '5s,5m,30m,2h,5h,10h,24h',
     default: () => [...defaultRetryDelaysMs],
     parse: durationList,
   },
   {
     key: 'deliveryTimeoutMs',
     env: 'EARSHOT_DELIVERY_TIMEOUT_MS',
-    description: 'per-attempt delivery timeout in ms',
+    doc: 'per delivery attempt',
     default: () => 15_000,
     parse: integer(100, 120_000),
   },
   {
     key: 'stallSeconds',
     env: 'EARSHOT_STALL_SECONDS',
-    description: 'seconds without transcription progress before the watchdog lapses',
+    doc: 'no transcription progress this long: the systemd watchdog lapses',
     default: () => 600,
     parse: integer(10, 86400),
   },
   {
     key: 'temperatureFallback',
     env: 'EARSHOT_TEMPERATURE_FALLBACK',
-    description: 'temperature fallback when decoding',
+    doc: "whisper's re-decoding at higher temperatures",
     default: () => true,
     parse: boolean,
   },
 ] satisfies Setting<keyof Config>[];
+
+/** One row of the README's settings table. */
+export interface SettingDoc {
+  env: string;
+  key: string;
+  default: string;
+  doc: string;
+}
+
+/** The settings as the README documents them (scripts/docs.ts writes the table). */
+export function settingDocs(): SettingDoc[] {
+  return (settings as Setting<keyof Config>[]).map((s) => {
+    const value = s.default({});
+    const shown = s.shown ?? (Array.isArray(value) ? value.join(',') : String(value));
+    return { env: s.env, key: s.key, default: shown, doc: s.doc };
+  });
+}
 
 export interface ConfigSources {
   env?: NodeJS.ProcessEnv;

@@ -41,6 +41,8 @@ export interface DialectStart {
  */
 export interface Dialect {
   name: string;
+  /** How the README names it, above its generated table of routes. */
+  title: string;
   /** Queues the dialect's notifications of job state changes (inside their transaction). */
   notifier?: JobNotifier;
   /** The delivery target kinds the dialect's notifications go to. */

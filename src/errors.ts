@@ -3,50 +3,60 @@
  * here, next to the code, so route handlers never choose one; each API dialect renders
  * its own error body from `code`, `status` and `message`.
  */
-export const errorRegistry = {
-  ERR_INVALID_ARGUMENT: { status: 400, title: 'invalid argument' },
-  ERR_CONFIG: { status: 500, title: 'invalid configuration' },
+interface ErrorEntry {
+  status: number;
+  /** The default message. */
+  title: string;
+  /** A longer meaning for the README's error table, where the title is not enough. */
+  doc?: string;
+  /** Reported only when the service cannot start (no HTTP answer carries it). */
+  startup?: true;
+}
 
-  ERR_UNAUTHORIZED: { status: 401, title: 'unauthorized' },
-  ERR_NOT_FOUND: { status: 404, title: 'not found' },
+export const errorRegistry = {
+  ERR_INVALID_ARGUMENT: { status: 400, title: 'invalid argument', doc: 'a parameter is wrong; the message says which and what was expected' },
+  ERR_CONFIG: { status: 500, title: 'invalid configuration', startup: true, doc: 'the configuration is invalid: one line per problem' },
+
+  ERR_UNAUTHORIZED: { status: 401, title: 'unauthorized', doc: 'no or wrong API key (or an expired content URL)' },
+  ERR_NOT_FOUND: { status: 404, title: 'not found', doc: 'no such resource' },
   ERR_METHOD_NOT_ALLOWED: { status: 405, title: 'method not allowed' },
-  ERR_NOT_ACCEPTABLE: { status: 406, title: 'not acceptable' },
-  ERR_PAYLOAD_TOO_LARGE: { status: 413, title: 'request body too large' },
+  ERR_NOT_ACCEPTABLE: { status: 406, title: 'not acceptable', doc: 'the client does not accept JSON' },
+  ERR_PAYLOAD_TOO_LARGE: { status: 413, title: 'request body too large', doc: 'upload over the limit (Content-Length or running count)' },
   ERR_UNSUPPORTED_MEDIA_TYPE: { status: 415, title: 'unsupported request content type' },
-  ERR_QUEUE_FULL: { status: 503, title: 'the queue is full' },
-  ERR_NOT_READY: { status: 503, title: 'the service is not ready' },
+  ERR_QUEUE_FULL: { status: 503, title: 'the queue is full', doc: 'too many jobs waiting: try again later (Retry-After)' },
+  ERR_NOT_READY: { status: 503, title: 'the service is not ready', doc: 'starting or loading the model: try again shortly (Retry-After)' },
   ERR_SHUTTING_DOWN: { status: 503, title: 'the service is shutting down' },
-  ERR_STORE: { status: 500, title: 'storage failed' },
-  ERR_INTERNAL: { status: 500, title: 'internal error' },
-  ERR_INTERRUPTED: { status: 500, title: 'processing was interrupted too often' },
+  ERR_STORE: { status: 500, title: 'storage failed', doc: 'the state could not be stored (logged)' },
+  ERR_INTERNAL: { status: 500, title: 'internal error', doc: 'a bug (logged)' },
+  ERR_INTERRUPTED: { status: 500, title: 'processing was interrupted too often', doc: 'the job was interrupted three times by crashes; not retried again (job error)' },
   ERR_JOB_NOT_FOUND: { status: 404, title: 'job not found' },
-  ERR_JOB_BUSY: { status: 400, title: 'job is being processed' },
-  ERR_CALLBACK_NOT_REGISTERED: { status: 400, title: 'callback URL is not registered' },
-  ERR_CALLBACK_REGISTRATION: { status: 400, title: 'callback URL could not be registered' },
+  ERR_JOB_BUSY: { status: 400, title: 'job is being processed', doc: 'a job being processed cannot be deleted' },
+  ERR_CALLBACK_NOT_REGISTERED: { status: 400, title: 'callback URL is not registered', doc: 'allow-list the callback URL with POST /v1/register_callback first' },
+  ERR_CALLBACK_REGISTRATION: { status: 400, title: 'callback URL could not be registered', doc: 'the challenge of register_callback failed; the message says how' },
 
   // Delivery targets (callback / webhook URLs). 400: the URL came from the client, and a
   // failed register_callback challenge is a 400 in IBM's contract.
-  ERR_TARGET_FORBIDDEN: { status: 400, title: 'callback target is not in the allowed address ranges' },
+  ERR_TARGET_FORBIDDEN: { status: 400, title: 'callback target is not in the allowed address ranges', doc: 'a callback or web hook target outside `EARSHOT_CALLBACK_CIDRS`, or one its dialect refuses (a dead letter "not sent: ...")' },
   ERR_TARGET_DNS: { status: 400, title: 'callback target host name could not be resolved' },
   ERR_TARGET_UNREACHABLE: { status: 400, title: 'callback target could not be reached' },
   ERR_TARGET_TIMEOUT: { status: 400, title: 'callback target did not respond in time' },
 
-  ERR_ADDON_LOAD: { status: 500, title: 'native addon could not be loaded' },
-  ERR_MODEL_NOT_FOUND: { status: 500, title: 'model file not found' },
-  ERR_MODEL_INVALID: { status: 500, title: 'model file is not a valid whisper ggml model' },
-  ERR_MODEL_LOAD: { status: 500, title: 'model could not be loaded' },
+  ERR_ADDON_LOAD: { status: 500, title: 'native addon could not be loaded', startup: true, doc: 'the addon or uWebSockets.js does not load: the message lists possible solutions' },
+  ERR_MODEL_NOT_FOUND: { status: 500, title: 'model file not found', startup: true, doc: 'no model file: the message says how to install one' },
+  ERR_MODEL_INVALID: { status: 500, title: 'model file is not a valid whisper ggml model', startup: true, doc: 'a damaged or foreign model file, refused before whisper.cpp reads it' },
+  ERR_MODEL_LOAD: { status: 500, title: 'model could not be loaded', startup: true },
   ERR_MODEL_BUSY: { status: 503, title: 'model is busy' },
   ERR_MODEL_FREED: { status: 500, title: 'model has been freed' },
-  ERR_INFERENCE: { status: 500, title: 'transcription failed' },
-  ERR_ABORTED: { status: 499, title: 'transcription aborted' },
+  ERR_INFERENCE: { status: 500, title: 'transcription failed', doc: 'whisper.cpp failed (job error)' },
+  ERR_ABORTED: { status: 499, title: 'transcription aborted', doc: 'the client closed the connection, or the transcription was cancelled; answered as 400 where a client is still there' },
 
-  ERR_AUDIO_UNSUPPORTED: { status: 415, title: 'unsupported audio format' },
-  ERR_AUDIO_CORRUPT: { status: 400, title: 'audio is corrupt or truncated' },
-  ERR_AUDIO_EMPTY: { status: 400, title: 'audio contains no samples' },
-  ERR_AUDIO_TOO_LONG: { status: 413, title: 'audio is longer than allowed' },
-  ERR_AUDIO_LIMIT: { status: 422, title: 'audio decoding exceeded its resource limits' },
-  ERR_DECODER: { status: 500, title: 'audio decoder failed' },
-} as const satisfies Record<string, { status: number; title: string }>;
+  ERR_AUDIO_UNSUPPORTED: { status: 415, title: 'unsupported audio format', doc: 'not a format earshot decodes' },
+  ERR_AUDIO_CORRUPT: { status: 400, title: 'audio is corrupt or truncated', doc: 'the audio is damaged or truncated (job error)' },
+  ERR_AUDIO_EMPTY: { status: 400, title: 'audio contains no samples', doc: 'the audio has no samples (job error)' },
+  ERR_AUDIO_TOO_LONG: { status: 413, title: 'audio is longer than allowed', doc: 'longer than `EARSHOT_MAX_AUDIO_SECONDS` (job error)' },
+  ERR_AUDIO_LIMIT: { status: 422, title: 'audio decoding exceeded its resource limits', doc: "decoding exceeded the decoder's memory or CPU limits (job error)" },
+  ERR_DECODER: { status: 500, title: 'audio decoder failed', doc: 'the audio decoder failed for another reason (job error)' },
+} as const satisfies Record<string, ErrorEntry>;
 
 export type ErrorCode = keyof typeof errorRegistry;
 

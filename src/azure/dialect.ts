@@ -26,6 +26,7 @@ export function azureDialect(ctx: DialectContext): Dialect {
   const notifier = new AzureNotifier({ registry, outbox: ctx.outbox, contentUrls });
   return {
     name: 'azure',
+    title: 'Azure Speech to Text (`/speechtotext/v3.1`, and v2.1 hooks under `/api/speechtotext/v2.1`)',
     notifier,
     targets: [webhookTarget(registry)],
     routes: azureRoutes({ service: ctx.jobs, registry, notifier, outbox: ctx.outbox, contentUrls, wake: ctx.wakeDeliveries }),

@@ -39,6 +39,10 @@ export interface Route {
   handler: (req: Request) => Promise<Reply> | Reply;
   /** false for health probes; everything else requires credentials when auth is on. */
   auth?: boolean;
+  /** What it does, for the README's API tables (scripts/docs.ts); every route has one. */
+  doc: string;
+  /** The path as the README shows it, when the pattern would mislead (Azure's `{id}:action`). */
+  shown?: string;
 }
 
 /** The routes of one API dialect and how that dialect writes errors. */
@@ -133,6 +137,7 @@ export class HttpServer {
         pattern: '/*',
         name: 'unmatched',
         auth: false,
+        doc: 'any path no route matches: 404 (405 for a known path) in the dialect of its prefix',
         handler: () => {
           throw new AppError('ERR_NOT_FOUND', `No such resource: ${method.toUpperCase()} ${path}`);
         },

@@ -18,6 +18,7 @@ export function ibmDialect(ctx: DialectContext): Dialect {
   );
   return {
     name: 'ibm',
+    title: "IBM Watson Speech to Text, asynchronous interface (`/v1`; IBM's SDKs work against it)",
     notifier: new IbmNotifier(registry, ctx.outbox),
     targets: [callbackTarget(registry, ctx.config.ibmSignature)],
     routes: [

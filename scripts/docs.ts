@@ -1,0 +1,102 @@
+// The README's tables that the code defines: the API routes of every dialect, the
+// settings and the error codes. They sit between `<!-- begin generated: NAME -->` and
+// `<!-- end generated: NAME -->` markers; test/docs.test.ts fails when they drift.
+//
+//   node dist/scripts/docs.js [--check]     rewrite README.md (or only check it)
+import { readFileSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+
+import { dialectFactories } from '../src/app.js';
+import { loadConfig, settingDocs } from '../src/config.js';
+import { CidrPolicy } from '../src/delivery/cidr.js';
+import { Outbox } from '../src/delivery/outbox.js';
+import type { DialectContext } from '../src/dialect.js';
+import { errorRegistry } from '../src/errors.js';
+import type { Route } from '../src/http/server.js';
+import { JobService } from '../src/jobs/job-service.js';
+import { JobStore } from '../src/jobs/job-store.js';
+import { Spool } from '../src/jobs/spool.js';
+import { createLogger } from '../src/log.js';
+import { opsRoutes } from '../src/ops/routes.js';
+import { Metrics } from '../src/metrics.js';
+import { projectRoot } from '../src/paths.js';
+import { StateDatabase } from '../src/store/database.js';
+
+const cell = (text: string) => text.replace(/\|/g, '\\|');
+
+function routeRows(routes: Route[]): string[] {
+  return routes.map((r) => {
+    const shown = r.shown ?? r.pattern.replace(/:([A-Za-z]+)/g, '{$1}');
+    const method = r.method === 'del' ? 'DELETE' : r.method.toUpperCase();
+    return `| ${method} | \`${cell(shown)}\` | ${cell(r.doc)} |`;
+  });
+}
+
+/** Every dialect's routes, built the way the service builds them (nothing is opened or started). */
+export function routesTable(): string {
+  const config = loadConfig({ env: {}, file: null });
+  const db = new StateDatabase('/nonexistent');
+  const log = createLogger({ level: 'error' });
+  const spool = new Spool('/nonexistent');
+  const store = new JobStore(db);
+  const jobs = new JobService({ db, store, spool, onNotified: () => {}, onQueued: () => {}, maxWaiting: 1, log });
+  const unused = () => {
+    throw new Error('not used to list routes');
+  };
+  const ctx: DialectContext = { config, log, db, jobs, outbox: new Outbox(db), policy: new CidrPolicy([]), wakeDeliveries: unused, request: unused, model: unused };
+  const sections = dialectFactories.map((create) => {
+    const dialect = create(ctx);
+    return [`**${dialect.title}**`, '', '| method | path | |', '|---|---|---|', ...routeRows(dialect.routes.flatMap((g) => g.routes))].join('\n');
+  });
+  const ops = opsRoutes({ metrics: new Metrics(), notReadyReason: () => undefined });
+  sections.push(['**Operations**', '', '| method | path | |', '|---|---|---|', ...routeRows(ops.routes)].join('\n'));
+  return sections.join('\n\n');
+}
+
+export function settingsTable(): string {
+  const rows = settingDocs().map((s) => `| \`${s.env}\` | \`${s.key}\` | ${s.default.includes(' ') ? s.default : `\`${s.default}\``} | ${cell(s.doc)} |`);
+  return ['| variable | file key | default | meaning |', '|---|---|---|---|', ...rows].join('\n');
+}
+
+export function errorsTable(): string {
+  const rows = Object.entries(errorRegistry).map(([code, e]) => {
+    const entry = e as { status: number; title: string; doc?: string; startup?: true };
+    const status = entry.startup ? '— (start-up)' : String(entry.status);
+    return `| \`${code}\` | ${status} | ${cell(entry.doc ?? entry.title)} |`;
+  });
+  return ['| code | HTTP | meaning |', '|---|---|---|', ...rows].join('\n');
+}
+
+const tables: Record<string, () => string> = { routes: routesTable, settings: settingsTable, errors: errorsTable };
+
+/** `readme` with every generated block replaced by what the code says now. */
+export function regenerate(readme: string): string {
+  let out = readme;
+  for (const [name, render] of Object.entries(tables)) {
+    const begin = `<!-- begin generated: ${name} (scripts/docs.ts) -->`;
+    const end = `<!-- end generated: ${name} -->`;
+    const from = out.indexOf(begin);
+    const to = out.indexOf(end);
+    if (from < 0 || to < from) throw new Error(`README.md lacks the markers of the generated ${name} table`);
+    out = `${out.slice(0, from + begin.length)}\n${render()}\n${out.slice(to)}`;
+  }
+  return out;
+}
+
+const invoked = process.argv[1] && path.resolve(process.argv[1]) === path.join(projectRoot, 'dist/scripts/docs.js');
+if (invoked) {
+  const { values } = parseArgs({ options: { check: { type: 'boolean', default: false } } });
+  const file = path.join(projectRoot, 'README.md');
+  const current = readFileSync(file, 'utf8');
+  const fresh = regenerate(current);
+  if (values.check) {
+    if (fresh !== current) {
+      process.stderr.write('docs: README.md is out of date: run npm run docs\n');
+      process.exit(1);
+    }
+  } else if (fresh !== current) {
+    writeFileSync(file, fresh);
+    process.stdout.write('docs: README.md updated\n');
+  }
+}
