@@ -9,7 +9,7 @@ import { parseArgs } from 'node:util';
 import { projectRoot } from '../src/paths.js';
 
 /** Percent of src/'s lines the product tests must run. Raise it as tests grow; never lower it to pass. */
-export const coverageFloor = 90;
+export const coverageFloor = 95;
 
 interface Counts {
   total: number;

@@ -26,9 +26,22 @@ export interface DispatcherOptions {
   concurrency?: number;
   now?: () => number;
   random?: () => number;
+  /** The timer that sleeps until the next due delivery (default Node's); tests pass a fake one. */
+  timers?: DispatcherTimers;
   /** Default `deliveryUserAgent`; the composition root may add earshot's version. */
   userAgent?: string;
 }
+
+/** The dispatcher's sleep: one pending wake-up at a time. */
+export interface DispatcherTimers {
+  set(fn: () => void, ms: number): unknown;
+  clear(handle: unknown): void;
+}
+
+const nodeTimers: DispatcherTimers = {
+  set: (fn, ms) => setTimeout(fn, ms).unref(),
+  clear: (handle) => clearTimeout(handle as NodeJS.Timeout),
+};
 
 /** Counters and gauges for /metrics. Counters count since start(). */
 export interface DispatcherStats {
@@ -83,8 +96,9 @@ export class Dispatcher {
   private readonly userAgent: string;
   private readonly log: Logger;
 
+  private readonly timers: DispatcherTimers;
   private running = false;
-  private timer: NodeJS.Timeout | null = null;
+  private timer: unknown = null;
   private wakeQueued = false;
   private pausedUntil = 0;
   private readonly inFlight = new Map<string, { done: Promise<void>; abort: AbortController }>();
@@ -100,6 +114,7 @@ export class Dispatcher {
     this.concurrency = options.concurrency ?? 4;
     this.now = options.now ?? Date.now;
     this.random = options.random ?? Math.random;
+    this.timers = options.timers ?? nodeTimers;
     this.userAgent = options.userAgent ?? deliveryUserAgent;
     this.log = options.log;
   }
@@ -119,7 +134,7 @@ export class Dispatcher {
    */
   async stop(graceMs = 5000): Promise<void> {
     this.running = false;
-    if (this.timer) clearTimeout(this.timer);
+    if (this.timer) this.timers.clear(this.timer);
     this.timer = null;
     const settled = Promise.all([...this.inFlight.values()].map((f) => f.done));
     let grace: NodeJS.Timeout | undefined;
@@ -163,7 +178,7 @@ export class Dispatcher {
   /** Starts due attempts up to the concurrency limit, then sleeps until the next due time. */
   private pump(): void {
     if (!this.running) return;
-    if (this.timer) clearTimeout(this.timer);
+    if (this.timer) this.timers.clear(this.timer);
     this.timer = null;
     const now = this.now();
     let wakeAt: number | undefined = this.pausedUntil > now ? this.pausedUntil : undefined;
@@ -177,8 +192,7 @@ export class Dispatcher {
       }
     }
     if (wakeAt !== undefined) {
-      this.timer = setTimeout(() => this.pump(), Math.min(Math.max(0, wakeAt - this.now()), maxTimerMs));
-      this.timer.unref();
+      this.timer = this.timers.set(() => this.pump(), Math.min(Math.max(0, wakeAt - this.now()), maxTimerMs));
     }
   }
 

@@ -11,7 +11,8 @@ import { Dispatcher } from '../../src/delivery/dispatcher.js';
 import type { SendRequestOptions } from '../../src/delivery/http-client.js';
 import { standardWebhookSignature } from '../../src/delivery/signing.js';
 import { TargetAdapters } from '../../src/delivery/targets.js';
-import { memoryLogger, until } from '../delivery/harness.js';
+import { until } from '../helpers/poll.js';
+import { memoryLogger } from '../delivery/harness.js';
 import { job, registrySetup } from '../helpers/azure-fixtures.js';
 
 const base = 'http://pi.local:8080';
@@ -114,7 +115,7 @@ t.test('webhookTarget: disabled hooks refused, current URL and secret used', asy
   const sent: SendRequestOptions[] = [];
   const targets = new TargetAdapters();
   targets.add(webhookTarget(s.registry));
-  /** One dispatcher run, as the service's: `prepare` before a capturing send, until `done`. */
+  /** One dispatcher run, as the service's: the adapter before a capturing send, until `done`. */
   const dispatch = async (done: () => boolean) => {
     const dispatcher = new Dispatcher({
       outbox: s.outbox,

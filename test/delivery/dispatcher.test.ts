@@ -9,7 +9,9 @@ import { createRetrySchedule } from '../../src/delivery/backoff.js';
 import { CidrPolicy } from '../../src/delivery/cidr.js';
 import { Dispatcher, type DispatcherOptions } from '../../src/delivery/dispatcher.js';
 import { Outbox, type DeliveryRecord } from '../../src/delivery/outbox.js';
-import { loopbackPolicy, memoryLogger, openStore, startReceiver, testDelivery, testKind, testTargets, until, type TestTargetOptions } from './harness.js';
+import { startReceiver } from '../helpers/receiver.js';
+import { until } from '../helpers/poll.js';
+import { loopbackPolicy, memoryLogger, openStore, testDelivery, testKind, testTargets, type TestTargetOptions } from './harness.js';
 
 type Setup = Partial<Omit<DispatcherOptions, 'outbox' | 'log' | 'targets'>>;
 
@@ -65,7 +67,7 @@ t.test("a delivery is POSTed once, with its adapter's headers, a Standard Webhoo
   t.ok(dispatcher.stats().lastDeliveryLatencyMs! >= 0);
   t.notOk(lines.some((l) => / (info|warn) /.test(l)), 'no info or warn line for a success');
   t.ok(lines.some((l) => / debug .*delivered/.test(l)));
-  await new Promise((r) => setTimeout(r, 100));
+  t.same([...outbox.due()], [], 'nothing left to send');
   t.equal(receiver.received.length, 1, 'sent exactly once');
 });
 
@@ -198,9 +200,9 @@ t.test('concurrency is bounded, and the timer wakes for deliveries due later wit
   for (let i = 0; i < 5; i++) await outbox.enqueueDurably(testDelivery(receiver.url, `job-${i}`));
   dispatcher.start();
   await receiver.waitFor(2);
-  await new Promise((r) => setTimeout(r, 100));
-  t.equal(receiver.received.length, 2, 'only two at once');
-  t.equal(dispatcher.stats().inFlight, 2);
+  // Attempts begin synchronously in one scan: two in flight now means no third was begun.
+  t.equal(dispatcher.stats().inFlight, 2, 'only two at once');
+  t.equal(receiver.received.length, 2);
   t.equal(dispatcher.stats().pending, 5);
   await dispatcher.stop(0);
 
@@ -235,13 +237,19 @@ t.test('stop() waits for an attempt in flight and records it; past the grace per
 
 t.test('an outcome that cannot be stored pauses the dispatcher instead of resending at once', async (t) => {
   const receiver = await startReceiver(t);
-  const { outbox, dispatcher, lines } = setup(t);
+  // A timer that records what it is asked to sleep and never fires: the test is the clock.
+  const sleeps: number[] = [];
+  const { outbox, dispatcher, lines } = setup(t, { timers: { set: (_fn, ms) => sleeps.push(ms), clear: () => {} } });
   await outbox.enqueueDurably(testDelivery(receiver.url));
   outbox.recordAttempt = () => Promise.reject(new Error('MDB_MAP_FULL: Environment mapsize limit reached'));
   dispatcher.start();
   await receiver.waitFor(1);
   await until(() => lines.some((l) => /error .*could not be stored; pausing .*MDB_MAP_FULL/.test(l)), 2000, 'the error line');
-  await new Promise((r) => setTimeout(r, 200));
+  await until(() => sleeps.length > 0, 2000, 'the dispatcher going to sleep');
+  t.ok(sleeps.at(-1)! > 29_000 && sleeps.at(-1)! <= 30_000, `sleeps ${sleeps.at(-1)} ms, the pause`);
+  dispatcher.notify();
+  await new Promise((r) => setImmediate(r));
+  t.ok(sleeps.at(-1)! > 29_000, 'a wake-up during the pause sleeps again');
   t.equal(receiver.received.length, 1, 'not resent while paused');
   t.equal(dispatcher.stats().inFlight, 0);
 });

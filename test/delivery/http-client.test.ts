@@ -7,7 +7,8 @@ import t from 'tap';
 import { defaultCallbackCidrs } from '../../src/config.js';
 import { CidrPolicy } from '../../src/delivery/cidr.js';
 import { guardedLookup, maxResponseBodyBytes, sendRequest } from '../../src/delivery/http-client.js';
-import { loopbackPolicy, startReceiver } from './harness.js';
+import { startReceiver } from '../helpers/receiver.js';
+import { loopbackPolicy} from './harness.js';
 
 const lanPolicy = new CidrPolicy(defaultCallbackCidrs);
 const post = (url: string, policy = loopbackPolicy, timeoutMs = 2000) =>

@@ -8,7 +8,9 @@ import { createRetrySchedule } from '../../src/delivery/backoff.js';
 import { Dispatcher } from '../../src/delivery/dispatcher.js';
 import { Outbox } from '../../src/delivery/outbox.js';
 import { StateDatabase } from '../../src/store/database.js';
-import { testDelivery, testTargets, loopbackPolicy, memoryLogger, openStore, startReceiver, until } from './harness.js';
+import { startReceiver } from '../helpers/receiver.js';
+import { until } from '../helpers/poll.js';
+import { testDelivery, testTargets, loopbackPolicy, memoryLogger, openStore} from './harness.js';
 
 const harness = fileURLToPath(new URL('./harness.js', import.meta.url));
 

@@ -2,6 +2,7 @@ import { App } from '../../src/app.js';
 import { loadConfig } from '../../src/config.js';
 import { createLogger } from '../../src/log.js';
 import { testModelPath } from './models.js';
+import { until } from './poll.js';
 
 export const apiKey = 'test-key-0123456789';
 
@@ -53,14 +54,16 @@ export async function startApp(
   };
 }
 
-/** Polls a job until it leaves waiting/processing. */
+/** Polls a job until it leaves waiting/processing; resolves with its status body. */
 export async function waitForJob(base: string, auth: Record<string, string>, id: string, timeoutMs = 60_000) {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const res = await fetch(`${base}/v1/recognitions/${id}`, { headers: auth });
-    const body = (await res.json()) as { status: string } & Record<string, unknown>;
-    if (body.status === 'completed' || body.status === 'failed') return body;
-    if (Date.now() > deadline) throw new Error(`job ${id} still ${body.status} after ${timeoutMs} ms`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
+  let body: { status: string } & Record<string, unknown> = { status: 'unknown' };
+  await until(
+    async () => {
+      body = (await (await fetch(`${base}/v1/recognitions/${id}`, { headers: auth })).json()) as typeof body;
+      return body.status === 'completed' || body.status === 'failed';
+    },
+    timeoutMs,
+    `job ${id} to finish (still ${body.status})`,
+  );
+  return body;
 }

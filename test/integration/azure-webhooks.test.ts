@@ -3,86 +3,18 @@
 // the IBM dialect checked with every signature scheme, links that lead somewhere, ping and
 // test, a receiver that is down for a while, dead letters that disable a hook, SSRF.
 import { createHmac } from 'node:crypto';
-import { createServer, type IncomingHttpHeaders, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { Webhook as StandardWebhook } from 'standardwebhooks';
 import t, { type Test } from 'tap';
 
 import { startApp, waitForJob, type RunningApp } from '../helpers/app.js';
 import { testSignal } from '../helpers/pcm.js';
+import { until } from '../helpers/poll.js';
+import { startReceiver, type Received } from '../helpers/receiver.js';
 
-interface Hit {
-  method: string;
-  url: URL;
-  headers: IncomingHttpHeaders;
-  body: string;
-  at: number;
-}
+type Hit = Received;
 
-type Answer = { status: number; body?: string; headers?: Record<string, string> } | 'reset' | 'hang';
-
-/**
- * A web hook receiver on 127.0.0.1: answers Azure's challenge (POST ?validationToken=) with
- * the token, and events as `answer` says (default 200).
- */
-async function hookReceiver(t: Test, path = '/hook') {
-  const hits: Hit[] = [];
-  const waiters: Array<() => void> = [];
-  const state = {
-    challenge: (hit: Hit): Answer => ({ status: 200, body: hit.url.searchParams.get('validationToken')! }),
-    answer: (_hit: Hit, _index: number): Answer | Promise<Answer> => ({ status: 200 }),
-  };
-  const events = () => hits.filter((h) => !h.url.searchParams.has('validationToken'));
-  const server = createServer((req, res) => {
-    let body = '';
-    req.setEncoding('utf8');
-    req.on('data', (c: string) => (body += c));
-    req.on('end', () => {
-      const hit: Hit = { method: req.method ?? '', url: new URL(req.url ?? '/', 'http://receiver'), headers: req.headers, body, at: Date.now() };
-      hits.push(hit);
-      const isChallenge = hit.url.searchParams.has('validationToken');
-      const answer = isChallenge ? state.challenge(hit) : state.answer(hit, events().length - 1);
-      for (const wake of waiters.splice(0)) wake();
-      void Promise.resolve(answer).then((a) => reply(res, a));
-    });
-  });
-  const reply = (res: ServerResponse, answer: Answer) => {
-    if (answer === 'hang') return;
-    if (answer === 'reset') {
-      res.socket?.destroy();
-      return;
-    }
-    res.writeHead(answer.status, answer.headers).end(answer.body ?? '');
-  };
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  t.teardown(
-    () =>
-      new Promise<void>((resolve) => {
-        server.closeAllConnections();
-        server.close(() => resolve());
-      }),
-  );
-  const port = (server.address() as AddressInfo).port;
-  return Object.assign(state, {
-    url: `http://127.0.0.1:${port}${path}`,
-    port,
-    hits,
-    events,
-    challenges: () => hits.filter((h) => h.url.searchParams.has('validationToken')),
-    /** Resolves once `predicate(events)` holds. */
-    async until(predicate: (events: Hit[]) => boolean, what: string, timeoutMs = 20_000): Promise<Hit[]> {
-      const deadline = Date.now() + timeoutMs;
-      while (!predicate(events())) {
-        if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}; got ${events().map((e) => e.headers['x-microsoftspeechservices-event']).join(', ')}`);
-        await new Promise<void>((resolve) => {
-          waiters.push(resolve);
-          setTimeout(resolve, 50);
-        });
-      }
-      return events();
-    },
-  });
-}
+/** A web hook receiver: Azure's challenge answered with the token, events as `answer` says (default 200). */
+const hookReceiver = (t: Test, path = '/hook') => startReceiver(t, undefined, { path });
 
 const eventOf = (hit: Hit) => hit.headers['x-microsoftspeechservices-event'];
 const hmac256 = (secret: string, data: string) => createHmac('sha256', secret).update(data).digest('base64');
@@ -212,7 +144,7 @@ t.test('a failed challenge leaves the hook Failed with the reason; forbidden tar
   receiver.challenge = () => ({ status: 302, headers: { Location: elsewhere.url } });
   const redirect = await api.createHook({ displayName: 'r', webUrl: receiver.url, events: { transcriptionCompletion: true } });
   t.match(redirect.json, { status: 'Failed', properties: { error: { message: /HTTP 302 \(a redirect to http:\/\/127\.0\.0\.1:\d+\/elsewhere\); redirects are not followed: register the final URL/ } } });
-  t.equal(elsewhere.hits.length, 0, 'the redirect was not followed');
+  t.equal(elsewhere.received.length, 0, 'the redirect was not followed');
 
   receiver.challenge = () => ({ status: 503 });
   t.match((await api.createHook({ displayName: 's', webUrl: receiver.url, events: { transcriptionCompletion: true } })).json.properties.error, { message: /status code 503/ });
@@ -236,7 +168,7 @@ t.test('SSRF: names resolving to forbidden addresses and literal IPs are refused
   const v21 = await api.call('POST', '/api/speechtotext/v2.1/transcriptions/hooks', { name: 'v', configuration: { url: `http://localhost:${receiver.port}/x` }, events: ['TranscriptionCompletion'] });
   t.equal(v21.status, 400);
   t.match(v21.json, { innerError: { code: 'InvalidCallbackUri' }, message: /resolves to/ });
-  t.equal(receiver.hits.length, 0, 'nothing was sent');
+  t.equal(receiver.received.length, 0, 'nothing was sent');
 });
 
 t.test('a job submitted through IBM fires Creation, Processing, Completion, signed three ways; links lead somewhere', async (t) => {
@@ -377,7 +309,9 @@ t.test('a receiver down for a while: every delivery arrives, in order per job, w
   for (const id of jobs) await waitForJob(app.base, app.auth, id);
   const ok = (e: Hit[]) => e.filter((_, i) => i >= 10);
   await receiver.until((e) => ok(e).length >= 6, 'six successful deliveries');
-  await new Promise((r) => setTimeout(r, 200));
+  // Nothing pending any more: nothing else can arrive.
+  const hookPath = api.hookPath((await api.call('GET', '/speechtotext/v3.1/webhooks')).json.values[0].self);
+  await until(async () => (await api.call('GET', `${hookPath}/deliveries?state=pending`)).json.values.length === 0, 10_000, 'no pending deliveries');
   const all = receiver.events();
   const delivered = ok(all);
   t.equal(delivered.length, 6, 'nothing delivered twice');
@@ -432,9 +366,10 @@ t.test('deliveries that dead-letter disable the hook; PATCH re-enables it; dead 
   const attemptsSoFar = receiver.events().length;
   const second = await api.submit();
   await waitForJob(app.base, app.auth, second);
-  await new Promise((r) => setTimeout(r, 100));
-  t.equal(receiver.events().length, attemptsSoFar, 'a Failed hook receives nothing');
+  // Nothing was queued for the Failed hook (its notifications are written with the job's
+  // state changes, already committed): so nothing can reach it.
   t.same((await api.call('GET', `${path}/deliveries?state=pending`)).json.values, []);
+  t.equal(receiver.events().length, attemptsSoFar, 'a Failed hook receives nothing');
   t.equal((await api.call('GET', `${path}/deliveries`)).json.values.length, 2, 'state=dead by default; nothing for the second job');
   t.match((await api.call('POST', `${path}:ping`)).json, { innerError: { code: 'InvalidPrerequisite' } });
   t.match((await api.call('POST', `${path}/deliveries:redeliver`)).json, { innerError: { code: 'InvalidPrerequisite' } });
@@ -457,7 +392,8 @@ t.test('deliveries that dead-letter disable the hook; PATCH re-enables it; dead 
   t.equal(all.status, 202);
   t.same(all.json, { redelivered: 1 });
   await receiver.until((e) => e.some((h) => h.headers['webhook-id'] === completion.id && e.indexOf(h) >= attemptsSoFar), 'the second redelivery');
-  await new Promise((r) => setTimeout(r, 50));
+  const pendingOrDead = async () => (await api.call('GET', `${path}/deliveries?state=pending`)).json.values.length + (await api.call('GET', `${path}/deliveries?state=dead`)).json.values.length;
+  await until(async () => (await pendingOrDead()) === 0, 10_000, 'every redelivery recorded');
   t.same((await api.call('GET', `${path}/deliveries?state=dead`)).json.values, [], 'no dead letters left');
 
   // 410 Gone disables at once.

@@ -6,14 +6,13 @@ import t from 'tap';
 
 import { startApp } from '../helpers/app.js';
 import { jfkMp3 } from '../helpers/models.js';
-import { startReceiver } from '../helpers/receiver.js';
+import { startReceiver, type Answer } from '../helpers/receiver.js';
 
 const jfk = readFileSync(jfkMp3);
 const hmac = (algorithm: string, secret: string, data: string) => createHmac(algorithm, secret).update(data).digest('base64');
 
 t.test('register_callback: challenge with signature, 201 then 200 already created, persisted', async (t) => {
-  const receiver = await startReceiver();
-  t.teardown(() => receiver.close());
+  const receiver = await startReceiver(t, undefined, { path: '/callback' });
   const { base, auth } = await startApp(t);
   const register = () =>
     fetch(`${base}/v1/register_callback?callback_url=${encodeURIComponent(receiver.url)}&user_secret=s3cret`, {
@@ -43,18 +42,17 @@ t.test('register_callback: challenge with signature, 201 then 200 already create
 });
 
 t.test('register_callback refuses receivers that fail the challenge, with the reason', async (t) => {
-  const receiver = await startReceiver();
-  t.teardown(() => receiver.close());
+  const receiver = await startReceiver(t, undefined, { path: '/callback' });
   const { base, auth } = await startApp(t);
   const register = (url: string) =>
     fetch(`${base}/v1/register_callback?callback_url=${encodeURIComponent(url)}`, { method: 'POST', headers: auth });
-  const cases: Array<[string, (res: import('node:http').ServerResponse) => void, RegExp]> = [
-    ['status', (res) => res.writeHead(406).end(), /responded with status code 406/],
-    ['body', (res) => res.writeHead(200).end('nope'), /did not contain the challenge string/],
-    ['timeout', () => {}, /did not respond within 5 seconds/],
+  const cases: Array<[string, Answer, RegExp]> = [
+    ['status', { status: 406 }, /responded with status code 406/],
+    ['body', { status: 200, body: 'nope' }, /did not contain the challenge string/],
+    ['timeout', 'hang', /did not respond within 5 seconds/],
   ];
-  for (const [name, respond, message] of cases) {
-    receiver.respond = (_req, res) => respond(res);
+  for (const [name, answer, message] of cases) {
+    receiver.challenge = () => answer;
     const res = await register(`${receiver.url}/${name}`);
     t.equal(res.status, 400, name);
     t.match(await res.json(), { code: 400, code_description: 'Bad Request', error: message }, name);
@@ -69,8 +67,7 @@ t.test('register_callback refuses receivers that fail the challenge, with the re
 });
 
 t.test('a job with a callback: started + completed_with_results, signed, with user_token', async (t) => {
-  const receiver = await startReceiver();
-  t.teardown(() => receiver.close());
+  const receiver = await startReceiver(t, undefined, { path: '/callback' });
   const { base, auth } = await startApp(t);
   await fetch(`${base}/v1/register_callback?callback_url=${encodeURIComponent(receiver.url)}&user_secret=k3y`, { method: 'POST', headers: auth });
 
@@ -127,8 +124,7 @@ t.test('events: IBM rules (errors, defaults, warnings without a callback)', asyn
 });
 
 t.test('EARSHOT_IBM_SIGNATURE=sha256 signs challenges and notifications with HMAC-SHA256', async (t) => {
-  const receiver = await startReceiver();
-  t.teardown(() => receiver.close());
+  const receiver = await startReceiver(t, undefined, { path: '/callback' });
   const { base, auth } = await startApp(t, { EARSHOT_IBM_SIGNATURE: 'sha256' });
   const reg = await fetch(`${base}/v1/register_callback?callback_url=${encodeURIComponent(receiver.url)}&user_secret=k`, { method: 'POST', headers: auth });
   t.equal(reg.status, 201);

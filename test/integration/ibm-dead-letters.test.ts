@@ -15,16 +15,14 @@ const audio = (() => {
 })();
 
 t.test('dead IBM callbacks: listed without secrets, redelivered one or all with the same ids', async (t) => {
-  const receiver = await startReceiver();
-  t.teardown(() => receiver.close());
+  const receiver = await startReceiver(t, undefined, { path: '/callback' });
   const { base, auth } = await startApp(t, { EARSHOT_RETRY_SCHEDULE: '10ms,10ms' });
   const secret = 'ibm-dl-secret';
   const url = receiver.url;
   const q = encodeURIComponent(url);
   t.equal((await fetch(`${base}/v1/register_callback?callback_url=${q}&user_secret=${secret}`, { method: 'POST', headers: auth })).status, 201);
-  const answer = receiver.respond;
   let failing = true;
-  receiver.respond = (req, res) => (failing && req.method === 'POST' ? void res.writeHead(500).end() : answer(req, res));
+  receiver.answer = () => (failing ? { status: 500 } : { status: 200 });
 
   const res = await fetch(`${base}/v1/recognitions?callback_url=${q}&user_token=u`, {
     method: 'POST',

@@ -4,6 +4,7 @@ import { request } from 'node:http';
 import path from 'node:path';
 import t from 'tap';
 
+import { until } from '../helpers/poll.js';
 import { startApp, waitForJob } from '../helpers/app.js';
 import { jfkMp3 } from '../helpers/models.js';
 import { testSignal } from '../helpers/pcm.js';
@@ -105,7 +106,7 @@ t.test('a full queue answers 503 before reading the upload; a processing job can
   const first = (await (await post()).json()) as { id: string };
   // Wait until the first job runs, so the next one is the only waiting job.
   const statusOf = async (id: string) => ((await (await fetch(`${base}/v1/recognitions/${id}`, { headers: auth })).json()) as { status: string }).status;
-  for (let i = 0; i < 200 && (await statusOf(first.id)) !== 'processing'; i++) await new Promise((r) => setTimeout(r, 10));
+  await until(async () => (await statusOf(first.id)) === 'processing', 5000, 'the first job to run');
   const second = await post();
   t.equal(second.status, 201);
   const third = await post();

@@ -1,11 +1,10 @@
 // Power cuts and restarts: the service as a child process, killed with SIGKILL (nothing
 // flushed on the way out) or stopped with SIGTERM, then started again on the same state.
-import { createServer } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import t from 'tap';
 
 import { apiKey, waitForJob } from '../helpers/app.js';
 import { spawnService, type ServiceProcess } from '../helpers/service-process.js';
+import { until } from '../helpers/poll.js';
 import { startReceiver } from '../helpers/receiver.js';
 import { testSignal } from '../helpers/pcm.js';
 
@@ -87,7 +86,7 @@ t.test('SIGTERM drains: the running job goes back to waiting, exit 0, then compl
 
 t.test('deliveries pending across a SIGKILL are sent after the restart', async (t) => {
   // A receiver that answers the challenge, then goes away while the job runs.
-  const receiver = await startReceiver();
+  const receiver = await startReceiver(t, undefined, { path: '/callback' });
   const dir = t.testdir();
   let service = await spawnService(dir, { EARSHOT_RETRY_SCHEDULE: '200ms,200ms,200ms,200ms,200ms,200ms,200ms,200ms,200ms,200ms' });
   const register = await fetch(`${service.base}/v1/register_callback?callback_url=${encodeURIComponent(receiver.url)}&user_secret=x`, {
@@ -95,30 +94,28 @@ t.test('deliveries pending across a SIGKILL are sent after the restart', async (
     headers: auth,
   });
   t.equal(register.status, 201);
-  const port = Number(new URL(receiver.url).port);
   await receiver.close();
   const id = await submit(service.base, 2, `?callback_url=${encodeURIComponent(receiver.url)}&user_token=u1`);
   await waitForJob(service.base, auth, id);
-  await new Promise((r) => setTimeout(r, 500));
+  // Killed once both are queued and the receiver's absence has cost the first an attempt.
+  const pendingUrl = `${service.base}/v1/callback_deliveries?state=pending&callback_url=${encodeURIComponent(receiver.url)}`;
+  await until(
+    async () => {
+      const { deliveries } = (await (await fetch(pendingUrl, { headers: auth })).json()) as { deliveries: Array<{ attempts: number }> };
+      return deliveries.length === 2 && deliveries[0]!.attempts >= 1;
+    },
+    10_000,
+    'a failed attempt of the first callback',
+  );
   await kill(service);
 
   // The receiver comes back on the same port; so does the service.
-  const bodies: Array<{ event: string; id: string; deliveryId: string }> = [];
-  const back = createServer((req, res) => {
-    let body = '';
-    req.on('data', (c) => (body += c));
-    req.on('end', () => {
-      const parsed = JSON.parse(body) as { event: string; id: string };
-      bodies.push({ ...parsed, deliveryId: String(req.headers['webhook-id']) });
-      res.writeHead(200).end();
-    });
-  });
-  await new Promise<void>((resolve) => back.listen(port, '127.0.0.1', resolve));
-  t.teardown(() => new Promise<void>((resolve) => back.close(() => resolve())));
-  t.equal((back.address() as AddressInfo).port, port);
+  const back = await startReceiver(t, undefined, { path: '/callback', port: receiver.port });
+  t.equal(back.url, receiver.url);
   service = await spawnService(dir, { EARSHOT_RETRY_SCHEDULE: '200ms,200ms,200ms,200ms,200ms,200ms,200ms,200ms,200ms,200ms' });
   t.teardown(() => kill(service));
-  for (let i = 0; i < 200 && bodies.length < 2; i++) await new Promise((r) => setTimeout(r, 50));
+  const posts = await back.posts(2, 10_000);
+  const bodies = posts.map((p) => ({ ...(JSON.parse(p.body) as { event: string; id: string }), deliveryId: String(p.headers['webhook-id']) }));
   t.same(
     bodies.map((b) => [b.id, b.event]),
     [

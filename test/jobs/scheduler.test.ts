@@ -17,6 +17,7 @@ import { Scheduler } from '../../src/jobs/scheduler.js';
 import { Spool } from '../../src/jobs/spool.js';
 import { createLogger } from '../../src/log.js';
 import { StateDatabase } from '../../src/store/database.js';
+import { until } from '../helpers/poll.js';
 
 const request: JobRequest = {
   contentType: 'audio/wav',
@@ -79,36 +80,31 @@ function setup(t: Test, dir = t.testdir()) {
   return { db, store, service, engine, scheduler, submit, close, failDecodeWith: (e: AppError | undefined) => (failDecode = e) };
 }
 
-const until = async (predicate: () => boolean, what: string) => {
-  for (let i = 0; i < 400 && !predicate(); i++) await new Promise((r) => setTimeout(r, 5));
-  if (!predicate()) throw new Error(`timed out waiting for ${what}`);
-};
-
 t.test('one job at a time, oldest first; results and failures are recorded on the job', async (t) => {
   const s = setup(t);
   t.teardown(s.close);
   await s.scheduler.start();
   const a = await s.submit();
   const b = await s.submit();
-  await until(() => s.engine.calls.length === 1, 'the first transcription');
+  await until(() => s.engine.calls.length === 1, 2000, 'the first transcription');
   t.equal(s.scheduler.running?.id, a.id, 'the oldest runs first');
   t.equal(s.store.get(b.id)!.status, 'waiting', 'the second waits');
   s.engine.calls[0]!.control.onProgress?.({ percent: 40 } as never);
   t.equal(s.service.progressOf(a.id), 40);
   s.engine.calls[0]!.finish(transcript('a'));
-  await until(() => s.engine.calls.length === 2, 'the second transcription');
+  await until(() => s.engine.calls.length === 2, 2000, 'the second transcription');
   t.match(s.store.get(a.id), { status: 'completed', attempts: 1, timings: { transcribeMs: 7 } });
   t.equal(s.service.result(a.id)!.text, 'a');
   s.engine.calls[1]!.finish(new AppError('ERR_INFERENCE', 'whisper failed'));
-  await until(() => s.store.get(b.id)!.status === 'failed', 'the failure');
+  await until(() => s.store.get(b.id)!.status === 'failed', 2000, 'the failure');
   t.match(s.store.get(b.id), { status: 'failed', error: { code: 'ERR_INFERENCE', message: 'whisper failed' } });
 
   s.failDecodeWith(new AppError('ERR_AUDIO_CORRUPT', 'truncated'));
   const c = await s.submit();
-  await until(() => s.store.get(c.id)!.status === 'failed', 'the decoder failure');
+  await until(() => s.store.get(c.id)!.status === 'failed', 2000, 'the decoder failure');
   t.match(s.store.get(c.id), { error: { code: 'ERR_AUDIO_CORRUPT' } });
   t.equal(s.engine.calls.length, 2, 'a job whose audio cannot be decoded never reaches the engine');
-  await until(() => s.scheduler.running === undefined, 'idle');
+  await until(() => s.scheduler.running === undefined, 2000, 'idle');
   t.pass('idle once the queue is empty');
 });
 
@@ -116,7 +112,7 @@ t.test('stopping requeues the running job without counting the attempt', async (
   const s = setup(t);
   await s.scheduler.start();
   const job = await s.submit();
-  await until(() => s.engine.calls.length === 1, 'the transcription');
+  await until(() => s.engine.calls.length === 1, 2000, 'the transcription');
   t.equal(s.store.get(job.id)!.attempts, 1);
   await s.scheduler.stop();
   t.match(s.store.get(job.id), { status: 'waiting', attempts: 0 });
@@ -130,7 +126,7 @@ t.test('a stalled transcription shows in stalledMs; progress resets it', async (
   t.equal(s.scheduler.stalledMs(), 0, 'idle is not stalled');
   await s.scheduler.start();
   await s.submit();
-  await until(() => s.engine.calls.length === 1, 'the transcription');
+  await until(() => s.engine.calls.length === 1, 2000, 'the transcription');
   const later = performance.now() + 60_000;
   t.ok(s.scheduler.stalledMs(later) >= 60_000);
   s.engine.calls[0]!.control.onProgress?.({ percent: 1 } as never);
@@ -143,7 +139,7 @@ t.test('jobs found processing at start: requeued twice, failed with ERR_INTERRUP
     const s = setup(t, dir);
     await s.scheduler.start();
     const job = (await s.submit()) as Job;
-    await until(() => s.engine.calls.length === 1, 'the transcription');
+    await until(() => s.engine.calls.length === 1, 2000, 'the transcription');
     // A crash: the job stays processing in the store, nothing else runs.
     await s.db.durably(() => s.store.put({ ...s.store.get(job.id)!, status: 'processing', attempts }));
     await s.db.close();
@@ -152,7 +148,7 @@ t.test('jobs found processing at start: requeued twice, failed with ERR_INTERRUP
   const id = await crashAt(2);
   const again = setup(t, dir);
   await again.scheduler.start();
-  await until(() => again.engine.calls.length === 1, 'the retry');
+  await until(() => again.engine.calls.length === 1, 2000, 'the retry');
   t.match(again.store.get(id), { status: 'processing', attempts: 3 }, 'requeued and started once more');
   await again.db.durably(() => again.store.put({ ...again.store.get(id)!, status: 'processing', attempts: 3 }));
   // Stopping would requeue it; simulate the third crash by reopening without stopping.
