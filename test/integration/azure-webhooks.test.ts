@@ -7,7 +7,7 @@ import { Webhook as StandardWebhook } from 'standardwebhooks';
 import t, { type Test } from 'tap';
 
 import { startApp, waitForJob, type RunningApp } from '../helpers/app.js';
-import { testSignal } from '../helpers/pcm.js';
+import { l16 } from '../helpers/pcm.js';
 import { until } from '../helpers/poll.js';
 import { startReceiver, type Received } from '../helpers/receiver.js';
 
@@ -18,14 +18,6 @@ const hookReceiver = (t: Test, path = '/hook') => startReceiver(t, undefined, { 
 
 const eventOf = (hit: Hit) => hit.headers['x-microsoftspeechservices-event'];
 const hmac256 = (secret: string, data: string) => createHmac('sha256', secret).update(data).digest('base64');
-
-/** One second of 16 kHz mono raw PCM: a short job. */
-const audio = (() => {
-  const pcm = testSignal(1);
-  const out = Buffer.alloc(pcm.length * 2);
-  pcm.forEach((x, i) => out.writeInt16LE(Math.round(x * 32767), i * 2));
-  return out;
-})();
 
 function client(app: RunningApp) {
   const headers = { 'Ocp-Apim-Subscription-Key': 'test-key-0123456789' };
@@ -46,7 +38,7 @@ function client(app: RunningApp) {
       const res = await fetch(`${app.base}/v1/recognitions?${query}`, {
         method: 'POST',
         headers: { ...app.auth, 'Content-Type': 'audio/l16;rate=16000;endianness=little-endian' },
-        body: audio,
+        body: l16(1),
       });
       if (res.status !== 201) throw new Error(`submit: ${res.status} ${await res.text()}`);
       return ((await res.json()) as { id: string }).id;

@@ -5,14 +5,7 @@ import t from 'tap';
 
 import { startApp, waitForJob } from '../helpers/app.js';
 import { startReceiver } from '../helpers/receiver.js';
-import { testSignal } from '../helpers/pcm.js';
-
-const audio = (() => {
-  const pcm = testSignal(1);
-  const out = Buffer.alloc(pcm.length * 2);
-  pcm.forEach((x, i) => out.writeInt16LE(Math.round(x * 32767), i * 2));
-  return out;
-})();
+import { l16 } from '../helpers/pcm.js';
 
 t.test('dead IBM callbacks: listed without secrets, redelivered one or all with the same ids', async (t) => {
   const receiver = await startReceiver(t, undefined, { path: '/callback' });
@@ -27,7 +20,7 @@ t.test('dead IBM callbacks: listed without secrets, redelivered one or all with 
   const res = await fetch(`${base}/v1/recognitions?callback_url=${q}&user_token=u`, {
     method: 'POST',
     headers: { ...auth, 'Content-Type': 'audio/l16;rate=16000;endianness=little-endian' },
-    body: audio,
+    body: l16(1),
   });
   const { id } = (await res.json()) as { id: string };
   await waitForJob(base, auth, id);

@@ -7,30 +7,9 @@ import t from 'tap';
 import { until } from '../helpers/poll.js';
 import { startApp, waitForJob } from '../helpers/app.js';
 import { jfkMp3 } from '../helpers/models.js';
-import { testSignal } from '../helpers/pcm.js';
+import { wav } from '../helpers/pcm.js';
 
 const jfk = readFileSync(jfkMp3);
-
-/** A 16-bit PCM WAV of the test signal. */
-function wav(seconds: number): Buffer {
-  const pcm = testSignal(seconds);
-  const data = Buffer.alloc(pcm.length * 2);
-  pcm.forEach((x, i) => data.writeInt16LE(Math.round(x * 32767), i * 2));
-  const h = Buffer.alloc(44);
-  h.write('RIFF', 0);
-  h.writeUInt32LE(36 + data.length, 4);
-  h.write('WAVEfmt ', 8);
-  h.writeUInt32LE(16, 16);
-  h.writeUInt16LE(1, 20);
-  h.writeUInt16LE(1, 22);
-  h.writeUInt32LE(16000, 24);
-  h.writeUInt32LE(32000, 28);
-  h.writeUInt16LE(2, 32);
-  h.writeUInt16LE(16, 34);
-  h.write('data', 36);
-  h.writeUInt32LE(data.length, 40);
-  return Buffer.concat([h, data]);
-}
 
 t.test('IBM error bodies and status codes', async (t) => {
   const { base, auth, stateDir } = await startApp(t, { EARSHOT_MAX_UPLOAD_BYTES: '200000' });

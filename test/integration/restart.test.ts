@@ -6,17 +6,9 @@ import { apiKey, waitForJob } from '../helpers/app.js';
 import { spawnService, type ServiceProcess } from '../helpers/service-process.js';
 import { until } from '../helpers/poll.js';
 import { startReceiver } from '../helpers/receiver.js';
-import { testSignal } from '../helpers/pcm.js';
+import { l16 } from '../helpers/pcm.js';
 
 const auth = { Authorization: `Bearer ${apiKey}` };
-
-/** Raw 16-bit little-endian PCM: long enough to still be processing when killed. */
-function l16(seconds: number): Buffer {
-  const pcm = testSignal(seconds);
-  const out = Buffer.alloc(pcm.length * 2);
-  pcm.forEach((x, i) => out.writeInt16LE(Math.round(x * 32767), i * 2));
-  return out;
-}
 
 async function submit(base: string, seconds: number, query = ''): Promise<string> {
   const res = await fetch(`${base}/v1/recognitions${query}`, {
