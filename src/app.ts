@@ -10,7 +10,7 @@ import { TargetAdapters } from './delivery/targets.js';
 import type { Dialect, DialectContext } from './dialect.js';
 import { decodeAudio, DEFAULT_DECODER_MEMORY_MB } from './engine/audio-decoder.js';
 import { loadAddon } from './engine/native.js';
-import { WhisperEngine } from './engine/whisper-engine.js';
+import { engineConfig, WhisperEngine } from './engine/whisper-engine.js';
 import { AppError } from './errors.js';
 import { keyAuthenticator } from './http/auth.js';
 import { HttpServer, type Request } from './http/server.js';
@@ -61,18 +61,7 @@ export class App {
     const outbox = new Outbox(db);
     const policy = new CidrPolicy(config.callbackCidrs);
     const targets = new TargetAdapters();
-    const engine = new WhisperEngine(
-      {
-        modelPath: config.modelPath,
-        threads: config.threads,
-        nice: config.inferenceNice,
-        flashAttn: config.flashAttn,
-        windowSeconds: config.windowSeconds,
-        ...(config.vadModelPath ? { vadModelPath: config.vadModelPath } : {}),
-        defaults: { ...(config.temperatureFallback ? {} : { temperatureIncrement: 0 }), ...(config.vadModelPath ? { vad: true } : {}) },
-      },
-      log.child('engine'),
-    );
+    const engine = new WhisperEngine(engineConfig(config), log.child('engine'));
     const dispatcher = new Dispatcher({
       outbox,
       targets,

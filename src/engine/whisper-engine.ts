@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { open } from 'node:fs/promises';
 
+import type { Config } from '../config.js';
 import { AppError, invalidArgument, toAppError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type {
@@ -27,6 +28,19 @@ export interface WhisperEngineConfig {
   windowSeconds: number;
   /** Defaults of every transcription, below what a request asks for. */
   defaults?: TranscribeOptions;
+}
+
+/** The engine's settings from the service's. */
+export function engineConfig(config: Config): WhisperEngineConfig {
+  return {
+    modelPath: config.modelPath,
+    threads: config.threads,
+    nice: config.inferenceNice,
+    flashAttn: config.flashAttn,
+    windowSeconds: config.windowSeconds,
+    ...(config.vadModelPath ? { vadModelPath: config.vadModelPath } : {}),
+    defaults: { ...(config.temperatureFallback ? {} : { temperatureIncrement: 0 }), ...(config.vadModelPath ? { vad: true } : {}) },
+  };
 }
 
 const booleanOptions = [
