@@ -17,7 +17,7 @@
 // is the one caller. Where the parts are:
 //   main.cc            the order of things: options, limits, open, sandbox, sniff, decode, report
 //   options.cc         the command line
-//   sandbox.cc         resource limits and the seccomp allow-list
+//   sandbox.cc         resource limits and the seccomp allow-list (libseccomp)
 //   alloc-tracking.cc  tells "the memory limit bit" apart from "the file is corrupt"
 //   input.cc           positional reads of the upload
 //   sniff.cc           container detection from the data
@@ -69,9 +69,11 @@ int Run(int argc, char** argv) {
   int out_fd = open(o.output.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
   if (out_fd < 0) Fail(Exit::kIo, Format("cannot create the output: %s", strerror(errno)));
 
-  bool sandboxed = o.seccomp && InstallSeccomp();
+  // Why the seccomp filter is not in force; empty when it is.
+  const std::string unsandboxed = o.seccomp ? InstallSeccomp() : "the seccomp filter was turned off (--no-seccomp)";
+  const bool sandboxed = unsandboxed.empty();
   if (o.selftest) {
-    if (!sandboxed) Fail(Exit::kInternal, "seccomp is not available");
+    if (!sandboxed) Fail(Exit::kInternal, "seccomp is not available: " + unsandboxed);
     syscall(SYS_socket, AF_INET, SOCK_STREAM, 0);
     Fail(Exit::kInternal, "the sandbox let socket(2) through");
   }

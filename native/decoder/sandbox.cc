@@ -1,10 +1,7 @@
 #include "sandbox.h"
 
-#include <linux/audit.h>
-#include <linux/filter.h>
-#include <linux/seccomp.h>
+#include <seccomp.h>
 #include <signal.h>
-#include <stddef.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
@@ -15,7 +12,6 @@
 #include <cerrno>
 #include <cmath>
 #include <cstring>
-#include <vector>
 
 #include "alloc-tracking.h"
 #include "failure.h"
@@ -65,6 +61,55 @@ void SetLimit(int resource, rlim_t soft, rlim_t hard, const char* name) {
   if (setrlimit(resource, &rl) != 0) Fail(Exit::kInternal, Format("setrlimit(%s) failed: %s", name, strerror(errno)));
 }
 
+// ---- the seccomp allow-list ----------------------------------------------------------
+//
+// What decoding needs once both files are open: reading, seeking, writing, memory
+// management (never executable), signals to ourselves, time, and exit. open/openat fail
+// with EACCES and ioctl with ENOTTY, because libraries may probe and cope; anything else
+// (exec, sockets, fork, ptrace, ...) kills the process with SIGSYS. So do system calls of
+// another ABI than the decoder's own (x32, or 32-bit code on a 64-bit kernel).
+//
+// The rules name system calls; libseccomp resolves the names for the architecture it runs
+// on. A name that architecture does not have is skipped there: the 32-bit variants
+// (_llseek, mmap2, fstat64, fcntl64, the *_time64 and *32 calls) exist only on 32-bit ARM
+// and x86, open not on arm64.
+
+// Allowed with any arguments. The second group are read-only facts: glibc's qsort asks
+// sysinfo how much memory there is.
+const char* const kAllowed[] = {
+    "read", "write", "readv", "writev", "pread64", "lseek", "_llseek", "close",
+    "fstat", "fstat64", "newfstatat", "fstatat64", "statx",
+    "brk", "munmap", "mremap", "madvise", "exit", "exit_group",
+    "rt_sigreturn", "sigreturn", "rt_sigprocmask", "rt_sigaction", "getpid", "gettid",
+    "futex", "futex_time64", "clock_gettime", "clock_gettime64", "gettimeofday", "getrandom",
+    "sched_yield", "fcntl", "fcntl64", "restart_syscall",
+
+    "sysinfo", "uname", "getuid", "geteuid", "getgid", "getegid",
+    "getuid32", "geteuid32", "getgid32", "getegid32", "clock_getres", "clock_getres_time64",
+    "getrusage", "times",
+};
+
+// The number of a system call on this architecture, or -1 when it has no such call.
+int SyscallNumber(const char* name) {
+  const int nr = seccomp_syscall_resolve_name(name);
+  // A name libseccomp does not know at all is a typo in the list above.
+  if (nr == __NR_SCMP_ERROR) Fail(Exit::kInternal, Format("seccomp: unknown system call name %s", name));
+  return nr < 0 ? -1 : nr;  // other negative numbers: libseccomp's "not on this architecture"
+}
+
+void AddRule(scmp_filter_ctx ctx, uint32_t action, const char* name, unsigned conditions = 0,
+             const scmp_arg_cmp* condition = nullptr) {
+  const int nr = SyscallNumber(name);
+  if (nr < 0) return;
+  const int rc = seccomp_rule_add_array(ctx, action, nr, conditions, condition);
+  if (rc != 0) Fail(Exit::kInternal, Format("seccomp: cannot add the rule for %s: %s", name, strerror(-rc)));
+}
+
+void SetAttribute(scmp_filter_ctx ctx, scmp_filter_attr attribute, uint32_t value, const char* name) {
+  const int rc = seccomp_attr_set(ctx, attribute, value);
+  if (rc != 0) Fail(Exit::kInternal, Format("seccomp: cannot set %s: %s", name, strerror(-rc)));
+}
+
 }  // namespace
 
 void ApplyLimits(const Options& o) {
@@ -96,104 +141,47 @@ void ApplyLimits(const Options& o) {
   InstallFatalSignalHandlers();
 }
 
-#if defined(__x86_64__)
-#define EARSHOT_AUDIT_ARCH AUDIT_ARCH_X86_64
-#elif defined(__aarch64__)
-#define EARSHOT_AUDIT_ARCH AUDIT_ARCH_AARCH64
-#endif
-// Elsewhere (32-bit ARM has its own mmap2/_llseek/... family) the filter is left out rather
-// than guessed, and the JSON reports "seccomp":false.
-
-#ifdef EARSHOT_AUDIT_ARCH
-// Installs an allow-list of the system calls that decoding needs once both files are open:
-// reading, seeking, writing, memory management (never executable), signals to ourselves and
-// exit. open/openat fail with EACCES and ioctl with ENOTTY, because libraries may probe and
-// cope; anything else (exec, sockets, fork, ptrace, ...) kills the process with SIGSYS.
-bool InstallSeccomp() {
-  std::vector<sock_filter> f;
-  auto stmt = [&](uint16_t code, uint32_t k) { f.push_back(BPF_STMT(code, k)); };
-  auto jump = [&](uint16_t code, uint32_t k, uint8_t jt, uint8_t jf) { f.push_back(BPF_JUMP(code, k, jt, jf)); };
-  const uint32_t kKill = SECCOMP_RET_KILL_PROCESS;
-  const uint32_t kAllow = SECCOMP_RET_ALLOW;
-  const uint32_t kNr = offsetof(struct seccomp_data, nr);
-  // Low 32 bits of an argument (little-endian).
-  auto arg_low = [](int i) { return static_cast<uint32_t>(offsetof(struct seccomp_data, args) + 8 * i); };
-
-  stmt(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, arch));
-  jump(BPF_JMP | BPF_JEQ | BPF_K, EARSHOT_AUDIT_ARCH, 1, 0);
-  stmt(BPF_RET | BPF_K, kKill);
-  stmt(BPF_LD | BPF_W | BPF_ABS, kNr);
-#ifdef __x86_64__
-  jump(BPF_JMP | BPF_JGE | BPF_K, 0x40000000u /* x32 ABI */, 0, 1);
-  stmt(BPF_RET | BPF_K, kKill);
-#endif
-
-  const int allowed[] = {
-      SYS_read, SYS_write, SYS_readv, SYS_writev, SYS_pread64, SYS_lseek, SYS_close,
-#ifdef SYS_fstat
-      SYS_fstat,
-#endif
-#ifdef SYS_newfstatat
-      SYS_newfstatat,
-#endif
-#ifdef SYS_statx
-      SYS_statx,
-#endif
-      SYS_brk, SYS_munmap, SYS_mremap, SYS_madvise, SYS_exit, SYS_exit_group,
-      SYS_rt_sigreturn, SYS_rt_sigprocmask, SYS_rt_sigaction, SYS_getpid, SYS_gettid,
-      SYS_futex, SYS_clock_gettime, SYS_gettimeofday, SYS_getrandom, SYS_sched_yield,
-      SYS_fcntl, SYS_restart_syscall,
-      // Read-only facts: glibc's qsort asks sysinfo how much memory there is.
-      SYS_sysinfo, SYS_uname, SYS_getuid, SYS_geteuid, SYS_getgid, SYS_getegid, SYS_clock_getres,
-      SYS_getrusage, SYS_times,
-  };
-  for (int nr : allowed) {
-    jump(BPF_JMP | BPF_JEQ | BPF_K, static_cast<uint32_t>(nr), 0, 1);
-    stmt(BPF_RET | BPF_K, kAllow);
+std::string InstallSeccomp() {
+  // Level 3: the kernel's seccomp(2) can report its actions and has SECCOMP_RET_KILL_PROCESS
+  // (Linux 4.14). Below it (no seccomp at all, as under qemu-user) there is nothing to load.
+  const unsigned api = seccomp_api_get();
+  if (api < 3) {
+    return Format("the kernel offers no seccomp filters with SECCOMP_RET_KILL_PROCESS (libseccomp API level %u, needs 3)", api);
   }
+
+  scmp_filter_ctx ctx = seccomp_init(SCMP_ACT_KILL_PROCESS);
+  if (ctx == nullptr) Fail(Exit::kInternal, "seccomp: cannot create a filter");
+  struct Releaser {
+    scmp_filter_ctx ctx;
+    ~Releaser() { seccomp_release(ctx); }
+  } releaser{ctx};
+  SetAttribute(ctx, SCMP_FLTATR_ACT_BADARCH, SCMP_ACT_KILL_PROCESS, "the action for other ABIs");
+  // seccomp_load then returns the kernel's own error number, for the report.
+  SetAttribute(ctx, SCMP_FLTATR_API_SYSRAWRC, 1, "raw error numbers");
+
+  for (const char* name : kAllowed) AddRule(ctx, SCMP_ACT_ALLOW, name);
 
   // mmap and mprotect, but never with PROT_EXEC: no fresh code pages for an exploit.
-  for (int nr : {static_cast<int>(SYS_mmap), static_cast<int>(SYS_mprotect)}) {
-    // Not this call: skip the four instructions below; the accumulator still holds nr.
-    jump(BPF_JMP | BPF_JEQ | BPF_K, static_cast<uint32_t>(nr), 0, 4);
-    stmt(BPF_LD | BPF_W | BPF_ABS, arg_low(2));
-    jump(BPF_JMP | BPF_JSET | BPF_K, PROT_EXEC, 0, 1);
-    stmt(BPF_RET | BPF_K, kKill);
-    stmt(BPF_RET | BPF_K, kAllow);
-  }
+  const scmp_arg_cmp no_exec[] = {SCMP_A2(SCMP_CMP_MASKED_EQ, PROT_EXEC, 0)};
+  for (const char* name : {"mmap", "mmap2", "mprotect"}) AddRule(ctx, SCMP_ACT_ALLOW, name, 1, no_exec);
 
   // prlimit64 to read limits (new_limit == NULL), never to change them.
-  jump(BPF_JMP | BPF_JEQ | BPF_K, SYS_prlimit64, 0, 6);
-  stmt(BPF_LD | BPF_W | BPF_ABS, arg_low(2));
-  jump(BPF_JMP | BPF_JEQ | BPF_K, 0, 0, 3);
-  stmt(BPF_LD | BPF_W | BPF_ABS, arg_low(2) + 4);
-  jump(BPF_JMP | BPF_JEQ | BPF_K, 0, 0, 1);
-  stmt(BPF_RET | BPF_K, kAllow);
-  stmt(BPF_RET | BPF_K, kKill);
-  stmt(BPF_LD | BPF_W | BPF_ABS, kNr);
+  const scmp_arg_cmp read_only[] = {SCMP_A2(SCMP_CMP_EQ, 0)};
+  AddRule(ctx, SCMP_ACT_ALLOW, "prlimit64", 1, read_only);
 
-  // abort() raises SIGABRT through tgkill: allow signals to ourselves only.
-  jump(BPF_JMP | BPF_JEQ | BPF_K, SYS_tgkill, 0, 4);
-  stmt(BPF_LD | BPF_W | BPF_ABS, arg_low(0));
-  jump(BPF_JMP | BPF_JEQ | BPF_K, static_cast<uint32_t>(getpid()), 0, 1);
-  stmt(BPF_RET | BPF_K, kAllow);
-  stmt(BPF_RET | BPF_K, kKill);
+  // abort() raises SIGABRT through tgkill: signals to ourselves only.
+  const scmp_arg_cmp ourselves[] = {SCMP_A0(SCMP_CMP_EQ, static_cast<scmp_datum_t>(getpid()))};
+  AddRule(ctx, SCMP_ACT_ALLOW, "tgkill", 1, ourselves);
 
-  jump(BPF_JMP | BPF_JEQ | BPF_K, SYS_openat, 0, 1);
-  stmt(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | EACCES);
-#ifdef SYS_open
-  jump(BPF_JMP | BPF_JEQ | BPF_K, SYS_open, 0, 1);
-  stmt(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | EACCES);
-#endif
-  jump(BPF_JMP | BPF_JEQ | BPF_K, SYS_ioctl, 0, 1);
-  stmt(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | ENOTTY);
-  stmt(BPF_RET | BPF_K, kKill);
+  // Libraries may probe for files and terminals and cope when there are none.
+  AddRule(ctx, SCMP_ACT_ERRNO(EACCES), "open");
+  AddRule(ctx, SCMP_ACT_ERRNO(EACCES), "openat");
+  AddRule(ctx, SCMP_ACT_ERRNO(ENOTTY), "ioctl");
 
-  struct sock_fprog prog = {static_cast<unsigned short>(f.size()), f.data()};
-  return prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog, 0, 0) == 0;
+  const int rc = seccomp_load(ctx);
+  if (rc == -ENOMEM) Fail(Exit::kInternal, "seccomp: out of memory while building the filter");
+  if (rc != 0) return Format("the kernel refused the seccomp filter: %s", strerror(-rc));
+  return "";
 }
-#else
-bool InstallSeccomp() { return false; }
-#endif
 
 }  // namespace earshot::decode

@@ -4,6 +4,8 @@
 #ifndef EARSHOT_DECODE_SANDBOX_H_
 #define EARSHOT_DECODE_SANDBOX_H_
 
+#include <string>
+
 #include "options.h"
 
 namespace earshot::decode {
@@ -14,9 +16,10 @@ namespace earshot::decode {
 // memory limit. Fails with Exit::kInternal when one cannot be set.
 void ApplyLimits(const Options& o);
 
-// Installs the seccomp allow-list (sandbox.cc says what it allows); false when the
-// kernel (or the architecture: 32-bit ARM) has none for us.
-bool InstallSeccomp();
+// Installs the seccomp allow-list (sandbox.cc says what it allows). Returns an empty
+// string when the filter is in force, else why the kernel does not offer it (no seccomp,
+// as under qemu-user). Fails with Exit::kInternal when the filter cannot be built.
+std::string InstallSeccomp();
 
 }  // namespace earshot::decode
 
