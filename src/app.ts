@@ -138,7 +138,14 @@ export class App {
       engine: this.engine,
       log: log.child('jobs'),
       decode: (job, inputPath, outputPath, signal) =>
-        decodeAudio({ inputPath, outputPath, format: job.format, limits: { maxSeconds: config.maxAudioSeconds }, signal }),
+        decodeAudio({
+          inputPath,
+          outputPath,
+          format: job.format,
+          limits: { maxSeconds: config.maxAudioSeconds },
+          signal,
+          sandbox: config.decoderSandbox,
+        }),
     });
     // The languages whisper.cpp knows: fixed for the build, asked once.
     const languages = this.addon.languages();

@@ -55,6 +55,8 @@ export interface Config {
   deliveryTimeoutMs: number;
   /** A running transcription without progress for this long stops the systemd watchdog pings. */
   stallSeconds: number;
+  /** `optional`: decode even where the decoder cannot install its seccomp filter (qemu-user). */
+  decoderSandbox: 'required' | 'optional';
 }
 
 type Raw = string | number | boolean | string[];
@@ -250,6 +252,13 @@ const settings = [
     description: 'temperature fallback when decoding',
     default: () => true,
     parse: boolean,
+  },
+  {
+    key: 'decoderSandbox',
+    env: 'EARSHOT_DECODER_SANDBOX',
+    description: 'required, or optional to decode without seccomp where the kernel has none',
+    default: () => 'required' as const,
+    parse: oneOf(['required', 'optional'] as const),
   },
 ] satisfies Setting<keyof Config>[];
 

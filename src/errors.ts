@@ -46,6 +46,7 @@ export const errorRegistry = {
   ERR_AUDIO_TOO_LONG: { status: 413, title: 'audio is longer than allowed' },
   ERR_AUDIO_LIMIT: { status: 422, title: 'audio decoding exceeded its resource limits' },
   ERR_DECODER: { status: 500, title: 'audio decoder failed' },
+  ERR_DECODER_UNSANDBOXED: { status: 500, title: 'audio decoder cannot sandbox itself here' },
 } as const satisfies Record<string, { status: number; title: string }>;
 
 export type ErrorCode = keyof typeof errorRegistry;

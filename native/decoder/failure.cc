@@ -13,6 +13,7 @@ const char* CodeFor(Exit exit) {
     case Exit::kTooLong: return "ERR_AUDIO_TOO_LONG";
     case Exit::kEmpty: return "ERR_AUDIO_EMPTY";
     case Exit::kLimit: return "ERR_AUDIO_LIMIT";
+    case Exit::kUnsandboxed: return "ERR_DECODER_UNSANDBOXED";
     default: return "ERR_DECODER";
   }
 }

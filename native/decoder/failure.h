@@ -19,6 +19,7 @@ enum class Exit : int {
   kTooLong = 12,
   kEmpty = 13,
   kLimit = 14,
+  kUnsandboxed = 15,
 };
 
 // The error code of the JSON report for an exit code.

@@ -77,6 +77,11 @@ int Run(int argc, char** argv) {
     syscall(SYS_socket, AF_INET, SOCK_STREAM, 0);
     Fail(Exit::kInternal, "the sandbox let socket(2) through");
   }
+  // Outside its sandbox a codec bug in a hostile upload runs with everything the service's
+  // user may do. Only the operator can accept that, never this process on its own.
+  if (!sandboxed && !o.allow_unsandboxed) {
+    Fail(Exit::kUnsandboxed, unsandboxed + "; refusing to decode without the sandbox (--allow-unsandboxed decodes anyway)");
+  }
 
   Input in(in_fd, st.st_size);
   if (in.size() == 0) Fail(Exit::kEmpty, "the upload is empty (0 bytes)");

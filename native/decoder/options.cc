@@ -32,11 +32,14 @@ Decodes IN and writes OUT as 16 kHz mono float32 little-endian PCM, then prints 
   --max-memory-mb M   address-space limit (default 256; 0 = none)
   --max-cpu-seconds C CPU-time limit; SIGXCPU after C s, SIGKILL after C+1 s
                       (default 10 + S/4)
-  --no-seccomp        skip the seccomp filter (debugging only)
+  --allow-unsandboxed decode even when the seccomp filter cannot be installed (the report
+                      then says "seccomp":false); without it such a decoder refuses with
+                      ERR_DECODER_UNSANDBOXED before it reads a byte of the input
+  --no-seccomp        skip the seccomp filter (debugging only; needs --allow-unsandboxed)
   --sandbox-selftest  after sandboxing, attempt socket(2): the process must die of SIGSYS
 
 Exit codes: 0 ok, 1 internal error, 2 usage, 3 I/O error, 10 unsupported format,
-11 corrupt audio, 12 too long, 13 no samples, 14 resource limit.
+11 corrupt audio, 12 too long, 13 no samples, 14 resource limit, 15 no sandbox.
 )";
 
 long ParseInt(const char* name, const char* value, long lo, long hi) {
@@ -72,6 +75,10 @@ Options ParseOptions(int argc, char** argv) {
     }
     if (arg == "--no-seccomp") {
       o.seccomp = false;
+      continue;
+    }
+    if (arg == "--allow-unsandboxed") {
+      o.allow_unsandboxed = true;
       continue;
     }
     if (arg == "--sandbox-selftest") {

@@ -28,6 +28,8 @@ struct Options {
   double max_memory_mb = 256;
   double max_cpu_seconds = 0;  // 0 = default, derived from max_seconds
   bool seccomp = true;
+  // The operator's opt-in: decode even when the seccomp filter cannot be installed.
+  bool allow_unsandboxed = false;
   bool selftest = false;
 };
 
