@@ -32,6 +32,7 @@ export const errorRegistry = {
   ERR_TARGET_TIMEOUT: { status: 400, title: 'callback target did not respond in time' },
 
   ERR_ADDON_LOAD: { status: 500, title: 'native addon could not be loaded' },
+  ERR_SYSTEMD: { status: 500, title: 'a systemd notification could not be sent' },
   ERR_MODEL_NOT_FOUND: { status: 500, title: 'model file not found' },
   ERR_MODEL_INVALID: { status: 500, title: 'model file is not a valid whisper ggml model' },
   ERR_MODEL_LOAD: { status: 500, title: 'model could not be loaded' },
