@@ -1,7 +1,7 @@
 // The systemd side: the unit passes systemd's own checks, and the service speaks sd_notify
 // (READY, WATCHDOG, STOPPING) over a real datagram socket.
 import { execFileSync, spawn } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import t from 'tap';
@@ -21,6 +21,39 @@ t.test('systemd-analyze verify is clean and the exposure level is at most 2.0', 
   const level = Number(/Overall exposure level for earshot\.service: ([\d.]+)/.exec(security)?.[1]);
   t.comment(`exposure ${level}`);
   t.ok(level <= 2.0, `exposure ${level} <= 2.0`);
+});
+
+/** The system calls the unit's SystemCallFilter= lines leave allowed (an allow list first, then deny lists). */
+function allowedSystemCalls(unitText: string): Set<string> {
+  const seen = new Set<string>();
+  const expand = (name: string): string[] => {
+    if (!name.startsWith('@')) return [name];
+    if (seen.has(name)) return [];
+    seen.add(name);
+    const listing = execFileSync('systemd-analyze', ['syscall-filter', name], { encoding: 'utf8' });
+    return listing
+      .split('\n')
+      .map((line) => line.trim())
+      .filter((line) => line !== '' && line !== name && !line.startsWith('#'))
+      .flatMap(expand);
+  };
+  const allowed = new Set<string>();
+  for (const [, deny, names] of unitText.matchAll(/^SystemCallFilter=(~?)(.*)$/gm)) {
+    for (const call of names!.trim().split(/\s+/).flatMap(expand)) {
+      if (deny) allowed.delete(call);
+      else allowed.add(call);
+    }
+  }
+  return allowed;
+}
+
+t.test('the unit lets the audio decoder install its seccomp filter', async (t) => {
+  const allowed = allowedSystemCalls(readFileSync(unit, 'utf8'));
+  t.ok(allowed.has('read') && allowed.has('execve'), 'the expansion is real');
+  t.notOk(allowed.has('mount'), 'and the deny lists count');
+  // libseccomp asks seccomp(2) what the kernel can do; without it the decoder refuses to decode.
+  t.ok(allowed.has('seccomp'), 'seccomp(2)');
+  t.ok(allowed.has('prctl'), 'prctl(2) (PR_SET_NO_NEW_PRIVS)');
 });
 
 t.test('watchdog pings stop while the running job makes no progress', async (t) => {

@@ -142,11 +142,13 @@ void ApplyLimits(const Options& o) {
 }
 
 std::string InstallSeccomp() {
-  // Level 3: the kernel's seccomp(2) can report its actions and has SECCOMP_RET_KILL_PROCESS
-  // (Linux 4.14). Below it (no seccomp at all, as under qemu-user) there is nothing to load.
+  // Level 3: seccomp(2) answers this process and has SECCOMP_RET_KILL_PROCESS (Linux 4.14).
+  // Below it there is nothing to load: a kernel without seccomp, qemu-user, or a filter of
+  // the parent's that forbids seccomp(2) (systemd's @system-service does: the unit allows it).
   const unsigned api = seccomp_api_get();
   if (api < 3) {
-    return Format("the kernel offers no seccomp filters with SECCOMP_RET_KILL_PROCESS (libseccomp API level %u, needs 3)", api);
+    return Format("seccomp(2) with SECCOMP_RET_KILL_PROCESS is not available to this process (libseccomp API "
+                  "level %u, needs 3: no seccomp in the kernel, qemu-user, or a parent's filter forbids it)", api);
   }
 
   scmp_filter_ctx ctx = seccomp_init(SCMP_ACT_KILL_PROCESS);
