@@ -70,7 +70,7 @@ export interface DecodedAudio {
   container: string;
   /** e.g. `pcm_s16`, `flac`, `vorbis`, `opus`, `mp3`, `mulaw`. */
   codec: string;
-  /** Whether the seccomp filter was in force (false only with `sandbox: 'optional'`, on kernels without seccomp). */
+  /** Whether the seccomp filter was in force (false only with `sandbox: 'optional'` where seccomp is unavailable). */
   sandboxed: boolean;
 }
 
@@ -350,6 +350,7 @@ function unsandboxedError(message: string): AppError {
     message +
       '\nPossible solutions:' +
       '\n- Run earshot on a kernel with seccomp filters (Linux 4.14 or later with CONFIG_SECCOMP_FILTER; not under qemu-user)' +
+      "\n- Under systemd or in a container, let the service call seccomp(2) (systemd/earshot.service's SystemCallFilter= does)" +
       '\n- Accept decoding hostile uploads without the seccomp filter: EARSHOT_DECODER_SANDBOX=optional',
   );
 }
