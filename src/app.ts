@@ -86,7 +86,14 @@ export class App {
       engine,
       log: log.child('jobs'),
       decode: (job, inputPath, outputPath, signal) =>
-        decodeAudio({ inputPath, outputPath, format: job.format, limits: { maxSeconds: config.maxAudioSeconds }, signal }),
+        decodeAudio({
+          inputPath,
+          outputPath,
+          format: job.format,
+          limits: { maxSeconds: config.maxAudioSeconds },
+          signal,
+          sandbox: config.decoderSandbox,
+        }),
     });
     const dialects = dialectFactories.map((create) =>
       create({

@@ -55,6 +55,8 @@ export interface Config {
   deliveryTimeoutMs: number;
   /** A running transcription without progress for this long stops the systemd watchdog pings. */
   stallSeconds: number;
+  /** `optional`: decode even where the decoder cannot install its seccomp filter (qemu-user). */
+  decoderSandbox: 'required' | 'optional';
 }
 
 type Raw = string | number | boolean | string[];
@@ -259,6 +261,13 @@ const settings = [
     doc: "whisper's re-decoding at higher temperatures",
     default: () => true,
     parse: boolean,
+  },
+  {
+    key: 'decoderSandbox',
+    env: 'EARSHOT_DECODER_SANDBOX',
+    doc: '`required` (the audio decoder refuses to run without its seccomp filter), or `optional` to decode unsandboxed where the kernel has no seccomp (qemu-user)',
+    default: () => 'required' as const,
+    parse: oneOf(['required', 'optional'] as const),
   },
 ] satisfies Setting<keyof Config>[];
 

@@ -42,6 +42,7 @@ export const errorRegistry = {
   ERR_TARGET_TIMEOUT: { status: 400, title: 'callback target did not respond in time' },
 
   ERR_ADDON_LOAD: { status: 500, title: 'native addon could not be loaded', startup: true, doc: 'the addon or uWebSockets.js does not load: the message lists possible solutions' },
+  ERR_SYSTEMD: { status: 500, title: 'a systemd notification could not be sent', doc: 'sd_notify failed (logged once; the service runs on)' },
   ERR_MODEL_NOT_FOUND: { status: 500, title: 'model file not found', startup: true, doc: 'no model file: the message says how to install one' },
   ERR_MODEL_INVALID: { status: 500, title: 'model file is not a valid whisper ggml model', startup: true, doc: 'a damaged or foreign model file, refused before whisper.cpp reads it' },
   ERR_MODEL_LOAD: { status: 500, title: 'model could not be loaded', startup: true },
@@ -56,6 +57,7 @@ export const errorRegistry = {
   ERR_AUDIO_TOO_LONG: { status: 413, title: 'audio is longer than allowed', doc: 'longer than `EARSHOT_MAX_AUDIO_SECONDS` (job error)' },
   ERR_AUDIO_LIMIT: { status: 422, title: 'audio decoding exceeded its resource limits', doc: "decoding exceeded the decoder's memory or CPU limits (job error)" },
   ERR_DECODER: { status: 500, title: 'audio decoder failed', doc: 'the audio decoder failed for another reason (job error)' },
+  ERR_DECODER_UNSANDBOXED: { status: 500, title: 'audio decoder cannot sandbox itself here', doc: 'the decoder could not install its seccomp filter and `EARSHOT_DECODER_SANDBOX` is `required` (job error)' },
 } as const satisfies Record<string, ErrorEntry>;
 
 export type ErrorCode = keyof typeof errorRegistry;

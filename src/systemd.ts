@@ -3,7 +3,7 @@ import { readFileSync } from 'node:fs';
 import type { Logger } from './log.js';
 
 export interface SystemdOptions {
-  /** sd_notify through the addon: false when not running under systemd. */
+  /** sd_notify through the addon: false when not running under systemd; may throw when sending fails. */
   notify: (state: string) => boolean;
   /** Whether the service is doing its job (the event loop runs this check, so it is alive). */
   healthy: () => boolean;
@@ -14,11 +14,14 @@ export interface SystemdOptions {
 /**
  * systemd integration: READY=1 once serving, STOPPING=1 on the way out, and watchdog
  * pings at half of WatchdogSec — only while `healthy()` holds, so a transcription that
- * stopped making progress gets the service restarted (and its job requeued).
+ * stopped making progress gets the service restarted (and its job requeued). A notification
+ * that cannot be sent is logged, never thrown: the service runs on without it (if watchdog
+ * pings keep failing, systemd restarts the service, as it should).
  */
 export class Systemd {
   private timer: NodeJS.Timeout | undefined;
   private readonly env: NodeJS.ProcessEnv;
+  private failing = false;
 
   constructor(private readonly o: SystemdOptions) {
     this.env = o.env ?? process.env;
@@ -34,13 +37,13 @@ export class Systemd {
   }
 
   ready(status: string): void {
-    this.o.notify(`READY=1\nSTATUS=${status}`);
+    this.send(`READY=1\nSTATUS=${status}`);
     const interval = this.watchdogMs;
     if (interval === undefined) return;
     let unhealthyLogged = false;
     this.timer = setInterval(() => {
       if (this.o.healthy()) {
-        this.o.notify('WATCHDOG=1');
+        this.send('WATCHDOG=1');
         unhealthyLogged = false;
       } else if (!unhealthyLogged) {
         this.o.log.error('not pinging the systemd watchdog: the running transcription makes no progress');
@@ -52,7 +55,23 @@ export class Systemd {
 
   stopping(): void {
     clearInterval(this.timer);
-    this.o.notify('STOPPING=1');
+    this.send('STOPPING=1');
+  }
+
+  // One warning per run of failures (a failing watchdog ping would otherwise log at every
+  // interval), and a note when notifications get through again.
+  private send(state: string): void {
+    try {
+      this.o.notify(state);
+    } catch (err) {
+      if (!this.failing) {
+        this.o.log.warn('sd_notify failed; the service runs on', { state: state.split('\n')[0], error: err as Error });
+      }
+      this.failing = true;
+      return;
+    }
+    if (this.failing) this.o.log.info('sd_notify works again');
+    this.failing = false;
   }
 }
 

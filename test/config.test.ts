@@ -58,7 +58,7 @@ t.test('every problem is one line of one ERR_CONFIG error, unknown keys included
   t.same(lines.slice(1).sort(), [
     `- ${file}: flashAttn must be true or false (got "maybe")`,
     `- ${file}: port must be an integer from 0 to 65535 (got "eighty")`,
-    `- ${file}: unknown setting "colour" (known: host, port, stateDir, modelsDir, model, threads, apiKey, auth, callbackCidrs, logLevel, inferenceNice, flashAttn, windowSeconds, maxQueued, maxAudioSeconds, ibmSignature, vadModel, maxUploadBytes, retryDelaysMs, deliveryTimeoutMs, stallSeconds, temperatureFallback)`,
+    `- ${file}: unknown setting "colour" (known: host, port, stateDir, modelsDir, model, threads, apiKey, auth, callbackCidrs, logLevel, inferenceNice, flashAttn, windowSeconds, maxQueued, maxAudioSeconds, ibmSignature, vadModel, maxUploadBytes, retryDelaysMs, deliveryTimeoutMs, stallSeconds, temperatureFallback, decoderSandbox)`,
     '- EARSHOT_AUTH must be one of key, none (got "token")',
     '- EARSHOT_THREADS must be an integer from 1 to 64 (got "0")',
   ]);

@@ -1,11 +1,12 @@
 // The systemd side: the unit passes systemd's own checks, and the service speaks sd_notify
 // (READY, WATCHDOG, STOPPING) over a real datagram socket.
 import { execFileSync, spawn } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import t from 'tap';
 
+import { loadAddon } from '../src/engine/native.js';
 import { projectRoot } from '../src/paths.js';
 import { Systemd } from '../src/systemd.js';
 import { createLogger } from '../src/log.js';
@@ -20,6 +21,39 @@ t.test('systemd-analyze verify is clean and the exposure level is at most 2.0', 
   const level = Number(/Overall exposure level for earshot\.service: ([\d.]+)/.exec(security)?.[1]);
   t.comment(`exposure ${level}`);
   t.ok(level <= 2.0, `exposure ${level} <= 2.0`);
+});
+
+/** The system calls the unit's SystemCallFilter= lines leave allowed (an allow list first, then deny lists). */
+function allowedSystemCalls(unitText: string): Set<string> {
+  const seen = new Set<string>();
+  const expand = (name: string): string[] => {
+    if (!name.startsWith('@')) return [name];
+    if (seen.has(name)) return [];
+    seen.add(name);
+    const listing = execFileSync('systemd-analyze', ['syscall-filter', name], { encoding: 'utf8' });
+    return listing
+      .split('\n')
+      .map((line) => line.trim())
+      .filter((line) => line !== '' && line !== name && !line.startsWith('#'))
+      .flatMap(expand);
+  };
+  const allowed = new Set<string>();
+  for (const [, deny, names] of unitText.matchAll(/^SystemCallFilter=(~?)(.*)$/gm)) {
+    for (const call of names!.trim().split(/\s+/).flatMap(expand)) {
+      if (deny) allowed.delete(call);
+      else allowed.add(call);
+    }
+  }
+  return allowed;
+}
+
+t.test('the unit lets the audio decoder install its seccomp filter', async (t) => {
+  const allowed = allowedSystemCalls(readFileSync(unit, 'utf8'));
+  t.ok(allowed.has('read') && allowed.has('execve'), 'the expansion is real');
+  t.notOk(allowed.has('mount'), 'and the deny lists count');
+  // libseccomp asks seccomp(2) what the kernel can do; without it the decoder refuses to decode.
+  t.ok(allowed.has('seccomp'), 'seccomp(2)');
+  t.ok(allowed.has('prctl'), 'prctl(2) (PR_SET_NO_NEW_PRIVS)');
 });
 
 t.test('watchdog pings stop while the running job makes no progress', async (t) => {
@@ -43,6 +77,66 @@ t.test('watchdog pings stop while the running job makes no progress', async (t) 
   systemd.stopping();
   t.equal(sent.at(-1), 'STOPPING=1');
   t.equal(new Systemd({ notify: () => true, healthy: () => true, log: createLogger({ level: 'error' }), env: { WATCHDOG_USEC: '1000', WATCHDOG_PID: '1' } }).watchdogMs, undefined, "another process's watchdog");
+});
+
+t.test('a failing sd_notify is logged once per run of failures and never thrown, not even from the watchdog timer', async (t) => {
+  const lines: string[] = [];
+  let failing = true;
+  const sent: string[] = [];
+  const systemd = new Systemd({
+    notify: (s) => {
+      if (failing) throw Object.assign(new Error('sd_notify: sendto /run/systemd/notify: Connection refused'), { code: 'ERR_SYSTEMD' });
+      sent.push(s);
+      return true;
+    },
+    healthy: () => true,
+    log: createLogger({ level: 'info', write: (line) => lines.push(line) }),
+    env: { WATCHDOG_USEC: '40000', WATCHDOG_PID: String(process.pid) },
+  });
+  const uncaught: unknown[] = [];
+  const onUncaught = (err: unknown) => uncaught.push(err);
+  process.on('uncaughtException', onUncaught);
+  t.teardown(() => process.off('uncaughtException', onUncaught));
+
+  t.doesNotThrow(() => systemd.ready('serving'), 'READY=1 failing does not throw');
+  await new Promise((r) => setTimeout(r, 110));
+  const warnings = lines.filter((l) => l.includes('sd_notify failed'));
+  t.equal(warnings.length, 1, 'one warning for READY and the failing watchdog pings after it');
+  t.match(warnings[0], /warn .*sd_notify failed; the service runs on state="READY=1" error=".*Connection refused"/);
+  failing = false;
+  await new Promise((r) => setTimeout(r, 60));
+  t.ok(sent.includes('WATCHDOG=1'), 'the timer kept running and pings get through again');
+  t.equal(lines.filter((l) => l.includes('sd_notify works again')).length, 1, 'recovery is noted once');
+  failing = true;
+  t.doesNotThrow(() => systemd.stopping(), 'STOPPING=1 failing does not throw');
+  t.equal(lines.filter((l) => l.includes('sd_notify failed')).length, 2, 'a new run of failures is logged again');
+  t.same(uncaught, [], 'nothing reached the process');
+});
+
+t.test("the addon's notify throws ERR_SYSTEMD when nobody listens on NOTIFY_SOCKET; Systemd logs it", async (t) => {
+  const addon = loadAddon();
+  const short = mkdtempSync(path.join(os.tmpdir(), 'es-'));
+  const saved = process.env.NOTIFY_SOCKET;
+  t.teardown(() => {
+    if (saved === undefined) delete process.env.NOTIFY_SOCKET;
+    else process.env.NOTIFY_SOCKET = saved;
+    rmSync(short, { recursive: true, force: true });
+  });
+  delete process.env.NOTIFY_SOCKET;
+  t.equal(addon.notify('READY=1'), false, 'not under systemd: nothing to do');
+  process.env.NOTIFY_SOCKET = path.join(short, 'nobody.sock');
+  t.throws(() => addon.notify('READY=1'), { code: 'ERR_SYSTEMD', message: /sd_notify: sendto .*nobody\.sock: No such file or directory/ });
+  const lines: string[] = [];
+  const systemd = new Systemd({
+    notify: (s) => addon.notify(s),
+    healthy: () => true,
+    log: createLogger({ level: 'info', write: (line) => lines.push(line) }),
+    env: {},
+  });
+  t.doesNotThrow(() => systemd.ready('serving'));
+  t.doesNotThrow(() => systemd.stopping());
+  t.equal(lines.length, 1);
+  t.match(lines[0], /sd_notify failed; the service runs on state="READY=1" error=.*nobody\.sock/);
 });
 
 t.test('the service notifies READY, WATCHDOG and STOPPING over NOTIFY_SOCKET', async (t) => {

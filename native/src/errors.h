@@ -18,6 +18,7 @@ inline constexpr const char* kErrInference = "ERR_INFERENCE";
 inline constexpr const char* kErrAborted = "ERR_ABORTED";
 inline constexpr const char* kErrAudioEmpty = "ERR_AUDIO_EMPTY";
 inline constexpr const char* kErrAudioRead = "ERR_AUDIO_CORRUPT";
+inline constexpr const char* kErrSystemd = "ERR_SYSTEMD";
 
 // A failure computed off the JS thread, turned into an Error once back on it.
 struct Failure {

@@ -10,11 +10,10 @@
 #include <cerrno>
 #include <chrono>
 #include <cmath>
-#include <cstdio>
 #include <cstring>
 #include <thread>
+#include <vector>
 
-#include "log-bridge.h"
 #include "whisper.h"
 
 namespace earshot {
@@ -24,108 +23,6 @@ constexpr int kSampleRate = WHISPER_SAMPLE_RATE;
 constexpr int64_t kSamplesPerCentisecond = kSampleRate / 100;
 // whisper_full ignores input shorter than 100 ms; short tails are padded with silence.
 constexpr int64_t kMinWindowSamples = kSampleRate;
-
-// ---- argument reading: types only, ranges are checked in TypeScript ----------------
-
-template <typename T>
-T Get(const Napi::Object& o, const char* key, T fallback);
-
-template <>
-bool Get<bool>(const Napi::Object& o, const char* key, bool fallback) {
-  Napi::Value v = o.Get(key);
-  if (v.IsUndefined()) return fallback;
-  if (!v.IsBoolean()) throw Napi::TypeError::New(o.Env(), std::string("option ") + key + " must be a boolean");
-  return v.As<Napi::Boolean>();
-}
-
-template <>
-double Get<double>(const Napi::Object& o, const char* key, double fallback) {
-  Napi::Value v = o.Get(key);
-  if (v.IsUndefined()) return fallback;
-  if (!v.IsNumber() || !std::isfinite(v.As<Napi::Number>().DoubleValue())) {
-    throw Napi::TypeError::New(o.Env(), std::string("option ") + key + " must be a finite number");
-  }
-  return v.As<Napi::Number>().DoubleValue();
-}
-
-template <>
-float Get<float>(const Napi::Object& o, const char* key, float fallback) {
-  return static_cast<float>(Get<double>(o, key, fallback));
-}
-
-template <>
-int Get<int>(const Napi::Object& o, const char* key, int fallback) {
-  const double d = Get<double>(o, key, fallback);
-  if (d != std::floor(d) || d < -1e9 || d > 1e9) {
-    throw Napi::TypeError::New(o.Env(), std::string("option ") + key + " must be an integer");
-  }
-  return static_cast<int>(d);
-}
-
-template <>
-std::string Get<std::string>(const Napi::Object& o, const char* key, std::string fallback) {
-  Napi::Value v = o.Get(key);
-  if (v.IsUndefined()) return fallback;
-  if (!v.IsString()) throw Napi::TypeError::New(o.Env(), std::string("option ") + key + " must be a string");
-  return v.As<Napi::String>();
-}
-
-TranscribeOptions ReadOptions(const Napi::Object& o) {
-  TranscribeOptions d;
-  TranscribeOptions r;
-  r.threads = Get(o, "threads", d.threads);
-  r.nice = Get(o, "nice", d.nice);
-  r.language = Get(o, "language", d.language);
-  r.translate = Get(o, "translate", d.translate);
-  r.beam_search = Get(o, "strategy", std::string("greedy")) == "beam";
-  r.best_of = Get(o, "bestOf", d.best_of);
-  r.beam_size = Get(o, "beamSize", d.beam_size);
-  r.temperature = Get(o, "temperature", d.temperature);
-  r.temperature_inc = Get(o, "temperatureIncrement", d.temperature_inc);
-  r.entropy_thold = Get(o, "entropyThreshold", d.entropy_thold);
-  r.logprob_thold = Get(o, "logprobThreshold", d.logprob_thold);
-  r.no_speech_thold = Get(o, "noSpeechThreshold", d.no_speech_thold);
-  r.initial_prompt = Get(o, "initialPrompt", d.initial_prompt);
-  r.condition_on_previous_text = Get(o, "conditionOnPreviousText", d.condition_on_previous_text);
-  r.token_timestamps = Get(o, "tokenTimestamps", d.token_timestamps);
-  r.words = Get(o, "words", d.words);
-  r.max_segment_chars = Get(o, "maxSegmentLength", d.max_segment_chars);
-  r.split_on_word = Get(o, "splitOnWord", d.split_on_word);
-  r.suppress_blank = Get(o, "suppressBlank", d.suppress_blank);
-  r.suppress_non_speech = Get(o, "suppressNonSpeech", d.suppress_non_speech);
-  r.audio_ctx = Get(o, "audioCtx", d.audio_ctx);
-  r.vad_model = Get(o, "vadModel", d.vad_model);
-  r.vad_threshold = Get(o, "vadThreshold", d.vad_threshold);
-  r.vad_min_speech_ms = Get(o, "vadMinSpeechMs", d.vad_min_speech_ms);
-  r.vad_min_silence_ms = Get(o, "vadMinSilenceMs", d.vad_min_silence_ms);
-  r.vad_speech_pad_ms = Get(o, "vadSpeechPadMs", d.vad_speech_pad_ms);
-  r.window_seconds = Get(o, "windowSeconds", d.window_seconds);
-  if (r.threads < 1 || r.window_seconds < 30 || r.nice < 0 || r.nice > 19) {
-    throw Napi::RangeError::New(o.Env(), "threads must be >= 1, nice 0..19 and windowSeconds >= 30");
-  }
-  return r;
-}
-
-AudioSource ReadSource(const Napi::Value& v) {
-  AudioSource s;
-  if (v.IsTypedArray() && v.As<Napi::TypedArray>().TypedArrayType() == napi_float32_array) {
-    Napi::Float32Array a = v.As<Napi::Float32Array>();
-    s.pcm.assign(a.Data(), a.Data() + a.ElementLength());
-    return s;
-  }
-  if (v.IsObject() && !v.IsArray()) {
-    Napi::Object o = v.As<Napi::Object>();
-    s.path = Get(o, "path", std::string());
-    const double offset = Get(o, "offset", 0.0);
-    const double length = Get(o, "length", -1.0);
-    if (!s.path.empty() && offset >= 0 && length >= -1) {
-      s.offset = static_cast<int64_t>(offset);
-      s.length = static_cast<int64_t>(length);
-      return s;
-    }
-  }
-  throw Napi::TypeError::New(v.Env(), "audio must be a Float32Array or {path, offset?, length?}");
-}
 
 // Lowers the priority of the calling thread; threads it starts (ggml's) inherit it, so
 // inference yields the CPU to the event loop whenever both want it.
@@ -155,62 +52,6 @@ bool ReadSamples(int fd, int64_t first, int64_t count, std::vector<float>* out, 
     want -= static_cast<size_t>(n);
   }
   return true;
-}
-
-// whisper_print_timings is the only place whisper reports totals (mel time included).
-Timings ParseTimings(const std::vector<LogLine>& lines) {
-  Timings t;
-  for (const auto& line : lines) {
-    const char* s = line.text.c_str();
-    auto value_after = [s](const char* label, double* ms, int* runs) {
-      const char* at = std::strstr(s, label);
-      if (at == nullptr) return;
-      at += std::strlen(label);
-      double v = 0;
-      int n = 0;
-      const int got = std::sscanf(at, " = %lf ms / %d", &v, &n);
-      if (got >= 1) *ms = v;
-      if (got == 2 && runs != nullptr) *runs = n;
-    };
-    value_after("mel time", &t.mel_ms, nullptr);
-    value_after("sample time", &t.sample_ms, nullptr);
-    value_after("encode time", &t.encode_ms, &t.encode_runs);
-    value_after("decode time", &t.decode_ms, &t.decode_runs);
-    value_after("batchd time", &t.batchd_ms, nullptr);
-    value_after("prompt time", &t.prompt_ms, nullptr);
-    if (const char* at = std::strstr(s, "fallbacks =")) std::sscanf(at, "fallbacks = %d", &t.fallbacks);
-  }
-  return t;
-}
-
-// Words are runs of text tokens; a token starting with a space starts a new word.
-std::vector<WordResult> GroupWords(const std::vector<TokenResult>& tokens) {
-  std::vector<WordResult> words;
-  float p_sum = 0;
-  int n = 0;
-  auto flush = [&]() {
-    if (n == 0) return;
-    WordResult& w = words.back();
-    w.confidence = p_sum / static_cast<float>(n);
-    const size_t first = w.text.find_first_not_of(' ');
-    w.text = first == std::string::npos ? "" : w.text.substr(first);
-    if (w.text.empty()) words.pop_back();
-    p_sum = 0;
-    n = 0;
-  };
-  for (const auto& token : tokens) {
-    if (n == 0 || (!token.text.empty() && token.text[0] == ' ')) {
-      flush();
-      words.push_back({"", token.start_ms, token.end_ms, 0});
-    }
-    WordResult& w = words.back();
-    w.text += token.text;
-    w.end_ms = token.end_ms;
-    p_sum += token.p;
-    n++;
-  }
-  flush();
-  return words;
 }
 
 }  // namespace
@@ -289,54 +130,23 @@ void TranscribeWorker::Run(const ExecutionProgress& progress) {
   if (!source_.path.empty()) {
     fd = open(source_.path.c_str(), O_RDONLY | O_CLOEXEC);
     if (fd < 0) return Fail(kErrAudioRead, "cannot open audio " + source_.path + ": " + std::strerror(errno));
-    struct stat st {};
-    fstat(fd, &st);
-    const int64_t in_file = static_cast<int64_t>(st.st_size) / static_cast<int64_t>(sizeof(float));
-    first = std::min(source_.offset, in_file);
-    total = in_file - first;
-    if (source_.length >= 0) total = std::min(total, source_.length);
   }
   struct FdCloser {
     int fd;
     ~FdCloser() { if (fd >= 0) close(fd); }
   } closer{fd};
-  duration_ms_ = total * 1000 / kSampleRate;
+  if (fd >= 0) {
+    struct stat st {};
+    if (fstat(fd, &st) != 0) return Fail(kErrAudioRead, "cannot stat audio " + source_.path + ": " + std::strerror(errno));
+    const int64_t in_file = static_cast<int64_t>(st.st_size) / static_cast<int64_t>(sizeof(float));
+    first = std::min(source_.offset, in_file);
+    total = in_file - first;
+    if (source_.length >= 0) total = std::min(total, source_.length);
+  }
+  result_.duration_ms = total * 1000 / kSampleRate;
   if (total <= 0) return Fail(kErrAudioEmpty, "audio contains no samples");
 
-  whisper_full_params params =
-      whisper_full_default_params(options_.beam_search ? WHISPER_SAMPLING_BEAM_SEARCH : WHISPER_SAMPLING_GREEDY);
-  params.n_threads = options_.threads;
-  params.translate = options_.translate;
-  params.no_context = !options_.condition_on_previous_text;
-  params.print_progress = false;
-  params.print_realtime = false;
-  params.print_timestamps = false;
-  params.print_special = false;
-  params.token_timestamps = options_.token_timestamps || options_.words;
-  params.max_len = options_.max_segment_chars;
-  params.split_on_word = options_.split_on_word;
-  params.audio_ctx = options_.audio_ctx;
-  params.initial_prompt = options_.initial_prompt.empty() ? nullptr : options_.initial_prompt.c_str();
-  params.language = options_.language.c_str();
-  params.detect_language = false;
-  params.suppress_blank = options_.suppress_blank;
-  params.suppress_nst = options_.suppress_non_speech;
-  params.temperature = options_.temperature;
-  params.temperature_inc = options_.temperature_inc;
-  params.entropy_thold = options_.entropy_thold;
-  params.logprob_thold = options_.logprob_thold;
-  params.no_speech_thold = options_.no_speech_thold;
-  params.greedy.best_of = options_.best_of;
-  params.beam_search.beam_size = options_.beam_size;
-  if (!options_.vad_model.empty()) {
-    params.vad = true;
-    params.vad_model_path = options_.vad_model.c_str();
-    params.vad_params = whisper_vad_default_params();
-    params.vad_params.threshold = options_.vad_threshold;
-    params.vad_params.min_speech_duration_ms = options_.vad_min_speech_ms;
-    params.vad_params.min_silence_duration_ms = options_.vad_min_silence_ms;
-    params.vad_params.speech_pad_ms = options_.vad_speech_pad_ms;
-  }
+  whisper_full_params params = MakeParams(options_);
   params.abort_callback = [](void* data) { return static_cast<std::atomic<bool>*>(data)->load(); };
   params.abort_callback_user_data = aborted_.get();
   params.encoder_begin_callback = [](whisper_context*, whisper_state*, void* data) {
@@ -364,9 +174,9 @@ void TranscribeWorker::Run(const ExecutionProgress& progress) {
 
   whisper_reset_timings(ctx);
   const bool detect = options_.language == "auto";
-  language_ = detect ? "" : options_.language;
+  result_.language = detect ? "" : options_.language;
   const int64_t window_samples = static_cast<int64_t>(options_.window_seconds * kSampleRate);
-  const whisper_token eot = whisper_token_eot(ctx);
+  const SegmentDetail detail{params.token_timestamps, params.vad, options_.words};
   std::vector<float> buffer;
   std::string read_error;
 
@@ -391,15 +201,15 @@ void TranscribeWorker::Run(const ExecutionProgress& progress) {
     state.done = pos;
     state.window = n;
     const int rc = whisper_full(ctx, params, samples, static_cast<int>(n_padded));
-    windows_++;
+    result_.windows++;
     if (aborted_->load()) return Fail(kErrAborted, "transcription aborted");
     if (rc != 0) return Fail(kErrInference, "whisper_full failed with code " + std::to_string(rc));
 
-    if (detect && language_.empty()) {
+    if (detect && result_.language.empty()) {
       const char* found = whisper_lang_str(whisper_full_lang_id(ctx));
-      language_ = found != nullptr ? found : "en";
+      result_.language = found != nullptr ? found : "en";
       // Later windows keep the language of the first instead of guessing again.
-      params.language = language_.c_str();
+      params.language = result_.language.c_str();
     }
 
     const int n_segments = whisper_full_n_segments(ctx);
@@ -414,47 +224,13 @@ void TranscribeWorker::Run(const ExecutionProgress& progress) {
         next = pos + cut;
       }
     }
-    const int64_t offset_ms = pos * 1000 / kSampleRate;
-    const int64_t window_end_ms = (pos + n) * 1000 / kSampleRate;
-    auto to_ms = [&](int64_t centiseconds) { return std::min(offset_ms + centiseconds * 10, window_end_ms); };
-    for (int i = 0; i < keep; i++) {
-      SegmentResult seg;
-      seg.start_ms = to_ms(whisper_full_get_segment_t0(ctx, i));
-      seg.end_ms = to_ms(whisper_full_get_segment_t1(ctx, i));
-      seg.text = whisper_full_get_segment_text(ctx, i);
-      seg.no_speech_prob = whisper_full_get_segment_no_speech_prob(ctx, i);
-      seg.speaker_turn_next = whisper_full_get_segment_speaker_turn_next(ctx, i);
-      const int n_tokens = whisper_full_n_tokens(ctx, i);
-      for (int k = 0; k < n_tokens; k++) {
-        const whisper_token_data data = whisper_full_get_token_data(ctx, i, k);
-        if (data.id >= eot) continue;  // special and timestamp tokens
-        const bool timed = params.token_timestamps && data.t0 >= 0 && data.t1 >= 0;
-        seg.tokens.push_back({data.id, whisper_full_get_token_text(ctx, i, k), data.p, data.plog,
-                              timed ? to_ms(data.t0) : -1, timed ? to_ms(data.t1) : -1});
-      }
-      if (params.vad && !seg.tokens.empty() && seg.tokens.front().start_ms >= 0) {
-        // whisper maps segment times back to the original audio after VAD removed
-        // silence, but leaves token times on the shortened timeline: shift them by the
-        // segment's offset (a segment lies within one stretch of speech) and keep them
-        // inside the segment.
-        const int64_t shift = seg.start_ms - seg.tokens.front().start_ms;
-        for (auto& token : seg.tokens) {
-          token.start_ms = std::clamp(token.start_ms + shift, seg.start_ms, seg.end_ms);
-          token.end_ms = std::clamp(token.end_ms + shift, seg.start_ms, seg.end_ms);
-        }
-      }
-      if (options_.words) seg.words = GroupWords(seg.tokens);
-      segments_.push_back(std::move(seg));
-    }
+    const WindowSpan span{pos * 1000 / kSampleRate, (pos + n) * 1000 / kSampleRate};
+    AppendSegments(ctx, keep, span, detail, &result_.segments);
     pos = next;
   }
 
-  {
-    LogCapture capture(/*forward=*/false);
-    whisper_print_timings(ctx);
-    timings_ = ParseTimings(capture.lines());
-  }
-  timings_.total_ms =
+  result_.timings = ReadTimings(ctx);
+  result_.timings.total_ms =
       std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - started).count();
 }
 
@@ -462,68 +238,12 @@ void TranscribeWorker::OnProgress(const Progress* data, size_t count) {
   if (on_progress_.IsEmpty() || count == 0) return;
   Napi::Env env = Env();
   Napi::HandleScope scope(env);
-  Napi::Object p = Napi::Object::New(env);
-  p.Set("percent", data[count - 1].percent);
-  p.Set("processedMs", static_cast<double>(data[count - 1].processed_ms));
-  on_progress_.Call({p});
+  on_progress_.Call({ProgressToJs(env, data[count - 1])});
 }
 
 void TranscribeWorker::OnOK() {
-  Napi::Env env = Env();
   model_->Release();
-  Napi::Object result = Napi::Object::New(env);
-  Napi::Array segments = Napi::Array::New(env, segments_.size());
-  for (size_t i = 0; i < segments_.size(); i++) {
-    const SegmentResult& s = segments_[i];
-    Napi::Object seg = Napi::Object::New(env);
-    seg.Set("start", static_cast<double>(s.start_ms));
-    seg.Set("end", static_cast<double>(s.end_ms));
-    seg.Set("text", s.text);
-    seg.Set("noSpeechProb", s.no_speech_prob);
-    seg.Set("speakerTurnNext", s.speaker_turn_next);
-    Napi::Array tokens = Napi::Array::New(env, s.tokens.size());
-    for (size_t k = 0; k < s.tokens.size(); k++) {
-      const TokenResult& t = s.tokens[k];
-      Napi::Object token = Napi::Object::New(env);
-      token.Set("id", t.id);
-      token.Set("text", t.text);
-      token.Set("p", t.p);
-      token.Set("plog", t.plog);
-      token.Set("start", static_cast<double>(t.start_ms));
-      token.Set("end", static_cast<double>(t.end_ms));
-      tokens.Set(k, token);
-    }
-    seg.Set("tokens", tokens);
-    Napi::Array words = Napi::Array::New(env, s.words.size());
-    for (size_t k = 0; k < s.words.size(); k++) {
-      const WordResult& w = s.words[k];
-      Napi::Object word = Napi::Object::New(env);
-      word.Set("text", w.text);
-      word.Set("start", static_cast<double>(w.start_ms));
-      word.Set("end", static_cast<double>(w.end_ms));
-      word.Set("confidence", w.confidence);
-      words.Set(k, word);
-    }
-    seg.Set("words", words);
-    segments.Set(i, seg);
-  }
-  result.Set("segments", segments);
-  result.Set("language", language_);
-  result.Set("durationMs", static_cast<double>(duration_ms_));
-  result.Set("windows", windows_);
-  Napi::Object timings = Napi::Object::New(env);
-  timings.Set("melMs", timings_.mel_ms);
-  timings.Set("sampleMs", timings_.sample_ms);
-  timings.Set("encodeMs", timings_.encode_ms);
-  timings.Set("decodeMs", timings_.decode_ms);
-  timings.Set("batchdMs", timings_.batchd_ms);
-  timings.Set("promptMs", timings_.prompt_ms);
-  timings.Set("totalMs", timings_.total_ms);
-  timings.Set("encodeRuns", timings_.encode_runs);
-  timings.Set("decodeRuns", timings_.decode_runs);
-  timings.Set("fallbacks", timings_.fallbacks);
-  result.Set("timings", timings);
-  deferred_.Resolve(result);
+  deferred_.Resolve(ResultToJs(Env(), result_));
 }
 
 void TranscribeWorker::OnError(const Napi::Error& /*error*/) {

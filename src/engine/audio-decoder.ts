@@ -7,9 +7,9 @@ import { nativeTool } from '../paths.js';
 import type { AudioFormat } from './media-type.js';
 
 /**
- * Runs `earshot-decode` (native/decoder/earshot-decode.cc), the out-of-process decoder that
- * turns an upload into 16 kHz mono float32 PCM under memory, CPU-time, output-length and
- * seccomp limits, and maps every way it can end to an AppError code.
+ * Runs `earshot-decode` (native/decoder/), the out-of-process decoder that turns an upload
+ * into 16 kHz mono float32 PCM under memory, CPU-time, output-length and seccomp limits, and
+ * maps every way it can end to an AppError code.
  */
 
 /** Sample rate of the decoder's output. */
@@ -20,6 +20,13 @@ export const DECODED_BYTES_PER_SAMPLE = 4;
 
 /** Default address-space limit of the decoder process. */
 export const DEFAULT_DECODER_MEMORY_MB = 256;
+
+/**
+ * Whether the decoder may run without its seccomp filter when the kernel offers none (as
+ * under qemu-user): `required` refuses such a decode with ERR_DECODER_UNSANDBOXED,
+ * `optional` decodes anyway (the result then says `sandboxed: false`).
+ */
+export type DecoderSandbox = 'required' | 'optional';
 
 /** Limits for one decode. Only `maxSeconds` is required; the rest scale from it. */
 export interface DecodeLimits {
@@ -45,6 +52,8 @@ export interface DecodeAudioOptions {
   signal?: AbortSignal;
   /** The earshot-decode binary; default: EARSHOT_DECODER, else native/build/bin/earshot-decode. */
   decoderPath?: string;
+  /** Default `required`: a decoder that cannot install its seccomp filter refuses to decode. */
+  sandbox?: DecoderSandbox;
 }
 
 /** What the decoder produced: `samples` float32 values at 16 kHz in `outputPath`. */
@@ -61,7 +70,7 @@ export interface DecodedAudio {
   container: string;
   /** e.g. `pcm_s16`, `flac`, `vorbis`, `opus`, `mp3`, `mulaw`. */
   codec: string;
-  /** Whether the seccomp filter was in force (false only on kernels without seccomp). */
+  /** Whether the seccomp filter was in force (false only with `sandbox: 'optional'` where seccomp is unavailable). */
   sandboxed: boolean;
 }
 
@@ -106,6 +115,7 @@ export function decoderArguments(
   outputPath: string,
   format: AudioFormat,
   limits: Required<DecodeLimits>,
+  sandbox: DecoderSandbox = 'required',
 ): string[] {
   // Absolute paths can never be mistaken for options.
   const args = ['--input', resolve(inputPath), '--output', resolve(outputPath)];
@@ -132,6 +142,7 @@ export function decoderArguments(
     '--max-memory-mb', String(limits.maxMemoryMb),
     '--max-cpu-seconds', String(limits.maxCpuSeconds),
   );
+  if (sandbox === 'optional') args.push('--allow-unsandboxed');
   return args;
 }
 
@@ -143,6 +154,7 @@ const DECODER_CODES = new Set<ErrorCode>([
   'ERR_AUDIO_EMPTY',
   'ERR_AUDIO_LIMIT',
   'ERR_DECODER',
+  'ERR_DECODER_UNSANDBOXED',
 ]);
 
 // The decoder's exit codes, for when it died before printing its JSON line.
@@ -152,6 +164,7 @@ const EXIT_CODES: Record<number, ErrorCode> = {
   12: 'ERR_AUDIO_TOO_LONG',
   13: 'ERR_AUDIO_EMPTY',
   14: 'ERR_AUDIO_LIMIT',
+  15: 'ERR_DECODER_UNSANDBOXED',
 };
 
 const CRASH_SIGNALS = new Set(['SIGSEGV', 'SIGBUS', 'SIGILL', 'SIGFPE', 'SIGABRT', 'SIGTRAP']);
@@ -165,19 +178,21 @@ const MAX_STDERR = 4 * 1024;
  * @throws AppError ERR_AUDIO_UNSUPPORTED, ERR_AUDIO_CORRUPT, ERR_AUDIO_EMPTY,
  *   ERR_AUDIO_TOO_LONG (per the decoder); ERR_AUDIO_LIMIT (memory, CPU time or wall clock
  *   exceeded); ERR_ABORTED (the signal fired); ERR_DECODER (missing binary, crash, sandbox
- *   violation, nonsense output); ERR_INVALID_ARGUMENT (bad options). On every failure the
- *   output file is removed.
+ *   violation, nonsense output); ERR_DECODER_UNSANDBOXED (no seccomp here, and `sandbox` is
+ *   `required`); ERR_INVALID_ARGUMENT (bad options). On every failure the output file is
+ *   removed.
  */
 export async function decodeAudio(options: DecodeAudioOptions): Promise<DecodedAudio> {
-  const { inputPath, outputPath, format, signal } = options;
+  const { inputPath, outputPath, format, signal, sandbox = 'required' } = options;
   if (typeof inputPath !== 'string' || inputPath === '') throw invalidArgument('inputPath', 'a file path', inputPath);
   if (typeof outputPath !== 'string' || outputPath === '') throw invalidArgument('outputPath', 'a file path', outputPath);
   if (resolve(inputPath) === resolve(outputPath)) {
     throw invalidArgument('outputPath', 'a path other than inputPath', outputPath);
   }
+  if (sandbox !== 'required' && sandbox !== 'optional') throw invalidArgument('sandbox', "'required' or 'optional'", sandbox);
   const limits = resolveLimits(options.limits ?? ({} as DecodeLimits));
   const binary = resolveDecoderPath(options.decoderPath);
-  const args = decoderArguments(inputPath, outputPath, format, limits);
+  const args = decoderArguments(inputPath, outputPath, format, limits, sandbox);
   if (signal?.aborted) throw new AppError('ERR_ABORTED', 'audio decoding was aborted before it started');
 
   const run = await runDecoder(binary, args, limits, signal);
@@ -310,6 +325,7 @@ function interpret(run: DecoderRun, limits: ResolvedLimits, binary: string): Dec
   if (report !== undefined && !report.ok) {
     const code = report.code;
     const message = typeof report.message === 'string' ? report.message : 'audio decoding failed';
+    if (code === 'ERR_DECODER_UNSANDBOXED') throw unsandboxedError(message);
     if (typeof code === 'string' && DECODER_CODES.has(code as ErrorCode)) {
       throw new AppError(code as ErrorCode, code === 'ERR_DECODER' ? message + stderrNote(run) : message);
     }
@@ -325,6 +341,17 @@ function interpret(run: DecoderRun, limits: ResolvedLimits, binary: string): Dec
     'ERR_DECODER',
     `the decoder exited with code ${run.code} and ${report === undefined ? 'no valid report' : 'an inconsistent report'}` +
       stderrNote(run),
+  );
+}
+
+function unsandboxedError(message: string): AppError {
+  return new AppError(
+    'ERR_DECODER_UNSANDBOXED',
+    message +
+      '\nPossible solutions:' +
+      '\n- Run earshot on a kernel with seccomp filters (Linux 4.14 or later with CONFIG_SECCOMP_FILTER; not under qemu-user)' +
+      "\n- Under systemd or in a container, let the service call seccomp(2) (systemd/earshot.service's SystemCallFilter= does)" +
+      '\n- Accept decoding hostile uploads without the seccomp filter: EARSHOT_DECODER_SANDBOX=optional',
   );
 }
 

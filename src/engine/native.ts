@@ -76,6 +76,7 @@ export interface NativeAddon {
   languages(): string[];
   checkModel(path: string): NativeModelCheck;
   setLogger(fn: ((level: NativeLogLevel, message: string) => void) | null, minLevel?: NativeLogLevel): void;
+  /** sd_notify: false when not under systemd; throws (code ERR_SYSTEMD) when sending fails. */
   notify(state: string): boolean;
 }
 

@@ -1,13 +1,15 @@
 // The out-of-process decoder (native/build/bin/earshot-decode, built by CMake) through its
 // TypeScript wrapper, on fixtures made at test time from synthetic tones and jfk.mp3.
 import { spawnSync } from 'node:child_process';
-import { chmodSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import t, { type Test } from 'tap';
 
 import { AppError } from '../../src/errors.js';
-import { decodeAudio, resolveDecoderPath, type DecodeLimits, type DecodedAudio } from '../../src/engine/audio-decoder.js';
+import { loadConfig } from '../../src/config.js';
+import { decodeAudio, decoderArguments, resolveDecoderPath, type DecodeLimits, type DecodedAudio } from '../../src/engine/audio-decoder.js';
 import { parseAudioMediaType } from '../../src/engine/media-type.js';
+import { nativeTool } from '../../src/paths.js';
 import {
   clearFlacLength,
   copyInto,
@@ -29,6 +31,7 @@ import {
   sndfileConvert,
   soxConvert,
   stripXingFrame,
+  testDecoderSandbox,
   TONE_HZ,
   truncateFile,
   zeroCrossingHz,
@@ -36,9 +39,13 @@ import {
 
 const decoder = resolveDecoderPath();
 // Under qemu-user (scripts/arm64-test sets EARSHOT_EMULATION) no seccomp filter can be
-// installed and RLIMIT_AS is accepted but not applied: the decoder says it is unsandboxed
-// and decodes anyway. There, the tests pin that behaviour instead of the sandbox's.
+// installed and RLIMIT_AS is accepted but not applied. scripts/arm64-test also opts in to
+// unsandboxed decoding (EARSHOT_DECODER_SANDBOX=optional, testDecoderSandbox): the decoder
+// says it is unsandboxed and decodes anyway. There, the tests pin that behaviour instead of
+// the sandbox's.
 const emulated = process.env.EARSHOT_EMULATION === 'qemu-aarch64';
+// Runs a command as a kernel without seccomp filters would (native/test-tools).
+const withoutSeccomp = nativeTool('without-seccomp');
 if (!existsSync(decoder)) {
   throw new Error(`${decoder} is missing: build it with cmake --build native/build --target earshot-decode`);
 }
@@ -80,7 +87,14 @@ let outputs = 0;
 /** Decodes with a fresh output path; the Content-Type picks the format. */
 function decode(input: string, contentType: string | undefined, limits: DecodeLimits = generous, signal?: AbortSignal) {
   const outputPath = at(`out-${++outputs}.f32`);
-  const promise = decodeAudio({ inputPath: input, outputPath, format: parseAudioMediaType(contentType), limits, signal });
+  const promise = decodeAudio({
+    inputPath: input,
+    outputPath,
+    format: parseAudioMediaType(contentType),
+    limits,
+    signal,
+    sandbox: testDecoderSandbox,
+  });
   return { outputPath, promise };
 }
 
@@ -355,6 +369,67 @@ t.test('the seccomp filter is in force: a forbidden system call kills the decode
   }
   t.equal(run.signal, 'SIGSYS');
   t.equal(run.stdout.toString(), '', 'it never got to report success');
+});
+
+t.test('a decoder that cannot install its seccomp filter refuses to decode unless the operator opted in', async (t) => {
+  // Natively, without-seccomp runs the decoder under a filter of its own that fails
+  // seccomp(2) with ENOSYS and prctl(PR_SET_SECCOMP) with EINVAL, as a kernel without
+  // seccomp does; under qemu-user the decoder is in that situation anyway.
+  const unsandboxable = at('unsandboxable.sh');
+  writeFileSync(unsandboxable, `#!/bin/sh\nexec ${emulated ? '' : `"${withoutSeccomp}" `}"${decoder}" "$@"\n`);
+  chmodSync(unsandboxable, 0o755);
+
+  // The decoder itself: its own exit code and report, and not a sample decoded.
+  const cli = ['--input', wav16k, '--format', 'auto', '--max-seconds', '10', '--output'];
+  const refusedOutput = at('refused.f32');
+  const refused = spawnSync(unsandboxable, [...cli, refusedOutput]);
+  t.equal(refused.status, 15, 'exit code 15');
+  t.match(JSON.parse(refused.stdout.toString()), {
+    ok: false,
+    code: 'ERR_DECODER_UNSANDBOXED',
+    message: /seccomp.*; refusing to decode without the sandbox \(--allow-unsandboxed decodes anyway\)/,
+  });
+  t.equal(statSync(refusedOutput).size, 0, 'nothing was decoded');
+  const allowed = spawnSync(unsandboxable, [...cli, at('allowed.f32'), '--allow-unsandboxed']);
+  t.equal(allowed.status, 0, 'the opt-in decodes');
+  t.match(JSON.parse(allowed.stdout.toString()), { ok: true, samples: 32000, seccomp: false });
+
+  // Through the wrapper: `required` (the default) fails the decode and names the setting;
+  // `optional` decodes and says that it ran unsandboxed.
+  const format = parseAudioMediaType('audio/wav');
+  const outputPath = at('refused-wrapper.f32');
+  await t.rejects(decodeAudio({ inputPath: wav16k, outputPath, format, limits: generous, decoderPath: unsandboxable }), {
+    code: 'ERR_DECODER_UNSANDBOXED',
+    message: /refusing to decode without the sandbox[\s\S]*Possible solutions[\s\S]*EARSHOT_DECODER_SANDBOX=optional/,
+  });
+  t.notOk(existsSync(outputPath), 'no output is left behind');
+  const optional = await decodeAudio({
+    inputPath: wav16k,
+    outputPath: at('optional.f32'),
+    format,
+    limits: generous,
+    decoderPath: unsandboxable,
+    sandbox: 'optional',
+  });
+  t.match(optional, { sandboxed: false, samples: 32000 });
+  t.equal(readPcm(optional.outputPath).length, 32000);
+});
+
+t.test('the sandbox setting: EARSHOT_DECODER_SANDBOX, and sandbox: optional as --allow-unsandboxed', async (t) => {
+  t.equal(loadConfig({ file: null, env: {} }).decoderSandbox, 'required', 'required by default');
+  t.equal(loadConfig({ file: null, env: { EARSHOT_DECODER_SANDBOX: 'optional' } }).decoderSandbox, 'optional');
+  t.throws(() => loadConfig({ file: null, env: { EARSHOT_DECODER_SANDBOX: 'off' } }), {
+    code: 'ERR_CONFIG',
+    message: /EARSHOT_DECODER_SANDBOX must be one of required, optional/,
+  });
+  const format = parseAudioMediaType('audio/wav');
+  const limits = { maxSeconds: 10, maxMemoryMb: 256, maxCpuSeconds: 13, timeoutMs: 49_000 };
+  t.notOk(decoderArguments(wav16k, at('a.f32'), format, limits).includes('--allow-unsandboxed'));
+  t.ok(decoderArguments(wav16k, at('a.f32'), format, limits, 'optional').includes('--allow-unsandboxed'));
+  await t.rejects(
+    decodeAudio({ inputPath: wav16k, outputPath: at('b.f32'), format, limits: generous, sandbox: 'off' as 'optional' }),
+    { code: 'ERR_INVALID_ARGUMENT', message: /Expected 'required' or 'optional' for sandbox but received "off"/ },
+  );
 });
 
 t.test('the decoder refuses bad command lines with a JSON report', async (t) => {

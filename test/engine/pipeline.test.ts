@@ -7,6 +7,7 @@ import { decodeAudio } from '../../src/engine/audio-decoder.js';
 import { parseAudioMediaType } from '../../src/engine/media-type.js';
 import { WhisperEngine } from '../../src/engine/whisper-engine.js';
 import { createLogger } from '../../src/log.js';
+import { testDecoderSandbox } from '../helpers/audio-fixtures.js';
 import { jfkMp3, testModelPath } from '../helpers/models.js';
 
 t.test('real speech (jfk.mp3) goes through the decoder and the engine', async (t) => {
@@ -17,6 +18,7 @@ t.test('real speech (jfk.mp3) goes through the decoder and the engine', async (t
     outputPath: spool,
     format: parseAudioMediaType('audio/mpeg'),
     limits: { maxSeconds: 60 },
+    sandbox: testDecoderSandbox,
   });
   t.match(decoded, { container: 'mp3', samples: 176000, durationMs: 11000 });
 

@@ -1,6 +1,7 @@
 import { App } from '../../src/app.js';
 import { loadConfig } from '../../src/config.js';
 import { createLogger } from '../../src/log.js';
+import { testDecoderSandbox } from './audio-fixtures.js';
 import { testModelPath } from './models.js';
 import { until } from './poll.js';
 
@@ -18,6 +19,7 @@ export function testServiceEnv(stateDir: string): Record<string, string> {
     EARSHOT_CALLBACK_CIDRS: '127.0.0.0/8',
     // Random weights make whisper fall back on every window: slow and pointless here.
     EARSHOT_TEMPERATURE_FALLBACK: 'false',
+    EARSHOT_DECODER_SANDBOX: testDecoderSandbox,
   };
 }
 

@@ -14,6 +14,12 @@ export const JFK_MP3 = fileURLToPath(
   new URL('../../../node_modules/nodejs-whisper/cpp/whisper.cpp/samples/jfk.mp3', import.meta.url),
 );
 
+/**
+ * The decoder sandbox setting of this test run: scripts/arm64-test sets
+ * EARSHOT_DECODER_SANDBOX=optional (qemu-user has no seccomp); elsewhere the default.
+ */
+export const testDecoderSandbox = process.env.EARSHOT_DECODER_SANDBOX === 'optional' ? 'optional' : 'required';
+
 /** Frequency of every synthetic tone. */
 export const TONE_HZ = 440;
 

@@ -118,7 +118,7 @@ function run(fake: Fake, args: string[], env: Record<string, string> = {}, optio
   return { code: result.status, stdout: result.stdout, stderr: result.stderr, calls };
 }
 
-const aptCalls = [/^apt-get update -qq$/, /^apt-get install -y -qq --no-install-recommends .*\bcmake\b.*\blibsndfile1-dev\b.*\blibsoxr-dev\b/];
+const aptCalls = [/^apt-get update -qq$/, /^apt-get install -y -qq --no-install-recommends .*\bcmake\b.*\blibsndfile1-dev\b.*\blibsoxr-dev\b.*\blibseccomp-dev\b/];
 
 /** Each call matches its pattern, in order, and there are no others. */
 function assertCalls(t: Test, calls: string[], expected: (string | RegExp)[]): void {

@@ -1,0 +1,68 @@
+// Argument decoding for a transcription: the JavaScript audio and options (types only:
+// ranges and friendly messages are src/engine/whisper-engine.ts's job) into plain C++, and
+// the options into whisper_full_params.
+#ifndef EARSHOT_TRANSCRIBE_OPTIONS_H_
+#define EARSHOT_TRANSCRIBE_OPTIONS_H_
+
+#include <napi.h>
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "whisper.h"
+
+namespace earshot {
+
+struct TranscribeOptions {
+  int threads = 1;
+  int nice = 0;                 // added to the inference threads' nice value (0..19)
+  std::string language = "en";  // "auto" detects it from the first window
+  bool translate = false;
+  bool beam_search = false;
+  int best_of = 5;
+  int beam_size = 5;
+  float temperature = 0.0f;
+  float temperature_inc = 0.2f;  // 0 disables the fallback to higher temperatures
+  float entropy_thold = 2.4f;
+  float logprob_thold = -1.0f;
+  float no_speech_thold = 0.6f;
+  std::string initial_prompt;
+  bool condition_on_previous_text = true;
+  bool token_timestamps = false;
+  bool words = false;
+  int max_segment_chars = 0;
+  bool split_on_word = false;
+  bool suppress_blank = true;
+  bool suppress_non_speech = false;
+  int audio_ctx = 0;
+  std::string vad_model;  // empty: no VAD
+  float vad_threshold = 0.5f;
+  int vad_min_speech_ms = 250;
+  int vad_min_silence_ms = 100;
+  int vad_speech_pad_ms = 30;
+  double window_seconds = 300;
+};
+
+// Either PCM handed over from JavaScript or a window of a spool file of float32 samples.
+struct AudioSource {
+  std::vector<float> pcm;
+  std::string path;
+  int64_t offset = 0;   // samples
+  int64_t length = -1;  // samples; -1 = to the end of the file
+};
+
+// The options object (undefined members take their defaults). Throws a JS TypeError on a
+// wrongly typed member, a RangeError on threads < 1, nice outside 0..19 or windowSeconds < 30.
+TranscribeOptions ReadOptions(const Napi::Object& o);
+
+// A Float32Array, or {path, offset?, length?}. Throws a JS TypeError on anything else.
+AudioSource ReadSource(const Napi::Value& v);
+
+// whisper_full's parameters for these options, without callbacks. The result points into
+// `o` (language, initial prompt, VAD model path): `o` must outlive it.
+whisper_full_params MakeParams(const TranscribeOptions& o);
+
+}  // namespace earshot
+
+#endif  // EARSHOT_TRANSCRIBE_OPTIONS_H_
