@@ -9,7 +9,14 @@ export interface SystemdOptions {
   healthy: () => boolean;
   log: Logger;
   env?: NodeJS.ProcessEnv;
+  /** The watchdog's repeating timer (default Node's setInterval); tests pass a fake one. */
+  every?: (fn: () => void, ms: number) => { cancel(): void };
 }
+
+const nodeEvery = (fn: () => void, ms: number) => {
+  const timer = setInterval(fn, ms).unref();
+  return { cancel: () => clearInterval(timer) };
+};
 
 /**
  * systemd integration: READY=1 once serving, STOPPING=1 on the way out, and watchdog
@@ -19,7 +26,7 @@ export interface SystemdOptions {
  * pings keep failing, systemd restarts the service, as it should).
  */
 export class Systemd {
-  private timer: NodeJS.Timeout | undefined;
+  private timer: { cancel(): void } | undefined;
   private readonly env: NodeJS.ProcessEnv;
   private failing = false;
 
@@ -41,7 +48,7 @@ export class Systemd {
     const interval = this.watchdogMs;
     if (interval === undefined) return;
     let unhealthyLogged = false;
-    this.timer = setInterval(() => {
+    this.timer = (this.o.every ?? nodeEvery)(() => {
       if (this.o.healthy()) {
         this.send('WATCHDOG=1');
         unhealthyLogged = false;
@@ -50,11 +57,10 @@ export class Systemd {
         unhealthyLogged = true;
       }
     }, interval / 2);
-    this.timer.unref();
   }
 
   stopping(): void {
-    clearInterval(this.timer);
+    this.timer?.cancel();
     this.send('STOPPING=1');
   }
 
