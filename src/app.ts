@@ -41,6 +41,10 @@ export class App {
   private parts: ReturnType<App['build']> | undefined;
   private sweepTimer: NodeJS.Timeout | undefined;
   private started = false;
+  /** Until start() knows the API key, every request that needs one is refused. */
+  private authenticate: (req: Request) => void = () => {
+    throw new AppError('ERR_NOT_READY', 'The service is starting');
+  };
 
   constructor(
     readonly config: Config,
@@ -116,15 +120,12 @@ export class App {
       if (dialect.notifier) jobs.subscribe(dialect.notifier);
       for (const target of dialect.targets ?? []) targets.add(target);
     }
-    let authenticate: (req: Request) => void = () => {
-      throw new AppError('ERR_NOT_READY', 'The service is starting');
-    };
     const http = new HttpServer({
       host: config.host,
       port: config.port,
       log: log.child('http'),
       metrics: this.metrics,
-      authenticate: (req) => authenticate(req),
+      authenticate: (req) => this.authenticate(req),
       groups: [...dialects.flatMap((d) => d.routes), opsRoutes({ metrics: this.metrics, notReadyReason: () => this.notReadyReason(engine) })],
     });
     const systemd = new Systemd({
@@ -133,8 +134,7 @@ export class App {
       log,
     });
     defineGauges(this.metrics, { store, engine, dispatcher });
-    const setAuthenticator = (fn: typeof authenticate) => (authenticate = fn);
-    return { db, spool, outbox, engine, dispatcher, jobs, scheduler, dialects, http, systemd, setAuthenticator };
+    return { db, spool, outbox, engine, dispatcher, jobs, scheduler, dialects, http, systemd };
   }
 
   private notReadyReason(engine: WhisperEngine): string | undefined {
@@ -151,7 +151,7 @@ export class App {
     const upgraded = await p.outbox.upgrade();
     if (upgraded) log.info('outbox records upgraded (stored secrets erased)', { count: upgraded });
     const { key, generated } = resolveApiKey(config.apiKey, config.stateDir);
-    p.setAuthenticator(config.auth === 'key' ? keyAuthenticator(key) : () => {});
+    this.authenticate = config.auth === 'key' ? keyAuthenticator(key) : () => {};
     if (generated) log.info(`generated an API key (shown once): ${key}`);
     for (const dialect of p.dialects) await dialect.start?.({ apiKey: key });
     const port = await p.http.listen();
