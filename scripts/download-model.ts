@@ -27,17 +27,8 @@ import { runIfMain } from './lib/cli.js';
 export { MODEL_CATALOG, parseCatalog, type CatalogEntry } from './lib/model-catalog.js';
 
 /** Why a download failed; `retryable` failures are retried (resuming) before giving up. */
-export type DownloadErrorCode =
-  | 'NOT_FOUND'
-  | 'HTTP_STATUS'
-  | 'TIMEOUT'
-  | 'NETWORK'
-  | 'TRUNCATED'
-  | 'TOO_MANY_REDIRECTS'
-  | 'SIZE_MISMATCH'
-  | 'CHECKSUM_MISMATCH'
-  | 'EXISTS_MISMATCH'
-  | 'MISSING_TOOL';
+export type DownloadErrorCode = 'NOT_FOUND' | 'HTTP_STATUS' | 'TIMEOUT' | 'NETWORK' | 'TRUNCATED' | 'TOO_MANY_REDIRECTS'
+  | 'SIZE_MISMATCH' | 'CHECKSUM_MISMATCH' | 'EXISTS_MISMATCH' | 'MISSING_TOOL';
 
 export class DownloadError extends Error {
   override name = 'DownloadError';
@@ -71,22 +62,15 @@ export interface DownloadOptions {
   retryDelayMs?: number;
   /** Progress output (default 'none'). */
   progress?: ProgressMode;
-  /** In 'lines' mode, the time between two progress lines (default 15 000 ms). */
-  progressIntervalMs?: number;
   /** One line of human output (no newline). */
   log?: (line: string) => void;
   /** Sent as a bearer token to the first host only (curl drops it across a redirect to another host). */
   token?: string;
 }
 
-export interface DownloadResult {
-  status: 'downloaded' | 'present';
-  path: string;
-  bytes: number;
-  sha256: string;
-}
-
 const REDIRECTS = 10;
+/** Between two progress lines in 'lines' mode. */
+const PROGRESS_EVERY_MS = 15_000;
 
 /** "12.3 MB": decimal megabytes, as Hugging Face shows sizes. */
 export function formatBytes(bytes: number): string {
@@ -190,7 +174,7 @@ async function curl(url: string, part: string, o: Required<Pick<DownloadOptions,
  * Throws a DownloadError (with a string `code`) on failure; the part file is kept when the
  * failure is one a later run can resume from, and deleted when its content is wrong.
  */
-export async function downloadModel(options: DownloadOptions): Promise<DownloadResult> {
+export async function downloadModel(options: DownloadOptions): Promise<void> {
   const { entry } = options;
   const verify = options.verify ?? true;
   const log = options.log ?? (() => {});
@@ -217,7 +201,7 @@ export async function downloadModel(options: DownloadOptions): Promise<DownloadR
     const { wrong, sha256: got } = await check(dest);
     if (!wrong) {
       log(`${entry.name} is already present${verify ? ' and verified' : ' (not verified)'}: ${dest} (sha256 ${got})`);
-      return { status: 'present', path: dest, bytes: present, sha256: got };
+      return;
     }
     // scripts/ensure-model leaves a generated random-weight stand-in under the real name
     // when it could not download: the real model replaces it without --force.
@@ -251,7 +235,7 @@ export async function downloadModel(options: DownloadOptions): Promise<DownloadR
             void fileSize(part).then((now) => {
               if (now !== null) log(progressLine(entry.name, now, size, ((now - before) * 1000) / (Date.now() - started)));
             });
-          }, options.progressIntervalMs ?? 15_000)
+          }, PROGRESS_EVERY_MS)
         : null;
     try {
       if ((await curl(url, part, curlOptions)) === 'done') break;
@@ -290,7 +274,6 @@ export async function downloadModel(options: DownloadOptions): Promise<DownloadR
   await rename(part, dest);
   await sync(dir);
   log(`${entry.name} ${sha256 ? 'verified and ' : ''}saved: ${dest} (${formatBytes(bytes)}, sha256 ${got})`);
-  return { status: 'downloaded', path: dest, bytes, sha256: got };
 }
 
 async function sync(path: string): Promise<void> {
