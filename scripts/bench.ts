@@ -1,5 +1,7 @@
-// The on-device benchmark: one command prints a markdown table and writes JSON.
+// The benchmarks, one entry point: `npm run bench -- [--suite engine|addon|api|delivery|all]
+// [options]` (`--help` lists them). Each suite prints what it measured on stdout.
 //
+// engine (the default), the on-device benchmark; a markdown table, and JSON.
 // For each model × quantization × threads × flash attention:
 //   - model load time (earshot's addon; whisper-cli's own "load time" beside it)
 //   - encoder time for one 30 s window: earshot's whisper timings (encode time / encoder
@@ -20,15 +22,17 @@
 // whisper-quantize). Rows on random weights say so: their compute is real, their
 // transcripts (and so decoder work) are not.
 //
-//   scripts/bench [--quick] [--models tiny.en] [--quants f16,q8_0,q5_0,q5_1,q4_0]
-//                 [--threads CORES] [--fa on,off] [--runs 1] [--clip-seconds 5] [--long-seconds 60]
-//                 [--service-model NAME] [--service-seconds 60] [--no-service]
-//                 [--models-dir DIR] [--state-dir DIR] [--json FILE] [--no-make]
-//
 // The defaults (tiny.en, five quantizations, flash attention on and off: ten rows) take
 // about 13 minutes on a 2-core x86 VM; on a Pi add base.en (--models tiny.en,base.en) and a
 // longer file (--long-seconds 180) when there is time. Each row runs whisper-bench once,
 // which alone takes 20-60 s there (its decoder part is fixed).
+//
+// addon (scripts/bench/addon.ts): the addon beside whisper-cli on one file (encoder,
+// end to end, real-time factor, ratio) and its peak RSS for 1- and 30-minute inputs.
+// api (scripts/bench/api.ts): status latency during inference, job overhead, submissions
+// per second, one job through the API vs whisper-server.
+// delivery (scripts/bench/delivery.ts): web hook deliveries per second to a local
+// receiver, and the time from a job's completion to its first delivery attempt.
 import { execFile, spawn } from 'node:child_process';
 import { accessSync, constants, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, statSync, statfsSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
@@ -45,6 +49,10 @@ import { makeTestModels, QUANTS as GENERATOR_QUANTS, type Quant as GeneratorQuan
 import { loadAddon } from '../src/engine/native.js';
 import { nativeBuildDir, nativeTool, projectRoot } from '../src/paths.js';
 import { runIfMain } from './lib/cli.js';
+import { findModel } from './lib/find-model.js';
+import { rssChild, runAddonSuite } from './bench/addon.js';
+import { runApiSuite } from './bench/api.js';
+import { runDeliverySuite } from './bench/delivery.js';
 
 const exec = promisify(execFile);
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -53,12 +61,18 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 export const BENCH_QUANTS = ['f16', 'q8_0', 'q5_0', 'q5_1', 'q4_0'] as const;
 export type BenchQuant = (typeof BENCH_QUANTS)[number];
 
+/** The suites, in the order `--suite all` runs them. */
+export const SUITES = ['engine', 'addon', 'api', 'delivery'] as const;
+export type Suite = (typeof SUITES)[number];
+
 export interface BenchOptions {
+  suites: Suite[];
   models: string[];
   quants: BenchQuant[];
   threads: number[];
   flashAttn: boolean[];
-  runs: number;
+  /** undefined: each suite's default (engine 1, addon 3, api 5) */
+  runs: number | undefined;
   clipSeconds: number;
   longSeconds: number;
   service: boolean;
@@ -69,9 +83,24 @@ export interface BenchOptions {
   json: string | undefined;
   make: boolean;
   quick: boolean;
+  /** addon, api, delivery: the model (a name, as for EARSHOT_MODEL, or a path) */
+  model: string | undefined;
+  audio: string;
+  rssMinutes: number[];
+  submitSeconds: number;
+  deliveries: number;
+  hooks: number;
+  jobs: number;
+  concurrency: Array<number | undefined>;
 }
 
-export const USAGE = `usage: scripts/bench [options]        (or: node dist/scripts/bench.js, npm run bench --)
+/** The engine suite's options, its number of runs settled. */
+type EngineOptions = BenchOptions & { runs: number };
+
+export const USAGE = `usage: npm run bench -- [--suite SUITES] [options]        (or: node dist/scripts/bench.js)
+  --suite LIST            engine, addon, api, delivery or all                    [engine]
+engine: per model x quantization x threads x flash attention, earshot beside whisper.cpp's
+tools, then the service (HTTP latency, bytes written); a markdown table, and JSON
   --quick                 minimal matrix: tiny.en q5_1, threads = cores, flash attention on
   --models LIST           model names, whisper.cpp's (ggml-NAME[-QUANT].bin)   [tiny.en]
   --quants LIST           ${BENCH_QUANTS.join(',')}                     [all]
@@ -87,8 +116,22 @@ export const USAGE = `usage: scripts/bench [options]        (or: node dist/scrip
   --state-dir DIR         the service's state directory, on the disk to measure
                           (default: a new directory under var/, removed after;
                           ~/.cache/earshot-bench/ where the checkout is read-only)
-  --json FILE             where the JSON goes                   [var/bench/bench-<time>.json]
-  --no-make               fail on a missing model instead of making it`;
+  --json FILE             where the JSON goes (engine and addon; with several suites,
+                          FILE.addon.json for addon)   [engine: var/bench/bench-<time>.json]
+  --no-make               fail on a missing model instead of making it
+addon: the addon beside whisper-cli on one file, and its peak RSS for long inputs
+  --model NAME|PATH       addon, api and delivery: the model  [tiny.en-q5_1; delivery: test.en-q5_0]
+  --audio FILE            the file transcribed                                   [jfk.mp3]
+  --rss-minutes LIST      input lengths whose peak RSS is measured              [1,30]
+  (--threads: the largest of the list; --runs: measured runs, median             [3])
+api: status latency during inference, job overhead, submissions per second, API vs whisper-server
+  --submit-seconds N      how long 4 clients submit jobs                         [10]
+  (--runs: jobs measured for the overhead and against whisper-server            [5])
+delivery: web hook deliveries per second, job completion to first delivery attempt
+  --deliveries N          the backlog delivered                                  [2000]
+  --hooks N               web hooks it is fanned out to                          [10]
+  --jobs N                jobs through the service for the latency               [10]
+  --concurrency LIST      dispatcher concurrencies to compare (default: the service's) [default]`;
 
 class UsageError extends Error {}
 
@@ -128,6 +171,15 @@ export function parseCli(argv: string[]): BenchOptions | 'help' {
         'state-dir': { type: 'string' },
         json: { type: 'string' },
         'no-make': { type: 'boolean' },
+        suite: { type: 'string' },
+        model: { type: 'string' },
+        audio: { type: 'string' },
+        'rss-minutes': { type: 'string' },
+        'submit-seconds': { type: 'string' },
+        deliveries: { type: 'string' },
+        hooks: { type: 'string' },
+        jobs: { type: 'string' },
+        concurrency: { type: 'string' },
         help: { type: 'boolean', short: 'h' },
       },
     }));
@@ -153,12 +205,18 @@ export function parseCli(argv: string[]): BenchOptions | 'help' {
   }
   const clipSeconds = positiveInt(values['clip-seconds'] ?? '5', '--clip-seconds', 11);
   const longSeconds = positiveInt(values['long-seconds'] ?? '60', '--long-seconds', 4 * 3600);
+  const suites = list(values.suite ?? 'engine', '--suite').flatMap((name) => {
+    if (name === 'all') return [...SUITES];
+    if (!(SUITES as readonly string[]).includes(name)) throw new UsageError(`Expected some of ${SUITES.join(', ')} or all for --suite but received ${name}`);
+    return [name as Suite];
+  });
   return {
+    suites: SUITES.filter((s) => suites.includes(s)),
     models: [...new Set(models)],
     quants: BENCH_QUANTS.filter((q) => quants.includes(q)),
     threads: [...new Set(list(values.threads ?? String(cores), '--threads').map((t) => positiveInt(t, '--threads', 64)))],
     flashAttn: [...new Set(fa)],
-    runs: positiveInt(values.runs ?? '1', '--runs', 100),
+    runs: values.runs === undefined ? undefined : positiveInt(values.runs, '--runs', 100),
     clipSeconds,
     longSeconds,
     service: values['no-service'] !== true,
@@ -169,6 +227,14 @@ export function parseCli(argv: string[]): BenchOptions | 'help' {
     json: values.json === undefined ? undefined : path.resolve(values.json),
     make: values['no-make'] !== true,
     quick,
+    model: values.model,
+    audio: values.audio === undefined ? jfkMp3 : path.resolve(values.audio),
+    rssMinutes: values['rss-minutes'] === '' ? [] : list(values['rss-minutes'] ?? '1,30', '--rss-minutes').map((m) => positiveInt(m, '--rss-minutes', 600)),
+    submitSeconds: positiveInt(values['submit-seconds'] ?? '10', '--submit-seconds', 3600),
+    deliveries: positiveInt(values.deliveries ?? '2000', '--deliveries', 1_000_000),
+    hooks: positiveInt(values.hooks ?? '10', '--hooks', 1000),
+    jobs: positiveInt(values.jobs ?? '10', '--jobs', 10_000),
+    concurrency: list(values.concurrency ?? 'default', '--concurrency').map((c) => (c === 'default' ? undefined : positiveInt(c, '--concurrency', 256))),
   };
 }
 
@@ -203,7 +269,7 @@ async function quantizeWith(bin: string, input: string, output: string, quant: B
 }
 
 /** Makes the missing files of `name` in `quants`; returns each file's path. */
-async function ensureModels(o: BenchOptions, name: string, log: (line: string) => void): Promise<Map<BenchQuant, string>> {
+async function ensureModels(o: EngineOptions, name: string, log: (line: string) => void): Promise<Map<BenchQuant, string>> {
   const found = new Map<BenchQuant, string>();
   const missing: BenchQuant[] = [];
   for (const q of o.quants) {
@@ -248,7 +314,7 @@ async function ensureModels(o: BenchOptions, name: string, log: (line: string) =
     await quantizeWith(quantize, f16.path, out, q);
     writeFileSync(
       `${out}.json`,
-      `${JSON.stringify({ generator: 'earshot scripts/bench: whisper-quantize of a scripts/make-test-model file', quant: q, source: { file: path.basename(f16.path), sha256: f16.sha256 } }, null, 2)}\n`,
+      `${JSON.stringify({ generator: 'earshot npm run bench: whisper-quantize of a scripts/make-test-model file', quant: q, source: { file: path.basename(f16.path), sha256: f16.sha256 } }, null, 2)}\n`,
     );
     found.set(q, out);
   }
@@ -441,7 +507,7 @@ interface Audio {
   jfkWav16: Buffer;
 }
 
-async function benchRow(o: BenchOptions, audio: Audio, name: string, quant: BenchQuant, file: string, threads: number, flashAttn: boolean): Promise<Row> {
+async function benchRow(o: EngineOptions, audio: Audio, name: string, quant: BenchQuant, file: string, threads: number, flashAttn: boolean): Promise<Row> {
   const loadavg1 = os.loadavg()[0]!;
   const temperatureC = temperature();
   const ours = await runRowChild({ model: file, threads, flashAttn, runs: o.runs, clip: audio.clipF32, long: audio.longF32 });
@@ -595,7 +661,7 @@ export interface ServiceResult {
   stateFiles: Record<string, number>;
 }
 
-async function benchService(o: BenchOptions, audio: Audio, modelFile: string, threads: number, log: (line: string) => void): Promise<ServiceResult> {
+async function benchService(o: EngineOptions, audio: Audio, modelFile: string, threads: number, log: (line: string) => void): Promise<ServiceResult> {
   let stateDir = o.stateDir;
   let removeState = false;
   if (stateDir === undefined) {
@@ -774,7 +840,7 @@ interface Report {
   started: string;
   seconds: number;
   jsonFile: string;
-  options: BenchOptions;
+  options: EngineOptions;
   machine: Awaited<ReturnType<typeof machine>>;
   temperature: (number | null)[];
   throttled: (string | null)[];
@@ -786,10 +852,7 @@ interface Report {
 
 // ---- main -----------------------------------------------------------------------------------
 
-async function run(o: BenchOptions): Promise<void> {
-  // libgomp reads this once, at load: the same barrier policy for earshot's addon (which
-  // sets it for itself, see src/engine/native.ts) and for whisper.cpp's tools.
-  process.env.OMP_WAIT_POLICY ??= 'PASSIVE';
+async function runEngineSuite(o: EngineOptions): Promise<void> {
   const log = (line: string) => process.stderr.write(`bench: ${line}\n`);
   const startedAt = new Date();
   const t0 = performance.now();
@@ -872,7 +935,31 @@ async function run(o: BenchOptions): Promise<void> {
   process.stdout.write(`${markdown(report)}\n`);
 }
 
+/** Runs the suites in `o.suites`, in order; with several, each under a heading. */
+async function run(o: BenchOptions): Promise<void> {
+  // libgomp reads this once, at load: the same barrier policy for earshot's addon (which
+  // sets it for itself, see src/engine/native.ts) and for whisper.cpp's tools.
+  process.env.OMP_WAIT_POLICY ??= 'PASSIVE';
+  const threads = Math.max(...o.threads);
+  for (const suite of o.suites) {
+    if (o.suites.length > 1) console.log(`\n# suite: ${suite}\n`);
+    if (suite === 'engine') await runEngineSuite({ ...o, runs: o.runs ?? 1 });
+    if (suite === 'addon') {
+      const json = o.json && o.suites.length > 1 ? o.json.replace(/(\.json)?$/, '.addon.json') : o.json;
+      await runAddonSuite({ model: findModel(o.model ?? 'tiny.en-q5_1'), audio: o.audio, threads, runs: o.runs ?? 3, rssMinutes: o.rssMinutes, json });
+    }
+    if (suite === 'api') await runApiSuite({ model: findModel(o.model ?? 'tiny.en-q5_1'), threads, runs: o.runs ?? 5, submitSeconds: o.submitSeconds });
+    if (suite === 'delivery') {
+      await runDeliverySuite({ deliveries: o.deliveries, hooks: o.hooks, jobs: o.jobs, model: findModel(o.model ?? 'test.en-q5_0'), concurrency: o.concurrency });
+    }
+  }
+}
+
 async function main(argv: string[]): Promise<number> {
+  if (argv[0] === '--rss-child') {
+    await rssChild(argv[1]!, argv[2]!, Number(argv[3]));
+    return 0;
+  }
   if (argv[0] === '--row-child') {
     await rowChild(JSON.parse(argv[1]!) as RowSpec);
     return 0;

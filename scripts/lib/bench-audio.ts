@@ -1,5 +1,5 @@
-// Audio for the benchmarks (scripts/bench*.ts): whisper.cpp's jfk.mp3 decoded by earshot's
-// own decoder, lengthened by repetition, and written as the files each side reads.
+// Audio for the benchmarks (scripts/bench.ts, scripts/bench/): whisper.cpp's jfk.mp3 decoded by
+// earshot's own decoder, lengthened by repetition, and written as the files each side reads.
 import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 

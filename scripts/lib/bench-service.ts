@@ -1,5 +1,5 @@
 // earshot's service as `npm start` runs it (dist/src/main.js in a child process), for the
-// benchmarks that measure it through its HTTP API (scripts/bench-api.ts, scripts/bench.ts).
+// benchmarks that measure it through its HTTP API (scripts/bench.ts, scripts/bench/).
 import { spawn, type ChildProcess } from 'node:child_process';
 import path from 'node:path';
 

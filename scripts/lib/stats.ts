@@ -1,4 +1,4 @@
-// Order statistics for the benchmarks (scripts/bench*.ts).
+// Order statistics for the benchmarks (scripts/bench.ts, scripts/bench/).
 
 /** The value at fraction `p` of the sorted samples (index floor(n × p), clamped): p99 of 100 samples is the largest. */
 export function percentile(xs: readonly number[], p: number): number {

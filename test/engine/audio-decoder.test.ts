@@ -36,14 +36,14 @@ import {
   truncateFile,
   zeroCrossingHz,
 } from '../helpers/audio-fixtures.js';
+import { emulated } from '../helpers/emulation.js';
 
 const decoder = resolveDecoderPath();
-// Under qemu-user (scripts/arm64-test sets EARSHOT_EMULATION) no seccomp filter can be
-// installed and RLIMIT_AS is accepted but not applied. scripts/arm64-test also opts in to
-// unsandboxed decoding (EARSHOT_DECODER_SANDBOX=optional, testDecoderSandbox): the decoder
-// says it is unsandboxed and decodes anyway. There, the tests pin that behaviour instead of
-// the sandbox's.
-const emulated = process.env.EARSHOT_EMULATION === 'qemu-aarch64';
+// Under qemu-user (`emulated`: scripts/arm64-test sets EARSHOT_EMULATION) no seccomp
+// filter can be installed and RLIMIT_AS is accepted but not applied. scripts/arm64-test
+// also opts in to unsandboxed decoding (EARSHOT_DECODER_SANDBOX=optional,
+// testDecoderSandbox): the decoder says it is unsandboxed and decodes anyway. There, the
+// tests pin that behaviour instead of the sandbox's.
 // Runs a command as a kernel without seccomp filters would (native/test-tools).
 const withoutSeccomp = nativeTool('without-seccomp');
 if (!existsSync(decoder)) {

@@ -7,6 +7,7 @@ import { Webhook as StandardWebhook } from 'standardwebhooks';
 import t, { type Test } from 'tap';
 
 import { startApp, waitForJob, type RunningApp } from '../helpers/app.js';
+import { budget } from '../helpers/emulation.js';
 import { l16 } from '../helpers/pcm.js';
 import { until } from '../helpers/poll.js';
 import { startReceiver, type Received } from '../helpers/receiver.js';
@@ -407,13 +408,15 @@ t.test('deliveries that dead-letter disable the hook; PATCH re-enables it; dead 
 t.test('restart with deliveries pending: they arrive after it, in order, same ids; hooks and content URLs survive', async (t) => {
   const receiver = await hookReceiver(t);
   const stateDir = t.testdir();
-  const env = { EARSHOT_RETRY_SCHEDULE: Array(20).fill('100ms').join(',') };
+  // Twenty retries: the first delivery must still be pending when the service stops after
+  // the job (under emulation the job and the stop take longer: the schedule is scaled).
+  const env = { EARSHOT_RETRY_SCHEDULE: Array(20).fill(`${budget(100)}ms`).join(',') };
   const first = await startApp(t, env, stateDir);
   let api = client(first);
   const hook = (await api.createHook({ displayName: 'r', webUrl: receiver.url, events: allTranscriptionEvents, properties: { secret: 'rs' } })).json;
   receiver.answer = () => ({ status: 503 });
   const id = await api.submit();
-  await waitForJob(first.base, first.auth, id);
+  await waitForJob(first.base, first.auth, id, budget(60_000));
   const contentUrl = new URL((await api.call('GET', `/speechtotext/v3.1/transcriptions/${id}/files`)).json.values[0].links.contentUrl);
   await receiver.until((e) => e.length >= 1, 'a failed attempt');
   await first.app.stop();
@@ -423,7 +426,7 @@ t.test('restart with deliveries pending: they arrive after it, in order, same id
   receiver.answer = () => ({ status: 200 });
   const second = await startApp(t, env, stateDir);
   api = client(second);
-  const after = (await receiver.until((e) => e.length >= before + 3, 'the three deliveries after the restart')).slice(before);
+  const after = (await receiver.until((e) => e.length >= before + 3, 'the three deliveries after the restart', budget(20_000))).slice(before);
   t.same(after.map(eventOf), ['TranscriptionCreation', 'TranscriptionProcessing', 'TranscriptionCompletion']);
   t.ok(tried.has(after[0]!.headers['webhook-id']), 'the delivery tried before the restart keeps its id');
   for (const e of after) t.equal(e.headers['x-microsoftspeechservices-signature'], hmac256('rs', e.body));

@@ -74,6 +74,7 @@ t.test('the queue is FIFO and bounded; transitions are notified', async (t) => {
   const started = await service.start(store.nextWaiting()!);
   t.match(started, { status: 'processing', attempts: 1 });
   t.equal(store.nextWaiting()?.id, b.id);
+  tick(1); // jobs created in the same millisecond have no order ("newest first" below)
   const c = await create();
   await service.complete(started, transcript, { queueMs: 0, decodeMs: 1, transcribeMs: 2 });
   t.same(changes, [

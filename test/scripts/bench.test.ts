@@ -1,8 +1,8 @@
-// scripts/bench through its real entry point (the bash wrapper) on the smallest matrix:
-// the `test` shape generated into a temporary models directory (f16 and q5_0 by
-// make-test-model, q4_0 by whisper-quantize), flash attention on, 35 s files, and the
-// service part. Timings are not asserted (the machine is shared); the shape of the
-// report is.
+// The benchmarks through their one entry point, `npm run bench --`: the engine suite on
+// the smallest matrix (the `test` shape generated into a temporary models directory: f16
+// and q5_0 by make-test-model, q4_0 by whisper-quantize; flash attention on, 35 s files,
+// and the service part), then the addon, api and delivery suites on the test model with
+// small counts. Timings are not asserted (the machine is shared); the figures printed are.
 
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
@@ -15,11 +15,13 @@ import t from 'tap';
 import { modelFileName, parseCli } from '../../scripts/bench.js';
 import { projectRoot } from '../../src/paths.js';
 
-const CLI = path.join(projectRoot, 'scripts', 'bench');
-
 function runCli(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
-    const child = spawn(CLI, args, { env: { PATH: process.env.PATH }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn('npm', ['run', '--silent', 'bench', '--', ...args], {
+      cwd: projectRoot,
+      env: { PATH: process.env.PATH, HOME: process.env.HOME },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
@@ -37,6 +39,8 @@ t.test('options', async (t) => {
   t.same(quick.flashAttn, [true]);
   t.equal(quick.longSeconds, 60);
   t.equal(quick.serviceSeconds, 60);
+  t.same(quick.suites, ['engine'], 'the engine suite by default');
+  t.equal(quick.runs, undefined, "each suite's own number of runs unless given");
 
   const full = parseCli([]);
   if (full === 'help') return t.fail('help');
@@ -53,6 +57,21 @@ t.test('options', async (t) => {
   t.throws(() => parseCli(['--models', 'tiny.en-q5_1']), /without a quantization suffix/);
   t.throws(() => parseCli(['--fa', 'yes']), /Expected on, off or on,off for --fa/);
   t.throws(() => parseCli(['--clip-seconds', '12']), /from 1 to 11 for --clip-seconds/);
+
+  const all = parseCli(['--suite', 'all']);
+  if (all === 'help') return t.fail('help');
+  t.same(all.suites, ['engine', 'addon', 'api', 'delivery']);
+  const some = parseCli(['--suite', 'delivery,api', '--concurrency', 'default,16', '--rss-minutes', '1', '--runs', '2']);
+  if (some === 'help') return t.fail('help');
+  t.same(some.suites, ['api', 'delivery'], 'in the order of --suite all');
+  t.same(some.concurrency, [undefined, 16]);
+  t.same(some.rssMinutes, [1]);
+  t.equal(some.runs, 2);
+  t.same(all.rssMinutes, [1, 30]);
+  t.equal(all.submitSeconds, 10);
+  t.same([all.deliveries, all.hooks, all.jobs], [2000, 10, 10]);
+  t.throws(() => parseCli(['--suite', 'web']), /Expected some of engine, addon, api, delivery or all for --suite but received web/);
+  t.throws(() => parseCli(['--concurrency', 'many']), /Expected an integer from 1 to 256 for --concurrency but received many/);
   t.equal(modelFileName('tiny.en', 'f16'), 'ggml-tiny.en.bin');
   t.equal(modelFileName('base.en', 'q4_0'), 'ggml-base.en-q4_0.bin');
 
@@ -114,4 +133,39 @@ t.test('a tiny configuration end to end', async (t) => {
   t.ok(s.peakRssMb > 0);
   if (s.fileSystem !== 'tmpfs') t.ok(s.writes.writeBytes >= s.writes.uploadBytes, 'the spooled upload is counted');
   t.ok(Object.keys(s.stateFiles).some((f) => f.endsWith('data.mdb')), 'LMDB lives in the state directory');
+});
+
+t.test('the addon, api and delivery suites, one run each', async (t) => {
+  const dir = await mkdtemp(path.join(tmpdir(), 'earshot-bench-test-'));
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  const json = path.join(dir, 'out.json');
+  const run = await runCli([
+    '--suite', 'addon,api,delivery',
+    '--model', 'test.en-q5_0',
+    '--threads', '2',
+    '--runs', '1',
+    '--rss-minutes', '1',
+    '--submit-seconds', '1',
+    '--deliveries', '40', '--hooks', '4', '--jobs', '2',
+    '--json', json,
+  ]);
+  t.equal(run.code, 0, run.code === 0 ? 'exits 0' : run.stderr);
+  t.match(run.stdout, /# suite: addon[^]*# suite: api[^]*# suite: delivery/, 'in order, each under its heading');
+
+  // addon: the comparison with whisper-cli, and the peak RSS.
+  t.match(run.stdout, /\| earshot addon \| \d+ \| \d+ \| [\d.]+ \|\n\| whisper-cli \| \d+ \| \d+ \| [\d.]+ \|\n\| ratio addon \/ cli \| [\d.]+ \| [\d.]+ \| \|/);
+  t.match(run.stdout, /\| 1 min \| [\d.]+ \| 1 \| [\d.]+ \|/);
+  const addon = JSON.parse(await readFile(json.replace(/\.json$/, '.addon.json'), 'utf8'));
+  t.ok(addon.addon.encodeMs > 0 && addon.cli.encodeMs > 0);
+  t.ok(addon.rss['1min'].peakRssMb > 0);
+
+  // api: the four figures.
+  t.match(run.stdout, /1\. GET \/v1\/recognitions\/\{id\} during a \d+ s transcription: \d+ requests, p50 [\d.]+ ms, p99 [\d.]+ ms/);
+  t.match(run.stdout, /2\. job overhead .*: median [\d.]+ ms, max [\d.]+ ms, of which the out-of-process decoder: median \d+ ms/);
+  t.match(run.stdout, /3\. submissions .*: \d+\/s, p50 [\d.]+ ms, p99 [\d.]+ ms/);
+  t.match(run.stdout, /4\. one job end to end .*: earshot API \d+ ms .*whisper-server \d+ ms .*ratio [\d.]+/);
+
+  // delivery: throughput and latency.
+  t.match(run.stdout, /throughput \(concurrency default \(4\)\): 40 deliveries to 4 hooks, .* = \d+ deliveries\/s/);
+  t.match(run.stdout, /job completion → first delivery attempt received \(2 jobs\): median \d+ ms, p90 \d+ ms, max \d+ ms/);
 });

@@ -1,6 +1,6 @@
 // scripts/download-model against loopback HTTP servers serving generated files, through
-// the real entry point (the bash wrapper, which runs dist/scripts/download-model.js) with a
-// test catalog that pins the generated files' hashes.
+// the real entry point (the bash wrapper, which runs dist/scripts/download-model.js, which
+// runs curl and sha256sum) with a test catalog that pins the generated files' hashes.
 
 import { spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
@@ -13,13 +13,7 @@ import path from 'node:path';
 
 import t from 'tap';
 
-import {
-  MODEL_CATALOG,
-  ProgressReporter,
-  parseCatalog,
-  parseCli,
-  parseContentRange,
-} from '../../scripts/download-model.js';
+import { MODEL_CATALOG, parseCatalog, parseCli, progressLine } from '../../scripts/download-model.js';
 import { VAD_BASE_URL, WHISPER_BASE_URL } from '../../scripts/lib/model-catalog.js';
 import { projectRoot } from '../../src/paths.js';
 
@@ -385,10 +379,12 @@ t.test('404', async (t) => {
 t.test('a stalled server times out; a slow but steady one does not', async (t) => {
   const dir = await freshDir();
   const started = Date.now();
-  const stalled = await download('stall', dir, '--timeout', '0.5');
+  const stalled = await download('stall', dir, '--timeout', '1');
   t.equal(stalled.code, 1);
-  t.match(stalled.stderr, /\[TIMEOUT\]: no data from 127\.0\.0\.1:\d+ for 0\.5 s/);
-  t.ok(Date.now() - started < 5000, 'gave up promptly');
+  t.match(stalled.stderr, /\[TIMEOUT\]: no data from 127\.0\.0\.1:\d+ for 1 s/);
+  // curl's speed check averages over its last 5 s of samples: the 4 kB that did arrive
+  // keep it above 1 B/s for a few seconds more than --timeout.
+  t.ok(Date.now() - started < 10_000, 'gave up promptly');
   t.equal(await sizeOf(path.join(dir, `${F.stall.file}.part`)), 4096, 'what arrived is kept for a resume');
 
   const slow = await download('slow', dir, '--timeout', '1');
@@ -397,6 +393,7 @@ t.test('a stalled server times out; a slow but steady one does not', async (t) =
 });
 
 t.test('a server that ignores Range: starts over instead of appending', async (t) => {
+  // curl refuses the 200 to its range request (exit 33) without writing; the second request starts from 0.
   const dir = await freshDir();
   const part = path.join(dir, `${F.norange.file}.part`);
   await writeFile(part, randomBytes(50_000)); // leftovers that must not end up in the file
@@ -404,9 +401,7 @@ t.test('a server that ignores Range: starts over instead of appending', async (t
   t.equal(r.code, 0, r.stderr);
   t.match(r.stdout, /ignored the range request \(HTTP 200\): downloading from the start/);
   const hits = origin.hitsFor(`/${F.norange.file}`);
-  t.equal(hits.length, 1);
-  t.equal(hits[0]!.range, 'bytes=50000-');
-  t.equal(hits[0]!.status, 200);
+  t.same(hits.map((h) => [h.range, h.status]), [['bytes=50000-', 200], [undefined, 200]]);
   t.same(await readFile(path.join(dir, F.norange.file)), F.norange.data);
 });
 
@@ -434,12 +429,13 @@ t.test('redirects are followed to another host; the token stays with the first',
   t.match(loop.stderr, /\[TOO_MANY_REDIRECTS\]: more than 10 redirects/);
 });
 
-t.test('a size the server does not offer is refused before downloading', async (t) => {
+t.test('a size the server does not offer is refused, nothing left behind', async (t) => {
   const dir = await freshDir();
   const r = await download('sized', dir);
   t.equal(r.code, 1);
   t.match(r.stderr, /\[SIZE_MISMATCH\].*offers 262144 bytes but the catalog pins 262145/);
   t.notOk(existsSync(path.join(dir, `${F.sized.file}.part`)));
+  t.notOk(existsSync(path.join(dir, F.sized.file)));
 });
 
 t.test('an existing file with another checksum is left alone unless --force', async (t) => {
@@ -488,8 +484,9 @@ t.test('usage errors exit 2', async (t) => {
   const cases: Array<[string[], RegExp]> = [
     [[], /Expected one model name but received 0/],
     [['a', 'b'], /Expected one model name but received 2/],
-    [['good', '--timeout', 'soon'], /Expected a number >= 0 for --timeout but received "soon"/],
-    [['good', '--timeout', '0'], /Expected a number > 0 for --timeout/],
+    [['good', '--timeout', 'soon'], /Expected a whole number >= 1 for --timeout but received "soon"/],
+    [['good', '--timeout', '0.5'], /Expected a whole number >= 1 for --timeout/],
+    [['good', '--retry-delay', 'x'], /Expected a number >= 0 for --retry-delay/],
     [['good', '--retries', '1.5'], /Expected a whole number >= 0 for --retries/],
     [['good', '--progress', 'fancy'], /Expected bar, lines or none for --progress/],
     [['good', '--base-url', 'ftp://x'], /Expected an http\(s\) URL for --base-url/],
@@ -514,34 +511,21 @@ t.test('usage errors exit 2', async (t) => {
   t.ok('options' in tty && tty.options.progress === 'bar' && tty.entry.name === 'tiny.en', 'a bar on a terminal; -f16 alias');
 });
 
-t.test('EARSHOT_MODELS_DIR is the default directory; the bar is drawn on request', async (t) => {
+t.test("EARSHOT_MODELS_DIR is the default directory; curl's bar is drawn on request", async (t) => {
   const dir = await freshDir();
   const r = await runCli(['bar', '--progress', 'bar'], { EARSHOT_MODELS_DIR: dir });
   t.equal(r.code, 0, r.stderr);
   t.ok(existsSync(path.join(dir, F.bar.file)));
-  t.match(r.stdout, /\rbar \[#+\] 100% 262\.1 kB of 262\.1 kB/);
+  t.match(r.stderr, /\r#+ +100\.0%/);
 });
 
 // ---------------------------------------------------------------------------------------
 // Pieces
 
-t.test('Content-Range parsing', async (t) => {
-  t.same(parseContentRange('bytes 100-199/1000'), { start: 100, end: 199, total: 1000 });
-  t.same(parseContentRange('bytes 0-9/*'), { start: 0, end: 9, total: null });
-  t.same(parseContentRange('bytes */1000'), { start: null, end: null, total: 1000 });
-  t.equal(parseContentRange('items 1-2/3'), null);
-  t.equal(parseContentRange(undefined), null);
-});
-
 t.test('progress lines for the journal', async (t) => {
-  const lines: string[] = [];
-  const p = new ProgressReporter('lines', 'tiny.en', 2_000_000, 0, { log: (l) => lines.push(l), write: () => t.fail('no raw output') }, 0);
-  p.update(500_000);
-  p.update(1_000_000);
-  p.update(2_000_000, true);
-  t.equal(lines.length, 2, 'one line per update past the interval, none for the final one');
-  t.match(lines[1], /^tiny\.en: 50% \(1\.0 MB of 2\.0 MB, .*\/s, .* left\)$/);
-  t.notMatch(lines.join(''), /\r/);
+  t.equal(progressLine('tiny.en', 1_000_000, 2_000_000, 500_000), 'tiny.en: 50% (1.0 MB of 2.0 MB, 500.0 kB/s, 0:02 left)');
+  t.equal(progressLine('x', 1_500, null, 0), 'x: 1.5 kB (0 B/s)', 'no size known');
+  t.match(progressLine('x', 10, 100, 0), /--:-- left/);
 });
 
 t.test('the built-in catalog', async (t) => {

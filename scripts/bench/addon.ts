@@ -1,22 +1,31 @@
-// Benchmark: earshot's addon beside whisper.cpp's own whisper-cli, built from the same
-// source with the same flags, on the same model, audio, threads and decoding settings.
-// Also the addon's peak RSS for a 1-minute and a 30-minute input (windowed inference
-// must keep the two close).
-//
-//   node dist/scripts/bench-addon.js [--model PATH|NAME] [--audio FILE] [--threads N]
-//                                    [--runs N] [--rss-minutes 1,30] [--json FILE]
+// The addon suite (`npm run bench -- --suite addon`): earshot's addon beside whisper.cpp's
+// own whisper-cli, built from the same source with the same flags, on the same model,
+// audio, threads and decoding settings. Also the addon's peak RSS for a 1-minute and a
+// 30-minute input (windowed inference must keep the two close).
 import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { parseArgs } from 'node:util';
 
-import { decodeToPcm, jfkMp3 as jfk, repeatPcm, writeF32, writeFloatWav } from './lib/bench-audio.js';
-import { findModel } from './lib/find-model.js';
-import { median } from './lib/stats.js';
-import { decodingSettings as settings, runWhisperCli, vmHwmMb } from './lib/whisper-tools.js';
-import { loadAddon } from '../src/engine/native.js';
+import { decodeToPcm, repeatPcm, writeF32, writeFloatWav } from '../lib/bench-audio.js';
+import { median } from '../lib/stats.js';
+import { decodingSettings as settings, runWhisperCli, vmHwmMb } from '../lib/whisper-tools.js';
+import { loadAddon } from '../../src/engine/native.js';
+
+export interface AddonSuiteOptions {
+  /** The model file. */
+  model: string;
+  audio: string;
+  threads: number;
+  runs: number;
+  /** Input lengths whose peak RSS is measured. */
+  rssMinutes: number[];
+  json: string | undefined;
+}
+
+/** The benchmark's entry point, which runs the RSS children (`--rss-child`). */
+const benchJs = fileURLToPath(new URL('../bench.js', import.meta.url));
 
 interface Measured {
   encodeMs: number;
@@ -30,8 +39,8 @@ async function benchCli(model: string, wav: string, args: string[]): Promise<Mea
   return { encodeMs: timings.encodeMs, e2eMs: timings.totalMs - timings.loadMs };
 }
 
-/** Child mode: load, transcribe a spool file of `minutes` of audio, print peak RSS. */
-async function rssChild(model: string, pcmFile: string, threads: number): Promise<void> {
+/** Child mode (`bench.js --rss-child PCM MODEL THREADS`): load, transcribe a spool file, print peak RSS. */
+export async function rssChild(pcmFile: string, model: string, threads: number): Promise<void> {
   const addon = loadAddon();
   const m = new addon.Model();
   await m.load(model);
@@ -43,7 +52,7 @@ async function rssChild(model: string, pcmFile: string, threads: number): Promis
 async function measureRss(model: string, pcm: Float32Array, minutes: number, threads: number, dir: string) {
   const file = path.join(dir, `long-${minutes}.f32`);
   writeF32(file, repeatPcm(pcm, minutes * 60 * 16000));
-  const child = spawn(process.execPath, [fileURLToPath(import.meta.url), '--rss-child', file, '--model', model, '--threads', String(threads)], {
+  const child = spawn(process.execPath, [benchJs, '--rss-child', file, model, String(threads)], {
     stdio: ['ignore', 'pipe', 'inherit'],
   });
   let stdout = '';
@@ -54,26 +63,12 @@ async function measureRss(model: string, pcm: Float32Array, minutes: number, thr
   return JSON.parse(stdout.trim().split('\n').at(-1)!) as { peakRssMb: number; durationMs: number; windows: number; totalMs: number };
 }
 
-async function main(): Promise<void> {
-  const { values } = parseArgs({
-    options: {
-      model: { type: 'string', default: 'tiny.en-q5_1' },
-      audio: { type: 'string', default: jfk },
-      threads: { type: 'string', default: String(os.availableParallelism()) },
-      runs: { type: 'string', default: '3' },
-      'rss-minutes': { type: 'string', default: '1,30' },
-      'rss-child': { type: 'string' },
-      json: { type: 'string' },
-    },
-  });
-  const model = findModel(values.model!);
-  const threads = Number(values.threads);
-  if (values['rss-child']) return rssChild(model, values['rss-child'], threads);
-
-  const runs = Number(values.runs);
+/** Prints the comparison table and the RSS table; writes JSON when `o.json` is set. */
+export async function runAddonSuite(o: AddonSuiteOptions): Promise<void> {
+  const { model, threads, runs } = o;
   const dir = mkdtempSync(path.join(os.tmpdir(), 'earshot-bench-'));
   try {
-    const pcm = await decodeToPcm(values.audio!, dir);
+    const pcm = await decodeToPcm(o.audio, dir);
     const audioMs = (pcm.length / 16000) * 1000;
     const wav = path.join(dir, 'audio.wav');
     writeFloatWav(wav, pcm);
@@ -103,7 +98,7 @@ async function main(): Promise<void> {
     const a = row('earshot addon', ours);
     const b = row('whisper-cli', theirs);
     const lines = [
-      `OMP_WAIT_POLICY=${process.env.OMP_WAIT_POLICY}, model ${path.basename(model)}, audio ${path.basename(values.audio!)} (${(audioMs / 1000).toFixed(1)} s), ${threads} threads, ${runs} runs (median), greedy, no fallback, flash attention`,
+      `OMP_WAIT_POLICY=${process.env.OMP_WAIT_POLICY}, model ${path.basename(model)}, audio ${path.basename(o.audio)} (${(audioMs / 1000).toFixed(1)} s), ${threads} threads, ${runs} runs (median), greedy, no fallback, flash attention`,
       `system: ${addon.systemInfo().trim()}`,
       '',
       '| | encoder ms | end-to-end ms | real-time factor |',
@@ -114,19 +109,17 @@ async function main(): Promise<void> {
     console.log(lines.join('\n'));
 
     const rss: Record<string, unknown> = {};
-    const minutesList = values['rss-minutes']!.split(',').filter(Boolean).map(Number);
-    if (minutesList.length) {
+    if (o.rssMinutes.length) {
       console.log('\n| input | peak RSS MB | windows | transcription s |\n|---|---:|---:|---:|');
-      for (const minutes of minutesList) {
+      for (const minutes of o.rssMinutes) {
         const r = await measureRss(model, pcm, minutes, threads, dir);
         rss[`${minutes}min`] = r;
         console.log(`| ${minutes} min | ${r.peakRssMb.toFixed(1)} | ${r.windows} | ${(r.totalMs / 1000).toFixed(1)} |`);
       }
     }
-    if (values.json) writeFileSync(values.json, JSON.stringify({ model, threads, runs, audioMs, addon: a, cli: b, rss }, null, 2));
+    if (o.json) writeFileSync(o.json, JSON.stringify({ model, threads, runs, audioMs, addon: a, cli: b, rss }, null, 2));
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
 }
 
-await main();

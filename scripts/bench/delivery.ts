@@ -1,35 +1,32 @@
-// Benchmark of web hook delivery to a fast receiver on loopback:
+// The delivery suite (`npm run bench -- --suite delivery`): web hook delivery to a fast
+// receiver on loopback:
 //   1. throughput: deliveries per second out of the LMDB outbox (the service's outbox,
 //      dispatcher, web hook send path and HTTP client, with their default settings), for a
 //      backlog of Azure TranscriptionCreation deliveries fanned out to several hooks
 //   2. latency: from a job's completion (its `updated` time, stamped just before the
 //      commit) to the first attempt of its TranscriptionCompletion delivery arriving at the
 //      receiver, through the service as `npm start` runs it (target < 100 ms)
-//
-//   node dist/scripts/bench-delivery.js [--deliveries N] [--hooks N] [--jobs N] [--model NAME|PATH] [--concurrency default,16]
 import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { parseArgs } from 'node:util';
 
-import { ContentUrls } from '../src/azure/files.js';
-import { AzureNotifier, webhookTarget } from '../src/azure/notifier.js';
-import { parseCreateV31 } from '../src/azure/webhook-input.js';
-import { policyTargetCheck, WebhookRegistry } from '../src/azure/webhooks.js';
-import { CidrPolicy } from '../src/delivery/cidr.js';
-import { Dispatcher } from '../src/delivery/dispatcher.js';
-import { sendRequest } from '../src/delivery/http-client.js';
-import { Outbox } from '../src/delivery/outbox.js';
-import { TargetAdapters } from '../src/delivery/targets.js';
-import { parseAudioMediaType } from '../src/engine/media-type.js';
-import type { Job } from '../src/jobs/job.js';
-import { createLogger } from '../src/log.js';
-import { StateDatabase } from '../src/store/database.js';
-import { benchAuth, startService } from './lib/bench-service.js';
-import { findModel } from './lib/find-model.js';
-import { median, percentile } from './lib/stats.js';
+import { ContentUrls } from '../../src/azure/files.js';
+import { AzureNotifier, webhookTarget } from '../../src/azure/notifier.js';
+import { parseCreateV31 } from '../../src/azure/webhook-input.js';
+import { policyTargetCheck, WebhookRegistry } from '../../src/azure/webhooks.js';
+import { CidrPolicy } from '../../src/delivery/cidr.js';
+import { Dispatcher } from '../../src/delivery/dispatcher.js';
+import { sendRequest } from '../../src/delivery/http-client.js';
+import { Outbox } from '../../src/delivery/outbox.js';
+import { TargetAdapters } from '../../src/delivery/targets.js';
+import { parseAudioMediaType } from '../../src/engine/media-type.js';
+import type { Job } from '../../src/jobs/job.js';
+import { createLogger } from '../../src/log.js';
+import { StateDatabase } from '../../src/store/database.js';
+import { benchAuth, startService } from '../lib/bench-service.js';
+import { median, percentile } from '../lib/stats.js';
 
 /** A receiver that answers Azure's challenge and 200s everything else at once. */
 async function startReceiver(onEvent: (event: string, body: string, at: number) => void) {
@@ -152,27 +149,28 @@ async function latency(dir: string, model: string, jobs: number): Promise<number
   return samples;
 }
 
-async function main(): Promise<void> {
-  const { values } = parseArgs({
-    options: {
-      deliveries: { type: 'string', default: '2000' },
-      hooks: { type: 'string', default: '10' },
-      jobs: { type: 'string', default: '10' },
-      model: { type: 'string', default: 'test.en-q5_0' },
-      /** Comma-separated dispatcher concurrencies to compare; "default" is the service's. */
-      concurrency: { type: 'string', default: 'default' },
-    },
-  });
+export interface DeliverySuiteOptions {
+  deliveries: number;
+  hooks: number;
+  /** Jobs through the service for the latency. */
+  jobs: number;
+  /** The service's model file. */
+  model: string;
+  /** Dispatcher concurrencies to compare; undefined is the service's default. */
+  concurrency: Array<number | undefined>;
+}
+
+/** Prints one throughput line per concurrency, then the latency line. */
+export async function runDeliverySuite(o: DeliverySuiteOptions): Promise<void> {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'earshot-bench-delivery-'));
   try {
-    for (const c of values.concurrency!.split(',')) {
-      const concurrency = c === 'default' ? undefined : Number(c);
-      const t = await throughput(dir, Number(values.deliveries), Number(values.hooks), concurrency);
+    for (const concurrency of o.concurrency) {
+      const t = await throughput(dir, o.deliveries, o.hooks, concurrency);
       console.log(
-        `throughput (concurrency ${c === 'default' ? 'default (4)' : c}): ${t.count} deliveries to ${values.hooks} hooks, signed, outcome of each attempt stored durably, in ${t.ms} ms = ${t.perSecond.toFixed(0)} deliveries/s`,
+        `throughput (concurrency ${concurrency === undefined ? 'default (4)' : concurrency}): ${t.count} deliveries to ${o.hooks} hooks, signed, outcome of each attempt stored durably, in ${t.ms} ms = ${t.perSecond.toFixed(0)} deliveries/s`,
       );
     }
-    const l = await latency(dir, findModel(values.model!), Number(values.jobs));
+    const l = await latency(dir, o.model, o.jobs);
     const fmt = (x: number) => `${x.toFixed(0)} ms`;
     console.log(
       `job completion → first delivery attempt received (${l.length} jobs): median ${fmt(median(l))}, p90 ${fmt(percentile(l, 0.9))}, max ${fmt(Math.max(...l))} (target < 100 ms)`,
@@ -181,5 +179,3 @@ async function main(): Promise<void> {
     rmSync(dir, { recursive: true, force: true });
   }
 }
-
-await main();

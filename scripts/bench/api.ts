@@ -1,24 +1,31 @@
-// Benchmark of the IBM API, the service running as `npm start` does (a child process):
+// The API suite (`npm run bench -- --suite api`): the IBM API, the service running as
+// `npm start` does (a child process):
 //   1. GET /v1/recognitions/{id} latency while a transcription runs (target p99 < 10 ms)
 //   2. job overhead: 201 → completion callback, minus the engine's own time (target < 50 ms)
 //   3. submissions per second (small WAV, each one durable before its 201)
 //   4. one job end to end through the API vs whisper.cpp's whisper-server (same source,
 //      model, threads, decoding settings and file)
-//
-//   node dist/scripts/bench-api.js [--model NAME|PATH] [--threads N] [--runs N] [--seconds N]
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { parseArgs } from 'node:util';
 
-import { decodeToPcm, int16Wav, jfkMp3, repeatPcm } from './lib/bench-audio.js';
-import { benchAuth as auth, getJob as job, startService, submit } from './lib/bench-service.js';
-import { findModel } from './lib/find-model.js';
-import { median, percentile } from './lib/stats.js';
-import { nativeTool } from '../src/paths.js';
+import { decodeToPcm, int16Wav, jfkMp3, repeatPcm } from '../lib/bench-audio.js';
+import { benchAuth as auth, getJob as job, startService, submit } from '../lib/bench-service.js';
+import { median, percentile } from '../lib/stats.js';
+import { nativeTool } from '../../src/paths.js';
+
+export interface ApiSuiteOptions {
+  /** The model file. */
+  model: string;
+  threads: number;
+  /** Jobs measured for the job overhead and the comparison with whisper-server. */
+  runs: number;
+  /** How long the submission clients run. */
+  submitSeconds: number;
+}
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -74,18 +81,9 @@ async function startWhisperServer(model: string, threads: number): Promise<{ pro
   throw new Error('whisper-server did not start');
 }
 
-async function main(): Promise<void> {
-  const { values } = parseArgs({
-    options: {
-      model: { type: 'string', default: 'tiny.en-q5_1' },
-      threads: { type: 'string', default: String(os.availableParallelism()) },
-      runs: { type: 'string', default: '5' },
-      seconds: { type: 'string', default: '10' },
-    },
-  });
-  const model = findModel(values.model!);
-  const threads = Number(values.threads);
-  const runs = Number(values.runs);
+/** Prints the four figures, one line each. */
+export async function runApiSuite(o: ApiSuiteOptions): Promise<void> {
+  const { model, threads, runs } = o;
   // The same barrier policy for whisper-server as earshot sets for itself.
   process.env.OMP_WAIT_POLICY ??= 'PASSIVE';
   const dir = mkdtempSync(path.join(os.tmpdir(), 'earshot-bench-api-'));
@@ -140,7 +138,7 @@ async function main(): Promise<void> {
     const small = jfk.subarray(0, 44 + 32000);
     small.writeUInt32LE(32000, 40);
     small.writeUInt32LE(36 + 32000, 4);
-    const seconds = Number(values.seconds);
+    const seconds = o.submitSeconds;
     const submitLatencies: number[] = [];
     const deadline = performance.now() + seconds * 1000;
     await Promise.all(
@@ -193,4 +191,3 @@ async function main(): Promise<void> {
   console.log(lines.join('\n'));
 }
 
-await main();
