@@ -34,7 +34,20 @@
 // delivery (scripts/bench/delivery.ts): web hook deliveries per second to a local
 // receiver, and the time from a job's completion to its first delivery attempt.
 import { execFile, spawn } from 'node:child_process';
-import { accessSync, constants, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, statSync, statfsSync, writeFileSync } from 'node:fs';
+import {
+  accessSync,
+  constants,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  statSync,
+  statfsSync,
+  writeFileSync,
+} from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -44,7 +57,17 @@ import { decodeToPcm, int16Wav, jfkMp3, repeatPcm, writeF32, writeFloatWav } fro
 import { benchAuth, getJob, startService, submit, type BenchService } from './lib/bench-service.js';
 import { median, percentile } from './lib/stats.js';
 import { sampleRate } from './lib/test-signal.js';
-import { decodingSettings, normalizeText, runTool, runWhisperBench, runWhisperCli, vmHwmMb, type BenchRun, type CliRun, type WhisperTimings } from './lib/whisper-tools.js';
+import {
+  decodingSettings,
+  normalizeText,
+  runTool,
+  runWhisperBench,
+  runWhisperCli,
+  vmHwmMb,
+  type BenchRun,
+  type CliRun,
+  type WhisperTimings,
+} from './lib/whisper-tools.js';
 import { makeTestModels, QUANTS as GENERATOR_QUANTS, type Quant as GeneratorQuant } from './make-test-model.js';
 import { loadAddon } from '../src/engine/native.js';
 import { nativeBuildDir, nativeTool, projectRoot } from '../src/paths.js';
@@ -136,7 +159,10 @@ delivery: web hook deliveries per second, job completion to first delivery attem
 class UsageError extends Error {}
 
 function list(value: string, what: string): string[] {
-  const items = value.split(',').map((s) => s.trim()).filter(Boolean);
+  const items = value
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
   if (items.length === 0) throw new UsageError(`Expected a comma-separated list for ${what} but received "${value}"`);
   return items;
 }
@@ -294,7 +320,9 @@ async function ensureModels(o: EngineOptions, name: string, log: (line: string) 
   }
   const shape = /^(test|tiny|base)(\.en)?$/.exec(name);
   if (!shape) {
-    throw new Error(`missing in ${o.modelsDir}: ${files}; only the shapes test, tiny and base can be generated: download the model (scripts/download-model ${name}) or its f16 file`);
+    throw new Error(
+      `missing in ${o.modelsDir}: ${files}; only the shapes test, tiny and base can be generated: download the model (scripts/download-model ${name}) or its f16 file`,
+    );
   }
   const generatedDir = path.join(o.modelsDir, 'generated');
   const viaGenerator = missing.filter((q): q is GeneratorQuant => (GENERATOR_QUANTS as readonly string[]).includes(q));
@@ -361,7 +389,16 @@ function cpuModel(): string {
 function cmakeFlags(): Record<string, string | null> {
   const cache = readText(path.join(nativeBuildDir, 'CMakeCache.txt')) ?? '';
   const value = (key: string) => new RegExp(`^${key}:[A-Z]+=(.*)$`, 'm').exec(cache)?.[1] ?? null;
-  const keys = ['EARSHOT_PRESET', 'GGML_NATIVE', 'GGML_CPU_ARM_ARCH', 'CMAKE_BUILD_TYPE', 'GGML_OPENMP', 'CMAKE_TOOLCHAIN_FILE', 'CMAKE_C_FLAGS', 'CMAKE_CXX_COMPILER'];
+  const keys = [
+    'EARSHOT_PRESET',
+    'GGML_NATIVE',
+    'GGML_CPU_ARM_ARCH',
+    'CMAKE_BUILD_TYPE',
+    'GGML_OPENMP',
+    'CMAKE_TOOLCHAIN_FILE',
+    'CMAKE_C_FLAGS',
+    'CMAKE_CXX_COMPILER',
+  ];
   return Object.fromEntries(keys.map((k) => [k, value(k)]));
 }
 
@@ -522,7 +559,12 @@ async function benchRow(o: EngineOptions, audio: Audio, name: string, quant: Ben
   for (let i = 0; i < o.runs; i++) bench.push(await runWhisperBench(file, threads, flashAttn));
 
   const ourRuns = [...ours.clip, ...ours.long];
-  const perEncode = (xs: { encodeMs: number; encodeRuns: number }[]) => xs.reduce((a, x) => a + x.encodeMs, 0) / Math.max(1, xs.reduce((a, x) => a + x.encodeRuns, 0));
+  const perEncode = (xs: { encodeMs: number; encodeRuns: number }[]) =>
+    xs.reduce((a, x) => a + x.encodeMs, 0) /
+    Math.max(
+      1,
+      xs.reduce((a, x) => a + x.encodeRuns, 0),
+    );
   const cliRuns = [...cliClip, ...cliLong].map((r) => r.timings);
   // whisper-cli's total runs from the start of its model load; the service keeps its model loaded.
   const e2e = (xs: CliRun[]) => median(xs.map((r) => r.timings.totalMs - r.timings.loadMs));
@@ -550,8 +592,7 @@ async function benchRow(o: EngineOptions, audio: Audio, name: string, quant: Ben
     benchSystemInfo: bench[0]!.systemInfo,
     runs: { clip: cliClip.map((r) => r.timings), long: cliLong.map((r) => r.timings), bench: bench.map((b) => b.timings) },
   };
-  const sameText =
-    ours.clip.every((r) => r.text === cliClip[0]!.text) && ours.long.every((r) => r.text === cliLong[0]!.text);
+  const sameText = ours.clip.every((r) => r.text === cliClip[0]!.text) && ours.long.every((r) => r.text === cliLong[0]!.text);
   return {
     model: name,
     quant,
@@ -613,7 +654,15 @@ function deviceWrittenBytes(dir: string): number | null {
   return Number.isNaN(sectors) ? null : sectors * 512;
 }
 
-const FS_TYPES: Record<number, string> = { 0x01021994: 'tmpfs', 0xef53: 'ext4', 0x9123683e: 'btrfs', 0x58465342: 'xfs', 0x4d44: 'vfat', 0x794c7630: 'overlayfs', 0xf2f52010: 'f2fs' };
+const FS_TYPES: Record<number, string> = {
+  16914836: 'tmpfs',
+  61267: 'ext4',
+  2435016766: 'btrfs',
+  1481003842: 'xfs',
+  19780: 'vfat',
+  2035054128: 'overlayfs',
+  4076150800: 'f2fs',
+};
 
 /** Bytes each file under `dir` takes on disk (allocated blocks), by path relative to `dir`. */
 function diskUsage(dir: string): Record<string, number> {
@@ -761,7 +810,9 @@ export function markdown(report: Report): string {
     `- commit ${m.commit}; whisper.cpp ${m.whisperVersion}; build ${flags}${m.compiler ? `; ${m.compiler}` : ''}`,
     `- whisper system_info: \`${m.systemInfo}\`${report.rows.some((r) => r.whisperCpp.benchSystemInfo !== m.systemInfo) ? ' (whisper-bench printed a different one!)' : ' (whisper-bench: the same)'}`,
     `- ${m.device ? `${m.device}, ` : ''}${m.cpu}, ${m.cores} cores, ${m.ramGiB.toFixed(1)} GiB RAM, ${m.kernel}; Node ${m.node}; OMP_WAIT_POLICY=${m.ompWaitPolicy} for earshot and whisper.cpp's tools`,
-    ...(m.installedServiceActive ? ['- **the installed earshot service was running**: it shares the cores (stop it for clean figures: sudo systemctl stop earshot)'] : []),
+    ...(m.installedServiceActive
+      ? ['- **the installed earshot service was running**: it shares the cores (stop it for clean figures: sudo systemctl stop earshot)']
+      : []),
     `- temperature ${report.temperature.map((t) => (t === null ? 'n/a' : `${t.toFixed(1)} °C`)).join(' → ')}; throttling ${report.throttled.map((t) => t ?? 'n/a (no vcgencmd)').join(' → ')}`,
     `- load average (1, 5, 15 min): ${la(report.loadavg[0]!)} at the start, ${la(report.loadavg[1]!)} at the end${m.cores <= report.loadavg[0]![0]! ? ' — other work was competing for the cores: expect noise' : ''}`,
     `- audio: the first ${o.clipSeconds} s of jfk.mp3; a ${o.longSeconds} s long file (jfk.mp3 repeated${o.longSeconds < 120 ? `; shorter than a 2–5 min recording, to keep a whole run short: \`--long-seconds 180\` for 3 min` : ''}). ${o.runs} measured run${o.runs > 1 ? 's (median)' : ''} per side; earshot after one warm-up (the service keeps its model loaded), whisper-cli a fresh process per file (its load time excluded), whisper-bench as it runs (two warm-up rounds)`,
@@ -792,7 +843,9 @@ export function markdown(report: Report): string {
         f(r.loadavg1, 2),
         ...(hot ? [r.temperatureC === null ? 'n/a' : f(r.temperatureC, 1)] : []),
         '',
-      ].join(' | ').trim(),
+      ]
+        .join(' | ')
+        .trim(),
     ),
     '',
     'Ratio: earshot ÷ whisper.cpp (below 1: earshot faster). RTF: processing time ÷ audio duration (model load excluded on both sides). ' +
@@ -801,7 +854,7 @@ export function markdown(report: Report): string {
   ];
   if (report.rows.some((r) => r.randomWeights)) {
     lines.push(
-      '(random): a generated random-weight model with whisper\'s real shapes: the compute of load, encoder and each decoder step is real; the transcript is not, so decoding work (tokens per window) differs from real speech.',
+      "(random): a generated random-weight model with whisper's real shapes: the compute of load, encoder and each decoder step is real; the transcript is not, so decoding work (tokens per window) differs from real speech.",
     );
   }
   if (!onPi) {
@@ -809,7 +862,9 @@ export function markdown(report: Report): string {
       `Not a Raspberry Pi: these are ${m.cpu} figures, not Pi figures. The Pi 5 targets with tiny (encoder under 0.7 s per 30 s window, end to end under 1 s for jfk's 11 s: \`--clip-seconds 11\`) can only be checked on the device.`,
     );
   } else {
-    lines.push('Pi 5 targets with tiny: encoder under 700 ms per 30 s window; end to end under 1 s for an 11 s clip (run with `--clip-seconds 11`); the published 2023 figure is 1.1 s (f16).');
+    lines.push(
+      'Pi 5 targets with tiny: encoder under 700 ms per 30 s window; end to end under 1 s for an 11 s clip (run with `--clip-seconds 11`); the published 2023 figure is 1.1 s (f16).',
+    );
   }
   const s = report.service;
   if (s) {
@@ -824,9 +879,11 @@ export function markdown(report: Report): string {
         `the spooled upload (${mb(w.uploadBytes)}, 16-bit WAV) + the decoded float PCM spool (${mb(w.pcmBytes)}) + ${mb(w.writeBytes - w.uploadBytes - w.pcmBytes)} else (LMDB)`,
       `- **per transcribed hour: ${mb(w.perHourBytes)} written**, scaled linearly from the ${s.jobSeconds} s job (file system journal and metadata not included). ` +
         `${mb(w.cancelledWriteBytes)} of the job's bytes were deleted before writeback (cancelled_write_bytes; ${mb(w.netPerHourBytes)} per hour net): ` +
-        'spool files of a job that ends within the kernel\'s writeback delay (30 s) never reach the disk; those of longer jobs do',
+        "spool files of a job that ends within the kernel's writeback delay (30 s) never reach the disk; those of longer jobs do",
       `- state directory (${s.fileSystem}${s.fileSystem === 'tmpfs' ? ': NOTHING REACHES A DISK, pass --state-dir on the SD card' : ''}) after the jobs: ${
-        Object.entries(s.stateFiles).map(([p, b]) => `${p} ${mb(b)}`).join(', ') || 'empty'
+        Object.entries(s.stateFiles)
+          .map(([p, b]) => `${p} ${mb(b)}`)
+          .join(', ') || 'empty'
       } (allocated)`,
       `- the whole block device wrote ${w.deviceBytes === null ? 'n/a' : mb(w.deviceBytes)} meanwhile (every process on it, not only earshot)`,
       `- the service printed ${w.logLines} lines (${w.logBytes} bytes) to stdout/stderr during that job (journald stores them)`,
@@ -908,7 +965,9 @@ async function runEngineSuite(o: EngineOptions): Promise<void> {
         const file = files.get(name)!.get(quant)!;
         for (const threads of o.threads) {
           for (const flashAttn of o.flashAttn) {
-            log(`row ${report.rows.length + 1}/${total}: ${path.basename(file)}, ${threads} threads, flash attention ${flashAttn ? 'on' : 'off'} (load ${os.loadavg()[0]!.toFixed(2)})`);
+            log(
+              `row ${report.rows.length + 1}/${total}: ${path.basename(file)}, ${threads} threads, flash attention ${flashAttn ? 'on' : 'off'} (load ${os.loadavg()[0]!.toFixed(2)})`,
+            );
             report.rows.push(await benchRow(o, audio, name, quant, file, threads, flashAttn));
           }
         }
@@ -916,8 +975,7 @@ async function runEngineSuite(o: EngineOptions): Promise<void> {
     }
 
     if (o.service) {
-      const serviceModel =
-        o.serviceModel ?? `${o.models[0]}${o.quants.includes('q5_1') ? '-q5_1' : o.quants[0] === 'f16' ? '' : `-${o.quants[0]}`}`;
+      const serviceModel = o.serviceModel ?? `${o.models[0]}${o.quants.includes('q5_1') ? '-q5_1' : o.quants[0] === 'f16' ? '' : `-${o.quants[0]}`}`;
       const serviceFile = serviceModel.includes('/') ? path.resolve(serviceModel) : locateModel(o.modelsDir, `ggml-${serviceModel}.bin`);
       if (!serviceFile) throw new Error(`no model ${serviceModel} in ${o.modelsDir} (or its generated/) for the service`);
       report.service = await benchService(o, audio, serviceFile, Math.max(...o.threads), log);
@@ -950,7 +1008,13 @@ async function run(o: BenchOptions): Promise<void> {
     }
     if (suite === 'api') await runApiSuite({ model: findModel(o.model ?? 'tiny.en-q5_1'), threads, runs: o.runs ?? 5, submitSeconds: o.submitSeconds });
     if (suite === 'delivery') {
-      await runDeliverySuite({ deliveries: o.deliveries, hooks: o.hooks, jobs: o.jobs, model: findModel(o.model ?? 'test.en-q5_0'), concurrency: o.concurrency });
+      await runDeliverySuite({
+        deliveries: o.deliveries,
+        hooks: o.hooks,
+        jobs: o.jobs,
+        model: findModel(o.model ?? 'test.en-q5_0'),
+        concurrency: o.concurrency,
+      });
     }
   }
 }

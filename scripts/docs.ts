@@ -44,7 +44,17 @@ export function routesTable(): string {
   const unused = () => {
     throw new Error('not used to list routes');
   };
-  const ctx: DialectContext = { config, log, db, jobs, outbox: new Outbox(db), policy: new CidrPolicy([]), wakeDeliveries: unused, request: unused, model: unused };
+  const ctx: DialectContext = {
+    config,
+    log,
+    db,
+    jobs,
+    outbox: new Outbox(db),
+    policy: new CidrPolicy([]),
+    wakeDeliveries: unused,
+    request: unused,
+    model: unused,
+  };
   const sections = dialectFactories.map((create) => {
     const dialect = create(ctx);
     return [`**${dialect.title}**`, '', '| method | path | |', '|---|---|---|', ...routeRows(dialect.routes.flatMap((g) => g.routes))].join('\n');

@@ -27,8 +27,17 @@ import { runIfMain } from './lib/cli.js';
 export { MODEL_CATALOG, parseCatalog, type CatalogEntry } from './lib/model-catalog.js';
 
 /** Why a download failed; `retryable` failures are retried (resuming) before giving up. */
-export type DownloadErrorCode = 'NOT_FOUND' | 'HTTP_STATUS' | 'TIMEOUT' | 'NETWORK' | 'TRUNCATED' | 'TOO_MANY_REDIRECTS'
-  | 'SIZE_MISMATCH' | 'CHECKSUM_MISMATCH' | 'EXISTS_MISMATCH' | 'MISSING_TOOL';
+export type DownloadErrorCode =
+  | 'NOT_FOUND'
+  | 'HTTP_STATUS'
+  | 'TIMEOUT'
+  | 'NETWORK'
+  | 'TRUNCATED'
+  | 'TOO_MANY_REDIRECTS'
+  | 'SIZE_MISMATCH'
+  | 'CHECKSUM_MISMATCH'
+  | 'EXISTS_MISMATCH'
+  | 'MISSING_TOOL';
 
 export class DownloadError extends Error {
   override name = 'DownloadError';
@@ -106,7 +115,11 @@ function run(command: string, args: string[], opts: { stdin?: string; stderr?: '
     let stdout = '';
     child.stdout!.setEncoding('utf8').on('data', (d: string) => (stdout += d));
     child.on('error', (err: NodeJS.ErrnoException) =>
-      reject(err.code === 'ENOENT' ? new DownloadError('MISSING_TOOL', `${command} is not installed: sudo apt-get install ${command === 'curl' ? 'curl' : 'coreutils'}`) : err),
+      reject(
+        err.code === 'ENOENT'
+          ? new DownloadError('MISSING_TOOL', `${command} is not installed: sudo apt-get install ${command === 'curl' ? 'curl' : 'coreutils'}`)
+          : err,
+      ),
     );
     child.on('close', (code, signal) => resolvePromise({ code: code ?? (signal === 'SIGKILL' ? 137 : 143), stdout }));
     child.stdin?.on('error', () => {}).end(opts.stdin);
@@ -130,14 +143,36 @@ let stopCurl: (() => void) | null = null;
  * is complete, or with 'range-ignored' when the server answered the resume with the whole
  * file (curl then writes nothing); throws a DownloadError saying why not.
  */
-async function curl(url: string, part: string, o: Required<Pick<DownloadOptions, 'timeoutSeconds' | 'progress'>> & { token?: string }): Promise<'done' | 'range-ignored'> {
+async function curl(
+  url: string,
+  part: string,
+  o: Required<Pick<DownloadOptions, 'timeoutSeconds' | 'progress'>> & { token?: string },
+): Promise<'done' | 'range-ignored'> {
   const host = new URL(url).host;
   const args = [
-    '--location', '--max-redirs', String(REDIRECTS), '--proto', '=http,https', '--proto-redir', '=http,https',
-    '--fail', '--no-buffer', '--continue-at', '-', '--output', part,
-    '--user-agent', 'earshot-download-model/2',
-    '--connect-timeout', String(o.timeoutSeconds), '--speed-limit', '1', '--speed-time', String(o.timeoutSeconds),
-    '--write-out', '%{http_code}\\n%{errormsg}\\n%{size_download}',
+    '--location',
+    '--max-redirs',
+    String(REDIRECTS),
+    '--proto',
+    '=http,https',
+    '--proto-redir',
+    '=http,https',
+    '--fail',
+    '--no-buffer',
+    '--continue-at',
+    '-',
+    '--output',
+    part,
+    '--user-agent',
+    'earshot-download-model/2',
+    '--connect-timeout',
+    String(o.timeoutSeconds),
+    '--speed-limit',
+    '1',
+    '--speed-time',
+    String(o.timeoutSeconds),
+    '--write-out',
+    '%{http_code}\\n%{errormsg}\\n%{size_download}',
     ...(o.progress === 'bar' ? ['--progress-bar'] : ['--silent']),
   ];
   // The token goes in on stdin (a config file), not on the command line where ps shows it.
@@ -154,7 +189,8 @@ async function curl(url: string, part: string, o: Required<Pick<DownloadOptions,
   switch (code) {
     case 22:
       if (http === 404) throw new DownloadError('NOT_FOUND', `${url} was not found (HTTP 404)`);
-      if (http === 401 || http === 403) throw new DownloadError('HTTP_STATUS', `${url} refused the download (HTTP ${http}); if the host needs a token, set HF_TOKEN`);
+      if (http === 401 || http === 403)
+        throw new DownloadError('HTTP_STATUS', `${url} refused the download (HTTP ${http}); if the host needs a token, set HF_TOKEN`);
       throw new DownloadError('HTTP_STATUS', `${url} answered HTTP ${http}`, http >= 500 || http === 429 || http === 408);
     case 28:
       throw new DownloadError('TIMEOUT', `no data from ${host} for ${o.timeoutSeconds} s ${got} (curl: ${message})`, true);
@@ -162,7 +198,15 @@ async function curl(url: string, part: string, o: Required<Pick<DownloadOptions,
       throw new DownloadError('TRUNCATED', `${host} closed the connection ${got} (curl: ${message})`, true);
     case 47:
       throw new DownloadError('TOO_MANY_REDIRECTS', `more than ${REDIRECTS} redirects (curl: ${message})`);
-    case 5: case 6: case 7: case 16: case 35: case 52: case 55: case 56: case 92:
+    case 5:
+    case 6:
+    case 7:
+    case 16:
+    case 35:
+    case 52:
+    case 55:
+    case 56:
+    case 92:
       throw new DownloadError('NETWORK', `${host}: ${message} ${got} (curl exit ${code})`, true);
     default:
       throw new DownloadError('NETWORK', `${host}: ${message || 'failed'} (curl exit ${code})`);
@@ -205,7 +249,10 @@ export async function downloadModel(options: DownloadOptions): Promise<void> {
     }
     // scripts/ensure-model leaves a generated random-weight stand-in under the real name
     // when it could not download: the real model replaces it without --force.
-    const standIn = await readFile(`${dest}.json`, 'utf8').then((t) => t.includes('make-test-model'), () => false);
+    const standIn = await readFile(`${dest}.json`, 'utf8').then(
+      (t) => t.includes('make-test-model'),
+      () => false,
+    );
     if (standIn) {
       log(`${dest} is a generated random-weight stand-in: replacing it with the real model`);
       await rm(`${dest}.json`, { force: true });
@@ -401,8 +448,9 @@ export async function parseCli(argv: string[], env: NodeJS.ProcessEnv, isTTY: bo
   let entry = findModel(catalog, name);
   if (!entry) {
     if (sha256 === undefined && verify) {
-      throw new UsageError(`unknown model "${name}". Known: ${catalog.map((e) => e.name).join(', ')}.\n` +
-        `To fetch ggml-${name}.bin anyway, pass --sha256 HEX (or --no-verify).`);
+      throw new UsageError(
+        `unknown model "${name}". Known: ${catalog.map((e) => e.name).join(', ')}.\n` + `To fetch ggml-${name}.bin anyway, pass --sha256 HEX (or --no-verify).`,
+      );
     }
     const file = `ggml-${name}.bin`;
     entry = { name, file, url: `${WHISPER_BASE_URL}/${file}`, sha256: null, sha1: null, size: null };

@@ -152,12 +152,7 @@ async function writeSidecar(path: string, sidecar: Sidecar): Promise<void> {
 }
 
 // Runs `produce(tempPath)` unless the file is up to date, then renames into place.
-async function produceFile(
-  path: string,
-  identity: SidecarIdentity,
-  produce: (temp: string) => Promise<void>,
-  quant: Quant | null,
-): Promise<MadeTestModel> {
+async function produceFile(path: string, identity: SidecarIdentity, produce: (temp: string) => Promise<void>, quant: Quant | null): Promise<MadeTestModel> {
   const started = performance.now();
   const current = await upToDate(path, identity);
   if (current !== null) {
@@ -231,9 +226,14 @@ export async function makeTestModels(options: MakeTestModelsOptions): Promise<Ma
   const baseName = modelFileName(shape, { multilingual });
   const basePath = join(outDir, baseName);
   const baseIdentity: SidecarIdentity = { generator: GENERATOR, version: GENERATOR_VERSION, shape, multilingual, seed, quant: null, hparams, source: null };
-  const base = await produceFile(basePath, baseIdentity, async (temp) => {
-    await writeWhisperModel(temp, { shape: hparams, seed });
-  }, null);
+  const base = await produceFile(
+    basePath,
+    baseIdentity,
+    async (temp) => {
+      await writeWhisperModel(temp, { shape: hparams, seed });
+    },
+    null,
+  );
   report(base);
 
   for (const quant of quants) {
@@ -269,9 +269,14 @@ export async function makeVadTestModel(options: MakeVadTestModelOptions = {}): P
     seed,
     hparams: structuredClone(SILERO_VAD_HPARAMS) as VadHparams,
   };
-  const made = await produceFile(join(outDir, VAD_MODEL_FILE), identity, async (temp) => {
-    await writeVadModel(temp, { seed });
-  }, null);
+  const made = await produceFile(
+    join(outDir, VAD_MODEL_FILE),
+    identity,
+    async (temp) => {
+      await writeVadModel(temp, { seed });
+    },
+    null,
+  );
   options.log?.(formatResult(made));
   return made;
 }
@@ -316,7 +321,10 @@ function parseCli(argv: string[]): CliRequest | 'help' {
   if (v.shape === undefined || !CLI_SHAPES.includes(v.shape)) {
     throw new UsageError(`Expected one of ${CLI_SHAPES.join(', ')} for --shape but received ${v.shape ?? 'nothing'}`);
   }
-  const quants = (v.quant ?? '').split(',').map((q) => q.trim()).filter((q) => q !== '');
+  const quants = (v.quant ?? '')
+    .split(',')
+    .map((q) => q.trim())
+    .filter((q) => q !== '');
   for (const q of quants) {
     if (!(QUANTS as readonly string[]).includes(q)) throw new UsageError(`Expected one of ${QUANTS.join(', ')} for --quant but received ${q}`);
   }

@@ -11,6 +11,6 @@ export function resolveApiKey(configured: string | undefined, stateDir: string):
   const file = path.join(stateDir, 'api-key');
   if (existsSync(file)) return { key: readFileSync(file, 'utf8').trim(), generated: false };
   const key = randomBytes(24).toString('base64url');
-  writeFileSync(file, key + '\n', { mode: 0o600, flag: 'wx' });
+  writeFileSync(file, `${key}\n`, { mode: 0o600, flag: 'wx' });
   return { key, generated: true };
 }

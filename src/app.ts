@@ -145,7 +145,8 @@ export class App {
 
   async start(): Promise<void> {
     const { config, log } = this;
-    const p = (this.parts = this.build());
+    this.parts = this.build();
+    const p = this.parts;
     p.db.open();
     p.spool.open();
     const upgraded = await p.outbox.upgrade();

@@ -303,10 +303,7 @@ export function loadConfig(sources: ConfigSources = {}): Config {
   const env = sources.env ?? process.env;
   const problems: string[] = [];
   const explicitFile = sources.file === null ? null : (sources.file ?? env.EARSHOT_CONFIG);
-  const file =
-    explicitFile === null
-      ? undefined
-      : (explicitFile ?? (existsSync('/etc/earshot/config.json') ? '/etc/earshot/config.json' : undefined));
+  const file = explicitFile === null ? undefined : (explicitFile ?? (existsSync('/etc/earshot/config.json') ? '/etc/earshot/config.json' : undefined));
 
   let fromFile: Record<string, unknown> = {};
   if (file) {

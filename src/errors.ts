@@ -28,36 +28,74 @@ export const errorRegistry = {
   ERR_SHUTTING_DOWN: { status: 503, title: 'the service is shutting down' },
   ERR_STORE: { status: 500, title: 'storage failed', doc: 'the state could not be stored (logged)' },
   ERR_INTERNAL: { status: 500, title: 'internal error', doc: 'a bug (logged)' },
-  ERR_INTERRUPTED: { status: 500, title: 'processing was interrupted too often', doc: 'the job was interrupted three times by crashes; not retried again (job error)' },
+  ERR_INTERRUPTED: {
+    status: 500,
+    title: 'processing was interrupted too often',
+    doc: 'the job was interrupted three times by crashes; not retried again (job error)',
+  },
   ERR_JOB_NOT_FOUND: { status: 404, title: 'job not found' },
   ERR_JOB_BUSY: { status: 400, title: 'job is being processed', doc: 'a job being processed cannot be deleted' },
-  ERR_CALLBACK_NOT_REGISTERED: { status: 400, title: 'callback URL is not registered', doc: 'allow-list the callback URL with POST /v1/register_callback first' },
-  ERR_CALLBACK_REGISTRATION: { status: 400, title: 'callback URL could not be registered', doc: 'the challenge of register_callback failed; the message says how' },
+  ERR_CALLBACK_NOT_REGISTERED: {
+    status: 400,
+    title: 'callback URL is not registered',
+    doc: 'allow-list the callback URL with POST /v1/register_callback first',
+  },
+  ERR_CALLBACK_REGISTRATION: {
+    status: 400,
+    title: 'callback URL could not be registered',
+    doc: 'the challenge of register_callback failed; the message says how',
+  },
 
   // Delivery targets (callback / webhook URLs). 400: the URL came from the client, and a
   // failed register_callback challenge is a 400 in IBM's contract.
-  ERR_TARGET_FORBIDDEN: { status: 400, title: 'callback target is not in the allowed address ranges', doc: 'a callback or web hook target outside `EARSHOT_CALLBACK_CIDRS`, or one its dialect refuses (a dead letter "not sent: ...")' },
+  ERR_TARGET_FORBIDDEN: {
+    status: 400,
+    title: 'callback target is not in the allowed address ranges',
+    doc: 'a callback or web hook target outside `EARSHOT_CALLBACK_CIDRS`, or one its dialect refuses (a dead letter "not sent: ...")',
+  },
   ERR_TARGET_DNS: { status: 400, title: 'callback target host name could not be resolved' },
   ERR_TARGET_UNREACHABLE: { status: 400, title: 'callback target could not be reached' },
   ERR_TARGET_TIMEOUT: { status: 400, title: 'callback target did not respond in time' },
 
-  ERR_ADDON_LOAD: { status: 500, title: 'native addon could not be loaded', startup: true, doc: 'the addon or uWebSockets.js does not load: the message lists possible solutions' },
+  ERR_ADDON_LOAD: {
+    status: 500,
+    title: 'native addon could not be loaded',
+    startup: true,
+    doc: 'the addon or uWebSockets.js does not load: the message lists possible solutions',
+  },
   ERR_SYSTEMD: { status: 500, title: 'a systemd notification could not be sent', doc: 'sd_notify failed (logged once; the service runs on)' },
   ERR_MODEL_NOT_FOUND: { status: 500, title: 'model file not found', startup: true, doc: 'no model file: the message says how to install one' },
-  ERR_MODEL_INVALID: { status: 500, title: 'model file is not a valid whisper ggml model', startup: true, doc: 'a damaged or foreign model file, refused before whisper.cpp reads it' },
+  ERR_MODEL_INVALID: {
+    status: 500,
+    title: 'model file is not a valid whisper ggml model',
+    startup: true,
+    doc: 'a damaged or foreign model file, refused before whisper.cpp reads it',
+  },
   ERR_MODEL_LOAD: { status: 500, title: 'model could not be loaded', startup: true },
   ERR_MODEL_BUSY: { status: 503, title: 'model is busy' },
   ERR_MODEL_FREED: { status: 500, title: 'model has been freed' },
   ERR_INFERENCE: { status: 500, title: 'transcription failed', doc: 'whisper.cpp failed (job error)' },
-  ERR_ABORTED: { status: 499, title: 'transcription aborted', doc: 'the client closed the connection, or the transcription was cancelled; answered as 400 where a client is still there' },
+  ERR_ABORTED: {
+    status: 499,
+    title: 'transcription aborted',
+    doc: 'the client closed the connection, or the transcription was cancelled; answered as 400 where a client is still there',
+  },
 
   ERR_AUDIO_UNSUPPORTED: { status: 415, title: 'unsupported audio format', doc: 'not a format earshot decodes' },
   ERR_AUDIO_CORRUPT: { status: 400, title: 'audio is corrupt or truncated', doc: 'the audio is damaged or truncated (job error)' },
   ERR_AUDIO_EMPTY: { status: 400, title: 'audio contains no samples', doc: 'the audio has no samples (job error)' },
   ERR_AUDIO_TOO_LONG: { status: 413, title: 'audio is longer than allowed', doc: 'longer than `EARSHOT_MAX_AUDIO_SECONDS` (job error)' },
-  ERR_AUDIO_LIMIT: { status: 422, title: 'audio decoding exceeded its resource limits', doc: "decoding exceeded the decoder's memory or CPU limits (job error)" },
+  ERR_AUDIO_LIMIT: {
+    status: 422,
+    title: 'audio decoding exceeded its resource limits',
+    doc: "decoding exceeded the decoder's memory or CPU limits (job error)",
+  },
   ERR_DECODER: { status: 500, title: 'audio decoder failed', doc: 'the audio decoder failed for another reason (job error)' },
-  ERR_DECODER_UNSANDBOXED: { status: 500, title: 'audio decoder cannot sandbox itself here', doc: 'the decoder could not install its seccomp filter and `EARSHOT_DECODER_SANDBOX` is `required` (job error)' },
+  ERR_DECODER_UNSANDBOXED: {
+    status: 500,
+    title: 'audio decoder cannot sandbox itself here',
+    doc: 'the decoder could not install its seccomp filter and `EARSHOT_DECODER_SANDBOX` is `required` (job error)',
+  },
 } as const satisfies Record<string, ErrorEntry>;
 
 export type ErrorCode = keyof typeof errorRegistry;
@@ -85,10 +123,7 @@ export function isErrorCode(code: unknown): code is ErrorCode {
  */
 export function invalidArgument(name: string, expected: string, actual: unknown): AppError {
   const shown = typeof actual === 'string' ? JSON.stringify(actual) : String(actual);
-  return new AppError(
-    'ERR_INVALID_ARGUMENT',
-    `Expected ${expected} for ${name} but received ${shown} of type ${typeof actual}`,
-  );
+  return new AppError('ERR_INVALID_ARGUMENT', `Expected ${expected} for ${name} but received ${shown} of type ${typeof actual}`);
 }
 
 /**

@@ -51,7 +51,7 @@ function formatFields(fields: LogFields | undefined): string {
 /** Creates the process's logger; one line per entry on stdout by default. */
 export function createLogger(options: LoggerOptions, namespace = 'earshot'): Logger {
   const journal = options.journal ?? Boolean(process.env.JOURNAL_STREAM);
-  const write = options.write ?? ((line: string) => process.stdout.write(line + '\n'));
+  const write = options.write ?? ((line: string) => process.stdout.write(`${line}\n`));
   const threshold = logLevels.indexOf(options.level);
   const enabled = (level: LogLevel) => logLevels.indexOf(level) >= threshold;
 

@@ -32,9 +32,7 @@ try {
   await app.start();
 } catch (err) {
   if (err instanceof AppError && err.code === 'ERR_MODEL_NOT_FOUND') {
-    fail(
-      `${err.message}\nInstall a model (scripts/download-model ${config.model}) or point EARSHOT_MODEL at a ggml model file.`,
-    );
+    fail(`${err.message}\nInstall a model (scripts/download-model ${config.model}) or point EARSHOT_MODEL at a ggml model file.`);
   }
   // An AppError's message says what is wrong and what to do; anything else is a bug.
   fail(err instanceof AppError ? err.message : err instanceof Error ? (err.stack ?? err.message) : String(err));

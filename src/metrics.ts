@@ -56,7 +56,9 @@ export class Histogram {
     for (const [key, s] of this.series) {
       const inner = key.slice(1, -1);
       const withLe = (le: string) => `{${inner ? `${inner},` : ''}le="${le}"}`;
-      this.buckets.forEach((bound, i) => lines.push(`${this.name}_bucket${withLe(String(bound))} ${s.counts[i]}`));
+      this.buckets.forEach((bound, i) => {
+        lines.push(`${this.name}_bucket${withLe(String(bound))} ${s.counts[i]}`);
+      });
       lines.push(`${this.name}_bucket${withLe('+Inf')} ${s.count}`);
       lines.push(`${this.name}_sum${key} ${s.sum}`);
       lines.push(`${this.name}_count${key} ${s.count}`);
@@ -99,6 +101,6 @@ export class Metrics {
     for (const f of this.families) {
       out.push(`# HELP ${f.name} ${f.help}`, `# TYPE ${f.name} ${f.type}`, ...f.render());
     }
-    return out.join('\n') + '\n';
+    return `${out.join('\n')}\n`;
   }
 }

@@ -88,7 +88,9 @@ export class Systemd {
  */
 export function cgroupMemoryLimit(): string {
   try {
-    const line = readFileSync('/proc/self/cgroup', 'utf8').split('\n').find((l) => l.startsWith('0::'));
+    const line = readFileSync('/proc/self/cgroup', 'utf8')
+      .split('\n')
+      .find((l) => l.startsWith('0::'));
     if (!line) return 'none (no cgroup v2)';
     const controllers = readFileSync('/sys/fs/cgroup/cgroup.controllers', 'utf8');
     if (!controllers.split(/\s+/).includes('memory')) return 'none (the kernel memory controller is disabled)';

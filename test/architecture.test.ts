@@ -10,7 +10,10 @@ import { projectRoot } from '../src/paths.js';
 const src = path.join(projectRoot, 'src');
 const files = (readdirSync(src, { recursive: true }) as string[]).filter((f) => f.endsWith('.ts')).map((f) => f.split(path.sep).join('/'));
 const read = (file: string) => readFileSync(path.join(src, file), 'utf8');
-const imports = (file: string) => [...read(file).matchAll(/^import .* from '(\.[^']+)';$/gm)].map((m) => path.posix.normalize(path.posix.join(path.posix.dirname(file), m[1]!)).replace(/\.js$/, '.ts'));
+const imports = (file: string) =>
+  [...read(file).matchAll(/^import .* from '(\.[^']+)';$/gm)].map((m) =>
+    path.posix.normalize(path.posix.join(path.posix.dirname(file), m[1]!)).replace(/\.js$/, '.ts'),
+  );
 const dialects = ['ibm', 'azure'];
 
 t.test('delivery/ names no dialect', async (t) => {
@@ -22,7 +25,12 @@ t.test('delivery/ names no dialect', async (t) => {
 t.test('route files import no other route file', async (t) => {
   const routeFiles = files.filter((f) => /(^|\/)([a-z-]*-)?routes\.ts$/.test(f));
   t.ok(routeFiles.length >= 4, `found ${routeFiles.join(', ')}`);
-  for (const file of routeFiles) t.same(imports(file).filter((i) => routeFiles.includes(i)), [], file);
+  for (const file of routeFiles)
+    t.same(
+      imports(file).filter((i) => routeFiles.includes(i)),
+      [],
+      file,
+    );
 });
 
 t.test('only the composition root and the dialects themselves import a dialect', async (t) => {

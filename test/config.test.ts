@@ -70,12 +70,18 @@ t.test('durations: ms, s, m and h, as a list in the environment or an array in t
   t.same(loadConfig({ env: { EARSHOT_RETRY_SCHEDULE: '500ms, 5s,1.5m,2h' }, file: null }).retryDelaysMs, [500, 5000, 90_000, 7_200_000]);
   t.same(loadConfig({ env: {}, file: configFile(t, { retryDelaysMs: ['10s', '1m'] }) }).retryDelaysMs, [10_000, 60_000]);
   t.same(loadConfig({ env: { EARSHOT_RETRY_SCHEDULE: ',' }, file: null }).retryDelaysMs, [], 'no retries at all');
-  t.throws(() => loadConfig({ env: { EARSHOT_RETRY_SCHEDULE: '5 minutes' }, file: null }), { message: /"5 minutes" is not a duration such as 500ms, 5s, 5m or 2h/ });
+  t.throws(() => loadConfig({ env: { EARSHOT_RETRY_SCHEDULE: '5 minutes' }, file: null }), {
+    message: /"5 minutes" is not a duration such as 500ms, 5s, 5m or 2h/,
+  });
   t.throws(() => loadConfig({ env: { EARSHOT_RETRY_SCHEDULE: '-5s' }, file: null }), { code: 'ERR_CONFIG' });
 });
 
 t.test('CIDR lists: IPv4 and IPv6 ranges, each checked', async (t) => {
-  t.same(loadConfig({ env: { EARSHOT_CALLBACK_CIDRS: '127.0.0.0/8, ::1/128,192.168.1.0/24' }, file: null }).callbackCidrs, ['127.0.0.0/8', '::1/128', '192.168.1.0/24']);
+  t.same(loadConfig({ env: { EARSHOT_CALLBACK_CIDRS: '127.0.0.0/8, ::1/128,192.168.1.0/24' }, file: null }).callbackCidrs, [
+    '127.0.0.0/8',
+    '::1/128',
+    '192.168.1.0/24',
+  ]);
   t.same(loadConfig({ env: {}, file: configFile(t, { callbackCidrs: ['10.1.0.0/16'] }) }).callbackCidrs, ['10.1.0.0/16']);
   for (const bad of ['10.0.0.0/33', '10.0.0/8', 'lan', '::1/129']) {
     t.throws(() => loadConfig({ env: { EARSHOT_CALLBACK_CIDRS: bad }, file: null }), { code: 'ERR_CONFIG', message: /EARSHOT_CALLBACK_CIDRS/ }, bad);
@@ -83,7 +89,10 @@ t.test('CIDR lists: IPv4 and IPv6 ranges, each checked', async (t) => {
 });
 
 t.test('booleans, choices and models by name', async (t) => {
-  const config = loadConfig({ env: { EARSHOT_FLASH_ATTN: 'off', EARSHOT_TEMPERATURE_FALLBACK: 'YES', EARSHOT_VAD_MODEL: 'silero-v5.1.2', EARSHOT_MODELS_DIR: '/srv/models' }, file: null });
+  const config = loadConfig({
+    env: { EARSHOT_FLASH_ATTN: 'off', EARSHOT_TEMPERATURE_FALLBACK: 'YES', EARSHOT_VAD_MODEL: 'silero-v5.1.2', EARSHOT_MODELS_DIR: '/srv/models' },
+    file: null,
+  });
   t.equal(config.flashAttn, false);
   t.equal(config.temperatureFallback, true);
   t.equal(config.vadModelPath, '/srv/models/ggml-silero-v5.1.2.bin');

@@ -15,6 +15,8 @@ t.test('the README matches what the code says (npm run docs rewrites it)', async
 });
 
 t.test('every route is documented', async (t) => {
-  const undocumented = routesTable().split('\n').filter((line) => /^\| [A-Z]+ \| .* \|\s*\|$/.test(line));
+  const undocumented = routesTable()
+    .split('\n')
+    .filter((line) => /^\| [A-Z]+ \| .* \|\s*\|$/.test(line));
   t.same(undocumented, []);
 });

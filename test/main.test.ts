@@ -32,7 +32,7 @@ t.test('a missing native addon: "Possible solutions", no stack trace', async (t)
   t.ok(noStack(output), output);
 });
 
-t.test('a broken native addon (not a shared object): the same message with the loader\'s reason', async (t) => {
+t.test("a broken native addon (not a shared object): the same message with the loader's reason", async (t) => {
   const dir = t.testdir();
   const broken = path.join(dir, 'earshot.node');
   writeFileSync(broken, 'this is not an ELF file\n');
@@ -52,6 +52,9 @@ t.test('a missing model and an invalid setting: what to do, no stack trace', asy
 
   const invalid = await runMain({ ...testServiceEnv(dir), EARSHOT_PORT: 'eighty', EARSHOT_AUTH: 'maybe' });
   t.equal(invalid.code, 1);
-  t.match(invalid.output, /earshot: Invalid configuration:\n- EARSHOT_PORT must be an integer from 0 to 65535 \(got "eighty"\)\n- EARSHOT_AUTH must be one of key, none \(got "maybe"\)/);
+  t.match(
+    invalid.output,
+    /earshot: Invalid configuration:\n- EARSHOT_PORT must be an integer from 0 to 65535 \(got "eighty"\)\n- EARSHOT_AUTH must be one of key, none \(got "maybe"\)/,
+  );
   t.ok(noStack(invalid.output), invalid.output);
 });

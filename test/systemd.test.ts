@@ -59,7 +59,14 @@ t.test('the unit lets the audio decoder install its seccomp filter', async (t) =
 
 /** A repeating timer the test fires by hand. */
 function fakeEvery() {
-  const timer = { fn: undefined as (() => void) | undefined, ms: 0, cancelled: false, fire: (n = 1) => { for (let i = 0; i < n; i++) if (!timer.cancelled) timer.fn!(); } };
+  const timer = {
+    fn: undefined as (() => void) | undefined,
+    ms: 0,
+    cancelled: false,
+    fire: (n = 1) => {
+      for (let i = 0; i < n; i++) if (!timer.cancelled) timer.fn!();
+    },
+  };
   const every = (fn: () => void, ms: number) => {
     Object.assign(timer, { fn, ms });
     return { cancel: () => (timer.cancelled = true) };
@@ -73,7 +80,10 @@ t.test('watchdog pings stop while the running job makes no progress', async (t) 
   const { timer, every } = fakeEvery();
   const lines: string[] = [];
   const systemd = new Systemd({
-    notify: (s) => (sent.push(s), true),
+    notify: (s) => {
+      sent.push(s);
+      return true;
+    },
     healthy: () => healthy,
     log: createLogger({ level: 'error', write: (line) => lines.push(line) }),
     env: { WATCHDOG_USEC: '40000', WATCHDOG_PID: String(process.pid) },
@@ -94,7 +104,12 @@ t.test('watchdog pings stop while the running job makes no progress', async (t) 
   systemd.stopping();
   t.ok(timer.cancelled, 'the timer stops');
   t.equal(sent.at(-1), 'STOPPING=1');
-  t.equal(new Systemd({ notify: () => true, healthy: () => true, log: createLogger({ level: 'error' }), env: { WATCHDOG_USEC: '1000', WATCHDOG_PID: '1' } }).watchdogMs, undefined, "another process's watchdog");
+  t.equal(
+    new Systemd({ notify: () => true, healthy: () => true, log: createLogger({ level: 'error' }), env: { WATCHDOG_USEC: '1000', WATCHDOG_PID: '1' } })
+      .watchdogMs,
+    undefined,
+    "another process's watchdog",
+  );
 });
 
 t.test('a failing sd_notify is logged once per run of failures and never thrown, not even from the watchdog timer', async (t) => {

@@ -45,7 +45,9 @@ export async function rssChild(pcmFile: string, model: string, threads: number):
   const m = new addon.Model();
   await m.load(model);
   const result = await m.transcribe({ path: pcmFile }, { ...settings(threads).native, windowSeconds: 300 }).promise;
-  process.stdout.write(JSON.stringify({ peakRssMb: vmHwmMb('self'), durationMs: result.durationMs, windows: result.windows, totalMs: result.timings.totalMs }) + '\n');
+  process.stdout.write(
+    `${JSON.stringify({ peakRssMb: vmHwmMb('self'), durationMs: result.durationMs, windows: result.windows, totalMs: result.timings.totalMs })}\n`,
+  );
   m.free();
 }
 
@@ -122,4 +124,3 @@ export async function runAddonSuite(o: AddonSuiteOptions): Promise<void> {
     rmSync(dir, { recursive: true, force: true });
   }
 }
-

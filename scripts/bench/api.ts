@@ -65,10 +65,14 @@ async function startReceiver() {
 
 async function startWhisperServer(model: string, threads: number): Promise<{ proc: ChildProcess; base: string }> {
   const port = 20000 + Math.floor(Math.random() * 20000);
-  const proc = spawn(nativeTool('whisper-server'), ['-m', model, '-t', String(threads), '--host', '127.0.0.1', '--port', String(port), '-bs', '1', '-bo', '5', '-nf', '-fa', '-l', 'en'], {
-    stdio: ['ignore', 'ignore', 'pipe'],
-    env: { ...process.env },
-  });
+  const proc = spawn(
+    nativeTool('whisper-server'),
+    ['-m', model, '-t', String(threads), '--host', '127.0.0.1', '--port', String(port), '-bs', '1', '-bo', '5', '-nf', '-fa', '-l', 'en'],
+    {
+      stdio: ['ignore', 'ignore', 'pipe'],
+      env: { ...process.env },
+    },
+  );
   const base = `http://127.0.0.1:${port}`;
   for (let i = 0; i < 200; i++) {
     try {
@@ -115,7 +119,7 @@ export async function runApiSuite(o: ApiSuiteOptions): Promise<void> {
       await sleep(2);
     }
     lines.push(
-      `1. GET /v1/recognitions/{id} during a ${long.length / 32000 | 0} s transcription: ${latencies.length} requests, ` +
+      `1. GET /v1/recognitions/{id} during a ${(long.length / 32000) | 0} s transcription: ${latencies.length} requests, ` +
         `p50 ${median(latencies).toFixed(2)} ms, p99 ${percentile(latencies, 0.99).toFixed(2)} ms, max ${Math.max(...latencies).toFixed(2)} ms (target p99 < 10 ms)`,
     );
 
@@ -190,4 +194,3 @@ export async function runApiSuite(o: ApiSuiteOptions): Promise<void> {
   }
   console.log(lines.join('\n'));
 }
-

@@ -64,7 +64,12 @@ function fakeJob(i: number): Job {
   };
 }
 
-async function throughput(dir: string, deliveries: number, hooks: number, concurrency: number | undefined): Promise<{ perSecond: number; ms: number; count: number }> {
+async function throughput(
+  dir: string,
+  deliveries: number,
+  hooks: number,
+  concurrency: number | undefined,
+): Promise<{ perSecond: number; ms: number; count: number }> {
   const log = createLogger({ level: 'warn' });
   const db = new StateDatabase(path.join(dir, `throughput-${concurrency ?? 'default'}`));
   db.open();
@@ -90,7 +95,10 @@ async function throughput(dir: string, deliveries: number, hooks: number, concur
   contentUrls.setKey(Buffer.from('bench'));
   const notifier = new AzureNotifier({ registry, outbox, contentUrls });
   for (let h = 0; h < hooks; h++) {
-    await registry.create(parseCreateV31({ displayName: `h${h}`, webUrl: receiver.url, events: { transcriptionCreation: true }, properties: { secret: 'bench-secret' } }), 'http://127.0.0.1:8080');
+    await registry.create(
+      parseCreateV31({ displayName: `h${h}`, webUrl: receiver.url, events: { transcriptionCreation: true }, properties: { secret: 'bench-secret' } }),
+      'http://127.0.0.1:8080',
+    );
   }
   // The backlog: one job "created" per transaction, fanned out to every hook.
   const jobs = Math.ceil(deliveries / hooks);

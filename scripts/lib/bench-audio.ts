@@ -52,7 +52,9 @@ export function writeFloatWav(file: string, pcm: Float32Array): void {
 /** 16 kHz mono 16-bit PCM WAV in memory: what a client would upload. */
 export function int16Wav(pcm: Float32Array): Buffer {
   const data = Buffer.alloc(pcm.length * 2);
-  pcm.forEach((x, i) => data.writeInt16LE(Math.round(Math.max(-1, Math.min(1, x)) * 32767), i * 2));
+  pcm.forEach((x, i) => {
+    data.writeInt16LE(Math.round(Math.max(-1, Math.min(1, x)) * 32767), i * 2);
+  });
   return Buffer.concat([wavHeader(data.length, 1, 16), data]);
 }
 

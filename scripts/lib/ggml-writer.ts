@@ -61,10 +61,7 @@ export function whisperHparams(shape: ModelShape, options: { multilingual?: bool
 /** ggml tensor types as stored in the file (GGML_TYPE_F32 = 0, GGML_TYPE_F16 = 1). */
 export type TensorType = 'f32' | 'f16';
 
-type TensorInit =
-  | { kind: 'normal'; std: number }
-  | { kind: 'constant'; value: number }
-  | { kind: 'sinusoids'; scale: number };
+type TensorInit = { kind: 'normal'; std: number } | { kind: 'constant'; value: number } | { kind: 'sinusoids'; scale: number };
 
 /** One tensor as written: name, PyTorch shape (outermost first), type and how it is filled. */
 export interface TensorSpec {
@@ -250,34 +247,160 @@ const COMMON_WORDS = (
   'period indicate radio spoke atom human history effect electric expect crop modern ' +
   'element hit student corner party supply bone rail imagine provide agree thus capital ' +
   "won't chair danger fruit rich thick soldier process operate guess necessary sharp wing " +
-  "create neighbor wash bat rather crowd corn compare poem string bell depend meat rub tube " +
-  "famous dollar stream fear sight thin triangle planet hurry chief colony clock mine tie " +
-  "enter major fresh search send yellow gun allow print dead spot desert suit current lift " +
-  "rose continue block chart hat sell success company subtract event particular deal swim " +
-  "term opposite wife shoe shoulder spread arrange camp invent cotton born determine quart " +
-  "nine truck noise level chance gather shop stretch throw shine property column molecule " +
-  "select wrong gray repeat require broad prepare salt nose plural anger claim continent " +
-  "oxygen sugar death pretty skill women season solution magnet silver thank branch match " +
-  "suffix especially fig afraid huge sister steel discuss forward similar guide experience " +
-  "score apple bought led pitch coat mass card band rope slip win dream evening condition " +
-  "feed tool total basic smell valley nor double seat arrive master track parent shore " +
-  "division sheet substance favor connect post spend chord fat glad original share station " +
-  "dad bread charge proper bar offer segment slave duck instant market degree populate " +
-  "chick dear enemy reply drink occur support speech nature range steam motion path liquid " +
+  'create neighbor wash bat rather crowd corn compare poem string bell depend meat rub tube ' +
+  'famous dollar stream fear sight thin triangle planet hurry chief colony clock mine tie ' +
+  'enter major fresh search send yellow gun allow print dead spot desert suit current lift ' +
+  'rose continue block chart hat sell success company subtract event particular deal swim ' +
+  'term opposite wife shoe shoulder spread arrange camp invent cotton born determine quart ' +
+  'nine truck noise level chance gather shop stretch throw shine property column molecule ' +
+  'select wrong gray repeat require broad prepare salt nose plural anger claim continent ' +
+  'oxygen sugar death pretty skill women season solution magnet silver thank branch match ' +
+  'suffix especially fig afraid huge sister steel discuss forward similar guide experience ' +
+  'score apple bought led pitch coat mass card band rope slip win dream evening condition ' +
+  'feed tool total basic smell valley nor double seat arrive master track parent shore ' +
+  'division sheet substance favor connect post spend chord fat glad original share station ' +
+  'dad bread charge proper bar offer segment slave duck instant market degree populate ' +
+  'chick dear enemy reply drink occur support speech nature range steam motion path liquid ' +
   "log meant quotient teeth shell neck I I'm don't it's that's you you're we're"
 ).split(/\s+/);
 
 // Multi-byte punctuation pieces a GPT-2 vocabulary has; " -" and " '" are required by
 // whisper.cpp's logit filters (map::at), and the rest appear in its non-speech list.
 const PUNCTUATION = [
-  ' -', " '", ' "', ' (', ' [', '...', '..', ' --', '--', '---', "'s", "'t", "'re", "'ve", "'m",
-  "'ll", "'d", ',"', '."', '?"', '!"', ' ...', '<<', '>>', '((', '))', '[[', ']]', '{{', '}}',
-  '-(', '-[', "('", '("', ' ♪', '♪', '♪♪', ' $', ' %', ' &', ' 1', ' 2', ' 10', ' 100', '00',
+  ' -',
+  " '",
+  ' "',
+  ' (',
+  ' [',
+  '...',
+  '..',
+  ' --',
+  '--',
+  '---',
+  "'s",
+  "'t",
+  "'re",
+  "'ve",
+  "'m",
+  "'ll",
+  "'d",
+  ',"',
+  '."',
+  '?"',
+  '!"',
+  ' ...',
+  '<<',
+  '>>',
+  '((',
+  '))',
+  '[[',
+  ']]',
+  '{{',
+  '}}',
+  '-(',
+  '-[',
+  "('",
+  '("',
+  ' ♪',
+  '♪',
+  '♪♪',
+  ' $',
+  ' %',
+  ' &',
+  ' 1',
+  ' 2',
+  ' 10',
+  ' 100',
+  '00',
 ];
 
-const ONSETS = ['', 'b', 'br', 'c', 'ch', 'cl', 'cr', 'd', 'dr', 'f', 'fl', 'fr', 'g', 'gl', 'gr', 'h', 'j', 'k', 'l', 'm', 'n', 'p', 'pl', 'pr', 'qu', 'r', 's', 'sc', 'sh', 'sk', 'sl', 'sm', 'sn', 'sp', 'st', 'str', 'sw', 't', 'th', 'tr', 'tw', 'v', 'w', 'wh', 'y', 'z'];
+const ONSETS = [
+  '',
+  'b',
+  'br',
+  'c',
+  'ch',
+  'cl',
+  'cr',
+  'd',
+  'dr',
+  'f',
+  'fl',
+  'fr',
+  'g',
+  'gl',
+  'gr',
+  'h',
+  'j',
+  'k',
+  'l',
+  'm',
+  'n',
+  'p',
+  'pl',
+  'pr',
+  'qu',
+  'r',
+  's',
+  'sc',
+  'sh',
+  'sk',
+  'sl',
+  'sm',
+  'sn',
+  'sp',
+  'st',
+  'str',
+  'sw',
+  't',
+  'th',
+  'tr',
+  'tw',
+  'v',
+  'w',
+  'wh',
+  'y',
+  'z',
+];
 const NUCLEI = ['a', 'e', 'i', 'o', 'u', 'ai', 'ea', 'ee', 'ie', 'oa', 'oo', 'ou', 'ay', 'ow', 'y'];
-const CODAS = ['', '', '', 'b', 'ck', 'd', 'ft', 'g', 'k', 'l', 'ld', 'll', 'lt', 'm', 'mp', 'n', 'nd', 'ng', 'nk', 'nt', 'p', 'r', 'rd', 'rk', 'rm', 'rn', 'rt', 's', 'sh', 'sk', 'ss', 'st', 't', 'th', 'x', 'ze'];
+const CODAS = [
+  '',
+  '',
+  '',
+  'b',
+  'ck',
+  'd',
+  'ft',
+  'g',
+  'k',
+  'l',
+  'ld',
+  'll',
+  'lt',
+  'm',
+  'mp',
+  'n',
+  'nd',
+  'ng',
+  'nk',
+  'nt',
+  'p',
+  'r',
+  'rd',
+  'rk',
+  'rm',
+  'rn',
+  'rt',
+  's',
+  'sh',
+  'sk',
+  'ss',
+  'st',
+  't',
+  'th',
+  'x',
+  'ze',
+];
 // Later syllables are simpler, so invented words stay pronounceable.
 const LATER_ONSETS = ['b', 'c', 'd', 'f', 'g', 'l', 'm', 'n', 'p', 'r', 's', 't', 'v', 'z'];
 const LATER_NUCLEI = ['a', 'e', 'i', 'o', 'u', 'a', 'e', 'i', 'o', 'er', 'en', 'y'];
@@ -432,7 +555,9 @@ function normalQuantile(p: number): number {
   if (p > 1 - 0.02425) return -tail(Math.sqrt(-2 * Math.log(1 - p)));
   const q = p - 0.5;
   const r = q * q;
-  return ((((((a[0]! * r + a[1]!) * r + a[2]!) * r + a[3]!) * r + a[4]!) * r + a[5]!) * q) / (((((b[0]! * r + b[1]!) * r + b[2]!) * r + b[3]!) * r + b[4]!) * r + 1);
+  return (
+    ((((((a[0]! * r + a[1]!) * r + a[2]!) * r + a[3]!) * r + a[4]!) * r + a[5]!) * q) / (((((b[0]! * r + b[1]!) * r + b[2]!) * r + b[3]!) * r + b[4]!) * r + 1)
+  );
 }
 
 /** The standard normal's quantiles at the midpoints of 65536 equal-probability bins. */
@@ -559,7 +684,9 @@ export function checkSeed(seed: unknown): number {
 /** Little-endian int32 values. */
 export function int32s(values: readonly number[]): Buffer {
   const b = Buffer.allocUnsafe(values.length * 4);
-  values.forEach((v, i) => b.writeInt32LE(v, i * 4));
+  values.forEach((v, i) => {
+    b.writeInt32LE(v, i * 4);
+  });
   return b;
 }
 
@@ -663,8 +790,7 @@ async function writeTensor(writer: HashingFileWriter, spec: TensorSpec, seed: nu
  * same bytes. Overwrites `path`; callers wanting atomicity write to a temporary name.
  */
 export async function writeWhisperModel(path: string, options: WriteWhisperModelOptions): Promise<WrittenWhisperModel> {
-  const hparams =
-    typeof options.shape === 'string' ? whisperHparams(options.shape, { multilingual: options.multilingual === true }) : { ...options.shape };
+  const hparams = typeof options.shape === 'string' ? whisperHparams(options.shape, { multilingual: options.multilingual === true }) : { ...options.shape };
   validateHparams(hparams);
   const seed = checkSeed(options.seed ?? 1);
   if (endianness() !== 'LE') throw new Error('writeWhisperModel: only little-endian hosts are supported');
@@ -675,7 +801,20 @@ export async function writeWhisperModel(path: string, options: WriteWhisperModel
     const writer = new HashingFileWriter(fh);
     const h = hparams;
     await writer.push(
-      int32s([GGML_MAGIC, h.nVocab, h.nAudioCtx, h.nAudioState, h.nAudioHead, h.nAudioLayer, h.nTextCtx, h.nTextState, h.nTextHead, h.nTextLayer, h.nMels, FTYPE_MOSTLY_F16]),
+      int32s([
+        GGML_MAGIC,
+        h.nVocab,
+        h.nAudioCtx,
+        h.nAudioState,
+        h.nAudioHead,
+        h.nAudioLayer,
+        h.nTextCtx,
+        h.nTextState,
+        h.nTextHead,
+        h.nTextLayer,
+        h.nMels,
+        FTYPE_MOSTLY_F16,
+      ]),
     );
 
     const filters = melFilterbank(h.nMels);

@@ -71,9 +71,10 @@ function parseCases(spec: string): Array<{ seconds: number; frequency: number; s
 }
 
 async function run(modelFile: string, casesSpec: string, pcm: string | undefined): Promise<ProbeRun> {
-  const signals: Array<{ seconds: number; frequency?: number; seed?: number; pcm?: string; samples: Float32Array }> = parseCases(
-    casesSpec,
-  ).map((c) => ({ ...c, samples: testSignal(c.seconds, c.frequency, c.seed) }));
+  const signals: Array<{ seconds: number; frequency?: number; seed?: number; pcm?: string; samples: Float32Array }> = parseCases(casesSpec).map((c) => ({
+    ...c,
+    samples: testSignal(c.seconds, c.frequency, c.seed),
+  }));
   if (pcm !== undefined) {
     const bytes = readFileSync(pcm);
     const samples = new Float32Array(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength - (bytes.byteLength % 4)));
@@ -174,14 +175,11 @@ async function main(): Promise<number> {
     }
     const text = a.cases.map((c) => JSON.stringify(c.segments.map((s) => s.text).join(''))).join(', ');
     process.stdout.write(
-      `transcripts EQUAL, ${who}: ${a.cases.length} cases, ${tokens} tokens (${text}); ` +
-        `token probabilities within ${(maxPDiff * 100).toPrecision(2)}%\n`,
+      `transcripts EQUAL, ${who}: ${a.cases.length} cases, ${tokens} tokens (${text}); ` + `token probabilities within ${(maxPDiff * 100).toPrecision(2)}%\n`,
     );
     return 0;
   }
-  process.stderr.write(
-    'usage: transcript-probe run MODEL [--cases S:HZ:SEED,...] [--pcm FILE] | transcript-probe compare REFERENCE.json OTHER.json\n',
-  );
+  process.stderr.write('usage: transcript-probe run MODEL [--cases S:HZ:SEED,...] [--pcm FILE] | transcript-probe compare REFERENCE.json OTHER.json\n');
   return 2;
 }
 

@@ -77,6 +77,13 @@ export function azureErrorBody(error: AppError): { status: number; body: AzureEr
   const inner =
     error instanceof AzureError
       ? error.innerCode
-      : (innerCodes[error.code] ?? (status === 415 ? 'InvalidRequestBodyFormat' : status >= 500 && status !== 503 ? 'UnexpectedError' : status === 400 ? 'InvalidParameterValue' : undefined));
+      : (innerCodes[error.code] ??
+        (status === 415
+          ? 'InvalidRequestBodyFormat'
+          : status >= 500 && status !== 503
+            ? 'UnexpectedError'
+            : status === 400
+              ? 'InvalidParameterValue'
+              : undefined));
   return { status, body: { code, message: error.message, ...(inner ? { innerError: { code: inner, message: error.message } } : {}) } };
 }

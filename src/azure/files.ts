@@ -114,8 +114,7 @@ export function transcriptionResult(job: Job, transcript: StoredTranscript, sour
         ],
       };
     });
-  const joined = (pick: (p: (typeof recognizedPhrases)[number]['nBest'][number]) => string) =>
-    recognizedPhrases.map((p) => pick(p.nBest[0]!)).join(' ');
+  const joined = (pick: (p: (typeof recognizedPhrases)[number]['nBest'][number]) => string) => recognizedPhrases.map((p) => pick(p.nBest[0]!)).join(' ');
   return {
     source,
     timestamp: azureDateTime(job.updated),

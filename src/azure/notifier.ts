@@ -76,7 +76,9 @@ export class AzureNotifier implements JobNotifier {
   async test(hookId: string, jobs: Iterable<Job>): Promise<DeliveryRecord | undefined> {
     const hook = this.o.registry.requireEnabled(hookId);
     for (const job of jobs) {
-      const kind = eventsReached(job).reverse().find((k) => subscribes(hook, eventKey(k)));
+      const kind = eventsReached(job)
+        .reverse()
+        .find((k) => subscribes(hook, eventKey(k)));
       if (kind) return this.o.outbox.enqueueDurably(this.transcriptionDelivery(hook, kind, job));
     }
     return undefined;

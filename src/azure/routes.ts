@@ -123,7 +123,8 @@ export function azureRoutes(o: AzureRoutesOptions): RouteGroup[] {
     {
       method: 'get',
       pattern: '/speechtotext/v3.1/webhooks/:id/deliveries',
-      name: 'azure.webhooks.deliveries.list', doc: "earshot's own: the hook's deliveries that are `dead` (default) or `pending`, paged",
+      name: 'azure.webhooks.deliveries.list',
+      doc: "earshot's own: the hook's deliveries that are `dead` (default) or `pending`, paged",
       handler: (req) => {
         const hookId = req.params.id!;
         o.registry.require(hookId);
@@ -136,7 +137,9 @@ export function azureRoutes(o: AzureRoutesOptions): RouteGroup[] {
     {
       method: 'post',
       pattern: '/speechtotext/v3.1/webhooks/:id/:action',
-      name: 'azure.webhooks.deliveries.redeliverAll', doc: "earshot's own: send every dead letter of the hook again (202)", shown: '/speechtotext/v3.1/webhooks/{id}/deliveries:redeliver',
+      name: 'azure.webhooks.deliveries.redeliverAll',
+      doc: "earshot's own: send every dead letter of the hook again (202)",
+      shown: '/speechtotext/v3.1/webhooks/{id}/deliveries:redeliver',
       handler: async (req) => {
         if (req.params.action !== 'deliveries:redeliver') return unknownAction(req);
         const hookId = req.params.id!;
@@ -149,15 +152,19 @@ export function azureRoutes(o: AzureRoutesOptions): RouteGroup[] {
     {
       method: 'post',
       pattern: '/speechtotext/v3.1/webhooks/:id/deliveries/:action',
-      name: 'azure.webhooks.deliveries.redeliver', doc: "earshot's own: send one dead letter again (202)", shown: '/speechtotext/v3.1/webhooks/{id}/deliveries/{deliveryId}:redeliver',
+      name: 'azure.webhooks.deliveries.redeliver',
+      doc: "earshot's own: send one dead letter again (202)",
+      shown: '/speechtotext/v3.1/webhooks/{id}/deliveries/{deliveryId}:redeliver',
       handler: async (req) => {
         const { id, action } = splitAction(req.params.action!);
         if (action !== 'redeliver') return unknownAction(req);
         const hookId = req.params.id!;
         o.registry.require(hookId);
         const record: DeliveryRecord | undefined = o.outbox.get(id);
-        if (record?.target.kind !== webhookTargetKind || record.target.key !== hookId) throw new AppError('ERR_NOT_FOUND', `The delivery '${id}' of web hook '${hookId}' was not found`);
-        if (record.state !== 'dead') throw invalid('InvalidPrerequisite', `The delivery '${id}' is ${record.state}, not dead: only dead letters can be redelivered`);
+        if (record?.target.kind !== webhookTargetKind || record.target.key !== hookId)
+          throw new AppError('ERR_NOT_FOUND', `The delivery '${id}' of web hook '${hookId}' was not found`);
+        if (record.state !== 'dead')
+          throw invalid('InvalidPrerequisite', `The delivery '${id}' is ${record.state}, not dead: only dead letters can be redelivered`);
         o.registry.requireEnabled(hookId);
         const revived = await o.outbox.redeliver(id);
         o.wake();
@@ -170,7 +177,8 @@ export function azureRoutes(o: AzureRoutesOptions): RouteGroup[] {
     {
       method: 'post',
       pattern: '/speechtotext/v3.1/webhooks',
-      name: 'azure.webhooks.create', doc: 'a web hook (`webUrl`, `events`, `properties.secret`, `displayName`, `description`, `customProperties`): 201, then the validation challenge decides its status',
+      name: 'azure.webhooks.create',
+      doc: 'a web hook (`webUrl`, `events`, `properties.secret`, `displayName`, `description`, `customProperties`): 201, then the validation challenge decides its status',
       handler: async (req) => {
         const input = parseCreateV31(await readJson(req, ['application/json']));
         const hook = await o.registry.create(input, baseUrl(req));
@@ -181,19 +189,26 @@ export function azureRoutes(o: AzureRoutesOptions): RouteGroup[] {
     {
       method: 'get',
       pattern: '/speechtotext/v3.1/webhooks',
-      name: 'azure.webhooks.list', doc: 'all web hooks, paged (`skip`, `top`, `@nextLink`)',
-      handler: (req) => json(200, paged(req, o.registry.all(), (hook) => webHookView(hook, baseUrl(req)))),
+      name: 'azure.webhooks.list',
+      doc: 'all web hooks, paged (`skip`, `top`, `@nextLink`)',
+      handler: (req) =>
+        json(
+          200,
+          paged(req, o.registry.all(), (hook) => webHookView(hook, baseUrl(req))),
+        ),
     },
     {
       method: 'get',
       pattern: '/speechtotext/v3.1/webhooks/:id',
-      name: 'azure.webhooks.get', doc: 'one web hook (the secret is never returned)',
+      name: 'azure.webhooks.get',
+      doc: 'one web hook (the secret is never returned)',
       handler: (req) => json(200, webHookView(o.registry.require(req.params.id!), baseUrl(req))),
     },
     {
       method: 'patch',
       pattern: '/speechtotext/v3.1/webhooks/:id',
-      name: 'azure.webhooks.update', doc: 'PATCH a web hook; a new URL, or any PATCH of a Failed hook, runs the challenge again',
+      name: 'azure.webhooks.update',
+      doc: 'PATCH a web hook; a new URL, or any PATCH of a Failed hook, runs the challenge again',
       handler: async (req) => {
         const patch = parsePatchV31(await readJson(req, ['application/json', 'application/merge-patch+json']));
         const hook = await o.registry.update(req.params.id!, patch, baseUrl(req));
@@ -203,10 +218,18 @@ export function azureRoutes(o: AzureRoutesOptions): RouteGroup[] {
     {
       method: 'del',
       pattern: '/speechtotext/v3.1/webhooks/:id',
-      name: 'azure.webhooks.delete', doc: '204; its pending deliveries are dropped',
+      name: 'azure.webhooks.delete',
+      doc: '204; its pending deliveries are dropped',
       handler: deleteHook,
     },
-    { method: 'post', pattern: '/speechtotext/v3.1/webhooks/:id', name: 'azure.webhooks.action', doc: '`:ping` (202 with Retry-After; event `ping`), `:test` (one delivery of the newest fitting job, or 204)', shown: '/speechtotext/v3.1/webhooks/{id}:ping, :test', handler: webhookAction },
+    {
+      method: 'post',
+      pattern: '/speechtotext/v3.1/webhooks/:id',
+      name: 'azure.webhooks.action',
+      doc: '`:ping` (202 with Retry-After; event `ping`), `:test` (one delivery of the newest fitting job, or 204)',
+      shown: '/speechtotext/v3.1/webhooks/{id}:ping, :test',
+      handler: webhookAction,
+    },
     ...deliveryRoutes,
   ];
 
@@ -214,24 +237,30 @@ export function azureRoutes(o: AzureRoutesOptions): RouteGroup[] {
     {
       method: 'get',
       pattern: '/speechtotext/v3.1/transcriptions',
-      name: 'azure.transcriptions.list', doc: 'every job, of either dialect, as a v3.1 transcription, paged',
+      name: 'azure.transcriptions.list',
+      doc: 'every job, of either dialect, as a v3.1 transcription, paged',
       handler: (req) => {
         const { skip, top } = paging(req);
         // One more than the page: whether there is a next one.
         const jobs = o.service.newest(skip + top + 1);
-        return json(200, paged(req, jobs, (job) => transcriptionView(job, baseUrl(req))));
+        return json(
+          200,
+          paged(req, jobs, (job) => transcriptionView(job, baseUrl(req))),
+        );
       },
     },
     {
       method: 'get',
       pattern: '/speechtotext/v3.1/transcriptions/:id',
-      name: 'azure.transcriptions.get', doc: 'one job as a transcription (`NotStarted`, `Running`, `Succeeded`, `Failed`)',
+      name: 'azure.transcriptions.get',
+      doc: 'one job as a transcription (`NotStarted`, `Running`, `Succeeded`, `Failed`)',
       handler: (req) => json(200, transcriptionView(o.service.get(req.params.id!), baseUrl(req))),
     },
     {
       method: 'del',
       pattern: '/speechtotext/v3.1/transcriptions/:id',
-      name: 'azure.transcriptions.delete', doc: '204, also when it did not exist',
+      name: 'azure.transcriptions.delete',
+      doc: '204, also when it did not exist',
       handler: async (req) => {
         try {
           await o.service.delete(req.params.id!);
@@ -245,7 +274,8 @@ export function azureRoutes(o: AzureRoutesOptions): RouteGroup[] {
     {
       method: 'get',
       pattern: '/speechtotext/v3.1/transcriptions/:id/files',
-      name: 'azure.transcriptions.files.list', doc: 'the result (`Transcription`) and report files with signed `contentUrl`s (`sasValidityInSeconds`)',
+      name: 'azure.transcriptions.files.list',
+      doc: 'the result (`Transcription`) and report files with signed `contentUrl`s (`sasValidityInSeconds`)',
       handler: (req) => {
         const base = baseUrl(req);
         const job = o.service.get(req.params.id!);
@@ -257,13 +287,17 @@ export function azureRoutes(o: AzureRoutesOptions): RouteGroup[] {
         const files = fileContents(job, o.service.result(job.id), base).map(({ kind, content }) =>
           fileView(job, kind, content, base, o.contentUrls.url(base, job.id, fileId(job.id, kind), until)),
         );
-        return json(200, paged(req, files, (f) => f));
+        return json(
+          200,
+          paged(req, files, (f) => f),
+        );
       },
     },
     {
       method: 'get',
       pattern: '/speechtotext/v3.1/transcriptions/:id/files/:fileId',
-      name: 'azure.transcriptions.files.get', doc: 'one file',
+      name: 'azure.transcriptions.files.get',
+      doc: 'one file',
       handler: (req) => {
         const base = baseUrl(req);
         const { job, file } = findFile(req.params.id!, req.params.fileId!, base);
@@ -274,7 +308,8 @@ export function azureRoutes(o: AzureRoutesOptions): RouteGroup[] {
     {
       method: 'get',
       pattern: '/speechtotext/v3.1/transcriptions/:id/files/:fileId/content',
-      name: 'azure.transcriptions.files.content', doc: "the file's JSON; the signed URL is the credential (no key)",
+      name: 'azure.transcriptions.files.content',
+      doc: "the file's JSON; the signed URL is the credential (no key)",
       // Like Azure's SAS URLs: the signature in the URL is the credential.
       auth: false,
       handler: (req) => {
@@ -289,7 +324,8 @@ export function azureRoutes(o: AzureRoutesOptions): RouteGroup[] {
     {
       method: 'post',
       pattern: v21Base,
-      name: 'azure.v21.hooks.create', doc: 'a v2.1 hook (`configuration.url`, `configuration.secret`, `events`, `active`)',
+      name: 'azure.v21.hooks.create',
+      doc: 'a v2.1 hook (`configuration.url`, `configuration.secret`, `events`, `active`)',
       handler: async (req) => {
         const hook = await o.registry.create(parseCreateV21(await readJson(req, ['application/json'])), baseUrl(req));
         return json(201, v21HookView(hook), { Location: `${baseUrl(req)}${v21Base}/${hook.id}` });
@@ -298,25 +334,29 @@ export function azureRoutes(o: AzureRoutesOptions): RouteGroup[] {
     {
       method: 'get',
       pattern: v21Base,
-      name: 'azure.v21.hooks.list', doc: "all hooks, in v2.1's shape",
+      name: 'azure.v21.hooks.list',
+      doc: "all hooks, in v2.1's shape",
       handler: () => json(200, o.registry.all().map(v21HookView)),
     },
     {
       method: 'get',
       pattern: `${v21Base}/:id`,
-      name: 'azure.v21.hooks.get', doc: 'one hook',
+      name: 'azure.v21.hooks.get',
+      doc: 'one hook',
       handler: (req) => json(200, v21HookView(o.registry.require(req.params.id!))),
     },
     {
       method: 'del',
       pattern: `${v21Base}/:id`,
-      name: 'azure.v21.hooks.delete', doc: '204',
+      name: 'azure.v21.hooks.delete',
+      doc: '204',
       handler: deleteHook,
     },
     {
       method: 'post',
       pattern: `${v21Base}/:id/ping`,
-      name: 'azure.v21.hooks.ping', doc: '202; event `ping`',
+      name: 'azure.v21.hooks.ping',
+      doc: '202; event `ping`',
       handler: async (req) => {
         await o.notifier.ping(req.params.id!);
         o.wake();
@@ -326,7 +366,8 @@ export function azureRoutes(o: AzureRoutesOptions): RouteGroup[] {
     {
       method: 'post',
       pattern: `${v21Base}/:id/test`,
-      name: 'azure.v21.hooks.test', doc: '200 when a test delivery was queued, 204 when there is no job to send',
+      name: 'azure.v21.hooks.test',
+      doc: '200 when a test delivery was queued, 204 when there is no job to send',
       handler: async (req) => {
         // v2.1: 200 when a test request could be made, 204 when there is no entity.
         const sent = await o.notifier.test(req.params.id!, o.service.newest(100));
@@ -342,4 +383,3 @@ export function azureRoutes(o: AzureRoutesOptions): RouteGroup[] {
     { prefix: '/api/speechtotext', renderError, routes: v21Routes },
   ];
 }
-

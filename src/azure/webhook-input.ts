@@ -7,12 +7,28 @@ import { invalid } from './errors.js';
 
 /** Azure's `WebHookEvents` properties (v3.1 swagger), in its order. */
 export const webHookEventKeys = [
-  'datasetCreation', 'datasetProcessing', 'datasetCompletion', 'datasetDeletion',
-  'modelCreation', 'modelProcessing', 'modelCompletion', 'modelDeletion',
-  'evaluationCreation', 'evaluationProcessing', 'evaluationCompletion', 'evaluationDeletion',
-  'transcriptionCreation', 'transcriptionProcessing', 'transcriptionCompletion', 'transcriptionDeletion',
-  'endpointCreation', 'endpointProcessing', 'endpointCompletion', 'endpointDeletion',
-  'ping', 'challenge',
+  'datasetCreation',
+  'datasetProcessing',
+  'datasetCompletion',
+  'datasetDeletion',
+  'modelCreation',
+  'modelProcessing',
+  'modelCompletion',
+  'modelDeletion',
+  'evaluationCreation',
+  'evaluationProcessing',
+  'evaluationCompletion',
+  'evaluationDeletion',
+  'transcriptionCreation',
+  'transcriptionProcessing',
+  'transcriptionCompletion',
+  'transcriptionDeletion',
+  'endpointCreation',
+  'endpointProcessing',
+  'endpointCompletion',
+  'endpointDeletion',
+  'ping',
+  'challenge',
 ] as const;
 export type WebHookEventKey = (typeof webHookEventKeys)[number];
 
@@ -76,7 +92,8 @@ const maxSecretLength = 1024;
 type Json = Record<string, unknown>;
 
 const isObject = (value: unknown): value is Json => typeof value === 'object' && value !== null && !Array.isArray(value);
-const shown = (value: unknown) => (typeof value === 'string' ? JSON.stringify(value) : Array.isArray(value) ? 'an array' : value === null ? 'null' : typeof value);
+const shown = (value: unknown) =>
+  typeof value === 'string' ? JSON.stringify(value) : Array.isArray(value) ? 'an array' : value === null ? 'null' : typeof value;
 
 function requireObject(body: unknown, what: string): Json {
   if (body === undefined) throw invalid('EmptyRequest', `The request body is empty: expected a JSON ${what} object`);
@@ -86,7 +103,8 @@ function requireObject(body: unknown, what: string): Json {
 
 /** An absolute http(s) URL, not too long; where it may point is checked when connecting. */
 export function checkWebUrl(value: unknown, name: string): string {
-  if (typeof value !== 'string' || value === '') throw invalid('InvalidCallbackUri', `Expected an absolute http or https URL for ${name} but received ${shown(value)}`);
+  if (typeof value !== 'string' || value === '')
+    throw invalid('InvalidCallbackUri', `Expected an absolute http or https URL for ${name} but received ${shown(value)}`);
   if (value.length > maxUrlLength) throw invalid('InvalidCallbackUri', `${name} is longer than ${maxUrlLength} characters`);
   let url: URL;
   try {
@@ -132,13 +150,18 @@ function customProperties(value: unknown, name: string, allowNull: boolean): Rec
 }
 
 function eventFlags(value: unknown, allowNull: boolean): Partial<Record<WebHookEventKey, boolean | null>> {
-  if (!isObject(value)) throw invalid('InvalidWebHookEventKind', `Expected an object of booleans such as {"transcriptionCompletion": true} for events but received ${shown(value)}`);
+  if (!isObject(value))
+    throw invalid(
+      'InvalidWebHookEventKind',
+      `Expected an object of booleans such as {"transcriptionCompletion": true} for events but received ${shown(value)}`,
+    );
   const flags: Partial<Record<WebHookEventKey, boolean | null>> = {};
   for (const [key, flag] of Object.entries(value)) {
     if (!(webHookEventKeys as readonly string[]).includes(key)) {
       throw invalid('InvalidWebHookEventKind', `Unknown web hook event '${key}'. Valid events are ${webHookEventKeys.join(', ')}`);
     }
-    if (typeof flag !== 'boolean' && !(allowNull && flag === null)) throw invalid('InvalidWebHookEventKind', `Expected a boolean for events.${key} but received ${shown(flag)}`);
+    if (typeof flag !== 'boolean' && !(allowNull && flag === null))
+      throw invalid('InvalidWebHookEventKind', `Expected a boolean for events.${key} but received ${shown(flag)}`);
     flags[key as WebHookEventKey] = flag as boolean | null;
   }
   return flags;
@@ -188,14 +211,16 @@ export function parsePatchV31(body: unknown): WebhookPatch {
     else if (!isObject(o.properties)) throw invalid('InvalidPayload', `Expected an object for properties but received ${shown(o.properties)}`);
     else patch.secret = secretOf(o.properties.secret, 'properties.secret') ?? null;
   }
-  if (o.customProperties !== undefined) patch.customProperties = o.customProperties === null ? null : customProperties(o.customProperties, 'customProperties', true)!;
+  if (o.customProperties !== undefined)
+    patch.customProperties = o.customProperties === null ? null : customProperties(o.customProperties, 'customProperties', true)!;
   return patch;
 }
 
 /** A v2.1 hook create body (the seed's `configuration`, `events[]`, `active`, `name`). */
 export function parseCreateV21(body: unknown): WebhookInput {
   const o = requireObject(body, 'web hook');
-  if (!isObject(o.configuration)) throw invalid('InvalidPayload', `Expected an object with url (and secret) for configuration but received ${shown(o.configuration)}`);
+  if (!isObject(o.configuration))
+    throw invalid('InvalidPayload', `Expected an object with url (and secret) for configuration but received ${shown(o.configuration)}`);
   if (!Array.isArray(o.events) || o.events.length === 0) {
     throw invalid('InvalidWebHookEventKind', `Expected a non-empty array such as ["TranscriptionCompletion"] for events but received ${shown(o.events)}`);
   }

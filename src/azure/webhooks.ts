@@ -298,7 +298,8 @@ export class WebhookRegistry {
       const to = answer.location ? ` to ${displayUrl(answer.location)}` : '';
       return `Challenge failed: the web hook URL answered HTTP ${answer.status} (a redirect${to}); redirects are not followed: register the final URL`;
     }
-    if (answer.status !== 200) return `Challenge failed: the web hook URL responded with status code ${answer.status}; expected 200 with the validationToken as the body`;
+    if (answer.status !== 200)
+      return `Challenge failed: the web hook URL responded with status code ${answer.status}; expected 200 with the validationToken as the body`;
     if (answer.body.trim() !== token) {
       const actual = answer.body.length > 100 ? `${answer.body.slice(0, 100)}...` : answer.body;
       return `Challenge response payload doesn't match validation token. Expected: ${token}, actual: ${actual}`;

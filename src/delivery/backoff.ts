@@ -11,15 +11,7 @@ const hour = 60 * minute;
  * dead letter: a receiver that is down for a day still gets everything, and a receiver
  * that is gone for good shows up in the dead letters within two days.
  */
-export const defaultRetryDelaysMs: readonly number[] = [
-  5 * second,
-  5 * minute,
-  30 * minute,
-  2 * hour,
-  5 * hour,
-  10 * hour,
-  24 * hour,
-];
+export const defaultRetryDelaysMs: readonly number[] = [5 * second, 5 * minute, 30 * minute, 2 * hour, 5 * hour, 10 * hour, 24 * hour];
 
 /** How long to wait between attempts and when to give up. */
 export interface RetrySchedule {

@@ -35,7 +35,7 @@ function parseIpv6(text: string): bigint {
   if (tail.includes('.')) {
     const v4 = parseIpv4(tail);
     tailGroups = [v4 >> 16n, v4 & 0xffffn];
-    groupsText = text.slice(0, lastColon + 1) + '0:0';
+    groupsText = `${text.slice(0, lastColon + 1)}0:0`;
   }
   const [head, rest] = groupsText.split('::') as [string, string | undefined];
   const toGroups = (s: string) => (s === '' ? [] : s.split(':').map((g) => BigInt(parseInt(g, 16))));
@@ -60,7 +60,10 @@ const mappedPrefix = 0xffffn << 32n; // ::ffff:0:0/96
  * anything that is not an address.
  */
 export function parseIp(address: string): ParsedIp | null {
-  const text = address.trim().replace(/^\[(.*)\]$/, '$1').replace(/%.*$/, '');
+  const text = address
+    .trim()
+    .replace(/^\[(.*)\]$/, '$1')
+    .replace(/%.*$/, '');
   if (isIPv4(text)) return { family: 4, value: parseIpv4(text) };
   if (!isIPv6(text)) return null;
   const value = parseIpv6(text.toLowerCase());
@@ -98,7 +101,11 @@ export function formatIp(ip: ParsedIp): string {
 export function parseCidr(text: string): Cidr {
   const [addressText, prefixText, ...extra] = text.trim().split('/') as [string, string | undefined];
   const address = addressText.trim().replace(/%.*$/, '');
-  const raw = isIPv4(address) ? { family: 4 as const, value: parseIpv4(address) } : isIPv6(address) ? { family: 6 as const, value: parseIpv6(address.toLowerCase()) } : null;
+  const raw = isIPv4(address)
+    ? { family: 4 as const, value: parseIpv4(address) }
+    : isIPv6(address)
+      ? { family: 6 as const, value: parseIpv6(address.toLowerCase()) }
+      : null;
   const prefixOk = prefixText === undefined || /^\d{1,3}$/.test(prefixText.trim());
   if (!raw || extra.length || !prefixOk) throw invalidArgument('callback CIDR range', 'a range such as 192.168.0.0/16 or fd00::/8', text);
   let family: 4 | 6 = raw.family;

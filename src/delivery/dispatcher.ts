@@ -138,10 +138,7 @@ export class Dispatcher {
     this.timer = null;
     const settled = Promise.all([...this.inFlight.values()].map((f) => f.done));
     let grace: NodeJS.Timeout | undefined;
-    const timedOut = await Promise.race([
-      settled.then(() => false),
-      new Promise<boolean>((resolve) => (grace = setTimeout(() => resolve(true), graceMs))),
-    ]);
+    const timedOut = await Promise.race([settled.then(() => false), new Promise<boolean>((resolve) => (grace = setTimeout(() => resolve(true), graceMs)))]);
     clearTimeout(grace);
     if (timedOut) {
       for (const flight of this.inFlight.values()) flight.abort.abort(new AppError('ERR_SHUTTING_DOWN', 'delivery attempt aborted: earshot is stopping'));

@@ -39,7 +39,11 @@ export type SendFunction = (options: SendRequestOptions) => Promise<SendResponse
 
 const allowListHint = 'the allow-list is the callbackCidrs setting (EARSHOT_CALLBACK_CIDRS)';
 
-type Resolver = (hostname: string, options: { all: true; family?: number; hints?: number }, callback: (err: NodeJS.ErrnoException | null, addresses: LookupAddress[]) => void) => void;
+type Resolver = (
+  hostname: string,
+  options: { all: true; family?: number; hints?: number },
+  callback: (err: NodeJS.ErrnoException | null, addresses: LookupAddress[]) => void,
+) => void;
 
 /**
  * A `lookup` for net/http that resolves `hostname` and hands the socket only addresses the
@@ -185,8 +189,7 @@ export function sendRequest(options: SendRequestOptions): Promise<SendResponse> 
       const chunks: Buffer[] = [];
       let length = 0;
       let truncated = false;
-      const done = () =>
-        finish(null, { status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks).toString('utf8'), truncated });
+      const done = () => finish(null, { status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks).toString('utf8'), truncated });
       res.on('data', (chunk: Buffer) => {
         if (truncated) return;
         const room = maxResponseBodyBytes - length;

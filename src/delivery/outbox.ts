@@ -232,7 +232,7 @@ export class Outbox {
   recordAttempt(id: string, outcome: AttemptOutcome): Promise<DeliveryRecord | undefined> {
     return this.database.durably(() => {
       const record = this.records.get(id);
-      if (!record || record.state !== 'pending') return undefined;
+      if (record?.state !== 'pending') return undefined;
       const updated: DeliveryRecord = { ...record, attempts: record.attempts + 1, lastAttemptAt: outcome.at };
       delete updated.lastStatus;
       delete updated.lastError;
@@ -379,7 +379,7 @@ export class Outbox {
 
   private revive(id: string): DeliveryRecord | undefined {
     const record = this.records.get(id);
-    if (!record || record.state !== 'dead') return undefined;
+    if (record?.state !== 'dead') return undefined;
     this.index.removeSync(['done', 'dead', record.deadAt ?? 0, record.seq]);
     const revived: DeliveryRecord = { ...record, state: 'pending', attempts: 0, seq: this.nextSeq(), nextAttemptAt: this.now() };
     delete revived.deadAt;
@@ -406,7 +406,8 @@ function validate(input: EnqueueInput): void {
     throw invalidArgument('target.kind', 'a kind name (lower-case letters, digits and "-")', input.target?.kind);
   }
   if (typeof input.target.key !== 'string' || input.target.key === '') throw invalidArgument('target.key', 'a non-empty string', input.target.key);
-  if (typeof input.target.url !== 'string' || !/^https?:\/\//i.test(input.target.url)) throw invalidArgument('target.url', 'an http: or https: URL', input.target.url);
+  if (typeof input.target.url !== 'string' || !/^https?:\/\//i.test(input.target.url))
+    throw invalidArgument('target.url', 'an http: or https: URL', input.target.url);
   if (typeof input.event !== 'string' || input.event === '') throw invalidArgument('event', 'a non-empty string', input.event);
   if (typeof input.body !== 'string') throw invalidArgument('body', 'a JSON string', input.body);
   for (const [name, value] of Object.entries(input.headers ?? {})) {

@@ -137,11 +137,7 @@ export function decoderArguments(
       args.push('--format', format.kind, '--rate', String(format.rate), '--channels', String(format.channels));
       break;
   }
-  args.push(
-    '--max-seconds', String(limits.maxSeconds),
-    '--max-memory-mb', String(limits.maxMemoryMb),
-    '--max-cpu-seconds', String(limits.maxCpuSeconds),
-  );
+  args.push('--max-seconds', String(limits.maxSeconds), '--max-memory-mb', String(limits.maxMemoryMb), '--max-cpu-seconds', String(limits.maxCpuSeconds));
   if (sandbox === 'optional') args.push('--allow-unsandboxed');
   return args;
 }
@@ -217,12 +213,7 @@ interface DecoderRun {
   spawnError?: NodeJS.ErrnoException;
 }
 
-function runDecoder(
-  binary: string,
-  args: string[],
-  limits: ResolvedLimits,
-  signal: AbortSignal | undefined,
-): Promise<DecoderRun> {
+function runDecoder(binary: string, args: string[], limits: ResolvedLimits, signal: AbortSignal | undefined): Promise<DecoderRun> {
   return new Promise((resolvePromise) => {
     const child = spawn(binary, args, { stdio: ['ignore', 'pipe', 'pipe'], env: {} });
     const run: DecoderRun = { code: null, signal: null, stdout: '', stderr: '', timedOut: false, aborted: false };
@@ -339,8 +330,7 @@ function interpret(run: DecoderRun, limits: ResolvedLimits, binary: string): Dec
   }
   throw new AppError(
     'ERR_DECODER',
-    `the decoder exited with code ${run.code} and ${report === undefined ? 'no valid report' : 'an inconsistent report'}` +
-      stderrNote(run),
+    `the decoder exited with code ${run.code} and ${report === undefined ? 'no valid report' : 'an inconsistent report'}${stderrNote(run)}`,
   );
 }
 
@@ -364,8 +354,7 @@ function signalError(run: DecoderRun, limits: ResolvedLimits): AppError {
     // Not ours (those were handled above): the kernel's hard CPU limit or its OOM killer.
     return new AppError(
       'ERR_AUDIO_LIMIT',
-      `the decoder was killed (SIGKILL): it exceeded its CPU-time hard limit of ${limits.maxCpuSeconds + 1} s ` +
-        'or the system ran out of memory',
+      `the decoder was killed (SIGKILL): it exceeded its CPU-time hard limit of ${limits.maxCpuSeconds + 1} s or the system ran out of memory`,
     );
   }
   if (name === 'SIGXFSZ') {
@@ -375,21 +364,18 @@ function signalError(run: DecoderRun, limits: ResolvedLimits): AppError {
     return new AppError(
       'ERR_DECODER',
       'the decoder was stopped by its sandbox: it attempted a forbidden system call while decoding this input ' +
-        '(a hostile or malformed file, or a gap in the seccomp allow-list)' + stderrNote(run),
+        '(a hostile or malformed file, or a gap in the seccomp allow-list)' +
+        stderrNote(run),
     );
   }
   if (CRASH_SIGNALS.has(name)) {
-    return new AppError(
-      'ERR_DECODER',
-      `the decoder crashed (${name}) while decoding this input; the audio is probably malformed` + stderrNote(run),
-    );
+    return new AppError('ERR_DECODER', `the decoder crashed (${name}) while decoding this input; the audio is probably malformed${stderrNote(run)}`);
   }
-  return new AppError('ERR_DECODER', `the decoder was terminated by ${name}` + stderrNote(run));
+  return new AppError('ERR_DECODER', `the decoder was terminated by ${name}${stderrNote(run)}`);
 }
 
 function decoded(report: DecoderReport): DecodedAudio {
-  const count = (value: unknown): number | undefined =>
-    typeof value === 'number' && Number.isSafeInteger(value) && value >= 0 ? value : undefined;
+  const count = (value: unknown): number | undefined => (typeof value === 'number' && Number.isSafeInteger(value) && value >= 0 ? value : undefined);
   const samples = count(report.samples);
   const durationMs = count(report.durationMs);
   const inputRate = count(report.inputRate);
@@ -397,8 +383,14 @@ function decoded(report: DecoderReport): DecodedAudio {
   const inputFrames = count(report.inputFrames);
   const { container, codec } = report;
   if (
-    samples === undefined || samples === 0 || durationMs === undefined || inputRate === undefined ||
-    inputChannels === undefined || inputFrames === undefined || typeof container !== 'string' || typeof codec !== 'string'
+    samples === undefined ||
+    samples === 0 ||
+    durationMs === undefined ||
+    inputRate === undefined ||
+    inputChannels === undefined ||
+    inputFrames === undefined ||
+    typeof container !== 'string' ||
+    typeof codec !== 'string'
   ) {
     throw new AppError('ERR_DECODER', `the decoder reported success with an invalid result: ${JSON.stringify(report)}`);
   }
@@ -423,9 +415,6 @@ async function checkOutput(outputPath: string, result: DecodedAudio): Promise<vo
     () => -1,
   );
   if (size !== result.samples * DECODED_BYTES_PER_SAMPLE) {
-    throw new AppError(
-      'ERR_DECODER',
-      `the decoder reported ${result.samples} samples but its output has ${size < 0 ? 'no file' : `${size} bytes`}`,
-    );
+    throw new AppError('ERR_DECODER', `the decoder reported ${result.samples} samples but its output has ${size < 0 ? 'no file' : `${size} bytes`}`);
   }
 }

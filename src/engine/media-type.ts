@@ -75,8 +75,7 @@ const UNSUPPORTED_HINTS: Record<string, string> = {
   'audio/m4a': 'MP4/AAC is not supported',
   'audio/aac': 'AAC is not supported',
   'audio/amr': 'AMR is not supported',
-  'application/x-www-form-urlencoded':
-    'this is what curl sends when no Content-Type is given; name the audio type or use application/octet-stream',
+  'application/x-www-form-urlencoded': 'this is what curl sends when no Content-Type is given; name the audio type or use application/octet-stream',
   'multipart/form-data': 'send the audio itself as the request body, not a form',
 };
 
@@ -197,8 +196,7 @@ function unsupported(contentType: string, hint?: string): AppError {
   const why = hint === undefined ? '' : ` (${hint})`;
   return new AppError(
     'ERR_AUDIO_UNSUPPORTED',
-    `Content-Type ${JSON.stringify(contentType.trim())} is not a supported audio format${why}. ` +
-      `Supported: ${SUPPORTED_MEDIA_TYPES.join(', ')}`,
+    `Content-Type ${JSON.stringify(contentType.trim())} is not a supported audio format${why}. ` + `Supported: ${SUPPORTED_MEDIA_TYPES.join(', ')}`,
   );
 }
 
@@ -212,18 +210,11 @@ function oggCodec(value: string | undefined, contentType: string): OggCodec | un
 function rate(parameters: Map<string, string>, type: string): number {
   const value = parameters.get('rate');
   if (value === undefined) {
-    throw new AppError(
-      'ERR_INVALID_ARGUMENT',
-      `${type} requires a rate parameter with the sample rate in Hz, e.g. ${type};rate=16000`,
-    );
+    throw new AppError('ERR_INVALID_ARGUMENT', `${type} requires a rate parameter with the sample rate in Hz, e.g. ${type};rate=16000`);
   }
   const n = integer(value);
   if (n === undefined || n < RAW_RATE_RANGE.min || n > RAW_RATE_RANGE.max) {
-    throw invalidArgument(
-      `the rate parameter of ${type}`,
-      `an integer sample rate between ${RAW_RATE_RANGE.min} and ${RAW_RATE_RANGE.max}`,
-      value,
-    );
+    throw invalidArgument(`the rate parameter of ${type}`, `an integer sample rate between ${RAW_RATE_RANGE.min} and ${RAW_RATE_RANGE.max}`, value);
   }
   return n;
 }

@@ -4,15 +4,7 @@ import { open } from 'node:fs/promises';
 import type { Config } from '../config.js';
 import { AppError, invalidArgument, toAppError } from '../errors.js';
 import type { Logger } from '../log.js';
-import type {
-  Engine,
-  EngineAudio,
-  ModelInfo,
-  Segment,
-  TranscribeControl,
-  TranscribeOptions,
-  Transcript,
-} from './engine.js';
+import type { Engine, EngineAudio, ModelInfo, Segment, TranscribeControl, TranscribeOptions, Transcript } from './engine.js';
 import { loadAddon, type NativeAddon, type NativeModel, type NativeTranscribeOptions } from './native.js';
 
 export interface WhisperEngineConfig {
@@ -54,13 +46,7 @@ const booleanOptions = [
   'vad',
 ] as const;
 
-function checkNumber(
-  options: TranscribeOptions,
-  name: keyof TranscribeOptions,
-  min: number,
-  max: number,
-  integer: boolean,
-): void {
+function checkNumber(options: TranscribeOptions, name: keyof TranscribeOptions, min: number, max: number, integer: boolean): void {
   const value = options[name];
   if (value === undefined) return;
   const ok = typeof value === 'number' && Number.isFinite(value) && value >= min && value <= max;
@@ -180,10 +166,7 @@ export class WhisperEngine implements Engine {
       throw invalidArgument('language', '"auto" or a whisper language code such as "en"', language);
     }
     if (this.info && !this.info.multilingual && language !== 'en' && language !== 'auto') {
-      throw new AppError(
-        'ERR_INVALID_ARGUMENT',
-        `The model ${this.info.type} is English-only; it cannot transcribe language "${language}"`,
-      );
+      throw new AppError('ERR_INVALID_ARGUMENT', `The model ${this.info.type} is English-only; it cannot transcribe language "${language}"`);
     }
     if (options.translate && this.info && !this.info.multilingual) {
       throw new AppError('ERR_INVALID_ARGUMENT', 'An English-only model cannot translate');

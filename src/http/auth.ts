@@ -32,7 +32,10 @@ export function keyAuthenticator(apiKey: string): (req: Request) => void {
   return (req) => {
     const key = presentedKey(req.headers);
     if (key === undefined || !timingSafeEqual(digest(key), expected)) {
-      throw new AppError('ERR_UNAUTHORIZED', 'Unauthorized: send the API key as Authorization: Bearer KEY, HTTP Basic apikey:KEY or Ocp-Apim-Subscription-Key: KEY');
+      throw new AppError(
+        'ERR_UNAUTHORIZED',
+        'Unauthorized: send the API key as Authorization: Bearer KEY, HTTP Basic apikey:KEY or Ocp-Apim-Subscription-Key: KEY',
+      );
     }
   };
 }

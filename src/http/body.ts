@@ -101,10 +101,7 @@ export class RequestBody {
         bytes += chunk.length;
       }
       if (limits.minBytes !== undefined && bytes < limits.minBytes) {
-        throw new AppError(
-          'ERR_INVALID_ARGUMENT',
-          `Stream was ${bytes} bytes but needs to be at least ${limits.minBytes} bytes.`,
-        );
+        throw new AppError('ERR_INVALID_ARGUMENT', `Stream was ${bytes} bytes but needs to be at least ${limits.minBytes} bytes.`);
       }
       await handle.sync();
       await handle.close();

@@ -132,16 +132,21 @@ export class HttpServer {
       const path = req.getUrl();
       const group = this.options.groups.find((g) => path.startsWith(g.prefix)) ?? this.options.groups.at(-1)!;
       const method = req.getMethod();
-      this.handle(res, req, {
-        method: 'get',
-        pattern: '/*',
-        name: 'unmatched',
-        auth: false,
-        doc: 'any path no route matches: 404 (405 for a known path) in the dialect of its prefix',
-        handler: () => {
-          throw new AppError('ERR_NOT_FOUND', `No such resource: ${method.toUpperCase()} ${path}`);
+      this.handle(
+        res,
+        req,
+        {
+          method: 'get',
+          pattern: '/*',
+          name: 'unmatched',
+          auth: false,
+          doc: 'any path no route matches: 404 (405 for a known path) in the dialect of its prefix',
+          handler: () => {
+            throw new AppError('ERR_NOT_FOUND', `No such resource: ${method.toUpperCase()} ${path}`);
+          },
         },
-      }, group);
+        group,
+      );
     });
     const { host, port } = this.options;
     await new Promise<void>((resolve, reject) => {
@@ -180,7 +185,9 @@ export class HttpServer {
     const declared = headers['content-length'] !== undefined ? Number(headers['content-length']) : undefined;
     const params: Record<string, string> = {};
     const names = route.pattern.split('/').filter((p) => p.startsWith(':'));
-    names.forEach((name, i) => (params[name.slice(1)] = safeDecode(raw.getParameter(i) ?? '')));
+    names.forEach((name, i) => {
+      params[name.slice(1)] = safeDecode(raw.getParameter(i) ?? '');
+    });
     let remoteAddress = '';
     try {
       remoteAddress = Buffer.from(res.getRemoteAddressAsText()).toString();

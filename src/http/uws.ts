@@ -13,11 +13,7 @@ export type Uws = typeof import('uWebSockets.js');
 export function loadUws(): Uws {
   const require = createRequire(import.meta.url);
   const packageDir = path.dirname(require.resolve('uWebSockets.js/package.json'));
-  const binary = path.join(
-    packageDir,
-    'binaries',
-    `uws_${process.platform}_${process.arch}_${process.versions.modules}.node`,
-  );
+  const binary = path.join(packageDir, 'binaries', `uws_${process.platform}_${process.arch}_${process.versions.modules}.node`);
   try {
     return require(binary) as Uws;
   } catch (err) {

@@ -13,12 +13,7 @@ import { ibmSignature, type IbmSignatureAlgorithm } from './signature.js';
 import { speechRecognitionResults } from './views.js';
 
 /** IBM's callback events, in the `events` query parameter of POST /v1/recognitions. */
-export const ibmEvents = [
-  'recognitions.started',
-  'recognitions.completed',
-  'recognitions.completed_with_results',
-  'recognitions.failed',
-] as const;
+export const ibmEvents = ['recognitions.started', 'recognitions.completed', 'recognitions.completed_with_results', 'recognitions.failed'] as const;
 export type IbmEvent = (typeof ibmEvents)[number];
 
 /** The outbox's target kind of IBM callbacks; the target's key is the callback URL. */
@@ -32,11 +27,7 @@ export interface CallbackRegistration {
 }
 
 /** One GET of the challenge; resolves with the receiver's answer or rejects (timeout, refused, forbidden). */
-export type ChallengeRequest = (
-  url: string,
-  headers: Record<string, string>,
-  timeoutMs: number,
-) => Promise<{ status: number; body: string }>;
+export type ChallengeRequest = (url: string, headers: Record<string, string>, timeoutMs: number) => Promise<{ status: number; body: string }>;
 
 const challengeTimeoutMs = 5000;
 
@@ -84,18 +75,13 @@ export class CallbackRegistry {
     target.searchParams.append('challenge_string', challengeString);
     const headers: Record<string, string> = { Accept: 'text/plain' };
     if (secret) headers['X-Callback-Signature'] = ibmSignature(secret, challengeString, this.algorithm);
-    const failure = (why: string) =>
-      new AppError('ERR_CALLBACK_REGISTRATION', `unable to register callback url '${url}', ${why}`);
+    const failure = (why: string) => new AppError('ERR_CALLBACK_REGISTRATION', `unable to register callback url '${url}', ${why}`);
     let answer: { status: number; body: string };
     try {
       answer = await this.challenge(target.toString(), headers, challengeTimeoutMs);
     } catch (err) {
       const code = (err as { code?: string }).code;
-      throw failure(
-        code === 'ERR_TARGET_TIMEOUT'
-          ? `callback server did not respond within ${challengeTimeoutMs / 1000} seconds`
-          : (err as Error).message,
-      );
+      throw failure(code === 'ERR_TARGET_TIMEOUT' ? `callback server did not respond within ${challengeTimeoutMs / 1000} seconds` : (err as Error).message);
     }
     if (answer.status !== 200) throw failure(`callback server responded with status code ${answer.status}`);
     if (answer.body.trim() !== challengeString) {
@@ -144,9 +130,7 @@ export class IbmNotifier implements JobNotifier {
       id: job.id,
       event,
       user_token: job.userToken ?? '',
-      ...(event === 'recognitions.completed_with_results' && result
-        ? { results: [speechRecognitionResults(result, job.output, job.warnings)] }
-        : {}),
+      ...(event === 'recognitions.completed_with_results' && result ? { results: [speechRecognitionResults(result, job.output, job.warnings)] } : {}),
     };
     this.outbox.enqueue({
       orderKey: `${callback.url} ${job.id}`,

@@ -44,7 +44,10 @@ export interface IbmDeliveryRoutesOptions {
 
 function requireRegistered(o: IbmDeliveryRoutesOptions, url: string): void {
   if (!o.registry.get(url)) {
-    throw new AppError('ERR_CALLBACK_NOT_REGISTERED', `callback_url '${url}' is not registered; register it again with POST /v1/register_callback before redelivering`);
+    throw new AppError(
+      'ERR_CALLBACK_NOT_REGISTERED',
+      `callback_url '${url}' is not registered; register it again with POST /v1/register_callback before redelivering`,
+    );
   }
 }
 
@@ -66,7 +69,8 @@ export function ibmDeliveryRoutes(o: IbmDeliveryRoutesOptions): RouteGroup {
       {
         method: 'get',
         pattern: '/v1/callback_deliveries',
-        name: 'ibm.deliveries.list', doc: "earshot's own: callbacks that are `dead` (default) or `pending`, per `callback_url` or all",
+        name: 'ibm.deliveries.list',
+        doc: "earshot's own: callbacks that are `dead` (default) or `pending`, per `callback_url` or all",
         handler: (req) => {
           const url = req.query.get('callback_url') || undefined;
           const records = o.outbox.list(stateParam(req), { kind: callbackTargetKind, ...(url ? { key: url } : {}) });
@@ -76,7 +80,8 @@ export function ibmDeliveryRoutes(o: IbmDeliveryRoutesOptions): RouteGroup {
       {
         method: 'post',
         pattern: '/v1/callback_deliveries/redeliver',
-        name: 'ibm.deliveries.redeliverAll', doc: 'send every dead letter of `callback_url` again (same ids)',
+        name: 'ibm.deliveries.redeliverAll',
+        doc: 'send every dead letter of `callback_url` again (same ids)',
         handler: async (req) => {
           const url = requiredParam(req, 'callback_url');
           requireRegistered(o, url);
@@ -88,7 +93,8 @@ export function ibmDeliveryRoutes(o: IbmDeliveryRoutesOptions): RouteGroup {
       {
         method: 'post',
         pattern: '/v1/callback_deliveries/:id/redeliver',
-        name: 'ibm.deliveries.redeliver', doc: 'send one dead letter again',
+        name: 'ibm.deliveries.redeliver',
+        doc: 'send one dead letter again',
         handler: async (req) => {
           const record = o.outbox.get(req.params.id!);
           if (record?.target.kind !== callbackTargetKind) throw new AppError('ERR_NOT_FOUND', `The delivery '${req.params.id}' was not found`);

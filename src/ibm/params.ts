@@ -90,10 +90,7 @@ function integerParam(query: URLSearchParams, name: string, min: number, max: nu
  * for parameters that are ignored. `languages` are whisper's codes; `multilingual`
  * says whether the loaded model knows more than English.
  */
-export function parseRecognitionQuery(
-  query: URLSearchParams,
-  model: { multilingual: boolean; languages: readonly string[] },
-): RecognitionRequest {
+export function parseRecognitionQuery(query: URLSearchParams, model: { multilingual: boolean; languages: readonly string[] }): RecognitionRequest {
   const warnings: string[] = [];
   const unknown = [...new Set(query.keys())].filter((k) => !known.has(k));
   if (unknown.length) warnings.push(`Unknown arguments: ${unknown.join(', ')}.`);
@@ -110,9 +107,7 @@ export function parseRecognitionQuery(
     language = explicitLanguage;
   }
   if (!model.multilingual && language !== 'en') {
-    throw bad(
-      `Model ${modelName} (language ${language}) is not available: this device runs an English-only whisper model`,
-    );
+    throw bad(`Model ${modelName} (language ${language}) is not available: this device runs an English-only whisper model`);
   }
 
   const timestamps = booleanParam(query, 'timestamps');
@@ -124,7 +119,10 @@ export function parseRecognitionQuery(
   const eventsParam = query.get('events');
   let events: IbmEvent[] = [];
   if (eventsParam) {
-    const names = eventsParam.split(',').map((e) => e.trim()).filter(Boolean);
+    const names = eventsParam
+      .split(',')
+      .map((e) => e.trim())
+      .filter(Boolean);
     for (const name of names) {
       if (!(ibmEvents as readonly string[]).includes(name)) {
         throw bad(`Invalid event '${name}'. Valid events are ${ibmEvents.join(', ')}`);
@@ -132,9 +130,7 @@ export function parseRecognitionQuery(
     }
     events = [...new Set(names)] as IbmEvent[];
     if (events.includes('recognitions.completed') && events.includes('recognitions.completed_with_results')) {
-      throw bad(
-        'The events recognitions.completed and recognitions.completed_with_results are incompatible; specify only one of the two',
-      );
+      throw bad('The events recognitions.completed and recognitions.completed_with_results are incompatible; specify only one of the two');
     }
   }
   const userToken = query.get('user_token') ?? undefined;

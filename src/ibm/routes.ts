@@ -37,7 +37,8 @@ export function ibmRoutes(o: IbmRoutesOptions): RouteGroup {
       {
         method: 'post',
         pattern: '/v1/recognitions',
-        name: 'ibm.recognitions.create', doc: 'body = audio; 201 once the audio is fsynced and the job committed. Query: `callback_url`, `events`, `user_token`, `results_ttl`, `model`, `language` (a whisper code or `auto`), `timestamps`, `word_confidence`, `max_alternatives`',
+        name: 'ibm.recognitions.create',
+        doc: 'body = audio; 201 once the audio is fsynced and the job committed. Query: `callback_url`, `events`, `user_token`, `results_ttl`, `model`, `language` (a whisper code or `auto`), `timestamps`, `word_confidence`, `max_alternatives`',
         handler: async (req) => {
           checkAccept(req);
           const request = parseRecognitionQuery(req.query, o.model());
@@ -83,7 +84,8 @@ export function ibmRoutes(o: IbmRoutesOptions): RouteGroup {
       {
         method: 'get',
         pattern: '/v1/recognitions',
-        name: 'ibm.recognitions.list', doc: 'the newest 100 jobs',
+        name: 'ibm.recognitions.list',
+        doc: 'the newest 100 jobs',
         handler: (req) => {
           checkAccept(req);
           return json(200, { recognitions: o.service.newest(100).map(jobSummary) });
@@ -92,7 +94,8 @@ export function ibmRoutes(o: IbmRoutesOptions): RouteGroup {
       {
         method: 'get',
         pattern: '/v1/recognitions/:id',
-        name: 'ibm.recognitions.get', doc: 'status; `results` once completed; `progress` while processing; `processing_times`',
+        name: 'ibm.recognitions.get',
+        doc: 'status; `results` once completed; `progress` while processing; `processing_times`',
         handler: (req) => {
           checkAccept(req);
           const job = o.service.get(req.params.id!);
@@ -102,7 +105,8 @@ export function ibmRoutes(o: IbmRoutesOptions): RouteGroup {
       {
         method: 'del',
         pattern: '/v1/recognitions/:id',
-        name: 'ibm.recognitions.delete', doc: '204; a job being processed cannot be deleted (400)',
+        name: 'ibm.recognitions.delete',
+        doc: '204; a job being processed cannot be deleted (400)',
         handler: async (req) => {
           await o.service.delete(req.params.id!);
           return { status: 204 };
@@ -111,7 +115,8 @@ export function ibmRoutes(o: IbmRoutesOptions): RouteGroup {
       {
         method: 'post',
         pattern: '/v1/register_callback',
-        name: 'ibm.callbacks.register', doc: 'allow-list a callback URL after a challenge GET (201 created, 200 already created, 400 with the reason)',
+        name: 'ibm.callbacks.register',
+        doc: 'allow-list a callback URL after a challenge GET (201 created, 200 already created, 400 with the reason)',
         handler: async (req) => {
           const url = requiredParam(req, 'callback_url');
           checkCallbackUrl(url);
@@ -123,7 +128,8 @@ export function ibmRoutes(o: IbmRoutesOptions): RouteGroup {
       {
         method: 'post',
         pattern: '/v1/unregister_callback',
-        name: 'ibm.callbacks.unregister', doc: 'remove it: pending callbacks to it become dead letters, no new ones are queued',
+        name: 'ibm.callbacks.unregister',
+        doc: 'remove it: pending callbacks to it become dead letters, no new ones are queued',
         handler: async (req) => {
           const url = requiredParam(req, 'callback_url');
           if (!(await o.registry.unregister(url))) {
@@ -135,7 +141,8 @@ export function ibmRoutes(o: IbmRoutesOptions): RouteGroup {
       {
         method: 'get',
         pattern: '/v1/models',
-        name: 'ibm.models.list', doc: 'the IBM model names this device serves',
+        name: 'ibm.models.list',
+        doc: 'the IBM model names this device serves',
         handler: (req) => {
           const m = o.model();
           return json(200, { models: availableIbmModels(m.multilingual, baseUrl(req), m.languages) });
@@ -144,7 +151,8 @@ export function ibmRoutes(o: IbmRoutesOptions): RouteGroup {
       {
         method: 'get',
         pattern: '/v1/models/:model',
-        name: 'ibm.models.get', doc: 'one of them',
+        name: 'ibm.models.get',
+        doc: 'one of them',
         handler: (req) => {
           const m = o.model();
           const found = availableIbmModels(m.multilingual, baseUrl(req), m.languages).find((x) => x.name === req.params.model);

@@ -16,9 +16,7 @@ export function speechRecognitionResults(transcript: StoredTranscript, output: O
             // IBM's transcripts end with a space.
             transcript: `${s.text} `,
             confidence: round(s.confidence, 2),
-            ...(output.timestamps
-              ? { timestamps: words.map((w) => [w.text, round(w.start / 1000, 2), round(w.end / 1000, 2)]) }
-              : {}),
+            ...(output.timestamps ? { timestamps: words.map((w) => [w.text, round(w.start / 1000, 2), round(w.end / 1000, 2)]) } : {}),
             ...(output.wordConfidence ? { word_confidence: words.map((w) => [w.text, round(w.confidence, 2)]) } : {}),
           },
         ],
@@ -47,9 +45,7 @@ export function jobSummary(job: Job) {
 export function jobDetail(job: Job, transcript: StoredTranscript | undefined, progress: number | undefined) {
   return {
     ...jobSummary(job),
-    ...(job.status === 'completed' && transcript
-      ? { results: [speechRecognitionResults(transcript, job.output, job.warnings)] }
-      : {}),
+    ...(job.status === 'completed' && transcript ? { results: [speechRecognitionResults(transcript, job.output, job.warnings)] } : {}),
     ...(job.status === 'processing' && progress !== undefined ? { progress } : {}),
     ...(job.status === 'failed' && job.error ? { error: job.error.message, error_code: job.error.code } : {}),
     // earshot's own: where the time went (IBM clients ignore fields they do not know).

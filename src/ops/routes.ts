@@ -13,11 +13,19 @@ export function opsRoutes(o: OpsRoutesOptions): RouteGroup {
     prefix: '/',
     renderError: (error) => json(error.status === 499 ? 400 : error.status, { code: error.code, message: error.message }),
     routes: [
-      { method: 'get', pattern: '/healthz', name: 'healthz', doc: 'the process is up (no credentials)', auth: false, handler: () => json(200, { status: 'ok' }) },
+      {
+        method: 'get',
+        pattern: '/healthz',
+        name: 'healthz',
+        doc: 'the process is up (no credentials)',
+        auth: false,
+        handler: () => json(200, { status: 'ok' }),
+      },
       {
         method: 'get',
         pattern: '/readyz',
-        name: 'readyz', doc: 'the model is loaded and the store open; 503 with the reason while starting (no credentials)',
+        name: 'readyz',
+        doc: 'the model is loaded and the store open; 503 with the reason while starting (no credentials)',
         auth: false,
         handler: () => {
           const reason = o.notReadyReason();
@@ -27,7 +35,8 @@ export function opsRoutes(o: OpsRoutesOptions): RouteGroup {
       {
         method: 'get',
         pattern: '/metrics',
-        name: 'metrics', doc: 'Prometheus text format (no credentials)',
+        name: 'metrics',
+        doc: 'Prometheus text format (no credentials)',
         auth: false,
         handler: () => ({
           status: 200,

@@ -24,7 +24,8 @@ async function setup(t: Parameters<typeof registrySetup>[0]) {
   const notifier = new AzureNotifier({ registry: s.registry, outbox: s.outbox, contentUrls });
   const v31 = (events: Record<string, boolean>, secret?: string) =>
     s.registry.create(parseCreateV31({ displayName: 'h', webUrl: 'http://10.0.0.5/v31', events, ...(secret ? { properties: { secret } } : {}) }), base);
-  const v21 = (events: string[], active = true) => s.registry.create(parseCreateV21({ name: 'v2', configuration: { url: 'http://10.0.0.5/v21', secret: 'v2s' }, events, active }), base);
+  const v21 = (events: string[], active = true) =>
+    s.registry.create(parseCreateV21({ name: 'v2', configuration: { url: 'http://10.0.0.5/v21', secret: 'v2s' }, events, active }), base);
   /** Runs notify like the job service: inside a transaction. */
   const notify = (...args: Parameters<AzureNotifier['notify']>) => s.db.durably(() => notifier.notify(...args));
   return Object.assign(s, { notifier, v31, v21, notify, contentUrls });
@@ -62,7 +63,12 @@ t.test('state changes become the subscribed events, for enabled hooks only', asy
     t.notMatch(JSON.stringify(r), /"sec"/, 'no secret in the outbox');
   }
   const first = pending[0]!;
-  t.match(JSON.parse(first.body), { id: 'job-1', self: `${base}/speechtotext/v3.1/transcriptions/job-1`, status: 'NotStarted', links: { files: `${base}/speechtotext/v3.1/transcriptions/job-1/files` } });
+  t.match(JSON.parse(first.body), {
+    id: 'job-1',
+    self: `${base}/speechtotext/v3.1/transcriptions/job-1`,
+    status: 'NotStarted',
+    links: { files: `${base}/speechtotext/v3.1/transcriptions/job-1/files` },
+  });
   const failedBody = JSON.parse(pending.find((r) => r.body.includes('job-2'))!.body);
   t.match(failedBody, { status: 'Failed', properties: { error: { code: 'InvalidData', message: 'bad' } } });
 });
@@ -139,7 +145,7 @@ t.test('webhookTarget: disabled hooks refused, current URL and secret used', asy
   const record = await queued('job-a');
   await s.registry.update(hook.id, { webUrl: 'http://10.0.0.9/moved', secret: 'new-secret' }, base);
   await dispatch(() => sent.length === 1);
-  t.equal(sent[0]!.url, 'http://10.0.0.9/moved', 'the hook\'s current URL');
+  t.equal(sent[0]!.url, 'http://10.0.0.9/moved', "the hook's current URL");
   t.equal(sent[0]!.headers['X-MicrosoftSpeechServices-Signature'], azureSignature('new-secret', record.body));
   t.equal(sent[0]!.headers['webhook-signature'], standardWebhookSignature('new-secret', record.id, Number(sent[0]!.headers['webhook-timestamp']), record.body));
 

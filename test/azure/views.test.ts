@@ -46,7 +46,10 @@ t.test('formats: Azure date-times to the second, ISO 8601 durations, v2 hh:mm:ss
   t.equal(isoDuration(86_400_000 + 3_661_001), 'P1DT1H1M1.001S');
   t.equal(v2Duration(2400), '00:00:02');
   t.equal(v2Duration(3_723_999), '01:02:03');
-  t.same(['waiting', 'processing', 'completed', 'failed'].map((s) => azureStatus(s as never)), ['NotStarted', 'Running', 'Succeeded', 'Failed']);
+  t.same(
+    ['waiting', 'processing', 'completed', 'failed'].map((s) => azureStatus(s as never)),
+    ['NotStarted', 'Running', 'Succeeded', 'Failed'],
+  );
 });
 
 t.test('v3.1 WebHook: links the right way round, apiVersion, error, no secret', async (t) => {
@@ -78,7 +81,13 @@ t.test('v2.1 hook: configuration.url, events as given or derived, active, name',
     properties: {},
     status: 'Succeeded',
   });
-  const v21: Webhook = { ...hook, apiVersion: 'v2.1', v21Events: ['TranscriptionCompletion', 'EndpointDataCollectionCompletion'], active: false, properties: { Active: 'False' } };
+  const v21: Webhook = {
+    ...hook,
+    apiVersion: 'v2.1',
+    v21Events: ['TranscriptionCompletion', 'EndpointDataCollectionCompletion'],
+    active: false,
+    properties: { Active: 'False' },
+  };
   t.match(v21HookView(v21), { events: ['TranscriptionCompletion', 'EndpointDataCollectionCompletion'], active: false, properties: { Active: 'False' } });
   t.same(Object.keys(v21HookView(v21).configuration), ['url']);
 });
@@ -110,7 +119,9 @@ t.test('transcription entity for each job status', async (t) => {
   t.notOk('error' in done.properties);
   const failed = transcriptionView(job({ status: 'failed', error: { code: 'ERR_AUDIO_CORRUPT', message: 'audio is corrupt' } }), base);
   t.match(failed, { status: 'Failed', properties: { error: { code: 'InvalidData', message: 'audio is corrupt' } } });
-  t.match(transcriptionView(job({ status: 'failed', error: { code: 'ERR_INTERRUPTED', message: 'x' } }), base).properties, { error: { code: 'InternalError' } });
+  t.match(transcriptionView(job({ status: 'failed', error: { code: 'ERR_INTERRUPTED', message: 'x' } }), base).properties, {
+    error: { code: 'InternalError' },
+  });
   t.equal(jobLocale(job({ model: 'de-DE_Multimedia', options: { language: 'de' } })), 'de-DE');
   t.equal(jobLocale(job({ model: 'en-US_BroadbandModel', options: { language: 'auto' } })), 'en-US');
   t.equal(jobLocale(job({ model: 'en-US_BroadbandModel', options: { language: 'fr' } })), 'fr');
@@ -127,7 +138,11 @@ t.test('v2.1 transcription entity: the seed payload shape', async (t) => {
     name: 'job-1',
     properties: { AddWordLevelTimestamps: 'True', Duration: '00:00:02' },
   });
-  t.match(v21TranscriptionView(job({ status: 'failed', error: { code: 'E', message: 'broken' } }), undefined), { results: [], statusMessage: 'broken', status: 'Failed' });
+  t.match(v21TranscriptionView(job({ status: 'failed', error: { code: 'E', message: 'broken' } }), undefined), {
+    results: [],
+    statusMessage: 'broken',
+    status: 'Failed',
+  });
 });
 
 t.test('result file: Azure transcription JSON with ticks, nBest and words', async (t) => {
@@ -171,11 +186,20 @@ t.test('files: result and report once finished, stable ids, signed content URLs'
   t.same(fileContents(job(), undefined, base), [], 'nothing before the job finished');
   const done = job({ status: 'completed', audioDurationMs: 11040 });
   const files = fileContents(done, transcript, base);
-  t.same(files.map((f) => f.kind), ['Transcription', 'TranscriptionReport']);
+  t.same(
+    files.map((f) => f.kind),
+    ['Transcription', 'TranscriptionReport'],
+  );
   t.match(files[1]!.content, { successfulTranscriptionsCount: 1, failedTranscriptionsCount: 0, details: [{ status: 'Succeeded' }] });
   const failed = job({ status: 'failed', error: { code: 'ERR_AUDIO_CORRUPT', message: 'bad' } });
-  t.same(fileContents(failed, undefined, base).map((f) => f.kind), ['TranscriptionReport']);
-  t.match(transcriptionReport(failed, 's'), { failedTranscriptionsCount: 1, details: [{ source: 's', status: 'Failed', errorKind: 'ERR_AUDIO_CORRUPT', errorMessage: 'bad' }] });
+  t.same(
+    fileContents(failed, undefined, base).map((f) => f.kind),
+    ['TranscriptionReport'],
+  );
+  t.match(transcriptionReport(failed, 's'), {
+    failedTranscriptionsCount: 1,
+    details: [{ source: 's', status: 'Failed', errorKind: 'ERR_AUDIO_CORRUPT', errorMessage: 'bad' }],
+  });
 
   const id = fileId('job-1', 'Transcription');
   t.match(id, /^[0-9a-f]{8}-[0-9a-f]{4}-5[0-9a-f]{3}-a[0-9a-f]{3}-[0-9a-f]{12}$/);
@@ -215,7 +239,10 @@ t.test('errors: Azure codes with innerError where a detailed code applies', asyn
   t.same(azureErrorBody(new AppError('ERR_NOT_FOUND', 'gone')), { status: 404, body: { code: 'NotFound', message: 'gone' } });
   t.same(azureErrorBody(new AppError('ERR_UNAUTHORIZED', 'who')).body, { code: 'Unauthorized', message: 'who' });
   t.match(azureErrorBody(new AppError('ERR_JOB_BUSY', 'busy')).body, { code: 'InvalidRequest', innerError: { code: 'DeleteNotAllowed' } });
-  t.match(azureErrorBody(new AppError('ERR_UNSUPPORTED_MEDIA_TYPE', 'x')), { status: 415, body: { code: 'UnsupportedMediaType', innerError: { code: 'InvalidRequestBodyFormat' } } });
+  t.match(azureErrorBody(new AppError('ERR_UNSUPPORTED_MEDIA_TYPE', 'x')), {
+    status: 415,
+    body: { code: 'UnsupportedMediaType', innerError: { code: 'InvalidRequestBodyFormat' } },
+  });
   t.match(azureErrorBody(new AppError('ERR_STORE', 'x')), { status: 500, body: { code: 'InternalServerError', innerError: { code: 'UnexpectedError' } } });
   t.same(azureErrorBody(new AppError('ERR_QUEUE_FULL', 'x')), { status: 503, body: { code: 'ServiceUnavailable', message: 'x' } });
   t.equal(azureErrorBody(new AppError('ERR_ABORTED', 'x')).status, 400);

@@ -47,7 +47,7 @@ t.test('v3.1 create: refusals with Azure inner codes', async (t) => {
     [{ ...valid, customProperties: Object.fromEntries(Array.from({ length: 11 }, (_, i) => [`k${i}`, 'v'])) }, 'InvalidPayload', /at most 10/],
   ];
   for (const [body, inner, message] of cases) {
-    t.throws(() => parseCreateV31(body), { code: 'ERR_INVALID_ARGUMENT', innerCode: inner, message }, inner + ' ' + String(message));
+    t.throws(() => parseCreateV31(body), { code: 'ERR_INVALID_ARGUMENT', innerCode: inner, message }, `${inner} ${String(message)}`);
   }
 });
 

@@ -29,7 +29,11 @@ t.test('create: challenge POST-style request with token and signature; Succeeded
   t.same(s.registry.get(hook.id), hook);
   const unsigned = await s.registry.create(input(), base);
   t.notOk('X-MicrosoftSpeechServices-Signature' in s.challenges[1]!.headers, 'no secret, no signature');
-  t.same(s.registry.all().map((h) => h.id), [hook.id, unsigned.id], 'oldest first');
+  t.same(
+    s.registry.all().map((h) => h.id),
+    [hook.id, unsigned.id],
+    'oldest first',
+  );
 });
 
 t.test('create: a failed challenge stores the hook as Failed, with the reason', async (t) => {
@@ -37,9 +41,15 @@ t.test('create: a failed challenge stores the hook as Failed, with the reason', 
   const cases: Array<[() => unknown, RegExp]> = [
     [() => ({ status: 200, body: 'wrong' }), /^Challenge response payload doesn't match validation token. Expected: [0-9a-f]{32}, actual: wrong$/],
     [() => ({ status: 500, body: '' }), /responded with status code 500/],
-    [() => ({ status: 302, body: '', location: 'http://10.9.9.9/elsewhere?token=x' }), /HTTP 302 \(a redirect to http:\/\/10.9.9.9\/elsewhere\); redirects are not followed/],
+    [
+      () => ({ status: 302, body: '', location: 'http://10.9.9.9/elsewhere?token=x' }),
+      /HTTP 302 \(a redirect to http:\/\/10.9.9.9\/elsewhere\); redirects are not followed/,
+    ],
     [() => Promise.reject(new AppError('ERR_TARGET_TIMEOUT', 'slow')), /did not respond within 5 seconds/],
-    [() => Promise.reject(new AppError('ERR_TARGET_UNREACHABLE', 'could not deliver: connection refused')), /Challenge failed: could not deliver: connection refused/],
+    [
+      () => Promise.reject(new AppError('ERR_TARGET_UNREACHABLE', 'could not deliver: connection refused')),
+      /Challenge failed: could not deliver: connection refused/,
+    ],
   ];
   for (const [answer, message] of cases) {
     s.answer = answer as never;
@@ -53,7 +63,12 @@ t.test('create: a failed challenge stores the hook as Failed, with the reason', 
 t.test('create: a target outside the allow-list is refused and not stored', async (t) => {
   const s = registrySetup(t);
   s.answer = () => Promise.reject(new AppError('ERR_TARGET_FORBIDDEN', 'host x resolves to 127.0.0.1: loopback'));
-  await t.rejects(s.registry.create(input(), base), { code: 'ERR_TARGET_FORBIDDEN', status: 400, innerCode: 'InvalidCallbackUri', message: /cannot be used: host x resolves to 127.0.0.1/ });
+  await t.rejects(s.registry.create(input(), base), {
+    code: 'ERR_TARGET_FORBIDDEN',
+    status: 400,
+    innerCode: 'InvalidCallbackUri',
+    message: /cannot be used: host x resolves to 127.0.0.1/,
+  });
   t.same(s.registry.all(), []);
 });
 
@@ -65,7 +80,10 @@ t.test('v2.1 hooks: no challenge, the target is checked', async (t) => {
   const hook = await s.registry.create(parseCreateV21(v21), base);
   t.equal(hook.status, 'Succeeded');
   t.equal(s.challenges.length, 0);
-  await t.rejects(s.registry.create(parseCreateV21({ ...v21, configuration: { url: 'http://169.254.169.254/' } }), base), { status: 400, message: /link-local/ });
+  await t.rejects(s.registry.create(parseCreateV21({ ...v21, configuration: { url: 'http://169.254.169.254/' } }), base), {
+    status: 400,
+    message: /link-local/,
+  });
 });
 
 t.test('PATCH: plain changes keep the challenge; a new URL or a Failed hook runs it again', async (t) => {
@@ -73,7 +91,13 @@ t.test('PATCH: plain changes keep the challenge; a new URL or a Failed hook runs
   const hook = await s.registry.create(input({ properties: { secret: 'a' } }), base);
   const renamed = await s.registry.update(hook.id, { displayName: 'renamed', events: { transcriptionCreation: true } }, 'http://other');
   t.equal(s.challenges.length, 1, 'no new challenge');
-  t.match(renamed, { displayName: 'renamed', events: ['transcriptionCreation', 'transcriptionCompletion'], secret: 'a', baseUrl: 'http://other', status: 'Succeeded' });
+  t.match(renamed, {
+    displayName: 'renamed',
+    events: ['transcriptionCreation', 'transcriptionCompletion'],
+    secret: 'a',
+    baseUrl: 'http://other',
+    status: 'Succeeded',
+  });
 
   s.answer = () => ({ status: 404, body: '' });
   const moved = await s.registry.update(hook.id, { webUrl: 'http://10.0.0.6/new' }, base);
@@ -95,7 +119,14 @@ t.test('failing deliveries disable the hook; PATCH re-enables; delete drops pend
   const hook = await s.registry.create(input(), base);
   t.equal(s.registry.refusal(hook.id), undefined);
   const record = (extra: Partial<DeliveryRecord>): DeliveryRecord =>
-    ({ id: 'd1', event: 'TranscriptionCompletion', target: { kind: 'azure-webhook', key: hook.id, url: hook.webUrl }, attempts: 8, lastError: 'HTTP 500', ...extra }) as DeliveryRecord;
+    ({
+      id: 'd1',
+      event: 'TranscriptionCompletion',
+      target: { kind: 'azure-webhook', key: hook.id, url: hook.webUrl },
+      attempts: 8,
+      lastError: 'HTTP 500',
+      ...extra,
+    }) as DeliveryRecord;
   await s.registry.deliveryGone(record({ lastStatus: 410 }));
   t.match(s.registry.get(hook.id), { status: 'Failed', error: { code: 'DeliveryFailed', message: /410 Gone to delivery d1/ } });
   await s.registry.deliveryDead(record({ id: 'd2' }));
@@ -114,7 +145,11 @@ t.test('failing deliveries disable the hook; PATCH re-enables; delete drops pend
   await s.outbox.enqueueDurably({ orderKey: 'k', target: { kind: 'azure-webhook', key: hook.id, url: hook.webUrl }, event: 'e', body: '{}' });
   const other = await s.outbox.enqueueDurably({ orderKey: 'k2', target: { kind: 'azure-webhook', key: 'other', url: hook.webUrl }, event: 'e', body: '{}' });
   t.equal(await s.registry.delete(hook.id), true);
-  t.same([...s.outbox.pending()].map((r) => r.id), [other.id], 'only the deleted hook\'s deliveries are dropped');
+  t.same(
+    [...s.outbox.pending()].map((r) => r.id),
+    [other.id],
+    "only the deleted hook's deliveries are dropped",
+  );
   t.equal(await s.registry.delete(hook.id), false);
   t.match(s.registry.refusal(hook.id), /no longer exists/);
 });

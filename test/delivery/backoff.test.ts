@@ -17,8 +17,14 @@ t.test('the default schedule: immediate, 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 24 
 
 t.test('jitter stays within ±20% and varies', async (t) => {
   const schedule = createRetrySchedule({ retryDelaysMs: [1000] });
-  t.equal(retryDelay(schedule, 1, () => 0), 800);
-  t.equal(retryDelay(schedule, 1, () => 0.999999), 1200);
+  t.equal(
+    retryDelay(schedule, 1, () => 0),
+    800,
+  );
+  t.equal(
+    retryDelay(schedule, 1, () => 0.999999),
+    1200,
+  );
   const seen = new Set<number>();
   for (let i = 0; i < 200; i++) {
     const d = retryDelay(schedule, 1)!;

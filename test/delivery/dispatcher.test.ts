@@ -65,7 +65,10 @@ t.test("a delivery is POSTed once, with its adapter's headers, a Standard Webhoo
   t.match(outbox.get(record.id), { state: 'delivered', attempts: 1, lastStatus: 200 });
   t.match(dispatcher.stats(), { sent: 1, failedAttempts: 0, deadLettered: 0, inFlight: 0, pending: 0, oldestPendingAgeMs: 0 });
   t.ok(dispatcher.stats().lastDeliveryLatencyMs! >= 0);
-  t.notOk(lines.some((l) => / (info|warn) /.test(l)), 'no info or warn line for a success');
+  t.notOk(
+    lines.some((l) => / (info|warn) /.test(l)),
+    'no info or warn line for a success',
+  );
   t.ok(lines.some((l) => / debug .*delivered/.test(l)));
   t.same([...outbox.due()], [], 'nothing left to send');
   t.equal(receiver.received.length, 1, 'sent exactly once');
@@ -79,7 +82,10 @@ t.test('failing twice then succeeding: retries on schedule, same id, fresh times
   dispatcher.start();
   const got = await receiver.waitFor(3);
   t.same(new Set(got.map((g) => g.headers['webhook-id'])), new Set([record.id]));
-  t.same(got.map((g) => g.headers['x-earshot-delivery-attempt']), ['1', '2', '3']);
+  t.same(
+    got.map((g) => g.headers['x-earshot-delivery-attempt']),
+    ['1', '2', '3'],
+  );
   for (const g of got) t.equal(g.headers['x-callback-signature'], createHmac('sha256', 's').update(g.body).digest('base64'));
   t.ok(got[1]!.at - got[0]!.at >= 45 && got[2]!.at - got[1]!.at >= 45, 'waited per the schedule');
   await until(() => dispatcher.stats().sent === 1, 2000, 'delivered');
@@ -122,7 +128,10 @@ t.test('dead letter after the last attempt, then listed and redelivered with the
   await until(() => dead.length === 1, 3000, 'dead letter');
   t.equal(receiver.received.length, 4, 'first attempt + 3 retries');
   t.match(dead[0], { id: record.id, state: 'dead', attempts: 4, lastStatus: 500, lastError: 'HTTP 500' });
-  t.same(outbox.listDead({ key: receiver.url }).map((r) => r.id), [record.id]);
+  t.same(
+    outbox.listDead({ key: receiver.url }).map((r) => r.id),
+    [record.id],
+  );
   t.same(outbox.listDead({ key: 'http://10.0.0.1/other' }), []);
   t.match(dispatcher.stats(), { deadLettered: 1, failedAttempts: 4, dead: 1, pending: 0 });
   t.equal(lines.filter((l) => / warn .*delivery dead-lettered/.test(l)).length, 1);
@@ -148,7 +157,9 @@ t.test('410 Gone: dead at once, onGone and onDead', async (t) => {
 });
 
 t.test('429 and 503 honour Retry-After (seconds) over a shorter schedule', async (t) => {
-  const receiver = await startReceiver(t, (_r, i) => (i === 0 ? { status: 429, headers: { 'Retry-After': '1' } } : i === 1 ? { status: 503, headers: { 'Retry-After': '0' } } : { status: 200 }));
+  const receiver = await startReceiver(t, (_r, i) =>
+    i === 0 ? { status: 429, headers: { 'Retry-After': '1' } } : i === 1 ? { status: 503, headers: { 'Retry-After': '0' } } : { status: 200 },
+  );
   const { outbox, dispatcher } = setup(t, { schedule: createRetrySchedule({ retryDelaysMs: [10, 10], jitter: 0 }) });
   const record = await outbox.enqueueDurably(testDelivery(receiver.url));
   dispatcher.start();
@@ -179,7 +190,11 @@ t.test('SSRF: forbidden targets are dead letters without a request; a redirect i
   const redirected = await second.outbox.enqueueDurably(testDelivery(redirector.url));
   second.dispatcher.start();
   await until(() => second.dead.length === 1, 2000, 'redirect dead-lettered');
-  t.match(second.outbox.get(redirected.id), { attempts: 2, lastStatus: 302, lastError: /HTTP 302 redirect to http:\/\/127\.0\.0\.1:\d+\/hook \(redirects are not followed/ });
+  t.match(second.outbox.get(redirected.id), {
+    attempts: 2,
+    lastStatus: 302,
+    lastError: /HTTP 302 redirect to http:\/\/127\.0\.0\.1:\d+\/hook \(redirects are not followed/,
+  });
   t.equal(redirector.received.length, 2);
   t.equal(receiver.received.length, 0, 'the redirect target was never called');
 });
@@ -258,12 +273,19 @@ t.test('a target its adapter refuses, or of a kind nobody registered, is a dead 
   const receiver = await startReceiver(t);
   const { outbox, dispatcher, dead } = setup(t, {}, { refuse: (d) => (d.target.key.endsWith('/gone') ? 'callback URL unregistered' : undefined) });
   const refused = await outbox.enqueueDurably(testDelivery(`${receiver.url}/gone`, 'refused'));
-  const unknown = await outbox.enqueueDurably({ ...testDelivery(receiver.url, 'unknown'), target: { kind: 'from-a-newer-release', key: 'k', url: receiver.url } });
+  const unknown = await outbox.enqueueDurably({
+    ...testDelivery(receiver.url, 'unknown'),
+    target: { kind: 'from-a-newer-release', key: 'k', url: receiver.url },
+  });
   const sent = await outbox.enqueueDurably(testDelivery(receiver.url, 'sent'));
   dispatcher.start();
   const states = () => [refused, unknown, sent].map((r) => outbox.get(r.id)?.state).join();
   await until(() => states() === 'dead,dead,delivered', 2000, 'two dead letters and one delivery');
-  t.same(dead.map((d) => d.id), [refused.id], "the adapter hears of its own dead letter");
+  t.same(
+    dead.map((d) => d.id),
+    [refused.id],
+    'the adapter hears of its own dead letter',
+  );
   t.match(outbox.get(refused.id), { state: 'dead', attempts: 1, lastError: 'not sent: callback URL unregistered' });
   t.match(outbox.get(unknown.id), { state: 'dead', attempts: 1, lastError: /^not sent: no target of kind "from-a-newer-release"/ });
   t.equal(receiver.received.length, 1, 'only the deliverable one was sent');

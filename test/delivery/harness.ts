@@ -83,7 +83,13 @@ async function crashChild(stateDir: string, url: string): Promise<void> {
   const outbox = new Outbox(db);
   const record = await outbox.enqueueDurably(testDelivery(url, 'crash-job'));
   process.stdout.write(`${record.id}\n`);
-  const dispatcher = new Dispatcher({ outbox, targets: testTargets(), policy: loopbackPolicy, log: createLogger({ level: 'warn' }), schedule: createRetrySchedule({ retryDelaysMs: [10] }) });
+  const dispatcher = new Dispatcher({
+    outbox,
+    targets: testTargets(),
+    policy: loopbackPolicy,
+    log: createLogger({ level: 'warn' }),
+    schedule: createRetrySchedule({ retryDelaysMs: [10] }),
+  });
   dispatcher.start();
   setInterval(() => {}, 1000); // stay alive until killed
 }

@@ -8,7 +8,7 @@ import { defaultCallbackCidrs } from '../../src/config.js';
 import { CidrPolicy } from '../../src/delivery/cidr.js';
 import { guardedLookup, maxResponseBodyBytes, sendRequest } from '../../src/delivery/http-client.js';
 import { startReceiver } from '../helpers/receiver.js';
-import { loopbackPolicy} from './harness.js';
+import { loopbackPolicy } from './harness.js';
 
 const lanPolicy = new CidrPolicy(defaultCallbackCidrs);
 const post = (url: string, policy = loopbackPolicy, timeoutMs = 2000) =>
@@ -46,7 +46,10 @@ t.test('link-local (the metadata address), multicast and 0.0.0.0 are refused bef
 
 t.test('the guarded lookup hands the socket only allowed addresses (DNS rebinding)', async (t) => {
   const fake = (addresses: string[]) => (_h: string, _o: unknown, cb: (err: null, a: { address: string; family: number }[]) => void) =>
-    cb(null, addresses.map((address) => ({ address, family: address.includes(':') ? 6 : 4 })));
+    cb(
+      null,
+      addresses.map((address) => ({ address, family: address.includes(':') ? 6 : 4 })),
+    );
   const call = (addresses: string[], all: boolean) =>
     new Promise<{ err: (Error & { code?: string }) | null; result: unknown; family?: number }>((resolve) =>
       guardedLookup(lanPolicy, fake(addresses))('rebind.example', { all }, (err, result, family) => resolve({ err, result, family })),
@@ -75,7 +78,10 @@ t.test('redirects are not followed: a 302 is the answer', async (t) => {
 t.test('a target that does not answer times out, with the time in the message', async (t) => {
   const receiver = await startReceiver(t, () => 'hang');
   const started = Date.now();
-  await t.rejects(post(receiver.url, loopbackPolicy, 150), { code: 'ERR_TARGET_TIMEOUT', message: `http://127.0.0.1:${receiver.port}/hook did not answer within 150 ms` });
+  await t.rejects(post(receiver.url, loopbackPolicy, 150), {
+    code: 'ERR_TARGET_TIMEOUT',
+    message: `http://127.0.0.1:${receiver.port}/hook did not answer within 150 ms`,
+  });
   const took = Date.now() - started;
   t.ok(took >= 140 && took < 1500, `gave up after ${took} ms`);
 });

@@ -21,7 +21,10 @@ t.test('enqueue joins the caller transaction: the job write and the delivery com
   t.same(outbox.get(record.id), record);
   t.same(jobs.get('job-1'), { status: 'completed' });
   t.same(outbox.counts(), { pending: 1, delivered: 0, dead: 0 });
-  t.same([...outbox.due()].map((d) => d.id), [record.id]);
+  t.same(
+    [...outbox.due()].map((d) => d.id),
+    [record.id],
+  );
 });
 
 t.test('a caller transaction that throws takes its deliveries with it', async (t) => {
@@ -59,9 +62,15 @@ t.test('inputs are validated; a used id is refused', async (t) => {
   t.throws(() => outbox.enqueue({ ...testDelivery(url), id: 'has.dot' }), { code: 'ERR_INVALID_ARGUMENT' });
   t.throws(() => outbox.enqueue({ ...testDelivery(url), orderKey: '' }), { code: 'ERR_INVALID_ARGUMENT', message: /orderKey/ });
   t.throws(() => outbox.enqueue({ ...testDelivery('ftp://x/y') }), { code: 'ERR_INVALID_ARGUMENT', message: /target\.url/ });
-  t.throws(() => outbox.enqueue({ ...testDelivery(url), target: { kind: 'Not A Kind', key: url, url } }), { code: 'ERR_INVALID_ARGUMENT', message: /target\.kind/ });
+  t.throws(() => outbox.enqueue({ ...testDelivery(url), target: { kind: 'Not A Kind', key: url, url } }), {
+    code: 'ERR_INVALID_ARGUMENT',
+    message: /target\.kind/,
+  });
   t.throws(() => outbox.enqueue({ ...testDelivery(url), target: { kind: testKind, key: '', url } }), { code: 'ERR_INVALID_ARGUMENT', message: /target\.key/ });
-  t.throws(() => outbox.enqueue({ ...testDelivery(url), headers: { 'X-Bad': 'a\r\nInjected: 1' } }), { code: 'ERR_INVALID_ARGUMENT', message: /header "X-Bad"/ });
+  t.throws(() => outbox.enqueue({ ...testDelivery(url), headers: { 'X-Bad': 'a\r\nInjected: 1' } }), {
+    code: 'ERR_INVALID_ARGUMENT',
+    message: /header "X-Bad"/,
+  });
   t.throws(() => outbox.enqueue({ ...testDelivery(url), headers: { 'bad name': 'x' } }), { code: 'ERR_INVALID_ARGUMENT' });
   t.same(outbox.counts(), { pending: 1, delivered: 0, dead: 0 });
 });
@@ -74,16 +83,34 @@ t.test('only the head of an order key is due; finishing it makes the next one du
   now += 10;
   const a2 = await outbox.enqueueDurably(testDelivery(url, 'a', 'recognitions.completed'));
   const b1 = await outbox.enqueueDurably(testDelivery(url, 'b'));
-  t.same([...outbox.due()].map((d) => d.id), [a1.id, b1.id]);
+  t.same(
+    [...outbox.due()].map((d) => d.id),
+    [a1.id, b1.id],
+  );
 
   await outbox.recordAttempt(a1.id, { result: 'retry', at: now, status: 500, error: 'HTTP 500', nextAttemptAt: now + 5000 });
-  t.same([...outbox.due()], [{ id: b1.id, dueAt: now }, { id: a1.id, dueAt: now + 5000 }], 'a2 still waits behind the retrying a1');
-  t.same([...outbox.due(now)].map((d) => d.id), [b1.id], 'due(until) stops at until');
+  t.same(
+    [...outbox.due()],
+    [
+      { id: b1.id, dueAt: now },
+      { id: a1.id, dueAt: now + 5000 },
+    ],
+    'a2 still waits behind the retrying a1',
+  );
+  t.same(
+    [...outbox.due(now)].map((d) => d.id),
+    [b1.id],
+    'due(until) stops at until',
+  );
   t.match(outbox.get(a1.id), { attempts: 1, lastStatus: 500, lastError: 'HTTP 500', nextAttemptAt: now + 5000, state: 'pending' });
 
   await outbox.recordAttempt(a1.id, { result: 'delivered', at: now + 5001, status: 200 });
   t.match(outbox.get(a1.id), { state: 'delivered', attempts: 2, deliveredAt: now + 5001, lastStatus: 200, lastError: undefined });
-  t.same([...outbox.due()].map((d) => d.id), [a2.id, b1.id], 'a2 is due now (it was due since it was enqueued)');
+  t.same(
+    [...outbox.due()].map((d) => d.id),
+    [a2.id, b1.id],
+    'a2 is due now (it was due since it was enqueued)',
+  );
   t.same(outbox.counts(), { pending: 2, delivered: 1, dead: 0 });
   t.equal(outbox.oldestPending()?.id, a2.id);
   t.equal(await outbox.recordAttempt(a1.id, { result: 'dead', at: now }), undefined, 'a finished delivery ignores further outcomes');
@@ -92,18 +119,39 @@ t.test('only the head of an order key is due; finishing it makes the next one du
 t.test('dead letters: listed by target kind and key, redelivered one or all at the back of their line', async (t) => {
   const db = openStore(t, t.testdir());
   const outbox = new Outbox(db);
-  const hook = { orderKey: 'hook-7 job-1', target: { kind: 'test-hook', key: 'hook-7', url: 'http://10.0.0.9/hook' }, event: 'TranscriptionCompletion', body: '{}' };
+  const hook = {
+    orderKey: 'hook-7 job-1',
+    target: { kind: 'test-hook', key: 'hook-7', url: 'http://10.0.0.9/hook' },
+    event: 'TranscriptionCompletion',
+    body: '{}',
+  };
   const a = await outbox.enqueueDurably(testDelivery(url, 'a'));
   const b = await outbox.enqueueDurably(hook);
   const c = await outbox.enqueueDurably({ ...hook, orderKey: 'hook-7 job-2' });
   for (const id of [a.id, b.id, c.id]) await outbox.recordAttempt(id, { result: 'dead', at: Date.now(), status: 500, error: 'HTTP 500' });
   t.same(outbox.counts(), { pending: 0, delivered: 0, dead: 3 });
-  t.same(outbox.listDead().map((r) => r.id), [a.id, b.id, c.id]);
-  t.same(outbox.listDead({ key: url }).map((r) => r.id), [a.id]);
-  t.same(outbox.listDead({ kind: 'test-hook', key: 'hook-7' }).map((r) => r.id), [b.id, c.id]);
-  t.same(outbox.listDead({ key: 'hook-7' }, 1).map((r) => r.id), [b.id]);
+  t.same(
+    outbox.listDead().map((r) => r.id),
+    [a.id, b.id, c.id],
+  );
+  t.same(
+    outbox.listDead({ key: url }).map((r) => r.id),
+    [a.id],
+  );
+  t.same(
+    outbox.listDead({ kind: 'test-hook', key: 'hook-7' }).map((r) => r.id),
+    [b.id, c.id],
+  );
+  t.same(
+    outbox.listDead({ key: 'hook-7' }, 1).map((r) => r.id),
+    [b.id],
+  );
   t.same(outbox.listDead({ kind: testKind, key: 'hook-7' }), []);
-  t.same(outbox.list('dead', { kind: 'test-hook' }).map((r) => r.id), [b.id, c.id], 'list() sorts by send order');
+  t.same(
+    outbox.list('dead', { kind: 'test-hook' }).map((r) => r.id),
+    [b.id, c.id],
+    'list() sorts by send order',
+  );
 
   // A newer delivery for a's order key is pending: the redelivered one goes behind it.
   const a2 = await outbox.enqueueDurably(testDelivery(url, 'a'));
@@ -111,7 +159,10 @@ t.test('dead letters: listed by target kind and key, redelivered one or all at t
   t.match(revived, { id: a.id, state: 'pending', attempts: 0, lastStatus: 500 });
   t.ok(revived!.seq > a2.seq, 'at the back of the line');
   t.equal(revived!.deadAt, undefined);
-  t.same([...outbox.due()].map((d) => d.id), [a2.id]);
+  t.same(
+    [...outbox.due()].map((d) => d.id),
+    [a2.id],
+  );
   t.equal(await outbox.redeliver(a.id), undefined, 'only dead letters can be redelivered');
   t.equal(await outbox.redeliverAll({ key: 'hook-7' }), 2);
   t.same(outbox.counts(), { pending: 4, delivered: 0, dead: 0 });
@@ -127,10 +178,19 @@ t.test('pending deliveries by target: kind and key both have to match', async (t
   const ids = (records: Array<{ id: string }>) => records.map((r) => r.id).sort();
   t.same(ids(outbox.listPending()), ids([a, b, hook]));
   t.same(ids(outbox.listPending({ key: url })), ids([a, hook]));
-  t.same(outbox.listPending({ key: url, kind: testKind }).map((r) => r.id), [a.id]);
-  t.same(outbox.listPending({ kind: 'test-hook' }).map((r) => r.id), [hook.id]);
+  t.same(
+    outbox.listPending({ key: url, kind: testKind }).map((r) => r.id),
+    [a.id],
+  );
+  t.same(
+    outbox.listPending({ kind: 'test-hook' }).map((r) => r.id),
+    [hook.id],
+  );
   t.same(outbox.listPending({ key: other, kind: 'test-hook' }), []);
-  t.same(outbox.list('pending', { kind: testKind }).map((r) => r.id), [a.id, b.id]);
+  t.same(
+    outbox.list('pending', { kind: testKind }).map((r) => r.id),
+    [a.id, b.id],
+  );
 });
 
 t.test('discarding pending deliveries of a removed target keeps the lines intact', async (t) => {
@@ -141,7 +201,11 @@ t.test('discarding pending deliveries of a removed target keeps the lines intact
   await outbox.enqueueDurably(testDelivery(gone, 'y'));
   t.equal(await outbox.discardPending({ kind: testKind, key: gone }), 2);
   t.equal(outbox.get(x1.id), undefined);
-  t.same([...outbox.due()].map((d) => d.id), [keep.id], 'the survivor moved up to the head');
+  t.same(
+    [...outbox.due()].map((d) => d.id),
+    [keep.id],
+    'the survivor moved up to the head',
+  );
   await t.rejects(outbox.discardPending({ key: gone }), { code: 'ERR_INVALID_ARGUMENT' });
 });
 
@@ -171,13 +235,32 @@ t.test('records stored by the release before delivery adapters are upgraded: key
   const index = db.db<string | number, (string | number)[]>('outbox-index');
   // Two pending deliveries exactly as that release wrote them (target kinds and a copy of the secrets).
   const legacy = (id: string, seq: number, target: object, signing: object) => ({
-    id, seq, orderKey: `k-${id}`, target, event: 'e', body: '{"id":"job-1"}', headers: {}, signing,
-    createdAt: 1000, attempts: 0, nextAttemptAt: 1000, state: 'pending',
+    id,
+    seq,
+    orderKey: `k-${id}`,
+    target,
+    event: 'e',
+    body: '{"id":"job-1"}',
+    headers: {},
+    signing,
+    createdAt: 1000,
+    attempts: 0,
+    nextAttemptAt: 1000,
+    state: 'pending',
   });
   await db.durably(() => {
-    records.putSync('cb', legacy('cb', 1, { kind: 'ibm-callback', url: 'http://10.0.0.1/cb' }, { ibm: { secret: 's1', algorithm: 'sha1' }, standard: { secret: 's1' } }));
-    records.putSync('hk', legacy('hk', 2, { kind: 'azure-webhook', url: 'http://10.0.0.2/hook', hookId: 'hook-9' }, { azure: { secret: 's2' }, standard: { secret: 's2' } }));
-    for (const [seq, id] of [[1, 'cb'], [2, 'hk']] as const) {
+    records.putSync(
+      'cb',
+      legacy('cb', 1, { kind: 'ibm-callback', url: 'http://10.0.0.1/cb' }, { ibm: { secret: 's1', algorithm: 'sha1' }, standard: { secret: 's1' } }),
+    );
+    records.putSync(
+      'hk',
+      legacy('hk', 2, { kind: 'azure-webhook', url: 'http://10.0.0.2/hook', hookId: 'hook-9' }, { azure: { secret: 's2' }, standard: { secret: 's2' } }),
+    );
+    for (const [seq, id] of [
+      [1, 'cb'],
+      [2, 'hk'],
+    ] as const) {
       index.putSync(['line', createHash('sha256').update(`k-${id}`).digest('base64url').slice(0, 22), seq], id);
       index.putSync(['due', 1000, seq], id);
     }
@@ -188,8 +271,15 @@ t.test('records stored by the release before delivery adapters are upgraded: key
   t.same(outbox.get('cb')!.target, { kind: 'ibm-callback', key: 'http://10.0.0.1/cb', url: 'http://10.0.0.1/cb' });
   t.same(outbox.get('hk')!.target, { kind: 'azure-webhook', key: 'hook-9', url: 'http://10.0.0.2/hook' });
   t.notOk('signing' in outbox.get('cb')! || 'signing' in outbox.get('hk')!, 'no secret is left in the outbox');
-  t.same([...outbox.due()].map((d) => d.id), ['cb', 'hk'], 'still due, in order');
-  t.same(outbox.listPending({ kind: 'azure-webhook', key: 'hook-9' }).map((r) => r.id), ['hk']);
+  t.same(
+    [...outbox.due()].map((d) => d.id),
+    ['cb', 'hk'],
+    'still due, in order',
+  );
+  t.same(
+    outbox.listPending({ kind: 'azure-webhook', key: 'hook-9' }).map((r) => r.id),
+    ['hk'],
+  );
   t.equal(await outbox.upgrade(), 0, 'once is enough');
   await outbox.recordAttempt('cb', { result: 'delivered', at: 2000, status: 200 });
   t.same(outbox.counts(), { pending: 1, delivered: 1, dead: 0 }, 'outcomes are recorded as for new records');

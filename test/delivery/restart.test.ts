@@ -10,12 +10,18 @@ import { Outbox } from '../../src/delivery/outbox.js';
 import { StateDatabase } from '../../src/store/database.js';
 import { startReceiver } from '../helpers/receiver.js';
 import { until } from '../helpers/poll.js';
-import { testDelivery, testTargets, loopbackPolicy, memoryLogger, openStore} from './harness.js';
+import { testDelivery, testTargets, loopbackPolicy, memoryLogger, openStore } from './harness.js';
 
 const harness = fileURLToPath(new URL('./harness.js', import.meta.url));
 
 function dispatcherFor(outbox: Outbox) {
-  return new Dispatcher({ outbox, targets: testTargets(), policy: loopbackPolicy, log: memoryLogger().log, schedule: createRetrySchedule({ retryDelaysMs: [10] }) });
+  return new Dispatcher({
+    outbox,
+    targets: testTargets(),
+    policy: loopbackPolicy,
+    log: memoryLogger().log,
+    schedule: createRetrySchedule({ retryDelaysMs: [10] }),
+  });
 }
 
 t.test('enqueued, closed before delivery, reopened: delivered by the new process', async (t) => {

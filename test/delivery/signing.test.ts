@@ -31,7 +31,7 @@ t.test('Standard Webhooks signature over id.timestamp.body, verified by the stan
   t.same(new Webhook(Buffer.from(secret, 'utf8'), { format: 'raw' }).verify(body, headers), JSON.parse(body));
   t.same(new Webhook(`whsec_${Buffer.from(secret, 'utf8').toString('base64')}`).verify(body, headers), JSON.parse(body));
   t.throws(() => new Webhook(Buffer.from('other', 'utf8'), { format: 'raw' }).verify(body, headers), /No matching signature/);
-  t.throws(() => new Webhook(Buffer.from(secret, 'utf8'), { format: 'raw' }).verify(body + ' ', headers), /No matching signature/);
+  t.throws(() => new Webhook(Buffer.from(secret, 'utf8'), { format: 'raw' }).verify(`${body} `, headers), /No matching signature/);
 
   // A whsec_ secret is used the way the library reads it.
   const whsec = `whsec_${Buffer.from('a 24+ byte key for std webhooks').toString('base64')}`;

@@ -5,7 +5,7 @@ import { chmodSync, existsSync, readFileSync, statSync, writeFileSync } from 'no
 import { join } from 'node:path';
 import t, { type Test } from 'tap';
 
-import { AppError } from '../../src/errors.js';
+import type { AppError } from '../../src/errors.js';
 import { loadConfig } from '../../src/config.js';
 import { decodeAudio, decoderArguments, resolveDecoderPath, type DecodeLimits, type DecodedAudio } from '../../src/engine/audio-decoder.js';
 import { parseAudioMediaType } from '../../src/engine/media-type.js';
@@ -192,7 +192,10 @@ t.test('real speech: jfk.mp3 decodes to its 11 s, and resampling preserves it', 
 });
 
 t.test('raw audio/l16, little- and big-endian, declared or detected', async (t) => {
-  for (const [file, endianness] of [[l16le, 'little-endian'], [l16be, 'big-endian']] as const) {
+  for (const [file, endianness] of [
+    [l16le, 'little-endian'],
+    [l16be, 'big-endian'],
+  ] as const) {
     const [declared, pcm] = await decodeOk(file, `audio/l16;rate=8000;channels=2;endianness=${endianness}`);
     t.match(declared, { container: 'raw', inputRate: 8000, inputChannels: 2, codec: endianness === 'big-endian' ? 'pcm_s16be' : 'pcm_s16le' });
     checkTone(t, declared, pcm, 2, HALF, 1);
@@ -270,8 +273,7 @@ t.test('truncated files fail as corrupt instead of decoding part', async (t) => 
   for (const [file, type, message] of cases) {
     // MP3: cut inside a frame, whatever the encoder's frame sizes this time (a cut that
     // happens to fall on a frame boundary of a file without a Xing header is undetectable).
-    const truncated =
-      type === 'audio/mpeg' ? truncateInsideFrame(file, `${file}.truncated`) : truncateFile(file, `${file}.truncated`);
+    const truncated = type === 'audio/mpeg' ? truncateInsideFrame(file, `${file}.truncated`) : truncateFile(file, `${file}.truncated`);
     await decodeFails(t, truncated, type, 'ERR_AUDIO_CORRUPT', message);
   }
   // Raw audio cut inside a frame (an odd byte count of stereo 16-bit).
@@ -327,7 +329,12 @@ t.test('too long: rejected from the header, or stopped while decoding when no le
 // ---- limits, abort and the sandbox ------------------------------------------------------------
 
 t.test('the memory limit bites and is reported as ERR_AUDIO_LIMIT', async (t) => {
-  for (const [file, type] of [[wav44k, 'audio/wav'], [flac, 'audio/flac'], [opus, 'audio/ogg'], [mp3, 'audio/mpeg']] as const) {
+  for (const [file, type] of [
+    [wav44k, 'audio/wav'],
+    [flac, 'audio/flac'],
+    [opus, 'audio/ogg'],
+    [mp3, 'audio/mpeg'],
+  ] as const) {
     // 2 MiB of address space is less than the decoder's own code and libraries take.
     if (emulated) {
       const [result] = await decodeOk(file, type, { maxSeconds: 600, maxMemoryMb: 2 });
@@ -426,10 +433,10 @@ t.test('the sandbox setting: EARSHOT_DECODER_SANDBOX, and sandbox: optional as -
   const limits = { maxSeconds: 10, maxMemoryMb: 256, maxCpuSeconds: 13, timeoutMs: 49_000 };
   t.notOk(decoderArguments(wav16k, at('a.f32'), format, limits).includes('--allow-unsandboxed'));
   t.ok(decoderArguments(wav16k, at('a.f32'), format, limits, 'optional').includes('--allow-unsandboxed'));
-  await t.rejects(
-    decodeAudio({ inputPath: wav16k, outputPath: at('b.f32'), format, limits: generous, sandbox: 'off' as 'optional' }),
-    { code: 'ERR_INVALID_ARGUMENT', message: /Expected 'required' or 'optional' for sandbox but received "off"/ },
-  );
+  await t.rejects(decodeAudio({ inputPath: wav16k, outputPath: at('b.f32'), format, limits: generous, sandbox: 'off' as 'optional' }), {
+    code: 'ERR_INVALID_ARGUMENT',
+    message: /Expected 'required' or 'optional' for sandbox but received "off"/,
+  });
 });
 
 t.test('the decoder refuses bad command lines with a JSON report', async (t) => {
@@ -464,7 +471,12 @@ t.test('crashes, sandbox kills, silence and lies from the decoder are ERR_DECODE
     ['exit1.sh', 'echo "oops" >&2; exit 1', 'ERR_DECODER', /exited with code 1.*oops/],
     ['unknown.sh', `echo '{"ok":false,"code":"ERR_SOMETHING","message":"x"}'; exit 11`, 'ERR_DECODER', /unknown failure "ERR_SOMETHING"/],
     ['reported.sh', `echo '{"ok":false,"code":"ERR_AUDIO_CORRUPT","message":"bad frame"}'; exit 11`, 'ERR_AUDIO_CORRUPT', /^bad frame$/],
-    ['nofile.sh', `rm -f "$4"; echo '{"ok":true,"samples":10,"durationMs":1,"inputRate":16000,"inputChannels":1,"inputFrames":10,"container":"wav","codec":"pcm_s16","seccomp":true}'`, 'ERR_DECODER', /reported 10 samples but its output has no file/],
+    [
+      'nofile.sh',
+      `rm -f "$4"; echo '{"ok":true,"samples":10,"durationMs":1,"inputRate":16000,"inputChannels":1,"inputFrames":10,"container":"wav","codec":"pcm_s16","seccomp":true}'`,
+      'ERR_DECODER',
+      /reported 10 samples but its output has no file/,
+    ],
     ['nosamples.sh', `echo '{"ok":true,"samples":"many"}'`, 'ERR_DECODER', /invalid result/],
   ];
   for (const [name, script, code, message] of cases) {

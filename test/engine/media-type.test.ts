@@ -1,7 +1,7 @@
 // Content-Type → decoder format, per IBM Watson STT's supported audio formats.
 import t from 'tap';
 
-import { AppError } from '../../src/errors.js';
+import type { AppError } from '../../src/errors.js';
 import { parseAudioMediaType, parseMediaType, SUPPORTED_MEDIA_TYPES } from '../../src/engine/media-type.js';
 
 t.test('no Content-Type, an empty one and application/octet-stream mean "detect from the data"', async (t) => {
@@ -108,9 +108,12 @@ t.test('malformed headers are ERR_INVALID_ARGUMENT', async (t) => {
 t.test('parseMediaType handles whitespace, quoting and empty parameters', async (t) => {
   const parsed = parseMediaType(' Audio/L16 ;RATE = 16000;; channels="2" ; note="a\\"b;c" ;');
   t.equal(parsed.essence, 'audio/l16');
-  t.same([...parsed.parameters], [
-    ['rate', '16000'],
-    ['channels', '2'],
-    ['note', 'a"b;c'],
-  ]);
+  t.same(
+    [...parsed.parameters],
+    [
+      ['rate', '16000'],
+      ['channels', '2'],
+      ['note', 'a"b;c'],
+    ],
+  );
 });

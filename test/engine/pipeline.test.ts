@@ -22,10 +22,7 @@ t.test('real speech (jfk.mp3) goes through the decoder and the engine', async (t
   });
   t.match(decoded, { container: 'mp3', samples: 176000, durationMs: 11000 });
 
-  const engine = new WhisperEngine(
-    { modelPath: testModelPath(), threads: 2, nice: 10, flashAttn: true, windowSeconds: 300 },
-    createLogger({ level: 'warn' }),
-  );
+  const engine = new WhisperEngine({ modelPath: testModelPath(), threads: 2, nice: 10, flashAttn: true, windowSeconds: 300 }, createLogger({ level: 'warn' }));
   await engine.load();
   t.teardown(() => engine.close());
   const transcript = await engine.transcribe({ path: spool }, { words: true, temperatureIncrement: 0 });

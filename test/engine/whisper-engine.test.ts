@@ -10,10 +10,7 @@ const lines: string[] = [];
 const log = createLogger({ level: 'debug', journal: true, write: (line) => lines.push(line) }).child('engine');
 
 function engine(overrides: Partial<WhisperEngineConfig> = {}): WhisperEngine {
-  return new WhisperEngine(
-    { modelPath: testModelPath(), threads: 2, nice: 10, flashAttn: true, windowSeconds: 300, ...overrides },
-    log,
-  );
+  return new WhisperEngine({ modelPath: testModelPath(), threads: 2, nice: 10, flashAttn: true, windowSeconds: 300, ...overrides }, log);
 }
 
 t.test('loads once, logs, transcribes and closes', async (t) => {
@@ -23,13 +20,22 @@ t.test('loads once, logs, transcribes and closes', async (t) => {
   t.equal(e.ready, true);
   t.match(info, { multilingual: false, weightType: 'q5_0' });
   t.ok(lines.some((l) => l.startsWith('<6>engine: model loaded') && l.includes('weights=q5_0')));
-  t.ok(lines.some((l) => l.startsWith('<7>whisper: whisper_init_from_file_with_params_no_state')), 'whisper lines at debug');
+  t.ok(
+    lines.some((l) => l.startsWith('<7>whisper: whisper_init_from_file_with_params_no_state')),
+    'whisper lines at debug',
+  );
 
   const progress: number[] = [];
   const transcript = await e.transcribe(testSignal(8), { words: true, temperatureIncrement: 0 }, { onProgress: (p) => progress.push(p.percent) });
   t.equal(transcript.durationMs, 8000);
   t.equal(transcript.language, 'en');
-  t.equal(transcript.text, transcript.segments.map((s) => s.text).filter(Boolean).join(' '));
+  t.equal(
+    transcript.text,
+    transcript.segments
+      .map((s) => s.text)
+      .filter(Boolean)
+      .join(' '),
+  );
   for (const s of transcript.segments) {
     t.ok(s.confidence >= 0 && s.confidence <= 1, 'segment confidence is a probability');
     t.equal(s.text, s.text.trim());
@@ -70,10 +76,14 @@ t.test('an AbortSignal aborts the transcription with ERR_ABORTED, keeping the ca
   await e.load();
   t.teardown(() => e.close());
   const controller = new AbortController();
-  const pending = e.transcribe(testSignal(600), { windowSeconds: 60 }, {
-    signal: controller.signal,
-    onProgress: () => controller.abort(),
-  });
+  const pending = e.transcribe(
+    testSignal(600),
+    { windowSeconds: 60 },
+    {
+      signal: controller.signal,
+      onProgress: () => controller.abort(),
+    },
+  );
   const err = await pending.catch((x: unknown) => x);
   t.ok(err instanceof AppError);
   t.equal((err as AppError).code, 'ERR_ABORTED');

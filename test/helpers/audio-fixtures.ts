@@ -10,9 +10,7 @@ import { fileURLToPath } from 'node:url';
  */
 
 /** whisper.cpp's real speech sample (11 s, 16 kHz mono MP3 with a Xing/LAME header). */
-export const JFK_MP3 = fileURLToPath(
-  new URL('../../../node_modules/nodejs-whisper/cpp/whisper.cpp/samples/jfk.mp3', import.meta.url),
-);
+export const JFK_MP3 = fileURLToPath(new URL('../../../node_modules/nodejs-whisper/cpp/whisper.cpp/samples/jfk.mp3', import.meta.url));
 
 /**
  * The decoder sandbox setting of this test run: scripts/arm64-test sets
@@ -171,9 +169,7 @@ function layer3FrameLength(bytes: Buffer, offset: number): number {
   const mpeg1 = (header & 0xfffe0000) >>> 0 === 0xfffa0000;
   const mpeg2 = (header & 0xfffe0000) >>> 0 === 0xfff20000;
   if (!mpeg1 && !mpeg2) throw new Error(`fixture: no Layer III frame at ${offset}`);
-  const kbps = mpeg1
-    ? [0, 32, 40, 48, 56, 64, 80, 96, 112, 128, 160, 192, 224, 256, 320]
-    : [0, 8, 16, 24, 32, 40, 48, 56, 64, 80, 96, 112, 128, 144, 160];
+  const kbps = mpeg1 ? [0, 32, 40, 48, 56, 64, 80, 96, 112, 128, 160, 192, 224, 256, 320] : [0, 8, 16, 24, 32, 40, 48, 56, 64, 80, 96, 112, 128, 144, 160];
   const rates = mpeg1 ? [44100, 48000, 32000] : [22050, 24000, 16000];
   const bitrate = kbps[(header >>> 12) & 15] ?? 0;
   const rate = rates[(header >>> 10) & 3] ?? 0;

@@ -113,13 +113,25 @@ export async function startReceiver(
     events,
     challenges: () => received.filter((r) => challengeOf(r) !== null),
     waitFor: (n, timeoutMs = 5000) =>
-      wait(() => (received.length >= n ? received.slice(0, n) : undefined), () => `${n} requests, got ${received.length}`, timeoutMs),
+      wait(
+        () => (received.length >= n ? received.slice(0, n) : undefined),
+        () => `${n} requests, got ${received.length}`,
+        timeoutMs,
+      ),
     posts: (n, timeoutMs = 30_000) => {
       const posts = () => received.filter((r) => r.method === 'POST' && challengeOf(r) === null);
-      return wait(() => (posts().length >= n ? posts().slice(0, n) : undefined), () => `${n} POSTs, got ${posts().length}`, timeoutMs);
+      return wait(
+        () => (posts().length >= n ? posts().slice(0, n) : undefined),
+        () => `${n} POSTs, got ${posts().length}`,
+        timeoutMs,
+      );
     },
     until: (predicate, what, timeoutMs = 20_000) =>
-      wait(() => (predicate(events()) ? events() : undefined), () => `${what}; got ${events().length} requests`, timeoutMs),
+      wait(
+        () => (predicate(events()) ? events() : undefined),
+        () => `${what}; got ${events().length} requests`,
+        timeoutMs,
+      ),
     close,
   };
   return receiver;

@@ -56,13 +56,28 @@ t.test('create with the challenge, get, list paging, PATCH, delete; secrets neve
   const api = client(app);
   const secret = 'hook-secret-1';
 
-  const created = await api.createHook({ displayName: 'first', description: 'd', webUrl: receiver.url, events: { transcriptionCompletion: true }, properties: { secret }, customProperties: { k: 'v' } });
+  const created = await api.createHook({
+    displayName: 'first',
+    description: 'd',
+    webUrl: receiver.url,
+    events: { transcriptionCompletion: true },
+    properties: { secret },
+    customProperties: { k: 'v' },
+  });
   t.equal(created.status, 201);
   const hook = created.json;
   t.equal(created.headers.get('location'), hook.self, 'Location is the new hook');
   t.match(hook.self, new RegExp(`^${app.base}/speechtotext/v3.1/webhooks/[0-9a-f-]{36}$`));
   t.same(hook.links, { ping: `${hook.self}:ping`, test: `${hook.self}:test` });
-  t.match(hook, { webUrl: receiver.url, displayName: 'first', description: 'd', events: { transcriptionCompletion: true }, status: 'Succeeded', customProperties: { k: 'v' }, properties: { apiVersion: 'v3.1' } });
+  t.match(hook, {
+    webUrl: receiver.url,
+    displayName: 'first',
+    description: 'd',
+    events: { transcriptionCompletion: true },
+    status: 'Succeeded',
+    customProperties: { k: 'v' },
+    properties: { apiVersion: 'v3.1' },
+  });
   t.match(hook.createdDateTime, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$/);
   t.notOk(created.text.includes(secret), 'the secret is not returned');
 
@@ -79,23 +94,38 @@ t.test('create with the challenge, get, list paging, PATCH, delete; secrets neve
 
   for (const name of ['second', 'third']) t.equal((await api.createHook({ displayName: name, webUrl: receiver.url, events: { ping: true } })).status, 201);
   const page1 = await api.call('GET', '/speechtotext/v3.1/webhooks?top=2');
-  t.same(page1.json.values.map((h: any) => h.displayName), ['first', 'second']);
+  t.same(
+    page1.json.values.map((h: any) => h.displayName),
+    ['first', 'second'],
+  );
   t.equal(page1.json['@nextLink'], `${app.base}/speechtotext/v3.1/webhooks?top=2&skip=2`);
   const page2 = await api.call('GET', page1.json['@nextLink']);
-  t.same(page2.json.values.map((h: any) => h.displayName), ['third']);
+  t.same(
+    page2.json.values.map((h: any) => h.displayName),
+    ['third'],
+  );
   t.notOk('@nextLink' in page2.json, 'no more pages');
   t.notOk(page1.text.includes(secret) || page2.text.includes(secret));
   t.match((await api.call('GET', '/speechtotext/v3.1/webhooks?skip=-1')).json, { code: 'InvalidRequest', innerError: { code: 'InvalidParameterValue' } });
   t.match((await api.call('GET', "/speechtotext/v3.1/webhooks?filter=displayName%20eq%20'x'")).json, { innerError: { code: 'UnsupportedFilter' } });
 
-  const renamed = await api.call('PATCH', api.hookPath(hook.self), { displayName: 'renamed', events: { transcriptionCreation: true } }, 'application/merge-patch+json');
+  const renamed = await api.call(
+    'PATCH',
+    api.hookPath(hook.self),
+    { displayName: 'renamed', events: { transcriptionCreation: true } },
+    'application/merge-patch+json',
+  );
   t.equal(renamed.status, 200);
   t.match(renamed.json, { displayName: 'renamed', events: { transcriptionCreation: true, transcriptionCompletion: true }, status: 'Succeeded' });
   t.equal(receiver.challenges().length, 3, 'no new challenge for a rename');
   const move = await api.call('PATCH', api.hookPath(hook.self), { webUrl: moved.url });
   t.match(move.json, { webUrl: moved.url, status: 'Succeeded' });
   t.equal(moved.challenges().length, 1, 'a new URL is challenged');
-  t.equal(moved.challenges()[0]!.headers['x-microsoftspeechservices-signature'], hmac256(secret, moved.challenges()[0]!.url.searchParams.get('validationToken')!), 'with the kept secret');
+  t.equal(
+    moved.challenges()[0]!.headers['x-microsoftspeechservices-signature'],
+    hmac256(secret, moved.challenges()[0]!.url.searchParams.get('validationToken')!),
+    'with the kept secret',
+  );
   t.notOk(move.text.includes(secret));
   const wrongType = await api.call('PATCH', api.hookPath(hook.self), 'displayName=x', 'text/plain');
   t.equal(wrongType.status, 415);
@@ -129,22 +159,39 @@ t.test('a failed challenge leaves the hook Failed with the reason; forbidden tar
   receiver.challenge = () => ({ status: 200, body: 'not the token' });
   const wrong = await api.createHook({ displayName: 'w', webUrl: receiver.url, events: { transcriptionCompletion: true } });
   t.equal(wrong.status, 201, 'created, as Azure does, but not usable');
-  t.match(wrong.json, { status: 'Failed', properties: { error: { code: 'InvalidCallbackUri', message: /^Challenge response payload doesn't match validation token. Expected: [0-9a-f]{32}, actual: not the token$/ } } });
+  t.match(wrong.json, {
+    status: 'Failed',
+    properties: {
+      error: {
+        code: 'InvalidCallbackUri',
+        message: /^Challenge response payload doesn't match validation token. Expected: [0-9a-f]{32}, actual: not the token$/,
+      },
+    },
+  });
   const ping = await api.call('POST', `${api.hookPath(wrong.json.self)}:ping`);
   t.equal(ping.status, 400);
   t.match(ping.json, { code: 'InvalidRequest', innerError: { code: 'InvalidPrerequisite' }, message: /PATCH it to re-enable/ });
 
   receiver.challenge = () => ({ status: 302, headers: { Location: elsewhere.url } });
   const redirect = await api.createHook({ displayName: 'r', webUrl: receiver.url, events: { transcriptionCompletion: true } });
-  t.match(redirect.json, { status: 'Failed', properties: { error: { message: /HTTP 302 \(a redirect to http:\/\/127\.0\.0\.1:\d+\/elsewhere\); redirects are not followed: register the final URL/ } } });
+  t.match(redirect.json, {
+    status: 'Failed',
+    properties: { error: { message: /HTTP 302 \(a redirect to http:\/\/127\.0\.0\.1:\d+\/elsewhere\); redirects are not followed: register the final URL/ } },
+  });
   t.equal(elsewhere.received.length, 0, 'the redirect was not followed');
 
   receiver.challenge = () => ({ status: 503 });
-  t.match((await api.createHook({ displayName: 's', webUrl: receiver.url, events: { transcriptionCompletion: true } })).json.properties.error, { message: /status code 503/ });
+  t.match((await api.createHook({ displayName: 's', webUrl: receiver.url, events: { transcriptionCompletion: true } })).json.properties.error, {
+    message: /status code 503/,
+  });
 
   const linkLocal = await api.createHook({ displayName: 'm', webUrl: 'http://169.254.169.254/latest/meta-data', events: { transcriptionCompletion: true } });
   t.equal(linkLocal.status, 400);
-  t.match(linkLocal.json, { code: 'InvalidRequest', innerError: { code: 'InvalidCallbackUri' }, message: /cannot be used: http:\/\/169\.254\.169\.254\/latest\/meta-data is not an allowed target: .*link-local/ });
+  t.match(linkLocal.json, {
+    code: 'InvalidRequest',
+    innerError: { code: 'InvalidCallbackUri' },
+    message: /cannot be used: http:\/\/169\.254\.169\.254\/latest\/meta-data is not an allowed target: .*link-local/,
+  });
   t.equal((await api.call('GET', '/speechtotext/v3.1/webhooks')).json.values.length, 3, 'refused hooks are not stored');
 });
 
@@ -154,11 +201,19 @@ t.test('SSRF: names resolving to forbidden addresses and literal IPs are refused
   const api = client(app);
   const viaName = await api.createHook({ displayName: 'n', webUrl: `http://localhost:${receiver.port}/hook`, events: { transcriptionCompletion: true } });
   t.equal(viaName.status, 400);
-  t.match(viaName.json, { code: 'InvalidRequest', innerError: { code: 'InvalidCallbackUri' }, message: /host localhost resolves to .*(127\.0\.0\.1|::1).*loopback.*EARSHOT_CALLBACK_CIDRS/ });
+  t.match(viaName.json, {
+    code: 'InvalidRequest',
+    innerError: { code: 'InvalidCallbackUri' },
+    message: /host localhost resolves to .*(127\.0\.0\.1|::1).*loopback.*EARSHOT_CALLBACK_CIDRS/,
+  });
   const literal = await api.createHook({ displayName: 'l', webUrl: receiver.url, events: { transcriptionCompletion: true } });
   t.equal(literal.status, 400);
   t.match(literal.json.message, /http:\/\/127\.0\.0\.1:\d+\/hook is not an allowed target: .*loopback/);
-  const v21 = await api.call('POST', '/api/speechtotext/v2.1/transcriptions/hooks', { name: 'v', configuration: { url: `http://localhost:${receiver.port}/x` }, events: ['TranscriptionCompletion'] });
+  const v21 = await api.call('POST', '/api/speechtotext/v2.1/transcriptions/hooks', {
+    name: 'v',
+    configuration: { url: `http://localhost:${receiver.port}/x` },
+    events: ['TranscriptionCompletion'],
+  });
   t.equal(v21.status, 400);
   t.match(v21.json, { innerError: { code: 'InvalidCallbackUri' }, message: /resolves to/ });
   t.equal(receiver.received.length, 0, 'nothing was sent');
@@ -179,7 +234,13 @@ t.test('a job submitted through IBM fires Creation, Processing, Completion, sign
     properties: { Active: 'True' },
   });
   t.equal(v21.status, 201);
-  t.match(v21.json, { configuration: { url: v21Receiver.url }, events: ['TranscriptionCompletion'], active: true, name: 'TranscriptionCompletionWebHook', status: 'Succeeded' });
+  t.match(v21.json, {
+    configuration: { url: v21Receiver.url },
+    events: ['TranscriptionCompletion'],
+    active: true,
+    name: 'TranscriptionCompletionWebHook',
+    status: 'Succeeded',
+  });
   t.equal(v21.headers.get('location'), `${app.base}/api/speechtotext/v2.1/transcriptions/hooks/${v21.json.id}`);
   t.notOk(v21.text.includes('v2-secret'));
   t.equal(v21Receiver.challenges().length, 0, 'v2.1 hooks have no challenge');
@@ -193,13 +254,20 @@ t.test('a job submitted through IBM fires Creation, Processing, Completion, sign
     t.equal(e.method, 'POST');
     t.equal(e.url.pathname, '/hook');
     t.equal(e.headers['content-type'], 'application/json');
-    t.equal(e.headers['x-microsoftspeechservices-signature'], hmac256(secret, e.body), 'X-MicrosoftSpeechServices-Signature = base64(HMAC-SHA256(secret, body))');
+    t.equal(
+      e.headers['x-microsoftspeechservices-signature'],
+      hmac256(secret, e.body),
+      'X-MicrosoftSpeechServices-Signature = base64(HMAC-SHA256(secret, body))',
+    );
     t.same(standard.verify(e.body, e.headers as Record<string, string>), bodies[i], 'Standard Webhooks signature verifies');
     t.equal(bodies[i].invocationId, e.headers['webhook-id'], 'invocationId is the stable delivery id');
     t.equal(bodies[i].id, id);
     t.equal(bodies[i].self, `${app.base}/speechtotext/v3.1/transcriptions/${id}`);
   });
-  t.same(bodies.map((b) => b.status), ['NotStarted', 'Running', 'Succeeded']);
+  t.same(
+    bodies.map((b) => b.status),
+    ['NotStarted', 'Running', 'Succeeded'],
+  );
   t.equal(new Set(bodies.map((b) => b.invocationId)).size, 3);
   const done = bodies[2];
   t.match(done, { locale: 'en-US', properties: { duration: 'PT1S', wordLevelTimestampsEnabled: true }, links: { files: `${done.self}/files` } });
@@ -209,7 +277,13 @@ t.test('a job submitted through IBM fires Creation, Processing, Completion, sign
   t.equal(entity.status, 200);
   t.match(entity.json, { id, self: done.self, status: 'Succeeded', properties: { duration: 'PT1S' } });
   const files = await api.call('GET', done.links.files);
-  t.same(files.json.values.map((f: any) => [f.kind, f.name]), [['Transcription', 'contenturl_0.json'], ['TranscriptionReport', 'report.json']]);
+  t.same(
+    files.json.values.map((f: any) => [f.kind, f.name]),
+    [
+      ['Transcription', 'contenturl_0.json'],
+      ['TranscriptionReport', 'report.json'],
+    ],
+  );
   const resultFile = files.json.values[0];
   t.match((await api.call('GET', resultFile.self)).json, { self: resultFile.self, kind: 'Transcription' });
   const content = await fetch(resultFile.links.contentUrl);
@@ -250,7 +324,13 @@ t.test('ping and test: 202 with Retry-After, 204 when there is nothing; v2.1 200
   const api = client(app);
   const hook = (await api.createHook({ displayName: 'p', webUrl: receiver.url, events: { transcriptionCompletion: true }, properties: { secret: 'ps' } })).json;
   const path = api.hookPath(hook.self);
-  const v21 = (await api.call('POST', '/api/speechtotext/v2.1/transcriptions/hooks', { name: 'v', configuration: { url: `${receiver.url}/v21` }, events: ['TranscriptionCompletion'] })).json;
+  const v21 = (
+    await api.call('POST', '/api/speechtotext/v2.1/transcriptions/hooks', {
+      name: 'v',
+      configuration: { url: `${receiver.url}/v21` },
+      events: ['TranscriptionCompletion'],
+    })
+  ).json;
   const v21Path = `/api/speechtotext/v2.1/transcriptions/hooks/${v21.id}`;
 
   const ping = await api.call('POST', `${path}:ping`);
@@ -275,7 +355,9 @@ t.test('ping and test: 202 with Retry-After, 204 when there is nothing; v2.1 200
   const test = await api.call('POST', `${path}:test`);
   t.equal(test.status, 202);
   t.equal(test.headers.get('retry-after'), '1');
-  const tested = (await receiver.until((e) => e.filter((h) => h.url.pathname === '/hook').length >= 4, 'the test event')).filter((h) => h.url.pathname === '/hook')[3]!;
+  const tested = (await receiver.until((e) => e.filter((h) => h.url.pathname === '/hook').length >= 4, 'the test event')).filter(
+    (h) => h.url.pathname === '/hook',
+  )[3]!;
   t.equal(eventOf(tested), 'TranscriptionCompletion');
   t.match(JSON.parse(tested.body), { id: second, status: 'Succeeded' }, 'the newest matching transcription');
   t.not(first, second);
@@ -319,7 +401,10 @@ t.test('a receiver down for a while: every delivery arrives, in order per job, w
     const retried = delivered.find((e) => e.headers['webhook-id'] === failed.headers['webhook-id'])!;
     t.equal(retried.body, failed.body, 'with the same body');
   }
-  t.ok(delivered.some((e) => Number(e.headers['x-earshot-delivery-attempt']) > 1), 'some arrived on a retry');
+  t.ok(
+    delivered.some((e) => Number(e.headers['x-earshot-delivery-attempt']) > 1),
+    'some arrived on a retry',
+  );
 });
 
 t.test('deliveries that dead-letter disable the hook; PATCH re-enables it; dead letters are redelivered; 410 disables', async (t) => {
@@ -327,7 +412,14 @@ t.test('deliveries that dead-letter disable the hook; PATCH re-enables it; dead 
   const app = await startApp(t, { EARSHOT_RETRY_SCHEDULE: '10ms,10ms' });
   const api = client(app);
   const secret = 'dead-letter-secret';
-  const hook = (await api.createHook({ displayName: 'dl', webUrl: receiver.url, events: { transcriptionCreation: true, transcriptionCompletion: true }, properties: { secret } })).json;
+  const hook = (
+    await api.createHook({
+      displayName: 'dl',
+      webUrl: receiver.url,
+      events: { transcriptionCreation: true, transcriptionCompletion: true },
+      properties: { secret },
+    })
+  ).json;
   const path = api.hookPath(hook.self);
   // The first attempt is answered only once the job is done, so that its Completion is
   // queued behind the failing Creation (same hook, same job: one line).
@@ -347,10 +439,20 @@ t.test('deliveries that dead-letter disable the hook; PATCH re-enables it; dead 
     if ((failed.status === 'Failed' && dead.json.values.length === 2) || Date.now() > deadline) break;
     await new Promise((r) => setTimeout(r, 25));
   }
-  t.match(failed, { status: 'Failed', properties: { error: { code: 'DeliveryFailed', message: /failed after 3 attempt\(s\): HTTP 500\. PATCH the web hook to re-enable it/ } } });
-  t.same(dead.json.values.map((d: any) => d.event), ['TranscriptionCreation', 'TranscriptionCompletion']);
+  t.match(failed, {
+    status: 'Failed',
+    properties: { error: { code: 'DeliveryFailed', message: /failed after 3 attempt\(s\): HTTP 500\. PATCH the web hook to re-enable it/ } },
+  });
+  t.same(
+    dead.json.values.map((d: any) => d.event),
+    ['TranscriptionCreation', 'TranscriptionCompletion'],
+  );
   t.match(dead.json.values[0], { state: 'dead', attempts: 3, lastStatusCode: 500, lastError: 'HTTP 500' });
-  t.match(dead.json.values[1], { state: 'dead', attempts: 1, lastError: /^not sent: web hook [0-9a-f-]+ is disabled \(status Failed: Delivery/ }, 'queued before the hook failed: dead-lettered without a request');
+  t.match(
+    dead.json.values[1],
+    { state: 'dead', attempts: 1, lastError: /^not sent: web hook [0-9a-f-]+ is disabled \(status Failed: Delivery/ },
+    'queued before the hook failed: dead-lettered without a request',
+  );
   t.equal(receiver.events().length, 3, 'three attempts of the Creation, none of the Completion');
   t.notOk(dead.text.includes(secret), 'no secrets in the dead letters');
   t.match((await api.call('GET', `${path}/deliveries?state=bogus`)).json, { innerError: { code: 'InvalidParameterValue' } });
@@ -385,7 +487,9 @@ t.test('deliveries that dead-letter disable the hook; PATCH re-enables it; dead 
   t.equal(all.status, 202);
   t.same(all.json, { redelivered: 1 });
   await receiver.until((e) => e.some((h) => h.headers['webhook-id'] === completion.id && e.indexOf(h) >= attemptsSoFar), 'the second redelivery');
-  const pendingOrDead = async () => (await api.call('GET', `${path}/deliveries?state=pending`)).json.values.length + (await api.call('GET', `${path}/deliveries?state=dead`)).json.values.length;
+  const pendingOrDead = async () =>
+    (await api.call('GET', `${path}/deliveries?state=pending`)).json.values.length +
+    (await api.call('GET', `${path}/deliveries?state=dead`)).json.values.length;
   await until(async () => (await pendingOrDead()) === 0, 10_000, 'every redelivery recorded');
   t.same((await api.call('GET', `${path}/deliveries?state=dead`)).json.values, [], 'no dead letters left');
 
@@ -410,7 +514,11 @@ t.test('restart with deliveries pending: they arrive after it, in order, same id
   const stateDir = t.testdir();
   // Twenty retries: the first delivery must still be pending when the service stops after
   // the job (under emulation the job and the stop take longer: the schedule is scaled).
-  const env = { EARSHOT_RETRY_SCHEDULE: Array(20).fill(`${budget(100)}ms`).join(',') };
+  const env = {
+    EARSHOT_RETRY_SCHEDULE: Array(20)
+      .fill(`${budget(100)}ms`)
+      .join(','),
+  };
   const first = await startApp(t, env, stateDir);
   let api = client(first);
   const hook = (await api.createHook({ displayName: 'r', webUrl: receiver.url, events: allTranscriptionEvents, properties: { secret: 'rs' } })).json;

@@ -52,7 +52,11 @@ t.test('credentials: Basic apikey, Bearer and Ocp-Apim-Subscription-Key; 401 oth
     { Authorization: `Basic ${Buffer.from('apikey:test-key-0123456789').toString('base64')}` },
   ];
   for (const headers of ok) t.equal((await fetch(`${base}/v1/recognitions`, { headers })).status, 200);
-  const bad: Record<string, string>[] = [{}, { Authorization: 'Bearer nope' }, { Authorization: `Basic ${Buffer.from('user:test-key-0123456789').toString('base64')}` }];
+  const bad: Record<string, string>[] = [
+    {},
+    { Authorization: 'Bearer nope' },
+    { Authorization: `Basic ${Buffer.from('user:test-key-0123456789').toString('base64')}` },
+  ];
   for (const headers of bad) {
     const res = await fetch(`${base}/v1/recognitions`, { headers });
     t.equal(res.status, 401);

@@ -44,8 +44,7 @@ t.test('register_callback: challenge with signature, 201 then 200 already create
 t.test('register_callback refuses receivers that fail the challenge, with the reason', async (t) => {
   const receiver = await startReceiver(t, undefined, { path: '/callback' });
   const { base, auth } = await startApp(t);
-  const register = (url: string) =>
-    fetch(`${base}/v1/register_callback?callback_url=${encodeURIComponent(url)}`, { method: 'POST', headers: auth });
+  const register = (url: string) => fetch(`${base}/v1/register_callback?callback_url=${encodeURIComponent(url)}`, { method: 'POST', headers: auth });
   const cases: Array<[string, Answer, RegExp]> = [
     ['status', { status: 406 }, /responded with status code 406/],
     ['body', { status: 200, body: 'nope' }, /did not contain the challenge string/],
@@ -71,7 +70,7 @@ t.test('a job with a callback: started + completed_with_results, signed, with us
   const { base, auth } = await startApp(t);
   await fetch(`${base}/v1/register_callback?callback_url=${encodeURIComponent(receiver.url)}&user_secret=k3y`, { method: 'POST', headers: auth });
 
-  const unregistered = await fetch(`${base}/v1/recognitions?callback_url=${encodeURIComponent(receiver.url + '/other')}`, {
+  const unregistered = await fetch(`${base}/v1/recognitions?callback_url=${encodeURIComponent(`${receiver.url}/other`)}`, {
     method: 'POST',
     headers: { ...auth, 'Content-Type': 'audio/mp3' },
     body: jfk,
@@ -80,10 +79,11 @@ t.test('a job with a callback: started + completed_with_results, signed, with us
   t.match(await unregistered.json(), { error: /is not registered/ });
 
   const events = 'recognitions.started,recognitions.completed_with_results';
-  const res = await fetch(
-    `${base}/v1/recognitions?callback_url=${encodeURIComponent(receiver.url)}&events=${events}&user_token=job-7&timestamps=true`,
-    { method: 'POST', headers: { ...auth, 'Content-Type': 'audio/mp3' }, body: jfk },
-  );
+  const res = await fetch(`${base}/v1/recognitions?callback_url=${encodeURIComponent(receiver.url)}&events=${events}&user_token=job-7&timestamps=true`, {
+    method: 'POST',
+    headers: { ...auth, 'Content-Type': 'audio/mp3' },
+    body: jfk,
+  });
   t.equal(res.status, 201);
   const { id } = (await res.json()) as { id: string };
   const posts = await receiver.posts(2);
@@ -104,8 +104,7 @@ t.test('a job with a callback: started + completed_with_results, signed, with us
 
 t.test('events: IBM rules (errors, defaults, warnings without a callback)', async (t) => {
   const { base, auth } = await startApp(t);
-  const post = (query: string) =>
-    fetch(`${base}/v1/recognitions?${query}`, { method: 'POST', headers: { ...auth, 'Content-Type': 'audio/mp3' }, body: jfk });
+  const post = (query: string) => fetch(`${base}/v1/recognitions?${query}`, { method: 'POST', headers: { ...auth, 'Content-Type': 'audio/mp3' }, body: jfk });
   const both = await post('callback_url=http://127.0.0.1:9/x&events=recognitions.completed,recognitions.completed_with_results');
   t.equal(both.status, 400);
   t.match(await both.json(), { error: /incompatible/ });

@@ -34,7 +34,10 @@ t.test('dead IBM callbacks: listed without secrets, redelivered one or all with 
     await new Promise((r) => setTimeout(r, 25));
     dead = await list(`callback_url=${q}&state=dead`);
   }
-  t.same(dead.json.deliveries.map((d) => d.event), ['recognitions.started', 'recognitions.completed']);
+  t.same(
+    dead.json.deliveries.map((d) => d.event),
+    ['recognitions.started', 'recognitions.completed'],
+  );
   t.match(dead.json.deliveries[0], { callback_url: url, recognition_id: id, state: 'dead', attempts: 3, last_status_code: 500, last_error: 'HTTP 500' });
   t.notOk(dead.text.includes(secret), 'no secrets');
   t.equal((await list('state=dead')).json.deliveries.length, 2, 'all callback URLs');

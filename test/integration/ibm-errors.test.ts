@@ -23,7 +23,12 @@ t.test('IBM error bodies and status codes', async (t) => {
     t.same(Object.keys(body).sort(), ['code', 'code_description', 'error'], `${name}: IBM's three fields`);
   };
 
-  await expectError(await post(Buffer.alloc(50, 1), { 'Content-Type': 'audio/wav' }), 400, /Stream was 50 bytes but needs to be at least 100 bytes/, 'too short');
+  await expectError(
+    await post(Buffer.alloc(50, 1), { 'Content-Type': 'audio/wav' }),
+    400,
+    /Stream was 50 bytes but needs to be at least 100 bytes/,
+    'too short',
+  );
   await expectError(await post(jfk, { 'Content-Type': 'audio/webm' }), 415, /audio\/webm/, 'unsupported type');
   await expectError(await post(jfk, { 'Content-Type': 'audio/l16' }), 400, /rate/, 'l16 without rate');
   await expectError(await post(jfk, { 'Content-Type': 'audio/mp3' }, '?model=xx-YY_FooModel'), 404, /Model xx-YY_FooModel not found/, 'unknown model');
@@ -58,8 +63,7 @@ t.test('IBM error bodies and status codes', async (t) => {
 
 t.test('audio that does not decode fails its job with a clear error; the service carries on', async (t) => {
   const { base, auth } = await startApp(t);
-  const post = (body: Buffer, type: string) =>
-    fetch(`${base}/v1/recognitions`, { method: 'POST', headers: { ...auth, 'Content-Type': type }, body });
+  const post = (body: Buffer, type: string) => fetch(`${base}/v1/recognitions`, { method: 'POST', headers: { ...auth, 'Content-Type': type }, body });
   const truncated = wav(3).subarray(0, 40000);
   const cases: Array<[Buffer, string, string]> = [
     [Buffer.from('this is not audio at all, just some text pretending to be a wave file. '.repeat(3)), 'audio/wav', 'ERR_AUDIO'],
@@ -80,8 +84,7 @@ t.test('audio that does not decode fails its job with a clear error; the service
 
 t.test('a full queue answers 503 before reading the upload; a processing job cannot be deleted', async (t) => {
   const { base, auth } = await startApp(t, { EARSHOT_MAX_QUEUED: '1' });
-  const post = () =>
-    fetch(`${base}/v1/recognitions`, { method: 'POST', headers: { ...auth, 'Content-Type': 'audio/wav' }, body: wav(60) });
+  const post = () => fetch(`${base}/v1/recognitions`, { method: 'POST', headers: { ...auth, 'Content-Type': 'audio/wav' }, body: wav(60) });
   const first = (await (await post()).json()) as { id: string };
   // Wait until the first job runs, so the next one is the only waiting job.
   const statusOf = async (id: string) => ((await (await fetch(`${base}/v1/recognitions/${id}`, { headers: auth })).json()) as { status: string }).status;

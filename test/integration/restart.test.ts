@@ -18,7 +18,9 @@ const auth = { Authorization: `Bearer ${apiKey}` };
  */
 const LONG = emulated ? 30 : 120;
 /** Ten retries: enough for the deliveries to outlive the job and still be pending at the kill. */
-const retrySchedule = Array(10).fill(`${budget(200)}ms`).join(',');
+const retrySchedule = Array(10)
+  .fill(`${budget(200)}ms`)
+  .join(',');
 
 async function submit(base: string, seconds: number, query = ''): Promise<string> {
   const res = await fetch(`${base}/v1/recognitions${query}`, {
@@ -79,7 +81,10 @@ t.test('SIGTERM drains: the running job goes back to waiting, exit 0, then compl
   service = await spawnService(dir);
   t.teardown(() => kill(service));
   t.match(await waitForJob(service.base, auth, id, budget(120_000)), { status: 'completed' });
-  t.notOk(service.output.some((l) => l.includes('interrupted')), 'a drained job is not counted as interrupted');
+  t.notOk(
+    service.output.some((l) => l.includes('interrupted')),
+    'a drained job is not counted as interrupted',
+  );
 });
 
 t.test('deliveries pending across a SIGKILL are sent after the restart', async (t) => {
@@ -124,4 +129,3 @@ t.test('deliveries pending across a SIGKILL are sent after the restart', async (
   );
   t.equal(new Set(bodies.map((b) => b.deliveryId)).size, 2);
 });
-

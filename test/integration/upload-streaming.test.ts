@@ -41,7 +41,9 @@ t.test('a 256 MB upload streams to disk without RSS growth', async (t) => {
   clearInterval(sampler);
   t.equal(result.status, 201, result.body);
   const growthMb = (peak - before) / 2 ** 20;
-  t.comment(`RSS before ${(before / 2 ** 20).toFixed(0)} MB, peak during the upload ${(peak / 2 ** 20).toFixed(0)} MB (+${growthMb.toFixed(1)} MB) for ${total / 2 ** 20} MB`);
+  t.comment(
+    `RSS before ${(before / 2 ** 20).toFixed(0)} MB, peak during the upload ${(peak / 2 ** 20).toFixed(0)} MB (+${growthMb.toFixed(1)} MB) for ${total / 2 ** 20} MB`,
+  );
   t.ok(growthMb < 64, `RSS grew ${growthMb.toFixed(1)} MB (< 64 MB) while 256 MB came in`);
   const { id } = JSON.parse(result.body) as { id: string };
   // Not a WAV: the job fails in the decoder, and its spool file is removed.

@@ -69,10 +69,25 @@ function setup(t: Test, dir = t.testdir()) {
   const decode = async (_job: Job, _input: string, output: string): Promise<DecodedAudio> => {
     if (failDecode) throw failDecode;
     writeFileSync(output, '');
-    return { outputPath: output, sampleRate: 16000, samples: 16000, durationMs: 1000, inputRate: 16000, inputChannels: 1, inputFrames: 16000, container: 'wav', codec: 'pcm_s16', sandboxed: true };
+    return {
+      outputPath: output,
+      sampleRate: 16000,
+      samples: 16000,
+      durationMs: 1000,
+      inputRate: 16000,
+      inputChannels: 1,
+      inputFrames: 16000,
+      container: 'wav',
+      codec: 'pcm_s16',
+      sandboxed: true,
+    };
   };
   scheduler = new Scheduler({ service, store, spool, engine, decode, log });
-  const submit = () => service.submit(request, async (path) => (writeFileSync(path, 'audio'), { bytes: 5 }));
+  const submit = () =>
+    service.submit(request, async (path) => {
+      writeFileSync(path, 'audio');
+      return { bytes: 5 };
+    });
   const close = async () => {
     await scheduler.stop();
     await db.close();

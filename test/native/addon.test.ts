@@ -74,7 +74,7 @@ t.test('reports progress in increasing whole percents', async (t) => {
 t.test('abort stops a running transcription and leaves the model usable', async (t) => {
   const model = new addon.Model();
   await model.load(testModelPath());
-  let task: ReturnType<typeof model.transcribe> | undefined = undefined;
+  let task: ReturnType<typeof model.transcribe> | undefined;
   const started = Date.now();
   task = model.transcribe(testSignal(600), { ...fast, windowSeconds: 60 }, () => task?.abort());
   await t.rejects(task.promise, { code: 'ERR_ABORTED' });
@@ -157,24 +157,58 @@ t.test('refuses damaged model files with a reason, and the process survives', as
   const firstMatrix = layout.tensors.find((x) => x.dims.length === 2 && x.type === 1)!;
   const cases: Array<[string, string, RegExp]> = [
     [variant('empty.bin', () => Buffer.alloc(0)), 'ERR_MODEL_INVALID', /truncated/],
-    [variant('magic.bin', (b) => (b.writeUInt32LE(0x12345678, 0), b)), 'ERR_MODEL_INVALID', /magic/],
+    [
+      variant('magic.bin', (b) => {
+        b.writeUInt32LE(0x12345678, 0);
+        return b;
+      }),
+      'ERR_MODEL_INVALID',
+      /magic/,
+    ],
     [variant('hparams.bin', (b) => b.subarray(0, 30)), 'ERR_MODEL_INVALID', /truncated.*hyper-parameters/],
     [variant('vocab.bin', (b) => b.subarray(0, layout.vocabOffset + 5000)), 'ERR_MODEL_INVALID', /truncated.*vocabulary/],
     [variant('mid-tensor.bin', (b) => b.subarray(0, b.length - 1000)), 'ERR_MODEL_INVALID', /truncated.*data of tensor/],
+    [variant('missing-tensors.bin', (b) => b.subarray(0, layout.tensors.at(-1)!.headerOffset)), 'ERR_MODEL_INVALID', /is missing/],
     [
-      variant('missing-tensors.bin', (b) => b.subarray(0, layout.tensors.at(-1)!.headerOffset)),
-      'ERR_MODEL_INVALID',
-      /is missing/,
-    ],
-    [
-      variant('shape.bin', (b) => (b.writeInt32LE(firstMatrix.dims[0]! * 2, firstMatrix.dimsOffset), b)),
+      variant('shape.bin', (b) => {
+        b.writeInt32LE(firstMatrix.dims[0]! * 2, firstMatrix.dimsOffset);
+        return b;
+      }),
       'ERR_MODEL_INVALID',
       /has shape/,
     ],
-    [variant('type.bin', (b) => (b.writeInt32LE(0, firstMatrix.headerOffset + 8), b)), 'ERR_MODEL_INVALID', /has type/],
-    [variant('dims.bin', (b) => (b.writeInt32LE(7, firstMatrix.headerOffset), b)), 'ERR_MODEL_INVALID', /7 dimensions/],
-    [variant('vocab-size.bin', (b) => (b.writeInt32LE(0x7fffffff, 4), b)), 'ERR_MODEL_INVALID', /n_vocab/],
-    [variant('token-count.bin', (b) => (b.writeInt32LE(0x7fffffff, layout.vocabOffset), b)), 'ERR_MODEL_INVALID', /tokens/],
+    [
+      variant('type.bin', (b) => {
+        b.writeInt32LE(0, firstMatrix.headerOffset + 8);
+        return b;
+      }),
+      'ERR_MODEL_INVALID',
+      /has type/,
+    ],
+    [
+      variant('dims.bin', (b) => {
+        b.writeInt32LE(7, firstMatrix.headerOffset);
+        return b;
+      }),
+      'ERR_MODEL_INVALID',
+      /7 dimensions/,
+    ],
+    [
+      variant('vocab-size.bin', (b) => {
+        b.writeInt32LE(0x7fffffff, 4);
+        return b;
+      }),
+      'ERR_MODEL_INVALID',
+      /n_vocab/,
+    ],
+    [
+      variant('token-count.bin', (b) => {
+        b.writeInt32LE(0x7fffffff, layout.vocabOffset);
+        return b;
+      }),
+      'ERR_MODEL_INVALID',
+      /tokens/,
+    ],
     [variant('trailing.bin', (b) => Buffer.concat([b, Buffer.from('garbage at the end')])), 'ERR_MODEL_INVALID', /./],
     [dir, 'ERR_MODEL_INVALID', /not a regular file/],
     [path.join(dir, 'nope.bin'), 'ERR_MODEL_NOT_FOUND', /not found/],

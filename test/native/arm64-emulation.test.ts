@@ -40,9 +40,7 @@ function run(command: string, args: string[]): Promise<Run> {
     child.stdout.on('data', (c: Buffer) => chunks.push(c));
     child.stderr.on('data', (c: Buffer) => chunks.push(c));
     child.on('error', reject);
-    child.on('close', (code) =>
-      resolve({ code, output: Buffer.concat(chunks).toString('utf8'), seconds: Math.round((Date.now() - started) / 1000) }),
-    );
+    child.on('close', (code) => resolve({ code, output: Buffer.concat(chunks).toString('utf8'), seconds: Math.round((Date.now() - started) / 1000) }));
   });
 }
 
@@ -113,7 +111,10 @@ t.test('pi5: the smoke subset passes under qemu-aarch64 with Debian arm64 Node 1
     x64.cases.map((c: { signalSha256: string }) => c.signalSha256),
     'the same signals, sample for sample',
   );
-  t.ok(x64.cases.every((c: { segments: unknown[] }) => c.segments.length > 0), 'there is a transcript to compare');
+  t.ok(
+    x64.cases.every((c: { segments: unknown[] }) => c.segments.length > 0),
+    'there is a transcript to compare',
+  );
   t.ok(
     x64.cases.some((c: { pcm?: string; seconds: number }) => c.pcm?.endsWith('jfk.f32') && c.seconds === 11),
     "real speech (whisper.cpp's jfk.mp3, 11 s) is one of the cases",

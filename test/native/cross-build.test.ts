@@ -131,7 +131,10 @@ for (const preset of ['pi5', 'pi4'] as const) {
 }
 
 t.test('the checks fail when a build does not match its preset', async (t) => {
-  for (const [preset, built] of [['pi4', 'pi5'], ['pi5', 'pi4']] as const) {
+  for (const [preset, built] of [
+    ['pi4', 'pi5'],
+    ['pi5', 'pi4'],
+  ] as const) {
     const run = await crossBuild([preset, '--out', outDir(built), '--verify-only']);
     t.equal(run.code, 1, exitMessage(run, 1, `a ${built} build checked as ${preset} exits 1`));
     t.match(run.output, new RegExp(`${preset}: \\d+ of \\d+ checks FAILED`));

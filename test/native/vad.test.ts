@@ -33,7 +33,10 @@ const slackMs = 100;
 
 function assertInside(t: Test, segments: Array<Pick<NativeSegment, 'start' | 'end'>>, [from, to]: [number, number]): void {
   for (const s of segments) {
-    t.ok(s.start >= from * 1000 - slackMs && s.end <= to * 1000 + slackMs && s.start <= s.end, `segment ${s.start}..${s.end} ms inside the burst ${from}..${to} s`);
+    t.ok(
+      s.start >= from * 1000 - slackMs && s.end <= to * 1000 + slackMs && s.start <= s.end,
+      `segment ${s.start}..${s.end} ms inside the burst ${from}..${to} s`,
+    );
   }
 }
 
@@ -56,7 +59,10 @@ t.test('addon: VAD keeps the burst and maps segment times back to the original a
   t.equal(result.durationMs, 13000, 'the duration is the original one');
   t.ok(result.segments.length > 0, `${result.segments.length} segments`);
   assertInside(t, result.segments, [5, 8]);
-  t.ok(logged.some((l) => l.includes('model type: silero-16k')), 'whisper.cpp loaded the VAD model');
+  t.ok(
+    logged.some((l) => l.includes('model type: silero-16k')),
+    'whisper.cpp loaded the VAD model',
+  );
   t.ok(
     logged.some((l) => /VAD segment 0: start = 4\.9\d, end = 8\.0\d/.test(l)),
     'whisper.cpp found one speech segment around the burst',
@@ -77,7 +83,13 @@ t.test('addon: VAD runs per window of a spool file, with times in the whole file
   await model.load(testModelPath());
   t.teardown(() => model.free());
   const file = path.join(dir, 'bursts.f32');
-  writePcm(file, silenceWithBursts(40, [[5, 8], [33, 36]]));
+  writePcm(
+    file,
+    silenceWithBursts(40, [
+      [5, 8],
+      [33, 36],
+    ]),
+  );
   const result = await model.transcribe({ path: file }, { ...fast, vadModel, windowSeconds: 30 }).promise;
   t.equal(result.windows, 2);
   t.equal(result.durationMs, 40000);
@@ -102,7 +114,10 @@ t.test('addon: a missing VAD model rejects with a code and leaves the model usab
     code: 'ERR_INFERENCE',
     message: /whisper_full failed/,
   });
-  t.ok(logged.some((l) => l.startsWith('error ') && l.includes(`failed to open VAD model '${missing}'`)), 'whisper.cpp says why');
+  t.ok(
+    logged.some((l) => l.startsWith('error ') && l.includes(`failed to open VAD model '${missing}'`)),
+    'whisper.cpp says why',
+  );
   t.equal(model.loaded, true);
   const result = await model.transcribe(silenceWithBursts(3, [[1, 2]]), { ...fast, vadModel }).promise;
   assertInside(t, result.segments, [1, 2]);
@@ -110,10 +125,7 @@ t.test('addon: a missing VAD model rejects with a code and leaves the model usab
 
 t.test('engine: vad: true uses the configured VAD model', async (t) => {
   const log = createLogger({ level: 'warn', write: () => undefined }).child('engine');
-  const engine = new WhisperEngine(
-    { modelPath: testModelPath(), threads: 2, nice: 0, flashAttn: true, windowSeconds: 300, vadModelPath: vadModel },
-    log,
-  );
+  const engine = new WhisperEngine({ modelPath: testModelPath(), threads: 2, nice: 0, flashAttn: true, windowSeconds: 300, vadModelPath: vadModel }, log);
   await engine.load();
   t.teardown(() => engine.close());
   t.equal(engine.validate({ vad: true }).vadModel, vadModel);

@@ -85,14 +85,22 @@ t.test('a tiny configuration end to end', async (t) => {
   t.teardown(() => rm(dir, { recursive: true, force: true }));
   const json = path.join(dir, 'out.json');
   const run = await runCli([
-    '--models', 'test.en',
-    '--quants', 'q5_0,q4_0',
-    '--fa', 'on',
-    '--threads', '2',
-    '--long-seconds', '35',
-    '--service-seconds', '35',
-    '--models-dir', dir,
-    '--json', json,
+    '--models',
+    'test.en',
+    '--quants',
+    'q5_0,q4_0',
+    '--fa',
+    'on',
+    '--threads',
+    '2',
+    '--long-seconds',
+    '35',
+    '--service-seconds',
+    '35',
+    '--models-dir',
+    dir,
+    '--json',
+    json,
   ]);
   t.equal(run.code, 0, run.code === 0 ? 'exits 0' : run.stderr);
   t.ok(existsSync(path.join(dir, 'generated', 'ggml-test.en-q4_0.bin')), 'q4_0 made with whisper-quantize');
@@ -132,7 +140,10 @@ t.test('a tiny configuration end to end', async (t) => {
   t.ok(s.status.p99Ms >= s.status.p50Ms);
   t.ok(s.peakRssMb > 0);
   if (s.fileSystem !== 'tmpfs') t.ok(s.writes.writeBytes >= s.writes.uploadBytes, 'the spooled upload is counted');
-  t.ok(Object.keys(s.stateFiles).some((f) => f.endsWith('data.mdb')), 'LMDB lives in the state directory');
+  t.ok(
+    Object.keys(s.stateFiles).some((f) => f.endsWith('data.mdb')),
+    'LMDB lives in the state directory',
+  );
 });
 
 t.test('the addon, api and delivery suites, one run each', async (t) => {
@@ -140,20 +151,35 @@ t.test('the addon, api and delivery suites, one run each', async (t) => {
   t.teardown(() => rm(dir, { recursive: true, force: true }));
   const json = path.join(dir, 'out.json');
   const run = await runCli([
-    '--suite', 'addon,api,delivery',
-    '--model', 'test.en-q5_0',
-    '--threads', '2',
-    '--runs', '1',
-    '--rss-minutes', '1',
-    '--submit-seconds', '1',
-    '--deliveries', '40', '--hooks', '4', '--jobs', '2',
-    '--json', json,
+    '--suite',
+    'addon,api,delivery',
+    '--model',
+    'test.en-q5_0',
+    '--threads',
+    '2',
+    '--runs',
+    '1',
+    '--rss-minutes',
+    '1',
+    '--submit-seconds',
+    '1',
+    '--deliveries',
+    '40',
+    '--hooks',
+    '4',
+    '--jobs',
+    '2',
+    '--json',
+    json,
   ]);
   t.equal(run.code, 0, run.code === 0 ? 'exits 0' : run.stderr);
-  t.match(run.stdout, /# suite: addon[^]*# suite: api[^]*# suite: delivery/, 'in order, each under its heading');
+  t.match(run.stdout, /# suite: addon[\s\S]*# suite: api[\s\S]*# suite: delivery/, 'in order, each under its heading');
 
   // addon: the comparison with whisper-cli, and the peak RSS.
-  t.match(run.stdout, /\| earshot addon \| \d+ \| \d+ \| [\d.]+ \|\n\| whisper-cli \| \d+ \| \d+ \| [\d.]+ \|\n\| ratio addon \/ cli \| [\d.]+ \| [\d.]+ \| \|/);
+  t.match(
+    run.stdout,
+    /\| earshot addon \| \d+ \| \d+ \| [\d.]+ \|\n\| whisper-cli \| \d+ \| \d+ \| [\d.]+ \|\n\| ratio addon \/ cli \| [\d.]+ \| [\d.]+ \| \|/,
+  );
   t.match(run.stdout, /\| 1 min \| [\d.]+ \| 1 \| [\d.]+ \|/);
   const addon = JSON.parse(await readFile(json.replace(/\.json$/, '.addon.json'), 'utf8'));
   t.ok(addon.addon.encodeMs > 0 && addon.cli.encodeMs > 0);

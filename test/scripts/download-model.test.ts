@@ -256,8 +256,7 @@ function runCli(args: string[], env: Record<string, string> = {}, onSpawn?: (kil
   });
 }
 
-const download = (name: string, dir: string, ...extra: string[]) =>
-  runCli([name, '--dir', dir, '--retries', '0', '--progress', 'lines', ...extra]);
+const download = (name: string, dir: string, ...extra: string[]) => runCli([name, '--dir', dir, '--retries', '0', '--progress', 'lines', ...extra]);
 
 async function sizeOf(p: string): Promise<number | null> {
   try {
@@ -334,16 +333,19 @@ t.test('interrupted connections are retried within one run, resuming each time',
   const r = await runCli(['flaky', '--dir', dir, '--retries', '1', '--retry-delay', '0.05', '--progress', 'none']);
   t.equal(r.code, 0, r.stderr);
   t.match(r.stdout, /TRUNCATED|closed the connection|broke after/);
-  t.match(r.stdout, /retrying in 0\.05 s[^]*retrying in 0\.05 s/);
+  t.match(r.stdout, /retrying in 0\.05 s[\s\S]*retrying in 0\.05 s/);
   const hits = origin.hitsFor(`/${F.flaky.file}`);
-  t.same(hits.map((h) => h.range), [undefined, `bytes=${CUT}-`, `bytes=${2 * CUT}-`]);
+  t.same(
+    hits.map((h) => h.range),
+    [undefined, `bytes=${CUT}-`, `bytes=${2 * CUT}-`],
+  );
   t.same(await readFile(path.join(dir, F.flaky.file)), F.flaky.data);
 
   // Failures that bring nothing are retried --retries times, with a growing delay.
   const busy = await runCli(['unavailable', '--dir', dir, '--retries', '2', '--retry-delay', '0.05', '--progress', 'none']);
   t.equal(busy.code, 1);
   t.match(busy.stderr, /\[HTTP_STATUS\]: .*answered HTTP 503/);
-  t.match(busy.stdout, /retrying in 0\.05 s[^]*retrying in 0\.10 s/);
+  t.match(busy.stdout, /retrying in 0\.05 s[\s\S]*retrying in 0\.10 s/);
   t.equal(origin.hitsFor(`/${F.unavailable.file}`).length, 3);
 });
 
@@ -401,7 +403,13 @@ t.test('a server that ignores Range: starts over instead of appending', async (t
   t.equal(r.code, 0, r.stderr);
   t.match(r.stdout, /ignored the range request \(HTTP 200\): downloading from the start/);
   const hits = origin.hitsFor(`/${F.norange.file}`);
-  t.same(hits.map((h) => [h.range, h.status]), [['bytes=50000-', 200], [undefined, 200]]);
+  t.same(
+    hits.map((h) => [h.range, h.status]),
+    [
+      ['bytes=50000-', 200],
+      [undefined, 200],
+    ],
+  );
   t.same(await readFile(path.join(dir, F.norange.file)), F.norange.data);
 });
 
@@ -496,8 +504,7 @@ t.test('usage errors exit 2', async (t) => {
   for (const [args, message] of cases) await t.rejects(parseCli(args, env, false), message, args.join(' '));
   const bad = path.join(workDir, 'bad-catalog.json');
   await writeFile(bad, JSON.stringify({ models: [{ name: 'x', sha256: 'nope' }] }));
-  await t.rejects(parseCli(['x', '--catalog', bad], {}, false),
-    /Expected null or 64 hex digits for .* models\[0\]\.sha256 but received "nope"/);
+  await t.rejects(parseCli(['x', '--catalog', bad], {}, false), /Expected null or 64 hex digits for .* models\[0\]\.sha256 but received "nope"/);
   // The defaults a systemd unit or the install script relies on.
   const req = await parseCli(['tiny.en-q5_1'], { EARSHOT_MODELS_DIR: '/var/lib/earshot/models' }, false);
   t.ok('options' in req);
@@ -563,5 +570,8 @@ t.test('the built-in catalog', async (t) => {
     t.ok(e.source, `${e.name}: source noted`);
   }
   // The catalog survives its own file format.
-  t.same(parseCatalog(JSON.stringify({ models: MODEL_CATALOG }), 'built-in').map((e) => e.sha256), MODEL_CATALOG.map((e) => e.sha256));
+  t.same(
+    parseCatalog(JSON.stringify({ models: MODEL_CATALOG }), 'built-in').map((e) => e.sha256),
+    MODEL_CATALOG.map((e) => e.sha256),
+  );
 });

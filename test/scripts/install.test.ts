@@ -3,7 +3,20 @@
 // sudo, node's version) is a stand-in that records its arguments and creates what the
 // real one would.
 import { execFileSync, spawnSync } from 'node:child_process';
-import { chmodSync, cpSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  cpSync,
+  existsSync,
+  lstatSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  readdirSync,
+  rmSync,
+  statSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import t, { type Test } from 'tap';
@@ -91,7 +104,7 @@ function makeFake(t: Test, board: string | null, osRelease = piOsRelease): Fake 
     writeFileSync(path.join(fake.root, 'proc/device-tree/model'), `${board}\0`);
   }
   for (const [name, body] of Object.entries(shimBodies)) {
-    writeFileSync(path.join(fake.shims, name), prologue + body + '\n', { mode: 0o755 });
+    writeFileSync(path.join(fake.shims, name), `${prologue + body}\n`, { mode: 0o755 });
   }
   return fake;
 }
@@ -118,7 +131,10 @@ function run(fake: Fake, args: string[], env: Record<string, string> = {}, optio
   return { code: result.status, stdout: result.stdout, stderr: result.stderr, calls };
 }
 
-const aptCalls = [/^apt-get update -qq$/, /^apt-get install -y -qq --no-install-recommends .*\bcmake\b.*\blibsndfile1-dev\b.*\blibsoxr-dev\b.*\blibseccomp-dev\b/];
+const aptCalls = [
+  /^apt-get update -qq$/,
+  /^apt-get install -y -qq --no-install-recommends .*\bcmake\b.*\blibsndfile1-dev\b.*\blibsoxr-dev\b.*\blibseccomp-dev\b/,
+];
 
 /** Each call matches its pattern, in order, and there are no others. */
 function assertCalls(t: Test, calls: string[], expected: (string | RegExp)[]): void {
@@ -185,14 +201,11 @@ t.test('Pi 5: first install, then a second run upgrades in place', async (t) => 
   t.match(first.stdout, 'earshot is installed and running');
   t.match(first.stdout, /URL: +http:\/\/192\.168\.1\.42:8080\n/);
   t.match(first.stdout, `API key:  ${key}\n`);
-  t.match(
-    first.stdout,
-    `curl -u apikey:${key} -X POST -H 'Content-Type: audio/wav' --data-binary @file.wav http://192.168.1.42:8080/v1/recognitions\n`,
-  );
+  t.match(first.stdout, `curl -u apikey:${key} -X POST -H 'Content-Type: audio/wav' --data-binary @file.wav http://192.168.1.42:8080/v1/recognitions\n`);
 
   // Second run: a file the checkout no longer has goes, a setting the user made stays.
   writeFileSync(path.join(app, 'src/removed-module.ts'), 'old');
-  writeFileSync(path.join(app, '.earshot-files'), readFileSync(path.join(app, '.earshot-files'), 'utf8') + 'src/removed-module.ts\0');
+  writeFileSync(path.join(app, '.earshot-files'), `${readFileSync(path.join(app, '.earshot-files'), 'utf8')}src/removed-module.ts\0`);
   writeFileSync(configFile, JSON.stringify({ ...config, port: 9090 }, null, 2));
   chmodSync(configFile, 0o640);
   const second = run(fake, []);
@@ -252,17 +265,26 @@ t.test('presets: other arm64 boards, x86-64, --preset, --with-tools', async (t) 
   const rock = makeFake(t, 'Pine64 RockPro64 v2.1');
   let r = run(rock, []);
   t.equal(r.code, 0, r.stderr);
-  t.ok(r.calls.some((c) => c.startsWith('EARSHOT_PRESET=portable EARSHOT_TOOLS=OFF build-native')), 'portable on another arm64 board');
+  t.ok(
+    r.calls.some((c) => c.startsWith('EARSHOT_PRESET=portable EARSHOT_TOOLS=OFF build-native')),
+    'portable on another arm64 board',
+  );
 
   const pc = makeFake(t, null);
   r = run(pc, [], { FAKE_ARCH: 'amd64' });
   t.equal(r.code, 0, r.stderr);
-  t.ok(r.calls.some((c) => c.startsWith('EARSHOT_PRESET=native EARSHOT_TOOLS=OFF build-native')), 'native on amd64');
+  t.ok(
+    r.calls.some((c) => c.startsWith('EARSHOT_PRESET=native EARSHOT_TOOLS=OFF build-native')),
+    'native on amd64',
+  );
 
   const pi5 = makeFake(t, 'Raspberry Pi 5 Model B Rev 1.0');
   r = run(pi5, ['--preset', 'portable', '--with-tools']);
   t.equal(r.code, 0, r.stderr);
-  t.ok(r.calls.some((c) => c.startsWith('EARSHOT_PRESET=portable EARSHOT_TOOLS=ON build-native')), '--preset wins over the board');
+  t.ok(
+    r.calls.some((c) => c.startsWith('EARSHOT_PRESET=portable EARSHOT_TOOLS=ON build-native')),
+    '--preset wins over the board',
+  );
 
   r = run(pi5, ['--help']);
   t.equal(r.code, 0);
@@ -400,7 +422,10 @@ t.test('a failed model download stops the install with a hint', async (t) => {
   const r = run(fake, [], { FAKE_DOWNLOAD_FAIL: '1' });
   t.not(r.code, 0);
   t.match(r.stderr, 'the download of model tiny.en-q5_1 failed (see above); run scripts/install again to resume it');
-  t.notOk(r.calls.some((c) => c.startsWith('systemctl')), 'the service is not started');
+  t.notOk(
+    r.calls.some((c) => c.startsWith('systemctl')),
+    'the service is not started',
+  );
 });
 
 t.test('from a tarball (no git): copies the tree without builds, dependencies or models', async (t) => {

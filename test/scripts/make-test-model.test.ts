@@ -194,7 +194,10 @@ t.test('writes the test shape in the layout whisper.cpp reads', async (t) => {
 
   t.equal(model.nMel, 80);
   t.equal(model.nFft, 201);
-  t.ok(model.filters.every((v) => Number.isFinite(v) && v >= 0), 'filters finite and non-negative');
+  t.ok(
+    model.filters.every((v) => Number.isFinite(v) && v >= 0),
+    'filters finite and non-negative',
+  );
   let previousPeak = -1;
   for (let m = 0; m < 80; m++) {
     const row = model.filters.subarray(m * 201, (m + 1) * 201);
@@ -203,7 +206,14 @@ t.test('writes the test shape in the layout whisper.cpp reads', async (t) => {
     previousPeak = peak;
   }
   // Entries of librosa.filters.mel(sr=16000, n_fft=400, n_mels=80), i.e. OpenAI's mel_filters.npz.
-  for (const [m, k, v] of [[0, 1, 0.02486259490251541], [1, 2, 0.022871771827340126], [20, 20, 0.013890394], [40, 43, 0.014735566], [79, 192, 0.0031647119], [79, 199, 0.0004487590049393475]] as const) {
+  for (const [m, k, v] of [
+    [0, 1, 0.02486259490251541],
+    [1, 2, 0.022871771827340126],
+    [20, 20, 0.013890394],
+    [40, 43, 0.014735566],
+    [79, 192, 0.0031647119],
+    [79, 199, 0.0004487590049393475],
+  ] as const) {
     t.ok(Math.abs(model.filters[m * 201 + k]! - v) < 1e-7, `filter ${m} at bin ${k} is librosa's ${v} (got ${model.filters[m * 201 + k]})`);
   }
 
@@ -211,7 +221,10 @@ t.test('writes the test shape in the layout whisper.cpp reads', async (t) => {
   const texts = model.tokens.map((b) => b.toString('latin1'));
   t.equal(new Set(texts).size, texts.length, 'tokens are unique');
   for (const required of [' ', ' -', " '", ' the', 'the']) t.ok(texts.includes(required), `vocabulary has ${JSON.stringify(required)}`);
-  t.ok(model.tokens.every((b) => b.length > 0 && b.length <= 128), 'token lengths fit whisper-quantize\'s buffer');
+  t.ok(
+    model.tokens.every((b) => b.length > 0 && b.length <= 128),
+    "token lengths fit whisper-quantize's buffer",
+  );
   t.equal(texts.slice(0, 256).join('').length, 256, 'the first 256 tokens are the single bytes');
 
   const expected = expectedTensors(64, 80, 1500, 448, 51864, 1);
@@ -219,14 +232,23 @@ t.test('writes the test shape in the layout whisper.cpp reads', async (t) => {
   t.same(
     model.tensors.map((x) => [x.name, x.ne, x.type === GGML_TYPE.f32]),
     expected,
-    'tensor names, shapes and types in the converter\'s order',
+    "tensor names, shapes and types in the converter's order",
   );
-  t.ok(model.tensors.every((x) => x.type === GGML_TYPE.f32 || x.type === GGML_TYPE.f16), 'only f32 and f16 in the base file');
+  t.ok(
+    model.tensors.every((x) => x.type === GGML_TYPE.f32 || x.type === GGML_TYPE.f16),
+    'only f32 and f16 in the base file',
+  );
 
   const byName = new Map(model.tensors.map((x) => [x.name, x]));
   const values = (name: string): number[] => tensorValues(file, byName.get(name)!);
-  t.ok(values('encoder.ln_post.weight').every((v) => v === 1), 'layer-norm weights are 1');
-  t.ok(values('decoder.blocks.0.mlp.0.bias').every((v) => v === 0), 'biases are 0');
+  t.ok(
+    values('encoder.ln_post.weight').every((v) => v === 1),
+    'layer-norm weights are 1',
+  );
+  t.ok(
+    values('decoder.blocks.0.mlp.0.bias').every((v) => v === 0),
+    'biases are 0',
+  );
   const pe = values('encoder.positional_embedding');
   t.same(pe.slice(0, 64), [...Array<number>(32).fill(0), ...Array<number>(32).fill(1)], 'position 0 is sin 0 | cos 0');
   t.ok(Math.abs(pe[64]! - Math.sin(1)) < 1e-6, 'position 1, channel 0 is sin 1');
@@ -287,11 +309,19 @@ t.test('makes quantized files that whisper.cpp loads and runs', async (t) => {
       const want = x.ne.length === 3 ? GGML_TYPE.f16 : x.ne.length === 2 && !kept.test(x.name) ? GGML_TYPE[m.quant!] : GGML_TYPE.f32;
       return x.type !== want;
     });
-    t.same(wrong.map((x) => x.name), [], `${m.quant}: tensor types`);
+    t.same(
+      wrong.map((x) => x.name),
+      [],
+      `${m.quant}: tensor types`,
+    );
   }
 
   const again = await makeTestModels({ shape: 'test', quants: ['q5_0', 'q5_1'], seed: 1, outDir });
-  t.same(again.map((m) => m.skipped), [true, true, true], 'a second run keeps up-to-date files');
+  t.same(
+    again.map((m) => m.skipped),
+    [true, true, true],
+    'a second run keeps up-to-date files',
+  );
 
   // A damaged file is regenerated, and so is what was derived from it.
   const q50 = join(outDir, 'ggml-test.en-q5_0.bin');
@@ -299,10 +329,18 @@ t.test('makes quantized files that whisper.cpp loads and runs', async (t) => {
   damaged[damaged.length - 1] ^= 0xff;
   await writeFile(q50, damaged);
   const repaired = await makeTestModels({ shape: 'test', quants: ['q5_0'], seed: 1, outDir });
-  t.same(repaired.map((m) => m.skipped), [true, false], 'a damaged file is made again');
+  t.same(
+    repaired.map((m) => m.skipped),
+    [true, false],
+    'a damaged file is made again',
+  );
   t.equal(sha256(await readFile(q50)), made[1]!.sha256, 'quantizing is deterministic too');
   const reseeded = await makeTestModels({ shape: 'test', quants: ['q5_0'], seed: 7, outDir });
-  t.same(reseeded.map((m) => m.skipped), [false, false], 'another seed replaces the files');
+  t.same(
+    reseeded.map((m) => m.skipped),
+    [false, false],
+    'another seed replaces the files',
+  );
   t.not(reseeded[0]!.sha256, seed1Sha);
   t.equal(existsSync(join(outDir, `ggml-test.en.bin.tmp-${process.pid}`)), false, 'no temporary file left');
 
