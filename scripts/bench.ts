@@ -54,7 +54,8 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs, promisify } from 'node:util';
 
 import { decodeToPcm, int16Wav, jfkMp3, repeatPcm, writeF32, writeFloatWav } from './lib/bench-audio.js';
-import { benchAuth, getJob, startService, submit, type BenchService } from './lib/bench-service.js';
+import { benchAuth, getJob, startService, submit } from './lib/bench-service.js';
+import type { ServiceProcess } from './lib/service-process.js';
 import { median, percentile } from './lib/stats.js';
 import { sampleRate } from './lib/test-signal.js';
 import {
@@ -721,7 +722,7 @@ async function benchService(o: EngineOptions, audio: Audio, modelFile: string, t
   mkdirSync(stateDir, { recursive: true });
   const fsMagic = statfsSync(stateDir).type;
   const fsType = FS_TYPES[fsMagic] ?? `0x${fsMagic.toString(16)}`;
-  let service: BenchService | undefined;
+  let service: ServiceProcess | undefined;
   try {
     service = await startService(stateDir, modelFile, threads);
     const pid = service.proc.pid!;
@@ -749,7 +750,7 @@ async function benchService(o: EngineOptions, audio: Audio, modelFile: string, t
     const io0 = procIo(pid);
     const dev0 = deviceWrittenBytes(stateDir);
     const logBytes0 = service.outputBytes();
-    const logLines0 = service.outputLines();
+    const logLines0 = service.output.length;
     const measured = await submit(base, audio.longWav16);
     await waitFinished(base, measured.id, 1000);
     await sleep(1000);
@@ -776,7 +777,7 @@ async function benchService(o: EngineOptions, audio: Audio, modelFile: string, t
         pcmBytes: o.serviceSeconds * sampleRate * 4,
         deviceBytes: dev0 === null || dev1 === null ? null : dev1 - dev0,
         logBytes: service.outputBytes() - logBytes0,
-        logLines: service.outputLines() - logLines0,
+        logLines: service.output.length - logLines0,
       },
       stateFiles: diskUsage(stateDir),
     };

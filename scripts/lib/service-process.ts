@@ -1,0 +1,49 @@
+// earshot's service as `npm start` runs it (dist/src/main.js in a child process), on a free
+// loopback port: for the tests that kill or signal it and for the benchmarks that measure
+// it through its HTTP API.
+import { spawn, type ChildProcess } from 'node:child_process';
+import path from 'node:path';
+
+import { projectRoot } from '../../src/paths.js';
+
+export interface ServiceProcess {
+  proc: ChildProcess;
+  base: string;
+  /** The lines it printed (stdout and stderr: what journald would store). */
+  output: string[];
+  /** Bytes it printed. */
+  outputBytes(): number;
+  /** Resolves with the exit code (or signal name). */
+  exited: Promise<number | string>;
+}
+
+/**
+ * Starts the service with exactly `env` (EARSHOT_PORT=0 for a free port); resolves once
+ * it logged "ready", rejects with its output when it exits before. `echoStderr` passes
+ * its stderr on (the benchmarks show warnings as they come).
+ */
+export async function startServiceProcess(env: NodeJS.ProcessEnv, options: { echoStderr?: boolean } = {}): Promise<ServiceProcess> {
+  const proc = spawn(process.execPath, [path.join(projectRoot, 'dist/src/main.js')], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+  const output: string[] = [];
+  let bytes = 0;
+  const exited = new Promise<number | string>((resolve) => proc.on('exit', (code, signal) => resolve(code ?? signal ?? -1)));
+  const base = await new Promise<string>((resolve, reject) => {
+    let port = '';
+    const onChunk = (chunk: Buffer) => {
+      bytes += chunk.length;
+      for (const line of chunk.toString().split('\n').filter(Boolean)) {
+        output.push(line);
+        const m = / listening .*port=(\d+)/.exec(line);
+        if (m) port = m[1]!;
+        if (/ ready /.test(line)) resolve(`http://127.0.0.1:${port}`);
+      }
+    };
+    proc.stdout!.on('data', onChunk);
+    proc.stderr!.on('data', (chunk: Buffer) => {
+      onChunk(chunk);
+      if (options.echoStderr) process.stderr.write(chunk);
+    });
+    void exited.then((code) => reject(new Error(`service exited (${code}) before it was ready:\n${output.join('\n')}`)));
+  });
+  return { proc, base, output, outputBytes: () => bytes, exited };
+}
