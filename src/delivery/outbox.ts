@@ -138,30 +138,41 @@ export class Outbox {
    * flushed) with the state change it reports; outside a transaction it commits on its
    * own, synchronously, but is not awaited to disk (use `enqueueDurably`). Then call the
    * dispatcher's `notify()`.
-   * @throws AppError ERR_INVALID_ARGUMENT for a malformed input or an id already used
+   *
+   * Never throws for what it is given: a job's state change must not fail because of one
+   * of its notifications. An input that cannot be sent (a malformed target, header or id)
+   * is stored as a dead letter at once, "not enqueued: <why>", where it can be listed.
+   * Only a failing store throws (and then the whole transaction must fail).
    */
   enqueue(input: EnqueueInput): DeliveryRecord {
-    validate(input);
     // Inside the caller's transaction (durably) this joins it; outside, it is its own.
     return this.records.transactionSync(() => {
-      const id = input.id ?? randomUUID();
-      if (this.records.get(id) !== undefined) throw invalidArgument('delivery id', 'an id not used before', id);
+      let problem = invalidInput(input);
+      let id = input.id ?? randomUUID();
+      if (!problem && this.records.get(id) !== undefined) problem = `the delivery id ${id} is already used`;
+      if (problem && (!idPattern.test(id) || this.records.get(id) !== undefined)) id = randomUUID();
       const now = this.now();
       const record: DeliveryRecord = {
         id,
         seq: this.nextSeq(),
-        orderKey: input.orderKey,
-        target: { ...input.target },
-        event: input.event,
-        body: input.body,
-        headers: { ...input.headers },
+        orderKey: String(input.orderKey || id),
+        target: { kind: String(input.target?.kind), key: String(input.target?.key), url: String(input.target?.url) },
+        event: String(input.event),
+        body: typeof input.body === 'string' ? input.body : String(input.body),
+        headers: problem ? {} : { ...input.headers },
         createdAt: now,
         attempts: 0,
         nextAttemptAt: input.notBefore ?? now,
         state: 'pending',
       };
-      this.joinLine(record);
-      return record;
+      if (!problem) {
+        this.joinLine(record);
+        return record;
+      }
+      const dead: DeliveryRecord = { ...record, nextAttemptAt: now, state: 'dead', deadAt: now, lastError: `not enqueued: ${problem}` };
+      this.index.putSync(['done', 'dead', now, dead.seq], id);
+      this.records.putSync(id, dead);
+      return dead;
     });
   }
 
@@ -399,25 +410,28 @@ function matches(record: DeliveryRecord, filter: TargetFilter): boolean {
   return (filter.kind === undefined || record.target.kind === filter.kind) && (filter.key === undefined || record.target.key === filter.key);
 }
 
-function validate(input: EnqueueInput): void {
-  if (input.id !== undefined && !idPattern.test(input.id)) throw invalidArgument('delivery id', 'up to 128 letters, digits, "-" or "_"', input.id);
-  if (typeof input.orderKey !== 'string' || input.orderKey === '') throw invalidArgument('orderKey', 'a non-empty string', input.orderKey);
+/** Why `input` cannot be sent, or undefined when it can. */
+function invalidInput(input: EnqueueInput): string | undefined {
+  const expected = (name: string, what: string, actual: unknown) => invalidArgument(name, what, actual).message;
+  if (input.id !== undefined && !idPattern.test(input.id)) return expected('delivery id', 'up to 128 letters, digits, "-" or "_"', input.id);
+  if (typeof input.orderKey !== 'string' || input.orderKey === '') return expected('orderKey', 'a non-empty string', input.orderKey);
   if (typeof input.target?.kind !== 'string' || !kindPattern.test(input.target.kind)) {
-    throw invalidArgument('target.kind', 'a kind name (lower-case letters, digits and "-")', input.target?.kind);
+    return expected('target.kind', 'a kind name (lower-case letters, digits and "-")', input.target?.kind);
   }
-  if (typeof input.target.key !== 'string' || input.target.key === '') throw invalidArgument('target.key', 'a non-empty string', input.target.key);
+  if (typeof input.target.key !== 'string' || input.target.key === '') return expected('target.key', 'a non-empty string', input.target.key);
   if (typeof input.target.url !== 'string' || !/^https?:\/\//i.test(input.target.url))
-    throw invalidArgument('target.url', 'an http: or https: URL', input.target.url);
-  if (typeof input.event !== 'string' || input.event === '') throw invalidArgument('event', 'a non-empty string', input.event);
-  if (typeof input.body !== 'string') throw invalidArgument('body', 'a JSON string', input.body);
+    return expected('target.url', 'an http: or https: URL', input.target.url);
+  if (typeof input.event !== 'string' || input.event === '') return expected('event', 'a non-empty string', input.event);
+  if (typeof input.body !== 'string') return expected('body', 'a JSON string', input.body);
   for (const [name, value] of Object.entries(input.headers ?? {})) {
     // Checked now: a header Node refuses to send would otherwise fail every attempt.
     try {
       validateHeaderName(name);
       validateHeaderValue(name, value);
     } catch {
-      throw invalidArgument(`header ${JSON.stringify(name)}`, 'a valid HTTP header name and string value', value);
+      return expected(`header ${JSON.stringify(name)}`, 'a valid HTTP header name and string value', value);
     }
   }
-  if (input.notBefore !== undefined && !Number.isFinite(input.notBefore)) throw invalidArgument('notBefore', 'a time in ms since the epoch', input.notBefore);
+  if (input.notBefore !== undefined && !Number.isFinite(input.notBefore)) return expected('notBefore', 'a time in ms since the epoch', input.notBefore);
+  return undefined;
 }

@@ -31,19 +31,45 @@ export type ChallengeRequest = (url: string, headers: Record<string, string>, ti
 
 const challengeTimeoutMs = 5000;
 
-/** A callback URL must be absolute http(s); the CIDR allow-list is checked when connecting. */
-export function checkCallbackUrl(url: string): URL {
+/**
+ * A callback URL as earshot keeps it: the WHATWG serialization (`href`) of an absolute
+ * http(s) URL without credentials or fragment, so that every spelling of one URL (a
+ * leading space, `http:host/x`, backslashes, a missing `/`) is one registration, and
+ * nothing stored can fail a later check. The CIDR allow-list is checked when connecting.
+ * @throws AppError ERR_INVALID_ARGUMENT with the reason
+ */
+export function normalizeCallbackUrl(url: string): string {
+  const refuse = (why: string) => new AppError('ERR_INVALID_ARGUMENT', `The callback_url '${url}' ${why}`);
+  if (url.length > 2048) throw new AppError('ERR_INVALID_ARGUMENT', 'The callback_url is longer than 2048 characters');
   let parsed: URL;
   try {
     parsed = new URL(url);
   } catch {
-    throw new AppError('ERR_INVALID_ARGUMENT', `The callback_url '${url}' is not a valid URL`);
+    throw refuse('is not a valid absolute URL');
   }
-  if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:') {
-    throw new AppError('ERR_INVALID_ARGUMENT', `The callback_url '${url}' must be an http or https URL`);
+  if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:') throw refuse('must be an http or https URL');
+  if (parsed.username || parsed.password) throw refuse('must not contain credentials: sign callbacks with user_secret instead');
+  if (url.includes('#')) throw refuse('must not contain a fragment (#)');
+  return parsed.href;
+}
+
+/** The normalized URL, or the string as it is when it cannot be (a registration of an earlier release). */
+const lookupKey = (url: string): string => {
+  try {
+    return normalizeCallbackUrl(url);
+  } catch {
+    return url;
   }
-  if (url.length > 2048) throw new AppError('ERR_INVALID_ARGUMENT', 'The callback_url is longer than 2048 characters');
-  return parsed;
+};
+
+const alphanumerics = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789';
+
+/** IBM's challenge_string: random alphanumerics (`[A-Za-z0-9]`), 32 of them. */
+function challengeString(): string {
+  // 248 = 4 × 62: taking bytes below it keeps every character equally likely.
+  let out = '';
+  while (out.length < 32) for (const b of randomBytes(48)) if (b < 248 && out.length < 32) out += alphanumerics[b % 62];
+  return out;
 }
 
 /**
@@ -61,20 +87,25 @@ export class CallbackRegistry {
     return this.db.db<CallbackRegistration, string>('ibm-callbacks');
   }
 
+  /** The registration of a callback URL, in any spelling of it. */
   get(url: string): CallbackRegistration | undefined {
-    return this.registrations.get(url);
+    return this.registrations.get(lookupKey(url));
   }
 
-  /** Resolves `created: false` when the URL was already allow-listed. */
-  async register(url: string, secret: string | undefined): Promise<{ created: boolean }> {
-    checkCallbackUrl(url);
-    if (this.registrations.get(url)) return { created: false };
+  /**
+   * Allow-lists the normalized form of `url` after its challenge; resolves with that form
+   * and `created: false` when it was already allow-listed.
+   * @throws AppError ERR_INVALID_ARGUMENT (not a callback URL) or ERR_CALLBACK_REGISTRATION (the challenge failed)
+   */
+  async register(raw: string, secret: string | undefined): Promise<{ created: boolean; url: string }> {
+    const url = normalizeCallbackUrl(raw);
+    if (this.registrations.get(url)) return { created: false, url };
 
-    const challengeString = randomBytes(12).toString('base64url');
+    const challenge = challengeString();
     const target = new URL(url);
-    target.searchParams.append('challenge_string', challengeString);
+    target.searchParams.append('challenge_string', challenge);
     const headers: Record<string, string> = { Accept: 'text/plain' };
-    if (secret) headers['X-Callback-Signature'] = ibmSignature(secret, challengeString, this.algorithm);
+    if (secret) headers['X-Callback-Signature'] = ibmSignature(secret, challenge, this.algorithm);
     const failure = (why: string) => new AppError('ERR_CALLBACK_REGISTRATION', `unable to register callback url '${url}', ${why}`);
     let answer: { status: number; body: string };
     try {
@@ -84,19 +115,38 @@ export class CallbackRegistry {
       throw failure(code === 'ERR_TARGET_TIMEOUT' ? `callback server did not respond within ${challengeTimeoutMs / 1000} seconds` : (err as Error).message);
     }
     if (answer.status !== 200) throw failure(`callback server responded with status code ${answer.status}`);
-    if (answer.body.trim() !== challengeString) {
+    if (answer.body.trim() !== challenge) {
       throw failure('callback server response did not contain the challenge string');
     }
     await this.db.durably(() => {
       this.registrations.putSync(url, { url, ...(secret ? { secret } : {}), created: Date.now() });
     });
-    return { created: true };
+    return { created: true, url };
   }
 
-  /** Resolves false when the URL was not registered. */
+  /**
+   * Re-keys registrations stored by releases that kept the URL as given, under its
+   * normalized form; run at start. Resolves to how many changed.
+   */
+  upgrade(): Promise<number> {
+    return this.db.durably(() => {
+      let count = 0;
+      for (const { key, value } of [...this.registrations.getRange()]) {
+        const url = lookupKey(key);
+        if (url === key) continue;
+        this.registrations.removeSync(key);
+        if (!this.registrations.get(url)) this.registrations.putSync(url, { ...value, url });
+        count++;
+      }
+      return count;
+    });
+  }
+
+  /** Resolves false when the URL (in any spelling) was not registered. */
   async unregister(url: string): Promise<boolean> {
-    if (!this.registrations.get(url)) return false;
-    await this.db.durably(() => this.registrations.removeSync(url));
+    const key = lookupKey(url);
+    if (!this.registrations.get(key)) return false;
+    await this.db.durably(() => this.registrations.removeSync(key));
     return true;
   }
 }
@@ -125,7 +175,8 @@ export class IbmNotifier implements JobNotifier {
     }
     if (!event) return;
     // A URL unregistered after the job was created gets nothing more, as IBM documents.
-    if (!this.registry.get(callback.url)) return;
+    const registration = this.registry.get(callback.url);
+    if (!registration) return;
     const payload = {
       id: job.id,
       event,
@@ -133,8 +184,8 @@ export class IbmNotifier implements JobNotifier {
       ...(event === 'recognitions.completed_with_results' && result ? { results: [speechRecognitionResults(result, job.output, job.warnings)] } : {}),
     };
     this.outbox.enqueue({
-      orderKey: `${callback.url} ${job.id}`,
-      target: { kind: callbackTargetKind, key: callback.url, url: callback.url },
+      orderKey: `${registration.url} ${job.id}`,
+      target: { kind: callbackTargetKind, key: registration.url, url: registration.url },
       event,
       body: JSON.stringify(payload),
     });

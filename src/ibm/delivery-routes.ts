@@ -1,7 +1,7 @@
 import { deliveryListState, type DeliveryRecord, type Outbox } from '../delivery/outbox.js';
 import { AppError } from '../errors.js';
 import { json, requiredParam, type Request, type RouteGroup } from '../http/server.js';
-import { callbackTargetKind, type CallbackRegistry } from './callbacks.js';
+import { callbackTargetKind, normalizeCallbackUrl, type CallbackRegistry } from './callbacks.js';
 import { ibmError } from './errors.js';
 
 const iso = (ms: number | undefined) => (ms === undefined ? undefined : new Date(ms).toISOString());
@@ -72,7 +72,8 @@ export function ibmDeliveryRoutes(o: IbmDeliveryRoutesOptions): RouteGroup {
         name: 'ibm.deliveries.list',
         doc: "earshot's own: callbacks that are `dead` (default) or `pending`, per `callback_url` or all",
         handler: (req) => {
-          const url = req.query.get('callback_url') || undefined;
+          const given = req.query.get('callback_url');
+          const url = given ? normalizeCallbackUrl(given) : undefined;
           const records = o.outbox.list(stateParam(req), { kind: callbackTargetKind, ...(url ? { key: url } : {}) });
           return json(200, { deliveries: records.slice(0, 1000).map(ibmDeliveryView) });
         },
@@ -83,7 +84,7 @@ export function ibmDeliveryRoutes(o: IbmDeliveryRoutesOptions): RouteGroup {
         name: 'ibm.deliveries.redeliverAll',
         doc: 'send every dead letter of `callback_url` again (same ids)',
         handler: async (req) => {
-          const url = requiredParam(req, 'callback_url');
+          const url = normalizeCallbackUrl(requiredParam(req, 'callback_url'));
           requireRegistered(o, url);
           const count = await o.outbox.redeliverAll({ kind: callbackTargetKind, key: url });
           if (count) o.wake();

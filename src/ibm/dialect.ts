@@ -21,6 +21,10 @@ export function ibmDialect(ctx: DialectContext): Dialect {
     title: "IBM Watson Speech to Text, asynchronous interface (`/v1`; IBM's SDKs work against it)",
     notifier: new IbmNotifier(registry, ctx.outbox),
     targets: [callbackTarget(registry, ctx.config.ibmSignature)],
+    async start() {
+      const upgraded = await registry.upgrade();
+      if (upgraded) ctx.log.info('callback registrations re-keyed by their normalized URL', { count: upgraded });
+    },
     routes: [
       ibmRoutes({ service: ctx.jobs, registry, model: ctx.model, minAudioBytes: 100, maxAudioBytes: ctx.config.maxUploadBytes }),
       ibmDeliveryRoutes({ outbox: ctx.outbox, registry, wake: ctx.wakeDeliveries }),

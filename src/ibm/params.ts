@@ -1,7 +1,7 @@
 import type { TranscribeOptions } from '../engine/engine.js';
 import { AppError } from '../errors.js';
 import type { OutputOptions } from '../jobs/job.js';
-import { ibmEvents, type IbmEvent } from './callbacks.js';
+import { ibmEvents, normalizeCallbackUrl, type IbmEvent } from './callbacks.js';
 import { defaultIbmModel, requireIbmModel } from './models.js';
 
 /** POST /v1/recognitions, as understood from its query string. */
@@ -9,6 +9,7 @@ export interface RecognitionRequest {
   model: string;
   options: TranscribeOptions;
   output: OutputOptions;
+  /** Normalized (`normalizeCallbackUrl`). */
   callbackUrl?: string;
   events: IbmEvent[];
   userToken?: string;
@@ -115,7 +116,8 @@ export function parseRecognitionQuery(query: URLSearchParams, model: { multiling
   const maxAlternatives = integerParam(query, 'max_alternatives', 0, 100) ?? 1;
   if (maxAlternatives > 1) warnings.push('max_alternatives: this service returns one alternative per result.');
 
-  const callbackUrl = query.get('callback_url') || undefined;
+  const rawCallbackUrl = query.get('callback_url');
+  const callbackUrl = rawCallbackUrl ? normalizeCallbackUrl(rawCallbackUrl) : undefined;
   const eventsParam = query.get('events');
   let events: IbmEvent[] = [];
   if (eventsParam) {

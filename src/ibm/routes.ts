@@ -2,7 +2,7 @@ import { parseAudioMediaType } from '../engine/media-type.js';
 import { AppError } from '../errors.js';
 import { baseUrl, json, requiredParam, type Request, type RouteGroup } from '../http/server.js';
 import type { JobService } from '../jobs/job-service.js';
-import { checkCallbackUrl, type CallbackRegistry } from './callbacks.js';
+import type { CallbackRegistry } from './callbacks.js';
 import { ibmError } from './errors.js';
 import { availableIbmModels } from './models.js';
 import { parseRecognitionQuery } from './params.js';
@@ -116,12 +116,10 @@ export function ibmRoutes(o: IbmRoutesOptions): RouteGroup {
         method: 'post',
         pattern: '/v1/register_callback',
         name: 'ibm.callbacks.register',
-        doc: 'allow-list a callback URL after a challenge GET (201 created, 200 already created, 400 with the reason)',
+        doc: 'allow-list a callback URL (kept in its normalized form, which the answer shows) after a challenge GET (201 created, 200 already created, 400 with the reason)',
         handler: async (req) => {
-          const url = requiredParam(req, 'callback_url');
-          checkCallbackUrl(url);
           const secret = req.query.get('user_secret') || undefined;
-          const { created } = await o.registry.register(url, secret);
+          const { created, url } = await o.registry.register(requiredParam(req, 'callback_url'), secret);
           return json(created ? 201 : 200, { status: created ? 'created' : 'already created', url });
         },
       },

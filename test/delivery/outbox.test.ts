@@ -55,24 +55,37 @@ t.test('it survives closing and reopening the store', async (t) => {
   t.equal((await outbox.enqueueDurably(testDelivery(url, 'job-2'))).seq, 2, 'seq keeps counting');
 });
 
-t.test('inputs are validated; a used id is refused', async (t) => {
-  const outbox = new Outbox(openStore(t, t.testdir()));
-  await outbox.enqueueDurably({ ...testDelivery(url), id: 'dup' });
-  t.throws(() => outbox.enqueue({ ...testDelivery(url), id: 'dup' }), { code: 'ERR_INVALID_ARGUMENT', message: /id not used before/ });
-  t.throws(() => outbox.enqueue({ ...testDelivery(url), id: 'has.dot' }), { code: 'ERR_INVALID_ARGUMENT' });
-  t.throws(() => outbox.enqueue({ ...testDelivery(url), orderKey: '' }), { code: 'ERR_INVALID_ARGUMENT', message: /orderKey/ });
-  t.throws(() => outbox.enqueue({ ...testDelivery('ftp://x/y') }), { code: 'ERR_INVALID_ARGUMENT', message: /target\.url/ });
-  t.throws(() => outbox.enqueue({ ...testDelivery(url), target: { kind: 'Not A Kind', key: url, url } }), {
-    code: 'ERR_INVALID_ARGUMENT',
-    message: /target\.kind/,
-  });
-  t.throws(() => outbox.enqueue({ ...testDelivery(url), target: { kind: testKind, key: '', url } }), { code: 'ERR_INVALID_ARGUMENT', message: /target\.key/ });
-  t.throws(() => outbox.enqueue({ ...testDelivery(url), headers: { 'X-Bad': 'a\r\nInjected: 1' } }), {
-    code: 'ERR_INVALID_ARGUMENT',
-    message: /header "X-Bad"/,
-  });
-  t.throws(() => outbox.enqueue({ ...testDelivery(url), headers: { 'bad name': 'x' } }), { code: 'ERR_INVALID_ARGUMENT' });
-  t.same(outbox.counts(), { pending: 1, delivered: 0, dead: 0 });
+t.test('an input that cannot be sent never throws: it is stored as a dead letter with the reason', async (t) => {
+  const db = openStore(t, t.testdir());
+  const outbox = new Outbox(db);
+  const first = await outbox.enqueueDurably({ ...testDelivery(url), id: 'dup' });
+  const cases: Array<[Parameters<Outbox['enqueue']>[0], RegExp]> = [
+    [{ ...testDelivery(url), id: 'dup' }, /the delivery id dup is already used/],
+    [{ ...testDelivery(url), id: 'has.dot' }, /delivery id/],
+    [{ ...testDelivery(url), orderKey: '' }, /orderKey/],
+    [testDelivery('ftp://x/y'), /target\.url/],
+    [testDelivery(' http:host/x'), /target\.url/],
+    [{ ...testDelivery(url), target: { kind: 'Not A Kind', key: url, url } }, /target\.kind/],
+    [{ ...testDelivery(url), target: { kind: testKind, key: '', url } }, /target\.key/],
+    [{ ...testDelivery(url), headers: { 'X-Bad': 'a\r\nInjected: 1' } }, /header "X-Bad"/],
+    [{ ...testDelivery(url), headers: { 'bad name': 'x' } }, /header "bad name"/],
+  ];
+  for (const [input, reason] of cases) {
+    // Inside a caller's transaction, as a job's state change enqueues: it commits.
+    const record = await db.durably(() => outbox.enqueue(input));
+    t.match(record, { state: 'dead', attempts: 0, lastError: /^not enqueued: / }, String(reason));
+    t.match(record.lastError, reason);
+    t.not(record.id, 'dup', 'a used id is never reused');
+    t.same(outbox.get(record.id), record, 'stored');
+  }
+  t.same(outbox.get(first.id), first, 'the first dup is untouched');
+  t.same(outbox.counts(), { pending: 1, delivered: 0, dead: cases.length });
+  t.equal(outbox.listDead().length, cases.length, 'listed as dead letters');
+  t.same(
+    [...outbox.due()].map((d) => d.id),
+    [first.id],
+    'nothing of them is due',
+  );
 });
 
 t.test('only the head of an order key is due; finishing it makes the next one due', async (t) => {

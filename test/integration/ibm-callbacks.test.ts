@@ -1,10 +1,14 @@
 // IBM callbacks end to end: registration with the challenge, signed notifications of a
 // job's events, delivered through the outbox to a real receiver on loopback.
 import { createHmac } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { copyFileSync, readFileSync } from 'node:fs';
 import t from 'tap';
 
-import { startApp } from '../helpers/app.js';
+import { parseAudioMediaType } from '../../src/engine/media-type.js';
+import { JobStore } from '../../src/jobs/job-store.js';
+import { Spool } from '../../src/jobs/spool.js';
+import { StateDatabase } from '../../src/store/database.js';
+import { startApp, waitForJob } from '../helpers/app.js';
 import { jfkMp3 } from '../helpers/models.js';
 import { startReceiver, type Answer } from '../helpers/receiver.js';
 
@@ -27,7 +31,7 @@ t.test('register_callback: challenge with signature, 201 then 200 already create
   t.equal(challenge.method, 'GET');
   t.equal(challenge.headers.accept, 'text/plain');
   const challengeString = challenge.url.searchParams.get('challenge_string')!;
-  t.match(challengeString, /^[A-Za-z0-9_-]{8,}$/);
+  t.match(challengeString, /^[A-Za-z0-9]{32}$/, 'alphanumeric, as IBM documents');
   t.equal(challenge.headers['x-callback-signature'], hmac('sha1', 's3cret', challengeString), 'HMAC-SHA1 of the challenge');
 
   const second = await register();
@@ -136,4 +140,86 @@ t.test('EARSHOT_IBM_SIGNATURE=sha256 signs challenges and notifications with HMA
   });
   const [post] = await receiver.posts(1);
   t.equal(post!.headers['x-callback-signature'], hmac('sha256', 'k', post!.body));
+});
+
+t.test('odd spellings of a callback URL are one normalized registration; credentials and fragments are refused', async (t) => {
+  const receiver = await startReceiver(t, undefined, { path: '/callback' });
+  const { base, auth } = await startApp(t);
+  const hostPort = new URL(receiver.url).host;
+  const register = async (url: string) => {
+    const res = await fetch(`${base}/v1/register_callback?callback_url=${encodeURIComponent(url)}`, { method: 'POST', headers: auth });
+    return { status: res.status, json: (await res.json()) as Record<string, unknown> };
+  };
+  t.same(await register(` ${receiver.url}`), { status: 201, json: { status: 'created', url: receiver.url } }, 'a leading space');
+  for (const odd of [`http:${hostPort}/callback`, `http:\\\\${hostPort}\\callback`, `HTTP://${hostPort}/callback`]) {
+    t.same(await register(odd), { status: 200, json: { status: 'already created', url: receiver.url } }, odd);
+  }
+  t.equal(receiver.challenges().length, 1, 'one challenge for them all');
+  for (const [bad, reason] of [
+    [`http://user:pw@${hostPort}/callback`, /must not contain credentials/],
+    [`${receiver.url}#frag`, /must not contain a fragment/],
+    [`ftp://${hostPort}/callback`, /must be an http or https URL/],
+    ['callback', /is not a valid absolute URL/],
+  ] as const) {
+    const res = await register(bad);
+    t.equal(res.status, 400, bad);
+    t.match(res.json, { code: 400, error: reason }, bad);
+  }
+
+  // A job naming the URL in another spelling: its callbacks go to the registered URL.
+  const res = await fetch(`${base}/v1/recognitions?callback_url=${encodeURIComponent(`http:${hostPort}/callback`)}&events=recognitions.completed`, {
+    method: 'POST',
+    headers: { ...auth, 'Content-Type': 'audio/mp3' },
+    body: jfk,
+  });
+  t.equal(res.status, 201);
+  const [post] = await receiver.posts(1);
+  t.match(JSON.parse(post!.body), { id: ((await res.json()) as { id: string }).id, event: 'recognitions.completed' });
+  t.equal(post!.path, '/callback');
+  const unregistered = await fetch(`${base}/v1/unregister_callback?callback_url=${encodeURIComponent(` HTTP:${hostPort}/callback`)}`, {
+    method: 'POST',
+    headers: auth,
+  });
+  t.equal(unregistered.status, 200, 'unregistered in another spelling too');
+});
+
+t.test('state of an earlier release with an odd callback URL: the job runs and notifies, the queue goes on', async (t) => {
+  const receiver = await startReceiver(t, undefined, { path: '/legacy' });
+  const stateDir = t.testdir();
+  // What an earlier release stored: the registration and the job under the URL as given.
+  const odd = `http:${new URL(receiver.url).host}/legacy`;
+  const db = new StateDatabase(stateDir);
+  db.open();
+  const spool = new Spool(stateDir);
+  spool.open();
+  const id = 'legacy-job-1';
+  copyFileSync(jfkMp3, spool.uploadPath(id));
+  await db.durably(() => {
+    db.db('ibm-callbacks').putSync(odd, { url: odd, created: Date.now() });
+    new JobStore(db).put({
+      id,
+      created: Date.now(),
+      updated: Date.now(),
+      status: 'waiting',
+      contentType: 'audio/mp3',
+      format: parseAudioMediaType('audio/mp3'),
+      audioBytes: jfk.length,
+      model: 'en-US_BroadbandModel',
+      options: {},
+      output: { timestamps: false, wordConfidence: false },
+      callback: { url: odd, events: ['recognitions.started', 'recognitions.completed'] },
+      resultsTtlMs: 60_000,
+      attempts: 0,
+      warnings: [],
+    });
+  });
+  await db.close();
+
+  const { base, auth } = await startApp(t, {}, stateDir);
+  t.match(await waitForJob(base, auth, id), { status: 'completed' });
+  const posts = await receiver.posts(2);
+  t.same(posts.map((p) => JSON.parse(p.body).event).sort(), ['recognitions.completed', 'recognitions.started']);
+  t.same((await (await fetch(`${base}/v1/callback_deliveries?state=dead`, { headers: auth })).json()) as unknown, { deliveries: [] });
+  const plain = await fetch(`${base}/v1/recognitions`, { method: 'POST', headers: { ...auth, 'Content-Type': 'audio/mp3' }, body: jfk });
+  t.match(await waitForJob(base, auth, ((await plain.json()) as { id: string }).id), { status: 'completed' }, 'a plain job after it');
 });

@@ -4,6 +4,7 @@ import { createHmac } from 'node:crypto';
 import t from 'tap';
 
 import { startApp, waitForJob } from '../helpers/app.js';
+import { until } from '../helpers/poll.js';
 import { startReceiver } from '../helpers/receiver.js';
 import { l16 } from '../helpers/pcm.js';
 
@@ -66,4 +67,42 @@ t.test('dead IBM callbacks: listed without secrets, redelivered one or all with 
   ]);
   for (const p of posts) t.equal(p.headers['x-callback-signature'], createHmac('sha1', secret).update(p.body).digest('base64'));
   t.same((await list(`callback_url=${q}&state=dead`)).json.deliveries, []);
+});
+
+t.test('unregistering stops deliveries (dead letters "not sent"); registered again with a new secret, they are signed with it', async (t) => {
+  const receiver = await startReceiver(t, undefined, { path: '/callback' });
+  const { base, auth } = await startApp(t, { EARSHOT_RETRY_SCHEDULE: '300ms,300ms,300ms,300ms,300ms,300ms' });
+  const q = encodeURIComponent(receiver.url);
+  const post = (path: string) => fetch(`${base}${path}`, { method: 'POST', headers: auth });
+  t.equal((await post(`/v1/register_callback?callback_url=${q}&user_secret=old-secret`)).status, 201);
+  receiver.answer = () => ({ status: 503 });
+  const res = await fetch(`${base}/v1/recognitions?callback_url=${q}&events=recognitions.completed`, {
+    method: 'POST',
+    headers: { ...auth, 'Content-Type': 'audio/l16;rate=16000;endianness=little-endian' },
+    body: l16(1),
+  });
+  const { id } = (await res.json()) as { id: string };
+  await waitForJob(base, auth, id);
+  await receiver.posts(1);
+  t.equal((await post(`/v1/unregister_callback?callback_url=${q}`)).status, 200);
+  const attemptsBefore = receiver.events().length;
+  const dead = async () =>
+    ((await (await fetch(`${base}/v1/callback_deliveries?state=dead&callback_url=${q}`, { headers: auth })).json()) as { deliveries: any[] }).deliveries;
+  await until(async () => (await dead()).length === 1, 5000, 'the pending callback to become a dead letter');
+  const [letter] = await dead();
+  t.match(letter, {
+    event: 'recognitions.completed',
+    recognition_id: id,
+    state: 'dead',
+    last_error: 'not sent: callback URL unregistered (' + receiver.url + ')',
+  });
+  t.equal(receiver.events().length, attemptsBefore, 'nothing more was sent to the unregistered URL');
+  t.equal((await post(`/v1/callback_deliveries/${letter.id}/redeliver`)).status, 400, 'not redelivered while unregistered');
+
+  receiver.answer = () => ({ status: 200 });
+  t.equal((await post(`/v1/register_callback?callback_url=${q}&user_secret=new-secret`)).status, 201);
+  t.equal((await post(`/v1/callback_deliveries/${letter.id}/redeliver`)).status, 200);
+  const sent = await receiver.until((e) => e.some((h) => h.headers['webhook-id'] === letter.id && e.indexOf(h) >= attemptsBefore), 'the redelivery');
+  const again = sent.at(-1)!;
+  t.equal(again.headers['x-callback-signature'], createHmac('sha1', 'new-secret').update(again.body).digest('base64'), 'signed with the secret registered now');
 });
