@@ -66,7 +66,7 @@ export class AzureNotifier implements JobNotifier {
     const hook = this.o.registry.requireEnabled(hookId);
     const id = randomUUID();
     const entity = hook.apiVersion === 'v2.1' ? v21HookView(hook) : webHookView(hook, hook.baseUrl);
-    return this.o.outbox.enqueueDurably(this.delivery(hook, id, 'ping', 'ping', { ...entity, invocationId: id }));
+    return this.o.outbox.enqueueDurably(this.delivery(hook, id, 'ping', { ...entity, invocationId: id }));
   }
 
   /**
@@ -95,14 +95,12 @@ export class AzureNotifier implements JobNotifier {
     } else {
       entity = transcriptionView(job, hook.baseUrl);
     }
-    return this.delivery(hook, id, `${job.id}`, kind, { ...entity, invocationId: id });
+    return this.delivery(hook, id, kind, { ...entity, invocationId: id });
   }
 
-  private delivery(hook: Webhook, id: string, line: string, event: string, body: object): EnqueueInput {
+  private delivery(hook: Webhook, id: string, event: string, body: object): EnqueueInput {
     return {
       id,
-      // One line per hook and job (or per hook for pings): a job's events arrive in order.
-      orderKey: `${webhookTargetKind} ${hook.id} ${line}`,
       target: { kind: webhookTargetKind, key: hook.id, url: hook.webUrl },
       event,
       body: JSON.stringify(body),

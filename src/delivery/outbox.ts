@@ -1,4 +1,4 @@
-import { createHash, randomUUID } from 'node:crypto';
+import { randomUUID } from 'node:crypto';
 import { validateHeaderName, validateHeaderValue } from 'node:http';
 
 import type { Database } from 'lmdb';
@@ -25,10 +25,8 @@ export type DeliveryState = 'pending' | 'delivered' | 'dead';
 export interface DeliveryRecord {
   /** Stable across attempts and redeliveries; sent as webhook-id and X-Earshot-Delivery-Id. */
   id: string;
-  /** Position in the send order (monotonic; a redelivery gets a new one, at the back). */
+  /** When it was queued, as a sequence number (monotonic; a redelivery gets a new one). */
   seq: number;
-  /** Pending deliveries sharing an order key go out one at a time, in seq order. */
-  orderKey: string;
   target: DeliveryTarget;
   /** The event name, e.g. recognitions.completed, TranscriptionCompletion, ping. */
   event: string;
@@ -55,7 +53,6 @@ export interface DeliveryRecord {
 export interface EnqueueInput {
   /** Give one to put the same id in the body (a dialect's own delivery id field); default a random UUID. */
   id?: string;
-  orderKey: string;
   target: DeliveryTarget;
   event: string;
   body: string;
@@ -80,6 +77,7 @@ export interface TargetFilter {
 interface LegacyRecord extends Omit<DeliveryRecord, 'target'> {
   target: { kind: string; url: string; key?: string; hookId?: string };
   signing?: unknown;
+  orderKey?: string;
 }
 
 export interface OutboxCounts {
@@ -93,24 +91,23 @@ export interface OutboxOptions {
 }
 
 // Keys of the index database, one prefix per index:
-//   ['due', nextAttemptAt, seq] → id   the head (lowest seq) of every order key's pending line
-//   ['line', orderHash, seq]    → id   every pending delivery, by order key, in send order
+//   ['due', nextAttemptAt, seq] → id   every pending delivery, by when its next attempt is due
+//   ['pending', seq]            → id   every pending delivery, in the order queued
 //   ['done', state, at, seq]    → id   delivered (by deliveredAt) and dead (by deadAt)
 //   ['seq']                     → last seq handed out
-// Only line heads are in 'due', so what is due is always sendable and the next timer is
-// simply the first 'due' key: a later delivery never spins waiting behind an earlier one.
+// Every delivery goes out on its own schedule, as the events happen: a failing or slow
+// earlier event never holds back a later one (receivers order by event and timestamp).
+// (Releases before 2026-12 kept per-target lines under ['line', hash, seq]; upgrade()
+// turns them into these keys.)
 type IndexKey = (string | number)[];
 const maxKey = Number.MAX_SAFE_INTEGER;
 const idPattern = /^[A-Za-z0-9_-]{1,128}$/;
 const kindPattern = /^[a-z0-9-]{1,64}$/;
 
-/** Order keys are hashed: they contain URLs, and LMDB keys are limited to ~2 KB. */
-const orderHash = (orderKey: string) => createHash('sha256').update(orderKey).digest('base64url').slice(0, 22);
-
 /**
  * The durable outbox of callback and webhook deliveries, in two named LMDB databases
- * (`outbox`: id → record; `outbox-index`: due times, per-order-key lines, finished
- * deliveries, the sequence counter). Every change is transactional; `enqueue` joins the
+ * (`outbox`: id → record; `outbox-index`: due times, pending and finished deliveries,
+ * the sequence counter). Every change is transactional; `enqueue` joins the
  * caller's transaction so a job's state change and its notifications commit together.
  */
 export class Outbox {
@@ -155,7 +152,6 @@ export class Outbox {
       const record: DeliveryRecord = {
         id,
         seq: this.nextSeq(),
-        orderKey: String(input.orderKey || id),
         target: { kind: String(input.target?.kind), key: String(input.target?.key), url: String(input.target?.url) },
         event: String(input.event),
         body: typeof input.body === 'string' ? input.body : String(input.body),
@@ -166,7 +162,7 @@ export class Outbox {
         state: 'pending',
       };
       if (!problem) {
-        this.joinLine(record);
+        this.addPending(record);
         return record;
       }
       const dead: DeliveryRecord = { ...record, nextAttemptAt: now, state: 'dead', deadAt: now, lastError: `not enqueued: ${problem}` };
@@ -182,20 +178,26 @@ export class Outbox {
   }
 
   /**
-   * Rewrites records stored by releases before the delivery adapters: their target gets
-   * its key (the web hook id, or else the URL) and the copy of the target's secrets they
-   * carried is erased. Run once at start, before the dispatcher; resolves to how many.
+   * Rewrites what releases before 2026-12 stored: a record's target gets its key (the web
+   * hook id, or else the URL), the copy of the target's secrets it carried is erased, and
+   * pending deliveries leave their per-target lines to be due on their own. Run once at
+   * start, before the dispatcher; resolves to how many records changed.
    */
   upgrade(): Promise<number> {
     return this.database.durably(() => {
       let count = 0;
-      for (const { key, value } of this.records.getRange()) {
+      for (const { key, value } of [...this.records.getRange()]) {
         const legacy = value as unknown as LegacyRecord;
-        if (legacy.target.key !== undefined && !('signing' in legacy)) continue;
-        const { signing: _secrets, target, ...rest } = legacy;
+        if (legacy.target.key !== undefined && !('signing' in legacy) && !('orderKey' in legacy)) continue;
+        const { signing: _secrets, orderKey: _line, target, ...rest } = legacy;
         const upgraded: DeliveryRecord = { ...rest, target: { kind: target.kind, key: target.key ?? target.hookId ?? target.url, url: target.url } };
         this.records.putSync(key, upgraded);
         count++;
+      }
+      for (const { key, value } of [...this.index.getRange({ start: ['line'], end: ['line', '\uffff'] })]) {
+        this.index.removeSync(key);
+        const record = this.records.get(value as string);
+        if (record?.state === 'pending') this.addPending(record);
       }
       return count;
     });
@@ -207,8 +209,8 @@ export class Outbox {
   }
 
   /**
-   * Pending deliveries that may be sent, earliest due first: the head of each order
-   * key's line, with its due time. Those due later than `until` are not listed.
+   * Pending deliveries, earliest due first, with their due time. Those due later than
+   * `until` are not listed.
    */
   *due(until = Number.POSITIVE_INFINITY): Generator<{ id: string; dueAt: number }> {
     for (const { key, value } of this.index.getRange({ start: ['due'], end: ['due', maxKey] })) {
@@ -218,9 +220,9 @@ export class Outbox {
     }
   }
 
-  /** Every pending delivery (in order-key, then send order). */
+  /** Every pending delivery, in the order queued. */
   *pending(): Generator<DeliveryRecord> {
-    for (const { value } of this.index.getRange({ start: ['line'], end: ['line', '\uffff'] })) {
+    for (const { value } of this.index.getRange({ start: ['pending'], end: ['pending', maxKey] })) {
       const record = this.records.get(value as string);
       if (record) yield record;
     }
@@ -256,7 +258,7 @@ export class Outbox {
         this.records.putSync(id, updated);
         return updated;
       }
-      this.leaveLine(record);
+      this.removePending(record);
       if (outcome.result === 'delivered') {
         updated.state = 'delivered';
         updated.deliveredAt = outcome.at;
@@ -293,8 +295,8 @@ export class Outbox {
   }
 
   /**
-   * Sends a dead letter again: pending, due now, attempts reset, at the back of its order
-   * key's line, same id. Resolves to the record, or undefined when `id` is not dead.
+   * Sends a dead letter again: pending, due now, attempts reset, same id. Resolves to the
+   * record, or undefined when `id` is not dead.
    */
   redeliver(id: string): Promise<DeliveryRecord | undefined> {
     return this.database.durably(() => this.revive(id));
@@ -321,7 +323,7 @@ export class Outbox {
     return this.database.durably(() => {
       const doomed = this.listPending(filter);
       for (const record of doomed) {
-        this.leaveLine(record);
+        this.removePending(record);
         this.records.removeSync(record.id);
       }
       return doomed.length;
@@ -354,7 +356,7 @@ export class Outbox {
   /** How many deliveries are in each state. */
   counts(): OutboxCounts {
     return {
-      pending: this.index.getKeysCount({ start: ['line'], end: ['line', '\uffff'] }),
+      pending: this.index.getKeysCount({ start: ['pending'], end: ['pending', maxKey] }),
       delivered: this.index.getKeysCount({ start: ['done', 'delivered'], end: ['done', 'delivered', maxKey] }),
       dead: this.index.getKeysCount({ start: ['done', 'dead'], end: ['done', 'dead', maxKey] }),
     };
@@ -366,26 +368,17 @@ export class Outbox {
     return seq;
   }
 
-  /** Puts a pending record at the back of its line; the head of an empty line is due. */
-  private joinLine(record: DeliveryRecord): void {
-    const hash = orderHash(record.orderKey);
-    const ahead = this.index.getKeysCount({ start: ['line', hash], end: ['line', hash, maxKey], limit: 1 });
-    this.index.putSync(['line', hash, record.seq], record.id);
-    if (ahead === 0) this.index.putSync(['due', record.nextAttemptAt, record.seq], record.id);
+  /** Stores a pending record with its index entries. */
+  private addPending(record: DeliveryRecord): void {
+    this.index.putSync(['pending', record.seq], record.id);
+    this.index.putSync(['due', record.nextAttemptAt, record.seq], record.id);
     this.records.putSync(record.id, record);
   }
 
-  /** Takes a (head) record out of its line and makes the next one in line due. */
-  private leaveLine(record: DeliveryRecord): void {
-    const hash = orderHash(record.orderKey);
-    this.index.removeSync(['line', hash, record.seq]);
+  /** Takes a pending record's index entries away (it is finished, or gone). */
+  private removePending(record: DeliveryRecord): void {
+    this.index.removeSync(['pending', record.seq]);
     this.index.removeSync(['due', record.nextAttemptAt, record.seq]);
-    const wasHead = this.index.getKeysCount({ start: ['line', hash], end: ['line', hash, record.seq] }) === 0;
-    if (!wasHead) return;
-    for (const { key, value } of this.index.getRange({ start: ['line', hash], end: ['line', hash, maxKey], limit: 1 })) {
-      const next = this.records.get(value as string);
-      if (next) this.index.putSync(['due', next.nextAttemptAt, key[2] as number], next.id);
-    }
   }
 
   private revive(id: string): DeliveryRecord | undefined {
@@ -394,7 +387,7 @@ export class Outbox {
     this.index.removeSync(['done', 'dead', record.deadAt ?? 0, record.seq]);
     const revived: DeliveryRecord = { ...record, state: 'pending', attempts: 0, seq: this.nextSeq(), nextAttemptAt: this.now() };
     delete revived.deadAt;
-    this.joinLine(revived);
+    this.addPending(revived);
     return revived;
   }
 }
@@ -414,7 +407,6 @@ function matches(record: DeliveryRecord, filter: TargetFilter): boolean {
 function invalidInput(input: EnqueueInput): string | undefined {
   const expected = (name: string, what: string, actual: unknown) => invalidArgument(name, what, actual).message;
   if (input.id !== undefined && !idPattern.test(input.id)) return expected('delivery id', 'up to 128 letters, digits, "-" or "_"', input.id);
-  if (typeof input.orderKey !== 'string' || input.orderKey === '') return expected('orderKey', 'a non-empty string', input.orderKey);
   if (typeof input.target?.kind !== 'string' || !kindPattern.test(input.target.kind)) {
     return expected('target.kind', 'a kind name (lower-case letters, digits and "-")', input.target?.kind);
   }

@@ -184,7 +184,6 @@ export class IbmNotifier implements JobNotifier {
       ...(event === 'recognitions.completed_with_results' && result ? { results: [speechRecognitionResults(result, job.output, job.warnings)] } : {}),
     };
     this.outbox.enqueue({
-      orderKey: `${registration.url} ${job.id}`,
       target: { kind: callbackTargetKind, key: registration.url, url: registration.url },
       event,
       body: JSON.stringify(payload),

@@ -142,8 +142,8 @@ t.test('failing deliveries disable the hook; PATCH re-enables; delete drops pend
   await s.registry.deliveryDead(record({ id: 'd4', lastError: 'not sent: web hook was disabled' }));
   t.equal(s.registry.get(hook.id)!.status, 'Succeeded', 'a delivery refused without a request changes nothing');
 
-  await s.outbox.enqueueDurably({ orderKey: 'k', target: { kind: 'azure-webhook', key: hook.id, url: hook.webUrl }, event: 'e', body: '{}' });
-  const other = await s.outbox.enqueueDurably({ orderKey: 'k2', target: { kind: 'azure-webhook', key: 'other', url: hook.webUrl }, event: 'e', body: '{}' });
+  await s.outbox.enqueueDurably({ target: { kind: 'azure-webhook', key: hook.id, url: hook.webUrl }, event: 'e', body: '{}' });
+  const other = await s.outbox.enqueueDurably({ target: { kind: 'azure-webhook', key: 'other', url: hook.webUrl }, event: 'e', body: '{}' });
   t.equal(await s.registry.delete(hook.id), true);
   t.same(
     [...s.outbox.pending()].map((r) => r.id),

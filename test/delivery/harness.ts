@@ -39,7 +39,6 @@ export const testKind = 'test-callback';
 /** A minimal callback delivery to `url`, shaped like an IBM callback. */
 export function testDelivery(url: string, jobId = 'job-1', event = 'recognitions.completed'): EnqueueInput {
   return {
-    orderKey: `${url} ${jobId}`,
     target: { kind: testKind, key: url, url },
     event,
     body: JSON.stringify({ id: jobId, event, user_token: '' }),

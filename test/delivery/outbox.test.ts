@@ -62,7 +62,6 @@ t.test('an input that cannot be sent never throws: it is stored as a dead letter
   const cases: Array<[Parameters<Outbox['enqueue']>[0], RegExp]> = [
     [{ ...testDelivery(url), id: 'dup' }, /the delivery id dup is already used/],
     [{ ...testDelivery(url), id: 'has.dot' }, /delivery id/],
-    [{ ...testDelivery(url), orderKey: '' }, /orderKey/],
     [testDelivery('ftp://x/y'), /target\.url/],
     [testDelivery(' http:host/x'), /target\.url/],
     [{ ...testDelivery(url), target: { kind: 'Not A Kind', key: url, url } }, /target\.kind/],
@@ -88,7 +87,7 @@ t.test('an input that cannot be sent never throws: it is stored as a dead letter
   );
 });
 
-t.test('only the head of an order key is due; finishing it makes the next one due', async (t) => {
+t.test('every pending delivery is due on its own: a retrying one holds back no other', async (t) => {
   const db = openStore(t, t.testdir());
   let now = 1_000_000;
   const outbox = new Outbox(db, { now: () => now });
@@ -98,21 +97,22 @@ t.test('only the head of an order key is due; finishing it makes the next one du
   const b1 = await outbox.enqueueDurably(testDelivery(url, 'b'));
   t.same(
     [...outbox.due()].map((d) => d.id),
-    [a1.id, b1.id],
+    [a1.id, a2.id, b1.id],
   );
 
   await outbox.recordAttempt(a1.id, { result: 'retry', at: now, status: 500, error: 'HTTP 500', nextAttemptAt: now + 5000 });
   t.same(
     [...outbox.due()],
     [
+      { id: a2.id, dueAt: now },
       { id: b1.id, dueAt: now },
       { id: a1.id, dueAt: now + 5000 },
     ],
-    'a2 still waits behind the retrying a1',
+    "the same job's later event is due while the earlier one waits for its retry",
   );
   t.same(
     [...outbox.due(now)].map((d) => d.id),
-    [b1.id],
+    [a2.id, b1.id],
     'due(until) stops at until',
   );
   t.match(outbox.get(a1.id), { attempts: 1, lastStatus: 500, lastError: 'HTTP 500', nextAttemptAt: now + 5000, state: 'pending' });
@@ -122,25 +122,23 @@ t.test('only the head of an order key is due; finishing it makes the next one du
   t.same(
     [...outbox.due()].map((d) => d.id),
     [a2.id, b1.id],
-    'a2 is due now (it was due since it was enqueued)',
   );
   t.same(outbox.counts(), { pending: 2, delivered: 1, dead: 0 });
   t.equal(outbox.oldestPending()?.id, a2.id);
   t.equal(await outbox.recordAttempt(a1.id, { result: 'dead', at: now }), undefined, 'a finished delivery ignores further outcomes');
 });
 
-t.test('dead letters: listed by target kind and key, redelivered one or all at the back of their line', async (t) => {
+t.test('dead letters: listed by target kind and key, redelivered one or all', async (t) => {
   const db = openStore(t, t.testdir());
   const outbox = new Outbox(db);
   const hook = {
-    orderKey: 'hook-7 job-1',
     target: { kind: 'test-hook', key: 'hook-7', url: 'http://10.0.0.9/hook' },
     event: 'TranscriptionCompletion',
     body: '{}',
   };
   const a = await outbox.enqueueDurably(testDelivery(url, 'a'));
   const b = await outbox.enqueueDurably(hook);
-  const c = await outbox.enqueueDurably({ ...hook, orderKey: 'hook-7 job-2' });
+  const c = await outbox.enqueueDurably(hook);
   for (const id of [a.id, b.id, c.id]) await outbox.recordAttempt(id, { result: 'dead', at: Date.now(), status: 500, error: 'HTTP 500' });
   t.same(outbox.counts(), { pending: 0, delivered: 0, dead: 3 });
   t.same(
@@ -166,15 +164,15 @@ t.test('dead letters: listed by target kind and key, redelivered one or all at t
     'list() sorts by send order',
   );
 
-  // A newer delivery for a's order key is pending: the redelivered one goes behind it.
   const a2 = await outbox.enqueueDurably(testDelivery(url, 'a'));
   const revived = await outbox.redeliver(a.id);
   t.match(revived, { id: a.id, state: 'pending', attempts: 0, lastStatus: 500 });
-  t.ok(revived!.seq > a2.seq, 'at the back of the line');
+  t.ok(revived!.seq > a2.seq, 'queued again, with a new sequence number');
   t.equal(revived!.deadAt, undefined);
   t.same(
     [...outbox.due()].map((d) => d.id),
-    [a2.id],
+    [a2.id, a.id],
+    'due at once, like any other',
   );
   t.equal(await outbox.redeliver(a.id), undefined, 'only dead letters can be redelivered');
   t.equal(await outbox.redeliverAll({ key: 'hook-7' }), 2);
@@ -206,19 +204,19 @@ t.test('pending deliveries by target: kind and key both have to match', async (t
   );
 });
 
-t.test('discarding pending deliveries of a removed target keeps the lines intact', async (t) => {
+t.test('discarding pending deliveries of a removed target leaves the others due', async (t) => {
   const outbox = new Outbox(openStore(t, t.testdir()));
   const gone = 'http://10.0.0.5/old';
-  const x1 = await outbox.enqueueDurably({ ...testDelivery(gone, 'x'), orderKey: 'shared' });
-  const keep = await outbox.enqueueDurably({ ...testDelivery(url, 'x'), orderKey: 'shared' });
+  const x1 = await outbox.enqueueDurably(testDelivery(gone, 'x'));
+  const keep = await outbox.enqueueDurably(testDelivery(url, 'x'));
   await outbox.enqueueDurably(testDelivery(gone, 'y'));
   t.equal(await outbox.discardPending({ kind: testKind, key: gone }), 2);
   t.equal(outbox.get(x1.id), undefined);
   t.same(
     [...outbox.due()].map((d) => d.id),
     [keep.id],
-    'the survivor moved up to the head',
   );
+  t.same(outbox.counts(), { pending: 1, delivered: 0, dead: 0 });
   await t.rejects(outbox.discardPending({ key: gone }), { code: 'ERR_INVALID_ARGUMENT' });
 });
 
@@ -242,15 +240,15 @@ t.test('pruning deletes delivered records after 7 days and dead letters after 30
   t.equal(await outbox.prune({ deliveredMs: 0, deadMs: 0 }), 0, 'pending deliveries are never pruned');
 });
 
-t.test('records stored by the release before delivery adapters are upgraded: keyed, their secrets erased', async (t) => {
+t.test('records stored by the release before delivery adapters are upgraded: keyed, secrets erased, each due on its own', async (t) => {
   const db = openStore(t, t.testdir());
   const records = db.db<Record<string, unknown>, string>('outbox');
   const index = db.db<string | number, (string | number)[]>('outbox-index');
   // Two pending deliveries exactly as that release wrote them (target kinds and a copy of the secrets).
-  const legacy = (id: string, seq: number, target: object, signing: object) => ({
+  const legacy = (id: string, seq: number, target: object, signing: object, line = id) => ({
     id,
     seq,
-    orderKey: `k-${id}`,
+    orderKey: `k-${line}`,
     target,
     event: 'e',
     body: '{"id":"job-1"}',
@@ -270,30 +268,38 @@ t.test('records stored by the release before delivery adapters are upgraded: key
       'hk',
       legacy('hk', 2, { kind: 'azure-webhook', url: 'http://10.0.0.2/hook', hookId: 'hook-9' }, { azure: { secret: 's2' }, standard: { secret: 's2' } }),
     );
-    for (const [seq, id] of [
-      [1, 'cb'],
-      [2, 'hk'],
+    // A later event of the same job, waiting in cb's line: not due while cb was pending.
+    records.putSync('cb2', legacy('cb2', 3, { kind: 'ibm-callback', url: 'http://10.0.0.1/cb' }, { ibm: { secret: 's1', algorithm: 'sha1' } }, 'cb'));
+    for (const [seq, id, line] of [
+      [1, 'cb', 'cb'],
+      [2, 'hk', 'hk'],
+      [3, 'cb2', 'cb'],
     ] as const) {
-      index.putSync(['line', createHash('sha256').update(`k-${id}`).digest('base64url').slice(0, 22), seq], id);
-      index.putSync(['due', 1000, seq], id);
+      index.putSync(['line', createHash('sha256').update(`k-${line}`).digest('base64url').slice(0, 22), seq], id);
+      if (id !== 'cb2') index.putSync(['due', 1000, seq], id);
     }
-    index.putSync(['seq'], 2);
+    index.putSync(['seq'], 3);
   });
   const outbox = new Outbox(db);
-  t.equal(await outbox.upgrade(), 2);
+  t.equal(await outbox.upgrade(), 3);
   t.same(outbox.get('cb')!.target, { kind: 'ibm-callback', key: 'http://10.0.0.1/cb', url: 'http://10.0.0.1/cb' });
   t.same(outbox.get('hk')!.target, { kind: 'azure-webhook', key: 'hook-9', url: 'http://10.0.0.2/hook' });
-  t.notOk('signing' in outbox.get('cb')! || 'signing' in outbox.get('hk')!, 'no secret is left in the outbox');
+  t.notOk(
+    ['cb', 'hk', 'cb2'].some((id) => 'signing' in outbox.get(id)! || 'orderKey' in outbox.get(id)!),
+    'no secret and no line is left in the outbox',
+  );
   t.same(
     [...outbox.due()].map((d) => d.id),
-    ['cb', 'hk'],
-    'still due, in order',
+    ['cb', 'hk', 'cb2'],
+    'each due on its own, the one that waited in a line included',
   );
+  t.same([...index.getKeys({ start: ['line'], end: ['line', '\uffff'] })], [], 'no line keys remain');
+  t.same(outbox.counts(), { pending: 3, delivered: 0, dead: 0 });
   t.same(
     outbox.listPending({ kind: 'azure-webhook', key: 'hook-9' }).map((r) => r.id),
     ['hk'],
   );
   t.equal(await outbox.upgrade(), 0, 'once is enough');
   await outbox.recordAttempt('cb', { result: 'delivered', at: 2000, status: 200 });
-  t.same(outbox.counts(), { pending: 1, delivered: 1, dead: 0 }, 'outcomes are recorded as for new records');
+  t.same(outbox.counts(), { pending: 2, delivered: 1, dead: 0 }, 'outcomes are recorded as for new records');
 });

@@ -223,3 +223,24 @@ t.test('state of an earlier release with an odd callback URL: the job runs and n
   const plain = await fetch(`${base}/v1/recognitions`, { method: 'POST', headers: { ...auth, 'Content-Type': 'audio/mp3' }, body: jfk });
   t.match(await waitForJob(base, auth, ((await plain.json()) as { id: string }).id), { status: 'completed' }, 'a plain job after it');
 });
+
+t.test('events are independent: a receiver that fails recognitions.started gets recognitions.completed at once', async (t) => {
+  const receiver = await startReceiver(t, (r) => (JSON.parse(r.body).event === 'recognitions.started' ? { status: 500 } : { status: 200 }), {
+    path: '/callback',
+  });
+  // The default retry schedule: the started callback is retried in 5 s (then minutes, hours).
+  const { base, auth } = await startApp(t);
+  const q = encodeURIComponent(receiver.url);
+  t.equal((await fetch(`${base}/v1/register_callback?callback_url=${q}`, { method: 'POST', headers: auth })).status, 201);
+  const res = await fetch(`${base}/v1/recognitions?callback_url=${q}`, { method: 'POST', headers: { ...auth, 'Content-Type': 'audio/mp3' }, body: jfk });
+  const { id } = (await res.json()) as { id: string };
+  const job = await waitForJob(base, auth, id);
+  const posts = await receiver.until((e) => e.some((p) => JSON.parse(p.body).event === 'recognitions.completed'), 'recognitions.completed', 5000);
+  const completed = posts.find((p) => JSON.parse(p.body).event === 'recognitions.completed')!;
+  const lag = completed.at - Date.parse(job.updated as string);
+  t.ok(lag < 1000, `recognitions.completed arrived ${lag} ms after the job completed, while recognitions.started waits for its retry`);
+  t.match(
+    ((await (await fetch(`${base}/v1/callback_deliveries?state=pending&callback_url=${q}`, { headers: auth })).json()) as { deliveries: unknown[] }).deliveries,
+    [{ event: 'recognitions.started', attempts: 1, last_status_code: 500 }],
+  );
+});

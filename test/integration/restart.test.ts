@@ -120,12 +120,12 @@ t.test('deliveries pending across a SIGKILL are sent after the restart', async (
   const posts = await back.posts(2, budget(10_000));
   const bodies = posts.map((p) => ({ ...(JSON.parse(p.body) as { event: string; id: string }), deliveryId: String(p.headers['webhook-id']) }));
   t.same(
-    bodies.map((b) => [b.id, b.event]),
+    bodies.map((b) => [b.id, b.event]).sort(),
     [
-      [id, 'recognitions.started'],
       [id, 'recognitions.completed'],
+      [id, 'recognitions.started'],
     ],
-    'both events, in order, after the restart',
+    'both events after the restart (each on its own schedule)',
   );
   t.equal(new Set(bodies.map((b) => b.deliveryId)).size, 2);
 });
