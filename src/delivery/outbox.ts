@@ -95,6 +95,7 @@ export interface OutboxOptions {
 //   ['pending', seq]            → id   every pending delivery, in the order queued
 //   ['done', state, at, seq]    → id   delivered (by deliveredAt) and dead (by deadAt)
 //   ['seq']                     → last seq handed out
+//   ['format']                  → storageFormat once upgrade() has run
 // Every delivery goes out on its own schedule, as the events happen: a failing or slow
 // earlier event never holds back a later one (receivers order by event and timestamp).
 // (Releases before 2026-12 kept per-target lines under ['line', hash, seq]; upgrade()
@@ -103,6 +104,8 @@ type IndexKey = (string | number)[];
 const maxKey = Number.MAX_SAFE_INTEGER;
 const idPattern = /^[A-Za-z0-9_-]{1,128}$/;
 const kindPattern = /^[a-z0-9-]{1,64}$/;
+/** The records and keys of this release; earlier ones are rewritten by upgrade(). */
+const storageFormat = 2;
 
 /**
  * The durable outbox of callback and webhook deliveries, in two named LMDB databases
@@ -181,9 +184,11 @@ export class Outbox {
    * Rewrites what releases before 2026-12 stored: a record's target gets its key (the web
    * hook id, or else the URL), the copy of the target's secrets it carried is erased, and
    * pending deliveries leave their per-target lines to be due on their own. Run once at
-   * start, before the dispatcher; resolves to how many records changed.
+   * start, before the dispatcher; resolves to how many records changed. Once done, later
+   * starts read one key instead of every record.
    */
   upgrade(): Promise<number> {
+    if (this.index.get(['format']) === storageFormat) return Promise.resolve(0);
     return this.database.durably(() => {
       let count = 0;
       for (const { key, value } of [...this.records.getRange()]) {
@@ -199,6 +204,7 @@ export class Outbox {
         const record = this.records.get(value as string);
         if (record?.state === 'pending') this.addPending(record);
       }
+      this.index.putSync(['format'], storageFormat);
       return count;
     });
   }
