@@ -6,6 +6,7 @@ import { CidrPolicy } from './delivery/cidr.js';
 import { deliveryUserAgent, Dispatcher } from './delivery/dispatcher.js';
 import { sendRequest } from './delivery/http-client.js';
 import { Outbox } from './delivery/outbox.js';
+import { OwnEndpoints } from './delivery/own-endpoints.js';
 import { TargetAdapters } from './delivery/targets.js';
 import type { Dialect, DialectContext } from './dialect.js';
 import { decodeAudio, DEFAULT_DECODER_MEMORY_MB } from './engine/audio-decoder.js';
@@ -63,7 +64,9 @@ export class App {
     const spool = new Spool(config.stateDir);
     const store = new JobStore(db);
     const outbox = new Outbox(db);
-    const policy = new CidrPolicy(config.callbackCidrs);
+    // Known once listening (port 0 binds a free one); the configured port until then.
+    const ownPorts = (): number[] => [http.port || config.port].filter((port) => port > 0);
+    const policy = new CidrPolicy(config.callbackCidrs, new OwnEndpoints(ownPorts));
     const targets = new TargetAdapters();
     const engine = new WhisperEngine(engineConfig(config), log.child('engine'));
     const dispatcher = new Dispatcher({

@@ -17,7 +17,7 @@ export function azureDialect(ctx: DialectContext): Dialect {
     db: ctx.db,
     challenge: async (url, headers, timeoutMs) => {
       const r = await ctx.request({ method: 'POST', url, headers, body: '', timeoutMs });
-      return { status: r.status, body: r.body, location: r.headers.location };
+      return { status: r.status, body: r.body };
     },
     checkTarget: policyTargetCheck(ctx.policy),
     outbox: ctx.outbox,

@@ -113,6 +113,8 @@ export function checkWebUrl(value: unknown, name: string): string {
     throw invalid('InvalidCallbackUri', `${name} ${JSON.stringify(value)} is not a valid absolute URL`);
   }
   if (url.protocol !== 'http:' && url.protocol !== 'https:') throw invalid('InvalidCallbackUri', `${name} must be an http or https URL, not ${url.protocol}`);
+  if (url.username || url.password)
+    throw invalid('InvalidCallbackUri', `${name} must not contain credentials (user:password@): hooks are authenticated by their secret`);
   return value;
 }
 

@@ -4,7 +4,7 @@ import { isIP } from 'node:net';
 import type { Database } from 'lmdb';
 
 import type { CidrPolicy } from '../delivery/cidr.js';
-import { checkIpLiteral, displayUrl, guardedLookup } from '../delivery/http-client.js';
+import { checkIpLiteral, displayUrl, guardedLookup, targetPort } from '../delivery/http-client.js';
 import type { DeliveryRecord, Outbox } from '../delivery/outbox.js';
 import { notSentPrefix } from '../delivery/targets.js';
 import { AppError } from '../errors.js';
@@ -39,8 +39,6 @@ export interface Webhook extends WebhookInput {
 export interface ChallengeAnswer {
   status: number;
   body: string;
-  /** The Location header of a redirect (which is not followed). */
-  location?: string | undefined;
 }
 
 /** One POST of the challenge; rejects with an AppError (forbidden target, timeout, refused, ...). */
@@ -80,12 +78,12 @@ export const subscribes = (hook: Webhook, key: WebHookEventKey): boolean => hook
  * address it resolves to outside the allow-list refused, the way deliveries connect.
  */
 export function policyTargetCheck(policy: CidrPolicy): TargetCheck {
-  const lookup = guardedLookup(policy);
   return async (url) => {
-    const host = checkIpLiteral(new URL(url), policy);
+    const parsed = new URL(url);
+    const host = checkIpLiteral(parsed, policy);
     if (isIP(host)) return;
     await new Promise<void>((resolve, reject) => {
-      lookup(host, { all: true }, (err) => {
+      guardedLookup(policy, targetPort(parsed))(host, { all: true }, (err) => {
         if (!err) return resolve();
         if (err instanceof AppError) return reject(err);
         reject(new AppError('ERR_TARGET_DNS', `could not resolve host ${host} of ${displayUrl(url)} (${err.code ?? err.message})`));
@@ -295,14 +293,14 @@ export class WebhookRegistry {
       return `Challenge failed: ${error.message}`;
     }
     if (answer.status >= 300 && answer.status < 400) {
-      const to = answer.location ? ` to ${displayUrl(answer.location)}` : '';
-      return `Challenge failed: the web hook URL answered HTTP ${answer.status} (a redirect${to}); redirects are not followed: register the final URL`;
+      return `Challenge failed: the web hook URL answered HTTP ${answer.status} (a redirect); redirects are not followed: register the final URL`;
     }
     if (answer.status !== 200)
       return `Challenge failed: the web hook URL responded with status code ${answer.status}; expected 200 with the validationToken as the body`;
     if (answer.body.trim() !== token) {
-      const actual = answer.body.length > 100 ? `${answer.body.slice(0, 100)}...` : answer.body;
-      return `Challenge response payload doesn't match validation token. Expected: ${token}, actual: ${actual}`;
+      // Only the length of what came back: echoing the target's bytes would make hook
+      // registration an oracle that reads other hosts of the LAN.
+      return `Challenge response payload doesn't match validation token. Expected: ${token}, actual: a ${Buffer.byteLength(answer.body)}-byte body that differs`;
     }
     return undefined;
   }

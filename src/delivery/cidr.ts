@@ -1,6 +1,7 @@
 import { isIPv4, isIPv6 } from 'node:net';
 
 import { invalidArgument } from '../errors.js';
+import type { OwnEndpoints } from './own-endpoints.js';
 
 /** An IP address as a number: 32 bits for IPv4, 128 for IPv6. */
 export interface ParsedIp {
@@ -160,25 +161,34 @@ export interface CidrVerdict {
  * The allow-list of callback and webhook targets (config `callbackCidrs`,
  * EARSHOT_CALLBACK_CIDRS). An address is allowed when a configured range contains it;
  * addresses in `specialRanges` additionally need a configured range that lies within
- * their special block.
+ * their special block. With `own`, the service's own endpoints are never allowed, whatever
+ * the ranges say.
  */
 export class CidrPolicy {
   readonly ranges: readonly Cidr[];
 
   /** @throws AppError ERR_INVALID_ARGUMENT for a range that does not parse. */
-  constructor(cidrs: readonly string[]) {
+  constructor(
+    cidrs: readonly string[],
+    private readonly own?: OwnEndpoints,
+  ) {
     this.ranges = cidrs.map(parseCidr);
   }
 
-  /** Whether a connection to `ip` is allowed. Anything that is not an IP address is not. */
-  allows(ip: string): boolean {
-    return this.explain(ip).allowed;
+  /** Whether a connection to `ip` (on `port`) is allowed. Anything that is not an IP address is not. */
+  allows(ip: string, port?: number): boolean {
+    return this.explain(ip, port).allowed;
   }
 
-  /** Whether `ip` is allowed, and why (naming the range that allows it, or what is missing). */
-  explain(ip: string): CidrVerdict {
+  /**
+   * Whether `ip` is allowed, and why (naming the range that allows it, or what is
+   * missing). With a `port`, also whether `ip`:`port` is this service itself.
+   */
+  explain(ip: string, port?: number): CidrVerdict {
     const parsed = parseIp(ip);
     if (!parsed) return { allowed: false, reason: `${JSON.stringify(ip)} is not an IP address` };
+    const itself = port === undefined ? null : (this.own?.explain(parsed, port) ?? null);
+    if (itself) return { allowed: false, reason: itself };
     const shown = formatIp(parsed);
     const special = specialRanges.find((s) => cidrContains(s.range, parsed));
     const covering = this.ranges.filter((r) => cidrContains(r, parsed));

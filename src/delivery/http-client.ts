@@ -52,7 +52,7 @@ type Resolver = (
  * when checked and to 127.0.0.1 a moment later (DNS rebinding) cannot get through.
  * Fails with ERR_TARGET_FORBIDDEN when no resolved address is allowed.
  */
-export function guardedLookup(policy: CidrPolicy, resolve: Resolver = dnsLookup as unknown as Resolver): LookupFunction {
+export function guardedLookup(policy: CidrPolicy, port: number, resolve: Resolver = dnsLookup as unknown as Resolver): LookupFunction {
   return (hostname, options, callback) => {
     const cb = callback as (err: NodeJS.ErrnoException | null, address: string | LookupAddress[], family?: number) => void;
     const query: { all: true; family?: number; hints?: number } = { all: true };
@@ -60,10 +60,10 @@ export function guardedLookup(policy: CidrPolicy, resolve: Resolver = dnsLookup 
     if (options.hints) query.hints = options.hints;
     resolve(hostname, query, (err, addresses) => {
       if (err) return cb(err, '', 0);
-      const allowed = addresses.filter((a) => policy.allows(a.address));
+      const allowed = addresses.filter((a) => policy.allows(a.address, port));
       if (allowed.length === 0) {
         const first = addresses[0];
-        const why = first ? policy.explain(first.address).reason : 'it has no addresses';
+        const why = first ? policy.explain(first.address, port).reason : 'it has no addresses';
         const shown = addresses.map((a) => a.address).join(', ');
         return cb(new AppError('ERR_TARGET_FORBIDDEN', `host ${hostname} resolves to ${shown || 'nothing'}: ${why}; ${allowListHint}`), '', 0);
       }
@@ -83,7 +83,11 @@ const connectErrors: Record<string, string> = {
 };
 const dnsErrors = new Set(['ENOTFOUND', 'EAI_AGAIN', 'EAI_FAIL', 'EAI_NODATA', 'ENODATA', 'EAI_NONAME']);
 
-/** A URL for messages: no credentials, no query (callback URLs often carry tokens there). */
+/** The port a connection to `url` goes to. */
+export function targetPort(url: URL): number {
+  return url.port ? Number(url.port) : url.protocol === 'https:' ? 443 : 80;
+}
+
 /**
  * Refuses a URL whose host is an IP literal outside the allow-list: Node connects to IP
  * literals without calling `lookup`, so they are checked here. Returns the host, without
@@ -92,12 +96,13 @@ const dnsErrors = new Set(['ENOTFOUND', 'EAI_AGAIN', 'EAI_FAIL', 'EAI_NODATA', '
 export function checkIpLiteral(url: URL, policy: CidrPolicy): string {
   const host = url.hostname.replace(/^\[(.*)\]$/, '$1');
   if (isIP(host)) {
-    const verdict = policy.explain(host);
+    const verdict = policy.explain(host, targetPort(url));
     if (!verdict.allowed) throw new AppError('ERR_TARGET_FORBIDDEN', `${displayUrl(url)} is not an allowed target: ${verdict.reason}; ${allowListHint}`);
   }
   return host;
 }
 
+/** A URL for messages: no credentials, no query (callback URLs often carry tokens there). */
 export function displayUrl(url: string | URL): string {
   try {
     const u = new URL(url);
@@ -139,6 +144,11 @@ export function sendRequest(options: SendRequestOptions): Promise<SendResponse> 
   if (url.protocol !== 'http:' && url.protocol !== 'https:') {
     return Promise.reject(invalidArgument('callback URL', 'an http: or https: URL', options.url));
   }
+  if (url.username || url.password) {
+    // A key in the userinfo would let a target URL speak for its owner (earshot's own API,
+    // a router's admin page); receivers authenticate deliveries by their signatures.
+    return Promise.reject(invalidArgument('callback URL', 'a URL without credentials (user:password@)', displayUrl(url)));
+  }
   let host: string;
   try {
     host = checkIpLiteral(url, options.policy);
@@ -173,8 +183,7 @@ export function sendRequest(options: SendRequestOptions): Promise<SendResponse> 
       path: `${url.pathname}${url.search}`,
       method: options.method,
       headers,
-      auth: url.username ? `${decodeURIComponent(url.username)}:${decodeURIComponent(url.password)}` : undefined,
-      lookup: guardedLookup(options.policy),
+      lookup: guardedLookup(options.policy, targetPort(url)),
       agent: false,
     });
 

@@ -7,6 +7,7 @@ import t from 'tap';
 import { defaultCallbackCidrs } from '../../src/config.js';
 import { CidrPolicy } from '../../src/delivery/cidr.js';
 import { guardedLookup, maxResponseBodyBytes, sendRequest } from '../../src/delivery/http-client.js';
+import { OwnEndpoints } from '../../src/delivery/own-endpoints.js';
 import { startReceiver } from '../helpers/receiver.js';
 import { loopbackPolicy } from './harness.js';
 
@@ -52,7 +53,7 @@ t.test('the guarded lookup hands the socket only allowed addresses (DNS rebindin
     );
   const call = (addresses: string[], all: boolean) =>
     new Promise<{ err: (Error & { code?: string }) | null; result: unknown; family?: number }>((resolve) =>
-      guardedLookup(lanPolicy, fake(addresses))('rebind.example', { all }, (err, result, family) => resolve({ err, result, family })),
+      guardedLookup(lanPolicy, 80, fake(addresses))('rebind.example', { all }, (err, result, family) => resolve({ err, result, family })),
     );
   const forbidden = await call(['127.0.0.1', '169.254.169.254'], false);
   t.match(forbidden.err, { code: 'ERR_TARGET_FORBIDDEN', message: /rebind\.example resolves to 127\.0\.0\.1, 169\.254\.169\.254/ });
@@ -63,6 +64,40 @@ t.test('the guarded lookup hands the socket only allowed addresses (DNS rebindin
   ]);
   const single = await call(['::1', '10.0.0.7'], false);
   t.same([single.err, single.result, single.family], [null, '10.0.0.7', 4]);
+});
+
+t.test("the service's own endpoints are refused whatever the ranges allow: every own address, only on its ports", async (t) => {
+  const receiver = await startReceiver(t);
+  // The receiver stands in for the service: its port is "ours", and so is a LAN address of this device.
+  const everything = new CidrPolicy(
+    ['0.0.0.0/0', '::/0', '127.0.0.0/8', '::1/128'],
+    new OwnEndpoints(
+      () => [receiver.port],
+      () => ['192.168.7.20', 'fd00::20'],
+    ),
+  );
+  const itself = /is this earshot service itself/;
+  for (const host of ['127.0.0.1', '127.1.2.3', 'localhost', '[::1]', '[::ffff:127.0.0.1]', '0.0.0.0', '192.168.7.20', '[fd00:0:0:0::20]']) {
+    await t.rejects(post(`http://${host}:${receiver.port}/v1/models`, everything), { code: 'ERR_TARGET_FORBIDDEN', message: itself }, host);
+  }
+  t.equal(receiver.received.length, 0, 'nothing reached it');
+  // Another address of the LAN on that port, and this device on another port, are fine.
+  t.match(everything.explain('192.168.7.21', receiver.port), { allowed: true });
+  t.match(everything.explain('127.0.0.1', receiver.port + 1), { allowed: true });
+  t.match(everything.explain('192.168.7.20', 80), { allowed: true });
+  t.match(everything.explain('fd00::20', receiver.port), { allowed: false, reason: /^\[fd00::20\]:\d+ is this earshot service itself/ });
+  // Default ports count: a service on 80 is reached by a URL without a port.
+  const on80 = new CidrPolicy(['127.0.0.0/8'], new OwnEndpoints(() => [80]));
+  await t.rejects(post('http://127.0.0.1/hook', on80), { message: itself });
+});
+
+t.test('credentials in a target URL are refused without a request', async (t) => {
+  const receiver = await startReceiver(t);
+  await t.rejects(post(`http://apikey:secret@127.0.0.1:${receiver.port}/hook`), {
+    code: 'ERR_INVALID_ARGUMENT',
+    message: /without credentials/,
+  });
+  t.equal(receiver.received.length, 0);
 });
 
 t.test('redirects are not followed: a 302 is the answer', async (t) => {

@@ -10,6 +10,7 @@ import { Spool } from '../../src/jobs/spool.js';
 import { StateDatabase } from '../../src/store/database.js';
 import { startApp, waitForJob } from '../helpers/app.js';
 import { jfkMp3 } from '../helpers/models.js';
+import { until } from '../helpers/poll.js';
 import { startReceiver, type Answer } from '../helpers/receiver.js';
 
 const jfk = readFileSync(jfkMp3);
@@ -243,4 +244,46 @@ t.test('events are independent: a receiver that fails recognitions.started gets 
     ((await (await fetch(`${base}/v1/callback_deliveries?state=pending&callback_url=${q}`, { headers: auth })).json()) as { deliveries: unknown[] }).deliveries,
     [{ event: 'recognitions.started', attempts: 1, last_status_code: 500 }],
   );
+});
+
+t.test('a callback to the service itself is refused at registration, and when connecting should the service come to listen there', async (t) => {
+  const receiver = await startReceiver(t, undefined, { path: '/callback' });
+  const stateDir = t.testdir();
+  const first = await startApp(t, {}, stateDir);
+  const register = async (base: string, auth: Record<string, string>, url: string) => {
+    const res = await fetch(`${base}/v1/register_callback?callback_url=${encodeURIComponent(url)}`, { method: 'POST', headers: auth });
+    return { status: res.status, json: (await res.json()) as Record<string, unknown> };
+  };
+  const port = first.app.http.port;
+  for (const own of [`http://127.0.0.1:${port}/v1/recognitions`, `http://localhost:${port}/v1/models`, `http://[::ffff:127.0.0.1]:${port}/x`]) {
+    const res = await register(first.base, first.auth, own);
+    t.equal(res.status, 400, own);
+    t.match(res.json.error, /^unable to register callback url '.*', .*is this earshot service itself/, own);
+  }
+  t.equal((await register(first.base, first.auth, receiver.url)).status, 201);
+  await first.app.stop();
+
+  // The receiver's port becomes the service's: the registered URL now points at the service.
+  await receiver.close();
+  const moved = await startApp(t, { EARSHOT_PORT: String(receiver.port) }, stateDir);
+  t.equal(moved.app.http.port, receiver.port);
+  const res = await fetch(`${moved.base}/v1/recognitions?callback_url=${encodeURIComponent(receiver.url)}&events=recognitions.completed`, {
+    method: 'POST',
+    headers: { ...moved.auth, 'Content-Type': 'audio/mp3' },
+    body: jfk,
+  });
+  t.equal(res.status, 201);
+  const { id } = (await res.json()) as { id: string };
+  t.match(await waitForJob(moved.base, moved.auth, id), { status: 'completed' }, 'the job is not held back');
+  let dead: Record<string, unknown>[] = [];
+  await until(
+    async () => {
+      const r = await fetch(`${moved.base}/v1/callback_deliveries?state=dead`, { headers: moved.auth });
+      dead = ((await r.json()) as { deliveries: Record<string, unknown>[] }).deliveries;
+      return dead.length > 0;
+    },
+    10_000,
+    'the dead letter',
+  );
+  t.match(dead, [{ recognition_id: id, attempts: 1, last_error: /is this earshot service itself/ }]);
 });
