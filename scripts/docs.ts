@@ -57,7 +57,9 @@ export function routesTable(): string {
   };
   const sections = dialectFactories.map((create) => {
     const dialect = create(ctx);
-    return [`**${dialect.title}**`, '', '| method | path | |', '|---|---|---|', ...routeRows(dialect.routes.flatMap((g) => g.routes))].join('\n');
+    const mounts = [...new Set(dialect.routes.flatMap((g) => g.mounts ?? []))].map((m) => `\`${m.replace(/:([A-Za-z]+)/g, '{$1}')}\``);
+    const also = mounts.length ? ['', `Every path above also answers under ${mounts.join(', ')} (as in a service URL copied from the cloud).`] : [];
+    return [`**${dialect.title}**`, '', '| method | path | |', '|---|---|---|', ...routeRows(dialect.routes.flatMap((g) => g.routes)), ...also].join('\n');
   });
   const ops = opsRoutes({ metrics: new Metrics(), notReadyReason: () => undefined });
   sections.push(['**Operations**', '', '| method | path | |', '|---|---|---|', ...routeRows(ops.routes)].join('\n'));

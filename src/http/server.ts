@@ -17,6 +17,8 @@ export interface Request {
   headers: Readonly<Record<string, string>>;
   params: Readonly<Record<string, string>>;
   remoteAddress: string;
+  /** The mount the request came in under (`/instances/abc`), or '' (see RouteGroup.mounts). */
+  mount: string;
   /** Aborted when the client goes away. */
   signal: AbortSignal;
   body: RequestBody;
@@ -49,6 +51,12 @@ export interface Route {
 export interface RouteGroup {
   /** Requests under this prefix that match no route get this group's 404. */
   prefix: string;
+  /**
+   * Path prefixes the same routes also answer under, as uWS patterns (`/instances/:instance`
+   * serves `/v1/models` as `/instances/{guid}/v1/models` too). Their parameters are not
+   * route parameters; `Request.mount` says which was used.
+   */
+  mounts?: readonly string[];
   routes: Route[];
   renderError(error: AppError, req: Request | undefined): Reply;
 }
@@ -76,10 +84,18 @@ export function requiredParam(req: Request, name: string): string {
   return value;
 }
 
-/** The service's own base URL as the client reached it (for `self`, `url` and links). */
+/** The service's own base URL as the client reached it, with its mount (for `self`, `url` and links). */
 export function baseUrl(req: Request): string {
   const proto = req.headers['x-forwarded-proto'] === 'https' ? 'https' : 'http';
-  return `${proto}://${req.headers.host ?? 'localhost'}`;
+  return `${proto}://${req.headers.host ?? 'localhost'}${req.mount}`;
+}
+
+/** The part of `path` a mount pattern covers ('/instances/abc' of '/instances/abc/v1/x'), or undefined. */
+function mountedPart(path: string, mount: string): string | undefined {
+  const segments = mount.split('/').length;
+  const part = path.split('/').slice(0, segments).join('/');
+  const pattern = new RegExp(`^${mount.replace(/:[^/]+/g, '[^/]+')}$`);
+  return pattern.test(part) ? part : undefined;
 }
 
 function statusLine(status: number): string {
@@ -125,12 +141,20 @@ export class HttpServer {
     const app = this.uws.App();
     for (const group of this.options.groups) {
       for (const route of group.routes) {
-        app[route.method](route.pattern, (res, req) => this.handle(res, req, route, group));
+        for (const mount of ['', ...(group.mounts ?? [])]) {
+          app[route.method](`${mount}${route.pattern}`, (res, req) => this.handle(res, req, route, group, mount));
+        }
       }
     }
     app.any('/*', (res, req) => {
       const path = req.getUrl();
-      const group = this.options.groups.find((g) => path.startsWith(g.prefix)) ?? this.options.groups.at(-1)!;
+      const owns = (g: RouteGroup) =>
+        path.startsWith(g.prefix) ||
+        (g.mounts ?? []).some((m) => {
+          const part = mountedPart(path, m);
+          return part !== undefined && path.slice(part.length).startsWith(g.prefix);
+        });
+      const group = this.options.groups.find(owns) ?? this.options.groups.at(-1)!;
       const method = req.getMethod();
       this.handle(
         res,
@@ -167,7 +191,7 @@ export class HttpServer {
     this.listenSocket = null;
   }
 
-  private handle(res: UwsResponse, raw: UwsRequest, route: Route, group: RouteGroup): void {
+  private handle(res: UwsResponse, raw: UwsRequest, route: Route, group: RouteGroup, mount = ''): void {
     const started = performance.now();
     const controller = new AbortController();
     let finished = false;
@@ -184,10 +208,13 @@ export class HttpServer {
     const method = raw.getMethod();
     const declared = headers['content-length'] !== undefined ? Number(headers['content-length']) : undefined;
     const params: Record<string, string> = {};
+    // uWS numbers the parameters of the whole pattern; the mount's come first.
+    const skipped = mount.split('/').filter((p) => p.startsWith(':')).length;
     const names = route.pattern.split('/').filter((p) => p.startsWith(':'));
     names.forEach((name, i) => {
-      params[name.slice(1)] = safeDecode(raw.getParameter(i) ?? '');
+      params[name.slice(1)] = safeDecode(raw.getParameter(skipped + i) ?? '');
     });
+    const path = raw.getUrl();
     let remoteAddress = '';
     try {
       remoteAddress = Buffer.from(res.getRemoteAddressAsText()).toString();
@@ -196,7 +223,8 @@ export class HttpServer {
     }
     const req: Request = {
       method,
-      path: raw.getUrl(),
+      path,
+      mount: mount ? (mountedPart(path, mount) ?? '') : '',
       query: new URLSearchParams(raw.getQuery() ?? ''),
       headers,
       params,

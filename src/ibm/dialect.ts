@@ -28,6 +28,12 @@ export function ibmDialect(ctx: DialectContext): Dialect {
     routes: [
       ibmRoutes({ service: ctx.jobs, registry, model: ctx.model, minAudioBytes: 100, maxAudioBytes: ctx.config.maxUploadBytes }),
       ibmDeliveryRoutes({ outbox: ctx.outbox, registry, wake: ctx.wakeDeliveries }),
-    ],
+    ].map((group) => ({ ...group, mounts: [instanceMount] })),
   };
 }
+
+/**
+ * A service URL copied from IBM Cloud ends in `/instances/{guid}`, and the SDKs append
+ * `/v1/...` to it: every IBM route answers under that prefix too, whatever the guid.
+ */
+export const instanceMount = '/instances/:instance';

@@ -3,10 +3,11 @@ import { AppError } from '../errors.js';
 /**
  * IBM's model names, mapped onto whisper. A whisper model knows every language (or only
  * English, for .en models) at every sample rate, so IBM's model choice reduces to a
- * language: `en-US_BroadbandModel` → `en`. Next-generation names (`_Multimedia`,
- * `_Telephony`) and large-speech-model names (`en-US`) are accepted too.
+ * language: `en-US_BroadbandModel` → `en`. Previous-generation (`_BroadbandModel`,
+ * `_NarrowbandModel`), next-generation (`_Multimedia`, `_Telephony`) and large speech
+ * model names (`largeSpeechModels`) are all served.
  */
-const ibmModels = [
+const generationModels = [
   'ar-MS_BroadbandModel',
   'ar-MS_Telephony',
   'cs-CZ_Telephony',
@@ -80,19 +81,29 @@ const ibmModels = [
   'zh-CN_Telephony',
 ];
 
+/** IBM's large speech models, named by their locale (IBM Cloud docs, "Large speech languages and models", 2026). */
+const largeSpeechModels = [
+  'de-DE',
+  'en-AU',
+  'en-GB',
+  'en-IN',
+  'en-US',
+  'es-AR',
+  'es-CL',
+  'es-CO',
+  'es-ES',
+  'es-MX',
+  'es-PE',
+  'fr-CA',
+  'fr-FR',
+  'it-IT',
+  'ja-JP',
+  'nl-NL',
+  'pt-BR',
+  'pt-PT',
+];
+
 export const defaultIbmModel = 'en-US_BroadbandModel';
-
-const localePattern = /^([a-z]{2})-[A-Z]{2}$/;
-
-/** The whisper language of an IBM model name or locale, or undefined when it is not one. */
-export function ibmModelLanguage(model: string): string | undefined {
-  const locale = model.split('_')[0]!;
-  const m = localePattern.exec(locale);
-  if (!m) return undefined;
-  if (model.includes('_') && !ibmModels.includes(model)) return undefined;
-  // IBM's "ar-MS" (Modern Standard Arabic) is whisper's "ar"; the rest share ISO 639-1 codes.
-  return m[1];
-}
 
 export interface IbmModelInfo {
   name: string;
@@ -103,26 +114,59 @@ export interface IbmModelInfo {
   description: string;
 }
 
-/** The IBM models this device can serve with its whisper model. */
-export function availableIbmModels(multilingual: boolean, baseUrl: string, languages: readonly string[]): IbmModelInfo[] {
-  return ibmModels
-    .filter((name) => {
-      const language = ibmModelLanguage(name)!;
-      return multilingual ? languages.includes(language) : language === 'en';
-    })
-    .map((name) => ({
-      name,
-      language: name.split('_')[0]!,
-      rate: /Narrowband|Telephony/.test(name) ? 8000 : 16000,
-      url: `${baseUrl}/v1/models/${name}`,
-      supported_features: { custom_language_model: false, custom_acoustic_model: false, speaker_labels: false, low_latency: false },
-      description: `${name.split('_')[0]} served on this device by whisper.cpp`,
-    }));
+/** What the loaded whisper model can transcribe. */
+export interface ServedLanguages {
+  multilingual: boolean;
+  /** whisper's language codes */
+  languages: readonly string[];
 }
 
-/** Throws IBM's 404 for a model name it would not know. */
-export function requireIbmModel(model: string): string {
-  const language = ibmModelLanguage(model);
-  if (!language) throw new AppError('ERR_NOT_FOUND', `Model ${model} not found`);
+/**
+ * The whisper language of an IBM model name: the language code of its locale (IBM's
+ * "ar-MS", Modern Standard Arabic, is whisper's "ar"; the rest share ISO 639-1 codes).
+ * Undefined for a name IBM does not have.
+ */
+function whisperLanguage(name: string): string | undefined {
+  if (!generationModels.includes(name) && !largeSpeechModels.includes(name)) return undefined;
+  return name.slice(0, 2);
+}
+
+const serves = (served: ServedLanguages, language: string) => (served.multilingual ? served.languages.includes(language) : language === 'en');
+
+/** The IBM models this device serves with its whisper model: what GET /v1/models lists and `model=` accepts. */
+export function availableIbmModels(served: ServedLanguages, baseUrl: string): IbmModelInfo[] {
+  return [...generationModels, ...largeSpeechModels]
+    .filter((name) => serves(served, whisperLanguage(name)!))
+    .map((name) => {
+      const locale = name.split('_')[0]!;
+      return {
+        name,
+        language: locale,
+        // The minimum sampling rate, as IBM states it: 8 kHz for telephone models and
+        // large speech models (which serve both), 16 kHz for the rest.
+        rate: /Narrowband|Telephony/.test(name) || name === locale ? 8000 : 16000,
+        url: `${baseUrl}/v1/models/${name}`,
+        supported_features: { custom_language_model: false, custom_acoustic_model: false, speaker_labels: false, low_latency: false },
+        description: `${locale} served on this device by whisper.cpp`,
+      };
+    });
+}
+
+/**
+ * The whisper language of a `model=` name this device serves. IBM's 404 for a name IBM
+ * does not have; a 400 that says why for an IBM model this device cannot serve (a
+ * German model on an English-only whisper model), which GET /v1/models does not list.
+ */
+export function requireIbmModel(name: string, served: ServedLanguages): string {
+  const language = whisperLanguage(name);
+  if (!language) throw new AppError('ERR_NOT_FOUND', `Model ${name} not found`);
+  if (!serves(served, language)) {
+    throw new AppError(
+      'ERR_INVALID_ARGUMENT',
+      served.multilingual
+        ? `Model ${name} (language ${language}) is not available: the whisper model on this device does not know that language`
+        : `Model ${name} (language ${language}) is not available: this device runs an English-only whisper model`,
+    );
+  }
   return language;
 }

@@ -2,7 +2,7 @@ import type { TranscribeOptions } from '../engine/engine.js';
 import { AppError } from '../errors.js';
 import type { OutputOptions } from '../jobs/job.js';
 import { ibmEvents, normalizeCallbackUrl, type IbmEvent } from './callbacks.js';
-import { defaultIbmModel, requireIbmModel } from './models.js';
+import { defaultIbmModel, requireIbmModel, type ServedLanguages } from './models.js';
 
 /** POST /v1/recognitions, as understood from its query string. */
 export interface RecognitionRequest {
@@ -91,7 +91,7 @@ function integerParam(query: URLSearchParams, name: string, min: number, max: nu
  * for parameters that are ignored. `languages` are whisper's codes; `multilingual`
  * says whether the loaded model knows more than English.
  */
-export function parseRecognitionQuery(query: URLSearchParams, model: { multilingual: boolean; languages: readonly string[] }): RecognitionRequest {
+export function parseRecognitionQuery(query: URLSearchParams, model: ServedLanguages): RecognitionRequest {
   const warnings: string[] = [];
   const unknown = [...new Set(query.keys())].filter((k) => !known.has(k));
   if (unknown.length) warnings.push(`Unknown arguments: ${unknown.join(', ')}.`);
@@ -99,16 +99,16 @@ export function parseRecognitionQuery(query: URLSearchParams, model: { multiling
   for (const name of new Set(ignored)) warnings.push(`The parameter ${name} is not supported by this service and was ignored.`);
 
   const modelName = query.get('model') || defaultIbmModel;
-  let language = requireIbmModel(modelName);
+  let language = requireIbmModel(modelName, model);
   const explicitLanguage = query.get('language');
   if (explicitLanguage) {
     if (explicitLanguage !== 'auto' && !model.languages.includes(explicitLanguage)) {
       throw bad(`The value '${explicitLanguage}' of parameter language is not a whisper language code or "auto"`);
     }
+    if (!model.multilingual && explicitLanguage !== 'en') {
+      throw bad(`The language ${explicitLanguage} is not available: this device runs an English-only whisper model`);
+    }
     language = explicitLanguage;
-  }
-  if (!model.multilingual && language !== 'en') {
-    throw bad(`Model ${modelName} (language ${language}) is not available: this device runs an English-only whisper model`);
   }
 
   const timestamps = booleanParam(query, 'timestamps');

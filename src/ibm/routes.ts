@@ -4,7 +4,7 @@ import { baseUrl, json, requiredParam, type Request, type RouteGroup } from '../
 import type { JobService } from '../jobs/job-service.js';
 import type { CallbackRegistry } from './callbacks.js';
 import { ibmError } from './errors.js';
-import { availableIbmModels } from './models.js';
+import { availableIbmModels, type ServedLanguages } from './models.js';
 import { parseRecognitionQuery } from './params.js';
 import { jobDetail, jobSummary } from './views.js';
 
@@ -12,7 +12,7 @@ export interface IbmRoutesOptions {
   service: JobService;
   registry: CallbackRegistry;
   /** What the loaded whisper model can do (for `model`/`language` checks). */
-  model: () => { multilingual: boolean; languages: readonly string[] };
+  model: () => ServedLanguages;
   /** IBM's limits: at least 100 bytes, at most 1 GB. */
   minAudioBytes: number;
   maxAudioBytes: number;
@@ -142,8 +142,7 @@ export function ibmRoutes(o: IbmRoutesOptions): RouteGroup {
         name: 'ibm.models.list',
         doc: 'the IBM model names this device serves',
         handler: (req) => {
-          const m = o.model();
-          return json(200, { models: availableIbmModels(m.multilingual, baseUrl(req), m.languages) });
+          return json(200, { models: availableIbmModels(o.model(), baseUrl(req)) });
         },
       },
       {
@@ -152,8 +151,7 @@ export function ibmRoutes(o: IbmRoutesOptions): RouteGroup {
         name: 'ibm.models.get',
         doc: 'one of them',
         handler: (req) => {
-          const m = o.model();
-          const found = availableIbmModels(m.multilingual, baseUrl(req), m.languages).find((x) => x.name === req.params.model);
+          const found = availableIbmModels(o.model(), baseUrl(req)).find((x) => x.name === req.params.model);
           if (!found) throw new AppError('ERR_NOT_FOUND', `Model ${req.params.model} not found`);
           return json(200, found);
         },
