@@ -137,7 +137,7 @@ export class App {
       log,
     });
     defineGauges(this.metrics, { store, engine, dispatcher });
-    return { db, spool, outbox, engine, dispatcher, jobs, scheduler, dialects, http, systemd };
+    return { db, spool, store, outbox, engine, dispatcher, jobs, scheduler, dialects, http, systemd };
   }
 
   private notReadyReason(engine: WhisperEngine): string | undefined {
@@ -154,6 +154,7 @@ export class App {
     p.spool.open();
     const upgraded = await p.outbox.upgrade();
     if (upgraded) log.info('outbox records upgraded (stored secrets erased)', { count: upgraded });
+    if (await p.store.upgrade()) log.info('jobs counted by status (kept from now on)');
     const { key, generated } = resolveApiKey(config.apiKey, config.stateDir);
     this.authenticate = config.auth === 'key' ? keyAuthenticator(key) : () => {};
     if (generated) log.info(`generated an API key (shown once): ${key}`);

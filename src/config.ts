@@ -24,6 +24,8 @@ export interface Config {
   auth: 'key' | 'none';
   /** Where callbacks and webhooks may be delivered. */
   callbackCidrs: string[];
+  /** At most this many IBM callback URLs, and as many Azure web hooks. */
+  maxHooks: number;
   logLevel: LogLevel;
   /** nice increment of the inference threads, so HTTP stays responsive during inference. */
   inferenceNice: number;
@@ -179,6 +181,13 @@ const settings = [
     doc: 'allowed callback and webhook targets (checked at connect time)',
     default: () => defaultCallbackCidrs,
     parse: cidrList,
+  },
+  {
+    key: 'maxHooks',
+    env: 'EARSHOT_MAX_HOOKS',
+    doc: 'at most this many IBM callback URLs, and as many Azure web hooks, are stored',
+    default: () => 100,
+    parse: integer(1, 100_000),
   },
   { key: 'logLevel', env: 'EARSHOT_LOG_LEVEL', doc: '`debug`, `info`, `warn` or `error`', default: () => 'info' as const, parse: oneOf(logLevels) },
   {

@@ -40,6 +40,11 @@ export const errorRegistry = {
     title: 'callback URL is not registered',
     doc: 'allow-list the callback URL with POST /v1/register_callback first',
   },
+  ERR_LIMIT_REACHED: {
+    status: 400,
+    title: 'limit reached',
+    doc: 'as many callback URLs or web hooks as `EARSHOT_MAX_HOOKS` allows are stored: remove one first',
+  },
   ERR_CALLBACK_REGISTRATION: {
     status: 400,
     title: 'callback URL could not be registered',

@@ -20,6 +20,7 @@ export function azureDialect(ctx: DialectContext): Dialect {
       return { status: r.status, body: r.body };
     },
     checkTarget: policyTargetCheck(ctx.policy),
+    maxHooks: ctx.config.maxHooks,
     outbox: ctx.outbox,
     log: ctx.log.child('azure'),
   });

@@ -57,6 +57,8 @@ export interface WebhookRegistryOptions {
   log: Logger;
   now?: () => number;
   challengeTimeoutMs?: number;
+  /** A cap, so that a script creating hooks in a loop cannot fill the card. */
+  maxHooks?: number;
 }
 
 /** The error code of a hook that failed its challenge (Azure's detailed code for a bad callback URI). */
@@ -120,6 +122,17 @@ export class WebhookRegistry {
     return this.hooks.get(id);
   }
 
+  private checkRoom(): void {
+    const max = this.o.maxHooks ?? 100;
+    if (this.hooks.getKeysCount() >= max) {
+      throw new AzureError(
+        'ERR_LIMIT_REACHED',
+        `${max} web hooks exist, the most this service keeps (EARSHOT_MAX_HOOKS); delete one first`,
+        'InvalidPrerequisite',
+      );
+    }
+  }
+
   /** @throws AppError ERR_NOT_FOUND */
   require(id: string): Webhook {
     const hook = this.hooks.get(id);
@@ -135,10 +148,15 @@ export class WebhookRegistry {
 
   /** Registers a hook (challenge or target check first); resolves once stored. */
   async create(input: WebhookInput, baseUrl: string): Promise<Webhook> {
+    this.checkRoom();
     const now = this.now();
     const draft: Webhook = { ...input, id: randomUUID(), status: 'NotStarted', createdAt: now, lastActionAt: now, baseUrl };
     const hook = { ...draft, ...(await this.verify(draft)), lastActionAt: this.now() };
-    await this.o.db.durably(() => this.hooks.putSync(hook.id, hook));
+    // Checked again with the write: concurrent creations all passed the first check.
+    await this.o.db.durably(() => {
+      this.checkRoom();
+      this.hooks.putSync(hook.id, hook);
+    });
     this.o.log.info('web hook created', { hook: hook.id, url: displayUrl(hook.webUrl), status: hook.status, apiVersion: hook.apiVersion });
     return hook;
   }

@@ -234,13 +234,13 @@ export class Outbox {
     }
   }
 
-  /** The pending delivery created longest ago, if any. */
+  /**
+   * The pending delivery queued first, if any: the oldest (creation times follow the
+   * sequence but for clock steps). One index read, cheap enough for every scrape.
+   */
   oldestPending(): DeliveryRecord | undefined {
-    let oldest: DeliveryRecord | undefined;
-    for (const record of this.pending()) {
-      if (!oldest || record.createdAt < oldest.createdAt || (record.createdAt === oldest.createdAt && record.seq < oldest.seq)) oldest = record;
-    }
-    return oldest;
+    for (const record of this.pending()) return record;
+    return undefined;
   }
 
   /**

@@ -81,7 +81,18 @@ export class CallbackRegistry {
     private readonly db: StateDatabase,
     private readonly challenge: ChallengeRequest,
     private readonly algorithm: IbmSignatureAlgorithm,
+    /** A cap, so that a script registering URLs in a loop cannot fill the card. */
+    private readonly maxRegistrations = 100,
   ) {}
+
+  private checkRoom(url: string): void {
+    if (this.registrations.getKeysCount() >= this.maxRegistrations) {
+      throw new AppError(
+        'ERR_LIMIT_REACHED',
+        `unable to register callback url '${url}': ${this.maxRegistrations} callback URLs are registered, the most this service keeps (EARSHOT_MAX_HOOKS); unregister one first`,
+      );
+    }
+  }
 
   private get registrations(): Database<CallbackRegistration, string> {
     return this.db.db<CallbackRegistration, string>('ibm-callbacks');
@@ -95,11 +106,13 @@ export class CallbackRegistry {
   /**
    * Allow-lists the normalized form of `url` after its challenge; resolves with that form
    * and `created: false` when it was already allow-listed.
-   * @throws AppError ERR_INVALID_ARGUMENT (not a callback URL) or ERR_CALLBACK_REGISTRATION (the challenge failed)
+   * @throws AppError ERR_INVALID_ARGUMENT (not a callback URL), ERR_LIMIT_REACHED (as many as allowed are
+   *   registered) or ERR_CALLBACK_REGISTRATION (the challenge failed)
    */
   async register(raw: string, secret: string | undefined): Promise<{ created: boolean; url: string }> {
     const url = normalizeCallbackUrl(raw);
     if (this.registrations.get(url)) return { created: false, url };
+    this.checkRoom(url);
 
     const challenge = challengeString();
     const target = new URL(url);
@@ -118,10 +131,14 @@ export class CallbackRegistry {
     if (answer.body.trim() !== challenge) {
       throw failure('callback server response did not contain the challenge string');
     }
-    await this.db.durably(() => {
+    // Checked again with the write: concurrent registrations all passed the first check.
+    const created = await this.db.durably(() => {
+      if (this.registrations.get(url)) return false;
+      this.checkRoom(url);
       this.registrations.putSync(url, { url, ...(secret ? { secret } : {}), created: Date.now() });
+      return true;
     });
-    return { created: true, url };
+    return { created, url };
   }
 
   /**

@@ -15,6 +15,7 @@ export function ibmDialect(ctx: DialectContext): Dialect {
       return { status: r.status, body: r.body };
     },
     ctx.config.ibmSignature,
+    ctx.config.maxHooks,
   );
   return {
     name: 'ibm',

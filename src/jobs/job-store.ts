@@ -11,13 +11,18 @@ export function storedTranscript(t: Transcript): StoredTranscript {
 
 type IndexKey = [number, string];
 
+const statuses: ReadonlyArray<Job['status']> = ['waiting', 'processing', 'completed', 'failed'];
+/** Present once the counters are kept (stores of earlier releases get them in `upgrade()`). */
+const countsKept = 'kept';
+
 /**
  * Jobs in LMDB. Reads are synchronous snapshots; writes (`put`, `remove`, `putResult`)
  * must run inside `StateDatabase.durably()` so that a job, its indexes and the
  * notifications of its state change commit together.
  *
  * Indexes: by creation time (listing), waiting jobs by creation time (the queue: FIFO),
- * finished jobs by expiry time (the sweeper).
+ * finished jobs by expiry time (the sweeper). Counters of jobs by status change in the
+ * same transactions, so /metrics reads four numbers instead of decoding every job.
  */
 export class JobStore {
   constructor(private readonly db: StateDatabase) {}
@@ -39,6 +44,27 @@ export class JobStore {
   private get byExpiry() {
     return this.db.db<null, IndexKey>('jobs-by-expiry');
   }
+  private get counts() {
+    return this.db.db<number, string>('jobs-counts');
+  }
+
+  private count(status: Job['status'], delta: number): void {
+    this.counts.putSync(status, (this.counts.get(status) ?? 0) + delta);
+  }
+
+  /**
+   * Counts the jobs of a store that has no counters yet (an earlier release's), once;
+   * run at start. Resolves to whether it had to.
+   */
+  upgrade(): Promise<boolean> {
+    if (this.counts.get(countsKept) !== undefined) return Promise.resolve(false);
+    return this.db.durably(() => {
+      const counts = this.scanCounts();
+      for (const status of statuses) this.counts.putSync(status, counts[status]);
+      this.counts.putSync(countsKept, 1);
+      return true;
+    });
+  }
 
   get(id: string): Job | undefined {
     return this.jobs.get(id);
@@ -47,7 +73,11 @@ export class JobStore {
   /** Writes the job and keeps the indexes in step with its status (inside durably()). */
   put(job: Job): void {
     const previous = this.jobs.get(job.id);
-    if (previous) this.unindex(previous);
+    if (previous) {
+      this.unindex(previous);
+      this.count(previous.status, -1);
+    }
+    this.count(job.status, +1);
     this.jobs.putSync(job.id, job);
     this.byCreated.putSync([job.created, job.id], null);
     if (job.status === 'waiting') this.waiting.putSync([job.created, job.id], null);
@@ -59,6 +89,7 @@ export class JobStore {
     const job = this.jobs.get(id);
     if (!job) return;
     this.unindex(job);
+    this.count(job.status, -1);
     this.jobs.removeSync(id);
     this.results.removeSync(id);
   }
@@ -104,7 +135,13 @@ export class JobStore {
     return out;
   }
 
+  /** How many jobs are in each status: the counters (a scan only before `upgrade()` ran). */
   countByStatus(): Record<Job['status'], number> {
+    if (this.counts.get(countsKept) === undefined) return this.scanCounts();
+    return Object.fromEntries(statuses.map((status) => [status, this.counts.get(status) ?? 0])) as Record<Job['status'], number>;
+  }
+
+  private scanCounts(): Record<Job['status'], number> {
     const counts = { waiting: 0, processing: 0, completed: 0, failed: 0 };
     for (const { value } of this.jobs.getRange()) counts[value.status]++;
     return counts;

@@ -14,6 +14,7 @@ export const databaseNames = [
   'jobs-by-created',
   'jobs-waiting',
   'jobs-by-expiry',
+  'jobs-counts',
   'ibm-callbacks',
   'outbox',
   'outbox-index',

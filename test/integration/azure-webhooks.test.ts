@@ -206,6 +206,29 @@ t.test('a failed challenge leaves the hook Failed with the reason; forbidden tar
   t.equal((await api.call('GET', '/speechtotext/v3.1/webhooks')).json.values.length, 3, 'refused hooks are not stored');
 });
 
+t.test('web hooks are capped (EARSHOT_MAX_HOOKS), also under concurrent creation; a deleted one makes room', async (t) => {
+  const receiver = await hookReceiver(t);
+  const app = await startApp(t, { EARSHOT_MAX_HOOKS: '3' });
+  const api = client(app);
+  const create = () => api.createHook({ displayName: 'h', webUrl: receiver.url, events: { transcriptionCompletion: true } });
+  const answers = await Promise.all([create(), create(), create(), create(), create()]);
+  t.same(answers.map((a) => a.status).sort(), [201, 201, 201, 400, 400]);
+  t.match(answers.find((a) => a.status === 400)!.json, {
+    code: 'InvalidRequest',
+    innerError: { code: 'InvalidPrerequisite' },
+    message: /^3 web hooks exist, the most this service keeps \(EARSHOT_MAX_HOOKS\); delete one first$/,
+  });
+  const v21 = await api.call('POST', '/api/speechtotext/v2.1/transcriptions/hooks', {
+    configuration: { url: receiver.url },
+    events: ['TranscriptionCompletion'],
+  });
+  t.equal(v21.status, 400, 'v2.1 hooks count in the same list');
+  const listed = (await api.call('GET', '/speechtotext/v3.1/webhooks')).json.values;
+  t.equal(listed.length, 3);
+  t.equal((await api.call('DELETE', api.hookPath(listed[0].self))).status, 204);
+  t.equal((await create()).status, 201);
+});
+
 t.test('SSRF: names resolving to forbidden addresses and literal IPs are refused with the reason', async (t) => {
   const receiver = await hookReceiver(t);
   const app = await startApp(t, { EARSHOT_CALLBACK_CIDRS: '10.0.0.0/8' });

@@ -287,3 +287,23 @@ t.test('a callback to the service itself is refused at registration, and when co
   );
   t.match(dead, [{ recognition_id: id, attempts: 1, last_error: /is this earshot service itself/ }]);
 });
+
+t.test('callback URLs are capped (EARSHOT_MAX_HOOKS), also under concurrent registration; unregistering makes room', async (t) => {
+  const receiver = await startReceiver(t, undefined, { path: '/callback' });
+  const { base, auth } = await startApp(t, { EARSHOT_MAX_HOOKS: '2' });
+  const register = async (url: string) => {
+    const res = await fetch(`${base}/v1/register_callback?callback_url=${encodeURIComponent(url)}`, { method: 'POST', headers: auth });
+    return { status: res.status, json: (await res.json()) as Record<string, unknown> };
+  };
+  const answers = await Promise.all([1, 2, 3, 4].map((n) => register(`${receiver.url}?n=${n}`)));
+  t.same(answers.map((a) => a.status).sort(), [201, 201, 400, 400]);
+  t.match(answers.find((a) => a.status === 400)!.json, {
+    code: 400,
+    error: /^unable to register callback url '.*': 2 callback URLs are registered, the most this service keeps \(EARSHOT_MAX_HOOKS\); unregister one first$/,
+  });
+  const kept = answers.filter((a) => a.status === 201).map((a) => a.json.url as string);
+  t.equal((await register(kept[0]!)).status, 200, 'one already registered is still answered');
+  const unregistered = await fetch(`${base}/v1/unregister_callback?callback_url=${encodeURIComponent(kept[0]!)}`, { method: 'POST', headers: auth });
+  t.equal(unregistered.status, 200);
+  t.equal((await register(`${receiver.url}?n=5`)).status, 201);
+});

@@ -144,3 +144,33 @@ t.test('a notifier that throws rolls the state change back', async (t) => {
   t.same(store.newest(10), [], 'no job without its notifications');
   t.same(readdirSync(spool.dir), [], 'and no audio without its job');
 });
+
+t.test('jobs are counted by status in the transactions that change them; an earlier release is counted once', async (t) => {
+  const { db, store, service, create } = setup(t);
+  t.equal(await store.upgrade(), true, 'a new store starts counting');
+  const counts = () => store.countByStatus();
+  const [a, b, c] = [await create(), await create(), await create()];
+  t.same(counts(), { waiting: 3, processing: 0, completed: 0, failed: 0 });
+  const running = await service.start(a);
+  await service.complete(running, transcript, { queueMs: 0, decodeMs: 1, transcribeMs: 1 });
+  await service.fail(await service.start(b), { code: 'ERR_AUDIO_CORRUPT', message: 'bad' });
+  await service.delete(c.id);
+  t.same(counts(), { waiting: 0, processing: 0, completed: 1, failed: 1 });
+  // A transaction that throws takes its count changes with it.
+  await t.rejects(
+    db.durably(() => {
+      store.remove(a.id);
+      throw new Error('abort');
+    }),
+  );
+  t.same(counts(), { waiting: 0, processing: 0, completed: 1, failed: 1 });
+
+  // A store without counters (an earlier release): scanned until upgrade() counts it, once.
+  await db.durably(() => {
+    for (const key of [...db.db<number, string>('jobs-counts').getKeys()]) db.db('jobs-counts').removeSync(key);
+  });
+  t.same(counts(), { waiting: 0, processing: 0, completed: 1, failed: 1 }, 'scanned');
+  t.equal(await store.upgrade(), true);
+  t.equal(await store.upgrade(), false);
+  t.same(counts(), { waiting: 0, processing: 0, completed: 1, failed: 1 }, 'kept');
+});
