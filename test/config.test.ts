@@ -6,7 +6,7 @@ import path from 'node:path';
 
 import t from 'tap';
 
-import { defaultCallbackCidrs, loadConfig } from '../src/config.js';
+import { defaultCallbackCidrs, loadConfig, settingDocs } from '../src/config.js';
 
 function configFile(t: { testdir(): string }, content: unknown): string {
   const file = path.join(t.testdir(), 'config.json');
@@ -58,7 +58,9 @@ t.test('every problem is one line of one ERR_CONFIG error, unknown keys included
   t.same(lines.slice(1).sort(), [
     `- ${file}: flashAttn must be true or false (got "maybe")`,
     `- ${file}: port must be an integer from 0 to 65535 (got "eighty")`,
-    `- ${file}: unknown setting "colour" (known: host, port, stateDir, modelsDir, model, threads, apiKey, auth, callbackCidrs, logLevel, inferenceNice, flashAttn, windowSeconds, maxQueued, maxAudioSeconds, ibmSignature, vadModel, maxUploadBytes, retryDelaysMs, deliveryTimeoutMs, stallSeconds, temperatureFallback, decoderSandbox)`,
+    `- ${file}: unknown setting "colour" (known: ${settingDocs()
+      .map((s) => s.key)
+      .join(', ')})`,
     '- EARSHOT_AUTH must be one of key, none (got "token")',
     '- EARSHOT_THREADS must be an integer from 1 to 64 (got "0")',
   ]);
