@@ -27,6 +27,8 @@ export function azureError(error: AppError): Reply {
 }
 
 const maxBodyBytes = 64 * 1024;
+/** The longest life of a content URL (sasValidityInSeconds is capped to it). */
+export const maxSasSeconds = 7 * 24 * 3600;
 /** Azure's operations answer 202 with Retry-After (seconds). */
 const accepted = (body?: unknown): Reply => (body === undefined ? { status: 202, headers: { 'Retry-After': '1' } } : json(202, body, { 'Retry-After': '1' }));
 const v21Base = '/api/speechtotext/v2.1/transcriptions/hooks';
@@ -275,7 +277,7 @@ export function azureRoutes(o: AzureRoutesOptions): RouteGroup[] {
       method: 'get',
       pattern: '/speechtotext/v3.1/transcriptions/:id/files',
       name: 'azure.transcriptions.files.list',
-      doc: 'the result (`Transcription`) and report files with signed `contentUrl`s (`sasValidityInSeconds`)',
+      doc: 'the result (`Transcription`) and report files with signed `contentUrl`s (`sasValidityInSeconds`: 12 h by default, at most 7 days)',
       handler: (req) => {
         const base = baseUrl(req);
         const job = o.service.get(req.params.id!);
@@ -283,7 +285,9 @@ export function azureRoutes(o: AzureRoutesOptions): RouteGroup[] {
         if (validity !== null && !/^\d{1,9}$/.test(validity)) {
           throw invalid('InvalidParameterValue', `Expected a whole number of seconds for sasValidityInSeconds but received "${validity}"`);
         }
-        const until = now() + (validity === null ? 12 * 3600 : Number(validity)) * 1000;
+        // A signed URL is a credential that cannot be revoked: it lives 12 h unless asked
+        // otherwise, and never longer than a week, whatever is asked.
+        const until = now() + Math.min(validity === null ? 12 * 3600 : Number(validity), maxSasSeconds) * 1000;
         const files = fileContents(job, o.service.result(job.id), base).map(({ kind, content }) =>
           fileView(job, kind, content, base, o.contentUrls.url(base, job.id, fileId(job.id, kind), until)),
         );

@@ -330,6 +330,9 @@ t.test('a job submitted through IBM fires Creation, Processing, Completion, sign
   const sig = tampered.searchParams.get('sig')!;
   tampered.searchParams.set('sig', (sig[0] === 'x' ? 'y' : 'x') + sig.slice(1));
   t.equal((await fetch(tampered)).status, 401);
+  const longest = await api.call('GET', `/speechtotext/v3.1/transcriptions/${id}/files?sasValidityInSeconds=999999999`);
+  const se = Number(new URL(longest.json.values[0].links.contentUrl).searchParams.get('se'));
+  t.ok(se <= Date.now() / 1000 + 7 * 24 * 3600 + 1 && se > Date.now() / 1000 + 7 * 24 * 3600 - 60, 'a content URL lives a week at most');
   t.match((await api.call('GET', '/speechtotext/v3.1/transcriptions')).json.values[0], { id, status: 'Succeeded' });
 
   // v2.1: only the subscribed event, the v2.1 shape, signed with its own secret.
