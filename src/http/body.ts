@@ -12,6 +12,16 @@ export interface SpoolResult {
 }
 
 /**
+ * Bounds on what is read and dropped of a body nobody wants before its connection closes.
+ * Enough for an upload a client on the LAN sends in a few seconds; past them the
+ * connection closes anyway.
+ */
+export interface DiscardLimits {
+  maxBytes: number;
+  maxMs: number;
+}
+
+/**
  * A request body as it arrives. uWS hands over chunks only while the handler's first
  * tick runs and neuters them afterwards, so every chunk is copied into a queue at once;
  * a consumer (a spool file, or a small buffer) drains the queue, and the socket is
@@ -24,6 +34,8 @@ export class RequestBody {
   private paused = false;
   private wake: (() => void) | null = null;
   private consumed = false;
+  /** Set while the rest of the body is being dropped (`discard`). */
+  private discarding: { bytes: number; limits: DiscardLimits; done: () => void } | null = null;
 
   /** From the Content-Length header; undefined for chunked uploads. */
   readonly declaredLength: number | undefined;
@@ -39,17 +51,30 @@ export class RequestBody {
     present: boolean,
   ) {
     this.declaredLength = declaredLength;
-    signal.addEventListener('abort', () => this.wake?.(), { once: true });
+    signal.addEventListener(
+      'abort',
+      () => {
+        this.wake?.();
+        this.discarding?.done();
+      },
+      { once: true },
+    );
     if (!present) {
       this.ended = true;
       return;
     }
     res.onData((chunk, isLast) => {
+      if (isLast) this.ended = true;
+      if (this.discarding) {
+        // Counted, never copied: a refused body costs no memory.
+        this.discarding.bytes += chunk.byteLength;
+        if (this.ended || this.discarding.bytes > this.discarding.limits.maxBytes) this.discarding.done();
+        return;
+      }
       // Copy: uWS reuses the memory behind `chunk` once this callback returns.
       const copy = Buffer.from(new Uint8Array(chunk).slice());
       this.chunks.push(copy);
       this.queued += copy.length;
-      if (isLast) this.ended = true;
       if (!this.ended && this.queued > highWaterMark && !this.paused) {
         this.paused = true;
         res.pause();
@@ -63,12 +88,40 @@ export class RequestBody {
     return !this.ended;
   }
 
+  /**
+   * Drops what was queued and reads and drops the rest of the body, within `limits`. A
+   * refused upload is answered after this: a socket closed with unread data makes the
+   * kernel send a reset, and a client still sending would see ECONNRESET or EPIPE instead
+   * of the answer. Resolves when the body ended, past a limit, or when the client left
+   * (`unfinished` tells which). A reader still waiting for data fails with ERR_ABORTED.
+   */
+  discard(limits: DiscardLimits): Promise<void> {
+    this.chunks = [];
+    this.queued = 0;
+    if (this.ended || this.signal.aborted) return Promise.resolve();
+    return new Promise<void>((resolve) => {
+      const timer = setTimeout(() => done(), limits.maxMs);
+      const done = () => {
+        clearTimeout(timer);
+        resolve();
+      };
+      this.discarding = { bytes: 0, limits, done };
+      this.wake?.();
+      if (this.paused) {
+        this.paused = false;
+        this.res.resume();
+      }
+    });
+  }
+
+  /** The raw bytes as they arrive, at most `maxBytes` of them. */
   private async *drain(maxBytes: number): AsyncGenerator<Buffer> {
     if (this.consumed) throw new Error('request body already consumed');
     this.consumed = true;
     let total = 0;
     for (;;) {
       if (this.signal.aborted) throw new AppError('ERR_ABORTED', 'the client closed the connection');
+      if (this.discarding) throw new AppError('ERR_ABORTED', 'the request was answered before its body was read');
       const chunk = this.chunks.shift();
       if (chunk) {
         this.queued -= chunk.length;

@@ -1,0 +1,124 @@
+// RequestBody over a stand-in for uWS's response: spooling, back-pressure, and dropping
+// the rest of a refused body without keeping it.
+import { existsSync, readFileSync } from 'node:fs';
+import path from 'node:path';
+import t from 'tap';
+import type { HttpResponse } from 'uWebSockets.js';
+
+import { RequestBody } from '../../src/http/body.js';
+
+/** What RequestBody uses of uWS's HttpResponse; `send` plays the client. */
+class FakeResponse {
+  private handler: ((chunk: ArrayBuffer, isLast: boolean) => void) | undefined;
+  paused = false;
+  pauses = 0;
+  resumes = 0;
+  onData(handler: (chunk: ArrayBuffer, isLast: boolean) => void) {
+    this.handler = handler;
+  }
+  pause() {
+    this.paused = true;
+    this.pauses++;
+  }
+  resume() {
+    this.paused = false;
+    this.resumes++;
+  }
+  send(bytes: Buffer, isLast = false) {
+    // uWS lends its memory for the call only: RequestBody must copy, so this is wiped after.
+    const lent = new Uint8Array(bytes).buffer;
+    this.handler!(lent, isLast);
+    new Uint8Array(lent).fill(0xee);
+  }
+}
+
+function setup(options: { present?: boolean } = {}) {
+  const res = new FakeResponse();
+  const controller = new AbortController();
+  const body = new RequestBody(res as unknown as HttpResponse, undefined, controller.signal, options.present ?? true);
+  return { res, body, controller };
+}
+
+const tick = () => new Promise((resolve) => setImmediate(resolve));
+
+t.test('toFile copies every chunk as it comes, and checks the minimum', async (t) => {
+  const dir = t.testdir();
+  const { res, body } = setup();
+  const file = path.join(dir, 'a.upload');
+  const done = body.toFile(file, { maxBytes: 1000 });
+  res.send(Buffer.from('hello '));
+  await tick();
+  res.send(Buffer.from('world'), true);
+  t.same(await done, { bytes: 11 });
+  t.equal(readFileSync(file, 'utf8'), 'hello world');
+
+  const short = setup();
+  short.res.send(Buffer.from('tiny'), true);
+  await t.rejects(short.body.toFile(path.join(dir, 'b.upload'), { maxBytes: 1000, minBytes: 5 }), {
+    code: 'ERR_INVALID_ARGUMENT',
+    message: /Stream was 4 bytes/,
+  });
+  t.notOk(existsSync(path.join(dir, 'b.upload')), 'the short file is removed');
+});
+
+t.test('a body that waits unread pauses the socket; reading it resumes', async (t) => {
+  const { res, body } = setup();
+  for (let i = 0; i < 3; i++) res.send(Buffer.alloc(512 * 1024, i));
+  t.ok(res.paused, 'paused past the high-water mark');
+  res.send(Buffer.alloc(10), true);
+  t.equal((await body.text(10 * 1024 * 1024)).length, 3 * 512 * 1024 + 10);
+  t.equal(res.resumes, 1, 'resumed once drained');
+});
+
+t.test('discard drops what waits and counts the rest without keeping it, until the body ends', async (t) => {
+  const { res, body } = setup();
+  for (let i = 0; i < 3; i++) res.send(Buffer.alloc(512 * 1024));
+  t.ok(res.paused);
+  let resolved = false;
+  const discarding = body.discard({ maxBytes: 10 * 1024 * 1024, maxMs: 60_000 }).then(() => (resolved = true));
+  t.notOk(res.paused, 'the socket reads again');
+  for (let i = 0; i < 10; i++) res.send(Buffer.alloc(1024 * 1024));
+  await tick();
+  t.notOk(resolved, 'still reading');
+  t.equal(res.pauses, 1, 'never paused again: nothing is kept');
+  res.send(Buffer.alloc(100), true);
+  await discarding;
+  t.notOk(body.unfinished, 'the body ended: the connection can stay');
+  await t.rejects(body.text(10), { code: 'ERR_ABORTED', message: /answered before its body was read/ }, 'nothing left to read');
+});
+
+t.test('discard stops at its byte and time limits, when the client leaves, and at once for a finished body', async (t) => {
+  const bytes = setup();
+  const byBytes = bytes.body.discard({ maxBytes: 1000, maxMs: 60_000 });
+  bytes.res.send(Buffer.alloc(600));
+  bytes.res.send(Buffer.alloc(600));
+  await byBytes;
+  t.ok(bytes.body.unfinished, 'past maxBytes: unfinished, the connection closes');
+
+  const time = setup();
+  const started = Date.now();
+  await time.body.discard({ maxBytes: 1000, maxMs: 30 });
+  t.ok(Date.now() - started >= 25 && time.body.unfinished, 'past maxMs');
+
+  const gone = setup();
+  const byAbort = gone.body.discard({ maxBytes: 1000, maxMs: 60_000 });
+  gone.controller.abort();
+  await byAbort;
+  t.pass('the client left');
+
+  const finished = setup();
+  finished.res.send(Buffer.from('all'), true);
+  await finished.body.discard({ maxBytes: 1, maxMs: 60_000 });
+  t.notOk(finished.body.unfinished);
+});
+
+t.test('a reader waiting for data when the body is discarded fails with ERR_ABORTED', async (t) => {
+  const { res, body } = setup();
+  res.send(Buffer.from('part'));
+  const reading = body.text(1000);
+  await tick();
+  const discarding = body.discard({ maxBytes: 1000, maxMs: 60_000 });
+  await t.rejects(reading, { code: 'ERR_ABORTED' });
+  res.send(Buffer.alloc(0), true);
+  await discarding;
+});
