@@ -3,6 +3,7 @@ import { open, rm, type FileHandle } from 'node:fs/promises';
 import type { HttpResponse } from 'uWebSockets.js';
 
 import { AppError } from '../errors.js';
+import { bodyEncoding, gunzip } from './content-encoding.js';
 
 /** Past this many unconsumed bytes the socket is paused until someone reads them. */
 const highWaterMark = 1 << 20;
@@ -25,7 +26,8 @@ export interface DiscardLimits {
  * A request body as it arrives. uWS hands over chunks only while the handler's first
  * tick runs and neuters them afterwards, so every chunk is copied into a queue at once;
  * a consumer (a spool file, or a small buffer) drains the queue, and the socket is
- * paused while too much waits, so a 1 GB upload never sits in memory.
+ * paused while too much waits, so a 1 GB upload never sits in memory. A gzip body
+ * (Content-Encoding) is decompressed as it is read; limits apply to what comes out.
  */
 export class RequestBody {
   private chunks: Buffer[] = [];
@@ -43,12 +45,14 @@ export class RequestBody {
   /**
    * `present`: the request carries a body (a non-zero Content-Length or chunked
    * encoding); otherwise uWS never calls onData and the body is empty.
+   * `contentEncoding`: the Content-Encoding header, checked when the body is read.
    */
   constructor(
     private readonly res: HttpResponse,
     declaredLength: number | undefined,
     private readonly signal: AbortSignal,
     present: boolean,
+    private readonly contentEncoding?: string,
   ) {
     this.declaredLength = declaredLength;
     signal.addEventListener(
@@ -141,6 +145,16 @@ export class RequestBody {
   }
 
   /**
+   * The body as decoded bytes, at most `maxBytes` of them (a gzip body: of the
+   * compressed and of the decompressed bytes).
+   * @throws AppError ERR_UNSUPPORTED_MEDIA_TYPE for a Content-Encoding earshot does not decode
+   */
+  private decoded(maxBytes: number): AsyncGenerator<Buffer> {
+    const encoding = bodyEncoding(this.contentEncoding);
+    return encoding === 'gzip' && !(this.ended && this.chunks.length === 0) ? gunzip(this.drain(maxBytes), { maxBytes }) : this.drain(maxBytes);
+  }
+
+  /**
    * Streams the body into a new file (mode 0600) and fsyncs it. The file is removed if
    * the upload fails, is aborted or is out of bounds.
    */
@@ -149,7 +163,7 @@ export class RequestBody {
     let bytes = 0;
     try {
       handle = await open(file, 'wx', 0o600);
-      for await (const chunk of this.drain(limits.maxBytes)) {
+      for await (const chunk of this.decoded(limits.maxBytes)) {
         await handle.write(chunk);
         bytes += chunk.length;
       }
@@ -170,7 +184,7 @@ export class RequestBody {
   /** The whole body as text, for small bodies (JSON). */
   async text(maxBytes: number): Promise<string> {
     const parts: Buffer[] = [];
-    for await (const chunk of this.drain(maxBytes)) parts.push(chunk);
+    for await (const chunk of this.decoded(maxBytes)) parts.push(chunk);
     return Buffer.concat(parts).toString('utf8');
   }
 

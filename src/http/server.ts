@@ -214,6 +214,7 @@ export class HttpServer {
         Number.isFinite(declared) ? declared : undefined,
         controller.signal,
         methodsWithBody.has(method) && ((declared ?? 0) > 0 || headers['transfer-encoding'] !== undefined),
+        headers['content-encoding'],
       ),
     };
 

@@ -1,7 +1,8 @@
-// RequestBody over a stand-in for uWS's response: spooling, back-pressure, and dropping
-// the rest of a refused body without keeping it.
+// RequestBody over a stand-in for uWS's response: spooling, gzip, back-pressure, and
+// dropping the rest of a refused body without keeping it.
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
+import { gzipSync } from 'node:zlib';
 import t from 'tap';
 import type { HttpResponse } from 'uWebSockets.js';
 
@@ -32,10 +33,10 @@ class FakeResponse {
   }
 }
 
-function setup(options: { present?: boolean } = {}) {
+function setup(options: { encoding?: string; present?: boolean } = {}) {
   const res = new FakeResponse();
   const controller = new AbortController();
-  const body = new RequestBody(res as unknown as HttpResponse, undefined, controller.signal, options.present ?? true);
+  const body = new RequestBody(res as unknown as HttpResponse, undefined, controller.signal, options.present ?? true, options.encoding);
   return { res, body, controller };
 }
 
@@ -59,6 +60,34 @@ t.test('toFile copies every chunk as it comes, and checks the minimum', async (t
     message: /Stream was 4 bytes/,
   });
   t.notOk(existsSync(path.join(dir, 'b.upload')), 'the short file is removed');
+});
+
+t.test('a gzip body is decompressed for toFile, text and json; limits count what comes out', async (t) => {
+  const dir = t.testdir();
+  const data = Buffer.from('audio '.repeat(1000));
+  const gz = gzipSync(data);
+  const spooled = setup({ encoding: 'gzip' });
+  const done = spooled.body.toFile(path.join(dir, 'g.upload'), { maxBytes: 10_000, minBytes: 5000 });
+  spooled.res.send(gz.subarray(0, 10));
+  await tick();
+  spooled.res.send(gz.subarray(10), true);
+  t.same(await done, { bytes: data.length });
+  t.same(readFileSync(path.join(dir, 'g.upload')), data);
+
+  const json = setup({ encoding: 'x-gzip' });
+  json.res.send(gzipSync(Buffer.from('{"a":1}')), true);
+  t.same(await json.body.json(100), { a: 1 });
+
+  const large = setup({ encoding: 'gzip' });
+  large.res.send(gz, true);
+  await t.rejects(large.body.text(1000), { code: 'ERR_PAYLOAD_TOO_LARGE', message: /1000 bytes once decompressed/ });
+
+  const none = setup({ encoding: 'gzip', present: false });
+  t.equal(await none.body.text(10), '', 'no body at all: nothing to decompress');
+
+  const brotli = setup({ encoding: 'br' });
+  brotli.res.send(Buffer.from('x'), true);
+  await t.rejects(brotli.body.text(10), { code: 'ERR_UNSUPPORTED_MEDIA_TYPE', status: 415, message: /"br"/ });
 });
 
 t.test('a body that waits unread pauses the socket; reading it resumes', async (t) => {
