@@ -22,6 +22,14 @@ export interface DiscardLimits {
   maxMs: number;
 }
 
+/** A look at the first bytes of an upload before any of it is written (`toFile`). */
+export interface Inspection {
+  /** How many bytes `check` wants (fewer when the body is shorter). */
+  bytes: number;
+  /** Throws to refuse the upload. */
+  check(head: Buffer): void;
+}
+
 /**
  * A request body as it arrives. uWS hands over chunks only while the handler's first
  * tick runs and neuters them afterwards, so every chunk is copied into a queue at once;
@@ -156,14 +164,31 @@ export class RequestBody {
 
   /**
    * Streams the body into a new file (mode 0600) and fsyncs it. The file is removed if
-   * the upload fails, is aborted or is out of bounds.
+   * the upload fails, is aborted or is out of bounds; with `inspect`, the first bytes are
+   * checked before the file is created, so a refused body never has one.
    */
-  async toFile(file: string, limits: { maxBytes: number; minBytes?: number }): Promise<SpoolResult> {
+  async toFile(file: string, limits: { maxBytes: number; minBytes?: number; inspect?: Inspection }): Promise<SpoolResult> {
+    const chunks = this.decoded(limits.maxBytes);
     let handle: FileHandle | undefined;
     let bytes = 0;
     try {
+      const head: Buffer[] = [];
+      if (limits.inspect) {
+        let headBytes = 0;
+        while (headBytes < limits.inspect.bytes) {
+          const next = await chunks.next();
+          if (next.done) break;
+          head.push(next.value);
+          headBytes += next.value.length;
+        }
+        limits.inspect.check(Buffer.concat(head));
+      }
       handle = await open(file, 'wx', 0o600);
-      for await (const chunk of this.decoded(limits.maxBytes)) {
+      for (const chunk of head) {
+        await handle.write(chunk);
+        bytes += chunk.length;
+      }
+      for await (const chunk of chunks) {
         await handle.write(chunk);
         bytes += chunk.length;
       }
@@ -175,8 +200,11 @@ export class RequestBody {
       handle = undefined;
       return { bytes };
     } catch (err) {
-      await handle?.close().catch(() => {});
-      await rm(file, { force: true });
+      await chunks.return(undefined);
+      if (handle) {
+        await handle.close().catch(() => {});
+        await rm(file, { force: true });
+      }
       throw err;
     }
   }

@@ -1,5 +1,5 @@
-// RequestBody over a stand-in for uWS's response: spooling, gzip, back-pressure, and
-// dropping the rest of a refused body without keeping it.
+// RequestBody over a stand-in for uWS's response: spooling with a look at the first bytes,
+// gzip, back-pressure, and dropping the rest of a refused body without keeping it.
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { gzipSync } from 'node:zlib';
@@ -60,6 +60,63 @@ t.test('toFile copies every chunk as it comes, and checks the minimum', async (t
     message: /Stream was 4 bytes/,
   });
   t.notOk(existsSync(path.join(dir, 'b.upload')), 'the short file is removed');
+});
+
+t.test('toFile with inspect: the first bytes are checked before any file exists', async (t) => {
+  const dir = t.testdir();
+  const file = path.join(dir, 'x.upload');
+  const { res, body } = setup();
+  const heads: string[] = [];
+  const done = body.toFile(file, {
+    maxBytes: 1000,
+    inspect: {
+      bytes: 6,
+      check: (head) => {
+        heads.push(head.toString());
+        t.notOk(existsSync(file), 'no file while the head is checked');
+      },
+    },
+  });
+  for (const piece of ['abc', 'def', 'ghi']) {
+    res.send(Buffer.from(piece));
+    await tick();
+  }
+  res.send(Buffer.alloc(0), true);
+  t.same(await done, { bytes: 9 });
+  t.same(heads, ['abcdef'], 'the head: chunks until at least `bytes`');
+  t.equal(readFileSync(file, 'utf8'), 'abcdefghi', 'then the head and the rest, in order');
+
+  const refused = setup();
+  refused.res.send(Buffer.from(`{"json":"${'x'.repeat(100)}`));
+  const error = new Error('not audio');
+  await t.rejects(
+    refused.body.toFile(path.join(dir, 'y.upload'), {
+      maxBytes: 1000,
+      inspect: {
+        bytes: 100,
+        check: () => {
+          throw error;
+        },
+      },
+    }),
+    error,
+  );
+  t.notOk(existsSync(path.join(dir, 'y.upload')), 'a refused body never had a file');
+  t.ok(refused.body.unfinished, 'the rest of it has not arrived');
+
+  const shorter = setup();
+  shorter.res.send(Buffer.from('ab'), true);
+  let seen = '';
+  await shorter.body.toFile(path.join(dir, 'z.upload'), {
+    maxBytes: 10,
+    inspect: {
+      bytes: 100,
+      check: (head) => {
+        seen = head.toString();
+      },
+    },
+  });
+  t.equal(seen, 'ab', 'a body shorter than the look is looked at whole');
 });
 
 t.test('a gzip body is decompressed for toFile, text and json; limits count what comes out', async (t) => {
