@@ -159,7 +159,9 @@ export class RequestBody {
    */
   private decoded(maxBytes: number): AsyncGenerator<Buffer> {
     const encoding = bodyEncoding(this.contentEncoding);
-    return encoding === 'gzip' && !(this.ended && this.chunks.length === 0) ? gunzip(this.drain(maxBytes), { maxBytes }) : this.drain(maxBytes);
+    // No body at all has nothing to decompress (zlib would call it truncated).
+    const empty = this.ended && this.chunks.length === 0;
+    return encoding === 'gzip' && !empty ? gunzip(this.drain(maxBytes), { maxBytes }) : this.drain(maxBytes);
   }
 
   /**
