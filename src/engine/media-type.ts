@@ -1,4 +1,5 @@
 import { AppError, invalidArgument } from '../errors.js';
+import { sniffAudio } from './audio-sniff.js';
 
 /**
  * Turns an upload's `Content-Type` into the format spec the audio decoder takes, following
@@ -190,6 +191,38 @@ export function parseAudioMediaType(contentType: string | undefined | null): Aud
     default:
       throw unsupported(contentType, UNSUPPORTED_HINTS[essence]);
   }
+}
+
+/**
+ * Whether a Content-Type speaks of audio at all (including none, and
+ * `application/octet-stream`, which mean "detect"). One that does not (IBM's SDK sends
+ * `application/json` when its caller names no type, curl `application/x-www-form-urlencoded`)
+ * says nothing about the data: the upload is then accepted if its first bytes are audio
+ * (`detectAudioFormat`). An audio type earshot cannot decode is not such a case: it is refused.
+ * @throws AppError ERR_INVALID_ARGUMENT for a malformed header
+ */
+export function declaresAudio(contentType: string | undefined | null): boolean {
+  if (contentType === undefined || contentType === null || contentType.trim() === '') return true;
+  const { essence } = parseMediaType(contentType);
+  return essence.startsWith('audio/') || essence.startsWith('video/') || essence === 'application/octet-stream' || essence in CONTAINER_TYPES;
+}
+
+/**
+ * The format of an upload whose Content-Type is not an audio type (`declaresAudio` is false),
+ * from its first bytes, with an IBM-style warning that names what was detected.
+ * @throws AppError ERR_AUDIO_UNSUPPORTED (415) when the data is not a supported audio format either
+ */
+export function detectAudioFormat(contentType: string, head: Buffer): { format: AudioFormat; warning: string } {
+  const sniffed = sniffAudio(head);
+  const declared = JSON.stringify(contentType.trim());
+  if (!sniffed) {
+    const { essence } = parseMediaType(contentType);
+    throw unsupported(contentType, UNSUPPORTED_HINTS[essence] ?? 'and the data does not start like a supported audio format either');
+  }
+  return {
+    format: { kind: 'auto', mediaType: sniffed.mediaType },
+    warning: `The Content-Type ${declared} is not an audio format; the data was detected as ${sniffed.name} (${sniffed.mediaType}) and processed as such.`,
+  };
 }
 
 function unsupported(contentType: string, hint?: string): AppError {

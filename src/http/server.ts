@@ -5,7 +5,7 @@ import type { HttpRequest as UwsRequest, HttpResponse as UwsResponse, us_listen_
 import { AppError, toAppError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { Metrics } from '../metrics.js';
-import { RequestBody } from './body.js';
+import { RequestBody, type DiscardLimits } from './body.js';
 import { loadUws, type Uws } from './uws.js';
 
 /** What a route handler sees: a copy of the request, taken before uWS recycles it. */
@@ -103,6 +103,13 @@ function statusLine(status: number): string {
 }
 
 const methodsWithBody = new Set(['post', 'put', 'patch']);
+
+/**
+ * What is read and dropped of a body answered before it arrived: a few seconds of upload on
+ * a LAN (a refused 20 MB upload takes ~0.1 s on loopback). Past that the connection closes,
+ * and a client that is still sending may see a reset.
+ */
+const discardLimits: DiscardLimits = { maxBytes: 64 * 1024 * 1024, maxMs: 5000 };
 
 /** A malformed %-escape in a path must not throw inside uWS's callback (it would end the process). */
 function safeDecode(value: string): string {
@@ -235,13 +242,19 @@ export class HttpServer {
         Number.isFinite(declared) ? declared : undefined,
         controller.signal,
         methodsWithBody.has(method) && ((declared ?? 0) > 0 || headers['transfer-encoding'] !== undefined),
+        headers['content-encoding'],
       ),
     };
 
-    const respond = (reply: Reply) => {
+    const respond = async (reply: Reply) => {
+      if (finished) return;
+      // Answered before its body arrived (a refusal): closing the socket with unread bytes in
+      // it makes the kernel send a reset, which reaches a client still sending instead of the
+      // answer. uWS forbids touching a response once it ended, so the rest is read first.
+      if (req.body.unfinished) await req.body.discard(discardLimits);
       if (finished) return;
       finished = true;
-      // Unread upload bytes would otherwise be parsed as the next request: close instead.
+      // Past the discard limits: unread bytes would be parsed as the next request, so close.
       const close = req.body.unfinished;
       res.cork(() => {
         res.writeStatus(statusLine(reply.status));
@@ -257,7 +270,7 @@ export class HttpServer {
       if (route.auth !== false) this.options.authenticate(req);
       return route.handler(req);
     };
-    run().then(respond, (err: unknown) => {
+    run().then(respond, async (err: unknown) => {
       const error = toAppError(err);
       if (error.status >= 500 && error.code !== 'ERR_SHUTTING_DOWN' && error.code !== 'ERR_QUEUE_FULL') {
         this.options.log.error('request failed', { route: route.name, code: error.code, error: error.cause ?? error });
@@ -267,7 +280,7 @@ export class HttpServer {
       const reply = group.renderError(error, req);
       // Every 503 says when to come back: a full queue drains slower than a restart ends.
       if (reply.status === 503) reply.headers = { 'Retry-After': error.code === 'ERR_QUEUE_FULL' ? '30' : '5', ...reply.headers };
-      respond(reply);
+      await respond(reply);
     });
   }
 }

@@ -1,7 +1,8 @@
-import { parseAudioMediaType } from '../engine/media-type.js';
+import { SNIFF_BYTES } from '../engine/audio-sniff.js';
+import { declaresAudio, detectAudioFormat, parseAudioMediaType, type AudioFormat } from '../engine/media-type.js';
 import { AppError } from '../errors.js';
 import { baseUrl, json, requiredParam, type Request, type RouteGroup } from '../http/server.js';
-import type { JobService } from '../jobs/job-service.js';
+import type { JobService, ReceivedAudio } from '../jobs/job-service.js';
 import type { CallbackRegistry } from './callbacks.js';
 import { ibmError } from './errors.js';
 import { availableIbmModels, type ServedLanguages } from './models.js';
@@ -28,6 +29,21 @@ function checkAccept(req: Request): void {
   }
 }
 
+/**
+ * Spools the upload. `detectFrom`: the Content-Type when it is not an audio type; the
+ * format then comes from the first bytes, and the job gets a warning that says so.
+ */
+async function receiveAudio(req: Request, path: string, o: IbmRoutesOptions, detectFrom: string | undefined): Promise<ReceivedAudio> {
+  const limits = { maxBytes: o.maxAudioBytes, minBytes: o.minAudioBytes };
+  if (detectFrom === undefined) return req.body.toFile(path, limits);
+  let detected: { format: AudioFormat; warning: string } | undefined;
+  const check = (head: Buffer) => {
+    detected = detectAudioFormat(detectFrom, head);
+  };
+  const { bytes } = await req.body.toFile(path, { ...limits, inspect: { bytes: SNIFF_BYTES, check } });
+  return { bytes, format: detected!.format, warnings: [detected!.warning] };
+}
+
 /** IBM Watson Speech to Text's asynchronous HTTP interface under /v1. */
 export function ibmRoutes(o: IbmRoutesOptions): RouteGroup {
   return {
@@ -38,7 +54,7 @@ export function ibmRoutes(o: IbmRoutesOptions): RouteGroup {
         method: 'post',
         pattern: '/v1/recognitions',
         name: 'ibm.recognitions.create',
-        doc: 'body = audio; 201 once the audio is fsynced and the job committed. Query: `callback_url`, `events`, `user_token`, `results_ttl`, `model`, `language` (a whisper code or `auto`), `timestamps`, `word_confidence`, `max_alternatives`',
+        doc: "body = audio (`Content-Encoding: gzip` decompressed as it arrives; under a Content-Type that is not audio, e.g. the SDK's `application/json`, the format is detected from the data, with a warning); 201 once the audio is fsynced and the job committed. Query: `callback_url`, `events`, `user_token`, `results_ttl`, `model`, `language` (a whisper code or `auto`), `timestamps`, `word_confidence`, `max_alternatives`",
         handler: async (req) => {
           checkAccept(req);
           const request = parseRecognitionQuery(req.query, o.model());
@@ -49,7 +65,10 @@ export function ibmRoutes(o: IbmRoutesOptions): RouteGroup {
             );
           }
           const contentType = req.headers['content-type'];
-          const format = parseAudioMediaType(contentType);
+          // Not an audio type at all (IBM's SDK sends application/json when its caller names
+          // none): the first bytes decide, before anything is written.
+          const detect = !declaresAudio(contentType);
+          const format: AudioFormat = detect ? { kind: 'auto', mediaType: 'application/octet-stream' } : parseAudioMediaType(contentType);
           if (req.body.declaredLength !== undefined && req.body.declaredLength > o.maxAudioBytes) {
             throw new AppError('ERR_PAYLOAD_TOO_LARGE', `Audio exceeds the maximum of ${o.maxAudioBytes} bytes`);
           }
@@ -65,7 +84,7 @@ export function ibmRoutes(o: IbmRoutesOptions): RouteGroup {
               resultsTtlMs: request.resultsTtlMs,
               warnings: request.warnings,
             },
-            (path) => req.body.toFile(path, { maxBytes: o.maxAudioBytes, minBytes: o.minAudioBytes }),
+            (path) => receiveAudio(req, path, o, detect ? contentType! : undefined),
           );
           const url = `${baseUrl(req)}/v1/recognitions/${job.id}`;
           return json(

@@ -7,6 +7,7 @@ import { isFinished, type Job, type JobError, type JobTimings } from './job.js';
 import { storedTranscript, type JobStore, type StoredTranscript } from './job-store.js';
 import type { Spool } from './spool.js';
 import type { Transcript } from '../engine/engine.js';
+import type { AudioFormat } from '../engine/media-type.js';
 
 /** A state change that subscribers (IBM callbacks, Azure webhooks) may be told about. */
 export type JobChange = 'created' | 'started' | 'completed' | 'failed' | 'deleted';
@@ -28,7 +29,15 @@ export type JobRequest = Omit<Job, 'id' | 'created' | 'updated' | 'status' | 'at
  * Writes the submitted audio to `path` (a new file) and fsyncs it; resolves to its size.
  * Rejects when the audio is refused or the client goes away (and removes what it wrote).
  */
-export type ReceiveAudio = (path: string) => Promise<{ bytes: number }>;
+export type ReceiveAudio = (path: string) => Promise<ReceivedAudio>;
+
+export interface ReceivedAudio {
+  bytes: number;
+  /** What the data showed the format to be, when the request could not say (replaces the request's). */
+  format?: AudioFormat;
+  /** Added to the request's warnings. */
+  warnings?: string[];
+}
 
 export interface JobServiceOptions {
   db: StateDatabase;
@@ -78,10 +87,20 @@ export class JobService {
     this.checkCapacity();
     const id = randomUUID();
     try {
-      const { bytes } = await receive(this.o.spool.uploadPath(id));
+      const received = await receive(this.o.spool.uploadPath(id));
       await this.o.spool.syncDir();
       const now = this.now();
-      const job: Job = { ...request, id, audioBytes: bytes, warnings: request.warnings ?? [], created: now, updated: now, status: 'waiting', attempts: 0 };
+      const job: Job = {
+        ...request,
+        id,
+        format: received.format ?? request.format,
+        audioBytes: received.bytes,
+        warnings: [...(request.warnings ?? []), ...(received.warnings ?? [])],
+        created: now,
+        updated: now,
+        status: 'waiting',
+        attempts: 0,
+      };
       await this.commit(job, 'created');
       this.o.onQueued();
       return job;

@@ -2,7 +2,8 @@
 import t from 'tap';
 
 import type { AppError } from '../../src/errors.js';
-import { parseAudioMediaType, parseMediaType, SUPPORTED_MEDIA_TYPES } from '../../src/engine/media-type.js';
+import { declaresAudio, detectAudioFormat, parseAudioMediaType, parseMediaType, SUPPORTED_MEDIA_TYPES } from '../../src/engine/media-type.js';
+import { wav } from '../helpers/pcm.js';
 
 t.test('no Content-Type, an empty one and application/octet-stream mean "detect from the data"', async (t) => {
   for (const header of [undefined, null, '', '   ', 'application/octet-stream', 'Application/Octet-Stream; foo=bar']) {
@@ -116,4 +117,34 @@ t.test('parseMediaType handles whitespace, quoting and empty parameters', async 
       ['note', 'a"b;c'],
     ],
   );
+});
+
+t.test('declaresAudio: audio, video, octet-stream and none speak of the data; other types do not', async (t) => {
+  for (const header of [undefined, null, '', 'audio/wav', 'audio/webm', 'AUDIO/L16;rate=8000', 'application/ogg', 'application/octet-stream', 'video/mp4']) {
+    t.equal(declaresAudio(header), true, String(header));
+  }
+  for (const header of [
+    'application/json',
+    'application/json; charset=utf-8',
+    'text/plain',
+    'application/x-www-form-urlencoded',
+    'multipart/form-data; boundary=x',
+  ]) {
+    t.equal(declaresAudio(header), false, header);
+  }
+  t.throws(() => declaresAudio('json'), { code: 'ERR_INVALID_ARGUMENT' }, 'a malformed header is still an error');
+});
+
+t.test('detectAudioFormat: the format from the first bytes, with a warning; 415 when they are not audio', async (t) => {
+  t.same(detectAudioFormat('application/json', wav(1)), {
+    format: { kind: 'auto', mediaType: 'audio/wav' },
+    warning: 'The Content-Type "application/json" is not an audio format; the data was detected as WAV (audio/wav) and processed as such.',
+  });
+  t.match(detectAudioFormat(' text/plain ', Buffer.from('fLaC\0\0\0\x22')), { format: { mediaType: 'audio/flac' }, warning: /"text\/plain" .* FLAC/ });
+  t.throws(() => detectAudioFormat('application/json', Buffer.from('{"audio": "no"}')), {
+    code: 'ERR_AUDIO_UNSUPPORTED',
+    message:
+      /^Content-Type "application\/json" is not a supported audio format \(and the data does not start like a supported audio format either\)\. Supported: /,
+  });
+  t.throws(() => detectAudioFormat('multipart/form-data; boundary=x', Buffer.from('--x\r\n')), { code: 'ERR_AUDIO_UNSUPPORTED', message: /not a form/ });
 });

@@ -108,6 +108,19 @@ t.test('a submission whose audio fails leaves nothing behind', async (t) => {
   t.same(readdirSync(spool.dir), []);
 });
 
+t.test('what the upload showed (a detected format, warnings) goes into the job', async (t) => {
+  const { service, store } = setup(t);
+  const detected = parseAudioMediaType('application/octet-stream');
+  const job = await service.submit({ ...request, warnings: ['from the query'] }, async (p) => {
+    writeFileSync(p, 'RIFF');
+    return { bytes: 4, format: { ...detected, mediaType: 'audio/wav' }, warnings: ['from the data'] };
+  });
+  t.match(job, { format: { kind: 'auto', mediaType: 'audio/wav' }, warnings: ['from the query', 'from the data'], audioBytes: 4 });
+  t.same(store.get(job.id)?.warnings, job.warnings, 'stored as answered');
+  const plain = await service.submit(request, receiveAudio);
+  t.same(plain.format, request.format, 'without a detected format the request decides');
+});
+
 t.test('finished jobs expire after their TTL, with their files', async (t) => {
   const { service, store, spool, create, tick } = setup(t);
   const job = await create();
