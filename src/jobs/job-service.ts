@@ -65,6 +65,8 @@ export class JobService {
   private readonly progress = new Map<string, number>();
 
   private readonly notifiers: JobNotifier[];
+  /** Ids of uploads being received: their spool files exist before their jobs do. */
+  private readonly receiving = new Set<string>();
 
   constructor(private readonly o: JobServiceOptions) {
     this.now = o.now ?? Date.now;
@@ -86,6 +88,7 @@ export class JobService {
   async submit(request: JobRequest, receive: ReceiveAudio): Promise<Job> {
     this.checkCapacity();
     const id = randomUUID();
+    this.receiving.add(id);
     try {
       const received = await receive(this.o.spool.uploadPath(id));
       await this.o.spool.syncDir();
@@ -107,7 +110,20 @@ export class JobService {
     } catch (err) {
       await this.o.spool.removeFiles(id);
       throw err;
+    } finally {
+      this.receiving.delete(id);
     }
+  }
+
+  /**
+   * Whether spool files named `id` are still needed: an upload being received, or a job
+   * that has yet to be transcribed. Files of finished jobs (a crash between the commit
+   * and the cleanup) and of unknown ids are not.
+   */
+  needsAudio(id: string): boolean {
+    if (this.receiving.has(id)) return true;
+    const status = this.o.store.get(id)?.status;
+    return status === 'waiting' || status === 'processing';
   }
 
   private checkCapacity(): void {

@@ -50,7 +50,9 @@ export class Scheduler {
         await this.o.service.requeue(job, { countAttempt: true });
       }
     }
-    const orphans = await this.o.spool.removeOrphans((id) => this.o.store.get(id) !== undefined);
+    // Uploads may already be arriving (HTTP listens before the model is loaded): their
+    // files are spared, and finished jobs' leftovers go now rather than at their expiry.
+    const orphans = await this.o.spool.removeOrphans((id) => this.o.service.needsAudio(id));
     if (orphans) this.o.log.info('removed orphaned spool files', { count: orphans });
     this.loop = this.run();
   }

@@ -39,12 +39,12 @@ export class Spool {
     await Promise.all([rm(this.uploadPath(id), { force: true }), rm(this.pcmPath(id), { force: true })]);
   }
 
-  /** Removes files of jobs that no longer exist (a crash between commit and cleanup). */
-  async removeOrphans(isKnown: (id: string) => boolean): Promise<number> {
+  /** Removes every file that is not of a job `needed` names (a crash between commit and cleanup). */
+  async removeOrphans(needed: (id: string) => boolean): Promise<number> {
     let removed = 0;
     for (const name of await readdir(this.dir)) {
       const id = name.replace(/\.(upload|pcm)$/, '');
-      if (id === name || !isKnown(id)) {
+      if (id === name || !needed(id)) {
         await rm(path.join(this.dir, name), { force: true });
         removed++;
       }

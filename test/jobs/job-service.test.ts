@@ -11,6 +11,7 @@ import { JobStore } from '../../src/jobs/job-store.js';
 import { Spool } from '../../src/jobs/spool.js';
 import { createLogger } from '../../src/log.js';
 import { StateDatabase } from '../../src/store/database.js';
+import { until } from '../helpers/poll.js';
 
 function setup(t: Test, maxWaiting = 10) {
   const dir = t.testdir();
@@ -186,4 +187,33 @@ t.test('jobs are counted by status in the transactions that change them; an earl
   t.equal(await store.upgrade(), true);
   t.equal(await store.upgrade(), false);
   t.same(counts(), { waiting: 0, processing: 0, completed: 1, failed: 1 }, 'kept');
+});
+
+t.test('orphaned spool files: an upload in flight is spared, a finished job keeps nothing, unknown files go', async (t) => {
+  const { store, spool, service, create } = setup(t);
+  const waiting = await create();
+  const finished = await service.complete(await service.start(await create()), transcript, { queueMs: 0, decodeMs: 1, transcribeMs: 1 });
+  // A crash between the commit and the cleanup left the finished job's files (the PCM may be GBs).
+  writeFileSync(spool.uploadPath(finished.id), 'audio');
+  writeFileSync(spool.pcmPath(finished.id), 'pcm');
+  writeFileSync(spool.uploadPath('not-a-job'), 'x');
+  writeFileSync(`${spool.dir}/stray`, 'x');
+
+  let arrived!: () => void;
+  const arriving = new Promise<void>((resolve) => (arrived = resolve));
+  let inFlight = '';
+  const upload = service.submit(request, async (path) => {
+    inFlight = path;
+    writeFileSync(path, 'first bytes');
+    await arriving;
+    return receiveAudio(path);
+  });
+  await until(() => inFlight !== '', 2000, 'the upload to begin');
+
+  t.equal(await spool.removeOrphans((id) => service.needsAudio(id)), 4);
+  t.same(readdirSync(spool.dir).sort(), [`${waiting.id}.upload`, inFlight.split('/').pop()!].sort(), 'the waiting job and the upload in flight');
+  arrived();
+  const job = await upload;
+  t.ok(existsSync(spool.uploadPath(job.id)), 'the upload became a job with its audio');
+  t.equal(store.get(job.id)?.status, 'waiting');
 });
