@@ -61,7 +61,7 @@ export function routesTable(): string {
     const also = mounts.length ? ['', `Every path above also answers under ${mounts.join(', ')} (as in a service URL copied from the cloud).`] : [];
     return [`**${dialect.title}**`, '', '| method | path | |', '|---|---|---|', ...routeRows(dialect.routes.flatMap((g) => g.routes)), ...also].join('\n');
   });
-  const ops = opsRoutes({ metrics: new Metrics(), notReadyReason: () => undefined });
+  const ops = opsRoutes({ metrics: new Metrics(), metricsNeedKey: false, notReadyReason: () => undefined });
   sections.push(['**Operations**', '', '| method | path | |', '|---|---|---|', ...routeRows(ops.routes)].join('\n'));
   return sections.join('\n\n');
 }

@@ -129,7 +129,10 @@ export class App {
       log: log.child('http'),
       metrics: this.metrics,
       authenticate: (req) => this.authenticate(req),
-      groups: [...dialects.flatMap((d) => d.routes), opsRoutes({ metrics: this.metrics, notReadyReason: () => this.notReadyReason(engine) })],
+      groups: [
+        ...dialects.flatMap((d) => d.routes),
+        opsRoutes({ metrics: this.metrics, metricsNeedKey: config.metricsAuth === 'key', notReadyReason: () => this.notReadyReason(engine) }),
+      ],
     });
     const systemd = new Systemd({
       notify: (state) => loadAddon().notify(state),

@@ -26,6 +26,8 @@ export interface Config {
   callbackCidrs: string[];
   /** At most this many IBM callback URLs, and as many Azure web hooks. */
   maxHooks: number;
+  /** Whether GET /metrics needs the API key. */
+  metricsAuth: 'none' | 'key';
   logLevel: LogLevel;
   /** nice increment of the inference threads, so HTTP stays responsive during inference. */
   inferenceNice: number;
@@ -188,6 +190,13 @@ const settings = [
     doc: 'at most this many IBM callback URLs, and as many Azure web hooks, are stored',
     default: () => 100,
     parse: integer(1, 100_000),
+  },
+  {
+    key: 'metricsAuth',
+    env: 'EARSHOT_METRICS_AUTH',
+    doc: '`none` (Prometheus scrapes without credentials), or `key`: /metrics needs the API key like the APIs',
+    default: () => 'none' as const,
+    parse: oneOf(['none', 'key'] as const),
   },
   { key: 'logLevel', env: 'EARSHOT_LOG_LEVEL', doc: '`debug`, `info`, `warn` or `error`', default: () => 'info' as const, parse: oneOf(logLevels) },
   {

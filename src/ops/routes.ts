@@ -5,9 +5,11 @@ export interface OpsRoutesOptions {
   /** Why the service is not ready, or undefined when it is (model loaded, store open). */
   notReadyReason: () => string | undefined;
   metrics: Metrics;
+  /** Whether /metrics needs credentials (EARSHOT_METRICS_AUTH=key). */
+  metricsNeedKey: boolean;
 }
 
-/** Probes and metrics: no credentials, plain JSON errors. */
+/** Probes and metrics: no credentials (metrics optionally with), plain JSON errors. */
 export function opsRoutes(o: OpsRoutesOptions): RouteGroup {
   return {
     prefix: '/',
@@ -36,8 +38,8 @@ export function opsRoutes(o: OpsRoutesOptions): RouteGroup {
         method: 'get',
         pattern: '/metrics',
         name: 'metrics',
-        doc: 'Prometheus text format (no credentials)',
-        auth: false,
+        doc: 'Prometheus text format (no credentials unless `EARSHOT_METRICS_AUTH=key`); gauges are kept as things change, so a scrape costs no scan',
+        auth: o.metricsNeedKey,
         handler: () => ({
           status: 200,
           headers: { 'Content-Type': 'text/plain; version=0.0.4; charset=utf-8' },

@@ -187,6 +187,7 @@ t.test('the addon, api and delivery suites, one run each', async (t) => {
 
   // api: the four figures.
   t.match(run.stdout, /1\. GET \/v1\/recognitions\/\{id\} during a \d+ s transcription: \d+ requests, p50 [\d.]+ ms, p99 [\d.]+ ms/);
+  t.match(run.stdout, /the same while \/metrics is scraped 10×\/s: \d+ requests with \d+ scrapes of \/metrics, p50 [\d.]+ ms, p99 [\d.]+ ms/);
   t.match(run.stdout, /2\. job overhead .*: median [\d.]+ ms, max [\d.]+ ms, of which the out-of-process decoder: median \d+ ms/);
   t.match(run.stdout, /3\. submissions .*: \d+\/s, p50 [\d.]+ ms, p99 [\d.]+ ms/);
   t.match(run.stdout, /4\. one job end to end .*: earshot API \d+ ms .*whisper-server \d+ ms .*ratio [\d.]+/);
