@@ -1,4 +1,4 @@
-import { resolveApiKey } from './api-key.js';
+import { announceGeneratedKey, resolveApiKey } from './api-key.js';
 import { azureDialect } from './azure/dialect.js';
 import type { Config } from './config.js';
 import { createRetrySchedule } from './delivery/backoff.js';
@@ -145,16 +145,17 @@ export class App {
 
   async start(): Promise<void> {
     const { config, log } = this;
+    // First: a broken key file stops the start before anything else is touched.
+    const apiKey = resolveApiKey(config.apiKey, config.stateDir);
     this.parts = this.build();
     const p = this.parts;
     p.db.open();
     p.spool.open();
     const upgraded = await p.outbox.upgrade();
     if (upgraded) log.info('outbox records upgraded (stored secrets erased)', { count: upgraded });
-    const { key, generated } = resolveApiKey(config.apiKey, config.stateDir);
-    this.authenticate = config.auth === 'key' ? keyAuthenticator(key) : () => {};
-    if (generated) log.info(`generated an API key (shown once): ${key}`);
-    for (const dialect of p.dialects) await dialect.start?.({ apiKey: key });
+    this.authenticate = config.auth === 'key' ? keyAuthenticator(apiKey.key) : () => {};
+    announceGeneratedKey(apiKey, log);
+    for (const dialect of p.dialects) await dialect.start?.({ apiKey: apiKey.key });
     const port = await p.http.listen();
     log.info('listening', { host: config.host, port, auth: config.auth });
     log.info('limits', {

@@ -2,6 +2,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 
+import { apiKeyProblem } from './api-key.js';
 import { defaultRetryDelaysMs } from './delivery/backoff.js';
 import { CidrPolicy } from './delivery/cidr.js';
 import { AppError } from './errors.js';
@@ -70,6 +71,8 @@ interface Setting<K extends keyof Config> {
   shown?: string;
   default: (partial: Partial<Config>) => Config[K];
   parse: (value: Raw) => Config[K];
+  /** A secret: a problem with it is reported without its value (the journal keeps stderr). */
+  secret?: true;
 }
 
 class SettingError extends Error {}
@@ -113,6 +116,13 @@ const durationList = (value: Raw): number[] => {
       if (!m) throw new SettingError(`"${item}" is not a duration such as 500ms, 5s, 5m or 2h`);
       return Number(m[1]) * durationUnits[m[2]!]!;
     });
+};
+
+const apiKey = (value: Raw): string => {
+  const key = text(value);
+  const problem = apiKeyProblem(key);
+  if (problem) throw new SettingError(problem);
+  return key;
 };
 
 const cidrList = (value: Raw): string[] => {
@@ -171,7 +181,15 @@ const settings = [
     default: () => Math.max(1, os.availableParallelism()),
     parse: integer(1, 64),
   },
-  { key: 'apiKey', env: 'EARSHOT_API_KEY', doc: 'API key', shown: 'generated', default: () => undefined, parse: text },
+  {
+    key: 'apiKey',
+    env: 'EARSHOT_API_KEY',
+    doc: 'API key (at least 16 printable ASCII characters); unset: generated into `<state>/api-key`',
+    shown: 'generated',
+    default: () => undefined,
+    parse: apiKey,
+    secret: true,
+  },
   { key: 'auth', env: 'EARSHOT_AUTH', doc: '`key`, or `none` for a trusted bench', default: () => 'key' as const, parse: oneOf(['key', 'none'] as const) },
   {
     key: 'callbackCidrs',
@@ -336,7 +354,7 @@ export function loadConfig(sources: ConfigSources = {}): Config {
       (config as Record<string, unknown>)[setting.key] = raw === undefined ? setting.default(config) : setting.parse(raw);
     } catch (err) {
       if (!(err instanceof SettingError)) throw err;
-      problems.push(`${where} ${err.message} (got ${JSON.stringify(raw)})`);
+      problems.push(`${where} ${err.message} (${setting.secret ? 'value not shown' : `got ${JSON.stringify(raw)}`})`);
     }
   }
   if (problems.length) throw new AppError('ERR_CONFIG', `Invalid configuration:\n- ${problems.join('\n- ')}`);
