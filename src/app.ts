@@ -13,6 +13,7 @@ import { loadAddon } from './engine/native.js';
 import { engineConfig, WhisperEngine } from './engine/whisper-engine.js';
 import { AppError } from './errors.js';
 import { keyAuthenticator } from './http/auth.js';
+import { hostCheck } from './http/host-check.js';
 import { HttpServer, type Request } from './http/server.js';
 import { ibmDialect } from './ibm/dialect.js';
 import { JobService } from './jobs/job-service.js';
@@ -153,7 +154,7 @@ export class App {
     p.spool.open();
     const upgraded = await p.outbox.upgrade();
     if (upgraded) log.info('outbox records upgraded (stored secrets erased)', { count: upgraded });
-    this.authenticate = config.auth === 'key' ? keyAuthenticator(apiKey.key) : () => {};
+    this.authenticate = config.auth === 'key' ? keyAuthenticator(apiKey.key) : hostCheck({ listenHost: config.host, extra: config.allowedHosts });
     announceGeneratedKey(apiKey, log);
     for (const dialect of p.dialects) await dialect.start?.({ apiKey: apiKey.key });
     const port = await p.http.listen();

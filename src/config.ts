@@ -6,6 +6,7 @@ import { apiKeyProblem } from './api-key.js';
 import { defaultRetryDelaysMs } from './delivery/backoff.js';
 import { CidrPolicy } from './delivery/cidr.js';
 import { AppError } from './errors.js';
+import { canonicalHost } from './http/host-check.js';
 import { logLevels, type LogLevel } from './log.js';
 
 /** earshot's settings after defaults, the config file and the environment are merged. */
@@ -23,6 +24,8 @@ export interface Config {
   /** Unset: generated on first start and stored in the state directory. */
   apiKey: string | undefined;
   auth: 'key' | 'none';
+  /** With auth `none`: names or addresses, besides the device's own, that clients may use in Host. */
+  allowedHosts: string[];
   /** Where callbacks and webhooks may be delivered. */
   callbackCidrs: string[];
   logLevel: LogLevel;
@@ -137,6 +140,19 @@ const cidrList = (value: Raw): string[] => {
   return cidrs;
 };
 
+const hostList = (value: Raw): string[] => {
+  const items = Array.isArray(value) ? value : typeof value === 'string' ? value.split(',') : null;
+  if (!items) throw new SettingError('must be a comma-separated list of host names or addresses');
+  return items
+    .map((s) => String(s).trim())
+    .filter(Boolean)
+    .map((item) => {
+      const host = canonicalHost(item);
+      if (host === undefined) throw new SettingError(`"${item}" is not a host name or address (such as pi.example.lan or 192.0.2.7)`);
+      return host;
+    });
+};
+
 /** RFC 1918 and RFC 4193 ranges: the LAN, never loopback or link-local. */
 export const defaultCallbackCidrs = ['10.0.0.0/8', '172.16.0.0/12', '192.168.0.0/16', 'fc00::/7'];
 
@@ -191,6 +207,14 @@ const settings = [
     secret: true,
   },
   { key: 'auth', env: 'EARSHOT_AUTH', doc: '`key`, or `none` for a trusted bench', default: () => 'key' as const, parse: oneOf(['key', 'none'] as const) },
+  {
+    key: 'allowedHosts',
+    env: 'EARSHOT_ALLOWED_HOSTS',
+    doc: "with `EARSHOT_AUTH=none`: more names or addresses clients may reach the service by, besides its hostname, hostname.local, localhost and the interfaces' addresses; any other Host header gets 421 (a defence against DNS rebinding)",
+    shown: 'none',
+    default: () => [],
+    parse: hostList,
+  },
   {
     key: 'callbackCidrs',
     env: 'EARSHOT_CALLBACK_CIDRS',

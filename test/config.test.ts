@@ -58,7 +58,7 @@ t.test('every problem is one line of one ERR_CONFIG error, unknown keys included
   t.same(lines.slice(1).sort(), [
     `- ${file}: flashAttn must be true or false (got "maybe")`,
     `- ${file}: port must be an integer from 0 to 65535 (got "eighty")`,
-    `- ${file}: unknown setting "colour" (known: host, port, stateDir, modelsDir, model, threads, apiKey, auth, callbackCidrs, logLevel, inferenceNice, flashAttn, windowSeconds, maxQueued, maxAudioSeconds, ibmSignature, vadModel, maxUploadBytes, retryDelaysMs, deliveryTimeoutMs, stallSeconds, temperatureFallback, decoderSandbox)`,
+    `- ${file}: unknown setting "colour" (known: host, port, stateDir, modelsDir, model, threads, apiKey, auth, allowedHosts, callbackCidrs, logLevel, inferenceNice, flashAttn, windowSeconds, maxQueued, maxAudioSeconds, ibmSignature, vadModel, maxUploadBytes, retryDelaysMs, deliveryTimeoutMs, stallSeconds, temperatureFallback, decoderSandbox)`,
     '- EARSHOT_AUTH must be one of key, none (got "token")',
     '- EARSHOT_THREADS must be an integer from 1 to 64 (got "0")',
   ]);
@@ -119,4 +119,19 @@ t.test('the API key: at least 16 printable ASCII characters, and a refused key i
     t.match(err.message, problem);
     t.notMatch(err.message, /hunter2|secret key/);
   }
+});
+
+t.test('allowed hosts: names and addresses, canonical; anything else refused', async (t) => {
+  t.same(loadConfig({ env: { EARSHOT_ALLOWED_HOSTS: 'Speech.Example.Lan., 192.0.2.7, 2001:DB8::1,[::2]' }, file: null }).allowedHosts, [
+    'speech.example.lan',
+    '192.0.2.7',
+    '2001:db8::1',
+    '::2',
+  ]);
+  t.same(loadConfig({ env: {}, file: configFile(t, { allowedHosts: ['pi.lan'] }) }).allowedHosts, ['pi.lan']);
+  t.same(loadConfig({ env: {}, file: null }).allowedHosts, []);
+  t.throws(() => loadConfig({ env: { EARSHOT_ALLOWED_HOSTS: 'pi.lan, http://evil/' }, file: null }), {
+    message: /EARSHOT_ALLOWED_HOSTS "http:\/\/evil\/" is not a host name or address/,
+  });
+  t.throws(() => loadConfig({ env: {}, file: configFile(t, { allowedHosts: 7 }) }), { message: /must be a comma-separated list of host names/ });
 });
