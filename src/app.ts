@@ -1,5 +1,6 @@
 import { announceGeneratedKey, resolveApiKey } from './api-key.js';
 import { azureDialect } from './azure/dialect.js';
+import { ServiceClock, type ServiceClockOptions } from './clock.js';
 import type { Config } from './config.js';
 import { createRetrySchedule } from './delivery/backoff.js';
 import { CidrPolicy } from './delivery/cidr.js';
@@ -50,7 +51,15 @@ export class App {
   constructor(
     readonly config: Config,
     private readonly log: Logger,
+    /** The clocks the service's time comes from (tests step the wall clock). */
+    private readonly clocks: Pick<ServiceClockOptions, 'wall' | 'monotonic' | 'synchronized' | 'earliest'> = {},
   ) {}
+
+  /** The service's time (after start). */
+  get clock(): ServiceClock {
+    if (!this.parts) throw new Error('App.start() has not run');
+    return this.parts.clock;
+  }
 
   /** The HTTP server (after start). */
   get http(): HttpServer {
@@ -63,7 +72,19 @@ export class App {
     const db = new StateDatabase(config.stateDir);
     const spool = new Spool(config.stateDir);
     const store = new JobStore(db);
-    const outbox = new Outbox(db);
+    const clock: ServiceClock = new ServiceClock({
+      ...this.clocks,
+      log: log.child('clock'),
+      rebase: async (deltaMs, switchOver) => {
+        await db.durably(() => {
+          store.shiftTimes(deltaMs);
+          outbox.shiftTimes(deltaMs);
+          switchOver();
+        });
+        dispatcher.notify();
+      },
+    });
+    const outbox = new Outbox(db, { now: clock.now });
     const policy = new CidrPolicy(config.callbackCidrs);
     const targets = new TargetAdapters();
     const engine = new WhisperEngine(engineConfig(config), log.child('engine'));
@@ -74,6 +95,7 @@ export class App {
       log: log.child('delivery'),
       schedule: createRetrySchedule({ retryDelaysMs: config.retryDelaysMs }),
       timeoutMs: config.deliveryTimeoutMs,
+      now: clock.now,
     });
     const jobs: JobService = new JobService({
       db,
@@ -83,6 +105,7 @@ export class App {
       onQueued: () => scheduler.wake(),
       maxWaiting: config.maxQueued,
       log: log.child('jobs'),
+      now: clock.now,
     });
     const scheduler = new Scheduler({
       service: jobs,
@@ -135,7 +158,7 @@ export class App {
       log,
     });
     defineGauges(this.metrics, { store, engine, dispatcher });
-    return { db, spool, outbox, engine, dispatcher, jobs, scheduler, dialects, http, systemd };
+    return { db, clock, store, spool, outbox, engine, dispatcher, jobs, scheduler, dialects, http, systemd };
   }
 
   private notReadyReason(engine: WhisperEngine): string | undefined {
@@ -154,6 +177,8 @@ export class App {
     p.spool.open();
     const upgraded = await p.outbox.upgrade();
     if (upgraded) log.info('outbox records upgraded (stored secrets erased)', { count: upgraded });
+    // Before anything reads a time: the wall clock may not be set yet (no RTC).
+    await p.clock.start(Math.max(p.store.newestCreated(), p.outbox.newestRecorded()));
     this.authenticate = config.auth === 'key' ? keyAuthenticator(apiKey.key) : hostCheck({ listenHost: config.host, extra: config.allowedHosts });
     announceGeneratedKey(apiKey, log);
     for (const dialect of p.dialects) await dialect.start?.({ apiKey: apiKey.key });
@@ -169,18 +194,23 @@ export class App {
     await p.engine.load();
     await p.scheduler.start();
     p.dispatcher.start();
-    this.sweepTimer = setInterval(() => void this.sweep(), sweepIntervalMs);
+    this.sweepTimer = setInterval(() => void this.sweepSafely(), sweepIntervalMs);
     this.sweepTimer.unref();
     this.started = true;
     p.systemd.ready(`serving on port ${port} with ${config.model}`);
     log.info('ready', { model: config.model, url: `http://${config.host}:${port}` });
   }
 
-  private async sweep(): Promise<void> {
+  /** Removes expired jobs and old deliveries now (a timer does it every minute). */
+  async sweep(): Promise<void> {
+    const removed = await this.parts!.jobs.sweep();
+    if (removed) this.log.debug('expired jobs removed', { count: removed });
+    await this.parts!.outbox.prune();
+  }
+
+  private async sweepSafely(): Promise<void> {
     try {
-      const removed = await this.parts!.jobs.sweep();
-      if (removed) this.log.debug('expired jobs removed', { count: removed });
-      await this.parts!.outbox.prune();
+      await this.sweep();
     } catch (err) {
       this.log.error('sweeping expired jobs failed', { error: err as Error });
     }
@@ -192,6 +222,7 @@ export class App {
     if (!p) return;
     p.systemd.stopping();
     clearInterval(this.sweepTimer);
+    p.clock.stop();
     p.http.close();
     await p.scheduler.stop();
     await p.dispatcher.stop();
