@@ -39,8 +39,8 @@ export interface ServiceClockOptions {
  * is believable. A Raspberry Pi has no real-time clock: it boots at an old time and steps
  * forward when NTP synchronizes, maybe by years; someone may also set it back.
  *
- * - A wall clock reading before the floor (this release, or the newest time the store
- *   recorded) has not been set: earshot counts on from the floor instead. A
+ * - A wall clock reading more than 5 s before the floor (this release, or the newest
+ *   time the store recorded) has not been set: earshot counts on from the floor instead. A
  *   synchronized clock (timesyncd says so) is believed down to the release date.
  * - `check()` (every 10 s) compares the two. A step of more than 5 s is applied as a
  *   rebase: every stored time moves by the step in the same transaction as the switch,
@@ -87,8 +87,11 @@ export class ServiceClock {
   async start(newestStored: number, intervalMs = 10_000): Promise<void> {
     this.floor = Math.max(this.earliest, newestStored);
     const wall = this.wall();
-    this.offset = Math.max(wall, this.floor) - this.monotonic();
-    if (wall < this.floor) this.distrust(wall);
+    // Within the step threshold of the floor: the wall clock (a restart after a small
+    // correction is no step). Further below: the floor, and check() decides.
+    const close = wall >= this.floor - this.stepThresholdMs;
+    this.offset = (close ? wall : this.floor) - this.monotonic();
+    if (!this.believable(wall)) this.distrust(wall);
     await this.check();
     this.timer = setInterval(() => void this.check(), intervalMs);
     this.timer.unref();
@@ -108,7 +111,7 @@ export class ServiceClock {
     this.checking = true;
     try {
       const wall = this.wall();
-      if (!(wall >= this.floor || (wall >= this.earliest && this.synchronized()))) {
+      if (!this.believable(wall)) {
         if (this.believed) this.distrust(wall);
         return 0;
       }
@@ -123,6 +126,10 @@ export class ServiceClock {
     } finally {
       this.checking = false;
     }
+  }
+
+  private believable(wall: number): boolean {
+    return wall >= this.floor - this.stepThresholdMs || (wall >= this.earliest && this.synchronized());
   }
 
   private async rebase(step: number): Promise<number> {

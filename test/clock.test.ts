@@ -98,6 +98,16 @@ t.test('a synchronized wall clock behind the store is believed: the stored times
   t.equal(await clock.check(), 0, 'but never before the release');
 });
 
+t.test('a wall clock a little behind the store at start (a small correction between runs) is no step', async (t) => {
+  const { time, clock, rebases, lines } = setup();
+  await clock.start(time.wall() + 3_000, 60_000);
+  t.teardown(() => clock.stop());
+  t.equal(clock.now(), time.wall());
+  t.ok(clock.followingWallClock);
+  t.same(rebases, []);
+  t.notOk(lines.some((l) => / warn /.test(l)));
+});
+
 t.test('a rebase that fails moves nothing and is tried again at the next check', async (t) => {
   let fail = true;
   const { time, clock, lines } = setup({

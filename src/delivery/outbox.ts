@@ -365,12 +365,12 @@ export class Outbox {
    * were (see ServiceClock). Returns how many records moved.
    */
   shiftTimes(deltaMs: number): number {
-    const shift = (at: number | undefined) => (at === undefined ? undefined : at + deltaMs);
     let count = 0;
     for (const { value: record } of [...this.records.getRange()]) {
       const moved: DeliveryRecord = { ...record, createdAt: record.createdAt + deltaMs, nextAttemptAt: record.nextAttemptAt + deltaMs };
       for (const field of ['lastAttemptAt', 'deliveredAt', 'deadAt'] as const) {
-        if (record[field] !== undefined) moved[field] = shift(record[field]);
+        const at = record[field];
+        if (at !== undefined) moved[field] = at + deltaMs;
       }
       if (record.state === 'pending') {
         this.index.removeSync(['due', record.nextAttemptAt, record.seq]);
