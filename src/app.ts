@@ -1,5 +1,6 @@
-import { resolveApiKey } from './api-key.js';
+import { announceGeneratedKey, resolveApiKey } from './api-key.js';
 import { azureDialect } from './azure/dialect.js';
+import { ServiceClock, type ServiceClockOptions } from './clock.js';
 import type { Config } from './config.js';
 import { createRetrySchedule } from './delivery/backoff.js';
 import { CidrPolicy } from './delivery/cidr.js';
@@ -14,6 +15,7 @@ import { loadAddon } from './engine/native.js';
 import { engineConfig, WhisperEngine } from './engine/whisper-engine.js';
 import { AppError } from './errors.js';
 import { keyAuthenticator } from './http/auth.js';
+import { hostCheck } from './http/host-check.js';
 import { HttpServer, type Request } from './http/server.js';
 import { ibmDialect } from './ibm/dialect.js';
 import { JobService } from './jobs/job-service.js';
@@ -50,7 +52,15 @@ export class App {
   constructor(
     readonly config: Config,
     private readonly log: Logger,
+    /** The clocks the service's time comes from (tests step the wall clock). */
+    private readonly clocks: Pick<ServiceClockOptions, 'wall' | 'monotonic' | 'synchronized' | 'earliest'> = {},
   ) {}
+
+  /** The service's time (after start). */
+  get clock(): ServiceClock {
+    if (!this.parts) throw new Error('App.start() has not run');
+    return this.parts.clock;
+  }
 
   /** The HTTP server (after start). */
   get http(): HttpServer {
@@ -63,7 +73,19 @@ export class App {
     const db = new StateDatabase(config.stateDir);
     const spool = new Spool(config.stateDir);
     const store = new JobStore(db);
-    const outbox = new Outbox(db);
+    const clock: ServiceClock = new ServiceClock({
+      ...this.clocks,
+      log: log.child('clock'),
+      rebase: async (deltaMs, switchOver) => {
+        await db.durably(() => {
+          store.shiftTimes(deltaMs);
+          outbox.shiftTimes(deltaMs);
+          switchOver();
+        });
+        dispatcher.notify();
+      },
+    });
+    const outbox = new Outbox(db, { now: clock.now });
     // Known once listening (port 0 binds a free one); the configured port until then.
     const ownPorts = (): number[] => [http.port || config.port].filter((port) => port > 0);
     const policy = new CidrPolicy(config.callbackCidrs, new OwnEndpoints(ownPorts));
@@ -76,6 +98,7 @@ export class App {
       log: log.child('delivery'),
       schedule: createRetrySchedule({ retryDelaysMs: config.retryDelaysMs }),
       timeoutMs: config.deliveryTimeoutMs,
+      now: clock.now,
     });
     const jobs: JobService = new JobService({
       db,
@@ -85,6 +108,7 @@ export class App {
       onQueued: () => scheduler.wake(),
       maxWaiting: config.maxQueued,
       log: log.child('jobs'),
+      now: clock.now,
     });
     const scheduler = new Scheduler({
       service: jobs,
@@ -140,7 +164,7 @@ export class App {
       log,
     });
     defineGauges(this.metrics, { store, engine, dispatcher });
-    return { db, spool, store, outbox, engine, dispatcher, jobs, scheduler, dialects, http, systemd };
+    return { db, clock, store, spool, outbox, engine, dispatcher, jobs, scheduler, dialects, http, systemd };
   }
 
   private notReadyReason(engine: WhisperEngine): string | undefined {
@@ -151,6 +175,8 @@ export class App {
 
   async start(): Promise<void> {
     const { config, log } = this;
+    // First: a broken key file stops the start before anything else is touched.
+    const apiKey = resolveApiKey(config.apiKey, config.stateDir);
     this.parts = this.build();
     const p = this.parts;
     p.db.open();
@@ -158,10 +184,11 @@ export class App {
     const upgraded = await p.outbox.upgrade();
     if (upgraded) log.info('outbox records upgraded (stored secrets erased)', { count: upgraded });
     if (await p.store.upgrade()) log.info('jobs counted by status (kept from now on)');
-    const { key, generated } = resolveApiKey(config.apiKey, config.stateDir);
-    this.authenticate = config.auth === 'key' ? keyAuthenticator(key) : () => {};
-    if (generated) log.info(`generated an API key (shown once): ${key}`);
-    for (const dialect of p.dialects) await dialect.start?.({ apiKey: key });
+    // Before anything reads a time: the wall clock may not be set yet (no RTC).
+    await p.clock.start(Math.max(p.store.newestCreated(), p.outbox.newestRecorded()));
+    this.authenticate = config.auth === 'key' ? keyAuthenticator(apiKey.key) : hostCheck({ listenHost: config.host, extra: config.allowedHosts });
+    announceGeneratedKey(apiKey, log);
+    for (const dialect of p.dialects) await dialect.start?.({ apiKey: apiKey.key });
     const port = await p.http.listen();
     log.info('listening', { host: config.host, port, auth: config.auth });
     log.info('limits', {
@@ -174,18 +201,23 @@ export class App {
     await p.engine.load();
     await p.scheduler.start();
     p.dispatcher.start();
-    this.sweepTimer = setInterval(() => void this.sweep(), sweepIntervalMs);
+    this.sweepTimer = setInterval(() => void this.sweepSafely(), sweepIntervalMs);
     this.sweepTimer.unref();
     this.started = true;
     p.systemd.ready(`serving on port ${port} with ${config.model}`);
     log.info('ready', { model: config.model, url: `http://${config.host}:${port}` });
   }
 
-  private async sweep(): Promise<void> {
+  /** Removes expired jobs and old deliveries now (a timer does it every minute). */
+  async sweep(): Promise<void> {
+    const removed = await this.parts!.jobs.sweep();
+    if (removed) this.log.debug('expired jobs removed', { count: removed });
+    await this.parts!.outbox.prune();
+  }
+
+  private async sweepSafely(): Promise<void> {
     try {
-      const removed = await this.parts!.jobs.sweep();
-      if (removed) this.log.debug('expired jobs removed', { count: removed });
-      await this.parts!.outbox.prune();
+      await this.sweep();
     } catch (err) {
       this.log.error('sweeping expired jobs failed', { error: err as Error });
     }
@@ -197,6 +229,7 @@ export class App {
     if (!p) return;
     p.systemd.stopping();
     clearInterval(this.sweepTimer);
+    p.clock.stop();
     p.http.close();
     await p.scheduler.stop();
     await p.dispatcher.stop();

@@ -2,9 +2,11 @@ import { existsSync, readFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 
+import { apiKeyProblem } from './api-key.js';
 import { defaultRetryDelaysMs } from './delivery/backoff.js';
 import { CidrPolicy } from './delivery/cidr.js';
 import { AppError } from './errors.js';
+import { canonicalHost } from './http/host-check.js';
 import { logLevels, type LogLevel } from './log.js';
 
 /** earshot's settings after defaults, the config file and the environment are merged. */
@@ -22,6 +24,8 @@ export interface Config {
   /** Unset: generated on first start and stored in the state directory. */
   apiKey: string | undefined;
   auth: 'key' | 'none';
+  /** With auth `none`: names or addresses, besides the device's own, that clients may use in Host. */
+  allowedHosts: string[];
   /** Where callbacks and webhooks may be delivered. */
   callbackCidrs: string[];
   /** At most this many IBM callback URLs, and as many Azure web hooks. */
@@ -74,6 +78,8 @@ interface Setting<K extends keyof Config> {
   shown?: string;
   default: (partial: Partial<Config>) => Config[K];
   parse: (value: Raw) => Config[K];
+  /** A secret: a problem with it is reported without its value (the journal keeps stderr). */
+  secret?: true;
 }
 
 class SettingError extends Error {}
@@ -119,6 +125,13 @@ const durationList = (value: Raw): number[] => {
     });
 };
 
+const apiKey = (value: Raw): string => {
+  const key = text(value);
+  const problem = apiKeyProblem(key);
+  if (problem) throw new SettingError(problem);
+  return key;
+};
+
 const cidrList = (value: Raw): string[] => {
   const items = Array.isArray(value) ? value : typeof value === 'string' ? value.split(',') : null;
   if (!items) throw new SettingError('must be a comma-separated list of CIDR ranges');
@@ -129,6 +142,19 @@ const cidrList = (value: Raw): string[] => {
     throw new SettingError((err as Error).message);
   }
   return cidrs;
+};
+
+const hostList = (value: Raw): string[] => {
+  const items = Array.isArray(value) ? value : typeof value === 'string' ? value.split(',') : null;
+  if (!items) throw new SettingError('must be a comma-separated list of host names or addresses');
+  return items
+    .map((s) => String(s).trim())
+    .filter(Boolean)
+    .map((item) => {
+      const host = canonicalHost(item);
+      if (host === undefined) throw new SettingError(`"${item}" is not a host name or address (such as pi.example.lan or 192.0.2.7)`);
+      return host;
+    });
 };
 
 /** RFC 1918 and RFC 4193 ranges: the LAN, never loopback or link-local. */
@@ -175,8 +201,24 @@ const settings = [
     default: () => Math.max(1, os.availableParallelism()),
     parse: integer(1, 64),
   },
-  { key: 'apiKey', env: 'EARSHOT_API_KEY', doc: 'API key', shown: 'generated', default: () => undefined, parse: text },
+  {
+    key: 'apiKey',
+    env: 'EARSHOT_API_KEY',
+    doc: 'API key (at least 16 printable ASCII characters); unset: generated into `<state>/api-key`',
+    shown: 'generated',
+    default: () => undefined,
+    parse: apiKey,
+    secret: true,
+  },
   { key: 'auth', env: 'EARSHOT_AUTH', doc: '`key`, or `none` for a trusted bench', default: () => 'key' as const, parse: oneOf(['key', 'none'] as const) },
+  {
+    key: 'allowedHosts',
+    env: 'EARSHOT_ALLOWED_HOSTS',
+    doc: "with `EARSHOT_AUTH=none`: more names or addresses clients may reach the service by, besides its hostname, hostname.local, localhost and the interfaces' addresses; any other Host header gets 421 (a defence against DNS rebinding)",
+    shown: 'none',
+    default: () => [],
+    parse: hostList,
+  },
   {
     key: 'callbackCidrs',
     env: 'EARSHOT_CALLBACK_CIDRS',
@@ -354,7 +396,7 @@ export function loadConfig(sources: ConfigSources = {}): Config {
       (config as Record<string, unknown>)[setting.key] = raw === undefined ? setting.default(config) : setting.parse(raw);
     } catch (err) {
       if (!(err instanceof SettingError)) throw err;
-      problems.push(`${where} ${err.message} (got ${JSON.stringify(raw)})`);
+      problems.push(`${where} ${err.message} (${setting.secret ? 'value not shown' : `got ${JSON.stringify(raw)}`})`);
     }
   }
   if (problems.length) throw new AppError('ERR_CONFIG', `Invalid configuration:\n- ${problems.join('\n- ')}`);

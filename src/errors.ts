@@ -18,6 +18,13 @@ export const errorRegistry = {
   ERR_CONFIG: { status: 500, title: 'invalid configuration', startup: true, doc: 'the configuration is invalid: one line per problem' },
 
   ERR_UNAUTHORIZED: { status: 401, title: 'unauthorized', doc: 'no or wrong API key (or an expired content URL)' },
+  // RFC 9110 15.5.20: the server will not produce an authoritative response for the target
+  // URI. A 403 would read as "your credentials lack a permission"; there are none here.
+  ERR_MISDIRECTED: {
+    status: 421,
+    title: 'misdirected request',
+    doc: "with `EARSHOT_AUTH=none`, a Host header naming none of the device's names or addresses (DNS-rebinding defence; `EARSHOT_ALLOWED_HOSTS` adds names)",
+  },
   ERR_NOT_FOUND: { status: 404, title: 'not found', doc: 'no such resource' },
   ERR_METHOD_NOT_ALLOWED: { status: 405, title: 'method not allowed' },
   ERR_NOT_ACCEPTABLE: { status: 406, title: 'not acceptable', doc: 'the client does not accept JSON' },

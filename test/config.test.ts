@@ -100,3 +100,40 @@ t.test('booleans, choices and models by name', async (t) => {
   t.equal(config.vadModelPath, '/srv/models/ggml-silero-v5.1.2.bin');
   t.equal(loadConfig({ env: {}, file: configFile(t, { flashAttn: false }) }).flashAttn, false, 'JSON booleans');
 });
+
+t.test('the API key: at least 16 printable ASCII characters, and a refused key is never echoed', async (t) => {
+  t.equal(loadConfig({ env: { EARSHOT_API_KEY: ' key-0123456789abcdef ' }, file: null }).apiKey, 'key-0123456789abcdef');
+  t.equal(loadConfig({ env: { EARSHOT_API_KEY: '' }, file: null }).apiKey, undefined, 'empty: generated');
+  for (const [env, file, problem] of [
+    ['hunter2', undefined, 'EARSHOT_API_KEY is 7 characters long, shorter than the 16 required (value not shown)'],
+    ['secret key with spaces', undefined, 'EARSHOT_API_KEY contains spaces or characters outside printable ASCII (value not shown)'],
+    [undefined, { apiKey: '' }, 'apiKey must be a non-empty string (value not shown)'],
+    [undefined, { apiKey: 'hunter2' }, 'apiKey is 7 characters long, shorter than the 16 required (value not shown)'],
+  ] as const) {
+    const err = (() => {
+      try {
+        loadConfig({ env: env ? { EARSHOT_API_KEY: env } : {}, file: file ? configFile(t, file) : null });
+      } catch (e) {
+        return e as Error;
+      }
+      throw new Error('accepted');
+    })();
+    t.match(err.message, problem);
+    t.notMatch(err.message, /hunter2|secret key/);
+  }
+});
+
+t.test('allowed hosts: names and addresses, canonical; anything else refused', async (t) => {
+  t.same(loadConfig({ env: { EARSHOT_ALLOWED_HOSTS: 'Speech.Example.Lan., 192.0.2.7, 2001:DB8::1,[::2]' }, file: null }).allowedHosts, [
+    'speech.example.lan',
+    '192.0.2.7',
+    '2001:db8::1',
+    '::2',
+  ]);
+  t.same(loadConfig({ env: {}, file: configFile(t, { allowedHosts: ['pi.lan'] }) }).allowedHosts, ['pi.lan']);
+  t.same(loadConfig({ env: {}, file: null }).allowedHosts, []);
+  t.throws(() => loadConfig({ env: { EARSHOT_ALLOWED_HOSTS: 'pi.lan, http://evil/' }, file: null }), {
+    message: /EARSHOT_ALLOWED_HOSTS "http:\/\/evil\/" is not a host name or address/,
+  });
+  t.throws(() => loadConfig({ env: {}, file: configFile(t, { allowedHosts: 7 }) }), { message: /must be a comma-separated list of host names/ });
+});

@@ -1,13 +1,14 @@
 // `npm start`'s entry point when it cannot start: one message that says what is wrong
 // and what to do, exit code 1, never a stack trace.
 import { spawn } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
+import { readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 
 import t from 'tap';
 
 import { projectRoot } from '../src/paths.js';
 import { testServiceEnv } from './helpers/app.js';
+import { spawnService } from './helpers/service-process.js';
 
 async function runMain(env: Record<string, string>): Promise<{ code: number | null; output: string }> {
   const proc = spawn(process.execPath, [path.join(projectRoot, 'dist/src/main.js')], {
@@ -57,4 +58,53 @@ t.test('a missing model and an invalid setting: what to do, no stack trace', asy
     /earshot: Invalid configuration:\n- EARSHOT_PORT must be an integer from 0 to 65535 \(got "eighty"\)\n- EARSHOT_AUTH must be one of key, none \(got "maybe"\)/,
   );
   t.ok(noStack(invalid.output), invalid.output);
+});
+
+t.test('an empty, short or garbled API key file: refused at start with what to do, no stack trace', async (t) => {
+  for (const [content, problem] of [
+    ['', /is empty/],
+    ['\n', /is empty/],
+    ['short-key\n', /is 9 characters long, shorter than the 16 required/],
+    ['a key with spaces in it\n', /contains spaces or characters outside printable ASCII/],
+  ] as const) {
+    const dir = t.testdir();
+    const file = path.join(dir, 'api-key');
+    writeFileSync(file, content, { mode: 0o600 });
+    // An empty variable counts as unset: the key comes from the file.
+    const { code, output } = await runMain({ ...testServiceEnv(dir), EARSHOT_API_KEY: '' });
+    t.equal(code, 1, JSON.stringify(content));
+    t.match(output, new RegExp(`^earshot: The API key in ${file.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')} `, 'm'));
+    t.match(output, problem);
+    t.match(output, /delete the file to have a new key generated at the next start/);
+    t.ok(noStack(output), output);
+  }
+  const short = await runMain({ ...testServiceEnv(t.testdir()), EARSHOT_API_KEY: 'hunter2' });
+  t.equal(short.code, 1);
+  t.match(short.output, /EARSHOT_API_KEY is 7 characters long, shorter than the 16 required \(value not shown\)/);
+  t.notMatch(short.output, /hunter2/, 'a refused key is not echoed');
+});
+
+t.test('a generated API key: written 0600, the log says where, the key itself is not printed', async (t) => {
+  const dir = t.testdir();
+  const service = await spawnService(dir, { EARSHOT_API_KEY: '' });
+  t.teardown(() => {
+    service.proc.kill('SIGKILL');
+  });
+  const file = path.join(dir, 'api-key');
+  const key = readFileSync(file, 'utf8').trim();
+  t.match(key, /^[A-Za-z0-9_-]{32}$/);
+  t.equal(statSync(file).mode & 0o777, 0o600);
+  t.same(
+    readdirSync(dir).filter((f) => f.includes('api-key')),
+    ['api-key'],
+    'no temporary file left',
+  );
+  const output = service.output.join('\n');
+  t.match(output, new RegExp(`generated an API key.* file=${file.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')}`));
+  t.notOk(output.includes(key), 'the key is not in the output (the journal)');
+  const res = await fetch(`${service.base}/v1/recognitions`, { headers: { Authorization: `Bearer ${key}` } });
+  t.equal(res.status, 200, 'the key in the file is the key');
+  t.equal((await fetch(`${service.base}/v1/recognitions`, { headers: { Authorization: 'Bearer' } })).status, 401);
+  service.proc.kill('SIGTERM');
+  t.equal(await service.exited, 0);
 });

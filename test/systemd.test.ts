@@ -24,6 +24,17 @@ t.test('systemd-analyze verify is clean and the exposure level is at most 2.0', 
   t.ok(level <= 2.0, `exposure ${level} <= 2.0`);
 });
 
+t.test('the unit starts once the clock is set, after time-sync.target too, and pulls neither in', async (t) => {
+  const text = readFileSync(unit, 'utf8');
+  const after = [...text.matchAll(/^After=(.*)$/gm)].flatMap((m) => m[1]!.trim().split(/\s+/));
+  const wants = [...text.matchAll(/^(?:Wants|Requires)=(.*)$/gm)].flatMap((m) => m[1]!.trim().split(/\s+/));
+  t.ok(after.includes('time-set.target') && after.includes('time-sync.target'), after.join(' '));
+  t.notOk(
+    wants.some((u) => u.startsWith('time-')),
+    'passive targets: ordered after, never pulled in (systemd.special(7))',
+  );
+});
+
 /** The system calls the unit's SystemCallFilter= lines leave allowed (an allow list first, then deny lists). */
 function allowedSystemCalls(unitText: string): Set<string> {
   const seen = new Set<string>();

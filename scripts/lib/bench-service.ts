@@ -2,7 +2,7 @@
 // and the API calls they time.
 import { startServiceProcess, type ServiceProcess } from './service-process.js';
 
-export const benchApiKey = 'bench-key';
+export const benchApiKey = 'bench-key-0123456789';
 export const benchAuth = { Authorization: `Bearer ${benchApiKey}` };
 
 /**

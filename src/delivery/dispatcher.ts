@@ -64,8 +64,9 @@ export interface DispatcherStats {
   lastAttemptDurationMs: number | undefined;
 }
 
-// A timer far in the future is re-armed at least this often: the Pi has no RTC, and when
-// NTP steps the wall clock, due times (wall clock) and timers (monotonic) drift apart.
+// A timer far in the future is re-armed at least this often: a safety net should `now`
+// and the timers ever disagree (the composition root passes the service clock, which
+// does not step; see src/clock.ts).
 const maxTimerMs = 5 * 60 * 1000;
 
 // After an outcome could not be stored (disk full, store closing), the delivery is still

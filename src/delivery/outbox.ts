@@ -359,6 +359,49 @@ export class Outbox {
     });
   }
 
+  /**
+   * Moves every delivery's times by `deltaMs` (inside the caller's durably()): the wall
+   * clock stepped, and due times and the ages that decide pruning must stay what they
+   * were (see ServiceClock). Returns how many records moved.
+   */
+  shiftTimes(deltaMs: number): number {
+    let count = 0;
+    for (const { value: record } of [...this.records.getRange()]) {
+      const moved: DeliveryRecord = { ...record, createdAt: record.createdAt + deltaMs, nextAttemptAt: record.nextAttemptAt + deltaMs };
+      for (const field of ['lastAttemptAt', 'deliveredAt', 'deadAt'] as const) {
+        const at = record[field];
+        if (at !== undefined) moved[field] = at + deltaMs;
+      }
+      if (record.state === 'pending') {
+        this.index.removeSync(['due', record.nextAttemptAt, record.seq]);
+        this.index.putSync(['due', moved.nextAttemptAt, moved.seq], moved.id);
+      } else {
+        this.index.removeSync(['done', record.state, doneAt(record), record.seq]);
+        this.index.putSync(['done', moved.state, doneAt(moved), moved.seq], moved.id);
+      }
+      this.records.putSync(moved.id, moved);
+      count++;
+    }
+    return count;
+  }
+
+  /**
+   * The newest time the outbox recorded: the last delivery queued, delivered or
+   * dead-lettered (0 when there is none). A floor for the clock.
+   */
+  newestRecorded(): number {
+    let newest = 0;
+    for (const state of ['delivered', 'dead'] as const) {
+      for (const key of this.index.getKeys({ start: ['done', state, maxKey], end: ['done', state], reverse: true, limit: 1 })) {
+        newest = Math.max(newest, key[2] as number);
+      }
+    }
+    for (const { value } of this.index.getRange({ start: ['pending', maxKey], end: ['pending'], reverse: true, limit: 1 })) {
+      newest = Math.max(newest, this.records.get(value as string)?.createdAt ?? 0);
+    }
+    return newest;
+  }
+
   /** How many deliveries are in each state. */
   counts(): OutboxCounts {
     return {
@@ -390,7 +433,7 @@ export class Outbox {
   private revive(id: string): DeliveryRecord | undefined {
     const record = this.records.get(id);
     if (record?.state !== 'dead') return undefined;
-    this.index.removeSync(['done', 'dead', record.deadAt ?? 0, record.seq]);
+    this.index.removeSync(['done', 'dead', doneAt(record), record.seq]);
     const revived: DeliveryRecord = { ...record, state: 'pending', attempts: 0, seq: this.nextSeq(), nextAttemptAt: this.now() };
     delete revived.deadAt;
     this.addPending(revived);
@@ -403,6 +446,11 @@ export function deliveryListState(value: string | null): 'dead' | 'pending' | un
   if (value === null || value === '' || value === 'dead') return 'dead';
   if (value === 'pending') return 'pending';
   return undefined;
+}
+
+/** When a finished delivery finished, as its ['done', ...] index key has it. */
+function doneAt(record: DeliveryRecord): number {
+  return (record.state === 'delivered' ? record.deliveredAt : record.deadAt) ?? 0;
 }
 
 function matches(record: DeliveryRecord, filter: TargetFilter): boolean {

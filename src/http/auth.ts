@@ -1,5 +1,6 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 
+import { apiKeyProblem } from '../api-key.js';
 import { AppError } from '../errors.js';
 import type { Request } from './server.js';
 
@@ -26,12 +27,16 @@ export function presentedKey(headers: Readonly<Record<string, string>>): string 
 /**
  * Checks `Authorization: Bearer KEY`, HTTP Basic `apikey:KEY` and
  * `Ocp-Apim-Subscription-Key: KEY` in constant time (hashes of equal length compared).
+ * An empty presented key is refused before any comparison, and a key that could be
+ * empty or guessed is refused here too: a bare `Authorization: Bearer` must never pass.
  */
 export function keyAuthenticator(apiKey: string): (req: Request) => void {
+  const problem = apiKeyProblem(apiKey);
+  if (problem) throw new AppError('ERR_CONFIG', `The API key ${problem}`);
   const expected = digest(apiKey);
   return (req) => {
     const key = presentedKey(req.headers);
-    if (key === undefined || !timingSafeEqual(digest(key), expected)) {
+    if (!key || !timingSafeEqual(digest(key), expected)) {
       throw new AppError(
         'ERR_UNAUTHORIZED',
         'Unauthorized: send the API key as Authorization: Bearer KEY, HTTP Basic apikey:KEY or Ocp-Apim-Subscription-Key: KEY',

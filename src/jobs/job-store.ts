@@ -70,7 +70,11 @@ export class JobStore {
     return this.jobs.get(id);
   }
 
-  /** Writes the job and keeps the indexes in step with its status (inside durably()). */
+  /**
+   * Writes the job and keeps the indexes in step with its status (inside durably()). A
+   * job's creation time is the stored one: a copy held across a clock rebase (the running
+   * job) has the time before the move.
+   */
   put(job: Job): void {
     const previous = this.jobs.get(job.id);
     if (previous) {
@@ -78,7 +82,12 @@ export class JobStore {
       this.count(previous.status, -1);
     }
     this.count(job.status, +1);
-    this.jobs.putSync(job.id, job);
+    const record = previous ? { ...job, created: previous.created } : job;
+    this.jobs.putSync(record.id, record);
+    this.index(record);
+  }
+
+  private index(job: Job): void {
     this.byCreated.putSync([job.created, job.id], null);
     if (job.status === 'waiting') this.waiting.putSync([job.created, job.id], null);
     if (job.expiresAt !== undefined) this.byExpiry.putSync([job.expiresAt, job.id], null);
@@ -145,6 +154,29 @@ export class JobStore {
     const counts = { waiting: 0, processing: 0, completed: 0, failed: 0 };
     for (const { value } of this.jobs.getRange()) counts[value.status]++;
     return counts;
+  }
+
+  /**
+   * Moves every job's times by `deltaMs` (inside durably()): the wall clock stepped, and
+   * expiry, queue order and ages must stay what they were (see ServiceClock).
+   */
+  shiftTimes(deltaMs: number): number {
+    let count = 0;
+    for (const { value: job } of [...this.jobs.getRange()]) {
+      this.unindex(job);
+      const moved: Job = { ...job, created: job.created + deltaMs, updated: job.updated + deltaMs };
+      if (job.expiresAt !== undefined) moved.expiresAt = job.expiresAt + deltaMs;
+      this.jobs.putSync(job.id, moved);
+      this.index(moved);
+      count++;
+    }
+    return count;
+  }
+
+  /** The newest creation time of a job (0 when there is none): a floor for the clock. */
+  newestCreated(): number {
+    for (const key of this.byCreated.getKeys({ reverse: true, limit: 1 })) return key[0];
+    return 0;
   }
 
   /** Finished jobs whose results expired at or before `now`. */

@@ -39,9 +39,10 @@ export async function startApp(
   t: { testdir(): string; teardown(fn: () => unknown): void },
   env: Record<string, string> = {},
   stateDir = t.testdir(),
+  clocks: ConstructorParameters<typeof App>[2] = {},
 ): Promise<RunningApp> {
   const config = loadConfig({ file: null, env: { ...testServiceEnv(stateDir), EARSHOT_LOG_LEVEL: 'warn', ...env } });
-  const app = new App(config, createLogger({ level: config.logLevel }));
+  const app = new App(config, createLogger({ level: config.logLevel }), clocks);
   await app.start();
   let stopped = false;
   t.teardown(async () => {
