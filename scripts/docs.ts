@@ -15,6 +15,7 @@ import type { DialectContext } from '../src/dialect.js';
 import { errorRegistry } from '../src/errors.js';
 import type { Route } from '../src/http/server.js';
 import { JobService } from '../src/jobs/job-service.js';
+import { DiskSpace } from '../src/jobs/disk-space.js';
 import { JobStore } from '../src/jobs/job-store.js';
 import { Spool } from '../src/jobs/spool.js';
 import { createLogger } from '../src/log.js';
@@ -40,7 +41,7 @@ export function routesTable(): string {
   const log = createLogger({ level: 'error' });
   const spool = new Spool('/nonexistent');
   const store = new JobStore(db);
-  const jobs = new JobService({ db, store, spool, onNotified: () => {}, onQueued: () => {}, maxWaiting: 1, log });
+  const jobs = new JobService({ db, store, spool, disk: new DiskSpace('/nonexistent', 0), onNotified: () => {}, onQueued: () => {}, maxWaiting: 1, log });
   const unused = () => {
     throw new Error('not used to list routes');
   };

@@ -18,6 +18,7 @@ import { keyAuthenticator } from './http/auth.js';
 import { hostCheck } from './http/host-check.js';
 import { HttpServer, type Request } from './http/server.js';
 import { ibmDialect } from './ibm/dialect.js';
+import { DiskSpace } from './jobs/disk-space.js';
 import { JobService } from './jobs/job-service.js';
 import { JobStore } from './jobs/job-store.js';
 import { Scheduler } from './jobs/scheduler.js';
@@ -100,10 +101,12 @@ export class App {
       timeoutMs: config.deliveryTimeoutMs,
       now: clock.now,
     });
+    const disk = new DiskSpace(config.stateDir, config.minFreeBytes);
     const jobs: JobService = new JobService({
       db,
       store,
       spool,
+      disk,
       onNotified: () => dispatcher.notify(),
       onQueued: () => scheduler.wake(),
       maxWaiting: config.maxQueued,
@@ -114,6 +117,7 @@ export class App {
       service: jobs,
       store,
       spool,
+      disk,
       engine,
       log: log.child('jobs'),
       decode: (job, inputPath, outputPath, signal) =>
@@ -155,7 +159,7 @@ export class App {
       authenticate: (req) => this.authenticate(req),
       groups: [
         ...dialects.flatMap((d) => d.routes),
-        opsRoutes({ metrics: this.metrics, metricsNeedKey: config.metricsAuth === 'key', notReadyReason: () => this.notReadyReason(engine) }),
+        opsRoutes({ metrics: this.metrics, metricsNeedKey: config.metricsAuth === 'key', notReadyReason: () => this.notReadyReason(engine, scheduler) }),
       ],
     });
     const systemd = new Systemd({
@@ -163,14 +167,14 @@ export class App {
       healthy: () => scheduler.stalledMs() < config.stallSeconds * 1000,
       log,
     });
-    defineGauges(this.metrics, { store, engine, dispatcher });
+    defineGauges(this.metrics, { store, engine, dispatcher, disk, scheduler });
     return { db, clock, store, spool, outbox, engine, dispatcher, jobs, scheduler, dialects, http, systemd };
   }
 
-  private notReadyReason(engine: WhisperEngine): string | undefined {
+  private notReadyReason(engine: WhisperEngine, scheduler: Scheduler): string | undefined {
     if (!this.started) return 'starting';
     if (!engine.ready) return 'model not loaded';
-    return undefined;
+    return scheduler.pausedReason;
   }
 
   async start(): Promise<void> {

@@ -57,6 +57,8 @@ export interface Config {
   vadModelPath: string | undefined;
   /** Largest upload accepted (IBM: 1 GB); lower it on a small SD card. */
   maxUploadBytes: number;
+  /** Uploads are refused (507) while they would leave less than this free on the state directory; jobs wait below it. */
+  minFreeBytes: number;
   /** Waits between delivery attempts after each failure; after the last, a dead letter. */
   retryDelaysMs: number[];
   /** Per delivery attempt: connect, response, body. */
@@ -292,6 +294,14 @@ const settings = [
     shown: '1 GiB',
     default: () => 1024 ** 3,
     parse: integer(100, 1024 ** 3),
+  },
+  {
+    key: 'minFreeBytes',
+    env: 'EARSHOT_MIN_FREE_BYTES',
+    doc: "kept free on the state directory's file system: uploads that would use it get 507, and jobs wait (never fail) below it",
+    shown: '256 MiB',
+    default: () => 256 * 1024 ** 2,
+    parse: integer(0, Number.MAX_SAFE_INTEGER),
   },
   {
     key: 'retryDelaysMs',

@@ -31,6 +31,11 @@ export const errorRegistry = {
   ERR_PAYLOAD_TOO_LARGE: { status: 413, title: 'request body too large', doc: 'upload over the limit (Content-Length or running count)' },
   ERR_UNSUPPORTED_MEDIA_TYPE: { status: 415, title: 'unsupported request content type' },
   ERR_QUEUE_FULL: { status: 503, title: 'the queue is full', doc: 'too many jobs waiting: try again later (Retry-After)' },
+  ERR_INSUFFICIENT_STORAGE: {
+    status: 507,
+    title: 'not enough free space',
+    doc: 'the upload would leave less than `EARSHOT_MIN_FREE_BYTES` free on the state directory, or the disk filled while it arrived: try again later (Retry-After)',
+  },
   ERR_NOT_READY: { status: 503, title: 'the service is not ready', doc: 'starting or loading the model: try again shortly (Retry-After)' },
   ERR_SHUTTING_DOWN: { status: 503, title: 'the service is shutting down' },
   ERR_STORE: { status: 500, title: 'storage failed', doc: 'the state could not be stored (logged)' },

@@ -272,14 +272,16 @@ export class HttpServer {
     };
     run().then(respond, async (err: unknown) => {
       const error = toAppError(err);
-      if (error.status >= 500 && error.code !== 'ERR_SHUTTING_DOWN' && error.code !== 'ERR_QUEUE_FULL') {
+      if (error.status >= 500 && error.code !== 'ERR_SHUTTING_DOWN' && error.code !== 'ERR_QUEUE_FULL' && error.code !== 'ERR_INSUFFICIENT_STORAGE') {
         this.options.log.error('request failed', { route: route.name, code: error.code, error: error.cause ?? error });
       } else {
         this.options.log.debug('request refused', { route: route.name, status: error.status, code: error.code });
       }
       const reply = group.renderError(error, req);
-      // Every 503 says when to come back: a full queue drains slower than a restart ends.
-      if (reply.status === 503) reply.headers = { 'Retry-After': error.code === 'ERR_QUEUE_FULL' ? '30' : '5', ...reply.headers };
+      // Every 503 and 507 says when to come back: a full queue or disk drains slower than a restart ends.
+      if (reply.status === 503 || reply.status === 507) {
+        reply.headers = { 'Retry-After': error.code === 'ERR_QUEUE_FULL' || reply.status === 507 ? '30' : '5', ...reply.headers };
+      }
       await respond(reply);
     });
   }

@@ -85,6 +85,7 @@ export function ibmRoutes(o: IbmRoutesOptions): RouteGroup {
               warnings: request.warnings,
             },
             (path) => receiveAudio(req, path, o, detect ? contentType! : undefined),
+            req.body.declaredLength,
           );
           const url = `${baseUrl(req)}/v1/recognitions/${job.id}`;
           return json(

@@ -5,6 +5,7 @@ import type { Logger } from '../log.js';
 import type { StateDatabase } from '../store/database.js';
 import { isFinished, type Job, type JobError, type JobTimings } from './job.js';
 import { storedTranscript, type JobStore, type StoredTranscript } from './job-store.js';
+import type { DiskSpace } from './disk-space.js';
 import type { Spool } from './spool.js';
 import type { Transcript } from '../engine/engine.js';
 import type { AudioFormat } from '../engine/media-type.js';
@@ -50,6 +51,8 @@ export interface JobServiceOptions {
   /** Called after a job became waiting (wakes the scheduler). */
   onQueued: () => void;
   maxWaiting: number;
+  /** The floor of free space uploads are admitted against. */
+  disk: DiskSpace;
   log: Logger;
   now?: () => number;
 }
@@ -79,14 +82,17 @@ export class JobService {
   }
 
   /**
-   * Accepts a new job: refuses it while the queue is full (before any audio is read),
-   * lets `receive` stream the audio into the spool, makes the file's directory entry
-   * durable, then commits the waiting job. Resolves once the job and its audio survive
-   * a power cut; on any failure nothing of it is left behind. Every entry point that
-   * takes audio (each dialect's upload) calls this.
+   * Accepts a new job: refuses it while the queue is full, counting uploads in progress,
+   * or while the upload (`declaredBytes`, from Content-Length) would leave less than the
+   * floor free — both before any audio is read; lets `receive` stream the audio into the
+   * spool, makes the file's directory entry durable, then commits the waiting job.
+   * Resolves once the job and its audio survive a power cut; on any failure nothing of it
+   * is left behind, and a disk that filled meanwhile is ERR_INSUFFICIENT_STORAGE. Every
+   * entry point that takes audio (each dialect's upload) calls this.
    */
-  async submit(request: JobRequest, receive: ReceiveAudio): Promise<Job> {
+  async submit(request: JobRequest, receive: ReceiveAudio, declaredBytes = 0): Promise<Job> {
     this.checkCapacity();
+    const release = this.o.disk.admit(declaredBytes);
     const id = randomUUID();
     this.receiving.add(id);
     try {
@@ -109,9 +115,17 @@ export class JobService {
       return job;
     } catch (err) {
       await this.o.spool.removeFiles(id);
+      // The client's own mistakes keep their codes; anything else on a full disk is the disk.
+      if (err instanceof AppError && err.status < 500) throw err;
+      if (this.o.disk.explains(err)) {
+        throw new AppError('ERR_INSUFFICIENT_STORAGE', `The device ran out of space while storing the audio; try again later (${(err as Error).message})`, {
+          cause: err,
+        });
+      }
       throw err;
     } finally {
       this.receiving.delete(id);
+      release();
     }
   }
 
@@ -127,9 +141,10 @@ export class JobService {
   }
 
   private checkCapacity(): void {
-    const waiting = this.o.store.waitingCount();
+    // Uploads still arriving count: each of them becomes a waiting job.
+    const waiting = this.o.store.waitingCount() + this.receiving.size;
     if (waiting >= this.o.maxWaiting) {
-      throw new AppError('ERR_QUEUE_FULL', `The queue is full (${waiting} jobs waiting); try again later`);
+      throw new AppError('ERR_QUEUE_FULL', `The queue is full (${waiting} jobs waiting or arriving); try again later`);
     }
   }
 

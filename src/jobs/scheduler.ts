@@ -5,6 +5,7 @@ import type { Logger } from '../log.js';
 import type { Job } from './job.js';
 import type { JobService } from './job-service.js';
 import type { JobStore } from './job-store.js';
+import type { DiskSpace } from './disk-space.js';
 import type { Spool } from './spool.js';
 
 /** Decodes a job's upload into the spool's PCM file (the out-of-process decoder). */
@@ -19,6 +20,10 @@ export interface SchedulerOptions {
   log: Logger;
   /** Processing starts per job before a crash-looping job is failed (3: back to waiting at most twice). */
   maxAttempts?: number;
+  /** Free space: no job starts below its floor, and no job fails for lack of space. */
+  disk: DiskSpace;
+  /** How often free space is checked again while paused (5 s). */
+  spacePollMs?: number;
 }
 
 /**
@@ -32,9 +37,65 @@ export class Scheduler {
   private loop: Promise<void> | null = null;
   private current: { job: Job; controller: AbortController; lastProgressAt: number } | null = null;
   private readonly maxAttempts: number;
+  private readonly spacePollMs: number;
+  private paused: string | undefined;
 
   constructor(private readonly o: SchedulerOptions) {
     this.maxAttempts = o.maxAttempts ?? 3;
+    this.spacePollMs = o.spacePollMs ?? 5000;
+  }
+
+  /** Why no job runs although jobs wait (the disk is full), for /readyz and /metrics. */
+  get pausedReason(): string | undefined {
+    return this.paused;
+  }
+
+  /**
+   * Waits while less than the floor is free (a job started now could not write its PCM
+   * or its result). Resolves at once when there is room, or when stopping.
+   */
+  private async waitForSpace(): Promise<void> {
+    for (;;) {
+      const shortage = this.o.disk.shortage();
+      if (!shortage || this.stopping) break;
+      if (this.paused !== shortage) this.o.log.warn('jobs paused until space is freed', { reason: shortage });
+      this.paused = shortage;
+      await this.sleep(this.spacePollMs);
+    }
+    if (this.paused) this.o.log.info('space freed: jobs resume');
+    this.paused = undefined;
+  }
+
+  /** A pause that stop() cuts short. */
+  private sleep(ms: number): Promise<void> {
+    return new Promise<void>((resolve) => {
+      const timer = setTimeout(done, ms);
+      function done() {
+        clearTimeout(timer);
+        resolve();
+      }
+      this.wakeUp = done;
+    }).finally(() => {
+      this.wakeUp = null;
+    });
+  }
+
+  /**
+   * Stores a state change, on a full disk again and again until it is stored (a finished
+   * transcription is not thrown away for lack of space): rejects only for other failures,
+   * or when stopping.
+   */
+  private async storeDespiteFullDisk<T>(store: () => Promise<T>): Promise<T> {
+    for (;;) {
+      try {
+        return await store();
+      } catch (err) {
+        if (this.stopping || !this.o.disk.explains(err)) throw err;
+        this.paused = this.o.disk.shortage() ?? `disk full: ${(err as Error).message}`;
+        this.o.log.warn('could not store a job state for lack of space; trying again', { error: err as Error });
+        await this.sleep(this.spacePollMs);
+      }
+    }
   }
 
   async start(): Promise<void> {
@@ -87,19 +148,21 @@ export class Scheduler {
         this.wakeUp = null;
         continue;
       }
+      await this.waitForSpace();
+      if (this.stopping) break;
       try {
         await this.process(job);
       } catch (err) {
         // Only the store can fail here (every job failure is recorded on the job); wait
         // a little instead of spinning on a broken disk.
         this.o.log.error('scheduler could not record a job state', { job: job.id, error: err as Error });
-        await new Promise((resolve) => setTimeout(resolve, 5000));
+        await this.sleep(this.spacePollMs);
       }
     }
   }
 
   private async process(waiting: Job): Promise<void> {
-    const job = await this.o.service.start(waiting);
+    const job = await this.storeDespiteFullDisk(() => this.o.service.start(waiting));
     const controller = new AbortController();
     const started = performance.now();
     const current = { job, controller, lastProgressAt: started };
@@ -119,12 +182,21 @@ export class Scheduler {
         decodeMs: Math.round(decodeMs),
         transcribeMs: Math.round(transcript.timings.totalMs),
       };
-      await this.o.service.complete(job, transcript, timings);
+      await this.storeDespiteFullDisk(() => this.o.service.complete(job, transcript, timings));
       this.o.log.debug('job completed', { job: job.id, audioMs: transcript.durationMs, ...timings });
     } catch (err) {
       const error = toAppError(err);
       if (this.stopping && error.code === 'ERR_ABORTED') {
         await this.o.service.requeue(job, { countAttempt: false });
+        return;
+      }
+      // Decoding or transcribing ran out of space: the job waits again with its audio, and
+      // the loop waits for space before it starts anything.
+      if (this.o.disk.explains(err)) {
+        this.o.log.warn('job back to waiting: the disk is full', { job: job.id, code: error.code, message: error.message });
+        await this.storeDespiteFullDisk(() => this.o.service.requeue(job, { countAttempt: false }));
+        this.paused = this.o.disk.shortage() ?? `disk full: ${error.message}`;
+        await this.sleep(this.spacePollMs);
         return;
       }
       this.o.log.info('job failed', { job: job.id, code: error.code, message: error.message });

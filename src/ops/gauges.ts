@@ -1,13 +1,21 @@
 import type { Dispatcher } from '../delivery/dispatcher.js';
 import type { Engine } from '../engine/engine.js';
+import type { DiskSpace } from '../jobs/disk-space.js';
 import type { JobStore } from '../jobs/job-store.js';
+import type { Scheduler } from '../jobs/scheduler.js';
 import type { Metrics } from '../metrics.js';
 
-/** The service's gauges for GET /metrics: jobs, the model, deliveries. */
-export function defineGauges(metrics: Metrics, parts: { store: JobStore; engine: Engine; dispatcher: Dispatcher }): void {
-  const { store, engine, dispatcher } = parts;
+/** The service's gauges for GET /metrics: jobs, the model, free space, deliveries. */
+export function defineGauges(
+  metrics: Metrics,
+  parts: { store: JobStore; engine: Engine; dispatcher: Dispatcher; disk: DiskSpace; scheduler: Scheduler },
+): void {
+  const { store, engine, dispatcher, disk, scheduler } = parts;
   metrics.gauge('earshot_jobs', 'Jobs by status', () => Object.entries(store.countByStatus()).map(([status, n]) => [{ status }, n]));
   metrics.gauge('earshot_model_loaded', '1 when the whisper model is loaded', () => (engine.ready ? 1 : 0));
+  metrics.gauge('earshot_disk_free_bytes', "Free space on the state directory's file system", () => disk.free());
+  metrics.gauge('earshot_disk_floor_bytes', 'Free space kept (EARSHOT_MIN_FREE_BYTES)', () => disk.floorBytes);
+  metrics.gauge('earshot_jobs_paused', '1 while waiting jobs are held back for lack of space (/readyz says why)', () => (scheduler.pausedReason ? 1 : 0));
   // One scrape reads the dispatcher's stats once (they walk the pending deliveries).
   let cached: { at: number; stats: ReturnType<Dispatcher['stats']> } | undefined;
   const stats = () => {

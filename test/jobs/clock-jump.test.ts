@@ -7,6 +7,7 @@ import t, { type Test } from 'tap';
 import { ServiceClock } from '../../src/clock.js';
 import { Outbox } from '../../src/delivery/outbox.js';
 import { parseAudioMediaType } from '../../src/engine/media-type.js';
+import { DiskSpace } from '../../src/jobs/disk-space.js';
 import { JobService, type JobRequest } from '../../src/jobs/job-service.js';
 import { JobStore } from '../../src/jobs/job-store.js';
 import { Spool } from '../../src/jobs/spool.js';
@@ -36,7 +37,17 @@ async function setup(t: Test, start = Date.UTC(2033, 0, 1)) {
   });
   await clock.start(store.newestCreated(), 3_600_000);
   t.teardown(() => clock.stop());
-  const service = new JobService({ db, store, spool, onNotified: () => {}, onQueued: () => {}, maxWaiting: 10, log, now: clock.now });
+  const service = new JobService({
+    db,
+    store,
+    spool,
+    disk: new DiskSpace(dir, 0),
+    onNotified: () => {},
+    onQueued: () => {},
+    maxWaiting: 10,
+    log,
+    now: clock.now,
+  });
   const submit = () =>
     service.submit(request, async (path) => {
       writeFileSync(path, 'audio');

@@ -6,6 +6,7 @@ import t, { type Test } from 'tap';
 import { parseAudioMediaType } from '../../src/engine/media-type.js';
 import { AppError } from '../../src/errors.js';
 import type { Job } from '../../src/jobs/job.js';
+import { DiskSpace } from '../../src/jobs/disk-space.js';
 import { JobService, type JobChange, type JobRequest } from '../../src/jobs/job-service.js';
 import { JobStore } from '../../src/jobs/job-store.js';
 import { Spool } from '../../src/jobs/spool.js';
@@ -27,6 +28,7 @@ function setup(t: Test, maxWaiting = 10) {
     db,
     store,
     spool,
+    disk: new DiskSpace(dir, 0),
     notifiers: [{ notify: (job, change) => changes.push([job.id, change]) }],
     onNotified: () => {},
     onQueued: () => {},
@@ -142,6 +144,7 @@ t.test('a notifier that throws rolls the state change back', async (t) => {
     db,
     store,
     spool,
+    disk: new DiskSpace(spool.dir, 0),
     notifiers: [
       {
         notify: () => {
@@ -216,4 +219,71 @@ t.test('orphaned spool files: an upload in flight is spared, a finished job keep
   const job = await upload;
   t.ok(existsSync(spool.uploadPath(job.id)), 'the upload became a job with its audio');
   t.equal(store.get(job.id)?.status, 'waiting');
+});
+
+t.test('admission: uploads in flight count against the queue and, by their declared size, against the free-space floor', async (t) => {
+  const dir = t.testdir();
+  const db = new StateDatabase(dir);
+  db.open();
+  t.teardown(() => db.close());
+  const spool = new Spool(dir);
+  spool.open();
+  const space = { free: 10e6 };
+  const disk = new DiskSpace(dir, 2e6, () => space.free);
+  const service = new JobService({
+    db,
+    store: new JobStore(db),
+    spool,
+    disk,
+    onNotified: () => {},
+    onQueued: () => {},
+    maxWaiting: 3,
+    log: createLogger({ level: 'error' }),
+  });
+  let arrived!: () => void;
+  const arriving = new Promise<void>((resolve) => (arrived = resolve));
+  const slow = (path: string) => arriving.then(() => receiveAudio(path));
+
+  const first = service.submit(request, slow, 5e6);
+  await t.rejects(service.submit(request, receiveAudio, 4e6), {
+    code: 'ERR_INSUFFICIENT_STORAGE',
+    message: /^Not enough free space on this device for 4 MB of audio \(10 MB free, 5 MB promised to uploads in progress, 2 MB kept free\)/,
+  });
+  const second = service.submit(request, slow, 2e6);
+  const third = service.submit(request, slow);
+  await t.rejects(service.submit(request, receiveAudio), { code: 'ERR_QUEUE_FULL', message: /3 jobs waiting or arriving/ }, 'arriving uploads count');
+  arrived();
+  await Promise.all([first, second, third]);
+  t.equal(disk.admit(7e6).call(null), undefined, 'the promises are released once the uploads are in');
+
+  // The disk fills while an upload arrives: 507, and nothing of it is left.
+  const full = Object.assign(new Error('ENOSPC: no space left on device, write'), { code: 'ENOSPC' });
+  space.free = 1e9;
+  const service2 = new JobService({
+    db,
+    store: new JobStore(db),
+    spool,
+    disk,
+    onNotified: () => {},
+    onQueued: () => {},
+    maxWaiting: 10,
+    log: createLogger({ level: 'error' }),
+  });
+  const before = readdirSync(spool.dir).length;
+  await t.rejects(
+    service2.submit(request, async (path) => {
+      writeFileSync(path, 'partial');
+      throw full;
+    }),
+    { code: 'ERR_INSUFFICIENT_STORAGE', message: /ran out of space while storing the audio/ },
+  );
+  t.equal(readdirSync(spool.dir).length, before, 'the partial file is gone');
+  // A client's own mistake keeps its code even when the disk filled meanwhile.
+  await t.rejects(
+    service2.submit(request, async () => {
+      space.free = 0;
+      throw new AppError('ERR_PAYLOAD_TOO_LARGE', 'too big');
+    }),
+    { code: 'ERR_PAYLOAD_TOO_LARGE' },
+  );
 });

@@ -2,7 +2,7 @@
 // time, oldest first; failures recorded on the job; a stop requeues the running job
 // without counting it; jobs found processing at start are requeued up to twice, then
 // failed. Milliseconds, no model.
-import { writeFileSync } from 'node:fs';
+import { existsSync, writeFileSync } from 'node:fs';
 
 import t, { type Test } from 'tap';
 
@@ -11,6 +11,7 @@ import type { Engine, EngineAudio, Transcript, TranscribeControl } from '../../s
 import { parseAudioMediaType } from '../../src/engine/media-type.js';
 import { AppError } from '../../src/errors.js';
 import type { Job } from '../../src/jobs/job.js';
+import { DiskSpace } from '../../src/jobs/disk-space.js';
 import { JobService, type JobRequest } from '../../src/jobs/job-service.js';
 import { JobStore } from '../../src/jobs/job-store.js';
 import { Scheduler } from '../../src/jobs/scheduler.js';
@@ -63,10 +64,15 @@ function setup(t: Test, dir = t.testdir()) {
   const store = new JobStore(db);
   const log = createLogger({ level: 'error' });
   let scheduler: Scheduler;
-  const service = new JobService({ db, store, spool, onNotified: () => {}, onQueued: () => scheduler.wake(), maxWaiting: 10, log });
+  // Free space as the test says (plenty unless it says otherwise), with a floor of 1 MB.
+  const space = { free: 1e12 };
+  const disk = new DiskSpace(dir, 1e6, () => space.free);
+  const service = new JobService({ db, store, spool, disk, onNotified: () => {}, onQueued: () => scheduler.wake(), maxWaiting: 10, log });
   const engine = new FakeEngine();
   let failDecode: AppError | undefined;
+  const hooks: { beforeDecode?: () => void } = {};
   const decode = async (_job: Job, _input: string, output: string): Promise<DecodedAudio> => {
+    hooks.beforeDecode?.();
     if (failDecode) throw failDecode;
     writeFileSync(output, '');
     return {
@@ -82,7 +88,7 @@ function setup(t: Test, dir = t.testdir()) {
       sandboxed: true,
     };
   };
-  scheduler = new Scheduler({ service, store, spool, engine, decode, log });
+  scheduler = new Scheduler({ service, store, spool, engine, decode, log, disk, spacePollMs: 20 });
   const submit = () =>
     service.submit(request, async (path) => {
       writeFileSync(path, 'audio');
@@ -92,7 +98,7 @@ function setup(t: Test, dir = t.testdir()) {
     await scheduler.stop();
     await db.close();
   };
-  return { db, store, service, engine, scheduler, submit, close, failDecodeWith: (e: AppError | undefined) => (failDecode = e) };
+  return { db, store, spool, service, engine, scheduler, submit, close, space, hooks, failDecodeWith: (e: AppError | undefined) => (failDecode = e) };
 }
 
 t.test('one job at a time, oldest first; results and failures are recorded on the job', async (t) => {
@@ -173,4 +179,70 @@ t.test('jobs found processing at start: requeued twice, failed with ERR_INTERRUP
   await last.scheduler.start();
   t.match(last.store.get(id), { status: 'failed', attempts: 3, error: { code: 'ERR_INTERRUPTED', message: /interrupted 3 times/ } });
   t.equal(last.engine.calls.length, 0, 'never run again');
+});
+
+t.test('a full disk: no job starts below the floor, and jobs wait instead of failing; all complete once space is back', async (t) => {
+  const s = setup(t);
+  t.teardown(s.close);
+  const a = await s.submit();
+  s.space.free = 5e5; // below the 1 MB floor
+  await s.scheduler.start();
+  await new Promise((r) => setTimeout(r, 100));
+  t.equal(s.engine.calls.length, 0, 'nothing starts');
+  t.equal(s.store.get(a.id)!.status, 'waiting');
+  t.match(s.scheduler.pausedReason, /^disk full: 1 MB free on the state directory, 1 MB are kept free$/);
+  s.space.free = 1e12;
+  await until(() => s.engine.calls.length === 1, 2000, 'the job to start once space is back');
+  t.equal(s.scheduler.pausedReason, undefined);
+  s.engine.calls[0]!.finish(transcript('a'));
+  await until(() => s.store.get(a.id)!.status === 'completed', 2000, 'completion');
+
+  // The decoder runs out of space writing its PCM: back to waiting with its audio, attempt not counted.
+  s.failDecodeWith(new AppError('ERR_DECODER', 'cannot write the output: No space left on device'));
+  s.hooks.beforeDecode = () => {
+    s.space.free = 5e5;
+  };
+  const b = await s.submit();
+  await until(() => s.store.get(b.id)!.status === 'waiting' && s.scheduler.pausedReason !== undefined, 2000, 'the pause');
+  t.match(s.store.get(b.id), { status: 'waiting', attempts: 0 });
+  t.ok(existsSync(s.spool.uploadPath(b.id)), 'its audio is kept');
+  s.failDecodeWith(undefined);
+  s.hooks.beforeDecode = undefined;
+  s.space.free = 1e12;
+  await until(() => s.engine.calls.length === 2, 2000, 'the job to run again');
+  s.engine.calls[1]!.finish(transcript('b'));
+  await until(() => s.store.get(b.id)!.status === 'completed', 2000, 'completion');
+  t.equal(s.service.result(b.id)!.text, 'b');
+
+  // The result cannot be stored (LMDB's page writes fail with EIO on a full disk): stored
+  // once there is room, without transcribing again.
+  const complete = s.service.complete.bind(s.service);
+  let refusals = 2;
+  s.service.complete = async (...args: Parameters<typeof complete>) => {
+    if (refusals-- > 0) {
+      s.space.free = 5e5;
+      throw new AppError('ERR_STORE', 'Could not store the job: Input/output error');
+    }
+    return complete(...args);
+  };
+  const c = await s.submit();
+  s.space.free = 1e12;
+  await until(() => s.engine.calls.length === 3, 2000, 'the third transcription');
+  s.engine.calls[2]!.finish(transcript('c'));
+  await until(() => refusals === 1, 2000, 'the first refusal');
+  s.space.free = 1e12;
+  await until(() => s.store.get(c.id)!.status === 'completed', 2000, 'the result stored at last');
+  t.equal(s.service.result(c.id)!.text, 'c');
+  t.equal(s.engine.calls.length, 3, 'transcribed once');
+  t.equal(refusals, -1);
+});
+
+t.test('a job whose audio is bad still fails when the disk has room', async (t) => {
+  const s = setup(t);
+  t.teardown(s.close);
+  await s.scheduler.start();
+  s.failDecodeWith(new AppError('ERR_AUDIO_CORRUPT', 'truncated'));
+  const a = await s.submit();
+  await until(() => s.store.get(a.id)!.status === 'failed', 2000, 'the failure');
+  t.equal(s.scheduler.pausedReason, undefined);
 });

@@ -1,0 +1,94 @@
+import { statfsSync } from 'node:fs';
+
+import { AppError } from '../errors.js';
+
+/**
+ * What `statfs(2)` says of the state directory's file system (injectable for tests).
+ * Synchronous: one system call that reads the file system's counters, no disk I/O.
+ */
+export type FreeBytes = (dir: string) => number;
+
+const systemFreeBytes: FreeBytes = (dir) => {
+  const s = statfsSync(dir);
+  // bavail, not bfree: what an unprivileged writer (the service's DynamicUser) may use.
+  return s.bavail * s.bsize;
+};
+
+const mb = (bytes: number) => `${Math.round(bytes / 1e6)} MB`;
+
+/**
+ * The free space of the state directory, and the floor kept free on it
+ * (EARSHOT_MIN_FREE_BYTES): uploads are admitted only while the floor stays free, counting
+ * what uploads in flight declared, and a job is never failed for lack of space.
+ *
+ * A full card shows up in many shapes: ENOSPC from a write, EDQUOT, an LMDB commit that
+ * fails with EIO (its page writes), a decoder whose output write failed. So a failure is
+ * blamed on space when it says so, or when the free space is below the floor right after.
+ */
+export class DiskSpace {
+  /** Bytes that admitted uploads declared and have not yet finished writing. */
+  private reserved = 0;
+
+  constructor(
+    private readonly dir: string,
+    readonly floorBytes: number,
+    private readonly freeBytes: FreeBytes = systemFreeBytes,
+  ) {}
+
+  free(): number {
+    return this.freeBytes(this.dir);
+  }
+
+  /** Whether less than the floor is free. */
+  low(): boolean {
+    return this.free() < this.floorBytes;
+  }
+
+  /** Why work is paused for lack of space, or undefined when there is enough. */
+  shortage(): string | undefined {
+    const free = this.free();
+    return free < this.floorBytes ? `disk full: ${mb(free)} free on the state directory, ${mb(this.floorBytes)} are kept free` : undefined;
+  }
+
+  /**
+   * Admits an upload of `bytes` (0 when it did not say): resolves to a release function,
+   * or throws ERR_INSUFFICIENT_STORAGE when it would leave less than the floor free.
+   */
+  admit(bytes: number): () => void {
+    const free = this.free();
+    const left = free - this.reserved - bytes;
+    if (left < this.floorBytes) {
+      throw new AppError(
+        'ERR_INSUFFICIENT_STORAGE',
+        `Not enough free space on this device for ${bytes ? `${mb(bytes)} of audio` : 'more audio'} (${mb(free)} free, ` +
+          `${mb(this.reserved)} promised to uploads in progress, ${mb(this.floorBytes)} kept free); try again once jobs have finished`,
+      );
+    }
+    this.reserved += bytes;
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      this.reserved -= bytes;
+    };
+  }
+
+  /** Whether `err` is (or, given the free space now, most likely is) the disk being full. */
+  explains(err: unknown): boolean {
+    if (isSpaceError(err)) return true;
+    try {
+      return this.low();
+    } catch {
+      return false;
+    }
+  }
+}
+
+/** An error that names a full disk itself. */
+export function isSpaceError(err: unknown): boolean {
+  for (let e = err as { code?: unknown; message?: unknown; cause?: unknown } | undefined; e; e = e.cause as typeof e) {
+    if (e.code === 'ENOSPC' || e.code === 'EDQUOT' || e.code === 'ERR_INSUFFICIENT_STORAGE') return true;
+    if (typeof e.message === 'string' && /No space left on device|Disk quota exceeded|MDB_MAP_FULL/.test(e.message)) return true;
+  }
+  return false;
+}
