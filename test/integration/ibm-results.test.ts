@@ -1,6 +1,7 @@
 // Results as IBM returns them, through IBM's own SDK against the real service: speech only
-// (no non-speech markers; silence is `results: []`). The models are rigged to say what the
-// test needs (test/helpers/scripted-models.ts).
+// (no non-speech markers; silence is `results: []`), and warnings for the parameters earshot
+// does not honour. The models are rigged to say what the test needs
+// (test/helpers/scripted-models.ts).
 import t from 'tap';
 
 import { loadAddon, type NativeSegment, type NativeTranscribeOptions } from '../../src/engine/native.js';
@@ -66,4 +67,29 @@ t.test('non-speech markers among speech: gone from the transcript, the timestamp
     ['Hello', 'world'],
   );
   for (const [, start, end] of alternative.timestamps! as Array<[string, number, number]>) t.ok(start <= end && end <= 1, 'timings of the words kept');
+});
+
+t.test('speaker_labels, keywords, smart_formatting: 201 with IBM-style warnings, in the results too (ibm-watson SDK)', async (t) => {
+  const { base } = await startApp(t);
+  const stt = ibmClient(base);
+  const ignored = (name: string) => `The parameter ${name} is not supported by this service and was ignored.`;
+  const created = await stt.createJob({
+    audio: silence,
+    contentType: l16,
+    speakerLabels: true,
+    keywords: ['colorado', 'tornado'],
+    keywordsThreshold: 0.5,
+    smartFormatting: true,
+  });
+  t.equal(created.status, 201);
+  const warnings = [ignored('keywords'), ignored('keywords_threshold'), ignored('smart_formatting'), ignored('speaker_labels')];
+  t.same([...created.result.warnings!].sort(), warnings);
+  const job = await waitForSdkJob(stt, created.result.id);
+  t.equal(job.status, 'completed');
+  t.same([...job.results![0]!.warnings!].sort(), warnings, 'the results carry them, as IBM does');
+
+  const quiet = await stt.createJob({ audio: silence, contentType: l16, speakerLabels: false, smartFormatting: false });
+  t.equal(quiet.status, 201);
+  t.notOk(quiet.result.warnings, 'values that ask for nothing earshot does not do are not warned about');
+  await waitForSdkJob(stt, quiet.result.id);
 });
