@@ -42,7 +42,11 @@ export const ibmParameters: readonly IbmParameter[] = [
   { name: 'timestamps', handling: 'honoured', doc: 'word timings from whisper' },
   { name: 'word_confidence', handling: 'honoured', doc: "whisper's token probabilities, averaged per word" },
   { name: 'max_alternatives', handling: 'honoured', doc: 'one alternative per result; above 1 with a warning' },
-  { name: 'profanity_filter', handling: 'warned', doc: 'no profanity filter', quietFor: ['false'] },
+  {
+    name: 'profanity_filter',
+    handling: 'honoured',
+    doc: "default `true`: each letter of a profane word becomes `*` (obscenity's English list), in transcripts, timestamps and word confidences",
+  },
   { name: 'speaker_labels', handling: 'warned', doc: 'no speaker diarization', quietFor: ['false'] },
   { name: 'keywords', handling: 'warned', doc: 'no keyword spotting' },
   { name: 'keywords_threshold', handling: 'warned', doc: 'no keyword spotting' },
@@ -93,9 +97,9 @@ function bad(message: string): AppError {
   return new AppError('ERR_INVALID_ARGUMENT', message);
 }
 
-function booleanParam(query: URLSearchParams, name: string): boolean {
+function booleanParam(query: URLSearchParams, name: string, fallback = false): boolean {
   const value = query.get(name);
-  if (value === null || value === '') return false;
+  if (value === null || value === '') return fallback;
   if (value === 'true') return true;
   if (value === 'false') return false;
   throw bad(`The value '${value}' of parameter ${name} is not a boolean (true or false)`);
@@ -137,6 +141,7 @@ export function parseRecognitionQuery(query: URLSearchParams, model: { multiling
 
   const timestamps = booleanParam(query, 'timestamps');
   const wordConfidence = booleanParam(query, 'word_confidence');
+  const profanityFilter = booleanParam(query, 'profanity_filter', true);
   const maxAlternatives = integerParam(query, 'max_alternatives', 0, 100) ?? 1;
   if (maxAlternatives > 1) warnings.push('max_alternatives: this service returns one alternative per result.');
 
@@ -177,7 +182,7 @@ export function parseRecognitionQuery(query: URLSearchParams, model: { multiling
   return {
     model: modelName,
     options: { language, words: timestamps || wordConfidence },
-    output: { timestamps, wordConfidence },
+    output: { timestamps, wordConfidence, profanity: profanityFilter ? 'masked' : 'none' },
     ...(callbackUrl ? { callbackUrl } : {}),
     events,
     ...(callbackUrl && userToken !== undefined ? { userToken } : {}),

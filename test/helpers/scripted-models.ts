@@ -41,3 +41,9 @@ export const speechAndMarkers: DecoderScript = [
   { start: 0, end: 1, tokens: [' Hello', ' *laughs*', ' world', ' ', ...musicNoteBytes] },
   { start: 1.02, end: 2, tokens: [' (applause)'] },
 ];
+
+/** Speech with profanity, as IBM's profanity_filter would mask it. */
+export const profanity: DecoderScript = [
+  { start: 0, end: 1.5, tokens: [' What', ' the', ' fuck', ' is', ' this', '?'] },
+  { start: 1.52, end: 2.5, tokens: [' Shit', ' happens', '.'] },
+];

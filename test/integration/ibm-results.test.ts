@@ -1,13 +1,14 @@
 // Results as IBM returns them, through IBM's own SDK against the real service: speech only
-// (no non-speech markers; silence is `results: []`), and warnings for the parameters earshot
-// does not honour. The models are rigged to say what the test needs
-// (test/helpers/scripted-models.ts).
+// (no non-speech markers; silence is `results: []`), profanity masked unless
+// profanity_filter=false, and warnings for the parameters earshot does not honour. The
+// models are rigged to say what the test needs (test/helpers/scripted-models.ts).
 import t from 'tap';
 
 import { loadAddon, type NativeSegment, type NativeTranscribeOptions } from '../../src/engine/native.js';
 import { startApp } from '../helpers/app.js';
 import { ibmClient, waitForSdkJob } from '../helpers/ibm-sdk.js';
-import { markersOnly, scriptedModel, speechAndMarkers } from '../helpers/scripted-models.js';
+import { startReceiver } from '../helpers/receiver.js';
+import { markersOnly, profanity, scriptedModel, speechAndMarkers } from '../helpers/scripted-models.js';
 
 const seconds = 3;
 /** Silence as IBM's raw audio: 16-bit little-endian PCM at 16 kHz. */
@@ -69,6 +70,55 @@ t.test('non-speech markers among speech: gone from the transcript, the timestamp
   for (const [, start, end] of alternative.timestamps! as Array<[string, number, number]>) t.ok(start <= end && end <= 1, 'timings of the words kept');
 });
 
+t.test('profanity_filter: masked by default, in GET and the completed_with_results callback alike; false keeps the words', async (t) => {
+  const model = await scriptedModel(t, profanity);
+  const receiver = await startReceiver(t, undefined, { path: '/callback' });
+  const { base, auth } = await startApp(t, { EARSHOT_MODEL: model });
+  const stt = ibmClient(base);
+  await stt.registerCallback({ callbackUrl: receiver.url, userSecret: 's3cret' });
+
+  const masked = await stt.createJob({
+    audio: silence,
+    contentType: l16,
+    callbackUrl: receiver.url,
+    events: 'recognitions.completed_with_results',
+    timestamps: true,
+    wordConfidence: true,
+  });
+  t.equal(masked.status, 201);
+  t.notOk(masked.result.warnings, 'profanity_filter is honoured: no warning');
+  const [callback] = await receiver.posts(1);
+  const notified = JSON.parse(callback!.body) as { results: unknown };
+  const job = await waitForSdkJob(stt, masked.result.id);
+  t.same(job.results, notified.results, 'the callback and GET /v1/recognitions/{id} agree');
+  const results = job.results![0]!.results!;
+  t.same(
+    results.map((r) => r.alternatives[0]!.transcript),
+    ['What the **** is this? ', '**** happens. '],
+  );
+  t.same(
+    results[0]!.alternatives[0]!.timestamps!.map((w) => w[0]),
+    ['What', 'the', '****', 'is', 'this?'],
+  );
+  t.same(
+    results[1]!.alternatives[0]!.word_confidence!.map((w) => w[0]),
+    ['****', 'happens.'],
+  );
+  const entity = (await (await fetch(`${base}/speechtotext/v3.1/transcriptions/${masked.result.id}`, { headers: auth })).json()) as any;
+  t.equal(entity.properties.profanityFilterMode, 'Masked', 'Azure sees the job as masked');
+
+  const kept = await stt.createJob({ audio: silence, contentType: l16, profanityFilter: false, timestamps: true });
+  const unmasked = await waitForSdkJob(stt, kept.result.id);
+  t.same(
+    unmasked.results![0]!.results!.map((r) => r.alternatives[0]!.transcript),
+    ['What the fuck is this? ', 'Shit happens. '],
+  );
+  t.same(
+    unmasked.results![0]!.results![0]!.alternatives[0]!.timestamps!.map((w) => w[0]),
+    ['What', 'the', 'fuck', 'is', 'this?'],
+  );
+});
+
 t.test('speaker_labels, keywords, smart_formatting: 201 with IBM-style warnings, in the results too (ibm-watson SDK)', async (t) => {
   const { base } = await startApp(t);
   const stt = ibmClient(base);
@@ -88,7 +138,7 @@ t.test('speaker_labels, keywords, smart_formatting: 201 with IBM-style warnings,
   t.equal(job.status, 'completed');
   t.same([...job.results![0]!.warnings!].sort(), warnings, 'the results carry them, as IBM does');
 
-  const quiet = await stt.createJob({ audio: silence, contentType: l16, speakerLabels: false, smartFormatting: false });
+  const quiet = await stt.createJob({ audio: silence, contentType: l16, speakerLabels: false, smartFormatting: false, profanityFilter: true });
   t.equal(quiet.status, 201);
   t.notOk(quiet.result.warnings, 'values that ask for nothing earshot does not do are not warned about');
   await waitForSdkJob(stt, quiet.result.id);
