@@ -81,4 +81,31 @@ t.test('removeNonSpeech: a bracket opened in one word closes in a later one', as
     segment!.tokens.map((w) => w.text),
     [' yes', ' no'],
   );
+  const [merged] = removeNonSpeech([{ text: ' ok(laughs)', tokens: [' ok(', 'laughs)'].map(token), words: [word('ok(laughs)', 0)] }]);
+  t.same(
+    merged!.tokens.map((w) => w.text),
+    [' ok'],
+    'a token keeps its speech and its leading space',
+  );
+});
+
+// A seeded property test (no fast-check here): speech words and markers in any order;
+// what is left is exactly the speech, in order, and the words agree with the text.
+t.test('property: any mix of speech and markers leaves exactly the speech', async (t) => {
+  const spoken = ['hello', 'world.', 'yes,', '42', "don't", 'f***ing', 'Ünïcode'];
+  const markers = ['[BLANK_AUDIO]', '(applause)', '*laughs*', '♪', '♫♫', '[ Silence ]', '(upbeat music)', '[MUSIC]'];
+  let seed = 11;
+  const next = () => {
+    seed = (Math.imul(seed, 1103515245) + 12345) >>> 0;
+    return seed >>> 8;
+  };
+  for (let run = 0; run < 300; run++) {
+    const items = Array.from({ length: 1 + (next() % 7) }, () => (next() % 2 ? spoken[next() % spoken.length]! : markers[next() % markers.length]!));
+    const speechOnly = items.filter((i) => spoken.includes(i));
+    const text = ` ${items.join(' ')}`;
+    t.equal(removeMarkers(text).trim(), speechOnly.join(' '), text);
+    const words = items.flatMap((i) => i.split(' ')).map((w, k) => word(w, k * 100));
+    const [segment] = removeNonSpeech([{ text, tokens: [token(text)], words }]);
+    t.same(segment?.words.map((w) => w.text) ?? [], speechOnly, `${text}: words`);
+  }
 });
