@@ -1,5 +1,5 @@
-// The README's tables that the code defines: the API routes of every dialect, the
-// settings and the error codes. They sit between `<!-- begin generated: NAME -->` and
+// The README's tables that the code defines: the API routes of every dialect, IBM's
+// recognition parameters, the settings and the error codes. They sit between `<!-- begin generated: NAME -->` and
 // `<!-- end generated: NAME -->` markers; test/docs.test.ts fails when they drift.
 //
 //   node dist/scripts/docs.js [--check]     rewrite README.md (or only check it)
@@ -13,6 +13,7 @@ import { CidrPolicy } from '../src/delivery/cidr.js';
 import { Outbox } from '../src/delivery/outbox.js';
 import type { DialectContext } from '../src/dialect.js';
 import { errorRegistry } from '../src/errors.js';
+import { ibmParameters } from '../src/ibm/params.js';
 import type { Route } from '../src/http/server.js';
 import { JobService } from '../src/jobs/job-service.js';
 import { DiskSpace } from '../src/jobs/disk-space.js';
@@ -81,7 +82,16 @@ export function errorsTable(): string {
   return ['| code | HTTP | meaning |', '|---|---|---|', ...rows].join('\n');
 }
 
-const tables: Record<string, () => string> = { routes: routesTable, settings: settingsTable, errors: errorsTable };
+/** IBM's recognition parameters: which earshot honours, which it answers with a warning. */
+export function ibmParametersTable(): string {
+  const rows = ibmParameters.map((p) => {
+    const handling = p.handling === 'honoured' ? 'honoured' : `warning${p.quietFor ? ` unless ${p.quietFor.map((v) => `\`${v}\``).join(', ')}` : ''}`;
+    return `| \`${p.name}\` | ${handling} | ${cell(p.doc)} |`;
+  });
+  return ['| parameter | earshot | |', '|---|---|---|', ...rows].join('\n');
+}
+
+const tables: Record<string, () => string> = { routes: routesTable, 'ibm-parameters': ibmParametersTable, settings: settingsTable, errors: errorsTable };
 
 /** `readme` with every generated block replaced by what the code says now. */
 export function regenerate(readme: string): string {

@@ -34,7 +34,9 @@ struct TranscribeOptions {
   int max_segment_chars = 0;
   bool split_on_word = false;
   bool suppress_blank = true;
-  bool suppress_non_speech = false;
+  // On by default, unlike whisper.cpp: a transcript never contains "[MUSIC]", "(applause)"
+  // or "♪" (IBM and Azure transcribe speech only), and a suppressed bracket cannot start one.
+  bool suppress_non_speech = true;
   int audio_ctx = 0;
   std::string vad_model;  // empty: no VAD
   float vad_threshold = 0.5f;

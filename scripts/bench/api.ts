@@ -68,7 +68,7 @@ async function startWhisperServer(model: string, threads: number): Promise<{ pro
   const port = 20000 + Math.floor(Math.random() * 20000);
   const proc = spawn(
     nativeTool('whisper-server'),
-    ['-m', model, '-t', String(threads), '--host', '127.0.0.1', '--port', String(port), '-bs', '1', '-bo', '5', '-nf', '-fa', '-l', 'en'],
+    ['-m', model, '-t', String(threads), '--host', '127.0.0.1', '--port', String(port), '-bs', '1', '-bo', '5', '-nf', '-sns', '-fa', '-l', 'en'],
     {
       stdio: ['ignore', 'ignore', 'pipe'],
       env: { ...process.env },

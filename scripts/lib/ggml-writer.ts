@@ -8,6 +8,8 @@ import { createHash } from 'node:crypto';
 import { open, type FileHandle } from 'node:fs/promises';
 import { endianness } from 'node:os';
 
+import { scriptDecoder, type DecoderScript } from './scripted-decoder.js';
+
 /** The eleven hyperparameters of a whisper ggml file, without ftype. */
 export interface WhisperHparams {
   nVocab: number;
@@ -627,6 +629,8 @@ export interface WriteWhisperModelOptions {
   seed?: number;
   /** For a named shape: 51865 tokens instead of 51864. */
   multilingual?: boolean;
+  /** Rig the decoder to emit this transcript for any audio (scripts/lib/scripted-decoder.ts). */
+  script?: DecoderScript;
 }
 
 /** What {@link writeWhisperModel} wrote. */
@@ -736,7 +740,14 @@ function fillChunk(init: Exclude<TensorInit, { kind: 'normal' }>, shape: number[
   }
 }
 
-async function writeTensor(writer: HashingFileWriter, spec: TensorSpec, seed: number): Promise<void> {
+// Replaces the chunk's values [start, start + out.length) that `overrides` names.
+function applyOverrides(overrides: ReadonlyArray<[number, number]>, start: number, out: Float32Array | Uint16Array, f16: boolean): void {
+  for (const [index, value] of overrides) {
+    if (index >= start && index < start + out.length) out[index - start] = f16 ? toFloat16Bits(value) : value;
+  }
+}
+
+async function writeTensor(writer: HashingFileWriter, spec: TensorSpec, seed: number, overrides: ReadonlyArray<[number, number]> = []): Promise<void> {
   const name = Buffer.from(spec.name, 'utf8');
   const dims = [...spec.shape].reverse(); // ggml's ne[0] is the innermost dimension
   await writer.push(int32s([dims.length, name.length, spec.type === 'f16' ? 1 : 0, ...dims]));
@@ -760,10 +771,12 @@ async function writeTensor(writer: HashingFileWriter, spec: TensorSpec, seed: nu
       rng.fillU16(levels);
       if (f16Codes !== undefined) {
         for (let i = 0; i < n; i++) levels[i] = f16Codes[levels[i]!]!;
+        applyOverrides(overrides, start, levels, true);
         await writer.push(Buffer.from(levels.buffer)); // host order is little-endian (checked)
       } else {
         const values = new Float32Array(n);
         for (let i = 0; i < n; i++) values[i] = quantiles[levels[i]!]! * init.std;
+        applyOverrides(overrides, start, values, false);
         await writer.push(Buffer.from(values.buffer));
       }
     }
@@ -773,6 +786,7 @@ async function writeTensor(writer: HashingFileWriter, spec: TensorSpec, seed: nu
     const n = Math.min(chunkElements, total - start);
     const values = new Float32Array(n);
     fillChunk(init, spec.shape, start, values);
+    applyOverrides(overrides, start, values, false);
     if (spec.type === 'f32') {
       await writer.push(Buffer.from(values.buffer));
     } else {
@@ -821,14 +835,16 @@ export async function writeWhisperModel(path: string, options: WriteWhisperModel
     await writer.push(int32s([h.nMels, filters.length / h.nMels]));
     await writer.push(Buffer.from(filters.buffer, filters.byteOffset, filters.byteLength));
 
-    const tokens = whisperVocabulary(regularTokenCount(h.nVocab));
+    let tokens = whisperVocabulary(regularTokenCount(h.nVocab));
+    let overrides = new Map<string, Array<[number, number]>>();
+    if (options.script) ({ vocabulary: tokens, overrides } = scriptDecoder(options.script, h, tokens));
     await writer.push(int32s([tokens.length]));
     for (const token of tokens) {
       await writer.push(int32s([token.length]));
       await writer.push(token);
     }
 
-    for (const spec of specs) await writeTensor(writer, spec, seed);
+    for (const spec of specs) await writeTensor(writer, spec, seed, overrides.get(spec.name));
     await writer.flush();
     return { path, hparams, seed, bytes: writer.bytes, sha256: writer.digest(), tensors: specs.length };
   } finally {

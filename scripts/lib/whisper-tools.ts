@@ -9,8 +9,9 @@ import { nativeTool } from '../../src/paths.js';
 
 /**
  * The same decoding settings for both sides: greedy, no temperature fallback, no context,
- * the same threads and flash attention. `nice: 0`: the addon's inference threads run at
- * the same priority as the tools'.
+ * non-speech tokens suppressed (the addon's default), the same threads and flash
+ * attention. `nice: 0`: the addon's inference threads run at the same priority as the
+ * tools'.
  */
 export function decodingSettings(threads: number, flashAttn = true): { native: NativeTranscribeOptions; cli: string[] } {
   return {
@@ -23,8 +24,9 @@ export function decodingSettings(threads: number, flashAttn = true): { native: N
       temperatureIncrement: 0,
       conditionOnPreviousText: false,
     },
-    // -bs 1: greedy (whisper-cli picks beam search when the beam size is above 1).
-    cli: ['-t', String(threads), '-l', 'en', '-bs', '1', '-bo', '5', '-nf', flashAttn ? '-fa' : '-nfa'],
+    // -bs 1: greedy (whisper-cli picks beam search when the beam size is above 1); -sns:
+    // non-speech tokens suppressed, as the addon does by default.
+    cli: ['-t', String(threads), '-l', 'en', '-bs', '1', '-bo', '5', '-nf', '-sns', flashAttn ? '-fa' : '-nfa'],
   };
 }
 

@@ -105,6 +105,11 @@ export function jobErrorCode(code: string): string {
   return code.startsWith('ERR_AUDIO') || code === 'ERR_DECODER' ? 'InvalidData' : 'InternalError';
 }
 
+const profanityModes = { masked: 'Masked', removed: 'Removed', tags: 'Tags', none: 'None' } as const;
+
+/** Azure's `profanityFilterMode` of what was applied to the job's results (an IBM job's `profanity_filter=true` is Masked). */
+const profanityFilterMode = (job: Job) => profanityModes[job.output.profanity ?? 'none'];
+
 /** A v3.1 `Transcription` for a job of either dialect (plus `id`, which Azure leaves in `self`). */
 export function transcriptionView(job: Job, base: string) {
   const self = transcriptionSelf(base, job.id);
@@ -118,7 +123,7 @@ export function transcriptionView(job: Job, base: string) {
       displayFormWordLevelTimestampsEnabled: false,
       channels: [0],
       punctuationMode: 'Automatic',
-      profanityFilterMode: 'None',
+      profanityFilterMode: profanityFilterMode(job),
       ...(job.audioDurationMs !== undefined ? { duration: isoDuration(job.audioDurationMs) } : {}),
       timeToLive: isoDuration(job.resultsTtlMs),
       ...(job.status === 'failed' && job.error ? { error: { code: jobErrorCode(job.error.code), message: job.error.message } } : {}),
@@ -150,7 +155,7 @@ export function v21TranscriptionView(job: Job, resultUrl: string | undefined) {
     description: '',
     properties: {
       PunctuationMode: 'Automatic',
-      ProfanityFilterMode: 'None',
+      ProfanityFilterMode: profanityFilterMode(job),
       AddWordLevelTimestamps: job.output.timestamps ? 'True' : 'False',
       ...(job.audioDurationMs !== undefined ? { Duration: v2Duration(job.audioDurationMs) } : {}),
     },

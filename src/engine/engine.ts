@@ -28,6 +28,7 @@ export interface TranscribeOptions {
   maxSegmentLength?: number;
   splitOnWord?: boolean;
   suppressBlank?: boolean;
+  /** whisper.cpp's suppression of non-speech tokens ("[", "(", "♪", …); on unless false. Markers that get through are removed anyway. */
   suppressNonSpeech?: boolean;
   /** Encoder context override (0 = full 30 s); smaller is faster and less accurate. */
   audioCtx?: number;

@@ -5,6 +5,7 @@ import type { Config } from '../config.js';
 import { AppError, invalidArgument, toAppError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { Engine, EngineAudio, ModelInfo, Segment, TranscribeControl, TranscribeOptions, Transcript } from './engine.js';
+import { removeNonSpeech } from './non-speech.js';
 import { loadAddon, type NativeAddon, type NativeModel, type NativeTranscribeOptions } from './native.js';
 
 export interface WhisperEngineConfig {
@@ -196,7 +197,7 @@ export class WhisperEngine implements Engine {
     control.signal?.addEventListener('abort', onAbort, { once: true });
     try {
       const result = await task.promise;
-      const segments: Segment[] = result.segments.map((s) => {
+      const segments: Segment[] = removeNonSpeech(result.segments).map((s) => {
         const plogs = s.tokens.map((t) => t.plog);
         const confidence = plogs.length ? Math.exp(plogs.reduce((a, b) => a + b, 0) / plogs.length) : 0;
         return { ...s, text: s.text.trim(), confidence };

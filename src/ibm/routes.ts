@@ -54,7 +54,7 @@ export function ibmRoutes(o: IbmRoutesOptions): RouteGroup {
         method: 'post',
         pattern: '/v1/recognitions',
         name: 'ibm.recognitions.create',
-        doc: "body = audio (`Content-Encoding: gzip` decompressed as it arrives; under a Content-Type that is not audio, e.g. the SDK's `application/json`, the format is detected from the data, with a warning); 201 once the audio is fsynced and the job committed. Query: `callback_url`, `events`, `user_token`, `results_ttl`, `model`, `language` (a whisper code or `auto`), `timestamps`, `word_confidence`, `max_alternatives`",
+        doc: "body = audio (`Content-Encoding: gzip` decompressed as it arrives; under a Content-Type that is not audio, e.g. the SDK's `application/json`, the format is detected from the data, with a warning); 201 once the audio is fsynced and the job committed. Query: `callback_url`, `events`, `user_token`, `results_ttl`, `model`, `language` (a whisper code or `auto`), `timestamps`, `word_confidence`, `max_alternatives`, `profanity_filter` (the other IBM parameters: see below)",
         handler: async (req) => {
           checkAccept(req);
           const request = parseRecognitionQuery(req.query, o.model());

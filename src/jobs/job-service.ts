@@ -6,6 +6,7 @@ import type { StateDatabase } from '../store/database.js';
 import { isFinished, type Job, type JobError, type JobTimings } from './job.js';
 import { storedTranscript, type JobStore, type StoredTranscript } from './job-store.js';
 import type { DiskSpace } from './disk-space.js';
+import { censorTranscript } from './profanity.js';
 import type { Spool } from './spool.js';
 import type { Transcript } from '../engine/engine.js';
 import type { AudioFormat } from '../engine/media-type.js';
@@ -192,9 +193,10 @@ export class JobService {
     return next;
   }
 
+  /** processing → completed, with the transcript as the client asked for it (profanity). */
   async complete(job: Job, transcript: Transcript, timings: JobTimings): Promise<Job> {
     const now = this.now();
-    const result = storedTranscript(transcript);
+    const result = censorTranscript(storedTranscript(transcript), job.output.profanity ?? 'none');
     const next: Job = {
       ...job,
       status: 'completed',

@@ -1,5 +1,6 @@
 import type { AudioFormat } from '../engine/media-type.js';
 import type { TranscribeOptions } from '../engine/engine.js';
+import type { ProfanityMode } from './profanity.js';
 
 /** IBM's job states; Azure's NotStarted/Running/Succeeded/Failed map onto them. */
 export type JobStatus = 'waiting' | 'processing' | 'completed' | 'failed';
@@ -8,6 +9,8 @@ export type JobStatus = 'waiting' | 'processing' | 'completed' | 'failed';
 export interface OutputOptions {
   timestamps: boolean;
   wordConfidence: boolean;
+  /** Applied when the job completes; absent (jobs of earlier releases, which ignored it): none. */
+  profanity?: ProfanityMode;
 }
 
 export interface JobTimings {

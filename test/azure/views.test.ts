@@ -122,6 +122,9 @@ t.test('transcription entity for each job status', async (t) => {
   t.match(transcriptionView(job({ status: 'failed', error: { code: 'ERR_INTERRUPTED', message: 'x' } }), base).properties, {
     error: { code: 'InternalError' },
   });
+  const masked = job({ output: { timestamps: false, wordConfidence: false, profanity: 'masked' } });
+  t.equal(transcriptionView(masked, base).properties.profanityFilterMode, 'Masked', "an IBM job's profanity_filter=true");
+  t.equal(v21TranscriptionView(masked, undefined).properties.ProfanityFilterMode, 'Masked');
   t.equal(jobLocale(job({ model: 'de-DE_Multimedia', options: { language: 'de' } })), 'de-DE');
   t.equal(jobLocale(job({ model: 'en-US_BroadbandModel', options: { language: 'auto' } })), 'en-US');
   t.equal(jobLocale(job({ model: 'en-US_BroadbandModel', options: { language: 'fr' } })), 'fr');

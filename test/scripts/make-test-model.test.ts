@@ -355,3 +355,42 @@ t.test('makes quantized files that whisper.cpp loads and runs', async (t) => {
   }
   t.ok((await stat(join(outDir, 'ggml-test.en-q5_1.bin'))).size < (await stat(join(outDir, 'ggml-test.en.bin'))).size / 2, 'q5_1 is less than half of f16');
 });
+
+t.test('a scripted model says its script for any audio, through whisper-cli too; the rig refuses what it cannot do', async (t) => {
+  const script = [
+    { start: 0, end: 1, tokens: [' Hello', ' scripted', ' world', '.'] },
+    { start: 1.02, end: 2, tokens: [' [', 'MUSIC', ']'] },
+  ];
+  const path = join(dir, 'scripted.bin');
+  const written = await writeWhisperModel(path, { shape: 'test', seed: 1, script });
+  const model = parseModel(await readFile(path));
+  t.equal(model.tokens.length, 50256, 'as many regular tokens as before');
+  t.ok(
+    model.tokens.some((tok) => tok.toString() === ' scripted'),
+    'a missing token takes the place of an invented one',
+  );
+  t.not(written.sha256, seed1Sha);
+
+  const wav = join(dir, 'tone.wav');
+  await writeFile(wav, testWav());
+  const plain = await run(nativeToolPath('whisper-cli'), ['-m', path, '-f', wav, '-t', '2', '-nf']);
+  t.equal(plain.code, 0);
+  t.match(plain.stdout, /\[00:00:00\.000 --> 00:00:01\.000\] +Hello scripted world\.\n\[00:00:01\.020 --> 00:00:02\.000\] +\[MUSIC\]/);
+  const suppressed = await run(nativeToolPath('whisper-cli'), ['-m', path, '-f', wav, '-t', '2', '-nf', '-sns']);
+  t.notMatch(suppressed.stdout, /MUSIC/, "whisper's non-speech suppression acts on a scripted model as on any");
+  t.match(suppressed.stdout, /Hello scripted world\./);
+
+  const refuses = (options: Parameters<typeof writeWhisperModel>[1], message: RegExp) =>
+    t.rejects(writeWhisperModel(join(dir, 'refused.bin'), options), message);
+  const segment = { start: 0, end: 1, tokens: [' a'] };
+  await refuses({ shape: 'test', multilingual: true, script: [segment] }, /English-only vocabulary/);
+  await refuses({ shape: 'test', script: [] }, /at least one segment/);
+  await refuses({ shape: 'test', script: [{ ...segment, tokens: [' a', ' b', ' a'] }] }, /each token of the script/);
+  await refuses({ shape: 'test', script: [{ ...segment, tokens: [''] }] }, /non-empty tokens/);
+  await refuses({ shape: 'test', script: [{ ...segment, tokens: [] }] }, /tokens in segment 0/);
+  await refuses({ shape: 'test', script: [{ ...segment, start: 1.5, end: 2 }] }, /start within 1 s/);
+  await refuses({ shape: 'test', script: [{ ...segment, end: 1.01 }] }, /0\.02 s grid for segment 0's end/);
+  await refuses({ shape: 'test', script: [segment, { ...segment, tokens: [' b'] }] }, /segment 1 to start after the previous one ended/);
+  const many = Array.from({ length: 40 }, (_, i) => ` w${i}`);
+  await refuses({ shape: 'test', script: [{ ...segment, tokens: many }] }, /at most 32 distinct tokens/);
+});
