@@ -338,17 +338,20 @@ export class Outbox {
 
   /**
    * Deletes delivered records older than `deliveredMs` and dead letters older than
-   * `deadMs` (defaults: 7 and 30 days), so the SD card does not fill up with history.
-   * Resolves to how many were deleted.
+   * `deadMs` (defaults: 7 and 30 days), so the SD card does not fill up with history; at
+   * most `limit` in this transaction. Resolves to how many were deleted.
    */
-  prune(options: { deliveredMs?: number; deadMs?: number } = {}): Promise<number> {
+  prune(options: { deliveredMs?: number; deadMs?: number; limit?: number } = {}): Promise<number> {
     const day = 24 * 60 * 60 * 1000;
     const now = this.now();
     const cutoffs = { delivered: now - (options.deliveredMs ?? 7 * day), dead: now - (options.deadMs ?? 30 * day) };
+    const limit = options.limit ?? Number.POSITIVE_INFINITY;
     return this.database.durably(() => {
       let count = 0;
       for (const state of ['delivered', 'dead'] as const) {
-        const range = this.index.getRange({ start: ['done', state], end: ['done', state, cutoffs[state]] });
+        if (count >= limit) break;
+        const bounds = { start: ['done', state], end: ['done', state, cutoffs[state]] };
+        const range = this.index.getRange(Number.isFinite(limit) ? { ...bounds, limit: limit - count } : bounds);
         for (const { key, value } of [...range]) {
           this.index.removeSync(key);
           this.records.removeSync(value as string);

@@ -3,6 +3,8 @@ import { createHash } from 'node:crypto';
 
 import t from 'tap';
 
+import { inSlices } from '../../src/store/slices.js';
+
 import { Outbox } from '../../src/delivery/outbox.js';
 import { openStore, testDelivery, testKind } from './harness.js';
 
@@ -238,6 +240,25 @@ t.test('pruning deletes delivered records after 7 days and dead letters after 30
   t.equal(await outbox.prune(), 2, 'recent and dead');
   t.same(outbox.counts(), { pending: 1, delivered: 0, dead: 0 });
   t.equal(await outbox.prune({ deliveredMs: 0, deadMs: 0 }), 0, 'pending deliveries are never pruned');
+});
+
+t.test('pruning a backlog in slices: at most `limit` per transaction, all of it through inSlices', async (t) => {
+  const day = 24 * 60 * 60 * 1000;
+  const outbox = new Outbox(openStore(t, t.testdir()), { now: () => 100 * day });
+  for (let i = 0; i < 250; i++) {
+    const d = await outbox.enqueueDurably(testDelivery(url, `e${i}`));
+    await outbox.recordAttempt(d.id, { result: i % 2 ? 'delivered' : 'dead', at: 10 * day, status: 200 });
+  }
+  t.equal(await outbox.prune({ limit: 100 }), 100, 'one slice');
+  const slices: number[] = [];
+  const total = await inSlices(async (limit) => {
+    const n = await outbox.prune({ limit });
+    slices.push(n);
+    return n;
+  }, 60);
+  t.equal(total, 150);
+  t.same(slices, [60, 60, 30]);
+  t.same(outbox.counts(), { pending: 0, delivered: 0, dead: 0 });
 });
 
 t.test('records stored by the release before delivery adapters are upgraded: keyed, secrets erased, each due on its own', async (t) => {

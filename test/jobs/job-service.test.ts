@@ -12,6 +12,7 @@ import { JobStore } from '../../src/jobs/job-store.js';
 import { Spool } from '../../src/jobs/spool.js';
 import { createLogger } from '../../src/log.js';
 import { StateDatabase } from '../../src/store/database.js';
+import { inSlices } from '../../src/store/slices.js';
 import { until } from '../helpers/poll.js';
 
 function setup(t: Test, maxWaiting = 10) {
@@ -286,4 +287,19 @@ t.test('admission: uploads in flight count against the queue and, by their decla
     }),
     { code: 'ERR_PAYLOAD_TOO_LARGE' },
   );
+});
+
+t.test('a backlog of expired jobs goes in one sweep, in slices of one short transaction each', async (t) => {
+  const { service, store, create, tick } = setup(t, 1000);
+  for (let i = 0; i < 120; i++) await service.complete(await service.start(await create()), transcript, { queueMs: 0, decodeMs: 1, transcribeMs: 1 });
+  tick(60_001);
+  const slices: number[] = [];
+  const removed = await inSlices(async (limit) => {
+    const n = await service.sweep(limit);
+    slices.push(n);
+    return n;
+  }, 50);
+  t.equal(removed, 120);
+  t.same(slices, [50, 50, 20]);
+  t.same(store.countByStatus(), { waiting: 0, processing: 0, completed: 0, failed: 0 });
 });
