@@ -231,16 +231,9 @@ t.test('admission: uploads in flight count against the queue and, by their decla
   spool.open();
   const space = { free: 10e6 };
   const disk = new DiskSpace(dir, 2e6, () => space.free);
-  const service = new JobService({
-    db,
-    store: new JobStore(db),
-    spool,
-    disk,
-    onNotified: () => {},
-    onQueued: () => {},
-    maxWaiting: 3,
-    log: createLogger({ level: 'error' }),
-  });
+  const serviceWith = (maxWaiting: number) =>
+    new JobService({ db, store: new JobStore(db), spool, disk, onNotified: () => {}, onQueued: () => {}, maxWaiting, log: createLogger({ level: 'error' }) });
+  const service = serviceWith(3);
   let arrived!: () => void;
   const arriving = new Promise<void>((resolve) => (arrived = resolve));
   const slow = (path: string) => arriving.then(() => receiveAudio(path));
@@ -260,16 +253,7 @@ t.test('admission: uploads in flight count against the queue and, by their decla
   // The disk fills while an upload arrives: 507, and nothing of it is left.
   const full = Object.assign(new Error('ENOSPC: no space left on device, write'), { code: 'ENOSPC' });
   space.free = 1e9;
-  const service2 = new JobService({
-    db,
-    store: new JobStore(db),
-    spool,
-    disk,
-    onNotified: () => {},
-    onQueued: () => {},
-    maxWaiting: 10,
-    log: createLogger({ level: 'error' }),
-  });
+  const service2 = serviceWith(10);
   const before = readdirSync(spool.dir).length;
   await t.rejects(
     service2.submit(request, async (path) => {
