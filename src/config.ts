@@ -30,6 +30,8 @@ export interface Config {
   callbackCidrs: string[];
   /** At most this many IBM callback URLs, and as many Azure web hooks. */
   maxHooks: number;
+  /** An Azure web hook whose every delivery failed this long turns Failed. */
+  hookFailureHours: number;
   /** Whether GET /metrics needs the API key. */
   metricsAuth: 'none' | 'key';
   logLevel: LogLevel;
@@ -234,6 +236,13 @@ const settings = [
     doc: 'at most this many IBM callback URLs, and as many Azure web hooks, are stored',
     default: () => 100,
     parse: integer(1, 100_000),
+  },
+  {
+    key: 'hookFailureHours',
+    env: 'EARSHOT_HOOK_FAILURE_HOURS',
+    doc: 'an Azure web hook turns `Failed` once every delivery to it has failed for this many hours (a dead letter alone does not disable it)',
+    default: () => 72,
+    parse: integer(1, 24 * 365),
   },
   {
     key: 'metricsAuth',

@@ -21,6 +21,7 @@ export function azureDialect(ctx: DialectContext): Dialect {
     },
     checkTarget: policyTargetCheck(ctx.policy),
     maxHooks: ctx.config.maxHooks,
+    failureMs: ctx.config.hookFailureHours * 3_600_000,
     outbox: ctx.outbox,
     log: ctx.log.child('azure'),
   });

@@ -115,7 +115,8 @@ export class AzureNotifier implements JobNotifier {
  * without a request (dead at once, so it can be redelivered after a PATCH re-enabled the
  * hook); the others go to the hook's current URL, signed with its current secret
  * (X-MicrosoftSpeechServices-Signature, and webhook-signature with the same secret). A
- * 410 Gone or a dead letter disables the hook.
+ * 410 Gone disables the hook, and so do failures of every delivery for `failureMs`; a
+ * dead letter alone does not.
  */
 export function webhookTarget(registry: WebhookRegistry): TargetAdapter {
   return {
@@ -128,6 +129,7 @@ export function webhookTarget(registry: WebhookRegistry): TargetAdapter {
       return { url: hook.webUrl, headers: { 'X-MicrosoftSpeechServices-Signature': azureSignature(hook.secret, delivery.body) }, secret: hook.secret };
     },
     onGone: (delivery) => void registry.deliveryGone(delivery),
-    onDead: (delivery) => void registry.deliveryDead(delivery),
+    onFailed: (delivery) => void registry.deliveryFailed(delivery),
+    onDelivered: (delivery) => void registry.deliveryDelivered(delivery),
   };
 }

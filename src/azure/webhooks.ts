@@ -6,7 +6,6 @@ import type { Database } from 'lmdb';
 import type { CidrPolicy } from '../delivery/cidr.js';
 import { checkIpLiteral, displayUrl, guardedLookup, targetPort } from '../delivery/http-client.js';
 import type { DeliveryRecord, Outbox } from '../delivery/outbox.js';
-import { notSentPrefix } from '../delivery/targets.js';
 import { AppError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { StateDatabase } from '../store/database.js';
@@ -26,13 +25,18 @@ export interface EntityError {
 /** A web hook as stored (LMDB `azure-webhooks`, msgpack). Times are ms since the epoch. */
 export interface Webhook extends WebhookInput {
   id: string;
-  /** Succeeded: receives events. Failed: challenge failed, deliveries dead-lettered or 410; receives nothing until a PATCH. */
+  /**
+   * NotStarted: challenge under way. Succeeded: receives events. Failed: challenge failed,
+   * 410 Gone, or every delivery failed for `failureMs`; receives nothing until a PATCH.
+   */
   status: AzureStatus;
   error?: EntityError;
   createdAt: number;
   lastActionAt: number;
   /** The service's base URL as the hook's creator reached it: the links in delivered bodies use it. */
   baseUrl: string;
+  /** The time of the first failed attempt since the last delivery that succeeded (none: not failing). */
+  failingSince?: number;
 }
 
 /** The answer to a registration challenge. */
@@ -57,12 +61,17 @@ export interface WebhookRegistryOptions {
   log: Logger;
   now?: () => number;
   challengeTimeoutMs?: number;
+  /** A hook whose every delivery has failed for this long turns Failed (EARSHOT_HOOK_FAILURE_HOURS; 72 h). */
+  failureMs?: number;
   /** A cap, so that a script creating hooks in a loop cannot fill the card. */
   maxHooks?: number;
 }
 
 /** The error code of a hook that failed its challenge (Azure's detailed code for a bad callback URI). */
 export const challengeFailedCode = 'InvalidCallbackUri';
+/** Azure's: a hook fails once its deliveries have failed for 72 h. */
+export const defaultHookFailureMs = 72 * 3_600_000;
+
 /** The error code of a hook disabled because its deliveries failed. */
 export const deliveryFailedCode = 'DeliveryFailed';
 
@@ -107,10 +116,12 @@ export function policyTargetCheck(policy: CidrPolicy): TargetCheck {
 export class WebhookRegistry {
   private readonly now: () => number;
   private readonly challengeTimeoutMs: number;
+  private readonly failureMs: number;
 
   constructor(private readonly o: WebhookRegistryOptions) {
     this.now = o.now ?? Date.now;
     this.challengeTimeoutMs = o.challengeTimeoutMs ?? 5000;
+    this.failureMs = o.failureMs ?? defaultHookFailureMs;
   }
 
   // Looked up on each use: the environment opens in App.start(), after construction.
@@ -195,6 +206,8 @@ export class WebhookRegistry {
       const verified = await this.verify(next);
       updated = { ...next, ...verified };
       if (verified.status === 'Succeeded') delete updated.error;
+      // Re-enabled: its failures start counting afresh.
+      delete updated.failingSince;
     }
     updated.lastActionAt = this.now();
     await this.o.db.durably(() => {
@@ -237,16 +250,56 @@ export class WebhookRegistry {
   }
 
   /**
-   * Dispatcher onDead: a delivery to the hook became a dead letter. One refused without a
-   * request because the hook was already disabled (`webhookTarget`) changes nothing.
+   * Dispatcher onFailed: an attempt to deliver to the hook failed (retried or dead). A
+   * dead letter alone never disables the hook (other events may still go through, and
+   * the dead letter can be redelivered); the hook turns Failed once every attempt to it
+   * has failed, without a success in between, for `failureMs` since the first of them.
    */
-  deliveryDead(delivery: DeliveryRecord): Promise<void> {
-    if (delivery.lastError?.startsWith(notSentPrefix)) return Promise.resolve();
+  async deliveryFailed(delivery: DeliveryRecord): Promise<void> {
+    if (delivery.target.kind !== webhookTargetKind) return;
+    const id = delivery.target.key;
+    const hook = this.hooks.get(id);
+    if (hook?.status !== 'Succeeded') return;
+    const now = this.now();
+    if (hook.failingSince === undefined) {
+      await this.logged(id, () =>
+        this.o.db.durably(() => {
+          const current = this.hooks.get(id);
+          if (current && current.status === 'Succeeded' && current.failingSince === undefined) this.hooks.putSync(id, { ...current, failingSince: now });
+        }),
+      );
+      return;
+    }
+    if (now - hook.failingSince < this.failureMs) return;
     const why = delivery.lastError ?? (delivery.lastStatus ? `HTTP ${delivery.lastStatus}` : 'failed');
-    return this.disableFor(
+    const hours = Math.round((this.failureMs / 3_600_000) * 100) / 100;
+    await this.disableFor(
       delivery,
-      `Delivery ${delivery.id} (${delivery.event}) failed after ${delivery.attempts} attempt(s): ${why}. PATCH the web hook to re-enable it, then redeliver its dead letters`,
+      `Every delivery to the web hook has failed since ${new Date(hook.failingSince).toISOString()} (${hours} h or more; EARSHOT_HOOK_FAILURE_HOURS), the last one ${delivery.id} (${delivery.event}): ${why}. PATCH the web hook to re-enable it, then redeliver its dead letters`,
     );
+  }
+
+  /** Dispatcher onDelivered: a success ends the hook's run of failures. */
+  async deliveryDelivered(delivery: DeliveryRecord): Promise<void> {
+    if (delivery.target.kind !== webhookTargetKind) return;
+    const id = delivery.target.key;
+    if (this.hooks.get(id)?.failingSince === undefined) return;
+    await this.logged(id, () =>
+      this.o.db.durably(() => {
+        const current = this.hooks.get(id);
+        if (current?.failingSince === undefined) return;
+        const { failingSince: _, ...rest } = current;
+        this.hooks.putSync(id, rest);
+      }),
+    );
+  }
+
+  private async logged(hookId: string, write: () => Promise<unknown>): Promise<void> {
+    try {
+      await write();
+    } catch (err) {
+      this.o.log.error('could not record the delivery outcome of a web hook', { hook: hookId, error: err });
+    }
   }
 
   private async disableFor(delivery: DeliveryRecord, message: string): Promise<void> {

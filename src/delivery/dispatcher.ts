@@ -5,7 +5,7 @@ import type { CidrPolicy } from './cidr.js';
 import { displayUrl, sendRequest, type SendFunction, type SendResponse } from './http-client.js';
 import type { AttemptOutcome, DeliveryRecord, Outbox } from './outbox.js';
 import { standardWebhookHeaders } from './signing.js';
-import type { SendPlan, TargetAdapters } from './targets.js';
+import { notSentPrefix, type SendPlan, type TargetAdapters } from './targets.js';
 
 /** Sent on every delivery; receivers' logs then say who called. */
 export const deliveryUserAgent = 'earshot-delivery/1 (earshot speech-to-text appliance)';
@@ -84,7 +84,8 @@ const storeFailurePauseMs = 30_000;
  * adapter refuses, a forbidden address or an invalid URL dead at once (retrying cannot help until the configuration changes; the
  * dead letter can then be redelivered); 429/503 retried no sooner than Retry-After;
  * anything else (3xx included: redirects are not followed), timeouts and connection
- * errors retried per the schedule, dead after the last attempt.
+ * errors retried per the schedule, dead after the last attempt. The adapter hears of each
+ * attempt's outcome (onDelivered, onFailed: not for refusals) after it is recorded.
  */
 export class Dispatcher {
   private readonly outbox: Outbox;
@@ -291,9 +292,11 @@ export class Dispatcher {
       this.lastDeliveryLatencyMs = outcome.at - stored.createdAt;
       // No info line per success: on an SD card, the journal is written for problems only.
       this.log.debug('delivered', { ...fields, latencyMs: this.lastDeliveryLatencyMs });
+      this.callback('onDelivered', stored);
       return;
     }
     this.counters.failedAttempts++;
+    if (!stored.lastError?.startsWith(notSentPrefix)) this.callback('onFailed', stored);
     if (outcome.result === 'retry') {
       this.log.info('delivery attempt failed, will retry', { ...fields, retryInMs: outcome.nextAttemptAt - outcome.at });
       return;
@@ -304,7 +307,7 @@ export class Dispatcher {
     this.callback('onDead', stored);
   }
 
-  private callback(name: 'onGone' | 'onDead', delivery: DeliveryRecord): void {
+  private callback(name: 'onGone' | 'onDead' | 'onDelivered' | 'onFailed', delivery: DeliveryRecord): void {
     try {
       this.options.targets.get(delivery.target.kind)?.[name]?.(delivery);
     } catch (err) {

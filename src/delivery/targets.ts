@@ -31,6 +31,13 @@ export interface TargetAdapter {
   onGone?(delivery: DeliveryRecord): void;
   /** A delivery became a dead letter (for any reason, 410 included). */
   onDead?(delivery: DeliveryRecord): void;
+  /** An attempt was answered 2xx (the delivery as stored after it). */
+  onDelivered?(delivery: DeliveryRecord): void;
+  /**
+   * An attempt failed (the delivery as stored after it: retried or dead), except one its
+   * adapter refused without a request.
+   */
+  onFailed?(delivery: DeliveryRecord): void;
 }
 
 /** How the error of a delivery refused by its adapter (no request made) begins. */

@@ -12,7 +12,9 @@ import type { SendRequestOptions } from '../../src/delivery/http-client.js';
 import { standardWebhookSignature } from '../../src/delivery/signing.js';
 import { TargetAdapters } from '../../src/delivery/targets.js';
 import { until } from '../helpers/poll.js';
-import { memoryLogger } from '../delivery/harness.js';
+import { createRetrySchedule } from '../../src/delivery/backoff.js';
+import { loopbackPolicy, memoryLogger } from '../delivery/harness.js';
+import { startReceiver } from '../helpers/receiver.js';
 import { job, registrySetup } from '../helpers/azure-fixtures.js';
 
 const base = 'http://pi.local:8080';
@@ -161,4 +163,62 @@ t.test('webhookTarget: disabled hooks refused, current URL and secret used', asy
   t.equal(sent.length, 2, 'no request for a disabled hook');
   t.match(s.outbox.get(refused.id), { state: 'dead', lastError: /not sent: web hook .* is disabled/ }, 'dead-lettered at once');
   t.equal(s.registry.get(hook.id)!.error!.message, 'receiver broken', 'a refused delivery does not change why the hook was disabled');
+});
+
+t.test('a real receiver that fails: dead letters leave the hook enabled, events stay independent, 72 h of failures disable it', async (t) => {
+  const s = await setup(t);
+  const hour = 3_600_000;
+  const receiver = await startReceiver(t, (hit) => ({ status: hit.body.includes('"job-ok"') ? 200 : 500 }));
+  const hook = await s.registry.create(
+    parseCreateV31({ displayName: 'h', webUrl: receiver.url, events: { transcriptionCreation: true, transcriptionCompletion: true } }),
+    base,
+  );
+  const targets = new TargetAdapters();
+  targets.add(webhookTarget(s.registry));
+  const dispatcher = new Dispatcher({
+    outbox: s.outbox,
+    policy: loopbackPolicy,
+    log: memoryLogger().log,
+    targets,
+    schedule: createRetrySchedule({ retryDelaysMs: [10, 10] }),
+  });
+  dispatcher.start();
+  t.teardown(() => dispatcher.stop(0));
+  const settled = (id: string) => until(() => ['dead', 'delivered'].includes(s.outbox.get(id)?.state ?? ''), 5000, `delivery ${id} settled`);
+  const queue = async (jobId: string, change: 'created' | 'completed') => {
+    await s.notify(job({ id: jobId, ...(change === 'completed' ? { status: 'completed' } : {}) }), change, undefined);
+    dispatcher.notify();
+    return s.outbox
+      .listPending()
+      .find((r) => r.body.includes(`"${jobId}"`) && r.event === (change === 'created' ? 'TranscriptionCreation' : 'TranscriptionCompletion'))!;
+  };
+
+  const failing = await queue('job-bad', 'created');
+  await settled(failing.id);
+  t.match(s.outbox.get(failing.id), { state: 'dead', attempts: 3, lastStatus: 500 });
+  const firstFailure = s.clock;
+  t.match(s.registry.get(hook.id), { status: 'Succeeded', failingSince: firstFailure }, 'a dead letter does not disable the hook');
+
+  // Another event of the same hook has its own schedule: it goes through, and ends the run of failures.
+  const ok = await queue('job-ok', 'completed');
+  await settled(ok.id);
+  t.match(s.outbox.get(ok.id), { state: 'delivered', attempts: 1 });
+  await until(() => s.registry.get(hook.id)!.failingSince === undefined, 2000, 'the run of failures ended');
+
+  s.clock += hour;
+  const again = await queue('job-bad-2', 'created');
+  await settled(again.id);
+  t.match(s.registry.get(hook.id), { status: 'Succeeded', failingSince: s.clock });
+  s.clock += 72 * hour;
+  const later = await queue('job-bad-3', 'created');
+  await settled(later.id);
+  await until(() => s.registry.get(hook.id)!.status === 'Failed', 2000, 'the hook to fail');
+  t.match(s.registry.get(hook.id)!.error, { code: 'DeliveryFailed', message: /^Every delivery to the web hook has failed since .*\(72 h or more/ });
+  const requests = receiver.events().length;
+  t.equal(requests, 3 + 1 + 3 + 1, 'the hook failed on the first attempt after 72 h of failures');
+  t.match(s.outbox.get(later.id), { state: 'dead', lastError: /^not sent: web hook .* is disabled/ }, 'its retry was refused without a request');
+  t.same(
+    s.outbox.listPending().filter((r) => r.target.key === hook.id),
+    [],
+  );
 });

@@ -114,10 +114,11 @@ t.test('PATCH: plain changes keep the challenge; a new URL or a Failed hook runs
   await t.rejects(s.registry.update('missing', {}, base), { code: 'ERR_NOT_FOUND' });
 });
 
-t.test('failing deliveries disable the hook; PATCH re-enables; delete drops pending deliveries', async (t) => {
+t.test('410 disables at once; dead letters do not; 72 h of failures without a success do; PATCH re-enables; delete drops pending deliveries', async (t) => {
   const s = registrySetup(t);
   const hook = await s.registry.create(input(), base);
   t.equal(s.registry.refusal(hook.id), undefined);
+  const hour = 3_600_000;
   const record = (extra: Partial<DeliveryRecord>): DeliveryRecord =>
     ({
       id: 'd1',
@@ -129,18 +130,39 @@ t.test('failing deliveries disable the hook; PATCH re-enables; delete drops pend
     }) as DeliveryRecord;
   await s.registry.deliveryGone(record({ lastStatus: 410 }));
   t.match(s.registry.get(hook.id), { status: 'Failed', error: { code: 'DeliveryFailed', message: /410 Gone to delivery d1/ } });
-  await s.registry.deliveryDead(record({ id: 'd2' }));
+  await s.registry.deliveryFailed(record({ id: 'd2' }));
   t.match(s.registry.get(hook.id)!.error!.message, /410/, 'the first reason stays');
+  t.notOk(s.registry.get(hook.id)!.failingSince, 'a Failed hook does not count failures');
   t.match(s.registry.refusal(hook.id), /disabled \(status Failed: .*410.*PATCH it to re-enable/);
 
   await s.registry.update(hook.id, {}, base);
   t.equal(s.registry.get(hook.id)!.status, 'Succeeded');
-  await s.registry.deliveryDead(record({ id: 'd3' }));
-  t.match(s.registry.get(hook.id)!.error, { code: 'DeliveryFailed', message: /Delivery d3 \(TranscriptionCompletion\) failed after 8 attempt\(s\): HTTP 500/ });
-  await s.registry.deliveryDead({ ...record({}), target: { kind: 'ibm-callback', key: 'x', url: 'x' } });
-  await s.registry.update(hook.id, {}, base);
-  await s.registry.deliveryDead(record({ id: 'd4', lastError: 'not sent: web hook was disabled' }));
-  t.equal(s.registry.get(hook.id)!.status, 'Succeeded', 'a delivery refused without a request changes nothing');
+  const firstFailure = s.clock;
+  await s.registry.deliveryFailed(record({ id: 'd3' }));
+  t.match(s.registry.get(hook.id), { status: 'Succeeded', failingSince: firstFailure }, 'the first failure is recorded');
+  s.clock += 71 * hour;
+  await s.registry.deliveryFailed(record({ id: 'd4' }));
+  t.match(s.registry.get(hook.id), { status: 'Succeeded', failingSince: firstFailure }, 'failing for 71 h: still enabled');
+  await s.registry.deliveryDelivered(record({ id: 'd5' }));
+  t.notOk(s.registry.get(hook.id)!.failingSince, 'a success ends the run');
+  s.clock += 2 * hour;
+  await s.registry.deliveryFailed(record({ id: 'd6' }));
+  t.equal(s.registry.get(hook.id)!.failingSince, s.clock, 'a new run starts at its own first failure');
+  s.clock += 72 * hour - 1;
+  await s.registry.deliveryFailed(record({ id: 'd7' }));
+  t.equal(s.registry.get(hook.id)!.status, 'Succeeded', 'one ms short of 72 h');
+  s.clock += 1;
+  await s.registry.deliveryFailed({ ...record({}), target: { kind: 'ibm-callback', key: 'x', url: 'x' } });
+  t.equal(s.registry.get(hook.id)!.status, 'Succeeded', 'other targets are not counted');
+  await s.registry.deliveryFailed(record({ id: 'd8' }));
+  t.match(s.registry.get(hook.id)!.error, {
+    code: 'DeliveryFailed',
+    message:
+      /^Every delivery to the web hook has failed since 2026-01-04T01:00:00.000Z \(72 h or more; EARSHOT_HOOK_FAILURE_HOURS\), the last one d8 \(TranscriptionCompletion\): HTTP 500\. PATCH/,
+  });
+  const reenabled = await s.registry.update(hook.id, {}, base);
+  t.equal(reenabled.status, 'Succeeded');
+  t.notOk(reenabled.failingSince, 'a PATCH starts the count afresh');
 
   await s.outbox.enqueueDurably({ target: { kind: 'azure-webhook', key: hook.id, url: hook.webUrl }, event: 'e', body: '{}' });
   const other = await s.outbox.enqueueDurably({ target: { kind: 'azure-webhook', key: 'other', url: hook.webUrl }, event: 'e', body: '{}' });

@@ -75,6 +75,8 @@ export interface RegistrySetup {
   /** What the next challenges answer (default: the token, 200). */
   answer: (url: URL) => Promise<ChallengeAnswer> | ChallengeAnswer;
   checked: string[];
+  /** The registry's clock (ms); tests move it. */
+  clock: number;
 }
 
 /** A registry on a fresh store; challenges answered by `setup.answer`, v2.1 targets always allowed unless `checkTarget` says otherwise. */
@@ -88,6 +90,7 @@ export function registrySetup(t: Teardown, checkTarget?: TargetCheck): RegistryS
     outbox,
     challenges: [],
     checked: [],
+    clock: Date.parse('2026-01-01T00:00:00Z'),
     answer: (url) => ({ status: 200, body: url.searchParams.get('validationToken') ?? '' }),
     registry: undefined as unknown as WebhookRegistry,
   };
@@ -95,6 +98,7 @@ export function registrySetup(t: Teardown, checkTarget?: TargetCheck): RegistryS
     db,
     outbox,
     log: createLogger({ level: 'error' }),
+    now: () => setup.clock,
     challenge: async (url, headers) => {
       setup.challenges.push({ url, headers });
       return setup.answer(new URL(url));
