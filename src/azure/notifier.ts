@@ -23,6 +23,9 @@ export const eventForChange: Record<JobChange, TranscriptionEventKind> = {
   deleted: 'TranscriptionDeletion',
 };
 
+/** The events `:test` can replay, in the order they are sent. */
+const testableEvents: TranscriptionEventKind[] = ['TranscriptionCreation', 'TranscriptionProcessing', 'TranscriptionCompletion'];
+
 /** The events a job has gone through, in order (what `:test` may replay). */
 function eventsReached(job: Job): TranscriptionEventKind[] {
   const events: TranscriptionEventKind[] = ['TranscriptionCreation'];
@@ -45,7 +48,7 @@ export interface AzureNotifierOptions {
  * TranscriptionDeletion, to every enabled hook subscribed to the event. The body is the
  * transcription entity in the hook's API version plus `invocationId`, which is the
  * delivery id (also sent as webhook-id): stable across retries, for de-duplication.
- * Also sends `ping` and `:test` deliveries.
+ * Also sends `ping` and `:test` deliveries (one per subscribed event).
  */
 export class AzureNotifier implements JobNotifier {
   private readonly now: () => number;
@@ -70,18 +73,25 @@ export class AzureNotifier implements JobNotifier {
   }
 
   /**
-   * Sends the newest of `jobs` (newest first) that would have fired one of the hook's
-   * events, as that event; resolves undefined when there is none.
+   * `:test`: one delivery per transcription event the hook subscribed to, each with the
+   * newest of `jobs` (newest first) that fired that event (TranscriptionDeletion: none, a
+   * deleted job is gone); resolves with what was queued, empty when no job fits.
    */
-  async test(hookId: string, jobs: Iterable<Job>): Promise<DeliveryRecord | undefined> {
+  async test(hookId: string, jobs: Iterable<Job>): Promise<DeliveryRecord[]> {
     const hook = this.o.registry.requireEnabled(hookId);
+    const wanted = testableEvents.filter((k) => subscribes(hook, eventKey(k)));
+    const found = new Map<TranscriptionEventKind, Job>();
     for (const job of jobs) {
-      const kind = eventsReached(job)
-        .reverse()
-        .find((k) => subscribes(hook, eventKey(k)));
-      if (kind) return this.o.outbox.enqueueDurably(this.transcriptionDelivery(hook, kind, job));
+      if (found.size === wanted.length) break;
+      const reached = eventsReached(job);
+      for (const kind of wanted) if (!found.has(kind) && reached.includes(kind)) found.set(kind, job);
     }
-    return undefined;
+    const sent: DeliveryRecord[] = [];
+    for (const kind of wanted) {
+      const job = found.get(kind);
+      if (job) sent.push(await this.o.outbox.enqueueDurably(this.transcriptionDelivery(hook, kind, job)));
+    }
+    return sent;
   }
 
   private transcriptionDelivery(hook: Webhook, kind: TranscriptionEventKind, job: Job): EnqueueInput {

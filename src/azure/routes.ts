@@ -114,7 +114,7 @@ export function azureRoutes(o: AzureRoutesOptions): RouteGroup[] {
     }
     if (action === 'test') {
       const sent = await o.notifier.test(id, o.service.newest(100));
-      if (!sent) return { status: 204 };
+      if (!sent.length) return { status: 204 };
       o.wake();
       return accepted();
     }
@@ -228,7 +228,7 @@ export function azureRoutes(o: AzureRoutesOptions): RouteGroup[] {
       method: 'post',
       pattern: '/speechtotext/v3.1/webhooks/:id',
       name: 'azure.webhooks.action',
-      doc: '`:ping` (202 with Retry-After; event `ping`), `:test` (one delivery of the newest fitting job, or 204)',
+      doc: '`:ping` (202 with Retry-After; event `ping`), `:test` (one delivery per subscribed event, each of the newest job that fired it; 204 when there is none)',
       shown: '/speechtotext/v3.1/webhooks/{id}:ping, :test',
       handler: webhookAction,
     },
@@ -371,11 +371,11 @@ export function azureRoutes(o: AzureRoutesOptions): RouteGroup[] {
       method: 'post',
       pattern: `${v21Base}/:id/test`,
       name: 'azure.v21.hooks.test',
-      doc: '200 when a test delivery was queued, 204 when there is no job to send',
+      doc: '200 when test deliveries were queued (one per subscribed event, the newest fitting job), 204 when there is no job to send',
       handler: async (req) => {
         // v2.1: 200 when a test request could be made, 204 when there is no entity.
         const sent = await o.notifier.test(req.params.id!, o.service.newest(100));
-        if (!sent) return { status: 204 };
+        if (!sent.length) return { status: 204 };
         o.wake();
         return { status: 200 };
       },

@@ -100,11 +100,36 @@ t.test('ping: the hook entity as event ping; test: the newest matching job, or n
   t.match(JSON.parse(ping.body), { self: `${base}/speechtotext/v3.1/webhooks/${hook.id}`, properties: { apiVersion: 'v3.1' }, invocationId: ping.id });
   t.notMatch(ping.body, /"secret"/);
 
-  t.equal(await s.notifier.test(hook.id, []), undefined);
-  t.equal(await s.notifier.test(hook.id, [job({ id: 'new' })]), undefined, 'a waiting job never fired Processing');
-  const sent = await s.notifier.test(hook.id, [job({ id: 'new' }), job({ id: 'done', status: 'completed' }), job({ id: 'old', status: 'completed' })]);
+  t.same(await s.notifier.test(hook.id, []), []);
+  t.same(await s.notifier.test(hook.id, [job({ id: 'new' })]), [], 'a waiting job never fired Processing');
+  const [sent, ...more] = await s.notifier.test(hook.id, [
+    job({ id: 'new' }),
+    job({ id: 'done', status: 'completed' }),
+    job({ id: 'old', status: 'completed' }),
+  ]);
+  t.same(more, []);
   t.equal(sent!.event, 'TranscriptionProcessing');
   t.match(JSON.parse(sent!.body), { id: 'done', status: 'Succeeded' });
+
+  // One request per subscribed event, each with the newest job that fired it.
+  const every = await s.v31({ transcriptionCreation: true, transcriptionProcessing: true, transcriptionCompletion: true, transcriptionDeletion: true });
+  const jobs = [
+    job({ id: 'waiting' }),
+    job({ id: 'running', status: 'processing' }),
+    job({ id: 'done', status: 'completed' }),
+    job({ id: 'old', status: 'completed' }),
+  ];
+  const all = await s.notifier.test(every.id, jobs);
+  t.same(
+    all.map((d) => [d.event, JSON.parse(d.body).id, d.headers['X-MicrosoftSpeechServices-Event']]),
+    [
+      ['TranscriptionCreation', 'waiting', 'TranscriptionCreation'],
+      ['TranscriptionProcessing', 'running', 'TranscriptionProcessing'],
+      ['TranscriptionCompletion', 'done', 'TranscriptionCompletion'],
+    ],
+    'no Deletion: a deleted job is gone',
+  );
+  t.equal(new Set(all.map((d) => d.id)).size, 3, 'each its own delivery');
 
   const v21 = await s.v21(['TranscriptionCompletion']);
   const v21Ping = await s.notifier.ping(v21.id);
