@@ -64,12 +64,12 @@ export class AzureNotifier implements JobNotifier {
     }
   }
 
-  /** Sends event `ping` with the hook itself as the body; resolves once queued. */
+  /** Sends event `Ping` with the hook itself as the body; resolves once queued. */
   async ping(hookId: string): Promise<DeliveryRecord> {
     const hook = this.o.registry.requireEnabled(hookId);
     const id = randomUUID();
     const entity = hook.apiVersion === 'v2.1' ? v21HookView(hook) : webHookView(hook, hook.baseUrl);
-    return this.o.outbox.enqueueDurably(this.delivery(hook, id, 'ping', { ...entity, invocationId: id }));
+    return this.o.outbox.enqueueDurably(this.delivery(hook, id, 'Ping', { ...entity, invocationId: id }));
   }
 
   /**

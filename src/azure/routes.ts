@@ -228,7 +228,7 @@ export function azureRoutes(o: AzureRoutesOptions): RouteGroup[] {
       method: 'post',
       pattern: '/speechtotext/v3.1/webhooks/:id',
       name: 'azure.webhooks.action',
-      doc: '`:ping` (202 with Retry-After; event `ping`), `:test` (one delivery per subscribed event, each of the newest job that fired it; 204 when there is none)',
+      doc: '`:ping` (202 with Retry-After; event `Ping`), `:test` (one delivery per subscribed event, each of the newest job that fired it; 204 when there is none)',
       shown: '/speechtotext/v3.1/webhooks/{id}:ping, :test',
       handler: webhookAction,
     },
@@ -360,7 +360,7 @@ export function azureRoutes(o: AzureRoutesOptions): RouteGroup[] {
       method: 'post',
       pattern: `${v21Base}/:id/ping`,
       name: 'azure.v21.hooks.ping',
-      doc: '202; event `ping`',
+      doc: '202; event `Ping`',
       handler: async (req) => {
         await o.notifier.ping(req.params.id!);
         o.wake();

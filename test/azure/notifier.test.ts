@@ -95,8 +95,8 @@ t.test('ping: the hook entity as event ping; test: the newest matching job, or n
   const s = await setup(t);
   const hook = await s.v31({ transcriptionProcessing: true }, 'p');
   const ping = await s.notifier.ping(hook.id);
-  t.equal(ping.event, 'ping');
-  t.equal(ping.headers['X-MicrosoftSpeechServices-Event'], 'ping');
+  t.equal(ping.event, 'Ping');
+  t.equal(ping.headers['X-MicrosoftSpeechServices-Event'], 'Ping');
   t.match(JSON.parse(ping.body), { self: `${base}/speechtotext/v3.1/webhooks/${hook.id}`, properties: { apiVersion: 'v3.1' }, invocationId: ping.id });
   t.notMatch(ping.body, /"secret"/);
 

@@ -374,7 +374,7 @@ t.test('ping and test: 202 with Retry-After, 204 when there is nothing; v2.1 200
   t.equal(ping.status, 202);
   t.equal(ping.headers.get('retry-after'), '1');
   const [pinged] = await receiver.until((e) => e.length >= 1, 'the ping');
-  t.equal(eventOf(pinged!), 'ping');
+  t.equal(eventOf(pinged!), 'Ping', 'spelled as Azure spells its event types');
   t.equal(pinged!.headers['x-microsoftspeechservices-signature'], hmac256('ps', pinged!.body));
   const pingBody = JSON.parse(pinged!.body);
   t.match(pingBody, { self: hook.self, links: hook.links, webUrl: receiver.url, status: 'Succeeded', invocationId: pinged!.headers['webhook-id'] });
