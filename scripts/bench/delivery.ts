@@ -86,8 +86,8 @@ async function throughput(
     outbox,
     log,
     checkTarget: policyTargetCheck(policy),
-    challenge: async (url, headers, timeoutMs) => {
-      const r = await sendRequest({ method: 'POST', url, headers, body: '', timeoutMs, policy });
+    challenge: async (url, headers, body, timeoutMs) => {
+      const r = await sendRequest({ method: 'POST', url, headers, body, timeoutMs, policy });
       return { status: r.status, body: r.body };
     },
   });
@@ -100,6 +100,8 @@ async function throughput(
       'http://127.0.0.1:8080',
     );
   }
+  // Hooks are challenged after they are registered; only enabled ones get events.
+  await registry.challenged();
   // The backlog: one job "created" per transaction, fanned out to every hook.
   const jobs = Math.ceil(deliveries / hooks);
   for (let i = 0; i < jobs; i++) await db.durably(() => notifier.notify(fakeJob(i), 'created', undefined));
@@ -138,6 +140,14 @@ async function latency(dir: string, model: string, jobs: number): Promise<number
       body: JSON.stringify({ displayName: 'bench', webUrl: receiver.url, events: { transcriptionCompletion: true }, properties: { secret: 's' } }),
     });
     if (created.status !== 201) throw new Error(`create hook: ${created.status} ${await created.text()}`);
+    const self = ((await created.json()) as { self: string }).self;
+    // The challenge follows the 201: wait for it, or the first jobs would fire no events.
+    for (let i = 0; ; i++) {
+      const hook = (await (await fetch(self, { headers: benchAuth })).json()) as { status: string };
+      if (hook.status === 'Succeeded') break;
+      if (hook.status === 'Failed' || i > 500) throw new Error(`hook challenge: ${hook.status}`);
+      await new Promise((r) => setTimeout(r, 10));
+    }
     const audio = l16();
     for (let i = 0; i < jobs; i++) {
       const res = await fetch(`${service.base}/v1/recognitions`, {

@@ -15,8 +15,8 @@ export function azureDialect(ctx: DialectContext): Dialect {
   const contentUrls = new ContentUrls();
   const registry = new WebhookRegistry({
     db: ctx.db,
-    challenge: async (url, headers, timeoutMs) => {
-      const r = await ctx.request({ method: 'POST', url, headers, body: '', timeoutMs });
+    challenge: async (url, headers, body, timeoutMs) => {
+      const r = await ctx.request({ method: 'POST', url, headers, body, timeoutMs });
       return { status: r.status, body: r.body };
     },
     checkTarget: policyTargetCheck(ctx.policy),
@@ -35,6 +35,9 @@ export function azureDialect(ctx: DialectContext): Dialect {
     start({ apiKey }) {
       // Content URLs stay valid across restarts and stop working when the key changes.
       contentUrls.setKey(createHmac('sha256', apiKey).update('earshot azure content urls').digest());
+      registry.resumeChallenges();
     },
+    // A challenge takes at most its 5 s timeout; its verdict is written before the store closes.
+    stop: () => registry.challenged(),
   };
 }

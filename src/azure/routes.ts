@@ -210,7 +210,7 @@ export function azureRoutes(o: AzureRoutesOptions): RouteGroup[] {
       method: 'patch',
       pattern: '/speechtotext/v3.1/webhooks/:id',
       name: 'azure.webhooks.update',
-      doc: 'PATCH a web hook; a new URL, or any PATCH of a Failed hook, runs the challenge again',
+      doc: 'PATCH a web hook; a new URL, or any PATCH of a Failed hook, runs the challenge again (after the answer: NotStarted meanwhile)',
       handler: async (req) => {
         const patch = parsePatchV31(await readJson(req, ['application/json', 'application/merge-patch+json']));
         const hook = await o.registry.update(req.params.id!, patch, baseUrl(req));

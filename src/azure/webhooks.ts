@@ -45,17 +45,17 @@ export interface ChallengeAnswer {
   body: string;
 }
 
-/** One POST of the challenge; rejects with an AppError (forbidden target, timeout, refused, ...). */
-export type ChallengeRequest = (url: string, headers: Record<string, string>, timeoutMs: number) => Promise<ChallengeAnswer>;
+/** One POST of the challenge with `body`; rejects with an AppError (forbidden target, timeout, refused, ...). */
+export type ChallengeRequest = (url: string, headers: Record<string, string>, body: string, timeoutMs: number) => Promise<ChallengeAnswer>;
 
 /** Checks that a URL may be called (resolved address under the allow-list); rejects with an AppError. */
 export type TargetCheck = (url: string) => Promise<void>;
 
 export interface WebhookRegistryOptions {
   db: StateDatabase;
-  /** The v3.1 registration challenge (a POST; see `challengeHook`). */
+  /** The v3.1 registration challenge (a POST; see `WebhookRegistry`). */
   challenge: ChallengeRequest;
-  /** For v2.1 hooks, which have no challenge. */
+  /** Before a hook is stored (v2.1 hooks have no challenge; v3.1 ones are challenged after). */
   checkTarget: TargetCheck;
   outbox: Outbox;
   log: Logger;
@@ -108,15 +108,21 @@ export function policyTargetCheck(policy: CidrPolicy): TargetCheck {
  * where `properties.apiVersion` says which payload shape a hook gets), persisted in LMDB.
  *
  * A v3.1 hook is usable once its URL answered the registration challenge: a POST to
- * `webUrl?validationToken=<token>` with `X-MicrosoftSpeechServices-Event: Challenge` (and,
- * with a secret, the signature of the token) answered by 200 and the token within 5 s.
- * That runs inside the create/update request; a hook whose challenge failed is stored as
- * Failed with the reason. A URL whose address is not allowed is refused outright.
+ * `webUrl?validationToken=<token>` with `X-MicrosoftSpeechServices-Event: Challenge`, the
+ * token as its body (and, with a secret, the signature of that body), answered by 200 and
+ * the token within 5 s. As in Azure, the hook is registered first (NotStarted: the create
+ * or PATCH answers at once) and challenged after; the challenge sets it Succeeded, or
+ * Failed with the reason. A hook left NotStarted by a restart is challenged again at
+ * start. A URL whose address is not allowed is refused outright.
  */
 export class WebhookRegistry {
   private readonly now: () => number;
   private readonly challengeTimeoutMs: number;
   private readonly failureMs: number;
+  /** Challenges under way. */
+  private readonly challenging = new Set<{ done: Promise<void> }>();
+  /** The latest challenge of each hook: a newer one (a PATCH meanwhile) supersedes the older. */
+  private readonly generations = new Map<string, number>();
 
   constructor(private readonly o: WebhookRegistryOptions) {
     this.now = o.now ?? Date.now;
@@ -163,18 +169,21 @@ export class WebhookRegistry {
     const now = this.now();
     const draft: Webhook = { ...input, id: randomUUID(), status: 'NotStarted', createdAt: now, lastActionAt: now, baseUrl };
     const hook = { ...draft, ...(await this.verify(draft)), lastActionAt: this.now() };
+    await this.checkAllowed(hook.webUrl);
     // Checked again with the write: concurrent creations all passed the first check.
     await this.o.db.durably(() => {
       this.checkRoom();
       this.hooks.putSync(hook.id, hook);
     });
     this.o.log.info('web hook created', { hook: hook.id, url: displayUrl(hook.webUrl), status: hook.status, apiVersion: hook.apiVersion });
+    if (hook.status === 'NotStarted') this.challengeLater(hook.id);
     return hook;
   }
 
   /**
    * Applies a PATCH. A new URL, or any PATCH of a hook that is not Succeeded, runs the
-   * challenge again (v2.1 hooks: the target check); passing it re-enables the hook.
+   * challenge again, after the PATCH is stored (NotStarted meanwhile; v2.1 hooks: the
+   * target check, at once); passing it re-enables the hook.
    */
   async update(id: string, patch: WebhookPatch, baseUrl: string): Promise<Webhook> {
     const current = this.require(id);
@@ -203,9 +212,9 @@ export class WebhookRegistry {
     }
     let updated: Webhook = next;
     if (next.webUrl !== current.webUrl || current.status !== 'Succeeded') {
-      const verified = await this.verify(next);
-      updated = { ...next, ...verified };
-      if (verified.status === 'Succeeded') delete updated.error;
+      await this.checkAllowed(next.webUrl);
+      updated = { ...next, ...(await this.verify(next)) };
+      delete updated.error;
       // Re-enabled: its failures start counting afresh.
       delete updated.failingSince;
     }
@@ -217,6 +226,7 @@ export class WebhookRegistry {
     if (updated.status !== current.status) {
       this.o.log.info('web hook status changed', { hook: id, from: current.status, to: updated.status, reason: updated.error?.message });
     }
+    if (updated.status === 'NotStarted') this.challengeLater(id);
     return updated;
   }
 
@@ -331,20 +341,63 @@ export class WebhookRegistry {
     return hook;
   }
 
-  /** The challenge (v3.1) or the target check (v2.1); throws when the address is not allowed. */
-  private async verify(hook: Webhook): Promise<{ status: AzureStatus; error?: EntityError }> {
-    if (hook.apiVersion === 'v2.1') {
-      try {
-        await this.o.checkTarget(hook.webUrl);
-      } catch (err) {
-        throw refused(err, hook.webUrl);
-      }
-      return { status: 'Succeeded' };
+  /** The status a hook is stored with: v2.1 Succeeded (no challenge), v3.1 NotStarted until challenged. */
+  private async verify(hook: Webhook): Promise<{ status: AzureStatus }> {
+    return { status: hook.apiVersion === 'v2.1' ? 'Succeeded' : 'NotStarted' };
+  }
+
+  /** Refuses (400) a URL whose address is not allowed. */
+  private async checkAllowed(url: string): Promise<void> {
+    try {
+      await this.o.checkTarget(url);
+    } catch (err) {
+      throw refused(err, url);
     }
+  }
+
+  /**
+   * Challenges the hook in the background; the verdict is stored unless the hook was
+   * deleted, or a newer PATCH started another challenge, meanwhile.
+   */
+  private challengeLater(id: string): void {
+    const generation = (this.generations.get(id) ?? 0) + 1;
+    this.generations.set(id, generation);
+    const latest = () => this.generations.get(id) === generation;
+    const run = { done: Promise.resolve() };
+    run.done = this.challengeNow(id, latest)
+      .catch((err) => this.o.log.error('web hook challenge could not be recorded', { hook: id, error: err }))
+      .finally(() => {
+        this.challenging.delete(run);
+        if (latest()) this.generations.delete(id);
+      });
+    this.challenging.add(run);
+  }
+
+  private async challengeNow(id: string, latest: () => boolean): Promise<void> {
+    await Promise.resolve(); // the caller answers first
+    const hook = this.hooks.get(id);
+    if (!hook || hook.status !== 'NotStarted' || !latest()) return;
     const message = await this.runChallenge(hook);
-    if (message === undefined) return { status: 'Succeeded' };
-    this.o.log.info('web hook challenge failed', { url: displayUrl(hook.webUrl), reason: message });
-    return { status: 'Failed', error: { code: challengeFailedCode, message } };
+    if (!latest()) return;
+    await this.o.db.durably(() => {
+      const now = this.hooks.get(id);
+      if (now?.status !== 'NotStarted') return;
+      const verdict: Webhook = { ...now, status: message === undefined ? 'Succeeded' : 'Failed', lastActionAt: this.now() };
+      if (message !== undefined) verdict.error = { code: challengeFailedCode, message };
+      this.hooks.putSync(id, verdict);
+    });
+    if (message === undefined) this.o.log.info('web hook challenge passed', { hook: id, url: displayUrl(hook.webUrl) });
+    else this.o.log.info('web hook challenge failed', { hook: id, url: displayUrl(hook.webUrl), reason: message });
+  }
+
+  /** Resolves once no challenge is under way (for tests and stop()). */
+  async challenged(): Promise<void> {
+    while (this.challenging.size) await Promise.all([...this.challenging].map((r) => r.done));
+  }
+
+  /** At start: challenges the hooks a stop left NotStarted. */
+  resumeChallenges(): void {
+    for (const hook of this.all()) if (hook.status === 'NotStarted') this.challengeLater(hook.id);
   }
 
   /** Resolves undefined when the challenge passed, or why it failed. */
@@ -352,14 +405,17 @@ export class WebhookRegistry {
     const token = randomBytes(16).toString('hex');
     const target = new URL(hook.webUrl);
     target.searchParams.append('validationToken', token);
-    const headers: Record<string, string> = { 'X-MicrosoftSpeechServices-Event': 'Challenge' };
-    if (hook.secret) headers['X-MicrosoftSpeechServices-Signature'] = azureSignature(hook.secret, token);
+    // The body is the token, so that the signature is over exactly the bytes of the body,
+    // as for every other request, and is also the signature of the token.
+    const body = token;
+    const headers: Record<string, string> = { 'X-MicrosoftSpeechServices-Event': 'Challenge', 'Content-Type': 'text/plain; charset=utf-8' };
+    if (hook.secret) headers['X-MicrosoftSpeechServices-Signature'] = azureSignature(hook.secret, body);
     let answer: ChallengeAnswer;
     try {
-      answer = await this.o.challenge(target.toString(), headers, this.challengeTimeoutMs);
+      answer = await this.o.challenge(target.toString(), headers, body, this.challengeTimeoutMs);
     } catch (err) {
       const error = err as AppError;
-      if (error.code === 'ERR_TARGET_FORBIDDEN' || error.code === 'ERR_INVALID_ARGUMENT') throw refused(err, hook.webUrl);
+      if (error.code === 'ERR_TARGET_FORBIDDEN' || error.code === 'ERR_INVALID_ARGUMENT') return `Challenge failed: ${refused(err, hook.webUrl).message}`;
       if (error.code === 'ERR_TARGET_TIMEOUT') return `Challenge failed: the web hook URL did not respond within ${this.challengeTimeoutMs / 1000} seconds`;
       return `Challenge failed: ${error.message}`;
     }

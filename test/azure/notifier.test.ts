@@ -24,8 +24,15 @@ async function setup(t: Parameters<typeof registrySetup>[0]) {
   const contentUrls = new ContentUrls();
   contentUrls.setKey(Buffer.from('key'));
   const notifier = new AzureNotifier({ registry: s.registry, outbox: s.outbox, contentUrls });
-  const v31 = (events: Record<string, boolean>, secret?: string) =>
-    s.registry.create(parseCreateV31({ displayName: 'h', webUrl: 'http://10.0.0.5/v31', events, ...(secret ? { properties: { secret } } : {}) }), base);
+  /** A v3.1 hook, once its challenge passed. */
+  const v31 = async (events: Record<string, boolean>, secret?: string) => {
+    const hook = await s.registry.create(
+      parseCreateV31({ displayName: 'h', webUrl: 'http://10.0.0.5/v31', events, ...(secret ? { properties: { secret } } : {}) }),
+      base,
+    );
+    await s.registry.challenged();
+    return s.registry.require(hook.id);
+  };
   const v21 = (events: string[], active = true) =>
     s.registry.create(parseCreateV21({ name: 'v2', configuration: { url: 'http://10.0.0.5/v21', secret: 'v2s' }, events, active }), base);
   /** Runs notify like the job service: inside a transaction. */
@@ -170,6 +177,7 @@ t.test('webhookTarget: disabled hooks refused, current URL and secret used', asy
 
   const record = await queued('job-a');
   await s.registry.update(hook.id, { webUrl: 'http://10.0.0.9/moved', secret: 'new-secret' }, base);
+  await s.registry.challenged();
   await dispatch(() => sent.length === 1);
   t.equal(sent[0]!.url, 'http://10.0.0.9/moved', "the hook's current URL");
   t.equal(sent[0]!.headers['X-MicrosoftSpeechServices-Signature'], azureSignature('new-secret', record.body));
@@ -198,6 +206,7 @@ t.test('a real receiver that fails: dead letters leave the hook enabled, events 
     parseCreateV31({ displayName: 'h', webUrl: receiver.url, events: { transcriptionCreation: true, transcriptionCompletion: true } }),
     base,
   );
+  await s.registry.challenged();
   const targets = new TargetAdapters();
   targets.add(webhookTarget(s.registry));
   const dispatcher = new Dispatcher({

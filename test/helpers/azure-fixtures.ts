@@ -71,7 +71,7 @@ export interface RegistrySetup {
   outbox: Outbox;
   registry: WebhookRegistry;
   /** Every challenge request made, in order. */
-  challenges: Array<{ url: string; headers: Record<string, string> }>;
+  challenges: Array<{ url: string; headers: Record<string, string>; body: string }>;
   /** What the next challenges answer (default: the token, 200). */
   answer: (url: URL) => Promise<ChallengeAnswer> | ChallengeAnswer;
   checked: string[];
@@ -99,8 +99,8 @@ export function registrySetup(t: Teardown, checkTarget?: TargetCheck): RegistryS
     outbox,
     log: createLogger({ level: 'error' }),
     now: () => setup.clock,
-    challenge: async (url, headers) => {
-      setup.challenges.push({ url, headers });
+    challenge: async (url, headers, body) => {
+      setup.challenges.push({ url, headers, body });
       return setup.answer(new URL(url));
     },
     checkTarget:

@@ -35,6 +35,19 @@ function client(app: RunningApp) {
     call,
     createHook: (body: Record<string, unknown>) => call('POST', '/speechtotext/v3.1/webhooks', body),
     hookPath: (self: string) => new URL(self).pathname,
+    /** The hook once its challenge has run (the 201 comes first, with status NotStarted). */
+    settled: async (self: string) => {
+      let hook: any;
+      await until(
+        async () => {
+          hook = (await call('GET', new URL(self).pathname)).json;
+          return hook.status !== 'NotStarted';
+        },
+        10_000,
+        'the challenge',
+      );
+      return hook;
+    },
     submit: async (query = 'timestamps=true') => {
       const res = await fetch(`${app.base}/v1/recognitions?${query}`, {
         method: 'POST',
@@ -49,7 +62,7 @@ function client(app: RunningApp) {
 
 const allTranscriptionEvents = { transcriptionCreation: true, transcriptionProcessing: true, transcriptionCompletion: true, transcriptionDeletion: true };
 
-t.test('create with the challenge, get, list paging, PATCH, delete; secrets never returned', async (t) => {
+t.test('create answers 201 NotStarted, the challenge follows; get, list paging, PATCH, delete; secrets never returned', async (t) => {
   const receiver = await hookReceiver(t);
   const moved = await hookReceiver(t, '/moved');
   const app = await startApp(t);
@@ -74,25 +87,32 @@ t.test('create with the challenge, get, list paging, PATCH, delete; secrets neve
     displayName: 'first',
     description: 'd',
     events: { transcriptionCompletion: true },
-    status: 'Succeeded',
+    status: 'NotStarted',
     customProperties: { k: 'v' },
     properties: { apiVersion: 'v3.1' },
   });
   t.match(hook.createdDateTime, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$/);
   t.notOk(created.text.includes(secret), 'the secret is not returned');
 
+  const settled = await api.settled(hook.self);
+  t.match(settled, { ...hook, status: 'Succeeded', lastActionDateTime: String });
   const [challenge] = receiver.challenges();
   t.equal(challenge!.method, 'POST');
   const token = challenge!.url.searchParams.get('validationToken')!;
   t.match(token, /^[0-9a-f]{32}$/);
   t.equal(eventOf(challenge!), 'Challenge');
-  t.equal(challenge!.headers['x-microsoftspeechservices-signature'], hmac256(secret, token), 'signature of the token');
+  t.equal(challenge!.body, token, 'the token is also the body');
+  t.equal(challenge!.headers['x-microsoftspeechservices-signature'], hmac256(secret, challenge!.body), 'signed over exactly the body');
 
   const got = await api.call('GET', api.hookPath(hook.self));
   t.equal(got.status, 200);
-  t.same(got.json, hook);
+  t.same(got.json, settled);
 
-  for (const name of ['second', 'third']) t.equal((await api.createHook({ displayName: name, webUrl: receiver.url, events: { ping: true } })).status, 201);
+  for (const name of ['second', 'third']) {
+    const other = await api.createHook({ displayName: name, webUrl: receiver.url, events: { ping: true } });
+    t.equal(other.status, 201);
+    await api.settled(other.json.self);
+  }
   const page1 = await api.call('GET', '/speechtotext/v3.1/webhooks?top=2');
   t.same(
     page1.json.values.map((h: any) => h.displayName),
@@ -119,13 +139,10 @@ t.test('create with the challenge, get, list paging, PATCH, delete; secrets neve
   t.match(renamed.json, { displayName: 'renamed', events: { transcriptionCreation: true, transcriptionCompletion: true }, status: 'Succeeded' });
   t.equal(receiver.challenges().length, 3, 'no new challenge for a rename');
   const move = await api.call('PATCH', api.hookPath(hook.self), { webUrl: moved.url });
-  t.match(move.json, { webUrl: moved.url, status: 'Succeeded' });
+  t.match(move.json, { webUrl: moved.url, status: 'NotStarted' });
+  t.match(await api.settled(hook.self), { webUrl: moved.url, status: 'Succeeded' });
   t.equal(moved.challenges().length, 1, 'a new URL is challenged');
-  t.equal(
-    moved.challenges()[0]!.headers['x-microsoftspeechservices-signature'],
-    hmac256(secret, moved.challenges()[0]!.url.searchParams.get('validationToken')!),
-    'with the kept secret',
-  );
+  t.equal(moved.challenges()[0]!.headers['x-microsoftspeechservices-signature'], hmac256(secret, moved.challenges()[0]!.body), 'with the kept secret');
   t.notOk(move.text.includes(secret));
   const wrongType = await api.call('PATCH', api.hookPath(hook.self), 'displayName=x', 'text/plain');
   t.equal(wrongType.status, 415);
@@ -159,7 +176,8 @@ t.test('a failed challenge leaves the hook Failed with the reason; forbidden tar
   receiver.challenge = () => ({ status: 200, body: 'not the token' });
   const wrong = await api.createHook({ displayName: 'w', webUrl: receiver.url, events: { transcriptionCompletion: true } });
   t.equal(wrong.status, 201, 'created, as Azure does, but not usable');
-  t.match(wrong.json, {
+  t.match(wrong.json, { status: 'NotStarted' });
+  t.match(await api.settled(wrong.json.self), {
     status: 'Failed',
     properties: {
       error: {
@@ -174,16 +192,15 @@ t.test('a failed challenge leaves the hook Failed with the reason; forbidden tar
 
   receiver.challenge = () => ({ status: 302, headers: { Location: elsewhere.url } });
   const redirect = await api.createHook({ displayName: 'r', webUrl: receiver.url, events: { transcriptionCompletion: true } });
-  t.match(redirect.json, {
+  t.match(await api.settled(redirect.json.self), {
     status: 'Failed',
     properties: { error: { message: /HTTP 302 \(a redirect\); redirects are not followed: register the final URL/ } },
   });
   t.equal(elsewhere.received.length, 0, 'the redirect was not followed');
 
   receiver.challenge = () => ({ status: 503 });
-  t.match((await api.createHook({ displayName: 's', webUrl: receiver.url, events: { transcriptionCompletion: true } })).json.properties.error, {
-    message: /status code 503/,
-  });
+  const unavailable = await api.createHook({ displayName: 's', webUrl: receiver.url, events: { transcriptionCompletion: true } });
+  t.match((await api.settled(unavailable.json.self)).properties.error, { message: /status code 503/ });
 
   const linkLocal = await api.createHook({ displayName: 'm', webUrl: 'http://169.254.169.254/latest/meta-data', events: { transcriptionCompletion: true } });
   t.equal(linkLocal.status, 400);
@@ -260,6 +277,7 @@ t.test('a job submitted through IBM fires Creation, Processing, Completion, sign
   const api = client(app);
   const secret = 'azure-hook-secret';
   const hook = (await api.createHook({ displayName: 'all', webUrl: receiver.url, events: allTranscriptionEvents, properties: { secret } })).json;
+  await api.settled(hook.self);
   const v21 = await api.call('POST', '/api/speechtotext/v2.1/transcriptions/hooks', {
     configuration: { url: v21Receiver.url, secret: 'v2-secret' },
     events: ['TranscriptionCompletion'],
@@ -360,6 +378,7 @@ t.test('ping and test: 202 with Retry-After, 204 when there is nothing; v2.1 200
   const app = await startApp(t);
   const api = client(app);
   const hook = (await api.createHook({ displayName: 'p', webUrl: receiver.url, events: { transcriptionCompletion: true }, properties: { secret: 'ps' } })).json;
+  await api.settled(hook.self);
   const path = api.hookPath(hook.self);
   const v21 = (
     await api.call('POST', '/api/speechtotext/v2.1/transcriptions/hooks', {
@@ -414,7 +433,9 @@ t.test('a receiver down for a while: every delivery arrives once, with stable id
   const receiver = await hookReceiver(t);
   const app = await startApp(t, { EARSHOT_RETRY_SCHEDULE: Array(30).fill('25ms').join(',') });
   const api = client(app);
-  await api.createHook({ displayName: 'flaky', webUrl: receiver.url, events: allTranscriptionEvents, properties: { secret: 'f' } });
+  await api.settled(
+    (await api.createHook({ displayName: 'flaky', webUrl: receiver.url, events: allTranscriptionEvents, properties: { secret: 'f' } })).json.self,
+  );
   // Down: connections reset, then 503s, then up.
   receiver.answer = (_hit, i) => (i < 5 ? 'reset' : i < 10 ? { status: 503 } : { status: 200 });
   const jobs = [await api.submit(), await api.submit()];
@@ -459,7 +480,7 @@ t.test('dead letters leave the hook enabled and are redelivered; 410 disables it
     })
   ).json;
   const path = api.hookPath(hook.self);
-  await until(async () => (await api.call('GET', path)).json.status === 'Succeeded', 10_000, 'the challenge');
+  t.match(await api.settled(hook.self), { status: 'Succeeded' });
   // Every attempt fails: each event runs its own schedule to its own dead letter.
   receiver.answer = () => ({ status: 500 });
 
@@ -508,7 +529,7 @@ t.test('dead letters leave the hook enabled and are redelivered; 410 disables it
   goneReceiver.answer = () => ({ status: 410 });
   const goneHook = (await api.createHook({ displayName: 'gone', webUrl: goneReceiver.url, events: { transcriptionCompletion: true } })).json;
   const gonePath = api.hookPath(goneHook.self);
-  await until(async () => (await api.call('GET', gonePath)).json.status === 'Succeeded', 10_000, 'the challenge');
+  t.match(await api.settled(goneHook.self), { status: 'Succeeded' });
   t.equal((await api.call('POST', `${gonePath}:ping`)).status, 202);
   await goneReceiver.until((e) => e.length >= 1, 'the ping');
   let gone: any;
@@ -534,7 +555,7 @@ t.test('dead letters leave the hook enabled and are redelivered; 410 disables it
   // PATCH re-enables (after the challenge).
   goneReceiver.answer = () => ({ status: 200 });
   t.equal((await api.call('PATCH', gonePath, {}, 'application/merge-patch+json')).status, 200);
-  await until(async () => (await api.call('GET', gonePath)).json.status === 'Succeeded', 10_000, 'the hook re-enabled');
+  t.match(await api.settled(goneHook.self), { status: 'Succeeded' }, 'the hook re-enabled');
   t.notOk('error' in (await api.call('GET', gonePath)).json.properties);
   t.equal(goneReceiver.challenges().length, 2, 'the PATCH ran the challenge again');
 });
@@ -552,6 +573,7 @@ t.test('restart with deliveries pending: they arrive after it, same ids; hooks a
   const first = await startApp(t, env, stateDir);
   let api = client(first);
   const hook = (await api.createHook({ displayName: 'r', webUrl: receiver.url, events: allTranscriptionEvents, properties: { secret: 'rs' } })).json;
+  await api.settled(hook.self);
   receiver.answer = () => ({ status: 503 });
   const id = await api.submit();
   await waitForJob(first.base, first.auth, id, budget(60_000));
