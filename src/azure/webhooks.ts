@@ -376,7 +376,7 @@ export class WebhookRegistry {
   private async challengeNow(id: string, latest: () => boolean): Promise<void> {
     await Promise.resolve(); // the caller answers first
     const hook = this.hooks.get(id);
-    if (!hook || hook.status !== 'NotStarted' || !latest()) return;
+    if (hook?.status !== 'NotStarted' || !latest()) return;
     const message = await this.runChallenge(hook);
     if (!latest()) return;
     await this.o.db.durably(() => {
