@@ -6,7 +6,7 @@ import { AzureError, azureErrorBody, invalid } from './errors.js';
 import { fileContents, fileId, fileView, type ContentUrls } from './files.js';
 import type { AzureNotifier } from './notifier.js';
 import { deliveryView, page, transcriptionView, v21HookView, webHookView } from './views.js';
-import { parseCreateV21, parseCreateV31, parsePatchV31 } from './webhook-input.js';
+import { parseCreateV21, parseCreateV31, parsePatchV21, parsePatchV31 } from './webhook-input.js';
 import { webhookTargetKind, type WebhookRegistry } from './webhooks.js';
 
 export interface AzureRoutesOptions {
@@ -348,6 +348,16 @@ export function azureRoutes(o: AzureRoutesOptions): RouteGroup[] {
       name: 'azure.v21.hooks.get',
       doc: 'one hook',
       handler: (req) => json(200, v21HookView(o.registry.require(req.params.id!))),
+    },
+    {
+      method: 'patch',
+      pattern: `${v21Base}/:id`,
+      name: 'azure.v21.hooks.update',
+      doc: 'update a hook: any of `name`, `description`, `events` (the whole list), `configuration.url`, `configuration.secret`, `active`, `properties`; re-enables a Failed one',
+      handler: async (req) => {
+        const patch = parsePatchV21(await readJson(req, ['application/json', 'application/merge-patch+json']));
+        return json(200, v21HookView(await o.registry.update(req.params.id!, patch, baseUrl(req))));
+      },
     },
     {
       method: 'del',

@@ -83,6 +83,12 @@ export interface WebhookPatch {
   secret?: string | null;
   /** Merged key by key; null removes a key, or all of them when given for the whole map. */
   customProperties?: Record<string, string | null> | null;
+  /** v2.1: the whole list of events, replacing the current one. */
+  eventList?: { events: WebHookEventKey[]; v21Events: string[] };
+  /** v2.1: whether events are sent. */
+  active?: boolean;
+  /** v2.1: the free-form `properties`, replacing the current ones (null: none). */
+  properties?: Record<string, string> | null;
 }
 
 const maxUrlLength = 2048;
@@ -223,21 +229,7 @@ export function parseCreateV21(body: unknown): WebhookInput {
   const o = requireObject(body, 'web hook');
   if (!isObject(o.configuration))
     throw invalid('InvalidPayload', `Expected an object with url (and secret) for configuration but received ${shown(o.configuration)}`);
-  if (!Array.isArray(o.events) || o.events.length === 0) {
-    throw invalid('InvalidWebHookEventKind', `Expected a non-empty array such as ["TranscriptionCompletion"] for events but received ${shown(o.events)}`);
-  }
-  const given: string[] = [];
-  const events = new Set<WebHookEventKey>();
-  for (const name of o.events) {
-    const known = typeof name === 'string' ? Object.keys(v21Events).find((k) => k.toLowerCase() === name.toLowerCase()) : undefined;
-    if (!known) {
-      const why = typeof name === 'string' && name.toLowerCase() === 'ping' ? ' (Ping cannot be subscribed to; use the ping operation)' : '';
-      throw invalid('InvalidWebHookEventKind', `Unknown web hook event ${shown(name)}${why}. Valid events are ${Object.keys(v21Events).join(', ')}`);
-    }
-    if (!given.includes(known)) given.push(known);
-    const key = v21Events[known];
-    if (key) events.add(key);
-  }
+  const { events, v21Events: given } = parseV21Events(o.events);
   if (o.active !== undefined && typeof o.active !== 'boolean') throw invalid('InvalidPayload', `Expected a boolean for active but received ${shown(o.active)}`);
   const description = text(o.description, 'description', { required: false });
   const secret = secretOf(o.configuration.secret, 'configuration.secret');
@@ -247,12 +239,60 @@ export function parseCreateV21(body: unknown): WebhookInput {
     webUrl: checkWebUrl(o.configuration.url, 'configuration.url'),
     displayName: text(o.name, 'name', { required: true })!,
     ...(description !== undefined ? { description } : {}),
-    events: webHookEventKeys.filter((k) => events.has(k)),
+    events,
     v21Events: given,
     ...(secret !== undefined ? { secret } : {}),
     ...(properties ? { properties } : {}),
     active: o.active ?? true,
   };
+}
+
+/** v2.1's `events`: a non-empty list of event names (any case), as v3.1 keys and as given. */
+function parseV21Events(value: unknown): { events: WebHookEventKey[]; v21Events: string[] } {
+  if (!Array.isArray(value) || value.length === 0) {
+    throw invalid('InvalidWebHookEventKind', `Expected a non-empty array such as ["TranscriptionCompletion"] for events but received ${shown(value)}`);
+  }
+  const given: string[] = [];
+  const events = new Set<WebHookEventKey>();
+  for (const name of value) {
+    const known = typeof name === 'string' ? Object.keys(v21Events).find((k) => k.toLowerCase() === name.toLowerCase()) : undefined;
+    if (!known) {
+      const why = typeof name === 'string' && name.toLowerCase() === 'ping' ? ' (Ping cannot be subscribed to; use the ping operation)' : '';
+      throw invalid('InvalidWebHookEventKind', `Unknown web hook event ${shown(name)}${why}. Valid events are ${Object.keys(v21Events).join(', ')}`);
+    }
+    if (!given.includes(known)) given.push(known);
+    const key = v21Events[known];
+    if (key) events.add(key);
+  }
+  return { events: webHookEventKeys.filter((k) => events.has(k)), v21Events: given };
+}
+
+/**
+ * A v2.1 update: the fields of a v2.1 hook, each optional (`name`, `description`,
+ * `events` — the whole list —, `configuration.url`, `configuration.secret`, `active`,
+ * `properties`); absent fields stay, `null` removes an optional one.
+ */
+export function parsePatchV21(body: unknown): WebhookPatch {
+  const o = requireObject(body, 'web hook update');
+  const patch: WebhookPatch = {};
+  if (o.name !== undefined) patch.displayName = text(o.name, 'name', { required: true })!;
+  if (o.description === null) patch.description = null;
+  else if (o.description !== undefined) patch.description = text(o.description, 'description', { required: false })!;
+  if (o.events !== undefined) patch.eventList = parseV21Events(o.events);
+  if (o.active !== undefined) {
+    if (typeof o.active !== 'boolean') throw invalid('InvalidPayload', `Expected a boolean for active but received ${shown(o.active)}`);
+    patch.active = o.active;
+  }
+  if (o.configuration !== undefined) {
+    if (!isObject(o.configuration))
+      throw invalid('InvalidPayload', `Expected an object with url or secret for configuration but received ${shown(o.configuration)}`);
+    if (o.configuration.url !== undefined) patch.webUrl = checkWebUrl(o.configuration.url, 'configuration.url');
+    if (o.configuration.secret === null || o.configuration.secret === '') patch.secret = null;
+    else if (o.configuration.secret !== undefined) patch.secret = secretOf(o.configuration.secret, 'configuration.secret')!;
+  }
+  if (o.properties === null) patch.properties = null;
+  else if (o.properties !== undefined) patch.properties = (customProperties(o.properties, 'properties', false) as Record<string, string> | undefined) ?? null;
+  return patch;
 }
 
 /** The current events with a PATCH's flags merged in; at least one must stay. */

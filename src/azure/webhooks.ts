@@ -197,6 +197,13 @@ export class WebhookRegistry {
       // v2.1 names no longer describe the events; v2.1 views derive them again.
       delete next.v21Events;
     }
+    if (patch.eventList) {
+      next.events = patch.eventList.events;
+      next.v21Events = patch.eventList.v21Events;
+    }
+    if (patch.active !== undefined) next.active = patch.active;
+    if (patch.properties === null) delete next.properties;
+    else if (patch.properties) next.properties = patch.properties;
     if (patch.secret === null) delete next.secret;
     else if (patch.secret !== undefined) next.secret = patch.secret;
     if (patch.customProperties === null) delete next.customProperties;

@@ -3,7 +3,7 @@
 import { createHmac } from 'node:crypto';
 import t from 'tap';
 
-import { parseCreateV21, parseCreateV31 } from '../../src/azure/webhook-input.js';
+import { parseCreateV21, parseCreateV31, parsePatchV21 } from '../../src/azure/webhook-input.js';
 import { AppError } from '../../src/errors.js';
 import type { DeliveryRecord } from '../../src/delivery/outbox.js';
 import { WebhookRegistry } from '../../src/azure/webhooks.js';
@@ -241,4 +241,48 @@ t.test('410 disables at once; dead letters do not; 72 h of failures without a su
   );
   t.equal(await s.registry.delete(hook.id), false);
   t.match(s.registry.refusal(hook.id), /no longer exists/);
+});
+
+t.test('v2.1 update: name, description, events (the whole list), url, secret, active, properties; re-enables a Failed hook', async (t) => {
+  const s = registrySetup(t);
+  const created = await s.registry.create(
+    parseCreateV21({ name: 'n', configuration: { url: 'http://10.0.0.7/h', secret: 's1' }, events: ['TranscriptionCompletion'], properties: { a: '1' } }),
+    base,
+  );
+  const off = await s.registry.update(created.id, parsePatchV21({ active: false }), base);
+  t.match(off, { active: false, status: 'Succeeded', displayName: 'n', secret: 's1', properties: { a: '1' } });
+  t.match(s.registry.refusal(created.id), /inactive/, 'an inactive hook receives nothing');
+  const on = await s.registry.update(
+    created.id,
+    parsePatchV21({
+      active: true,
+      name: 'renamed',
+      description: 'd',
+      events: ['transcriptionCreation', 'TranscriptionCompletion'],
+      configuration: { url: 'http://10.0.0.8/new', secret: '' },
+      properties: { b: '2' },
+    }),
+    base,
+  );
+  t.match(on, {
+    active: true,
+    displayName: 'renamed',
+    description: 'd',
+    webUrl: 'http://10.0.0.8/new',
+    events: ['transcriptionCreation', 'transcriptionCompletion'],
+    v21Events: ['TranscriptionCreation', 'TranscriptionCompletion'],
+    properties: { b: '2' },
+    status: 'Succeeded',
+  });
+  t.notOk(on.secret, 'an empty secret removes it');
+  t.same(s.checked, ['http://10.0.0.7/h', 'http://10.0.0.8/new'], 'a new URL is checked');
+  t.same(s.challenges, [], 'v2.1 hooks are never challenged');
+  await s.registry.disable(created.id, { code: 'DeliveryFailed', message: '410' });
+  t.match(await s.registry.update(created.id, parsePatchV21({}), base), { status: 'Succeeded' }, 'an empty update re-enables');
+  t.notOk(s.registry.get(created.id)!.error);
+  t.throws(() => parsePatchV21({ events: [] }), { name: 'AppError', innerCode: 'InvalidWebHookEventKind' });
+  t.throws(() => parsePatchV21({ events: ['Ping'] }), { message: /Ping cannot be subscribed to/ });
+  t.throws(() => parsePatchV21({ active: 'yes' }), { name: 'AppError', innerCode: 'InvalidPayload' });
+  t.throws(() => parsePatchV21({ configuration: 'x' }), { name: 'AppError', innerCode: 'InvalidPayload' });
+  t.throws(() => parsePatchV21({ name: null }), { name: 'AppError', innerCode: 'InvalidPayload' });
 });

@@ -373,7 +373,7 @@ t.test('a job submitted through IBM fires Creation, Processing, Completion, sign
   t.notOk(hook.properties.secret);
 });
 
-t.test('ping and test: 202 with Retry-After, 204 when there is nothing; v2.1 200/204', async (t) => {
+t.test('ping and test: 202 with Retry-After, 204 when there is nothing; v2.1 200/204 and its update', async (t) => {
   const receiver = await hookReceiver(t);
   const app = await startApp(t);
   const api = client(app);
@@ -424,6 +424,17 @@ t.test('ping and test: 202 with Retry-After, 204 when there is nothing; v2.1 200
   t.match(JSON.parse(v21Events.filter((h) => h.url.pathname === '/hook/v21')[2]!.body), { id: second, statusMessage: 'None.' });
   t.equal((await api.call('POST', `${v21Path}/ping`)).status, 202);
   t.equal((await api.call('GET', v21Path)).json.id, v21.id);
+  // v2.1 update: switched off with `active`, then on again.
+  const off = await api.call('PATCH', v21Path, { active: false, name: 'paused' });
+  t.equal(off.status, 200);
+  t.match(off.json, { id: v21.id, active: false, name: 'paused', status: 'Succeeded' });
+  t.match((await api.call('POST', `${v21Path}/test`)).json, { innerError: { code: 'InvalidPrerequisite' }, message: /inactive/ });
+  t.match((await api.call('PATCH', v21Path, { active: true, events: ['TranscriptionCompletion', 'TranscriptionCreation'] })).json, {
+    active: true,
+    events: ['TranscriptionCompletion', 'TranscriptionCreation'],
+  });
+  t.match((await api.call('GET', v21Path)).json, { name: 'paused', active: true });
+  t.match((await api.call('PATCH', v21Path, { active: 1 })).json, { innerError: { code: 'InvalidPayload' } });
   t.equal((await api.call('GET', '/api/speechtotext/v2.1/transcriptions/hooks')).json.length, 2);
   t.equal((await api.call('DELETE', v21Path)).status, 204);
   t.equal((await api.call('GET', v21Path)).status, 404);
