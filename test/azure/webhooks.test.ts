@@ -41,6 +41,7 @@ t.test('create: stored NotStarted at once, then challenged (token in the query a
   t.equal(body, token, 'the body is the token');
   t.equal(headers['X-MicrosoftSpeechServices-Event'], 'Challenge');
   t.equal(headers['X-MicrosoftSpeechServices-Signature'], createHmac('sha256', 'k').update(body).digest('base64'), 'signed over exactly the body');
+  s.clock += 1000;
   const unsigned = await s.registry.create(input(), base);
   await s.registry.challenged();
   t.notOk('X-MicrosoftSpeechServices-Signature' in s.challenges[1]!.headers, 'no secret, no signature');
