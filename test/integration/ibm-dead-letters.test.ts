@@ -94,7 +94,7 @@ t.test('unregistering stops deliveries (dead letters "not sent"); registered aga
     event: 'recognitions.completed',
     recognition_id: id,
     state: 'dead',
-    last_error: 'not sent: callback URL unregistered (' + receiver.url + ')',
+    last_error: `not sent: callback URL unregistered (${receiver.url})`,
   });
   t.equal(receiver.events().length, attemptsBefore, 'nothing more was sent to the unregistered URL');
   t.equal((await post(`/v1/callback_deliveries/${letter.id}/redeliver`)).status, 400, 'not redelivered while unregistered');
