@@ -239,8 +239,8 @@ interface ProgressWatch {
 /**
  * Progress of a running decoder, told by the size of its output: the decoder's contract
  * (one JSON line on stdout) and its seccomp allow-list stay as they are, and what counts is
- * exactly what inference will read. The decoder writes in blocks of about a second of
- * audio, so a working decoder grows its output between any two looks.
+ * exactly what inference will read. The decoder writes in blocks of a second of audio and
+ * decodes hundreds of seconds per second: a working decoder grows it between any two looks.
  */
 function watchOutput(watch: ProgressWatch): () => void {
   let written = 0;
