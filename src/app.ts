@@ -123,7 +123,7 @@ export class App {
       disk,
       engine,
       log: log.child('jobs'),
-      decode: (job, inputPath, outputPath, signal) =>
+      decode: (job, inputPath, outputPath, signal, onProgress) =>
         decodeAudio({
           inputPath,
           outputPath,
@@ -131,6 +131,7 @@ export class App {
           limits: { maxSeconds: config.maxAudioSeconds },
           signal,
           sandbox: config.decoderSandbox,
+          onProgress,
         }),
     });
     const dialects = dialectFactories.map((create) =>

@@ -65,7 +65,7 @@ export interface Config {
   retryDelaysMs: number[];
   /** Per delivery attempt: connect, response, body. */
   deliveryTimeoutMs: number;
-  /** A running transcription without progress for this long stops the systemd watchdog pings. */
+  /** The running job without progress (decoder output, a whisper chunk) this long stops the systemd watchdog pings, whatever the audio's length. */
   stallSeconds: number;
   /** `optional`: decode even where the decoder cannot install its seccomp filter (qemu-user). */
   decoderSandbox: 'required' | 'optional';
@@ -330,7 +330,7 @@ const settings = [
   {
     key: 'stallSeconds',
     env: 'EARSHOT_STALL_SECONDS',
-    doc: 'no transcription progress this long: the systemd watchdog lapses',
+    doc: 'longest time the running job may go without progress (the decoder writing audio, whisper finishing a 30 s chunk) before the systemd watchdog lapses; independent of the length of the audio',
     default: () => 600,
     parse: integer(10, 86400),
   },

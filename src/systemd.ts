@@ -53,7 +53,7 @@ export class Systemd {
         this.send('WATCHDOG=1');
         unhealthyLogged = false;
       } else if (!unhealthyLogged) {
-        this.o.log.error('not pinging the systemd watchdog: the running transcription makes no progress');
+        this.o.log.error('not pinging the systemd watchdog: the running job makes no progress');
         unhealthyLogged = true;
       }
     }, interval / 2);

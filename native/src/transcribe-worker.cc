@@ -154,21 +154,26 @@ void TranscribeWorker::Run(const ExecutionProgress& progress) {
   };
   params.encoder_begin_callback_user_data = aborted_.get();
 
+  // whisper calls progress_callback before each 30 s chunk it encodes (and once more at the
+  // end of a window): every call is reported, so the service sees progress at least once
+  // per chunk, whatever the audio's length (an integer percent of a 4 h file is 144 s of
+  // audio). The position never goes back, although a window after the first re-reads
+  // the segment its predecessor dropped.
   struct ProgressState {
-    TranscribeWorker* self;
     const ExecutionProgress* progress;
-    int64_t done;    // samples finished before this window
-    int64_t window;  // samples in this window
+    int64_t done;     // samples finished before this window
+    int64_t window;   // samples in this window
     int64_t total;
-  } state{this, &progress, 0, 0, total};
+    int64_t reached;  // the furthest sample reported so far
+    void Report(int64_t at) {
+      reached = std::max(reached, std::min(at, total));
+      const Progress p{100.0 * static_cast<double>(reached) / static_cast<double>(total), reached * 1000 / kSampleRate};
+      progress->Send(&p, 1);
+    }
+  } state{&progress, 0, 0, total, 0};
   params.progress_callback = [](whisper_context*, whisper_state*, int percent, void* data) {
     auto* s = static_cast<ProgressState*>(data);
-    const double done = static_cast<double>(s->done) + s->window * std::min(percent, 100) / 100.0;
-    const double overall = std::floor(100.0 * done / static_cast<double>(s->total));
-    if (overall <= s->self->last_percent_) return;
-    s->self->last_percent_ = overall;
-    const Progress p{overall, static_cast<int64_t>(done * 1000 / kSampleRate)};
-    s->progress->Send(&p, 1);
+    s->Report(s->done + s->window * std::clamp(percent, 0, 100) / 100);
   };
   params.progress_callback_user_data = &state;
 
@@ -228,6 +233,7 @@ void TranscribeWorker::Run(const ExecutionProgress& progress) {
     AppendSegments(ctx, keep, span, detail, &result_.segments);
     pos = next;
   }
+  state.Report(total);
 
   result_.timings = ReadTimings(ctx);
   result_.timings.total_ms =

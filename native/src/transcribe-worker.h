@@ -45,7 +45,6 @@ class TranscribeWorker : public Napi::AsyncProgressQueueWorker<Progress> {
 
   Failure failure_;
   TranscribeResult result_;
-  double last_percent_ = -1;
 };
 
 }  // namespace earshot

@@ -29,18 +29,28 @@ export async function startServiceProcess(env: NodeJS.ProcessEnv, options: { ech
   const exited = new Promise<number | string>((resolve) => proc.on('exit', (code, signal) => resolve(code ?? signal ?? -1)));
   const base = await new Promise<string>((resolve, reject) => {
     let port = '';
-    const onChunk = (chunk: Buffer) => {
+    // Per stream, what came after its last newline: a line can span two chunks.
+    const partial = { stdout: '', stderr: '' };
+    const onChunk = (stream: keyof typeof partial, chunk: Buffer) => {
       bytes += chunk.length;
-      for (const line of chunk.toString().split('\n').filter(Boolean)) {
+      const lines = (partial[stream] + chunk.toString()).split('\n');
+      partial[stream] = lines.pop()!;
+      for (const line of lines.filter(Boolean)) {
         output.push(line);
         const m = / listening .*port=(\d+)/.exec(line);
         if (m) port = m[1]!;
         if (/ ready /.test(line)) resolve(`http://127.0.0.1:${port}`);
       }
     };
-    proc.stdout!.on('data', onChunk);
+    for (const stream of ['stdout', 'stderr'] as const) {
+      proc[stream]!.on('end', () => {
+        if (partial[stream]) output.push(partial[stream]);
+        partial[stream] = '';
+      });
+    }
+    proc.stdout!.on('data', (chunk: Buffer) => onChunk('stdout', chunk));
     proc.stderr!.on('data', (chunk: Buffer) => {
-      onChunk(chunk);
+      onChunk('stderr', chunk);
       if (options.echoStderr) process.stderr.write(chunk);
     });
     void exited.then((code) => reject(new Error(`service exited (${code}) before it was ready:\n${output.join('\n')}`)));

@@ -54,6 +54,13 @@ export interface DecodeAudioOptions {
   decoderPath?: string;
   /** Default `required`: a decoder that cannot install its seccomp filter refuses to decode. */
   sandbox?: DecoderSandbox;
+  /**
+   * Called while the decoder runs, whenever its output has grown since the last look, with
+   * the samples written so far (the output's size is looked at every `progressIntervalMs`).
+   */
+  onProgress?: (samples: number) => void;
+  /** How often the output's size is looked at for `onProgress` (default 1000 ms). */
+  progressIntervalMs?: number;
 }
 
 /** What the decoder produced: `samples` float32 values at 16 kHz in `outputPath`. */
@@ -189,9 +196,19 @@ export async function decodeAudio(options: DecodeAudioOptions): Promise<DecodedA
   const limits = resolveLimits(options.limits ?? ({} as DecodeLimits));
   const binary = resolveDecoderPath(options.decoderPath);
   const args = decoderArguments(inputPath, outputPath, format, limits, sandbox);
-  if (signal?.aborted) throw new AppError('ERR_ABORTED', 'audio decoding was aborted before it started');
 
-  const run = await runDecoder(binary, args, limits, signal);
+  const { onProgress, progressIntervalMs = 1000 } = options;
+  if (onProgress !== undefined && typeof onProgress !== 'function') throw invalidArgument('onProgress', 'a function', onProgress);
+  if (typeof progressIntervalMs !== 'number' || !Number.isFinite(progressIntervalMs) || progressIntervalMs <= 0) {
+    throw invalidArgument('progressIntervalMs', 'a positive number of milliseconds', progressIntervalMs);
+  }
+  const progress = onProgress && { onProgress, intervalMs: progressIntervalMs, outputPath };
+
+  // The output starts afresh, so that its size counts what this decoder wrote, not what an
+  // interrupted run left (what cannot be removed, the decoder refuses to open).
+  await rm(outputPath, { force: true }).catch(() => undefined);
+  if (signal?.aborted) throw new AppError('ERR_ABORTED', 'audio decoding was aborted before it started');
+  const run = await runDecoder(binary, args, limits, signal, progress);
   let result: DecodedAudio;
   try {
     result = interpret(run, limits, binary);
@@ -213,14 +230,59 @@ interface DecoderRun {
   spawnError?: NodeJS.ErrnoException;
 }
 
-function runDecoder(binary: string, args: string[], limits: ResolvedLimits, signal: AbortSignal | undefined): Promise<DecoderRun> {
+interface ProgressWatch {
+  onProgress: (samples: number) => void;
+  intervalMs: number;
+  outputPath: string;
+}
+
+/**
+ * Progress of a running decoder, told by the size of its output: the decoder's contract
+ * (one JSON line on stdout) and its seccomp allow-list stay as they are, and what counts is
+ * exactly what inference will read. The decoder writes in blocks of a second of audio and
+ * decodes hundreds of seconds per second: a working decoder grows it between any two looks.
+ */
+function watchOutput(watch: ProgressWatch): () => void {
+  let written = 0;
+  let looking = false;
+  let stopped = false;
+  const timer = setInterval(() => {
+    if (looking) return;
+    looking = true;
+    stat(watch.outputPath).then(
+      (s) => {
+        looking = false;
+        if (stopped || s.size <= written) return;
+        written = s.size;
+        watch.onProgress(Math.floor(s.size / DECODED_BYTES_PER_SAMPLE));
+      },
+      () => {
+        looking = false; // not created yet
+      },
+    );
+  }, watch.intervalMs);
+  return () => {
+    stopped = true;
+    clearInterval(timer);
+  };
+}
+
+function runDecoder(
+  binary: string,
+  args: string[],
+  limits: ResolvedLimits,
+  signal: AbortSignal | undefined,
+  progress: ProgressWatch | undefined,
+): Promise<DecoderRun> {
   return new Promise((resolvePromise) => {
     const child = spawn(binary, args, { stdio: ['ignore', 'pipe', 'pipe'], env: {} });
     const run: DecoderRun = { code: null, signal: null, stdout: '', stderr: '', timedOut: false, aborted: false };
+    const stopWatching = progress ? watchOutput(progress) : () => {};
     let settled = false;
     const finish = (): void => {
       if (settled) return;
       settled = true;
+      stopWatching();
       clearTimeout(timer);
       signal?.removeEventListener('abort', onAbort);
       resolvePromise(run);

@@ -46,7 +46,8 @@ export function jobDetail(job: Job, transcript: StoredTranscript | undefined, pr
   return {
     ...jobSummary(job),
     ...(job.status === 'completed' && transcript ? { results: [speechRecognitionResults(transcript, job.output, job.warnings)] } : {}),
-    ...(job.status === 'processing' && progress !== undefined ? { progress } : {}),
+    // Whole percents, as clients expect; the service keeps fractions (a percent of a long file is minutes).
+    ...(job.status === 'processing' && progress !== undefined ? { progress: Math.floor(progress) } : {}),
     ...(job.status === 'failed' && job.error ? { error: job.error.message, error_code: job.error.code } : {}),
     // earshot's own: where the time went (IBM clients ignore fields they do not know).
     ...(job.timings

@@ -8,8 +8,11 @@ import type { JobStore } from './job-store.js';
 import type { DiskSpace } from './disk-space.js';
 import type { Spool } from './spool.js';
 
-/** Decodes a job's upload into the spool's PCM file (the out-of-process decoder). */
-export type DecodeStep = (job: Job, uploadPath: string, pcmPath: string, signal: AbortSignal) => Promise<DecodedAudio>;
+/**
+ * Decodes a job's upload into the spool's PCM file (the out-of-process decoder), calling
+ * `onProgress` with the samples written so far while it works.
+ */
+export type DecodeStep = (job: Job, uploadPath: string, pcmPath: string, signal: AbortSignal, onProgress: (samples: number) => void) => Promise<DecodedAudio>;
 
 export interface SchedulerOptions {
   service: JobService;
@@ -26,6 +29,21 @@ export interface SchedulerOptions {
   spacePollMs?: number;
 }
 
+interface RunningJob {
+  job: Job;
+  controller: AbortController;
+  /** When the decoder last wrote audio or whisper last finished a chunk (performance.now()). */
+  lastProgressAt: number;
+  /** The longest time so far between two signs of progress. */
+  longestStallMs: number;
+}
+
+/** The running job made progress: the stall clock starts again. */
+function progressed(current: RunningJob, now = performance.now()): void {
+  current.longestStallMs = Math.max(current.longestStallMs, now - current.lastProgressAt);
+  current.lastProgressAt = now;
+}
+
 /**
  * Runs waiting jobs one at a time, oldest first: decode, transcribe, complete or fail.
  * The queue is the LMDB index of waiting jobs, so it survives restarts; jobs found
@@ -35,7 +53,7 @@ export class Scheduler {
   private stopping = false;
   private wakeUp: (() => void) | null = null;
   private loop: Promise<void> | null = null;
-  private current: { job: Job; controller: AbortController; lastProgressAt: number } | null = null;
+  private current: RunningJob | null = null;
   private readonly maxAttempts: number;
   private readonly spacePollMs: number;
   private paused: string | undefined;
@@ -127,7 +145,12 @@ export class Scheduler {
     return this.current?.job;
   }
 
-  /** How long the running job has gone without progress (0 when idle). */
+  /**
+   * How long the running job has gone without progress (0 when idle): without output from
+   * the decoder (looked at every second) or a chunk of whisper's (30 s of audio). The
+   * watchdog's limit (EARSHOT_STALL_SECONDS) is compared with this, so it bounds the time
+   * between two steps of a job, whatever the length of its audio.
+   */
   stalledMs(now = performance.now()): number {
     return this.current ? now - this.current.lastProgressAt : 0;
   }
@@ -165,25 +188,33 @@ export class Scheduler {
     const job = await this.storeDespiteFullDisk(() => this.o.service.start(waiting));
     const controller = new AbortController();
     const started = performance.now();
-    const current = { job, controller, lastProgressAt: started };
+    const current: RunningJob = { job, controller, lastProgressAt: started, longestStallMs: 0 };
     this.current = current;
     try {
-      const decoded = await this.o.decode(job, this.o.spool.uploadPath(job.id), this.o.spool.pcmPath(job.id), controller.signal);
+      const decoded = await this.o.decode(job, this.o.spool.uploadPath(job.id), this.o.spool.pcmPath(job.id), controller.signal, () => progressed(current));
+      progressed(current);
       const decodeMs = performance.now() - started;
       const transcript = await this.o.engine.transcribe({ path: decoded.outputPath }, job.options, {
         signal: controller.signal,
         onProgress: (p) => {
-          current.lastProgressAt = performance.now();
+          progressed(current);
           this.o.service.setProgress(job.id, p.percent);
         },
       });
+      progressed(current);
       const timings = {
         queueMs: Math.max(0, job.updated - job.created),
         decodeMs: Math.round(decodeMs),
         transcribeMs: Math.round(transcript.timings.totalMs),
       };
       await this.storeDespiteFullDisk(() => this.o.service.complete(job, transcript, timings));
-      this.o.log.debug('job completed', { job: job.id, audioMs: transcript.durationMs, ...timings });
+      progressed(current);
+      this.o.log.debug('job completed', {
+        job: job.id,
+        audioMs: transcript.durationMs,
+        ...timings,
+        longestStallMs: Math.round(current.longestStallMs),
+      });
     } catch (err) {
       const error = toAppError(err);
       if (this.stopping && error.code === 'ERR_ABORTED') {

@@ -15,6 +15,11 @@ export function defineGauges(
   metrics.gauge('earshot_model_loaded', '1 when the whisper model is loaded', () => (engine.ready ? 1 : 0));
   metrics.gauge('earshot_disk_free_bytes', "Free space on the state directory's file system", () => disk.free());
   metrics.gauge('earshot_disk_floor_bytes', 'Free space kept (EARSHOT_MIN_FREE_BYTES)', () => disk.floorBytes);
+  metrics.gauge(
+    'earshot_job_stalled_seconds',
+    'Seconds since the running job last made progress (decoder output, a transcribed chunk); beyond EARSHOT_STALL_SECONDS the watchdog lapses',
+    () => scheduler.stalledMs() / 1000,
+  );
   metrics.gauge('earshot_jobs_paused', '1 while waiting jobs are held back for lack of space (/readyz says why)', () => (scheduler.pausedReason ? 1 : 0));
   // One scrape reads the dispatcher's stats once (they walk the pending deliveries).
   let cached: { at: number; stats: ReturnType<Dispatcher['stats']> } | undefined;

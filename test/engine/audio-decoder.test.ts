@@ -367,6 +367,39 @@ t.test('an AbortSignal kills the decoder and rejects with ERR_ABORTED', async (t
   await t.rejects(before.promise, { code: 'ERR_ABORTED', message: /before it started/ });
 });
 
+t.test('progress while decoding: the samples written so far, as the output grows', async (t) => {
+  const reports: Array<{ samples: number; at: number }> = [];
+  const outputPath = at('progress.f32');
+  // What an interrupted run left is not progress of this one.
+  writeFileSync(outputPath, Buffer.alloc(64 << 20));
+  const started = performance.now();
+  const result = await decodeAudio({
+    inputPath: longMp3,
+    outputPath,
+    format: parseAudioMediaType('audio/mpeg'),
+    limits: { maxSeconds: 7200 },
+    sandbox: testDecoderSandbox,
+    onProgress: (samples) => reports.push({ samples, at: performance.now() }),
+    progressIntervalMs: 50,
+  });
+  const took = performance.now() - started;
+  t.ok(reports.length >= 3, `${reports.length} reports in ${Math.round(took)} ms`);
+  t.ok(
+    reports.every((r, i) => i === 0 || r.samples > reports[i - 1]!.samples),
+    'growing',
+  );
+  t.ok(reports.at(-1)!.samples <= result.samples, 'never more than the decoder wrote');
+  const gaps = reports.map((r, i) => r.at - (i ? reports[i - 1]!.at : started));
+  t.ok(Math.max(...gaps) < took / 2, `the longest wait for a report (${Math.round(Math.max(...gaps))} ms) is a fraction of the decode`);
+  await t.rejects(
+    decodeAudio({ inputPath: wav16k, outputPath: at('p.f32'), format: parseAudioMediaType('audio/wav'), limits: generous, progressIntervalMs: 0 }),
+    {
+      code: 'ERR_INVALID_ARGUMENT',
+      message: /progressIntervalMs/,
+    },
+  );
+});
+
 t.test('the seccomp filter is in force: a forbidden system call kills the decoder with SIGSYS', async (t) => {
   const run = spawnSync(decoder, ['--input', wav16k, '--output', at('selftest.f32'), '--format', 'auto', '--max-seconds', '10', '--sandbox-selftest']);
   if (emulated) {

@@ -70,9 +70,10 @@ function setup(t: Test, dir = t.testdir()) {
   const service = new JobService({ db, store, spool, disk, onNotified: () => {}, onQueued: () => scheduler.wake(), maxWaiting: 10, log });
   const engine = new FakeEngine();
   let failDecode: AppError | undefined;
-  const hooks: { beforeDecode?: () => void } = {};
-  const decode = async (_job: Job, _input: string, output: string): Promise<DecodedAudio> => {
+  const hooks: { beforeDecode?: () => void; decoding?: (onProgress: (samples: number) => void) => Promise<void> } = {};
+  const decode = async (_job: Job, _input: string, output: string, _signal: AbortSignal, onProgress: (samples: number) => void): Promise<DecodedAudio> => {
     hooks.beforeDecode?.();
+    await hooks.decoding?.(onProgress);
     if (failDecode) throw failDecode;
     writeFileSync(output, '');
     return {
@@ -141,17 +142,29 @@ t.test('stopping requeues the running job without counting the attempt', async (
   await s.close();
 });
 
-t.test('a stalled transcription shows in stalledMs; progress resets it', async (t) => {
+t.test('stalledMs: the time since the decoder last wrote or whisper last finished a chunk', async (t) => {
   const s = setup(t);
   t.teardown(s.close);
   t.equal(s.scheduler.stalledMs(), 0, 'idle is not stalled');
+  let decoderWrote: ((samples: number) => void) | undefined;
+  let decoded!: () => void;
+  s.hooks.decoding = (onProgress) => {
+    decoderWrote = onProgress;
+    return new Promise((resolve) => (decoded = resolve));
+  };
   await s.scheduler.start();
-  await s.submit();
+  const job = await s.submit();
+  await until(() => decoderWrote !== undefined, 2000, 'the decoder');
+  t.ok(s.scheduler.stalledMs(performance.now() + 60_000) >= 60_000, 'a decoder that writes nothing stalls');
+  decoderWrote!(16000);
+  t.ok(s.scheduler.stalledMs() < 1000, "the decoder's output is progress");
+  decoded();
+
   await until(() => s.engine.calls.length === 1, 2000, 'the transcription');
-  const later = performance.now() + 60_000;
-  t.ok(s.scheduler.stalledMs(later) >= 60_000);
-  s.engine.calls[0]!.control.onProgress?.({ percent: 1 } as never);
-  t.ok(s.scheduler.stalledMs(performance.now()) < 1000);
+  t.ok(s.scheduler.stalledMs(performance.now() + 60_000) >= 60_000, 'a transcription without progress stalls');
+  s.engine.calls[0]!.control.onProgress?.({ percent: 0.25, processedMs: 36_000 });
+  t.ok(s.scheduler.stalledMs() < 1000, 'a chunk is progress');
+  t.equal(s.service.progressOf(job.id), 0.25, 'kept in fractions of a percent');
 });
 
 t.test('jobs found processing at start: requeued twice, failed with ERR_INTERRUPTED the third time', async (t) => {
