@@ -112,6 +112,8 @@ export class Scheduler {
         this.paused = this.o.disk.shortage() ?? `disk full: ${(err as Error).message}`;
         this.o.log.warn('could not store a job state for lack of space; trying again', { error: err as Error });
         await this.sleep(this.spacePollMs);
+        // Waiting for the disk is not a hung job: the watchdog must not restart the service.
+        if (this.current) this.current.lastProgressAt = performance.now();
       }
     }
   }
