@@ -1,5 +1,6 @@
 // Load: the service as `npm start` runs it (a child process, whisper tiny's real shapes),
-// a long transcription running, and for 60 s autocannon reading job status
+// transcribing all along (a 10-minute job, then the small ones queued behind it), and for
+// 60 s autocannon reading job status
 // (GET /v1/recognitions/{id}, GET /v1/recognitions) as fast as it can while submitting
 // small WAVs at 4 a second, more than the engine drains, so that the queue fills. No
 // connection error, no timeout, no answer but 2xx, except the documented 503 (with
@@ -35,8 +36,9 @@ t.test(`${seconds} s of status reads and submissions while a transcription runs`
     service.proc.kill('SIGKILL');
     await service.exited;
   });
-  // Five minutes of audio: whisper tiny on both cores for longer than the run.
-  const long = await fetch(`${service.base}/v1/recognitions`, { method: 'POST', headers: { ...auth, 'Content-Type': 'audio/wav' }, body: wav(300) });
+  // Ten minutes of audio: whisper tiny on both cores for about as long as the run; the small
+  // jobs queued behind it keep the engine busy after it.
+  const long = await fetch(`${service.base}/v1/recognitions`, { method: 'POST', headers: { ...auth, 'Content-Type': 'audio/wav' }, body: wav(600) });
   t.equal(long.status, 201, 'the long job is accepted');
   const { id } = (await long.json()) as { id: string };
   const status = async () => ((await (await fetch(`${service.base}/v1/recognitions/${id}`, { headers: auth })).json()) as { status: string }).status;
@@ -64,17 +66,27 @@ t.test(`${seconds} s of status reads and submissions while a transcription runs`
         headers: { ...auth, 'Content-Type': 'audio/wav' },
         body: wav(1),
         onResponse: (status, _body, _context, headers) => {
-          if (status === 503 && !/^\d+$/.test(headers['retry-after'] ?? '')) missingRetryAfter++;
+          // autocannon keeps the header names as sent.
+          const retryAfter = Object.entries(headers).find(([name]) => name.toLowerCase() === 'retry-after')?.[1];
+          if (status === 503 && !/^\d+$/.test(String(retryAfter))) missingRetryAfter++;
         },
       },
     ],
   });
+  // Once a second: is a transcription running? (The long job, then the small ones queued behind it.)
+  const jobsBy = async (state: string) =>
+    Number(new RegExp(`earshot_jobs\\{status="${state}"\\} (\\d+)`).exec(await (await fetch(`${service.base}/metrics`)).text())?.[1]);
+  const busy: number[] = [];
+  const sampler = setInterval(() => void jobsBy('processing').then((n) => busy.push(n)), 1000);
   const [r, s] = await Promise.all([reads, submissions]);
+  clearInterval(sampler);
   const after = { status: await status() };
-  const metrics = await (await fetch(`${service.base}/metrics`)).text();
-  const waiting = /earshot_jobs\{status="waiting"\} (\d+)/.exec(metrics)?.[1];
+  const waiting = await jobsBy('waiting');
   report(t, `load: ${line('status reads', r)}`);
-  report(t, `load: ${line('submissions', s)}; the long job is ${after.status} at the end, ${waiting ?? '?'} jobs waiting`);
+  report(
+    t,
+    `load: ${line('submissions', s)}; a transcription ran at ${busy.filter((n) => n > 0).length} of ${busy.length} samples; the long job is ${after.status} at the end, ${waiting} jobs waiting`,
+  );
 
   t.equal(r.errors + r.timeouts, 0, 'status reads: no connection error, no timeout');
   t.equal(r.non2xx, 0, 'status reads: every answer 2xx');
@@ -86,5 +98,6 @@ t.test(`${seconds} s of status reads and submissions while a transcription runs`
   );
   t.equal(missingRetryAfter, 0, 'every 503 says when to retry');
   t.ok(r.requests.total > 0 && (s.statusCodeStats['201']?.count ?? 0) > 0, 'both kinds of request went through');
-  t.equal(after.status, 'processing', 'the transcription ran all along');
+  // (A sample may fall between two jobs: 90 % is the bar, not every one.)
+  t.ok(busy.length > 0 && busy.filter((n) => n === 1).length >= 0.9 * busy.length, 'a transcription ran all along');
 });
