@@ -14,7 +14,7 @@ import { Outbox } from '../src/delivery/outbox.js';
 import type { DialectContext } from '../src/dialect.js';
 import { errorRegistry } from '../src/errors.js';
 import { ibmParameters } from '../src/ibm/params.js';
-import type { Route } from '../src/http/server.js';
+import type { Route, RouteGroup } from '../src/http/server.js';
 import { JobService } from '../src/jobs/job-service.js';
 import { DiskSpace } from '../src/jobs/disk-space.js';
 import { JobStore } from '../src/jobs/job-store.js';
@@ -35,8 +35,19 @@ function routeRows(routes: Route[]): string[] {
   });
 }
 
-/** Every dialect's routes, built the way the service builds them (nothing is opened or started). */
-export function routesTable(): string {
+/** One section of the API: a dialect's route groups (or the service's own, `ops`). */
+export interface ListedRoutes {
+  name: string;
+  title: string;
+  groups: RouteGroup[];
+}
+
+/**
+ * Every dialect's route groups, built the way the service builds them (nothing is opened
+ * or started), then the service's own: in the order the server registers them. The
+ * README's tables and the API fuzzer (test/reliability) walk these.
+ */
+export function listedRoutes(): ListedRoutes[] {
   const config = loadConfig({ env: {}, file: null });
   const db = new StateDatabase('/nonexistent');
   const log = createLogger({ level: 'error' });
@@ -57,15 +68,23 @@ export function routesTable(): string {
     request: unused,
     model: unused,
   };
-  const sections = dialectFactories.map((create) => {
+  const dialects = dialectFactories.map((create) => {
     const dialect = create(ctx);
-    const mounts = [...new Set(dialect.routes.flatMap((g) => g.mounts ?? []))].map((m) => `\`${m.replace(/:([A-Za-z]+)/g, '{$1}')}\``);
-    const also = mounts.length ? ['', `Every path above also answers under ${mounts.join(', ')} (as in a service URL copied from the cloud).`] : [];
-    return [`**${dialect.title}**`, '', '| method | path | |', '|---|---|---|', ...routeRows(dialect.routes.flatMap((g) => g.routes)), ...also].join('\n');
+    return { name: dialect.name, title: dialect.title, groups: dialect.routes };
   });
   const ops = opsRoutes({ metrics: new Metrics(), metricsNeedKey: false, notReadyReason: () => undefined });
-  sections.push(['**Operations**', '', '| method | path | |', '|---|---|---|', ...routeRows(ops.routes)].join('\n'));
-  return sections.join('\n\n');
+  return [...dialects, { name: 'ops', title: 'Operations', groups: [ops] }];
+}
+
+/** Every dialect's routes as the README's tables. */
+export function routesTable(): string {
+  return listedRoutes()
+    .map(({ title, groups }) => {
+      const mounts = [...new Set(groups.flatMap((g) => g.mounts ?? []))].map((m) => `\`${m.replace(/:([A-Za-z]+)/g, '{$1}')}\``);
+      const also = mounts.length ? ['', `Every path above also answers under ${mounts.join(', ')} (as in a service URL copied from the cloud).`] : [];
+      return [`**${title}**`, '', '| method | path | |', '|---|---|---|', ...routeRows(groups.flatMap((g) => g.routes)), ...also].join('\n');
+    })
+    .join('\n\n');
 }
 
 export function settingsTable(): string {

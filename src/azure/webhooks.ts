@@ -8,7 +8,7 @@ import { checkIpLiteral, displayUrl, guardedLookup, targetPort } from '../delive
 import type { DeliveryRecord, Outbox } from '../delivery/outbox.js';
 import { AppError } from '../errors.js';
 import type { Logger } from '../log.js';
-import type { StateDatabase } from '../store/database.js';
+import { type StateDatabase, storableKey } from '../store/database.js';
 import { AzureError, invalid } from './errors.js';
 import { azureSignature } from './signature.js';
 import { mergeEvents, type WebHookEventKey, type WebhookInput, type WebhookPatch } from './webhook-input.js';
@@ -136,7 +136,7 @@ export class WebhookRegistry {
   }
 
   get(id: string): Webhook | undefined {
-    return this.hooks.get(id);
+    return storableKey(id) ? this.hooks.get(id) : undefined;
   }
 
   private checkRoom(): void {
@@ -152,7 +152,7 @@ export class WebhookRegistry {
 
   /** @throws AppError ERR_NOT_FOUND */
   require(id: string): Webhook {
-    const hook = this.hooks.get(id);
+    const hook = this.get(id);
     if (!hook) throw new AppError('ERR_NOT_FOUND', `The web hook '${id}' was not found`);
     return hook;
   }
@@ -239,7 +239,7 @@ export class WebhookRegistry {
 
   /** Removes a hook and drops its pending deliveries; resolves false when there was none. */
   async delete(id: string): Promise<boolean> {
-    if (!this.hooks.get(id)) return false;
+    if (!this.get(id)) return false;
     await this.o.db.durably(() => this.hooks.removeSync(id));
     const dropped = await this.o.outbox.discardPending({ kind: webhookTargetKind, key: id });
     this.o.log.info('web hook deleted', { hook: id, droppedDeliveries: dropped });

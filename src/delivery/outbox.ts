@@ -4,7 +4,7 @@ import { validateHeaderName, validateHeaderValue } from 'node:http';
 import type { Database } from 'lmdb';
 
 import { invalidArgument } from '../errors.js';
-import type { StateDatabase } from '../store/database.js';
+import { type StateDatabase, storableKey } from '../store/database.js';
 
 /**
  * Where a delivery goes, as the dialect that queued it names it. The kind's adapter
@@ -211,7 +211,7 @@ export class Outbox {
 
   /** One delivery by id. */
   get(id: string): DeliveryRecord | undefined {
-    return this.records.get(id);
+    return storableKey(id) ? this.records.get(id) : undefined;
   }
 
   /**

@@ -8,7 +8,7 @@ import { AppError } from '../errors.js';
 import type { Job } from '../jobs/job.js';
 import type { JobChange, JobNotifier } from '../jobs/job-service.js';
 import type { StoredTranscript } from '../jobs/job-store.js';
-import type { StateDatabase } from '../store/database.js';
+import { maxKeyBytes, type StateDatabase, storableKey } from '../store/database.js';
 import { ibmSignature, type IbmSignatureAlgorithm } from './signature.js';
 import { speechRecognitionResults } from './views.js';
 
@@ -50,6 +50,7 @@ export function normalizeCallbackUrl(url: string): string {
   if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:') throw refuse('must be an http or https URL');
   if (parsed.username || parsed.password) throw refuse('must not contain credentials: sign callbacks with user_secret instead');
   if (url.includes('#')) throw refuse('must not contain a fragment (#)');
+  if (!storableKey(parsed.href)) throw new AppError('ERR_INVALID_ARGUMENT', `The callback_url is longer than ${maxKeyBytes} bytes once normalized`);
   return parsed.href;
 }
 
@@ -100,7 +101,8 @@ export class CallbackRegistry {
 
   /** The registration of a callback URL, in any spelling of it. */
   get(url: string): CallbackRegistration | undefined {
-    return this.registrations.get(lookupKey(url));
+    const key = lookupKey(url);
+    return storableKey(key) ? this.registrations.get(key) : undefined;
   }
 
   /**
@@ -162,7 +164,7 @@ export class CallbackRegistry {
   /** Resolves false when the URL (in any spelling) was not registered. */
   async unregister(url: string): Promise<boolean> {
     const key = lookupKey(url);
-    if (!this.registrations.get(key)) return false;
+    if (!this.get(key)) return false;
     await this.db.durably(() => this.registrations.removeSync(key));
     return true;
   }

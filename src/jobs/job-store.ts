@@ -1,5 +1,5 @@
 import type { Segment, Transcript } from '../engine/engine.js';
-import type { StateDatabase } from '../store/database.js';
+import { type StateDatabase, storableKey } from '../store/database.js';
 import type { Job } from './job.js';
 
 /** A transcript as kept with a finished job: tokens dropped (the words carry what clients get). */
@@ -67,7 +67,7 @@ export class JobStore {
   }
 
   get(id: string): Job | undefined {
-    return this.jobs.get(id);
+    return storableKey(id) ? this.jobs.get(id) : undefined;
   }
 
   /**
@@ -114,7 +114,7 @@ export class JobStore {
   }
 
   getResult(id: string): StoredTranscript | undefined {
-    return this.results.get(id);
+    return storableKey(id) ? this.results.get(id) : undefined;
   }
 
   /** The newest jobs first. */

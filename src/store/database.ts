@@ -22,6 +22,17 @@ export const databaseNames = [
 ] as const;
 export type DatabaseName = (typeof databaseNames)[number];
 
+/** lmdb-js's largest key, in bytes: a longer one can be neither stored nor looked up (lmdb-js throws). */
+export const maxKeyBytes = 1978;
+
+/**
+ * Whether `key` can be a key of the store. Look-ups of keys from clients (ids, URLs) check
+ * it first: a longer key cannot have been stored, so it is not found (not a 500).
+ */
+export function storableKey(key: string): boolean {
+  return Buffer.byteLength(key, 'utf8') <= maxKeyBytes;
+}
+
 /**
  * earshot's one LMDB environment (`<stateDir>/db`) and its named databases. Every state
  * change that must survive a power cut goes through `durably()`, which resolves only once
