@@ -30,7 +30,9 @@ t.test('results_ttl of 60 minutes: a 5-year step forward does not expire the job
   t.equal((await waitForJob(base, auth, id)).status, 'completed');
 
   time.step(fiveYears);
-  t.equal(await app.clock.check(), fiveYears, 'the step is noticed');
+  // Wall and monotonic readings are taken a moment apart on the real clock: a ms either way.
+  const step = await app.clock.check();
+  t.ok(Math.abs(step - fiveYears) <= 5, `the step is noticed (${step} ms)`);
   await app.sweep();
   const after = await fetch(`${base}/v1/recognitions/${id}`, { headers: auth });
   t.equal(after.status, 200, 'the job is still there');
