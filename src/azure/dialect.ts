@@ -15,10 +15,7 @@ export function azureDialect(ctx: DialectContext): Dialect {
   const contentUrls = new ContentUrls();
   const registry = new WebhookRegistry({
     db: ctx.db,
-    challenge: async (url, headers, body, timeoutMs) => {
-      const r = await ctx.request({ method: 'POST', url, headers, body, timeoutMs });
-      return { status: r.status, body: r.body };
-    },
+    challenge: (url, headers, body, timeoutMs) => ctx.request({ method: 'POST', url, headers, body, timeoutMs }),
     checkTarget: policyTargetCheck(ctx.policy),
     maxHooks: ctx.config.maxHooks,
     failureMs: ctx.config.hookFailureHours * 3_600_000,

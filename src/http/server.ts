@@ -90,12 +90,15 @@ export function baseUrl(req: Request): string {
   return `${proto}://${req.headers.host ?? 'localhost'}${req.mount}`;
 }
 
-/** The part of `path` a mount pattern covers ('/instances/abc' of '/instances/abc/v1/x'), or undefined. */
+/** The leading segments of `path` that a mount pattern stands for ('/instances/abc' of '/instances/abc/v1/x'). */
+function leadingPart(path: string, mount: string): string {
+  return path.split('/').slice(0, mount.split('/').length).join('/');
+}
+
+/** `leadingPart` when it matches the mount pattern (for paths no route matched), else undefined. */
 function mountedPart(path: string, mount: string): string | undefined {
-  const segments = mount.split('/').length;
-  const part = path.split('/').slice(0, segments).join('/');
-  const pattern = new RegExp(`^${mount.replace(/:[^/]+/g, '[^/]+')}$`);
-  return pattern.test(part) ? part : undefined;
+  const part = leadingPart(path, mount);
+  return new RegExp(`^${mount.replace(/:[^/]+/g, '[^/]+')}$`).test(part) ? part : undefined;
 }
 
 function statusLine(status: number): string {
@@ -231,7 +234,8 @@ export class HttpServer {
     const req: Request = {
       method,
       path,
-      mount: mount ? (mountedPart(path, mount) ?? '') : '',
+      // uWS matched the route under this mount: its leading segments are the mount.
+      mount: mount ? leadingPart(path, mount) : '',
       query: new URLSearchParams(raw.getQuery() ?? ''),
       headers,
       params,
