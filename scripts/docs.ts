@@ -27,9 +27,9 @@ import { StateDatabase } from '../src/store/database.js';
 
 const cell = (text: string) => text.replace(/\|/g, '\\|');
 
-function routeRows(routes: Route[]): string[] {
+function routeRows(routes: Route[], mount: string): string[] {
   return routes.map((r) => {
-    const shown = r.shown ?? r.pattern.replace(/:([A-Za-z]+)/g, '{$1}');
+    const shown = mount + (r.shown ?? r.pattern.replace(/:([A-Za-z]+)/g, '{$1}'));
     const method = r.method === 'del' ? 'DELETE' : r.method.toUpperCase();
     return `| ${method} | \`${cell(shown)}\` | ${cell(r.doc)} |`;
   });
@@ -80,9 +80,15 @@ export function listedRoutes(): ListedRoutes[] {
 export function routesTable(): string {
   return listedRoutes()
     .map(({ title, groups }) => {
-      const mounts = [...new Set(groups.flatMap((g) => g.mounts ?? []))].map((m) => `\`${m.replace(/:([A-Za-z]+)/g, '{$1}')}\``);
-      const also = mounts.length ? ['', `Every path above also answers under ${mounts.join(', ')} (as in a service URL copied from the cloud).`] : [];
-      return [`**${title}**`, '', '| method | path | |', '|---|---|---|', ...routeRows(groups.flatMap((g) => g.routes)), ...also].join('\n');
+      // Rows show the first mount; a sentence lists the others.
+      const also = groups
+        .filter((g) => (g.mounts?.length ?? 0) > 1)
+        .map((g) => {
+          const others = g.mounts!.slice(1).map((m) => `\`${m.replace(/:([A-Za-z]+)/g, '{$1}') || '/'}\``);
+          return `Every path above also answers under ${others.join(', ')}${g.mountsDoc ? ` (${g.mountsDoc})` : ''}.`;
+        });
+      const rows = groups.flatMap((g) => routeRows(g.routes, g.mounts?.[0] ?? ''));
+      return [`**${title}**`, '', '| method | path | |', '|---|---|---|', ...rows, ...[...new Set(also)].flatMap((line) => ['', line])].join('\n');
     })
     .join('\n\n');
 }

@@ -13,6 +13,7 @@ import os from 'node:os';
 import path from 'node:path';
 
 import { ContentUrls } from '../../src/azure/files.js';
+import { BatchStore } from '../../src/azure/transcriptions.js';
 import { AzureNotifier, webhookTarget } from '../../src/azure/notifier.js';
 import { parseCreateV31 } from '../../src/azure/webhook-input.js';
 import { policyTargetCheck, WebhookRegistry } from '../../src/azure/webhooks.js';
@@ -93,7 +94,7 @@ async function throughput(
   });
   const contentUrls = new ContentUrls();
   contentUrls.setKey(Buffer.from('bench'));
-  const notifier = new AzureNotifier({ registry, outbox, contentUrls });
+  const notifier = new AzureNotifier({ registry, outbox, contentUrls, batches: new BatchStore(db), findJob: () => undefined });
   for (let h = 0; h < hooks; h++) {
     await registry.create(
       parseCreateV31({ displayName: `h${h}`, webUrl: receiver.url, events: { transcriptionCreation: true }, properties: { secret: 'bench-secret' } }),

@@ -4,12 +4,15 @@ import type { Dialect, DialectContext } from '../dialect.js';
 import { ContentUrls } from './files.js';
 import { AzureNotifier, webhookTarget } from './notifier.js';
 import { azureRoutes } from './routes.js';
+import { AzureTranscriptions } from './transcription-service.js';
+import { BatchStore } from './transcriptions.js';
 import { policyTargetCheck, WebhookRegistry } from './webhooks.js';
 
 /**
- * Azure Speech to Text (`/speechtotext/v3.1`, v2.1 hooks under `/api/speechtotext`): web
- * hooks with their challenge and signed deliveries, transcriptions of every dialect's
- * jobs with their files, and earshot's dead letters per hook.
+ * Azure Speech to Text (every version under `/speechtotext`, v2.1 hooks under
+ * `/api/speechtotext`): batch transcriptions of content URLs, web hooks with their
+ * challenge and signed deliveries, the jobs of every dialect as transcriptions with their
+ * files, and earshot's dead letters per hook.
  */
 export function azureDialect(ctx: DialectContext): Dialect {
   const contentUrls = new ContentUrls();
@@ -22,13 +25,24 @@ export function azureDialect(ctx: DialectContext): Dialect {
     outbox: ctx.outbox,
     log: ctx.log.child('azure'),
   });
-  const notifier = new AzureNotifier({ registry, outbox: ctx.outbox, contentUrls });
+  const batches = new BatchStore(ctx.db);
+  const transcriptions = new AzureTranscriptions(ctx.jobs, batches, ctx.model);
+  const notifier = new AzureNotifier({ registry, outbox: ctx.outbox, contentUrls, batches, findJob: (id) => ctx.jobs.find(id) });
   return {
     name: 'azure',
-    title: 'Azure Speech to Text (`/speechtotext/v3.1`, and v2.1 hooks under `/api/speechtotext/v2.1`)',
+    title: 'Azure Speech to Text (`/speechtotext/v3.0`–`v3.2`, `/speechtotext?api-version=2024-11-15|2025-10-15`, and v2.1 hooks under `/api/speechtotext/v2.1`)',
     notifier,
     targets: [webhookTarget(registry)],
-    routes: azureRoutes({ service: ctx.jobs, registry, notifier, outbox: ctx.outbox, contentUrls, wake: ctx.wakeDeliveries }),
+    routes: azureRoutes({
+      service: ctx.jobs,
+      transcriptions,
+      registry,
+      notifier,
+      outbox: ctx.outbox,
+      contentUrls,
+      model: ctx.model,
+      wake: ctx.wakeDeliveries,
+    }),
     start({ apiKey }) {
       // Content URLs stay valid across restarts and stop working when the key changes.
       contentUrls.setKey(createHmac('sha256', apiKey).update('earshot azure content urls').digest());

@@ -16,6 +16,16 @@ export type AzureInnerCode =
   | 'UnsupportedPagination'
   | 'DeleteNotAllowed'
   | 'EmptyRequest'
+  | 'InvalidLocale'
+  | 'InvalidRecordingsUri'
+  | 'ExceededNumberOfRecordingsUris'
+  | 'OnlyOneOfUrlsOrContainerOrDataset'
+  | 'InvalidChannels'
+  | 'InvalidTimeToLive'
+  | 'InvalidSasValidityDuration'
+  // Not in Azure's enum: its answer to a missing or unknown api-version is not documented.
+  | 'MissingApiVersion'
+  | 'UnsupportedApiVersion'
   | 'UnexpectedError';
 
 /** An AppError that also says which of Azure's detailed codes describes it. */

@@ -9,15 +9,20 @@ import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
 import { AppError } from '../errors.js';
 import type { Job } from '../jobs/job.js';
 import type { StoredTranscript } from '../jobs/job-store.js';
-import { azureDateTime, isoDuration, ticks, transcriptionSelf } from './views.js';
+import type { BatchProperties, TranscriptionEntity } from './transcriptions.js';
+import { type ApiForm, apiLink, isDated } from './versions.js';
+import { azureDateTime, azureJobErrorCode, isoDuration, ticks } from './views.js';
 
 export type FileKind = 'Transcription' | 'TranscriptionReport';
 
-const fileNames: Record<FileKind, string> = { Transcription: 'contenturl_0.json', TranscriptionReport: 'report.json' };
-
-/** A stable, UUID-shaped id for one of a job's files. */
-export function fileId(jobId: string, kind: FileKind): string {
-  const h = createHash('sha256').update(`${jobId}/${kind}`).digest('hex');
+/**
+ * A stable, UUID-shaped id for one of a transcription's files (`index`: which content URL's
+ * result; the first keeps the id of releases that had one file per transcription).
+ */
+export function fileId(entityId: string, kind: FileKind, index = 0): string {
+  const h = createHash('sha256')
+    .update(`${entityId}/${kind}${index ? `/${index}` : ''}`)
+    .digest('hex');
   return `${h.slice(0, 8)}-${h.slice(8, 12)}-5${h.slice(13, 16)}-a${h.slice(17, 20)}-${h.slice(20, 32)}`;
 }
 
@@ -40,10 +45,10 @@ export class ContentUrls {
     return createHmac('sha256', this.key).update(`${jobId}/${fileId}/${expires}`).digest('base64url');
   }
 
-  /** The content URL of a file, valid until `expiresAt` (ms). */
-  url(base: string, jobId: string, fileId: string, expiresAt: number): string {
-    const se = Math.floor(expiresAt / 1000);
-    return `${transcriptionSelf(base, jobId)}/files/${fileId}/content?se=${se}&sig=${this.sign(jobId, fileId, se)}`;
+  /** The content URL of a file in the client's form, valid until `expiresAt` (ms). */
+  url(form: ApiForm, entityId: string, fileId: string, expiresAt: number): string {
+    const se = String(Math.floor(expiresAt / 1000));
+    return apiLink(form, `/transcriptions/${entityId}/files/${fileId}/content`, { se, sig: this.sign(entityId, fileId, Number(se)) });
   }
 
   /** @throws AppError ERR_UNAUTHORIZED when the signature is missing, wrong or expired */
@@ -74,10 +79,18 @@ const round = (x: number, digits: number) => Number(x.toFixed(digits));
 
 /**
  * Azure's transcription result file for a finished transcript: one recognized phrase per
- * non-empty segment (channel 0, one nBest entry, `words` with word-level timestamps when
- * the job asked for timestamps), offsets and durations in ISO 8601 and 100-ns ticks.
+ * non-empty segment (channel 0, one nBest entry; `words` when word-level timestamps were
+ * asked for, `displayWords` for display-form ones from v3.1 on), offsets and durations in
+ * ISO 8601 and 100-ns ticks; the dated versions add the total `durationMilliseconds`.
  */
-export function transcriptionResult(job: Job, transcript: StoredTranscript, source: string) {
+export function transcriptionResult(job: Job, transcript: StoredTranscript, source: string, form: ApiForm, asked: BatchProperties) {
+  const timing = (start: number, end: number) => ({
+    offset: isoDuration(start),
+    duration: isoDuration(end - start),
+    offsetInTicks: ticks(start),
+    durationInTicks: ticks(end - start),
+  });
+  const displayWords = asked.displayFormWordLevelTimestampsEnabled && form.version !== 'v3.0';
   const recognizedPhrases = transcript.segments
     .filter((s) => s.text.trim() !== '')
     .map((s) => {
@@ -87,10 +100,7 @@ export function transcriptionResult(job: Job, transcript: StoredTranscript, sour
       return {
         recognitionStatus: 'Success',
         channel: 0,
-        offset: isoDuration(s.start),
-        duration: isoDuration(s.end - s.start),
-        offsetInTicks: ticks(s.start),
-        durationInTicks: ticks(s.end - s.start),
+        ...timing(s.start, s.end),
         nBest: [
           {
             confidence: round(s.confidence, 7),
@@ -98,18 +108,10 @@ export function transcriptionResult(job: Job, transcript: StoredTranscript, sour
             itn: form,
             maskedITN: form,
             display,
-            ...(job.output.timestamps
-              ? {
-                  words: words.map((w) => ({
-                    word: lexical(w.text) || w.text.trim(),
-                    offset: isoDuration(w.start),
-                    duration: isoDuration(w.end - w.start),
-                    offsetInTicks: ticks(w.start),
-                    durationInTicks: ticks(w.end - w.start),
-                    confidence: round(w.confidence, 7),
-                  })),
-                }
+            ...(asked.wordLevelTimestampsEnabled
+              ? { words: words.map((w) => ({ word: lexical(w.text) || w.text.trim(), ...timing(w.start, w.end), confidence: round(w.confidence, 7) })) }
               : {}),
+            ...(displayWords ? { displayWords: words.map((w) => ({ displayText: w.text.trim(), ...timing(w.start, w.end) })) } : {}),
           },
         ],
       };
@@ -119,6 +121,7 @@ export function transcriptionResult(job: Job, transcript: StoredTranscript, sour
     source,
     timestamp: azureDateTime(job.updated),
     durationInTicks: ticks(transcript.durationMs),
+    ...(isDated(form.version) ? { durationMilliseconds: Math.round(transcript.durationMs) } : {}),
     duration: isoDuration(transcript.durationMs),
     combinedRecognizedPhrases: [
       { channel: 0, lexical: joined((n) => n.lexical), itn: joined((n) => n.itn), maskedITN: joined((n) => n.maskedITN), display: joined((n) => n.display) },
@@ -127,41 +130,80 @@ export function transcriptionResult(job: Job, transcript: StoredTranscript, sour
   };
 }
 
-/** Azure's report file: counts and one detail line per source. */
-export function transcriptionReport(job: Job, source: string) {
-  const ok = job.status === 'completed';
+/** Where a recording came from, as result and report files name it: its content URL, else the transcription itself. */
+const sourceOf = (entity: TranscriptionEntity, item: TranscriptionEntity['items'][number], form: ApiForm) =>
+  item.source ?? apiLink(form, `/transcriptions/${entity.id}`);
+
+/**
+ * Azure's report file: counts and one line per recording that finished, a failed one with
+ * the same error code as the transcription's `properties.error`.
+ */
+export function transcriptionReport(entity: TranscriptionEntity, form: ApiForm) {
+  const done = entity.items.filter(({ job }) => job.status === 'completed' || job.status === 'failed');
+  const ok = done.filter(({ job }) => job.status === 'completed').length;
   return {
-    successfulTranscriptionsCount: ok ? 1 : 0,
-    failedTranscriptionsCount: ok ? 0 : 1,
-    details: [
-      {
-        source,
-        status: ok ? 'Succeeded' : 'Failed',
-        ...(!ok && job.error ? { errorKind: job.error.code, errorMessage: job.error.message } : {}),
-      },
-    ],
+    successfulTranscriptionsCount: ok,
+    failedTranscriptionsCount: done.length - ok,
+    details: done.map((item) => ({
+      source: sourceOf(entity, item, form),
+      status: item.job.status === 'completed' ? 'Succeeded' : 'Failed',
+      ...(item.job.status === 'failed' && item.job.error
+        ? { errorKind: azureJobErrorCode(item.job.error.code), errorMessage: item.job.error.message }
+        : {}),
+    })),
   };
 }
 
-/** What a job has to show as files: nothing until it finished. */
-export function fileContents(job: Job, transcript: StoredTranscript | undefined, base: string): Array<{ kind: FileKind; content: unknown }> {
-  if (job.status !== 'completed' && job.status !== 'failed') return [];
-  const source = transcriptionSelf(base, job.id);
-  const files: Array<{ kind: FileKind; content: unknown }> = [];
-  if (job.status === 'completed' && transcript) files.push({ kind: 'Transcription', content: transcriptionResult(job, transcript, source) });
-  files.push({ kind: 'TranscriptionReport', content: transcriptionReport(job, source) });
+/** One file of a transcription, with what it holds. */
+export interface TranscriptionFile {
+  id: string;
+  kind: FileKind;
+  name: string;
+  createdAt: number;
+  content: unknown;
+}
+
+/**
+ * What a transcription has to show as files once it finished: one result per recording
+ * that succeeded (`contenturl_<i>.json`), then the report.
+ */
+export function transcriptionFiles(
+  entity: TranscriptionEntity,
+  asked: BatchProperties,
+  result: (jobId: string) => StoredTranscript | undefined,
+  form: ApiForm,
+): TranscriptionFile[] {
+  if (entity.status !== 'Succeeded' && entity.status !== 'Failed') return [];
+  const files: TranscriptionFile[] = [];
+  for (const item of entity.items) {
+    const transcript = item.job.status === 'completed' ? result(item.job.id) : undefined;
+    if (!transcript) continue;
+    files.push({
+      id: fileId(entity.id, 'Transcription', item.index),
+      kind: 'Transcription',
+      name: `contenturl_${item.index}.json`,
+      createdAt: item.job.updated,
+      content: transcriptionResult(item.job, transcript, sourceOf(entity, item, form), form, asked),
+    });
+  }
+  files.push({
+    id: fileId(entity.id, 'TranscriptionReport'),
+    kind: 'TranscriptionReport',
+    name: 'report.json',
+    createdAt: entity.lastActionAt,
+    content: transcriptionReport(entity, form),
+  });
   return files;
 }
 
-/** A v3.1 `File` entity. */
-export function fileView(job: Job, kind: FileKind, content: unknown, base: string, contentUrl: string) {
-  const id = fileId(job.id, kind);
+/** A `File` entity in the client's form. */
+export function fileView(entityId: string, file: TranscriptionFile, form: ApiForm, contentUrl: string) {
   return {
-    self: `${transcriptionSelf(base, job.id)}/files/${id}`,
-    name: fileNames[kind],
-    kind,
-    properties: { size: Buffer.byteLength(JSON.stringify(content)) },
-    createdDateTime: azureDateTime(job.updated),
+    self: apiLink(form, `/transcriptions/${entityId}/files/${file.id}`),
+    name: file.name,
+    kind: file.kind,
+    properties: { size: Buffer.byteLength(JSON.stringify(file.content)) },
+    createdDateTime: azureDateTime(file.createdAt),
     links: { contentUrl },
   };
 }

@@ -6,7 +6,8 @@ import { isFinished, type Job } from '../jobs/job.js';
 import type { JobChange, JobNotifier } from '../jobs/job-service.js';
 import type { StoredTranscript } from '../jobs/job-store.js';
 import { fileId, type ContentUrls } from './files.js';
-import { transcriptionView, v21HookView, v21TranscriptionView, webHookView } from './views.js';
+import { batchEntity, type BatchStore, jobEntity, type TranscriptionEntity } from './transcriptions.js';
+import { hookForm, transcriptionView, v21HookView, v21TranscriptionView, webHookView } from './views.js';
 import { eventKey, type TranscriptionEventKind } from './webhook-input.js';
 import { azureSignature } from './signature.js';
 import { isEnabled, subscribes, webhookTargetKind, type Webhook, type WebhookRegistry } from './webhooks.js';
@@ -26,11 +27,11 @@ export const eventForChange: Record<JobChange, TranscriptionEventKind> = {
 /** The events `:test` can replay, in the order they are sent. */
 const testableEvents: TranscriptionEventKind[] = ['TranscriptionCreation', 'TranscriptionProcessing', 'TranscriptionCompletion'];
 
-/** The events a job has gone through, in order (what `:test` may replay). */
-function eventsReached(job: Job): TranscriptionEventKind[] {
+/** The events a transcription has gone through, in order (what `:test` may replay). */
+function eventsReached(entity: TranscriptionEntity): TranscriptionEventKind[] {
   const events: TranscriptionEventKind[] = ['TranscriptionCreation'];
-  if (job.status !== 'waiting') events.push('TranscriptionProcessing');
-  if (isFinished(job)) events.push('TranscriptionCompletion');
+  if (entity.status !== 'NotStarted') events.push('TranscriptionProcessing');
+  if (entity.status === 'Succeeded' || entity.status === 'Failed') events.push('TranscriptionCompletion');
   return events;
 }
 
@@ -38,15 +39,21 @@ export interface AzureNotifierOptions {
   registry: WebhookRegistry;
   outbox: Outbox;
   contentUrls: ContentUrls;
+  batches: BatchStore;
+  /** A job as the current transaction sees it. */
+  findJob: (id: string) => Job | undefined;
   now?: () => number;
 }
 
 /**
  * Queues Azure web hook deliveries. As a JobNotifier it runs inside the transaction of a
- * job's state change (jobs of either dialect): created → TranscriptionCreation, started →
- * TranscriptionProcessing, completed/failed → TranscriptionCompletion, deleted →
- * TranscriptionDeletion, to every enabled hook subscribed to the event. The body is the
- * transcription entity in the hook's API version plus `invocationId`, which is the
+ * job's state change (jobs of every dialect) and reports the change of the transcription
+ * the job belongs to: TranscriptionCreation when it is created, TranscriptionProcessing
+ * when its first recording starts, TranscriptionCompletion when its last one finished,
+ * TranscriptionDeletion when its last one is gone (a batch's record goes with it) — once
+ * per transcription, whatever the number of its content URLs. A job of another dialect is
+ * a transcription of its own. Each goes to every enabled hook subscribed to the event; the
+ * body is the transcription in the hook's API version plus `invocationId`, which is the
  * delivery id (also sent as webhook-id): stable across retries, for de-duplication.
  * Also sends `ping` and `:test` deliveries (one per subscribed event).
  */
@@ -58,9 +65,35 @@ export class AzureNotifier implements JobNotifier {
   }
 
   notify(job: Job, change: JobChange, _result: StoredTranscript | undefined): void {
-    const kind = eventForChange[change];
+    const event = this.transcriptionEvent(job, change);
+    if (!event) return;
     for (const hook of this.o.registry.all()) {
-      if (isEnabled(hook) && subscribes(hook, eventKey(kind))) this.o.outbox.enqueue(this.transcriptionDelivery(hook, kind, job));
+      if (isEnabled(hook) && subscribes(hook, eventKey(event.kind))) this.o.outbox.enqueue(this.transcriptionDelivery(hook, event.kind, event.entity));
+    }
+  }
+
+  /** The transcription's event for its job's change, if the change is one for the transcription. */
+  private transcriptionEvent(job: Job, change: JobChange): { kind: TranscriptionEventKind; entity: TranscriptionEntity } | undefined {
+    const kind = eventForChange[change];
+    const batch = job.group ? this.o.batches.get(job.group) : undefined;
+    if (!batch) return { kind, entity: jobEntity(job) };
+    // The transaction has written the job's new state (or removed it) already.
+    const others = batch.jobIds.filter((id) => id !== job.id).flatMap((id) => this.o.findJob(id) ?? []);
+    switch (change) {
+      case 'created':
+        // The batch's jobs are created together: report it once, with the first.
+        return job.id === batch.jobIds[0] ? { kind, entity: batchEntity(batch, this.o.findJob) } : undefined;
+      case 'started':
+        return others.every((j) => j.status === 'waiting') ? { kind, entity: batchEntity(batch, this.o.findJob) } : undefined;
+      case 'completed':
+      case 'failed':
+        return others.every(isFinished) ? { kind, entity: batchEntity(batch, this.o.findJob) } : undefined;
+      case 'deleted': {
+        if (others.length) return undefined;
+        // The last recording is gone: so is the transcription. Its body shows it as it was.
+        this.o.batches.remove(batch.id);
+        return { kind, entity: batchEntity(batch, (id) => (id === job.id ? job : undefined)) };
+      }
     }
   }
 
@@ -68,44 +101,46 @@ export class AzureNotifier implements JobNotifier {
   async ping(hookId: string): Promise<DeliveryRecord> {
     const hook = this.o.registry.requireEnabled(hookId);
     const id = randomUUID();
-    const entity = hook.apiVersion === 'v2.1' ? v21HookView(hook) : webHookView(hook, hook.baseUrl);
+    const entity = hook.apiVersion === 'v2.1' ? v21HookView(hook) : webHookView(hook, hookForm(hook));
     return this.o.outbox.enqueueDurably(this.delivery(hook, id, 'Ping', { ...entity, invocationId: id }));
   }
 
   /**
    * `:test`: one delivery per transcription event the hook subscribed to, each with the
-   * newest of `jobs` (newest first) that fired that event (TranscriptionDeletion: none, a
-   * deleted job is gone); resolves with what was queued, empty when no job fits.
+   * newest of `entities` (newest first) that fired that event (TranscriptionDeletion: none,
+   * a deleted transcription is gone); resolves with what was queued, empty when none fits.
    */
-  async test(hookId: string, jobs: Iterable<Job>): Promise<DeliveryRecord[]> {
+  async test(hookId: string, entities: Iterable<TranscriptionEntity>): Promise<DeliveryRecord[]> {
     const hook = this.o.registry.requireEnabled(hookId);
     const wanted = testableEvents.filter((k) => subscribes(hook, eventKey(k)));
-    const found = new Map<TranscriptionEventKind, Job>();
-    for (const job of jobs) {
+    const found = new Map<TranscriptionEventKind, TranscriptionEntity>();
+    for (const entity of entities) {
       if (found.size === wanted.length) break;
-      const reached = eventsReached(job);
-      for (const kind of wanted) if (!found.has(kind) && reached.includes(kind)) found.set(kind, job);
+      const reached = eventsReached(entity);
+      for (const kind of wanted) if (!found.has(kind) && reached.includes(kind)) found.set(kind, entity);
     }
     const sent: DeliveryRecord[] = [];
     for (const kind of wanted) {
-      const job = found.get(kind);
-      if (job) sent.push(await this.o.outbox.enqueueDurably(this.transcriptionDelivery(hook, kind, job)));
+      const entity = found.get(kind);
+      if (entity) sent.push(await this.o.outbox.enqueueDurably(this.transcriptionDelivery(hook, kind, entity)));
     }
     return sent;
   }
 
-  private transcriptionDelivery(hook: Webhook, kind: TranscriptionEventKind, job: Job): EnqueueInput {
+  private transcriptionDelivery(hook: Webhook, kind: TranscriptionEventKind, entity: TranscriptionEntity): EnqueueInput {
     const id = randomUUID();
-    let entity: object;
+    const form = hookForm(hook);
+    let body: object;
     if (hook.apiVersion === 'v2.1') {
-      const done = job.status === 'completed';
-      // Valid as long as the result is kept.
-      const until = job.expiresAt ?? this.now() + job.resultsTtlMs;
-      entity = v21TranscriptionView(job, done ? this.o.contentUrls.url(hook.baseUrl, job.id, fileId(job.id, 'Transcription'), until) : undefined);
+      // Valid as long as the results are kept.
+      const resultUrls = entity.items
+        .filter(({ job }) => job.status === 'completed')
+        .map(({ job, index }) => this.o.contentUrls.url(form, entity.id, fileId(entity.id, 'Transcription', index), job.expiresAt ?? this.now() + job.resultsTtlMs));
+      body = v21TranscriptionView(entity, resultUrls);
     } else {
-      entity = transcriptionView(job, hook.baseUrl);
+      body = transcriptionView(entity, form);
     }
-    return this.delivery(hook, id, kind, { ...entity, invocationId: id });
+    return this.delivery(hook, id, kind, { ...body, invocationId: id });
   }
 
   private delivery(hook: Webhook, id: string, event: string, body: object): EnqueueInput {

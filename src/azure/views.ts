@@ -4,6 +4,8 @@
  */
 import type { DeliveryRecord } from '../delivery/outbox.js';
 import type { Job, JobStatus } from '../jobs/job.js';
+import type { BatchProperties, TranscriptionEntity } from './transcriptions.js';
+import { type ApiForm, apiLink, isDated } from './versions.js';
 import type { AzureStatus, Webhook } from './webhooks.js';
 
 /** Azure's date-time: UTC to the second, `2022-09-10T18:39:07Z`. */
@@ -45,17 +47,16 @@ const statuses: Record<JobStatus, AzureStatus> = { waiting: 'NotStarted', proces
 /** waiting → NotStarted, processing → Running, completed → Succeeded, failed → Failed. */
 export const azureStatus = (status: JobStatus): AzureStatus => statuses[status];
 
-/** `{base}/speechtotext/v3.1` */
-export const v31 = (base: string) => `${base}/speechtotext/v3.1`;
-export const hookSelf = (base: string, id: string) => `${v31(base)}/webhooks/${id}`;
-export const transcriptionSelf = (base: string, id: string) => `${v31(base)}/transcriptions/${id}`;
+/** The form a hook's deliveries take: the version it was created in, links to where its creator reached the device. */
+export const hookForm = (hook: Webhook): ApiForm => ({ origin: hook.baseUrl, version: hook.apiVersion === 'v2.1' ? 'v3.1' : hook.apiVersion });
 
-/** A v3.1 `WebHook`; `properties.secret` is never returned. */
-export function webHookView(hook: Webhook, base: string) {
-  const self = hookSelf(base, hook.id);
+/** A `WebHook` in the client's form (v3.0's actions are `/ping`, later ones `:ping`); `properties.secret` is never returned. */
+export function webHookView(hook: Webhook, form: ApiForm) {
+  const path = `/webhooks/${hook.id}`;
+  const action = form.version === 'v3.0' ? '/' : ':';
   return {
-    self,
-    links: { ping: `${self}:ping`, test: `${self}:test` },
+    self: apiLink(form, path),
+    links: { ping: apiLink(form, `${path}${action}ping`), test: apiLink(form, `${path}${action}test`) },
     properties: { apiVersion: hook.apiVersion, ...(hook.error ? { error: hook.error } : {}) },
     webUrl: hook.webUrl,
     displayName: hook.displayName,
@@ -89,7 +90,7 @@ export function v21HookView(hook: Webhook) {
 export function jobLocale(job: Job): string {
   const prefix = job.model.split('_')[0]!;
   const language = job.options.language;
-  if (/^[a-z]{2}-[A-Z]{2}$/.test(prefix) && (!language || language === 'auto' || prefix.startsWith(`${language}-`))) return prefix;
+  if (/^[a-z]{2,3}-[A-Z]{2}$/.test(prefix) && (!language || language === 'auto' || prefix.startsWith(`${language}-`))) return prefix;
   return language && language !== 'auto' ? language : prefix;
 }
 
@@ -97,67 +98,119 @@ export function jobLocale(job: Job): string {
 export const jobDisplayName = (job: Job): string => job.userToken || job.id;
 
 /**
- * Azure's `EntityError` code for a failed job: audio the decoder refused is Azure's
- * `InvalidData` (its "The recordings URI contains invalid data."); anything else is an
- * earshot-side failure.
+ * Azure's error code for a failed recording, the same in a transcription's
+ * `properties.error` and in its report file: Azure's documented codes where one fits
+ * (`InvalidAudioFormat`, `EmptyAudioFile`, `AudioLengthLimitExceeded`, `InvalidRecordingsUri`,
+ * `InaccessibleCustomerStorage`), `InvalidData` for audio that could not be decoded, else
+ * `InternalError` (earshot's side).
  */
-export function jobErrorCode(code: string): string {
-  return code.startsWith('ERR_AUDIO') || code === 'ERR_DECODER' ? 'InvalidData' : 'InternalError';
+export function azureJobErrorCode(code: string): string {
+  return jobErrorCodes[code] ?? (code.startsWith('ERR_AUDIO') ? 'InvalidData' : 'InternalError');
 }
+
+const jobErrorCodes: Record<string, string> = {
+  ERR_AUDIO_UNSUPPORTED: 'InvalidAudioFormat',
+  ERR_AUDIO_EMPTY: 'EmptyAudioFile',
+  ERR_AUDIO_TOO_LONG: 'AudioLengthLimitExceeded',
+  ERR_AUDIO_CORRUPT: 'InvalidData',
+  ERR_DECODER: 'InvalidData',
+  ERR_CONTENT_REFUSED: 'InvalidRecordingsUri',
+  ERR_CONTENT_NOT_FOUND: 'InaccessibleCustomerStorage',
+  ERR_CONTENT_REDIRECT: 'InaccessibleCustomerStorage',
+  ERR_CONTENT_UNREACHABLE: 'InaccessibleCustomerStorage',
+  ERR_CONTENT_TIMEOUT: 'InaccessibleCustomerStorage',
+  ERR_CONTENT_TOO_LARGE: 'InvalidPayload',
+};
 
 const profanityModes = { masked: 'Masked', removed: 'Removed', tags: 'Tags', none: 'None' } as const;
 
-/** Azure's `profanityFilterMode` of what was applied to the job's results (an IBM job's `profanity_filter=true` is Masked). */
+/** Azure's `profanityFilterMode` of what was applied to a job's results (an IBM job's `profanity_filter=true` is Masked). */
 const profanityFilterMode = (job: Job) => profanityModes[job.output.profanity ?? 'none'];
 
-/** A v3.1 `Transcription` for a job of either dialect (plus `id`, which Azure leaves in `self`). */
-export function transcriptionView(job: Job, base: string) {
-  const self = transcriptionSelf(base, job.id);
+/** What a transcription was asked for: a batch's own properties, or what a job of another dialect was given. */
+export function requestedProperties(entity: TranscriptionEntity): BatchProperties {
+  if (entity.batch) return entity.batch.properties;
+  const job = entity.items[0]!.job;
   return {
-    id: job.id,
-    self,
-    links: { files: `${self}/files` },
+    wordLevelTimestampsEnabled: job.output.timestamps,
+    displayFormWordLevelTimestampsEnabled: false,
+    punctuationMode: 'Automatic',
+    profanityFilterMode: profanityFilterMode(job),
+    timeToLiveMs: job.resultsTtlMs,
+  };
+}
+
+/** The audio duration of a transcription once every recording of it that succeeded is done. */
+function entityDurationMs(entity: TranscriptionEntity): number | undefined {
+  const known = entity.items.map((i) => i.job.audioDurationMs).filter((d): d is number => d !== undefined);
+  return known.length ? known.reduce((a, b) => a + b, 0) : undefined;
+}
+
+/**
+ * A `Transcription` in the client's form: v3.x with `timeToLive` and `duration` as ISO 8601
+ * durations (and v3.x's `diarizationEnabled`), the dated versions with `timeToLiveHours`
+ * and `durationMilliseconds`, as their references define them. `id` is earshot's addition
+ * (Azure leaves it in `self`).
+ */
+export function transcriptionView(entity: TranscriptionEntity, form: ApiForm) {
+  const path = `/transcriptions/${entity.id}`;
+  const asked = requestedProperties(entity);
+  const dated = isDated(form.version);
+  const durationMs = entityDurationMs(entity);
+  const job = entity.items[0]?.job;
+  const batch = entity.batch;
+  return {
+    id: entity.id,
+    self: apiLink(form, path),
+    displayName: batch ? batch.displayName : job ? jobDisplayName(job) : entity.id,
+    ...(batch?.description !== undefined ? { description: batch.description } : {}),
+    ...(batch?.customProperties ? { customProperties: batch.customProperties } : {}),
+    locale: batch ? batch.locale : job ? jobLocale(job) : 'en-US',
+    links: { files: apiLink(form, `${path}/files`) },
     properties: {
-      diarizationEnabled: false,
-      wordLevelTimestampsEnabled: job.output.timestamps,
-      displayFormWordLevelTimestampsEnabled: false,
+      ...(dated ? {} : { diarizationEnabled: false }),
+      wordLevelTimestampsEnabled: asked.wordLevelTimestampsEnabled,
+      ...(form.version === 'v3.0' ? {} : { displayFormWordLevelTimestampsEnabled: asked.displayFormWordLevelTimestampsEnabled }),
+      // Every channel is mixed into one before transcription: the results are channel 0's.
       channels: [0],
-      punctuationMode: 'Automatic',
-      profanityFilterMode: profanityFilterMode(job),
-      ...(job.audioDurationMs !== undefined ? { duration: isoDuration(job.audioDurationMs) } : {}),
-      timeToLive: isoDuration(job.resultsTtlMs),
-      ...(job.status === 'failed' && job.error ? { error: { code: jobErrorCode(job.error.code), message: job.error.message } } : {}),
+      punctuationMode: asked.punctuationMode,
+      profanityFilterMode: asked.profanityFilterMode,
+      ...(dated ? { timeToLiveHours: Math.round(asked.timeToLiveMs / 3_600_000) } : { timeToLive: isoDuration(asked.timeToLiveMs) }),
+      ...(durationMs !== undefined ? (dated ? { durationMilliseconds: Math.round(durationMs) } : { duration: isoDuration(durationMs) }) : {}),
+      ...(entity.error ? { error: { code: azureJobErrorCode(entity.error.code), message: entity.error.message } } : {}),
     },
-    lastActionDateTime: azureDateTime(job.updated),
-    status: azureStatus(job.status),
-    createdDateTime: azureDateTime(job.created),
-    locale: jobLocale(job),
-    displayName: jobDisplayName(job),
+    lastActionDateTime: azureDateTime(entity.lastActionAt),
+    status: entity.status,
+    createdDateTime: azureDateTime(entity.createdAt),
   };
 }
 
 /**
  * A v2.1 transcription (the payload the v2.1 seed shows): `statusMessage`, PascalCase
- * string `properties` with `Duration` as hh:mm:ss, and `results[].resultUrls` once done.
+ * string `properties` with `Duration` as hh:mm:ss, and `results[].resultUrls` (one per
+ * recording that succeeded) once done.
  */
-export function v21TranscriptionView(job: Job, resultUrl: string | undefined) {
+export function v21TranscriptionView(entity: TranscriptionEntity, resultUrls: string[]) {
+  const asked = requestedProperties(entity);
+  const job = entity.items[0]?.job;
+  const durationMs = entityDurationMs(entity);
   return {
-    results: resultUrl ? [{ recordingsUrl: '', resultUrls: [{ fileName: 'transcription_0', resultUrl }] }] : [],
-    recordingsUrls: [],
+    results: resultUrls.map((resultUrl, i) => ({ recordingsUrl: '', resultUrls: [{ fileName: `transcription_${i}`, resultUrl }] })),
+    recordingsUrls: entity.batch?.contentUrls ?? [],
     models: [],
-    statusMessage: job.status === 'failed' && job.error ? job.error.message : 'None.',
-    id: job.id,
-    createdDateTime: azureDateTime(job.created),
-    lastActionDateTime: azureDateTime(job.updated),
-    status: azureStatus(job.status),
-    locale: jobLocale(job),
-    name: jobDisplayName(job),
-    description: '',
+    statusMessage: entity.error ? entity.error.message : 'None.',
+    id: entity.id,
+    createdDateTime: azureDateTime(entity.createdAt),
+    lastActionDateTime: azureDateTime(entity.lastActionAt),
+    status: entity.status,
+    locale: entity.batch ? entity.batch.locale : job ? jobLocale(job) : 'en-US',
+    name: entity.batch ? entity.batch.displayName : job ? jobDisplayName(job) : entity.id,
+    description: entity.batch?.description ?? '',
     properties: {
-      PunctuationMode: 'Automatic',
-      ProfanityFilterMode: profanityFilterMode(job),
-      AddWordLevelTimestamps: job.output.timestamps ? 'True' : 'False',
-      ...(job.audioDurationMs !== undefined ? { Duration: v2Duration(job.audioDurationMs) } : {}),
+      PunctuationMode: asked.punctuationMode,
+      ProfanityFilterMode: asked.profanityFilterMode,
+      AddWordLevelTimestamps: asked.wordLevelTimestampsEnabled ? 'True' : 'False',
+      ...(durationMs !== undefined ? { Duration: v2Duration(durationMs) } : {}),
     },
   };
 }

@@ -4,6 +4,7 @@
  * v3.1 `WebHook` / `WebHookUpdate` bodies and v2.1's `{configuration, events[], active, name}`.
  */
 import { invalid } from './errors.js';
+import type { AzureVersion } from './versions.js';
 
 /** Azure's `WebHookEvents` properties (v3.1 swagger), in its order. */
 export const webHookEventKeys = [
@@ -58,7 +59,7 @@ const v21Events: Record<string, WebHookEventKey | null> = {
 
 /** A web hook as a client describes it (create). */
 export interface WebhookInput {
-  apiVersion: 'v3.1' | 'v2.1';
+  apiVersion: AzureVersion | 'v2.1';
   webUrl: string;
   displayName: string;
   description?: string;
@@ -97,11 +98,11 @@ const maxSecretLength = 1024;
 
 type Json = Record<string, unknown>;
 
-const isObject = (value: unknown): value is Json => typeof value === 'object' && value !== null && !Array.isArray(value);
-const shown = (value: unknown) =>
+export const isObject = (value: unknown): value is Json => typeof value === 'object' && value !== null && !Array.isArray(value);
+export const shown = (value: unknown) =>
   typeof value === 'string' ? JSON.stringify(value) : Array.isArray(value) ? 'an array' : value === null ? 'null' : typeof value;
 
-function requireObject(body: unknown, what: string): Json {
+export function requireObject(body: unknown, what: string): Json {
   if (body === undefined) throw invalid('EmptyRequest', `The request body is empty: expected a JSON ${what} object`);
   if (!isObject(body)) throw invalid('InvalidPayload', `The request body must be a JSON ${what} object but is ${shown(body)}`);
   return body;
@@ -124,7 +125,7 @@ export function checkWebUrl(value: unknown, name: string): string {
   return value;
 }
 
-function text(value: unknown, name: string, options: { required: boolean }): string | undefined {
+export function text(value: unknown, name: string, options: { required: boolean }): string | undefined {
   if (value === undefined || value === null) {
     if (options.required) throw invalid('InvalidPayload', `The property ${name} is required`);
     return undefined;
@@ -143,7 +144,7 @@ function secretOf(value: unknown, name: string): string | undefined {
 }
 
 /** Azure's limits: at most 10 entries, keys up to 64 characters, values up to 256. */
-function customProperties(value: unknown, name: string, allowNull: boolean): Record<string, string | null> | undefined {
+export function customProperties(value: unknown, name: string, allowNull: boolean): Record<string, string | null> | undefined {
   if (value === undefined || value === null) return undefined;
   if (!isObject(value)) throw invalid('InvalidPayload', `Expected an object of strings for ${name} but received ${shown(value)}`);
   const entries = Object.entries(value);

@@ -52,11 +52,19 @@ export interface RouteGroup {
   /** Requests under this prefix that match no route get this group's 404. */
   prefix: string;
   /**
-   * Path prefixes the same routes also answer under, as uWS patterns (`/instances/:instance`
-   * serves `/v1/models` as `/instances/{guid}/v1/models` too). Their parameters are not
-   * route parameters; `Request.mount` says which was used.
+   * The path prefixes the routes answer under, as uWS patterns (default `['']`: as written).
+   * IBM's `['', '/instances/:instance']` serves `/v1/models` as `/instances/{guid}/v1/models`
+   * too; Azure's serve one set of routes under each API version's prefix. A mount's
+   * parameters are not route parameters; `Request.mount` says which mount was used.
    */
   mounts?: readonly string[];
+  /** What the mounts after the first are, for the README (which shows paths under the first). */
+  mountsDoc?: string;
+  /**
+   * Paths are matched case-insensitively and a trailing slash is ignored (Azure's are).
+   * uWS matches exactly; a request it found no route for is matched again this way.
+   */
+  lenient?: boolean;
   routes: Route[];
   renderError(error: AppError, req: Request | undefined): Reply;
 }
@@ -84,10 +92,15 @@ export function requiredParam(req: Request, name: string): string {
   return value;
 }
 
+/** The service's origin as the client reached it (`http://pi.local:8080`). */
+export function originUrl(req: Request): string {
+  const proto = req.headers['x-forwarded-proto'] === 'https' ? 'https' : 'http';
+  return `${proto}://${req.headers.host ?? 'localhost'}`;
+}
+
 /** The service's own base URL as the client reached it, with its mount (for `self`, `url` and links). */
 export function baseUrl(req: Request): string {
-  const proto = req.headers['x-forwarded-proto'] === 'https' ? 'https' : 'http';
-  return `${proto}://${req.headers.host ?? 'localhost'}${req.mount}`;
+  return `${originUrl(req)}${req.mount}`;
 }
 
 /** The leading segments of `path` that a mount pattern stands for ('/instances/abc' of '/instances/abc/v1/x'). */
@@ -99,6 +112,28 @@ function leadingPart(path: string, mount: string): string {
 function mountedPart(path: string, mount: string): string | undefined {
   const part = leadingPart(path, mount);
   return new RegExp(`^${mount.replace(/:[^/]+/g, '[^/]+')}$`).test(part) ? part : undefined;
+}
+
+const mountsOf = (group: RouteGroup): readonly string[] => group.mounts ?? [''];
+
+/** A route of a lenient group as a case-insensitive regular expression over mount + pattern. */
+interface LenientRoute {
+  route: Route;
+  mount: string;
+  regex: RegExp;
+  /** Literal segments: the more, the more specific (uWS prefers literals to parameters too). */
+  literals: number;
+}
+
+function lenientRoutes(group: RouteGroup): LenientRoute[] {
+  const compiled = mountsOf(group).flatMap((mount) =>
+    group.routes.map((route) => {
+      const parts = `${mount}${route.pattern}`.split('/');
+      const source = parts.map((p) => (p.startsWith(':') ? '([^/]+)' : p.replace(/[.*+?^${}()|[\]\\]/g, '\\$&'))).join('/');
+      return { route, mount, regex: new RegExp(`^${source}$`, 'i'), literals: parts.filter((p) => p && !p.startsWith(':')).length };
+    }),
+  );
+  return compiled.sort((a, b) => b.literals - a.literals);
 }
 
 function statusLine(status: number): string {
@@ -151,21 +186,27 @@ export class HttpServer {
     const app = this.uws.App();
     for (const group of this.options.groups) {
       for (const route of group.routes) {
-        for (const mount of ['', ...(group.mounts ?? [])]) {
+        for (const mount of mountsOf(group)) {
           app[route.method](`${mount}${route.pattern}`, (res, req) => this.handle(res, req, route, group, mount));
         }
       }
     }
+    const lenient = new Map(this.options.groups.filter((g) => g.lenient).map((g) => [g, lenientRoutes(g)]));
     app.any('/*', (res, req) => {
       const path = req.getUrl();
-      const owns = (g: RouteGroup) =>
-        path.startsWith(g.prefix) ||
-        (g.mounts ?? []).some((m) => {
-          const part = mountedPart(path, m);
-          return part !== undefined && path.slice(part.length).startsWith(g.prefix);
+      const lower = path.toLowerCase();
+      const owns = (g: RouteGroup) => {
+        // A lenient group owns its prefix in any case.
+        const candidate = g.lenient ? lower : path;
+        return mountsOf(g).some((m) => {
+          const part = m ? mountedPart(candidate, m.toLowerCase()) : '';
+          return part !== undefined && candidate.slice(part.length).startsWith(g.lenient ? g.prefix.toLowerCase() : g.prefix);
         });
+      };
       const group = this.options.groups.find(owns) ?? this.options.groups.at(-1)!;
       const method = req.getMethod();
+      const second = lenient.get(group) && this.lenientMatch(lenient.get(group)!, method, path);
+      if (second) return this.handle(res, req, second.route, group, second.mount, second.params);
       this.handle(
         res,
         req,
@@ -194,6 +235,22 @@ export class HttpServer {
     return this.port;
   }
 
+  /** The route a lenient group has for `path` spelt in another case or with a trailing slash. */
+  private lenientMatch(routes: LenientRoute[], method: string, path: string) {
+    const trimmed = path.length > 1 ? path.replace(/\/+$/, '') : path;
+    for (const { route, mount, regex } of routes) {
+      if (route.method !== (method === 'delete' ? 'del' : method)) continue;
+      const m = regex.exec(trimmed);
+      if (!m) continue;
+      // The mount's parameters come first, as in uWS's numbering.
+      const skipped = mount.split('/').filter((p) => p.startsWith(':')).length;
+      const names = route.pattern.split('/').filter((p) => p.startsWith(':'));
+      const params = Object.fromEntries(names.map((name, i) => [name.slice(1), safeDecode(m[skipped + i + 1]!)]));
+      return { route, mount, params };
+    }
+    return undefined;
+  }
+
   /** Stops accepting connections; requests in progress finish. */
   close(): void {
     this.draining = true;
@@ -201,7 +258,8 @@ export class HttpServer {
     this.listenSocket = null;
   }
 
-  private handle(res: UwsResponse, raw: UwsRequest, route: Route, group: RouteGroup, mount = ''): void {
+  /** `params`: when the route was matched here rather than by uWS (a lenient group's second match). */
+  private handle(res: UwsResponse, raw: UwsRequest, route: Route, group: RouteGroup, mount = '', matched?: Record<string, string>): void {
     const started = performance.now();
     const controller = new AbortController();
     let finished = false;
@@ -217,13 +275,15 @@ export class HttpServer {
     });
     const method = raw.getMethod();
     const declared = headers['content-length'] !== undefined ? Number(headers['content-length']) : undefined;
-    const params: Record<string, string> = {};
-    // uWS numbers the parameters of the whole pattern; the mount's come first.
-    const skipped = mount.split('/').filter((p) => p.startsWith(':')).length;
-    const names = route.pattern.split('/').filter((p) => p.startsWith(':'));
-    names.forEach((name, i) => {
-      params[name.slice(1)] = safeDecode(raw.getParameter(skipped + i) ?? '');
-    });
+    const params: Record<string, string> = { ...matched };
+    if (!matched) {
+      // uWS numbers the parameters of the whole pattern; the mount's come first.
+      const skipped = mount.split('/').filter((p) => p.startsWith(':')).length;
+      const names = route.pattern.split('/').filter((p) => p.startsWith(':'));
+      names.forEach((name, i) => {
+        params[name.slice(1)] = safeDecode(raw.getParameter(skipped + i) ?? '');
+      });
+    }
     const path = raw.getUrl();
     let remoteAddress = '';
     try {

@@ -29,7 +29,7 @@ export function ibmDialect(ctx: DialectContext): Dialect {
     routes: [
       ibmRoutes({ service: ctx.jobs, registry, model: ctx.model, minAudioBytes: 100, maxAudioBytes: ctx.config.maxUploadBytes }),
       ibmDeliveryRoutes({ outbox: ctx.outbox, registry, wake: ctx.wakeDeliveries }),
-    ].map((group) => ({ ...group, mounts: [instanceMount] })),
+    ].map((group) => ({ ...group, mounts: ['', instanceMount], mountsDoc: 'as in a service URL copied from the cloud' })),
   };
 }
 

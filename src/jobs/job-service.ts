@@ -155,6 +155,11 @@ export class JobService {
     return job;
   }
 
+  /** The job, or undefined (inside a transaction: as the transaction left it). */
+  find(id: string): Job | undefined {
+    return this.o.store.get(id);
+  }
+
   result(id: string): StoredTranscript | undefined {
     return this.o.store.getResult(id);
   }

@@ -44,6 +44,8 @@ export interface Job {
   callback?: { url: string; events: string[] };
   /** The client's own label of the job (IBM's user_token). */
   userToken?: string;
+  /** The id of the request that created this job with others (an Azure transcription of several content URLs). */
+  group?: string;
   resultsTtlMs: number;
   /** Set when the job finishes: now + resultsTtlMs. */
   expiresAt?: number;

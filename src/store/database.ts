@@ -19,6 +19,7 @@ export const databaseNames = [
   'outbox',
   'outbox-index',
   'azure-webhooks',
+  'azure-transcriptions',
 ] as const;
 export type DatabaseName = (typeof databaseNames)[number];
 

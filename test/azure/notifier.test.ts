@@ -5,6 +5,7 @@ import t from 'tap';
 
 import { ContentUrls, fileId } from '../../src/azure/files.js';
 import { AzureNotifier, webhookTarget } from '../../src/azure/notifier.js';
+import { BatchStore, jobEntity } from '../../src/azure/transcriptions.js';
 import { azureSignature } from '../../src/azure/signature.js';
 import { parseCreateV21, parseCreateV31 } from '../../src/azure/webhook-input.js';
 import { Dispatcher } from '../../src/delivery/dispatcher.js';
@@ -23,7 +24,8 @@ async function setup(t: Parameters<typeof registrySetup>[0]) {
   const s = registrySetup(t);
   const contentUrls = new ContentUrls();
   contentUrls.setKey(Buffer.from('key'));
-  const notifier = new AzureNotifier({ registry: s.registry, outbox: s.outbox, contentUrls });
+  const batches = new BatchStore(s.db);
+  const notifier = new AzureNotifier({ registry: s.registry, outbox: s.outbox, contentUrls, batches, findJob: () => undefined });
   /** A v3.1 hook, once its challenge passed. */
   const v31 = async (events: Record<string, boolean>, secret?: string) => {
     const hook = await s.registry.create(
@@ -108,12 +110,12 @@ t.test('ping: the hook entity as event ping; test: the newest matching job, or n
   t.notMatch(ping.body, /"secret"/);
 
   t.same(await s.notifier.test(hook.id, []), []);
-  t.same(await s.notifier.test(hook.id, [job({ id: 'new' })]), [], 'a waiting job never fired Processing');
+  t.same(await s.notifier.test(hook.id, [job({ id: 'new' })].map(jobEntity)), [], 'a waiting job never fired Processing');
   const [sent, ...more] = await s.notifier.test(hook.id, [
     job({ id: 'new' }),
     job({ id: 'done', status: 'completed' }),
     job({ id: 'old', status: 'completed' }),
-  ]);
+  ].map(jobEntity));
   t.same(more, []);
   t.equal(sent!.event, 'TranscriptionProcessing');
   t.match(JSON.parse(sent!.body), { id: 'done', status: 'Succeeded' });
@@ -126,7 +128,7 @@ t.test('ping: the hook entity as event ping; test: the newest matching job, or n
     job({ id: 'done', status: 'completed' }),
     job({ id: 'old', status: 'completed' }),
   ];
-  const all = await s.notifier.test(every.id, jobs);
+  const all = await s.notifier.test(every.id, jobs.map(jobEntity));
   t.same(
     all.map((d) => [d.event, JSON.parse(d.body).id, d.headers['X-MicrosoftSpeechServices-Event']]),
     [
@@ -144,7 +146,7 @@ t.test('ping: the hook entity as event ping; test: the newest matching job, or n
 
   await s.registry.disable(hook.id, { code: 'DeliveryFailed', message: 'x' });
   await t.rejects(s.notifier.ping(hook.id), { status: 400, innerCode: 'InvalidPrerequisite', message: /disabled/ });
-  await t.rejects(s.notifier.test(hook.id, [job({ status: 'completed' })]), { name: 'AppError', innerCode: 'InvalidPrerequisite' });
+  await t.rejects(s.notifier.test(hook.id, [jobEntity(job({ status: 'completed' }))]), { name: 'AppError', innerCode: 'InvalidPrerequisite' });
   await t.rejects(s.notifier.ping('missing'), { code: 'ERR_NOT_FOUND' });
 });
 

@@ -3,10 +3,11 @@
 import t from 'tap';
 
 import { azureErrorBody, AzureError } from '../../src/azure/errors.js';
-import { ContentUrls, fileContents, fileId, fileView, lexical, transcriptionReport, transcriptionResult } from '../../src/azure/files.js';
+import { ContentUrls, fileId, fileView, lexical, transcriptionFiles, transcriptionReport, transcriptionResult } from '../../src/azure/files.js';
+import { jobEntity } from '../../src/azure/transcriptions.js';
+import type { ApiForm } from '../../src/azure/versions.js';
 import {
   azureDateTime,
-  azureStatus,
   isoDuration,
   jobLocale,
   transcriptionView,
@@ -20,6 +21,10 @@ import { AppError } from '../../src/errors.js';
 import { job, t0, transcript } from '../helpers/azure-fixtures.js';
 
 const base = 'http://pi.local:8080';
+const v31: ApiForm = { origin: base, version: 'v3.1' };
+const dated: ApiForm = { origin: base, version: '2024-11-15' };
+const view = (j: ReturnType<typeof job>, form = v31) => transcriptionView(jobEntity(j), form);
+const asked = { wordLevelTimestampsEnabled: true, displayFormWordLevelTimestampsEnabled: false, punctuationMode: 'Automatic', profanityFilterMode: 'None', timeToLiveMs: 0 };
 
 const hook: Webhook = {
   id: '2e856efe-ef53-465a-a632-6a084c1d349d',
@@ -46,16 +51,12 @@ t.test('formats: Azure date-times to the second, ISO 8601 durations, v2 hh:mm:ss
   t.equal(isoDuration(86_400_000 + 3_661_001), 'P1DT1H1M1.001S');
   t.equal(v2Duration(2400), '00:00:02');
   t.equal(v2Duration(3_723_999), '01:02:03');
-  t.same(
-    ['waiting', 'processing', 'completed', 'failed'].map((s) => azureStatus(s as never)),
-    ['NotStarted', 'Running', 'Succeeded', 'Failed'],
-  );
 });
 
 t.test('v3.1 WebHook: links the right way round, apiVersion, error, no secret', async (t) => {
-  const view = webHookView({ ...hook, status: 'Failed', error: { code: 'InvalidCallbackUri', message: 'nope' } }, base);
+  const hookView = webHookView({ ...hook, status: 'Failed', error: { code: 'InvalidCallbackUri', message: 'nope' } }, v31);
   const self = `${base}/speechtotext/v3.1/webhooks/${hook.id}`;
-  t.same(view, {
+  t.same(hookView, {
     self,
     links: { ping: `${self}:ping`, test: `${self}:test` },
     properties: { apiVersion: 'v3.1', error: { code: 'InvalidCallbackUri', message: 'nope' } },
@@ -67,7 +68,12 @@ t.test('v3.1 WebHook: links the right way round, apiVersion, error, no secret', 
     lastActionDateTime: '2024-05-01T12:00:01Z',
     status: 'Failed',
   });
-  t.notMatch(JSON.stringify(view), /super-secret-value/);
+  t.notMatch(JSON.stringify(hookView), /super-secret-value/);
+  t.match(webHookView(hook, { origin: base, version: 'v3.0' }).links, { ping: `${base}/speechtotext/v3.0/webhooks/${hook.id}/ping` }, "v3.0's actions");
+  t.match(webHookView(hook, dated), {
+    self: `${base}/speechtotext/webhooks/${hook.id}?api-version=2024-11-15`,
+    links: { ping: `${base}/speechtotext/webhooks/${hook.id}:ping?api-version=2024-11-15` },
+  });
   t.notMatch(JSON.stringify(v21HookView(hook)), /super-secret-value/);
 });
 
@@ -94,7 +100,7 @@ t.test('v2.1 hook: configuration.url, events as given or derived, active, name',
 
 t.test('transcription entity for each job status', async (t) => {
   const self = `${base}/speechtotext/v3.1/transcriptions/job-1`;
-  t.same(transcriptionView(job(), base), {
+  t.same(view(job()), {
     id: 'job-1',
     self,
     links: { files: `${self}/files` },
@@ -113,25 +119,25 @@ t.test('transcription entity for each job status', async (t) => {
     locale: 'en-US',
     displayName: 'job-1',
   });
-  t.equal(transcriptionView(job({ status: 'processing' }), base).status, 'Running');
-  const done = transcriptionView(job({ status: 'completed', audioDurationMs: 11040, userToken: 'my job' }), base);
+  t.equal(view(job({ status: 'processing' })).status, 'Running');
+  const done = view(job({ status: 'completed', audioDurationMs: 11040, userToken: 'my job' }));
   t.match(done, { status: 'Succeeded', properties: { duration: 'PT11.04S' }, displayName: 'my job' });
   t.notOk('error' in done.properties);
-  const failed = transcriptionView(job({ status: 'failed', error: { code: 'ERR_AUDIO_CORRUPT', message: 'audio is corrupt' } }), base);
+  const failed = view(job({ status: 'failed', error: { code: 'ERR_AUDIO_CORRUPT', message: 'audio is corrupt' } }));
   t.match(failed, { status: 'Failed', properties: { error: { code: 'InvalidData', message: 'audio is corrupt' } } });
-  t.match(transcriptionView(job({ status: 'failed', error: { code: 'ERR_INTERRUPTED', message: 'x' } }), base).properties, {
+  t.match(view(job({ status: 'failed', error: { code: 'ERR_INTERRUPTED', message: 'x' } })).properties, {
     error: { code: 'InternalError' },
   });
   const masked = job({ output: { timestamps: false, wordConfidence: false, profanity: 'masked' } });
-  t.equal(transcriptionView(masked, base).properties.profanityFilterMode, 'Masked', "an IBM job's profanity_filter=true");
-  t.equal(v21TranscriptionView(masked, undefined).properties.ProfanityFilterMode, 'Masked');
+  t.equal(view(masked).properties.profanityFilterMode, 'Masked', "an IBM job's profanity_filter=true");
+  t.equal(v21TranscriptionView(jobEntity(masked), []).properties.ProfanityFilterMode, 'Masked');
   t.equal(jobLocale(job({ model: 'de-DE_Multimedia', options: { language: 'de' } })), 'de-DE');
   t.equal(jobLocale(job({ model: 'en-US_BroadbandModel', options: { language: 'auto' } })), 'en-US');
   t.equal(jobLocale(job({ model: 'en-US_BroadbandModel', options: { language: 'fr' } })), 'fr');
 });
 
 t.test('v2.1 transcription entity: the seed payload shape', async (t) => {
-  const v = v21TranscriptionView(job({ status: 'completed', audioDurationMs: 2400 }), 'http://x/content');
+  const v = v21TranscriptionView(jobEntity(job({ status: 'completed', audioDurationMs: 2400 })), ['http://x/content']);
   t.match(v, {
     results: [{ resultUrls: [{ fileName: 'transcription_0', resultUrl: 'http://x/content' }] }],
     statusMessage: 'None.',
@@ -141,7 +147,7 @@ t.test('v2.1 transcription entity: the seed payload shape', async (t) => {
     name: 'job-1',
     properties: { AddWordLevelTimestamps: 'True', Duration: '00:00:02' },
   });
-  t.match(v21TranscriptionView(job({ status: 'failed', error: { code: 'E', message: 'broken' } }), undefined), {
+  t.match(v21TranscriptionView(jobEntity(job({ status: 'failed', error: { code: 'E', message: 'broken' } })), []), {
     results: [],
     statusMessage: 'broken',
     status: 'Failed',
@@ -150,7 +156,7 @@ t.test('v2.1 transcription entity: the seed payload shape', async (t) => {
 
 t.test('result file: Azure transcription JSON with ticks, nBest and words', async (t) => {
   const done = job({ status: 'completed', audioDurationMs: 11040 });
-  const result = transcriptionResult(done, transcript, 'src');
+  const result = transcriptionResult(done, transcript, 'src', v31, asked);
   t.match(result, {
     source: 'src',
     timestamp: '2024-05-01T12:00:05Z',
@@ -180,15 +186,16 @@ t.test('result file: Azure transcription JSON with ticks, nBest and words', asyn
       },
     ],
   });
-  const noWords = transcriptionResult(job({ status: 'completed', output: { timestamps: false, wordConfidence: false } }), transcript, 'src');
+  const noWords = transcriptionResult(job({ status: 'completed' }), transcript, 'src', v31, { ...asked, wordLevelTimestampsEnabled: false });
   t.notOk('words' in noWords.recognizedPhrases[0]!.nBest[0]!, 'words only with word-level timestamps');
   t.equal(lexical("It's a well-known -- test, isn't it?"), "it's a well-known test isn't it");
 });
 
 t.test('files: result and report once finished, stable ids, signed content URLs', async (t) => {
-  t.same(fileContents(job(), undefined, base), [], 'nothing before the job finished');
+  const files_ = (j: ReturnType<typeof job>) => transcriptionFiles(jobEntity(j), asked, () => transcript, v31);
+  t.same(files_(job()), [], 'nothing before the job finished');
   const done = job({ status: 'completed', audioDurationMs: 11040 });
-  const files = fileContents(done, transcript, base);
+  const files = files_(done);
   t.same(
     files.map((f) => f.kind),
     ['Transcription', 'TranscriptionReport'],
@@ -196,13 +203,14 @@ t.test('files: result and report once finished, stable ids, signed content URLs'
   t.match(files[1]!.content, { successfulTranscriptionsCount: 1, failedTranscriptionsCount: 0, details: [{ status: 'Succeeded' }] });
   const failed = job({ status: 'failed', error: { code: 'ERR_AUDIO_CORRUPT', message: 'bad' } });
   t.same(
-    fileContents(failed, undefined, base).map((f) => f.kind),
+    files_(failed).map((f) => f.kind),
     ['TranscriptionReport'],
   );
-  t.match(transcriptionReport(failed, 's'), {
+  t.match(transcriptionReport(jobEntity(failed), v31), {
     failedTranscriptionsCount: 1,
-    details: [{ source: 's', status: 'Failed', errorKind: 'ERR_AUDIO_CORRUPT', errorMessage: 'bad' }],
+    details: [{ source: `${base}/speechtotext/v3.1/transcriptions/job-1`, status: 'Failed', errorKind: 'InvalidData', errorMessage: 'bad' }],
   });
+  t.equal(view(failed).properties.error?.code, 'InvalidData', 'the same code in properties.error and the report');
 
   const id = fileId('job-1', 'Transcription');
   t.match(id, /^[0-9a-f]{8}-[0-9a-f]{4}-5[0-9a-f]{3}-a[0-9a-f]{3}-[0-9a-f]{12}$/);
@@ -212,7 +220,7 @@ t.test('files: result and report once finished, stable ids, signed content URLs'
   let now = t0;
   const urls = new ContentUrls(() => now);
   urls.setKey(Buffer.from('k'));
-  const url = new URL(urls.url(base, 'job-1', id, t0 + 60_000));
+  const url = new URL(urls.url(v31, 'job-1', id, t0 + 60_000));
   t.equal(url.pathname, `/speechtotext/v3.1/transcriptions/job-1/files/${id}/content`);
   t.doesNotThrow(() => urls.verify('job-1', id, url.searchParams));
   t.throws(() => urls.verify('job-2', id, url.searchParams), { code: 'ERR_UNAUTHORIZED', message: /not valid/ });
@@ -223,8 +231,7 @@ t.test('files: result and report once finished, stable ids, signed content URLs'
   now = t0 + 120_000;
   t.throws(() => urls.verify('job-1', id, url.searchParams), { code: 'ERR_UNAUTHORIZED', message: /expired/ });
 
-  const view = fileView(done, 'Transcription', files[0]!.content, base, 'http://c');
-  t.same(view, {
+  t.same(fileView('job-1', files[0]!, v31, 'http://c'), {
     self: `${base}/speechtotext/v3.1/transcriptions/job-1/files/${id}`,
     name: 'contenturl_0.json',
     kind: 'Transcription',
