@@ -18,6 +18,7 @@ import { keyAuthenticator } from './http/auth.js';
 import { hostCheck } from './http/host-check.js';
 import { HttpServer, type Request } from './http/server.js';
 import { ibmDialect } from './ibm/dialect.js';
+import { fetchJobAudio } from './jobs/content-fetch.js';
 import { DiskSpace } from './jobs/disk-space.js';
 import { JobService } from './jobs/job-service.js';
 import { JobStore } from './jobs/job-store.js';
@@ -64,6 +65,12 @@ export class App {
   get clock(): ServiceClock {
     if (!this.parts) throw new Error('App.start() has not run');
     return this.parts.clock;
+  }
+
+  /** The jobs domain (after start): what the dialects call. */
+  get jobs(): JobService {
+    if (!this.parts) throw new Error('App.start() has not run');
+    return this.parts.jobs;
   }
 
   /** The HTTP server (after start). */
@@ -133,6 +140,8 @@ export class App {
           sandbox: config.decoderSandbox,
           onProgress,
         }),
+      // Audio URLs go where callbacks may go: the same allow-list, never this service itself.
+      fetch: (job, path, signal, onProgress) => fetchJobAudio({ url: job.source!.url, path, policy, maxBytes: config.maxUploadBytes, signal, onProgress }),
     });
     const dialects = dialectFactories.map((create) =>
       create({

@@ -14,7 +14,7 @@ import type { Job } from '../../src/jobs/job.js';
 import { DiskSpace } from '../../src/jobs/disk-space.js';
 import { JobService, type JobRequest } from '../../src/jobs/job-service.js';
 import { JobStore } from '../../src/jobs/job-store.js';
-import { Scheduler } from '../../src/jobs/scheduler.js';
+import { type FetchStep, Scheduler } from '../../src/jobs/scheduler.js';
 import { Spool } from '../../src/jobs/spool.js';
 import { createLogger } from '../../src/log.js';
 import { StateDatabase } from '../../src/store/database.js';
@@ -70,7 +70,7 @@ function setup(t: Test, dir = t.testdir()) {
   const service = new JobService({ db, store, spool, disk, onNotified: () => {}, onQueued: () => scheduler.wake(), maxWaiting: 10, log });
   const engine = new FakeEngine();
   let failDecode: AppError | undefined;
-  const hooks: { beforeDecode?: () => void; decoding?: (onProgress: (samples: number) => void) => Promise<void> } = {};
+  const hooks: { beforeDecode?: () => void; decoding?: (onProgress: (samples: number) => void) => Promise<void>; fetching?: FetchStep } = {};
   const decode = async (_job: Job, _input: string, output: string, _signal: AbortSignal, onProgress: (samples: number) => void): Promise<DecodedAudio> => {
     hooks.beforeDecode?.();
     await hooks.decoding?.(onProgress);
@@ -89,7 +89,16 @@ function setup(t: Test, dir = t.testdir()) {
       sandboxed: true,
     };
   };
-  scheduler = new Scheduler({ service, store, spool, engine, decode, log, disk, spacePollMs: 20 });
+  // Downloads as the test says; by default a complete WAV "download" at once.
+  const fetches: string[] = [];
+  const fetch: FetchStep = async (job, path, signal, onProgress) => {
+    fetches.push(job.id);
+    if (hooks.fetching) return hooks.fetching(job, path, signal, onProgress);
+    writeFileSync(path, 'fetched');
+    onProgress(7);
+    return { bytes: 7, contentType: 'audio/wav', format: parseAudioMediaType('audio/wav') };
+  };
+  scheduler = new Scheduler({ service, store, spool, engine, decode, fetch, log, disk, spacePollMs: 20 });
   const submit = () =>
     service.submit(request, async (path) => {
       writeFileSync(path, 'audio');
@@ -99,7 +108,7 @@ function setup(t: Test, dir = t.testdir()) {
     await scheduler.stop();
     await db.close();
   };
-  return { db, store, spool, service, engine, scheduler, submit, close, space, hooks, failDecodeWith: (e: AppError | undefined) => (failDecode = e) };
+  return { db, store, spool, service, engine, scheduler, submit, close, space, hooks, fetches, failDecodeWith: (e: AppError | undefined) => (failDecode = e) };
 }
 
 t.test('one job at a time, oldest first; results and failures are recorded on the job', async (t) => {
