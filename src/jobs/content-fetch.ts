@@ -231,21 +231,23 @@ export async function fetchContent(o: FetchContentOptions): Promise<FetchedConte
  *   parameters of a raw type, such as audio/l16 without a rate)
  */
 export function fetchedAudioFormat(contentType: string | undefined, head: Buffer): { format: AudioFormat; warning?: string } {
+  // As for an upload whose type is not audio: what the bytes are called, and the decoder,
+  // which sniffs the data itself, finds the rest.
+  const sniffed = (): AudioFormat | undefined => {
+    const audio = sniffAudio(head);
+    return audio && { kind: 'auto', mediaType: audio.mediaType };
+  };
   let declares: boolean;
   try {
     declares = declaresAudio(contentType);
   } catch {
-    const sniffed = sniffAudio(head);
-    return { format: sniffed ? parseAudioMediaType(sniffed.mediaType) : parseAudioMediaType(undefined) };
+    // A malformed header says nothing.
+    return { format: sniffed() ?? parseAudioMediaType(undefined) };
   }
-  if (!declares) {
-    const detected = detectAudioFormat(contentType!, head);
-    return { format: parseAudioMediaType(detected.format.mediaType), warning: detected.warning };
-  }
+  if (!declares) return detectAudioFormat(contentType!, head);
   const format = parseAudioMediaType(contentType);
   if (format.kind !== 'auto' || format.container) return { format };
-  const sniffed = sniffAudio(head);
-  return { format: sniffed ? parseAudioMediaType(sniffed.mediaType) : format };
+  return { format: sniffed() ?? format };
 }
 
 /**
