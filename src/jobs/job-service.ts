@@ -158,7 +158,7 @@ export class JobService {
    * then commits the waiting jobs, without audio (audioBytes 0), and their 'created'
    * notifications in ONE transaction, together with whatever `inTransaction` writes (the
    * caller's own records of them): all of it survives a power cut, or none of it exists.
-   * Wakes the scheduler. An empty list creates nothing.
+   * Wakes the scheduler, which runs them in the order of the list. An empty list creates nothing.
    *
    * @throws AppError ERR_QUEUE_FULL (nothing created), ERR_CONTENT_REFUSED (a URL that can
    *   never be fetched; nothing created), ERR_STORE; what `inTransaction` throws (an
@@ -169,13 +169,16 @@ export class JobService {
     this.checkCapacity(requests.length);
     if (!requests.length) return [];
     const now = this.now();
+    // The queue runs jobs of the same creation time in the order of their ids: sorted ids,
+    // handed out in the order of the list, run the jobs in the order they were asked for.
+    const ids = requests.map(() => randomUUID()).sort();
     const jobs = requests.map(
-      (request): Job => ({
+      (request, i): Job => ({
         contentType: 'application/octet-stream',
         format: { kind: 'auto', mediaType: 'application/octet-stream' },
         ...request,
         source: { url: request.source.url },
-        id: randomUUID(),
+        id: ids[i]!,
         audioBytes: 0,
         warnings: [...(request.warnings ?? [])],
         created: now,

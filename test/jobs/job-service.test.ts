@@ -328,6 +328,7 @@ t.test("accept: jobs with a source URL, committed with their notifications and t
     "each job's notification",
   );
   t.equal(queued(), 1, 'the scheduler is woken once');
+  t.equal(store.nextWaiting()?.id, jobs[0]!.id, 'they run in the order of the list');
   t.equal(store.waitingCount(), 2);
   t.same(readdirSync(spool.dir), [], 'no audio yet');
   t.ok(service.needsAudio(jobs[0]!.id), 'a waiting job will need the audio it fetches');
@@ -364,6 +365,19 @@ t.test('accept: all or nothing against the queue, a refused URL and a failing ca
   t.equal(db.db<string, string>('ibm-callbacks').get('half'), undefined, 'and no record without its jobs');
   t.equal(changes.length - before, 1, 'the notification was rolled back with them (it was only attempted)');
   t.equal((await service.accept([sourced('http://10.0.0.5/a'), sourced('http://10.0.0.5/b')])).length, 2, 'what fits is accepted');
+
+  // Twenty at once come out of the queue in the order they were asked for.
+  const big = setup(t, 20);
+  const many = await big.service.accept(Array.from({ length: 20 }, (_, i) => sourced(`http://10.0.0.5/${i}`)));
+  const order: string[] = [];
+  for (let job = big.store.nextWaiting(); job; job = big.store.nextWaiting()) {
+    order.push(job.source!.url);
+    await big.service.start(job);
+  }
+  t.same(
+    order,
+    many.map((j) => j.source!.url),
+  );
 });
 
 t.test("recordAudio: the fetched audio's size, type, format and warnings; the job stays processing", async (t) => {
