@@ -18,7 +18,7 @@ import { keyAuthenticator } from './http/auth.js';
 import { hostCheck } from './http/host-check.js';
 import { HttpServer, type Request } from './http/server.js';
 import { ibmDialect } from './ibm/dialect.js';
-import { fetchJobAudio } from './jobs/content-fetch.js';
+import { defaultIdleTimeoutMs, fetchJobAudio } from './jobs/content-fetch.js';
 import { DiskSpace } from './jobs/disk-space.js';
 import { JobService } from './jobs/job-service.js';
 import { JobStore } from './jobs/job-store.js';
@@ -141,7 +141,17 @@ export class App {
           onProgress,
         }),
       // Audio URLs go where callbacks may go: the same allow-list, never this service itself.
-      fetch: (job, path, signal, onProgress) => fetchJobAudio({ url: job.source!.url, path, policy, maxBytes: config.maxUploadBytes, signal, onProgress }),
+      fetch: (job, path, signal, onProgress) =>
+        fetchJobAudio({
+          url: job.source!.url,
+          path,
+          policy,
+          maxBytes: config.maxUploadBytes,
+          // A host that sends nothing fails its job well before the watchdog would restart the service.
+          idleTimeoutMs: Math.min(defaultIdleTimeoutMs, config.stallSeconds * 500),
+          signal,
+          onProgress,
+        }),
     });
     const dialects = dialectFactories.map((create) =>
       create({
