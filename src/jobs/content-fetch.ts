@@ -96,7 +96,12 @@ function statusError(res: IncomingMessage, url: URL): AppError {
   const status = res.statusCode ?? 0;
   const answered = `${status}${res.statusMessage ? ` ${res.statusMessage}` : ''}`;
   if (status >= 300 && status < 400) {
-    const location = res.headers.location ? ` to ${displayUrl(new URL(res.headers.location, url))}` : '';
+    let location = '';
+    try {
+      if (res.headers.location) location = ` to ${displayUrl(new URL(res.headers.location, url))}`;
+    } catch {
+      // A Location that is no URL: the status says enough.
+    }
     return new AppError(
       'ERR_CONTENT_REDIRECT',
       `The audio URL ${shown} answered ${answered}, a redirect${location}; redirects are not followed (their target would escape the address check): give the final URL`,
@@ -200,7 +205,7 @@ export async function fetchContent(o: FetchContentOptions): Promise<FetchedConte
       bytes += next.value.length;
       if (bytes > o.maxBytes) throw tooLarge(url, `grew past ${o.maxBytes} bytes as it arrived`, o.maxBytes);
       // Not wrapped: a full disk must reach the disk-space handling as the ENOSPC it is.
-      await file.write(next.value);
+      for (let at = 0; at < next.value.length; ) at += (await file.write(next.value, at)).bytesWritten;
       o.onProgress?.(bytes);
     }
     if (stopped) throw stopped;
