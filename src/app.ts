@@ -18,6 +18,7 @@ import { keyAuthenticator } from './http/auth.js';
 import { hostCheck } from './http/host-check.js';
 import { HttpServer, type Request } from './http/server.js';
 import { ibmDialect } from './ibm/dialect.js';
+import { defaultIdleTimeoutMs, fetchJobAudio } from './jobs/content-fetch.js';
 import { DiskSpace } from './jobs/disk-space.js';
 import { JobService } from './jobs/job-service.js';
 import { JobStore } from './jobs/job-store.js';
@@ -64,6 +65,12 @@ export class App {
   get clock(): ServiceClock {
     if (!this.parts) throw new Error('App.start() has not run');
     return this.parts.clock;
+  }
+
+  /** The jobs domain (after start): what the dialects call. */
+  get jobs(): JobService {
+    if (!this.parts) throw new Error('App.start() has not run');
+    return this.parts.jobs;
   }
 
   /** The HTTP server (after start). */
@@ -131,6 +138,18 @@ export class App {
           limits: { maxSeconds: config.maxAudioSeconds },
           signal,
           sandbox: config.decoderSandbox,
+          onProgress,
+        }),
+      // Audio URLs go where callbacks may go: the same allow-list, never this service itself.
+      fetch: (job, path, signal, onProgress) =>
+        fetchJobAudio({
+          url: job.source!.url,
+          path,
+          policy,
+          maxBytes: config.maxUploadBytes,
+          // A host that sends nothing fails its job well before the watchdog would restart the service.
+          idleTimeoutMs: Math.min(defaultIdleTimeoutMs, config.stallSeconds * 500),
+          signal,
           onProgress,
         }),
     });

@@ -74,6 +74,39 @@ export const errorRegistry = {
   ERR_TARGET_UNREACHABLE: { status: 400, title: 'callback target could not be reached' },
   ERR_TARGET_TIMEOUT: { status: 400, title: 'callback target did not respond in time' },
 
+  // Audio fetched from a URL the client gave (Azure's contentUrls). Job errors: 4xx because
+  // the URL, its host or its content is the client's to fix, never the service's fault.
+  ERR_CONTENT_NOT_FOUND: {
+    status: 400,
+    title: 'the audio URL answered 404 or 410',
+    doc: 'the host of an audio URL has no such file (404/410): check the URL, and that the file was not deleted before the job ran (job error)',
+  },
+  ERR_CONTENT_REFUSED: {
+    status: 400,
+    title: 'the audio URL is not allowed',
+    doc: 'an audio URL that is not http(s), carries credentials (user:password@), or whose address is outside `EARSHOT_CALLBACK_CIDRS` or is this service itself (job error, or 400 when the job is created)',
+  },
+  ERR_CONTENT_REDIRECT: {
+    status: 400,
+    title: 'the audio URL answered with a redirect',
+    doc: 'the host of an audio URL answered 3xx; redirects are not followed (the target would escape the address check): give the final URL (job error)',
+  },
+  ERR_CONTENT_TOO_LARGE: {
+    status: 413,
+    title: 'the audio at the URL is larger than allowed',
+    doc: 'the file at an audio URL is larger than `EARSHOT_MAX_UPLOAD_BYTES` (declared or as it arrived) (job error)',
+  },
+  ERR_CONTENT_UNREACHABLE: {
+    status: 400,
+    title: 'the audio URL could not be read',
+    doc: 'the host of an audio URL could not be resolved or reached, closed the connection early, or answered another error status; the message says which (job error)',
+  },
+  ERR_CONTENT_TIMEOUT: {
+    status: 400,
+    title: 'the audio URL did not send in time',
+    doc: 'the host of an audio URL sent nothing for too long, or the whole download took too long (job error)',
+  },
+
   ERR_ADDON_LOAD: {
     status: 500,
     title: 'native addon could not be loaded',

@@ -112,15 +112,26 @@ export function displayUrl(url: string | URL): string {
   }
 }
 
+/**
+ * What a failed connection or exchange was, in words: whether the name did not resolve,
+ * and a short description that names the system's code (for other clients under the same
+ * policy, such as the download of a job's audio).
+ */
+export function describeNetworkError(err: NodeJS.ErrnoException): { dns: boolean; what: string } {
+  const code = err.code ?? '';
+  if (dnsErrors.has(code)) return { dns: true, what: code };
+  const what = connectErrors[code] ?? err.message;
+  return { dns: false, what: `${what}${code && !what.includes(code) ? ` (${code})` : ''}` };
+}
+
 function classify(err: NodeJS.ErrnoException, url: URL): AppError {
   if (err instanceof AppError) return err;
   const shown = displayUrl(url);
-  const code = err.code ?? '';
-  if (dnsErrors.has(code)) {
-    return new AppError('ERR_TARGET_DNS', `could not resolve host ${url.hostname} of ${shown} (${code}): check the URL and the device's DNS`, { cause: err });
+  const { dns, what } = describeNetworkError(err);
+  if (dns) {
+    return new AppError('ERR_TARGET_DNS', `could not resolve host ${url.hostname} of ${shown} (${what}): check the URL and the device's DNS`, { cause: err });
   }
-  const what = connectErrors[code] ?? err.message;
-  return new AppError('ERR_TARGET_UNREACHABLE', `could not deliver to ${shown}: ${what}${code && !what.includes(code) ? ` (${code})` : ''}`, { cause: err });
+  return new AppError('ERR_TARGET_UNREACHABLE', `could not deliver to ${shown}: ${what}`, { cause: err });
 }
 
 /**

@@ -10,6 +10,7 @@ import { censorTranscript } from './profanity.js';
 import type { Spool } from './spool.js';
 import type { Transcript } from '../engine/engine.js';
 import type { AudioFormat } from '../engine/media-type.js';
+import { checkContentUrl } from './content-fetch.js';
 
 /** A state change that subscribers (IBM callbacks, Azure webhooks) may be told about. */
 export type JobChange = 'created' | 'started' | 'completed' | 'failed' | 'deleted';
@@ -26,6 +27,26 @@ export interface JobNotifier {
 export type JobRequest = Omit<Job, 'id' | 'created' | 'updated' | 'status' | 'attempts' | 'warnings' | 'audioBytes'> & {
   warnings?: string[];
 };
+
+/**
+ * What a client asks for when the device is to fetch the audio from a URL (`source`): a
+ * JobRequest whose type and format are unknown until the download answers (both may be
+ * left out; they are replaced by what the download finds).
+ */
+export type SourcedJobRequest = Omit<JobRequest, 'contentType' | 'format' | 'source'> &
+  Partial<Pick<JobRequest, 'contentType' | 'format'>> & {
+    source: { url: string };
+  };
+
+/** Audio downloaded from a job's source: its size, type and format (see `recordAudio`). */
+export interface FetchedAudio {
+  bytes: number;
+  /** The download's Content-Type (application/octet-stream when it sent none). */
+  contentType: string;
+  format: AudioFormat;
+  /** Added to the job's warnings (a Content-Type that was not audio, say). */
+  warnings?: string[];
+}
 
 /**
  * Writes the submitted audio to `path` (a new file) and fsyncs it; resolves to its size.
@@ -131,6 +152,78 @@ export class JobService {
   }
 
   /**
+   * Accepts jobs whose audio the scheduler downloads from their `source` URL (Azure's
+   * `contentUrls`): refuses them all while they do not all fit in the queue, checks each
+   * URL (http(s), no credentials: the address is checked when the download connects),
+   * then commits the waiting jobs, without audio (audioBytes 0), and their 'created'
+   * notifications in ONE transaction, together with whatever `inTransaction` writes (the
+   * caller's own records of them): all of it survives a power cut, or none of it exists.
+   * Wakes the scheduler, which runs them in the order of the list. An empty list creates nothing.
+   *
+   * @throws AppError ERR_QUEUE_FULL (nothing created), ERR_CONTENT_REFUSED (a URL that can
+   *   never be fetched; nothing created), ERR_STORE; what `inTransaction` throws (an
+   *   AppError as it is; nothing created)
+   */
+  async accept(requests: SourcedJobRequest[], inTransaction?: (jobs: Job[]) => void): Promise<Job[]> {
+    for (const request of requests) checkContentUrl(request.source?.url);
+    this.checkCapacity(requests.length);
+    if (!requests.length) return [];
+    const now = this.now();
+    // The queue runs jobs of the same creation time in the order of their ids: sorted ids,
+    // handed out in the order of the list, run the jobs in the order they were asked for.
+    const ids = requests.map(() => randomUUID()).sort();
+    const jobs = requests.map(
+      (request, i): Job => ({
+        contentType: 'application/octet-stream',
+        format: { kind: 'auto', mediaType: 'application/octet-stream' },
+        ...request,
+        source: { url: request.source.url },
+        id: ids[i]!,
+        audioBytes: 0,
+        warnings: [...(request.warnings ?? [])],
+        created: now,
+        updated: now,
+        status: 'waiting',
+        attempts: 0,
+      }),
+    );
+    // Counted as arriving until committed, so that uploads meanwhile see them in the queue.
+    for (const job of jobs) this.receiving.add(job.id);
+    try {
+      await this.transaction(() => {
+        for (const job of jobs) {
+          this.o.store.put(job);
+          for (const n of this.notifiers) n.notify(job, 'created', undefined);
+        }
+        inTransaction?.(jobs);
+      });
+    } finally {
+      for (const job of jobs) this.receiving.delete(job.id);
+    }
+    this.o.onNotified();
+    this.o.onQueued();
+    return jobs;
+  }
+
+  /**
+   * Records the audio the scheduler downloaded for a processing job (its size, type,
+   * format and warnings); the job stays processing. A download repeated after a restart
+   * replaces what the earlier one recorded.
+   */
+  async recordAudio(job: Job, audio: FetchedAudio): Promise<Job> {
+    const next: Job = {
+      ...job,
+      contentType: audio.contentType,
+      format: audio.format,
+      audioBytes: audio.bytes,
+      warnings: [...job.warnings, ...(audio.warnings ?? []).filter((w) => !job.warnings.includes(w))],
+      updated: this.now(),
+    };
+    await this.transaction(() => this.o.store.put(next));
+    return next;
+  }
+
+  /**
    * Whether spool files named `id` are still needed: an upload being received, or a job
    * that has yet to be transcribed. Files of finished jobs (a crash between the commit
    * and the cleanup) and of unknown ids are not.
@@ -141,11 +234,13 @@ export class JobService {
     return status === 'waiting' || status === 'processing';
   }
 
-  private checkCapacity(): void {
+  /** Refuses `adding` more jobs when they would not all fit in the queue. */
+  private checkCapacity(adding = 1): void {
     // Uploads still arriving count: each of them becomes a waiting job.
     const waiting = this.o.store.waitingCount() + this.receiving.size;
-    if (waiting >= this.o.maxWaiting) {
-      throw new AppError('ERR_QUEUE_FULL', `The queue is full (${waiting} jobs waiting or arriving); try again later`);
+    if (waiting + adding > this.o.maxWaiting) {
+      const asked = adding === 1 ? '' : ` for ${adding} more jobs`;
+      throw new AppError('ERR_QUEUE_FULL', `The queue is full${asked} (${waiting} jobs waiting or arriving, ${this.o.maxWaiting} at most); try again later`);
     }
   }
 

@@ -16,6 +16,8 @@ export interface OutputOptions {
 export interface JobTimings {
   /** From submission to the start of processing. */
   queueMs: number;
+  /** Downloading the audio from the job's source (jobs with a `source` only). */
+  fetchMs?: number;
   /** The out-of-process decoder, to 16 kHz PCM. */
   decodeMs: number;
   /** The engine's transcription, as the engine measured it. */
@@ -36,6 +38,12 @@ export interface Job {
   contentType: string;
   format: AudioFormat;
   audioBytes: number;
+  /**
+   * Where the audio comes from when the client gave a URL instead of uploading it (Azure's
+   * `contentUrls`): the job is created without audio (audioBytes 0, format "detect") and
+   * the scheduler downloads it when the job runs, then records its size and format.
+   */
+  source?: { url: string };
   /** The model the client asked for (an IBM model name), as given. */
   model: string;
   options: TranscribeOptions;

@@ -1,9 +1,11 @@
+import { rm } from 'node:fs/promises';
+
 import type { DecodedAudio } from '../engine/audio-decoder.js';
 import type { Engine } from '../engine/engine.js';
 import { toAppError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { Job } from './job.js';
-import type { JobService } from './job-service.js';
+import type { FetchedAudio, JobService } from './job-service.js';
 import type { JobStore } from './job-store.js';
 import type { DiskSpace } from './disk-space.js';
 import type { Spool } from './spool.js';
@@ -14,12 +16,21 @@ import type { Spool } from './spool.js';
  */
 export type DecodeStep = (job: Job, uploadPath: string, pcmPath: string, signal: AbortSignal, onProgress: (samples: number) => void) => Promise<DecodedAudio>;
 
+/**
+ * Downloads the audio of a job that has a `source` into `path` (a new file, fsynced; none
+ * left behind on failure), calling `onProgress` as bytes arrive; resolves to its size and
+ * format. Fails with an ERR_CONTENT_* code when the source is the problem.
+ */
+export type FetchStep = (job: Job, path: string, signal: AbortSignal, onProgress: (bytes: number) => void) => Promise<FetchedAudio>;
+
 export interface SchedulerOptions {
   service: JobService;
   store: JobStore;
   spool: Spool;
   engine: Engine;
   decode: DecodeStep;
+  /** For jobs whose audio comes from a URL (`Job.source`). */
+  fetch: FetchStep;
   log: Logger;
   /** Processing starts per job before a crash-looping job is failed (3: back to waiting at most twice). */
   maxAttempts?: number;
@@ -32,7 +43,7 @@ export interface SchedulerOptions {
 interface RunningJob {
   job: Job;
   controller: AbortController;
-  /** When the decoder last wrote audio or whisper last finished a chunk (performance.now()). */
+  /** When the download last received bytes, the decoder last wrote audio or whisper last finished a chunk (performance.now()). */
   lastProgressAt: number;
   /** The longest time so far between two signs of progress. */
   longestStallMs: number;
@@ -45,7 +56,8 @@ function progressed(current: RunningJob, now = performance.now()): void {
 }
 
 /**
- * Runs waiting jobs one at a time, oldest first: decode, transcribe, complete or fail.
+ * Runs waiting jobs one at a time, oldest first: fetch (jobs with a source URL), decode,
+ * transcribe, complete or fail.
  * The queue is the LMDB index of waiting jobs, so it survives restarts; jobs found
  * `processing` at start were interrupted and go back to waiting, up to a limit.
  */
@@ -187,15 +199,24 @@ export class Scheduler {
   }
 
   private async process(waiting: Job): Promise<void> {
-    const job = await this.storeDespiteFullDisk(() => this.o.service.start(waiting));
+    const started = await this.storeDespiteFullDisk(() => this.o.service.start(waiting));
+    let job = started;
     const controller = new AbortController();
-    const started = performance.now();
-    const current: RunningJob = { job, controller, lastProgressAt: started, longestStallMs: 0 };
+    const current: RunningJob = { job, controller, lastProgressAt: performance.now(), longestStallMs: 0 };
     this.current = current;
     try {
+      let fetchMs: number | undefined;
+      // A job with a source has its audio once a download completed (an earlier attempt's
+      // counts: the upload file exists only whole).
+      if (job.source && !(await this.o.spool.hasUpload(job.id))) {
+        const fetchStarted = performance.now();
+        job = await this.fetchAudio(current);
+        fetchMs = Math.round(performance.now() - fetchStarted);
+      }
+      const decodeStarted = performance.now();
       const decoded = await this.o.decode(job, this.o.spool.uploadPath(job.id), this.o.spool.pcmPath(job.id), controller.signal, () => progressed(current));
       progressed(current);
-      const decodeMs = performance.now() - started;
+      const decodeMs = performance.now() - decodeStarted;
       const transcript = await this.o.engine.transcribe({ path: decoded.outputPath }, job.options, {
         signal: controller.signal,
         onProgress: (p) => {
@@ -205,7 +226,8 @@ export class Scheduler {
       });
       progressed(current);
       const timings = {
-        queueMs: Math.max(0, job.updated - job.created),
+        queueMs: Math.max(0, started.updated - started.created),
+        ...(fetchMs !== undefined ? { fetchMs } : {}),
         decodeMs: Math.round(decodeMs),
         transcribeMs: Math.round(transcript.timings.totalMs),
       };
@@ -219,12 +241,14 @@ export class Scheduler {
       });
     } catch (err) {
       const error = toAppError(err);
+      // The job as last stored (a download records the audio's size and format on it).
+      job = current.job;
       if (this.stopping && error.code === 'ERR_ABORTED') {
         await this.o.service.requeue(job, { countAttempt: false });
         return;
       }
-      // Decoding or transcribing ran out of space: the job waits again with its audio, and
-      // the loop waits for space before it starts anything.
+      // Fetching, decoding or transcribing ran out of space: the job waits again with its
+      // audio (a download starts again), and the loop waits for space before it starts anything.
       if (this.o.disk.explains(err)) {
         this.o.log.warn('job back to waiting: the disk is full', { job: job.id, code: error.code, message: error.message });
         await this.storeDespiteFullDisk(() => this.o.service.requeue(job, { countAttempt: false }));
@@ -237,5 +261,27 @@ export class Scheduler {
     } finally {
       this.current = null;
     }
+  }
+
+  /**
+   * Downloads the running job's audio into the spool's partial file, records its size and
+   * format on the job, then makes it the job's upload. Every byte received is progress.
+   * Fails as the fetch step does; nothing partial is left behind.
+   */
+  private async fetchAudio(current: RunningJob): Promise<Job> {
+    const { id } = current.job;
+    const partial = this.o.spool.fetchPath(id);
+    const audio = await this.o.fetch(current.job, partial, current.controller.signal, () => progressed(current));
+    progressed(current);
+    try {
+      // Recorded before the file becomes the upload: after a crash in between, the upload
+      // is missing and the job downloads again, so an upload always has its format recorded.
+      current.job = await this.storeDespiteFullDisk(() => this.o.service.recordAudio(current.job, audio));
+      await this.o.spool.keepFetched(id);
+    } catch (err) {
+      await rm(partial, { force: true });
+      throw err;
+    }
+    return current.job;
   }
 }

@@ -1,10 +1,12 @@
 import { mkdirSync } from 'node:fs';
-import { open, readdir, rm } from 'node:fs/promises';
+import { access, open, readdir, rename, rm } from 'node:fs/promises';
 import path from 'node:path';
 
 /**
  * Audio files of jobs in `<stateDir>/spool`: the upload as received (`<id>.upload`) and
- * the decoded 16 kHz float PCM (`<id>.pcm`). Both go once the job finishes.
+ * the decoded 16 kHz float PCM (`<id>.pcm`). Both go once the job finishes. Audio fetched
+ * from a job's source URL arrives as `<id>.fetch` and becomes its upload only once
+ * complete and fsynced, so an upload file is always whole and a `.fetch` never is.
  */
 export class Spool {
   readonly dir: string;
@@ -25,6 +27,27 @@ export class Spool {
     return path.join(this.dir, `${id}.pcm`);
   }
 
+  /** Where a download from a job's source goes until it is complete. */
+  fetchPath(id: string): string {
+    return path.join(this.dir, `${id}.fetch`);
+  }
+
+  /** The complete download of `id` becomes its upload, durably (the directory is fsynced). */
+  async keepFetched(id: string): Promise<void> {
+    await rename(this.fetchPath(id), this.uploadPath(id));
+    await this.syncDir();
+  }
+
+  /** Whether the job's audio is here (uploaded, or fetched completely). */
+  async hasUpload(id: string): Promise<boolean> {
+    try {
+      await access(this.uploadPath(id));
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
   /** Makes new directory entries (a fresh upload) survive a power cut. */
   async syncDir(): Promise<void> {
     const handle = await open(this.dir, 'r');
@@ -36,13 +59,18 @@ export class Spool {
   }
 
   async removeFiles(id: string): Promise<void> {
-    await Promise.all([rm(this.uploadPath(id), { force: true }), rm(this.pcmPath(id), { force: true })]);
+    await Promise.all([this.uploadPath(id), this.pcmPath(id), this.fetchPath(id)].map((file) => rm(file, { force: true })));
   }
 
-  /** Removes every file that is not of a job `needed` names (a crash between commit and cleanup). */
+  /**
+   * Removes every file that is not of a job `needed` names (a crash between commit and
+   * cleanup), and every partial download (`.fetch`: a crash or stop mid-download; the job
+   * fetches its audio again). Only while no download runs (at start).
+   */
   async removeOrphans(needed: (id: string) => boolean): Promise<number> {
     let removed = 0;
     for (const name of await readdir(this.dir)) {
+      // A partial download's `<id>.fetch` matches neither suffix: always removed.
       const id = name.replace(/\.(upload|pcm)$/, '');
       if (id === name || !needed(id)) {
         await rm(path.join(this.dir, name), { force: true });

@@ -7,7 +7,7 @@ import { parseAudioMediaType } from '../../src/engine/media-type.js';
 import { AppError } from '../../src/errors.js';
 import type { Job } from '../../src/jobs/job.js';
 import { DiskSpace } from '../../src/jobs/disk-space.js';
-import { JobService, type JobChange, type JobRequest } from '../../src/jobs/job-service.js';
+import { JobService, type JobChange, type JobRequest, type SourcedJobRequest } from '../../src/jobs/job-service.js';
 import { JobStore } from '../../src/jobs/job-store.js';
 import { Spool } from '../../src/jobs/spool.js';
 import { createLogger } from '../../src/log.js';
@@ -25,6 +25,7 @@ function setup(t: Test, maxWaiting = 10) {
   const store = new JobStore(db);
   let now = 1_000_000;
   const changes: Array<[string, JobChange]> = [];
+  let queued = 0;
   const service = new JobService({
     db,
     store,
@@ -32,13 +33,13 @@ function setup(t: Test, maxWaiting = 10) {
     disk: new DiskSpace(dir, 0),
     notifiers: [{ notify: (job, change) => changes.push([job.id, change]) }],
     onNotified: () => {},
-    onQueued: () => {},
+    onQueued: () => queued++,
     maxWaiting,
     log: createLogger({ level: 'error' }),
     now: () => now,
   });
   const create = () => service.submit(request, receiveAudio);
-  return { db, store, spool, service, changes, create, tick: (ms: number) => (now += ms) };
+  return { db, store, spool, service, changes, create, tick: (ms: number) => (now += ms), queued: () => queued };
 }
 
 const request: JobRequest = {
@@ -286,4 +287,106 @@ t.test('a backlog of expired jobs goes in one sweep, in slices of one short tran
   t.equal(removed, 120);
   t.same(slices, [50, 50, 20]);
   t.same(store.countByStatus(), { waiting: 0, processing: 0, completed: 0, failed: 0 });
+});
+
+/** What Azure's batch transcription asks for: a job per content URL, no audio. */
+const sourced = (url: string): SourcedJobRequest => {
+  const { contentType: _contentType, format: _format, ...rest } = request;
+  return { ...rest, source: { url } };
+};
+
+t.test("accept: jobs with a source URL, committed with their notifications and the caller's records in one transaction", async (t) => {
+  const { db, store, spool, service, changes, queued } = setup(t);
+  const callerRecords = db.db<string[], string>('ibm-callbacks');
+  let seen: string[] = [];
+  const jobs = await service.accept([sourced('https://blob.example/a.wav?sig=1'), sourced('http://10.0.0.5/b.mp3')], (created) => {
+    seen = created.map((j) => j.id);
+    // Inside the transaction: the jobs are already written, as the caller's records may need.
+    t.equal(store.get(created[0]!.id)?.status, 'waiting');
+    callerRecords.putSync('batch-1', seen);
+  });
+  t.equal(jobs.length, 2);
+  t.same(
+    seen,
+    jobs.map((j) => j.id),
+    'the caller saw the jobs it gets back',
+  );
+  t.match(jobs[0], {
+    status: 'waiting',
+    audioBytes: 0,
+    attempts: 0,
+    source: { url: 'https://blob.example/a.wav?sig=1' },
+    contentType: 'application/octet-stream',
+    format: { kind: 'auto', mediaType: 'application/octet-stream' },
+    model: 'en-US_BroadbandModel',
+  });
+  for (const job of jobs) t.same(store.get(job.id), job, 'stored');
+  t.same(callerRecords.get('batch-1'), seen, "the caller's record committed with them");
+  t.same(
+    changes,
+    jobs.map((j) => [j.id, 'created']),
+    "each job's notification",
+  );
+  t.equal(queued(), 1, 'the scheduler is woken once');
+  t.equal(store.nextWaiting()?.id, jobs[0]!.id, 'they run in the order of the list');
+  t.equal(store.waitingCount(), 2);
+  t.same(readdirSync(spool.dir), [], 'no audio yet');
+  t.ok(service.needsAudio(jobs[0]!.id), 'a waiting job will need the audio it fetches');
+  t.same(await service.accept([]), [], 'an empty list creates nothing');
+});
+
+t.test('accept: all or nothing against the queue, a refused URL and a failing caller', async (t) => {
+  const { db, store, service, changes, create } = setup(t, 3);
+  await create();
+  let called = 0;
+  await t.rejects(
+    service.accept([sourced('http://10.0.0.5/a'), sourced('http://10.0.0.5/b'), sourced('http://10.0.0.5/c')], () => called++),
+    { code: 'ERR_QUEUE_FULL', message: /The queue is full for 3 more jobs \(1 jobs waiting or arriving, 3 at most\)/ },
+  );
+  t.equal(called, 0);
+  t.equal(store.waitingCount(), 1, 'none of them was created');
+  for (const [url, message] of [
+    ['http://user:key@10.0.0.5/a', /carries credentials/],
+    ['file:///etc/passwd', /not an http: or https: URL/],
+    ['blob.example/a.wav', /not an absolute http: or https: URL/],
+  ] as const) {
+    await t.rejects(service.accept([sourced('http://10.0.0.5/ok'), sourced(url)]), { code: 'ERR_CONTENT_REFUSED', message }, url);
+  }
+  await t.rejects(service.accept([{ ...sourced('x'), source: undefined as never }]), { code: 'ERR_CONTENT_REFUSED' }, 'no source at all');
+  const before = changes.length;
+  await t.rejects(
+    service.accept([sourced('http://10.0.0.5/a')], () => {
+      db.db<string, string>('ibm-callbacks').putSync('half', 'written');
+      throw new AppError('ERR_INVALID_ARGUMENT', 'the caller changed its mind');
+    }),
+    { code: 'ERR_INVALID_ARGUMENT', message: 'the caller changed its mind' },
+  );
+  t.equal(store.waitingCount(), 1, "no job without the caller's records");
+  t.equal(db.db<string, string>('ibm-callbacks').get('half'), undefined, 'and no record without its jobs');
+  t.equal(changes.length - before, 1, 'the notification was rolled back with them (it was only attempted)');
+  t.equal((await service.accept([sourced('http://10.0.0.5/a'), sourced('http://10.0.0.5/b')])).length, 2, 'what fits is accepted');
+
+  // Twenty at once come out of the queue in the order they were asked for.
+  const big = setup(t, 20);
+  const many = await big.service.accept(Array.from({ length: 20 }, (_, i) => sourced(`http://10.0.0.5/${i}`)));
+  const order: string[] = [];
+  for (let job = big.store.nextWaiting(); job; job = big.store.nextWaiting()) {
+    order.push(job.source!.url);
+    await big.service.start(job);
+  }
+  t.same(
+    order,
+    many.map((j) => j.source!.url),
+  );
+});
+
+t.test("recordAudio: the fetched audio's size, type, format and warnings; the job stays processing", async (t) => {
+  const { service } = setup(t);
+  const [job] = await service.accept([sourced('http://10.0.0.5/a')]);
+  const running = await service.start(job!);
+  const audio = { bytes: 1234, contentType: 'text/plain', format: parseAudioMediaType('audio/wav'), warnings: ['detected as WAV'] };
+  const recorded = await service.recordAudio(running, audio);
+  t.match(recorded, { status: 'processing', audioBytes: 1234, contentType: 'text/plain', format: { container: 'wav' }, warnings: ['detected as WAV'] });
+  t.same(service.get(job!.id), recorded);
+  t.same((await service.recordAudio(recorded, audio)).warnings, ['detected as WAV'], 'a second download adds no duplicate warning');
 });

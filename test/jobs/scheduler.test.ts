@@ -2,7 +2,7 @@
 // time, oldest first; failures recorded on the job; a stop requeues the running job
 // without counting it; jobs found processing at start are requeued up to twice, then
 // failed. Milliseconds, no model.
-import { existsSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 
 import t, { type Test } from 'tap';
 
@@ -12,12 +12,15 @@ import { parseAudioMediaType } from '../../src/engine/media-type.js';
 import { AppError } from '../../src/errors.js';
 import type { Job } from '../../src/jobs/job.js';
 import { DiskSpace } from '../../src/jobs/disk-space.js';
-import { JobService, type JobRequest } from '../../src/jobs/job-service.js';
+import { JobService, type JobRequest, type SourcedJobRequest } from '../../src/jobs/job-service.js';
+import { fetchJobAudio } from '../../src/jobs/content-fetch.js';
+import { CidrPolicy } from '../../src/delivery/cidr.js';
 import { JobStore } from '../../src/jobs/job-store.js';
-import { Scheduler } from '../../src/jobs/scheduler.js';
+import { type FetchStep, Scheduler } from '../../src/jobs/scheduler.js';
 import { Spool } from '../../src/jobs/spool.js';
 import { createLogger } from '../../src/log.js';
 import { StateDatabase } from '../../src/store/database.js';
+import { startContentHost } from '../helpers/content-host.js';
 import { until } from '../helpers/poll.js';
 
 const request: JobRequest = {
@@ -70,7 +73,7 @@ function setup(t: Test, dir = t.testdir()) {
   const service = new JobService({ db, store, spool, disk, onNotified: () => {}, onQueued: () => scheduler.wake(), maxWaiting: 10, log });
   const engine = new FakeEngine();
   let failDecode: AppError | undefined;
-  const hooks: { beforeDecode?: () => void; decoding?: (onProgress: (samples: number) => void) => Promise<void> } = {};
+  const hooks: { beforeDecode?: () => void; decoding?: (onProgress: (samples: number) => void) => Promise<void>; fetching?: FetchStep } = {};
   const decode = async (_job: Job, _input: string, output: string, _signal: AbortSignal, onProgress: (samples: number) => void): Promise<DecodedAudio> => {
     hooks.beforeDecode?.();
     await hooks.decoding?.(onProgress);
@@ -89,7 +92,16 @@ function setup(t: Test, dir = t.testdir()) {
       sandboxed: true,
     };
   };
-  scheduler = new Scheduler({ service, store, spool, engine, decode, log, disk, spacePollMs: 20 });
+  // Downloads as the test says; by default a complete WAV "download" at once.
+  const fetches: string[] = [];
+  const fetch: FetchStep = async (job, path, signal, onProgress) => {
+    fetches.push(job.id);
+    if (hooks.fetching) return hooks.fetching(job, path, signal, onProgress);
+    writeFileSync(path, 'fetched');
+    onProgress(7);
+    return { bytes: 7, contentType: 'audio/wav', format: parseAudioMediaType('audio/wav') };
+  };
+  scheduler = new Scheduler({ service, store, spool, engine, decode, fetch, log, disk, spacePollMs: 20 });
   const submit = () =>
     service.submit(request, async (path) => {
       writeFileSync(path, 'audio');
@@ -99,7 +111,7 @@ function setup(t: Test, dir = t.testdir()) {
     await scheduler.stop();
     await db.close();
   };
-  return { db, store, spool, service, engine, scheduler, submit, close, space, hooks, failDecodeWith: (e: AppError | undefined) => (failDecode = e) };
+  return { db, store, spool, service, engine, scheduler, submit, close, space, hooks, fetches, failDecodeWith: (e: AppError | undefined) => (failDecode = e) };
 }
 
 t.test('one job at a time, oldest first; results and failures are recorded on the job', async (t) => {
@@ -258,4 +270,140 @@ t.test('a job whose audio is bad still fails when the disk has room', async (t) 
   const a = await s.submit();
   await until(() => s.store.get(a.id)!.status === 'failed', 2000, 'the failure');
   t.equal(s.scheduler.pausedReason, undefined);
+});
+
+/** A job whose audio the scheduler fetches (Azure's contentUrls). */
+const sourced = (url: string): SourcedJobRequest => {
+  const { contentType: _contentType, format: _format, ...rest } = request;
+  return { ...rest, source: { url } };
+};
+const spoolFiles = (s: ReturnType<typeof setup>, id: string) => readdirSync(s.spool.dir).filter((name) => name.startsWith(id));
+
+t.test('a job with a source: fetched, its audio recorded, decoded as an upload; a content failure fails it and the queue goes on', async (t) => {
+  const s = setup(t);
+  t.teardown(s.close);
+  await s.scheduler.start();
+  const [a] = await s.service.accept([sourced('http://10.0.0.5/a.wav')]);
+  await until(() => s.engine.calls.length === 1, 2000, 'the transcription');
+  t.same(s.fetches, [a!.id]);
+  t.match(s.store.get(a!.id), { status: 'processing', audioBytes: 7, contentType: 'audio/wav', format: { container: 'wav' } });
+  t.same(spoolFiles(s, a!.id).sort(), [`${a!.id}.pcm`, `${a!.id}.upload`], 'the download became the upload (and was decoded)');
+  s.engine.calls[0]!.finish(transcript('fetched'));
+  await until(() => s.store.get(a!.id)!.status === 'completed', 2000, 'completion');
+  t.match(s.store.get(a!.id)!.timings, { fetchMs: Number, decodeMs: Number, transcribeMs: 7 });
+  t.equal(s.service.result(a!.id)!.text, 'fetched');
+
+  s.hooks.fetching = async () => {
+    throw new AppError('ERR_CONTENT_NOT_FOUND', 'The audio URL http://10.0.0.5/gone answered 404 Not Found');
+  };
+  const [gone] = await s.service.accept([sourced('http://10.0.0.5/gone')]);
+  const next = await s.submit();
+  await until(() => s.engine.calls.length === 2, 2000, 'the next job');
+  t.match(s.store.get(gone!.id), { status: 'failed', attempts: 1, error: { code: 'ERR_CONTENT_NOT_FOUND', message: /404/ } });
+  t.same(spoolFiles(s, gone!.id), [], 'nothing of it left');
+  t.equal(s.engine.calls[1]!.path, s.spool.pcmPath(next.id), 'the queue went on');
+  t.equal(s.scheduler.pausedReason, undefined);
+});
+
+t.test('bytes arriving are progress: the stall clock restarts with each', async (t) => {
+  const s = setup(t);
+  t.teardown(s.close);
+  let received: ((bytes: number) => void) | undefined;
+  let finished!: () => void;
+  s.hooks.fetching = async (_job, path, _signal, onProgress) => {
+    received = onProgress;
+    await new Promise<void>((resolve) => (finished = resolve));
+    writeFileSync(path, 'audio');
+    return { bytes: 5, contentType: 'audio/wav', format: parseAudioMediaType('audio/wav') };
+  };
+  await s.scheduler.start();
+  await s.service.accept([sourced('http://10.0.0.5/a.wav')]);
+  await until(() => received !== undefined, 2000, 'the download');
+  t.ok(s.scheduler.stalledMs(performance.now() + 60_000) >= 60_000, 'a download that receives nothing stalls');
+  received!(65_536);
+  t.ok(s.scheduler.stalledMs() < 1000, 'received bytes are progress');
+  finished();
+  await until(() => s.engine.calls.length === 1, 2000, 'the transcription');
+});
+
+t.test('the disk fills while fetching: back to waiting with nothing half-written, paused; fetched again once space is back', async (t) => {
+  const s = setup(t);
+  t.teardown(s.close);
+  s.hooks.fetching = async (_job, path) => {
+    // What fetchContent does on a failed write: the partial file goes, the error stays ENOSPC.
+    writeFileSync(path, 'partial');
+    rmSync(path);
+    s.space.free = 5e5;
+    throw Object.assign(new Error('ENOSPC: no space left on device, write'), { code: 'ENOSPC' });
+  };
+  await s.scheduler.start();
+  const [job] = await s.service.accept([sourced('http://10.0.0.5/a.wav')]);
+  await until(() => s.store.get(job!.id)!.status === 'waiting' && s.scheduler.pausedReason !== undefined, 2000, 'the pause');
+  t.match(s.store.get(job!.id), { status: 'waiting', attempts: 0, audioBytes: 0 });
+  t.same(spoolFiles(s, job!.id), [], 'nothing half-written');
+  s.hooks.fetching = undefined;
+  s.space.free = 1e12;
+  await until(() => s.engine.calls.length === 1, 2000, 'the job to run again');
+  t.same(s.fetches, [job!.id, job!.id], 'fetched again');
+  t.match(s.store.get(job!.id), { status: 'processing', audioBytes: 7 });
+});
+
+t.test('stopping mid-download (the real fetch from a loopback host): back to waiting, the partial file removed; the next start fetches it again', async (t) => {
+  const dir = t.testdir();
+  let stall = true;
+  const host = await startContentHost(t, (_req, res) => {
+    res.writeHead(200, { 'Content-Type': 'audio/wav' });
+    if (stall)
+      res.write(Buffer.alloc(1000)); // and nothing more
+    else res.end(Buffer.alloc(1000));
+  });
+  const realFetch = (s: ReturnType<typeof setup>) => {
+    s.hooks.fetching = (job, path, signal, onProgress) =>
+      fetchJobAudio({ url: job.source!.url, path, policy: new CidrPolicy(['127.0.0.0/8']), maxBytes: 1e6, signal, onProgress });
+  };
+  const first = setup(t, dir);
+  realFetch(first);
+  await first.scheduler.start();
+  const [job] = await first.service.accept([sourced(`${host.base}/a.wav`)]);
+  await until(() => existsSync(first.spool.fetchPath(job!.id)) && statSync(first.spool.fetchPath(job!.id)).size === 1000, 2000, 'the first bytes');
+  await first.scheduler.stop();
+  t.match(first.store.get(job!.id), { status: 'waiting', attempts: 0 });
+  t.same(spoolFiles(first, job!.id), [], 'the partial file is removed');
+  await first.db.close();
+
+  stall = false;
+  const second = setup(t, dir);
+  t.teardown(second.close);
+  realFetch(second);
+  await second.scheduler.start();
+  await until(() => second.engine.calls.length === 1, 2000, 'the transcription after the restart');
+  t.match(second.store.get(job!.id), { status: 'processing', audioBytes: 1000, contentType: 'audio/wav' });
+  t.equal(host.requests.length, 2, 'fetched again');
+});
+
+t.test('after a crash mid-download the partial file goes at start and the job is fetched again; a complete download is not', async (t) => {
+  const dir = t.testdir();
+  const before = setup(t, dir);
+  const [partly, fully] = await before.service.accept([sourced('http://10.0.0.5/partly'), sourced('http://10.0.0.5/fully')]);
+  // The crash: both were processing; one had half its audio, the other had all of it recorded.
+  await before.service.start(partly!);
+  writeFileSync(before.spool.fetchPath(partly!.id), 'half');
+  const recorded = await before.service.recordAudio(await before.service.start(fully!), {
+    bytes: 5,
+    contentType: 'audio/wav',
+    format: parseAudioMediaType('audio/wav'),
+  });
+  writeFileSync(before.spool.uploadPath(fully!.id), 'audio');
+  await before.db.close();
+
+  const after = setup(t, dir);
+  t.teardown(after.close);
+  await after.scheduler.start();
+  await until(() => after.engine.calls.length === 1, 2000, 'the first transcription');
+  t.same(after.fetches, [partly!.id], 'only the partial download starts again');
+  t.same(spoolFiles(after, partly!.id).sort(), [`${partly!.id}.pcm`, `${partly!.id}.upload`]);
+  after.engine.calls[0]!.finish(transcript('a'));
+  await until(() => after.engine.calls.length === 2, 2000, 'the second transcription');
+  t.same(after.fetches, [partly!.id], 'the complete download is not fetched again');
+  t.match(after.store.get(fully!.id), { status: 'processing', audioBytes: recorded.audioBytes, attempts: 2 });
 });
