@@ -3,7 +3,10 @@ import { createHmac } from 'node:crypto';
 import type { Dialect, DialectContext } from '../dialect.js';
 import { ContentUrls } from './files.js';
 import { AzureNotifier, webhookTarget } from './notifier.js';
-import { azureRoutes } from './routes.js';
+import { azureError } from './requests.js';
+import { transcriptionRoutes } from './transcription-routes.js';
+import { versionMounts } from './versions.js';
+import { webhookRoutes } from './webhook-routes.js';
 import { AzureTranscriptions } from './transcription-service.js';
 import { BatchStore } from './transcriptions.js';
 import { policyTargetCheck, WebhookRegistry } from './webhooks.js';
@@ -28,21 +31,27 @@ export function azureDialect(ctx: DialectContext): Dialect {
   const batches = new BatchStore(ctx.db);
   const transcriptions = new AzureTranscriptions(ctx.jobs, batches, ctx.model);
   const notifier = new AzureNotifier({ registry, outbox: ctx.outbox, contentUrls, batches, findJob: (id) => ctx.jobs.find(id) });
+  const hooks = webhookRoutes({ transcriptions, registry, notifier, outbox: ctx.outbox, wake: ctx.wakeDeliveries });
   return {
     name: 'azure',
-    title: 'Azure Speech to Text (`/speechtotext/v3.0`–`v3.2`, `/speechtotext?api-version=2024-11-15|2025-10-15`, and v2.1 hooks under `/api/speechtotext/v2.1`)',
+    title:
+      'Azure Speech to Text (`/speechtotext/v3.0`–`v3.2`, `/speechtotext?api-version=2024-11-15|2025-10-15`, and v2.1 hooks under `/api/speechtotext/v2.1`)',
     notifier,
     targets: [webhookTarget(registry)],
-    routes: azureRoutes({
-      service: ctx.jobs,
-      transcriptions,
-      registry,
-      notifier,
-      outbox: ctx.outbox,
-      contentUrls,
-      model: ctx.model,
-      wake: ctx.wakeDeliveries,
-    }),
+    routes: [
+      {
+        // One set of routes under every version's prefix; everything under them is Azure's.
+        prefix: '',
+        mounts: versionMounts,
+        mountsDoc:
+          'v3.0 names `{id}:ping` and `{id}:test` `{id}/ping` and `{id}/test`; under `/speechtotext` the version is `?api-version=2024-11-15` or `2025-10-15`',
+        // Azure's paths are case-insensitive (Microsoft's own sample posts to `v3.0/webHooks/`).
+        lenient: true,
+        renderError: azureError,
+        routes: [...hooks.versioned, ...transcriptionRoutes({ transcriptions, service: ctx.jobs, contentUrls, model: ctx.model, now: Date.now })],
+      },
+      { prefix: '/api/speechtotext', renderError: azureError, routes: hooks.v21 },
+    ],
     start({ apiKey }) {
       // Content URLs stay valid across restarts and stop working when the key changes.
       contentUrls.setKey(createHmac('sha256', apiKey).update('earshot azure content urls').digest());

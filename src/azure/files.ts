@@ -147,9 +147,7 @@ export function transcriptionReport(entity: TranscriptionEntity, form: ApiForm) 
     details: done.map((item) => ({
       source: sourceOf(entity, item, form),
       status: item.job.status === 'completed' ? 'Succeeded' : 'Failed',
-      ...(item.job.status === 'failed' && item.job.error
-        ? { errorKind: azureJobErrorCode(item.job.error.code), errorMessage: item.job.error.message }
-        : {}),
+      ...(item.job.status === 'failed' && item.job.error ? { errorKind: azureJobErrorCode(item.job.error.code), errorMessage: item.job.error.message } : {}),
     })),
   };
 }

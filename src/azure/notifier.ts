@@ -135,7 +135,9 @@ export class AzureNotifier implements JobNotifier {
       // Valid as long as the results are kept.
       const resultUrls = entity.items
         .filter(({ job }) => job.status === 'completed')
-        .map(({ job, index }) => this.o.contentUrls.url(form, entity.id, fileId(entity.id, 'Transcription', index), job.expiresAt ?? this.now() + job.resultsTtlMs));
+        .map(({ job, index }) =>
+          this.o.contentUrls.url(form, entity.id, fileId(entity.id, 'Transcription', index), job.expiresAt ?? this.now() + job.resultsTtlMs),
+        );
       body = v21TranscriptionView(entity, resultUrls);
     } else {
       body = transcriptionView(entity, form);

@@ -84,7 +84,8 @@ function timeToLive(props: Record<string, unknown>, version: AzureVersion): numb
   const given = props.timeToLive;
   if (given === undefined || given === null) return maxTimeToLiveMs;
   const ms = typeof given === 'string' ? parseIsoDuration(given) : undefined;
-  if (ms === undefined) throw invalid('InvalidTimeToLive', `Expected an ISO 8601 duration such as "P2D" for properties.timeToLive but received ${shown(given)}`);
+  if (ms === undefined)
+    throw invalid('InvalidTimeToLive', `Expected an ISO 8601 duration such as "P2D" for properties.timeToLive but received ${shown(given)}`);
   if (ms > maxTimeToLiveMs) throw invalid('InvalidTimeToLive', 'properties.timeToLive is longer than 31 days, the longest supported');
   return ms === 0 ? maxTimeToLiveMs : ms;
 }
@@ -110,8 +111,10 @@ export function parseTranscriptionCreate(body: unknown, version: AzureVersion, m
   }
   if (input.dataset !== undefined && input.dataset !== null) throw unsupported('dataset', 'list the recordings in contentUrls');
   const urls = input.contentUrls;
-  if (!Array.isArray(urls) || urls.length === 0) throw invalid('InvalidRecordingsUri', 'contentUrls is required: a list of one or more http or https URLs of recordings');
-  if (urls.length > maxContentUrls) throw invalid('ExceededNumberOfRecordingsUris', `contentUrls has ${urls.length} entries; at most ${maxContentUrls} are allowed`);
+  if (!Array.isArray(urls) || urls.length === 0)
+    throw invalid('InvalidRecordingsUri', 'contentUrls is required: a list of one or more http or https URLs of recordings');
+  if (urls.length > maxContentUrls)
+    throw invalid('ExceededNumberOfRecordingsUris', `contentUrls has ${urls.length} entries; at most ${maxContentUrls} are allowed`);
   const contentUrls = urls.map(contentUrl);
 
   const locale = text(input.locale, 'locale', { required: true })!;

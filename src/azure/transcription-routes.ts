@@ -41,8 +41,7 @@ const created = (view: { self: string }): Reply => json(201, view, { Location: v
 
 /** Azure's batch transcriptions, in every version's form (the routes are served under each version's mount). */
 export function transcriptionRoutes(o: TranscriptionRoutesOptions): Route[] {
-  const files = (entity: TranscriptionEntity, form: ApiForm) =>
-    transcriptionFiles(entity, requestedProperties(entity), (id) => o.service.result(id), form);
+  const files = (entity: TranscriptionEntity, form: ApiForm) => transcriptionFiles(entity, requestedProperties(entity), (id) => o.service.result(id), form);
 
   const create = async (req: Request, form: ApiForm): Promise<Reply> => {
     const input = parseTranscriptionCreate(await readJson(req, ['application/json']), form.version, o.model());
@@ -65,7 +64,7 @@ export function transcriptionRoutes(o: TranscriptionRoutesOptions): Route[] {
       method: 'post',
       pattern: '/transcriptions:submit',
       name: 'azure.transcriptions.submit',
-      doc: '2024-11-15 / 2025-10-15: the same as v3.x\'s create',
+      doc: "2024-11-15 / 2025-10-15: the same as v3.x's create",
       shown: '/transcriptions:submit?api-version=…',
       handler: (req) => {
         const form = apiForm(req);

@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 
 import type { ModelAbilities } from '../dialect.js';
 import { AppError } from '../errors.js';
-import type { JobRequest, JobService } from '../jobs/job-service.js';
+import type { JobService, SourcedJobRequest } from '../jobs/job-service.js';
 import type { ProfanityMode } from '../jobs/profanity.js';
 import type { TranscriptionInput } from './transcription-input.js';
 import { type BatchPatch, type BatchRecord, type BatchStore, batchEntity, jobEntity, type TranscriptionEntity } from './transcriptions.js';
@@ -38,10 +38,7 @@ export class AzureTranscriptions {
     // Enough jobs that `limit` of them are not part of a batch.
     const grouped = batches.reduce((n, b) => n + b.jobIds.length, 0);
     const jobs = this.service.newest(limit + grouped).filter((j) => !j.group);
-    const entities = [
-      ...batches.map((b) => batchEntity(b, (jobId) => this.service.find(jobId))),
-      ...jobs.map(jobEntity),
-    ];
+    const entities = [...batches.map((b) => batchEntity(b, (jobId) => this.service.find(jobId))), ...jobs.map(jobEntity)];
     return entities.sort((a, b) => b.createdAt - a.createdAt || (a.id < b.id ? 1 : -1)).slice(0, limit);
   }
 
@@ -53,9 +50,7 @@ export class AzureTranscriptions {
     this.model(); // not before the model is loaded: the locale was checked against it
     const id = randomUUID();
     const words = input.properties.wordLevelTimestampsEnabled || input.properties.displayFormWordLevelTimestampsEnabled;
-    const requests: JobRequest[] = input.contentUrls.map((url) => ({
-      contentType: '',
-      format: { kind: 'auto', mediaType: '' },
+    const requests: SourcedJobRequest[] = input.contentUrls.map((url) => ({
       model: input.locale,
       options: { language: input.language, words },
       output: { timestamps: words, wordConfidence: words, profanity: profanity[input.properties.profanityFilterMode] ?? 'masked' },

@@ -49,7 +49,7 @@ export interface Route {
 
 /** The routes of one API dialect and how that dialect writes errors. */
 export interface RouteGroup {
-  /** Requests under this prefix that match no route get this group's 404. */
+  /** Requests under this prefix (after one of the mounts) that match no route get this group's 404. */
   prefix: string;
   /**
    * The path prefixes the routes answer under, as uWS patterns (default `['']`: as written).

@@ -191,11 +191,10 @@ export class JobService {
     for (const job of jobs) this.receiving.add(job.id);
     try {
       await this.transaction(() => {
-        for (const job of jobs) {
-          this.o.store.put(job);
-          for (const n of this.notifiers) n.notify(job, 'created', undefined);
-        }
+        for (const job of jobs) this.o.store.put(job);
+        // Before the notifications: a notifier may describe the jobs by the caller's records.
         inTransaction?.(jobs);
+        for (const job of jobs) for (const n of this.notifiers) n.notify(job, 'created', undefined);
       });
     } finally {
       for (const job of jobs) this.receiving.delete(job.id);

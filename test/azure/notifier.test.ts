@@ -111,11 +111,10 @@ t.test('ping: the hook entity as event ping; test: the newest matching job, or n
 
   t.same(await s.notifier.test(hook.id, []), []);
   t.same(await s.notifier.test(hook.id, [job({ id: 'new' })].map(jobEntity)), [], 'a waiting job never fired Processing');
-  const [sent, ...more] = await s.notifier.test(hook.id, [
-    job({ id: 'new' }),
-    job({ id: 'done', status: 'completed' }),
-    job({ id: 'old', status: 'completed' }),
-  ].map(jobEntity));
+  const [sent, ...more] = await s.notifier.test(
+    hook.id,
+    [job({ id: 'new' }), job({ id: 'done', status: 'completed' }), job({ id: 'old', status: 'completed' })].map(jobEntity),
+  );
   t.same(more, []);
   t.equal(sent!.event, 'TranscriptionProcessing');
   t.match(JSON.parse(sent!.body), { id: 'done', status: 'Succeeded' });

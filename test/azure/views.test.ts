@@ -6,16 +6,7 @@ import { azureErrorBody, AzureError } from '../../src/azure/errors.js';
 import { ContentUrls, fileId, fileView, lexical, transcriptionFiles, transcriptionReport, transcriptionResult } from '../../src/azure/files.js';
 import { jobEntity } from '../../src/azure/transcriptions.js';
 import type { ApiForm } from '../../src/azure/versions.js';
-import {
-  azureDateTime,
-  isoDuration,
-  jobLocale,
-  transcriptionView,
-  v21HookView,
-  v21TranscriptionView,
-  v2Duration,
-  webHookView,
-} from '../../src/azure/views.js';
+import { azureDateTime, isoDuration, jobLocale, transcriptionView, v21HookView, v21TranscriptionView, v2Duration, webHookView } from '../../src/azure/views.js';
 import type { Webhook } from '../../src/azure/webhooks.js';
 import { AppError } from '../../src/errors.js';
 import { job, t0, transcript } from '../helpers/azure-fixtures.js';
@@ -24,7 +15,13 @@ const base = 'http://pi.local:8080';
 const v31: ApiForm = { origin: base, version: 'v3.1' };
 const dated: ApiForm = { origin: base, version: '2024-11-15' };
 const view = (j: ReturnType<typeof job>, form = v31) => transcriptionView(jobEntity(j), form);
-const asked = { wordLevelTimestampsEnabled: true, displayFormWordLevelTimestampsEnabled: false, punctuationMode: 'Automatic', profanityFilterMode: 'None', timeToLiveMs: 0 };
+const asked = {
+  wordLevelTimestampsEnabled: true,
+  displayFormWordLevelTimestampsEnabled: false,
+  punctuationMode: 'Automatic',
+  profanityFilterMode: 'None',
+  timeToLiveMs: 0,
+};
 
 const hook: Webhook = {
   id: '2e856efe-ef53-465a-a632-6a084c1d349d',

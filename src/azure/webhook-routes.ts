@@ -1,45 +1,32 @@
 import { deliveryListState, type DeliveryRecord, type Outbox } from '../delivery/outbox.js';
-import type { ModelAbilities } from '../dialect.js';
 import { AppError } from '../errors.js';
-import { baseUrl, json, type Reply, type Request, type Route, type RouteGroup } from '../http/server.js';
-import type { JobService } from '../jobs/job-service.js';
+import { baseUrl, json, type Reply, type Request, type Route } from '../http/server.js';
 import { invalid } from './errors.js';
-import type { ContentUrls } from './files.js';
 import type { AzureNotifier } from './notifier.js';
-import { accepted, azureError, paged, readJson, splitAction, unknownAction } from './requests.js';
-import { transcriptionRoutes } from './transcription-routes.js';
+import { accepted, paged, readJson, splitAction, unknownAction } from './requests.js';
 import type { AzureTranscriptions } from './transcription-service.js';
-import { apiForm, versionMounts } from './versions.js';
+import { apiForm } from './versions.js';
 import { deliveryView, v21HookView, webHookView } from './views.js';
 import { parseCreateV21, parseCreateV31, parsePatchV21, parsePatchV31 } from './webhook-input.js';
 import { webhookTargetKind, type WebhookRegistry } from './webhooks.js';
 
-export interface AzureRoutesOptions {
-  service: JobService;
+export interface WebhookRoutesOptions {
   transcriptions: AzureTranscriptions;
   registry: WebhookRegistry;
   notifier: AzureNotifier;
   outbox: Outbox;
-  contentUrls: ContentUrls;
-  model: () => ModelAbilities;
   /** Wakes the dispatcher after something was queued outside a job's state change. */
   wake: () => void;
-  now?: () => number;
 }
 
 const v21Base = '/api/speechtotext/v2.1/transcriptions/hooks';
 
 /**
- * Azure Speech to Text: one set of routes (web hooks, transcriptions of every dialect with
- * their files, earshot's dead-letter endpoints per hook) served under every version's
- * prefix (`/speechtotext/v3.0|v3.1|v3.2`, and `/speechtotext?api-version=…`), matched
- * case-insensitively as Azure's paths are; the v2.1 hooks under
- * `/api/speechtotext/v2.1/transcriptions/hooks`; errors in Azure's shape.
+ * Azure's web hooks: the version-neutral routes (served under every version's prefix),
+ * earshot's dead-letter endpoints per hook among them, and v2.1's hooks under
+ * `/api/speechtotext/v2.1/transcriptions/hooks`.
  */
-export function azureRoutes(o: AzureRoutesOptions): RouteGroup[] {
-  const now = o.now ?? Date.now;
-  const renderError = (error: AppError) => azureError(error);
-
+export function webhookRoutes(o: WebhookRoutesOptions): { versioned: Route[]; v21: Route[] } {
   const deleteHook = async (req: Request): Promise<Reply> => {
     if (!(await o.registry.delete(req.params.id!))) throw new AppError('ERR_NOT_FOUND', `The web hook '${req.params.id}' was not found`);
     return { status: 204 };
@@ -79,8 +66,8 @@ export function azureRoutes(o: AzureRoutesOptions): RouteGroup[] {
       method: 'post',
       pattern: '/webhooks/:id/:action',
       name: 'azure.webhooks.subaction',
-      doc: "v3.0's `/ping` and `/test`; earshot's own `deliveries:redeliver`: send every dead letter of the hook again (202)",
-      shown: '/webhooks/{id}/ping, /test, /deliveries:redeliver',
+      doc: "`{action}`: v3.0's `ping` and `test`; earshot's own `deliveries:redeliver`, which sends every dead letter of the hook again (202)",
+      shown: '/webhooks/{id}/{action}',
       handler: async (req) => {
         apiForm(req);
         const hookId = req.params.id!;
@@ -119,7 +106,7 @@ export function azureRoutes(o: AzureRoutesOptions): RouteGroup[] {
     },
   ];
 
-  const webhookRoutes: Route[] = [
+  const hookRoutes: Route[] = [
     {
       method: 'post',
       pattern: '/webhooks',
@@ -249,16 +236,5 @@ export function azureRoutes(o: AzureRoutesOptions): RouteGroup[] {
     },
   ];
 
-  const transcriptions = transcriptionRoutes({ ...o, now });
-  return [
-    {
-      prefix: '/speechtotext',
-      mounts: versionMounts,
-      mountsDoc: 'v3.0 names `{id}:ping` and `{id}:test` `{id}/ping` and `{id}/test`; under `/speechtotext` the version is `?api-version=2024-11-15` or `2025-10-15`',
-      lenient: true,
-      renderError,
-      routes: [...webhookRoutes, ...transcriptions],
-    },
-    { prefix: '/api/speechtotext', renderError, routes: v21Routes },
-  ];
+  return { versioned: hookRoutes, v21: v21Routes };
 }
