@@ -28,7 +28,16 @@ export function azureDialect(ctx: DialectContext): Dialect {
     title: 'Azure Speech to Text (`/speechtotext/v3.1`, and v2.1 hooks under `/api/speechtotext/v2.1`)',
     notifier,
     targets: [webhookTarget(registry)],
-    routes: azureRoutes({ service: ctx.jobs, registry, notifier, outbox: ctx.outbox, contentUrls, wake: ctx.wakeDeliveries }),
+    routes: azureRoutes({
+      service: ctx.jobs,
+      registry,
+      notifier,
+      outbox: ctx.outbox,
+      contentUrls,
+      wake: ctx.wakeDeliveries,
+      model: ctx.model,
+      maxUploadBytes: ctx.config.maxUploadBytes,
+    }),
     start({ apiKey }) {
       // Content URLs stay valid across restarts and stop working when the key changes.
       contentUrls.setKey(createHmac('sha256', apiKey).update('earshot azure content urls').digest());

@@ -16,6 +16,9 @@ export type AzureInnerCode =
   | 'UnsupportedPagination'
   | 'DeleteNotAllowed'
   | 'EmptyRequest'
+  | 'InvalidLocale'
+  | 'InvalidChannels'
+  | 'InvalidModel'
   | 'UnexpectedError';
 
 /** An AppError that also says which of Azure's detailed codes describes it. */

@@ -58,6 +58,8 @@ export class AzureNotifier implements JobNotifier {
   }
 
   notify(job: Job, change: JobChange, _result: StoredTranscript | undefined): void {
+    // A fast transcription is answered on its request: Azure's web hooks never hear of it.
+    if (job.synchronous) return;
     const kind = eventForChange[change];
     for (const hook of this.o.registry.all()) {
       if (isEnabled(hook) && subscribes(hook, eventKey(kind))) this.o.outbox.enqueue(this.transcriptionDelivery(hook, kind, job));
@@ -83,6 +85,7 @@ export class AzureNotifier implements JobNotifier {
     const found = new Map<TranscriptionEventKind, Job>();
     for (const job of jobs) {
       if (found.size === wanted.length) break;
+      if (job.synchronous) continue;
       const reached = eventsReached(job);
       for (const kind of wanted) if (!found.has(kind) && reached.includes(kind)) found.set(kind, job);
     }

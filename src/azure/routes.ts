@@ -3,13 +3,14 @@ import { AppError } from '../errors.js';
 import { baseUrl, json, type Reply, type Request, type Route, type RouteGroup } from '../http/server.js';
 import type { JobService } from '../jobs/job-service.js';
 import { AzureError, azureErrorBody, invalid } from './errors.js';
+import { fastTranscriptionRoute, type FastTranscriptionOptions } from './fast.js';
 import { fileContents, fileId, fileView, type ContentUrls } from './files.js';
 import type { AzureNotifier } from './notifier.js';
 import { deliveryView, page, transcriptionView, v21HookView, webHookView } from './views.js';
 import { parseCreateV21, parseCreateV31, parsePatchV21, parsePatchV31 } from './webhook-input.js';
 import { webhookTargetKind, type WebhookRegistry } from './webhooks.js';
 
-export interface AzureRoutesOptions {
+export interface AzureRoutesOptions extends FastTranscriptionOptions {
   service: JobService;
   registry: WebhookRegistry;
   notifier: AzureNotifier;
@@ -244,7 +245,7 @@ export function azureRoutes(o: AzureRoutesOptions): RouteGroup[] {
       handler: (req) => {
         const { skip, top } = paging(req);
         // One more than the page: whether there is a next one.
-        const jobs = o.service.newest(skip + top + 1);
+        const jobs = o.service.newest(skip + top + 1, (job) => !job.synchronous);
         return json(
           200,
           paged(req, jobs, (job) => transcriptionView(job, baseUrl(req))),
@@ -393,7 +394,7 @@ export function azureRoutes(o: AzureRoutesOptions): RouteGroup[] {
   ];
 
   return [
-    { prefix: '/speechtotext', renderError, routes: [...webhookRoutes, ...transcriptionRoutes] },
+    { prefix: '/speechtotext', renderError, routes: [...webhookRoutes, ...transcriptionRoutes, fastTranscriptionRoute(o)] },
     { prefix: '/api/speechtotext', renderError, routes: v21Routes },
   ];
 }
