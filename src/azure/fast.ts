@@ -383,6 +383,7 @@ export function fastTranscriptionRoute(o: FastTranscriptionOptions): Route {
     method: 'post',
     // uWS matches the colon inside a segment literally (a parameter is a whole segment that starts with one).
     pattern: '/speechtotext/transcriptions:transcribe',
+    shown: '/speechtotext/transcriptions:transcribe',
     name: 'azure.transcriptions.transcribe',
     doc: "fast transcription (`api-version` 2024-11-15 or 2025-10-15): multipart/form-data with `audio` and `definition` (`locales`, `profanityFilterMode` (default Masked), `channels` [0], `phraseList` as whisper's prompt), either order; 200 with `durationMilliseconds`, `combinedPhrases`, `phrases` once transcribed; the job is deleted then",
     handler: async (req) => {
