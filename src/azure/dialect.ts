@@ -3,6 +3,7 @@ import { createHmac } from 'node:crypto';
 import type { Dialect, DialectContext } from '../dialect.js';
 import { ContentUrls } from './files.js';
 import { AzureNotifier, webhookTarget } from './notifier.js';
+import { fastTranscriptionRoute } from './fast.js';
 import { azureError } from './requests.js';
 import { transcriptionRoutes } from './transcription-routes.js';
 import { versionMounts } from './versions.js';
@@ -48,7 +49,11 @@ export function azureDialect(ctx: DialectContext): Dialect {
         // Azure's paths are case-insensitive (Microsoft's own sample posts to `v3.0/webHooks/`).
         lenient: true,
         renderError: azureError,
-        routes: [...hooks.versioned, ...transcriptionRoutes({ transcriptions, service: ctx.jobs, contentUrls, model: ctx.model, now: Date.now })],
+        routes: [
+          ...hooks.versioned,
+          ...transcriptionRoutes({ transcriptions, service: ctx.jobs, contentUrls, model: ctx.model, now: Date.now }),
+          fastTranscriptionRoute({ service: ctx.jobs, model: ctx.model, maxUploadBytes: ctx.config.maxUploadBytes }),
+        ],
       },
       { prefix: '/api/speechtotext', renderError: azureError, routes: hooks.v21 },
     ],

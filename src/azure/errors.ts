@@ -22,6 +22,7 @@ export type AzureInnerCode =
   | 'OnlyOneOfUrlsOrContainerOrDataset'
   | 'InvalidChannels'
   | 'InvalidTimeToLive'
+  | 'InvalidModel'
   | 'InvalidSasValidityDuration'
   // Not in Azure's enum: its answer to a missing or unknown api-version is not documented.
   | 'MissingApiVersion'

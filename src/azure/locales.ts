@@ -128,7 +128,7 @@ const localesByLanguage: Record<string, readonly string[]> = {
 };
 
 /** Azure's language subtags whose whisper code differs. */
-const whisperCodes: Record<string, string> = { nb: 'no', fil: 'tl', jv: 'jw' };
+const whisperCodes: Record<string, string> = { nb: 'no', fil: 'tl', iw: 'he', jv: 'jw' };
 
 /** The whisper language of an Azure locale (`en-US` → `en`, `nb-NO` → `no`), or undefined when it is not a locale. */
 export function localeLanguage(locale: string): string | undefined {

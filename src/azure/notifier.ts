@@ -65,6 +65,8 @@ export class AzureNotifier implements JobNotifier {
   }
 
   notify(job: Job, change: JobChange, _result: StoredTranscript | undefined): void {
+    // A fast transcription is answered on its request: Azure's web hooks never hear of it.
+    if (job.synchronous) return;
     const event = this.transcriptionEvent(job, change);
     if (!event) return;
     for (const hook of this.o.registry.all()) {

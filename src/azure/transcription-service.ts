@@ -2,11 +2,18 @@ import { randomUUID } from 'node:crypto';
 
 import type { ModelAbilities } from '../dialect.js';
 import { AppError } from '../errors.js';
+import type { Job } from '../jobs/job.js';
 import type { JobService, SourcedJobRequest } from '../jobs/job-service.js';
 import type { ProfanityMode } from '../jobs/profanity.js';
 import type { TranscriptionInput } from './transcription-input.js';
 import { type BatchPatch, type BatchRecord, type BatchStore, batchEntity, jobEntity, type TranscriptionEntity } from './transcriptions.js';
 import type { AzureVersion } from './versions.js';
+
+/**
+ * Whether a job is a transcription of its own: not one recording of a batch (part of the
+ * batch's transcription) nor a fast transcription (answered on its request, never listed).
+ */
+const isOwnTranscription = (job: Job) => !job.group && !job.synchronous;
 
 const profanity: Record<string, ProfanityMode> = { None: 'none', Masked: 'masked', Removed: 'removed', Tags: 'tags' };
 
@@ -27,18 +34,14 @@ export class AzureTranscriptions {
     const batch = this.batches.get(id);
     if (batch) return batchEntity(batch, (jobId) => this.service.find(jobId));
     const job = this.service.find(id);
-    // A job of a batch is part of its transcription, not one of its own.
-    if (!job || job.group) throw new AppError('ERR_NOT_FOUND', `The transcription '${id}' was not found`);
+    if (!job || !isOwnTranscription(job)) throw new AppError('ERR_NOT_FOUND', `The transcription '${id}' was not found`);
     return jobEntity(job);
   }
 
   /** The newest `limit` transcriptions, newest first: batches and the jobs of other dialects. */
   newest(limit: number): TranscriptionEntity[] {
-    const batches = this.batches.all();
-    // Enough jobs that `limit` of them are not part of a batch.
-    const grouped = batches.reduce((n, b) => n + b.jobIds.length, 0);
-    const jobs = this.service.newest(limit + grouped).filter((j) => !j.group);
-    const entities = [...batches.map((b) => batchEntity(b, (jobId) => this.service.find(jobId))), ...jobs.map(jobEntity)];
+    const jobs = this.service.newest(limit, isOwnTranscription);
+    const entities = [...this.batches.all().map((b) => batchEntity(b, (jobId) => this.service.find(jobId))), ...jobs.map(jobEntity)];
     return entities.sort((a, b) => b.createdAt - a.createdAt || (a.id < b.id ? 1 : -1)).slice(0, limit);
   }
 

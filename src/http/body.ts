@@ -211,6 +211,15 @@ export class RequestBody {
     }
   }
 
+  /**
+   * The body as decoded bytes as they arrive, at most `maxBytes` of them (then it throws
+   * ERR_PAYLOAD_TOO_LARGE), for a consumer that parses as it goes (a multipart form).
+   * The socket is paused while the consumer does not pull.
+   */
+  stream(maxBytes: number): AsyncGenerator<Buffer> {
+    return this.decoded(maxBytes);
+  }
+
   /** The whole body as text, for small bodies (JSON). */
   async text(maxBytes: number): Promise<string> {
     const parts: Buffer[] = [];

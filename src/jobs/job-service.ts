@@ -62,6 +62,11 @@ export interface ReceivedAudio {
   warnings?: string[];
 }
 
+interface FinishWaiter {
+  resolve(job: Job): void;
+  reject(err: Error): void;
+}
+
 export interface JobServiceOptions {
   db: StateDatabase;
   store: JobStore;
@@ -92,6 +97,8 @@ export class JobService {
   private readonly notifiers: JobNotifier[];
   /** Ids of uploads being received: their spool files exist before their jobs do. */
   private readonly receiving = new Set<string>();
+  /** Who waits for each job to finish (`whenFinished`), settled by the commit that finishes or removes it. */
+  private readonly finishWaiters = new Map<string, Set<FinishWaiter>>();
 
   constructor(private readonly o: JobServiceOptions) {
     this.now = o.now ?? Date.now;
@@ -110,23 +117,26 @@ export class JobService {
    * spool, makes the file's directory entry durable, then commits the waiting job.
    * Resolves once the job and its audio survive a power cut; on any failure nothing of it
    * is left behind, and a disk that filled meanwhile is ERR_INSUFFICIENT_STORAGE. Every
-   * entry point that takes audio (each dialect's upload) calls this.
+   * entry point that takes audio (each dialect's upload) calls this. `request` may be a
+   * function, called once the audio is received: for uploads whose parameters travel with
+   * the audio (a multipart form may send them after it); what it throws refuses the upload.
    */
-  async submit(request: JobRequest, receive: ReceiveAudio, declaredBytes = 0): Promise<Job> {
+  async submit(request: JobRequest | (() => JobRequest), receive: ReceiveAudio, declaredBytes = 0): Promise<Job> {
     this.checkCapacity();
     const release = this.o.disk.admit(declaredBytes);
     const id = randomUUID();
     this.receiving.add(id);
     try {
       const received = await receive(this.o.spool.uploadPath(id));
+      const asked = typeof request === 'function' ? request() : request;
       await this.o.spool.syncDir();
       const now = this.now();
       const job: Job = {
-        ...request,
+        ...asked,
         id,
-        format: received.format ?? request.format,
+        format: received.format ?? asked.format,
         audioBytes: received.bytes,
-        warnings: [...(request.warnings ?? []), ...(received.warnings ?? [])],
+        warnings: [...(asked.warnings ?? []), ...(received.warnings ?? [])],
         created: now,
         updated: now,
         status: 'waiting',
@@ -258,8 +268,55 @@ export class JobService {
     return this.o.store.getResult(id);
   }
 
-  newest(limit: number): Job[] {
-    return this.o.store.newest(limit);
+  /** The newest jobs first, `limit` of those `keep` accepts (all by default). */
+  newest(limit: number, keep?: (job: Job) => boolean): Job[] {
+    return this.o.store.newest(limit, keep);
+  }
+
+  /**
+   * Resolves with the job once it is completed or failed (at once if it already is), from
+   * the commit of that state: no polling. Rejects with ERR_JOB_NOT_FOUND when there is no
+   * such job or it is deleted first, and with ERR_ABORTED when `signal` aborts.
+   */
+  whenFinished(id: string, signal?: AbortSignal): Promise<Job> {
+    const job = this.get(id);
+    if (isFinished(job)) return Promise.resolve(job);
+    if (signal?.aborted) return Promise.reject(new AppError('ERR_ABORTED', 'the client closed the connection'));
+    return new Promise<Job>((resolve, reject) => {
+      const waiters = this.finishWaiters.get(id) ?? new Set<FinishWaiter>();
+      this.finishWaiters.set(id, waiters);
+      const onAbort = () => {
+        forget();
+        reject(new AppError('ERR_ABORTED', 'the client closed the connection'));
+      };
+      const forget = () => {
+        signal?.removeEventListener('abort', onAbort);
+        waiters.delete(waiter);
+        if (waiters.size === 0 && this.finishWaiters.get(id) === waiters) this.finishWaiters.delete(id);
+      };
+      const waiter: FinishWaiter = {
+        resolve: (done) => {
+          forget();
+          resolve(done);
+        },
+        reject: (err) => {
+          forget();
+          reject(err);
+        },
+      };
+      waiters.add(waiter);
+      signal?.addEventListener('abort', onAbort, { once: true });
+    });
+  }
+
+  /** Settles the `whenFinished` promises of a job that finished (`job`) or was removed (undefined). */
+  private settleWaiters(id: string, job: Job | undefined): void {
+    const waiters = this.finishWaiters.get(id);
+    if (!waiters) return;
+    for (const waiter of [...waiters]) {
+      if (job) waiter.resolve(job);
+      else waiter.reject(new AppError('ERR_JOB_NOT_FOUND', `The job ID '${id}' was deleted before it finished`));
+    }
   }
 
   progressOf(id: string): number | undefined {
@@ -281,6 +338,7 @@ export class JobService {
       for (const n of this.notifiers) n.notify(job, 'deleted', undefined);
     });
     this.o.onNotified();
+    this.settleWaiters(id, undefined);
     await this.o.spool.removeFiles(id);
   }
 
@@ -341,6 +399,7 @@ export class JobService {
       }
     });
     this.o.onNotified();
+    for (const job of expired) this.settleWaiters(job.id, undefined);
     for (const job of expired) await this.o.spool.removeFiles(job.id);
     return expired.length;
   }
@@ -358,6 +417,7 @@ export class JobService {
       for (const n of this.notifiers) n.notify(job, change, result);
     });
     this.o.onNotified();
+    if (isFinished(job)) this.settleWaiters(job.id, job);
   }
 
   private async transaction(fn: () => void): Promise<void> {

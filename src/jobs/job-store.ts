@@ -117,12 +117,14 @@ export class JobStore {
     return storableKey(id) ? this.results.get(id) : undefined;
   }
 
-  /** The newest jobs first. */
-  newest(limit: number): Job[] {
+  /** The newest jobs first, `limit` of those `keep` accepts (all by default). */
+  newest(limit: number, keep: (job: Job) => boolean = () => true): Job[] {
     const out: Job[] = [];
-    for (const key of this.byCreated.getKeys({ reverse: true, limit })) {
+    if (limit <= 0) return out;
+    for (const key of this.byCreated.getKeys({ reverse: true })) {
       const job = this.jobs.get(key[1]);
-      if (job) out.push(job);
+      if (job && keep(job)) out.push(job);
+      if (out.length >= limit) break;
     }
     return out;
   }

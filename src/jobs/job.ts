@@ -64,6 +64,11 @@ export interface Job {
   timings?: JobTimings;
   error?: JobError;
   warnings: string[];
+  /**
+   * Answered on the request that submitted it (Azure's fast transcription) and deleted
+   * then: not a batch transcription, so not listed as one nor announced to web hooks.
+   */
+  synchronous?: boolean;
 }
 
 export const isFinished = (job: Job): boolean => job.status === 'completed' || job.status === 'failed';
