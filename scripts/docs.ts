@@ -29,7 +29,7 @@ const cell = (text: string) => text.replace(/\|/g, '\\|');
 
 function routeRows(routes: Route[], mount: string): string[] {
   return routes.map((r) => {
-    const shown = mount + (r.shown ?? r.pattern.replace(/:([A-Za-z]+)/g, '{$1}'));
+    const shown = (r.shownUnder ?? mount) + (r.shown ?? r.pattern.replace(/:([A-Za-z]+)/g, '{$1}'));
     const method = r.method === 'del' ? 'DELETE' : r.method.toUpperCase();
     return `| ${method} | \`${cell(shown)}\` | ${cell(r.doc)} |`;
   });

@@ -94,7 +94,7 @@ async function throughput(
   });
   const contentUrls = new ContentUrls();
   contentUrls.setKey(Buffer.from('bench'));
-  const notifier = new AzureNotifier({ registry, outbox, contentUrls, batches: new BatchStore(db), findJob: () => undefined });
+  const notifier = new AzureNotifier({ registry, outbox, contentUrls, batches: new BatchStore(db), findJob: () => undefined, result: () => undefined });
   for (let h = 0; h < hooks; h++) {
     await registry.create(
       parseCreateV31({ displayName: `h${h}`, webUrl: receiver.url, events: { transcriptionCreation: true }, properties: { secret: 'bench-secret' } }),

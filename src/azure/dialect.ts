@@ -5,7 +5,7 @@ import { ContentUrls } from './files.js';
 import { AzureNotifier, webhookTarget } from './notifier.js';
 import { fastTranscriptionRoute } from './fast.js';
 import { azureError } from './requests.js';
-import { transcriptionRoutes } from './transcription-routes.js';
+import { transcriptionRoutes, v2TranscriptionRoutes } from './transcription-routes.js';
 import { versionMounts } from './versions.js';
 import { webhookRoutes } from './webhook-routes.js';
 import { AzureTranscriptions } from './transcription-service.js';
@@ -13,7 +13,7 @@ import { BatchStore } from './transcriptions.js';
 import { policyTargetCheck, WebhookRegistry } from './webhooks.js';
 
 /**
- * Azure Speech to Text (every version under `/speechtotext`, v2.1 hooks under
+ * Azure Speech to Text (every version under `/speechtotext`, v2.0/v2.1 under
  * `/api/speechtotext`): batch transcriptions of content URLs, web hooks with their
  * challenge and signed deliveries, the jobs of every dialect as transcriptions with their
  * files, and earshot's dead letters per hook.
@@ -31,12 +31,20 @@ export function azureDialect(ctx: DialectContext): Dialect {
   });
   const batches = new BatchStore(ctx.db);
   const transcriptions = new AzureTranscriptions(ctx.jobs, batches, ctx.model);
-  const notifier = new AzureNotifier({ registry, outbox: ctx.outbox, contentUrls, batches, findJob: (id) => ctx.jobs.find(id) });
+  const notifier = new AzureNotifier({
+    registry,
+    outbox: ctx.outbox,
+    contentUrls,
+    batches,
+    findJob: (id) => ctx.jobs.find(id),
+    result: (id) => ctx.jobs.result(id),
+  });
+  const transcriptionOptions = { transcriptions, service: ctx.jobs, contentUrls, model: ctx.model, now: Date.now };
   const hooks = webhookRoutes({ transcriptions, registry, notifier, outbox: ctx.outbox, wake: ctx.wakeDeliveries });
   return {
     name: 'azure',
     title:
-      'Azure Speech to Text (`/speechtotext/v3.0`–`v3.2`, `/speechtotext?api-version=2024-11-15|2025-10-15`, and v2.1 hooks under `/api/speechtotext/v2.1`)',
+      'Azure Speech to Text (`/speechtotext/v3.0`–`v3.2`, `/speechtotext?api-version=2024-11-15|2025-10-15`, and v2.0/v2.1 under `/api/speechtotext/v2.1`)',
     notifier,
     targets: [webhookTarget(registry)],
     routes: [
@@ -45,17 +53,24 @@ export function azureDialect(ctx: DialectContext): Dialect {
         prefix: '',
         mounts: versionMounts,
         mountsDoc:
-          'v3.0 names `{id}:ping` and `{id}:test` `{id}/ping` and `{id}/test`; under `/speechtotext` the version is `?api-version=2024-11-15` or `2025-10-15`',
+          "v3.0's actions are `{id}/ping` and `{id}/test`; under `/speechtotext` the version is `?api-version=2024-11-15` or `2025-10-15`, which create with `transcriptions:submit`, the v3.x versions with `POST …/transcriptions`",
         // Azure's paths are case-insensitive (Microsoft's own sample posts to `v3.0/webHooks/`).
         lenient: true,
         renderError: azureError,
         routes: [
           ...hooks.versioned,
-          ...transcriptionRoutes({ transcriptions, service: ctx.jobs, contentUrls, model: ctx.model, now: Date.now }),
+          ...transcriptionRoutes(transcriptionOptions),
           fastTranscriptionRoute({ service: ctx.jobs, model: ctx.model, maxUploadBytes: ctx.config.maxUploadBytes }),
         ],
       },
-      { prefix: '/api/speechtotext', renderError: azureError, routes: hooks.v21 },
+      {
+        prefix: '',
+        mounts: ['/api/speechtotext/v2.1', '/api/speechtotext/v2.0'],
+        mountsDoc: 'v2.0, whose batch samples write `Transcriptions/`',
+        lenient: true,
+        renderError: azureError,
+        routes: [...hooks.v21, ...v2TranscriptionRoutes(transcriptionOptions)],
+      },
     ],
     start({ apiKey }) {
       // Content URLs stay valid across restarts and stop working when the key changes.

@@ -20,6 +20,7 @@ import type { JobRequest, JobService, ReceivedAudio } from '../jobs/job-service.
 import type { StoredTranscript } from '../jobs/job-store.js';
 import type { ProfanityMode } from '../jobs/profanity.js';
 import { AzureError, invalid } from './errors.js';
+import { spokenPhrases } from './files.js';
 import { localeLanguage, servesLanguage } from './locales.js';
 import { apiForm, requireVersion } from './versions.js';
 
@@ -325,19 +326,15 @@ const ms = (x: number) => Math.max(0, Math.round(x));
 export function fastTranscriptionResult(transcript: StoredTranscript, definition: FastDefinition) {
   const channel = definition.channel === undefined ? {} : { channel: definition.channel };
   const locale = phraseLocale(definition, transcript);
-  const phrases = transcript.segments
-    .filter((s) => s.text.trim() !== '')
-    .map((s) => ({
-      ...channel,
-      offsetMilliseconds: ms(s.start),
-      durationMilliseconds: ms(s.end - s.start),
-      text: s.text.trim(),
-      words: s.words
-        .filter((w) => w.text.trim() !== '')
-        .map((w) => ({ text: w.text.trim(), offsetMilliseconds: ms(w.start), durationMilliseconds: ms(w.end - w.start) })),
-      locale,
-      confidence: Number(s.confidence.toFixed(7)),
-    }));
+  const phrases = spokenPhrases(transcript).map(({ start, end, display, words, confidence }) => ({
+    ...channel,
+    offsetMilliseconds: ms(start),
+    durationMilliseconds: ms(end - start),
+    text: display,
+    words: words.map((w) => ({ text: w.text.trim(), offsetMilliseconds: ms(w.start), durationMilliseconds: ms(w.end - w.start) })),
+    locale,
+    confidence: Number(confidence.toFixed(7)),
+  }));
   return {
     durationMilliseconds: ms(transcript.durationMs),
     combinedPhrases: [{ ...channel, text: phrases.map((p) => p.text).join(' ') }],
@@ -376,6 +373,7 @@ export function fastTranscriptionRoute(o: FastTranscriptionOptions): Route {
     // uWS matches the colon inside a segment literally (a parameter is a whole segment that starts with one).
     pattern: '/transcriptions:transcribe',
     shown: '/transcriptions:transcribe?api-version=…',
+    shownUnder: '/speechtotext',
     name: 'azure.transcriptions.transcribe',
     doc: "fast transcription (`api-version` 2024-11-15 or 2025-10-15): multipart/form-data with `audio` and `definition` (`locales`, `profanityFilterMode` (default Masked), `channels` [0], `phraseList` as whisper's prompt), either order; 200 with `durationMilliseconds`, `combinedPhrases`, `phrases` once transcribed; the job is deleted then",
     handler: async (req) => {

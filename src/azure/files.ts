@@ -11,15 +11,18 @@ import type { Job } from '../jobs/job.js';
 import type { StoredTranscript } from '../jobs/job-store.js';
 import type { BatchProperties, TranscriptionEntity } from './transcriptions.js';
 import { type ApiForm, apiLink, isDated } from './versions.js';
-import { azureDateTime, azureJobErrorCode, isoDuration, ticks } from './views.js';
+import { azureDateTime, azureJobErrorCode, isoDuration, requestedProperties, ticks } from './views.js';
 
 export type FileKind = 'Transcription' | 'TranscriptionReport';
+
+/** v2's result file: not among a transcription's files, only behind a v2.1 subscriber's `resultsUrls.channel_0`. */
+type HiddenKind = 'TranscriptionV2';
 
 /**
  * A stable, UUID-shaped id for one of a transcription's files (`index`: which content URL's
  * result; the first keeps the id of releases that had one file per transcription).
  */
-export function fileId(entityId: string, kind: FileKind, index = 0): string {
+export function fileId(entityId: string, kind: FileKind | HiddenKind, index = 0): string {
   const h = createHash('sha256')
     .update(`${entityId}/${kind}${index ? `/${index}` : ''}`)
     .digest('hex');
@@ -77,6 +80,16 @@ export function lexical(text: string): string {
 
 const round = (x: number, digits: number) => Number(x.toFixed(digits));
 
+/** The segments that say something, as Azure's result files render them: display text, its lexical form, the words that are not blank. */
+export function spokenPhrases(transcript: StoredTranscript) {
+  return transcript.segments
+    .filter((s) => s.text.trim() !== '')
+    .map((s) => {
+      const display = s.text.trim();
+      return { start: s.start, end: s.end, confidence: s.confidence, display, lexical: lexical(display), words: s.words.filter((w) => w.text.trim() !== '') };
+    });
+}
+
 /**
  * Azure's transcription result file for a finished transcript: one recognized phrase per
  * non-empty segment (channel 0, one nBest entry; `words` when word-level timestamps were
@@ -91,31 +104,26 @@ export function transcriptionResult(job: Job, transcript: StoredTranscript, sour
     durationInTicks: ticks(end - start),
   });
   const displayWords = asked.displayFormWordLevelTimestampsEnabled && form.version !== 'v3.0';
-  const recognizedPhrases = transcript.segments
-    .filter((s) => s.text.trim() !== '')
-    .map((s) => {
-      const display = s.text.trim();
-      const form = lexical(display);
-      const words = s.words.filter((w) => w.text.trim() !== '');
-      return {
-        recognitionStatus: 'Success',
-        channel: 0,
-        ...timing(s.start, s.end),
-        nBest: [
-          {
-            confidence: round(s.confidence, 7),
-            lexical: form,
-            itn: form,
-            maskedITN: form,
-            display,
-            ...(asked.wordLevelTimestampsEnabled
-              ? { words: words.map((w) => ({ word: lexical(w.text) || w.text.trim(), ...timing(w.start, w.end), confidence: round(w.confidence, 7) })) }
-              : {}),
-            ...(displayWords ? { displayWords: words.map((w) => ({ displayText: w.text.trim(), ...timing(w.start, w.end) })) } : {}),
-          },
-        ],
-      };
-    });
+  const recognizedPhrases = spokenPhrases(transcript).map(({ start, end, confidence, display, lexical: form, words }) => {
+    return {
+      recognitionStatus: 'Success',
+      channel: 0,
+      ...timing(start, end),
+      nBest: [
+        {
+          confidence: round(confidence, 7),
+          lexical: form,
+          itn: form,
+          maskedITN: form,
+          display,
+          ...(asked.wordLevelTimestampsEnabled
+            ? { words: words.map((w) => ({ word: lexical(w.text) || w.text.trim(), ...timing(w.start, w.end), confidence: round(w.confidence, 7) })) }
+            : {}),
+          ...(displayWords ? { displayWords: words.map((w) => ({ displayText: w.text.trim(), ...timing(w.start, w.end) })) } : {}),
+        },
+      ],
+    };
+  });
   const joined = (pick: (p: (typeof recognizedPhrases)[number]['nBest'][number]) => string) => recognizedPhrases.map((p) => pick(p.nBest[0]!)).join(' ');
   return {
     source,
@@ -192,6 +200,98 @@ export function transcriptionFiles(
     content: transcriptionReport(entity, form),
   });
   return files;
+}
+
+/**
+ * v2's result file (the format v2.1 subscribers parse): `AudioFileResults[]` with PascalCase
+ * `CombinedResults` and `SegmentResults` (offsets in ticks and seconds, `NBest` with
+ * `Words` when word-level timestamps were asked for).
+ */
+export function v2TranscriptionResult(transcript: StoredTranscript, asked: BatchProperties) {
+  const seconds = (ms: number) => round(ms / 1000, 3);
+  const timing = (start: number, end: number) => ({
+    Offset: ticks(start),
+    Duration: ticks(end - start),
+    OffsetInSeconds: seconds(start),
+    DurationInSeconds: seconds(end - start),
+  });
+  const segments = spokenPhrases(transcript).map(({ start, end, confidence, display, lexical: form, words }) => {
+    return {
+      RecognitionStatus: 'Success',
+      ChannelNumber: '0',
+      SpeakerId: null,
+      ...timing(start, end),
+      NBest: [
+        {
+          Confidence: round(confidence, 7),
+          Lexical: form,
+          ITN: form,
+          MaskedITN: form,
+          Display: display,
+          Sentiment: null,
+          ...(asked.wordLevelTimestampsEnabled
+            ? { Words: words.map((w) => ({ Word: lexical(w.text) || w.text.trim(), ...timing(w.start, w.end), Confidence: round(w.confidence, 7) })) }
+            : {}),
+        },
+      ],
+    };
+  });
+  const joined = (pick: (n: (typeof segments)[number]['NBest'][number]) => string) => segments.map((s) => pick(s.NBest[0]!)).join(' ');
+  return {
+    AudioFileResults: [
+      {
+        AudioFileName: 'Channel.0.wav',
+        AudioFileUrl: null,
+        AudioLengthInSeconds: seconds(transcript.durationMs),
+        CombinedResults: [
+          {
+            ChannelNumber: '0',
+            Lexical: joined((n) => n.Lexical),
+            ITN: joined((n) => n.ITN),
+            MaskedITN: joined((n) => n.MaskedITN),
+            Display: joined((n) => n.Display),
+          },
+        ],
+        SegmentResults: segments,
+      },
+    ],
+  };
+}
+
+/** The v2 result files of a finished transcription (one per recording that succeeded), for v2.1 subscribers. */
+export function v2ResultFiles(
+  entity: TranscriptionEntity,
+  asked: BatchProperties,
+  result: (jobId: string) => StoredTranscript | undefined,
+): Array<{ id: string; index: number; content: unknown }> {
+  return entity.items.flatMap((item) => {
+    const transcript = item.job.status === 'completed' ? result(item.job.id) : undefined;
+    return transcript ? [{ id: fileId(entity.id, 'TranscriptionV2', item.index), index: item.index, content: v2TranscriptionResult(transcript, asked) }] : [];
+  });
+}
+
+/**
+ * The signed result URLs of a v2.1 transcription (`results[]`: the v3 result files;
+ * `resultsUrls.channel_0`: v2's), valid as long as each result is kept. v2 had no
+ * versioned links of its own: they take v3.1's form.
+ */
+export function v21ResultUrls(
+  entity: TranscriptionEntity,
+  urls: ContentUrls,
+  origin: string,
+  result: (jobId: string) => StoredTranscript | undefined,
+  now: number,
+): { v3: string[]; v2: string[] } {
+  const form: ApiForm = { origin, version: 'v3.1' };
+  const until = (index: number) => {
+    const job = entity.items.find((i) => i.index === index)!.job;
+    return job.expiresAt ?? now + job.resultsTtlMs;
+  };
+  const url = (id: string, index: number) => urls.url(form, entity.id, id, until(index));
+  return {
+    v3: entity.items.filter(({ job }) => job.status === 'completed').map(({ index }) => url(fileId(entity.id, 'Transcription', index), index)),
+    v2: v2ResultFiles(entity, requestedProperties(entity), result).map(({ id, index }) => url(id, index)),
+  };
 }
 
 /** A `File` entity in the client's form. */

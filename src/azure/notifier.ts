@@ -5,7 +5,7 @@ import type { TargetAdapter } from '../delivery/targets.js';
 import { isFinished, type Job } from '../jobs/job.js';
 import type { JobChange, JobNotifier } from '../jobs/job-service.js';
 import type { StoredTranscript } from '../jobs/job-store.js';
-import { fileId, type ContentUrls } from './files.js';
+import { v21ResultUrls, type ContentUrls } from './files.js';
 import { batchEntity, type BatchStore, jobEntity, type TranscriptionEntity } from './transcriptions.js';
 import { hookForm, transcriptionView, v21HookView, v21TranscriptionView, webHookView } from './views.js';
 import { eventKey, type TranscriptionEventKind } from './webhook-input.js';
@@ -42,6 +42,8 @@ export interface AzureNotifierOptions {
   batches: BatchStore;
   /** A job as the current transaction sees it. */
   findJob: (id: string) => Job | undefined;
+  /** A job's stored transcript (v2.1 subscribers get v2 result files made from it). */
+  result: (id: string) => StoredTranscript | undefined;
   now?: () => number;
 }
 
@@ -134,13 +136,8 @@ export class AzureNotifier implements JobNotifier {
     const form = hookForm(hook);
     let body: object;
     if (hook.apiVersion === 'v2.1') {
-      // Valid as long as the results are kept.
-      const resultUrls = entity.items
-        .filter(({ job }) => job.status === 'completed')
-        .map(({ job, index }) =>
-          this.o.contentUrls.url(form, entity.id, fileId(entity.id, 'Transcription', index), job.expiresAt ?? this.now() + job.resultsTtlMs),
-        );
-      body = v21TranscriptionView(entity, resultUrls);
+      const { v3, v2 } = v21ResultUrls(entity, this.o.contentUrls, hook.baseUrl, this.o.result, this.now());
+      body = v21TranscriptionView(entity, v3, v2);
     } else {
       body = transcriptionView(entity, form);
     }

@@ -175,3 +175,42 @@ export function parseTranscriptionPatch(body: unknown): BatchPatch {
   }
   return patch;
 }
+
+/** v2's `"True"`/`"False"` property strings. */
+function v2Flag(value: unknown, name: string): boolean {
+  if (value === undefined || value === null) return false;
+  if (typeof value !== 'string' || !/^(true|false)$/i.test(value))
+    throw invalid('InvalidParameterValue', `Expected "True" or "False" for ${name} but received ${shown(value)}`);
+  return value.toLowerCase() === 'true';
+}
+
+/**
+ * Checks a v2.0/v2.1 creation request: `name`, `description`, `locale`, `recordingsUrl` (or
+ * v2.1's `recordingsUrls`), `models` (ignored: the device has one) and PascalCase string
+ * `properties` (`AddWordLevelTimestamps`, `PunctuationMode`, `ProfanityFilterMode`;
+ * `AddDiarization` refused, `AddSentiment` ignored). v2 had no time to live: 31 days.
+ */
+export function parseTranscriptionCreateV2(body: unknown, model: ModelAbilities): TranscriptionInput {
+  const input = requireObject(body, 'TranscriptionDefinition');
+  const props = input.properties === undefined || input.properties === null ? {} : input.properties;
+  if (!isObject(props)) throw invalid('InvalidPayload', `Expected an object for properties but received ${shown(props)}`);
+  if (v2Flag(props.AddDiarization, 'properties.AddDiarization')) throw unsupported('Diarization', 'whisper does not tell speakers apart; leave it disabled');
+  const urls = input.recordingsUrls ?? (input.recordingsUrl === undefined || input.recordingsUrl === null ? undefined : [input.recordingsUrl]);
+  const words = v2Flag(props.AddWordLevelTimestamps, 'properties.AddWordLevelTimestamps');
+  const v3 = parseTranscriptionCreate(
+    {
+      displayName: input.name,
+      description: input.description,
+      locale: input.locale,
+      contentUrls: urls,
+      properties: {
+        wordLevelTimestampsEnabled: words,
+        punctuationMode: props.PunctuationMode,
+        profanityFilterMode: props.ProfanityFilterMode,
+      },
+    },
+    'v3.1',
+    model,
+  );
+  return { ...v3, properties: { ...v3.properties, timeToLiveMs: maxTimeToLiveMs } };
+}

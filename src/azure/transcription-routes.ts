@@ -1,15 +1,15 @@
 import { AppError } from '../errors.js';
-import { json, originUrl, type Reply, type Request, type Route } from '../http/server.js';
+import { baseUrl, json, originUrl, type Reply, type Request, type Route } from '../http/server.js';
 import type { ModelAbilities } from '../dialect.js';
 import { invalid } from './errors.js';
-import { type ContentUrls, fileView, transcriptionFiles } from './files.js';
+import { type ContentUrls, fileView, transcriptionFiles, v2ResultFiles, v21ResultUrls } from './files.js';
 import { servedLocales } from './locales.js';
 import { paged, paging, readJson } from './requests.js';
-import { parseTranscriptionCreate, parseTranscriptionPatch } from './transcription-input.js';
+import { parseTranscriptionCreate, parseTranscriptionCreateV2, parseTranscriptionPatch } from './transcription-input.js';
 import type { AzureTranscriptions } from './transcription-service.js';
 import type { TranscriptionEntity } from './transcriptions.js';
 import { type ApiForm, apiForm, isDated, requireVersion } from './versions.js';
-import { requestedProperties, transcriptionView } from './views.js';
+import { requestedProperties, transcriptionView, v21TranscriptionView } from './views.js';
 import type { JobService } from '../jobs/job-service.js';
 
 export interface TranscriptionRoutesOptions {
@@ -66,6 +66,7 @@ export function transcriptionRoutes(o: TranscriptionRoutesOptions): Route[] {
       name: 'azure.transcriptions.submit',
       doc: "2024-11-15 / 2025-10-15: the same as v3.x's create",
       shown: '/transcriptions:submit?api-version=…',
+      shownUnder: '/speechtotext',
       handler: (req) => {
         const form = apiForm(req);
         requireVersion(form, 'dated', req);
@@ -169,7 +170,10 @@ export function transcriptionRoutes(o: TranscriptionRoutesOptions): Route[] {
         o.contentUrls.verify(req.params.id!, req.params.fileId!, req.query);
         // The form only shapes the content (the dated versions' fields); no api-version is needed to read it.
         const form = contentForm(req);
-        const file = files(o.transcriptions.entity(req.params.id!), form).find((f) => f.id === req.params.fileId);
+        const entity = o.transcriptions.entity(req.params.id!);
+        const file =
+          files(entity, form).find((f) => f.id === req.params.fileId) ??
+          v2ResultFiles(entity, requestedProperties(entity), (id) => o.service.result(id)).find((f) => f.id === req.params.fileId);
         if (!file) throw new AppError('ERR_NOT_FOUND', `The file '${req.params.fileId}' of transcription '${req.params.id}' was not found`);
         return { status: 200, headers: { 'Content-Type': 'application/json; charset=utf-8' }, body: JSON.stringify(file.content) };
       },
@@ -181,4 +185,58 @@ export function transcriptionRoutes(o: TranscriptionRoutesOptions): Route[] {
 function contentForm(req: Request): ApiForm {
   if (req.query.has('api-version') || req.mount.toLowerCase() !== '/speechtotext') return apiForm(req);
   return { origin: originUrl(req), version: 'v3.1' };
+}
+
+/**
+ * v2.0/v2.1 batch transcription (Microsoft's v2 batch samples): create with `recordingsUrl`
+ * (202 with `Location`), list (an array), get (v2.1's entity, `resultsUrls.channel_0` in v2's
+ * result format once done), delete. Served under the v2 mounts.
+ */
+export function v2TranscriptionRoutes(o: TranscriptionRoutesOptions): Route[] {
+  const view = (req: Request, entity: TranscriptionEntity) => {
+    const { v3, v2 } = v21ResultUrls(entity, o.contentUrls, originUrl(req), (id) => o.service.result(id), o.now());
+    return v21TranscriptionView(entity, v3, v2);
+  };
+  return [
+    {
+      method: 'post',
+      pattern: '/transcriptions',
+      name: 'azure.v2.transcriptions.create',
+      doc: 'a batch transcription of `recordingsUrl` (or `recordingsUrls`), `locale`, `name`, PascalCase `properties`: 202 with `Location`',
+      handler: async (req) => {
+        const input = parseTranscriptionCreateV2(await readJson(req, ['application/json']), o.model());
+        const entity = await o.transcriptions.create(input, 'v3.1');
+        const location = `${baseUrl(req)}/transcriptions/${entity.id}`;
+        return { status: 202, headers: { Location: location, 'Operation-Location': location } };
+      },
+    },
+    {
+      method: 'get',
+      pattern: '/transcriptions',
+      name: 'azure.v2.transcriptions.list',
+      doc: "the newest 100 transcriptions, in v2.1's shape",
+      handler: (req) =>
+        json(
+          200,
+          o.transcriptions.newest(100).map((entity) => view(req, entity)),
+        ),
+    },
+    {
+      method: 'get',
+      pattern: '/transcriptions/:id',
+      name: 'azure.v2.transcriptions.get',
+      doc: "one transcription; once done, `resultsUrls.channel_0` serves v2's result format (`AudioFileResults`)",
+      handler: (req) => json(200, view(req, o.transcriptions.entity(req.params.id!))),
+    },
+    {
+      method: 'del',
+      pattern: '/transcriptions/:id',
+      name: 'azure.v2.transcriptions.delete',
+      doc: '204',
+      handler: async (req) => {
+        await o.transcriptions.delete(req.params.id!);
+        return { status: 204 };
+      },
+    },
+  ];
 }

@@ -4,7 +4,7 @@ import { AppError } from '../errors.js';
 import { isFinished, type Job } from '../jobs/job.js';
 import { type StateDatabase, storableKey } from '../store/database.js';
 import type { AzureVersion } from './versions.js';
-import type { AzureStatus, EntityError } from './webhooks.js';
+import type { AzureStatus } from './webhooks.js';
 
 /** The transcription properties a client asked for at creation (Azure's names). */
 export interface BatchProperties {
@@ -155,4 +155,3 @@ export class BatchStore {
   }
 }
 
-export type { EntityError };

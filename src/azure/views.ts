@@ -186,15 +186,17 @@ export function transcriptionView(entity: TranscriptionEntity, form: ApiForm) {
 }
 
 /**
- * A v2.1 transcription (the payload the v2.1 seed shows): `statusMessage`, PascalCase
- * string `properties` with `Duration` as hh:mm:ss, and `results[].resultUrls` (one per
- * recording that succeeded) once done.
+ * A v2.1 transcription: `statusMessage`, PascalCase string `properties` with `Duration` as
+ * hh:mm:ss, and once done `resultsUrls.channel_0` (v2's result format, what v2 clients
+ * parse) and `results[].resultUrls` (the v3 result files), one per recording that succeeded.
  */
-export function v21TranscriptionView(entity: TranscriptionEntity, resultUrls: string[]) {
+export function v21TranscriptionView(entity: TranscriptionEntity, resultUrls: string[], v2ResultUrls: string[] = []) {
   const asked = requestedProperties(entity);
   const job = entity.items[0]?.job;
   const durationMs = entityDurationMs(entity);
   return {
+    recordingsUrl: entity.batch?.contentUrls[0] ?? '',
+    resultsUrls: v2ResultUrls.length ? { channel_0: v2ResultUrls[0] } : {},
     results: resultUrls.map((resultUrl, i) => ({ recordingsUrl: '', resultUrls: [{ fileName: `transcription_${i}`, resultUrl }] })),
     recordingsUrls: entity.batch?.contentUrls ?? [],
     models: [],

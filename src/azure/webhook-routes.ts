@@ -19,7 +19,8 @@ export interface WebhookRoutesOptions {
   wake: () => void;
 }
 
-const v21Base = '/api/speechtotext/v2.1/transcriptions/hooks';
+/** v2's hooks, under the v2 mounts (`/api/speechtotext/v2.1`). */
+const v21Base = '/transcriptions/hooks';
 
 /**
  * Azure's web hooks: the version-neutral routes (served under every version's prefix),

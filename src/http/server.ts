@@ -45,6 +45,8 @@ export interface Route {
   doc: string;
   /** The path as the README shows it, when the pattern would mislead (Azure's `{id}:action`). */
   shown?: string;
+  /** The mount the README shows it under, when not its group's first (a route only one mount has). */
+  shownUnder?: string;
 }
 
 /** The routes of one API dialect and how that dialect writes errors. */

@@ -16,7 +16,7 @@ import { until } from '../helpers/poll.js';
 import { createRetrySchedule } from '../../src/delivery/backoff.js';
 import { loopbackPolicy, memoryLogger } from '../delivery/harness.js';
 import { startReceiver } from '../helpers/receiver.js';
-import { job, registrySetup } from '../helpers/azure-fixtures.js';
+import { job, registrySetup, transcript } from '../helpers/azure-fixtures.js';
 
 const base = 'http://pi.local:8080';
 
@@ -25,7 +25,7 @@ async function setup(t: Parameters<typeof registrySetup>[0]) {
   const contentUrls = new ContentUrls();
   contentUrls.setKey(Buffer.from('key'));
   const batches = new BatchStore(s.db);
-  const notifier = new AzureNotifier({ registry: s.registry, outbox: s.outbox, contentUrls, batches, findJob: () => undefined });
+  const notifier = new AzureNotifier({ registry: s.registry, outbox: s.outbox, contentUrls, batches, findJob: () => undefined, result: () => transcript });
   /** A v3.1 hook, once its challenge passed. */
   const v31 = async (events: Record<string, boolean>, secret?: string) => {
     const hook = await s.registry.create(
@@ -96,6 +96,9 @@ t.test('v2.1 hooks get the v2.1 entity and only their events', async (t) => {
   const url = new URL(body.results[0].resultUrls[0].resultUrl);
   t.equal(url.pathname, `/speechtotext/v3.1/transcriptions/job-1/files/${fileId('job-1', 'Transcription')}/content`);
   t.doesNotThrow(() => s.contentUrls.verify('job-1', fileId('job-1', 'Transcription'), url.searchParams), 'a working signed link');
+  const v2 = new URL(body.resultsUrls.channel_0);
+  t.doesNotThrow(() => s.contentUrls.verify('job-1', v2.pathname.split('/')[6]!, v2.searchParams), "resultsUrls.channel_0: v2's result, signed too");
+  t.not(v2.pathname, url.pathname);
   t.notMatch(JSON.stringify(only), /v2s/, 'no secret in the outbox');
   t.equal(hook.apiVersion, 'v2.1');
 });

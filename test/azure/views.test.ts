@@ -3,8 +3,17 @@
 import t from 'tap';
 
 import { azureErrorBody, AzureError } from '../../src/azure/errors.js';
-import { ContentUrls, fileId, fileView, lexical, transcriptionFiles, transcriptionReport, transcriptionResult } from '../../src/azure/files.js';
-import { jobEntity } from '../../src/azure/transcriptions.js';
+import {
+  ContentUrls,
+  fileId,
+  fileView,
+  lexical,
+  transcriptionFiles,
+  transcriptionReport,
+  transcriptionResult,
+  v2TranscriptionResult,
+} from '../../src/azure/files.js';
+import { batchStatus, jobEntity } from '../../src/azure/transcriptions.js';
 import type { ApiForm } from '../../src/azure/versions.js';
 import { azureDateTime, isoDuration, jobLocale, transcriptionView, v21HookView, v21TranscriptionView, v2Duration, webHookView } from '../../src/azure/views.js';
 import type { Webhook } from '../../src/azure/webhooks.js';
@@ -253,4 +262,47 @@ t.test('errors: Azure codes with innerError where a detailed code applies', asyn
   t.match(azureErrorBody(new AppError('ERR_STORE', 'x')), { status: 500, body: { code: 'InternalServerError', innerError: { code: 'UnexpectedError' } } });
   t.same(azureErrorBody(new AppError('ERR_QUEUE_FULL', 'x')), { status: 503, body: { code: 'ServiceUnavailable', message: 'x' } });
   t.equal(azureErrorBody(new AppError('ERR_ABORTED', 'x')).status, 400);
+});
+
+t.test('the dated versions: timeToLiveHours and durationMilliseconds; no v3-only names', async (t) => {
+  const done = view(job({ status: 'completed', audioDurationMs: 11040 }), dated);
+  t.match(done.properties, { timeToLiveHours: 168, durationMilliseconds: 11040 });
+  t.notOk('timeToLive' in done.properties || 'duration' in done.properties || 'diarizationEnabled' in done.properties);
+  t.equal(done.self, `${base}/speechtotext/transcriptions/job-1?api-version=2024-11-15`);
+  t.notOk('displayFormWordLevelTimestampsEnabled' in view(job(), { origin: base, version: 'v3.0' }).properties, 'added in v3.1');
+  const result = transcriptionResult(job({ status: 'completed' }), transcript, 'src', dated, { ...asked, displayFormWordLevelTimestampsEnabled: true });
+  t.equal(result.durationMilliseconds, 11040);
+  t.same(result.recognizedPhrases[0]!.nBest[0]!.displayWords![0], {
+    displayText: 'Hello,',
+    offset: 'PT0.76S',
+    duration: 'PT0.76S',
+    offsetInTicks: 7_600_000,
+    durationInTicks: 7_600_000,
+  });
+});
+
+t.test("a batch's status comes from its jobs; v2's result format", async (t) => {
+  const states = (...statuses: Array<'waiting' | 'processing' | 'completed' | 'failed'>) => batchStatus(statuses.map((status) => job({ status })));
+  t.equal(states('waiting', 'waiting'), 'NotStarted');
+  t.equal(states('waiting', 'completed'), 'Running', 'one done, one to go');
+  t.equal(states('processing', 'waiting'), 'Running');
+  t.equal(states('completed', 'failed'), 'Succeeded', 'partly failed: Succeeded, the report says what failed');
+  t.equal(states('failed', 'failed'), 'Failed');
+
+  const v2 = v2TranscriptionResult(transcript, asked);
+  const [file] = v2.AudioFileResults;
+  t.match(file, {
+    AudioFileName: 'Channel.0.wav',
+    AudioLengthInSeconds: 11.04,
+    CombinedResults: [{ ChannelNumber: '0', Display: 'Hello, world. And so on.' }],
+  });
+  t.same(file!.SegmentResults[0]!.NBest[0]!.Words![0], {
+    Word: 'hello',
+    Offset: 7_600_000,
+    Duration: 7_600_000,
+    OffsetInSeconds: 0.76,
+    DurationInSeconds: 0.76,
+    Confidence: 0.9,
+  });
+  t.match(file!.SegmentResults[0], { RecognitionStatus: 'Success', Offset: 7_600_000, Duration: 13_200_000, OffsetInSeconds: 0.76, DurationInSeconds: 1.32 });
 });

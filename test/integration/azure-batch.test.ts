@@ -192,6 +192,58 @@ t.test('every version: its create, its links, its field names; locales per versi
   t.notOk(rest.json['@nextLink']);
 });
 
+t.test("v2.0/v2.1 as Microsoft's v2 batch sample writes it: 202 with Location, poll, resultsUrls.channel_0 in v2's format", async (t) => {
+  const content = await contentServer(t);
+  const app = await startApp(t);
+  const api = client(app);
+  const created = await api.call('POST', '/api/speechtotext/v2.0/Transcriptions/', {
+    recordingsUrl: content.url('/two.wav'),
+    models: [],
+    locale: 'en-US',
+    name: 'v2 sample',
+    description: 'from the sample',
+    properties: { PunctuationMode: 'DictatedAndAutomatic', ProfanityFilterMode: 'Masked', AddWordLevelTimestamps: 'True' },
+  });
+  t.equal(created.status, 202);
+  const location = created.headers.get('location')!;
+  t.match(location, new RegExp(`^${app.base}/api/speechtotext/v2\\.0/transcriptions/[0-9a-f-]{36}$`));
+  let entity: any;
+  await until(
+    async () => {
+      entity = (await api.call('GET', location)).json;
+      return entity.status === 'Succeeded' || entity.status === 'Failed';
+    },
+    60_000,
+    'the v2 transcription',
+  );
+  t.match(entity, {
+    name: 'v2 sample',
+    description: 'from the sample',
+    locale: 'en-US',
+    status: 'Succeeded',
+    statusMessage: 'None.',
+    recordingsUrl: content.url('/two.wav'),
+    properties: { AddWordLevelTimestamps: 'True', ProfanityFilterMode: 'Masked', Duration: '00:00:02' },
+  });
+  const v2 = (await (await fetch(entity.resultsUrls.channel_0)).json()) as any;
+  t.match(v2.AudioFileResults[0], { AudioLengthInSeconds: 2, SegmentResults: Array });
+  t.ok(
+    v2.AudioFileResults[0].SegmentResults.every((s: any) => Array.isArray(s.NBest[0].Words)),
+    'Words as asked',
+  );
+  const list = await api.call('GET', '/api/speechtotext/v2.1/transcriptions');
+  t.ok(Array.isArray(list.json) && list.json.some((e: any) => e.id === entity.id), "v2's list is an array");
+  t.equal((await api.call('DELETE', location)).status, 204);
+  t.equal((await api.call('GET', location)).status, 404);
+  const diarized = await api.call('POST', '/api/speechtotext/v2.1/transcriptions', {
+    recordingsUrl: content.url('/one.wav'),
+    locale: 'en-US',
+    name: 'x',
+    properties: { AddDiarization: 'True' },
+  });
+  t.match(diarized, { status: 400, json: { message: /Diarization/ } });
+});
+
 t.test('paths as clients write them: case, trailing slash, v3.0 actions; versions that do not exist', async (t) => {
   const content = await contentServer(t);
   const receiver = await startReceiver(t, undefined, { path: '/hook' });

@@ -361,6 +361,21 @@ t.test('a job submitted through IBM fires Creation, Processing, Completion, sign
   const v21Body = JSON.parse(v21Event!.body);
   t.match(v21Body, { id, status: 'Succeeded', statusMessage: 'None.', properties: { Duration: '00:00:01' }, invocationId: v21Event!.headers['webhook-id'] });
   t.same(JSON.parse(await (await fetch(v21Body.results[0].resultUrls[0].resultUrl)).text()), result, 'the v2.1 resultUrl serves the same result');
+  const v2 = (await (await fetch(v21Body.resultsUrls.channel_0)).json()) as any;
+  t.match(
+    v2,
+    { AudioFileResults: [{ AudioFileName: 'Channel.0.wav', AudioLengthInSeconds: 1, CombinedResults: [{ ChannelNumber: '0' }], SegmentResults: Array }] },
+    "resultsUrls.channel_0: v2's format",
+  );
+  for (const segment of v2.AudioFileResults[0].SegmentResults) {
+    t.match(segment, {
+      RecognitionStatus: 'Success',
+      Offset: Number,
+      Duration: Number,
+      OffsetInSeconds: Number,
+      NBest: [{ Lexical: String, Display: String, Words: Array }],
+    });
+  }
 
   // Deleting fires TranscriptionDeletion; deleting again is still 204 (Azure: "or did not exist").
   t.equal((await api.call('DELETE', new URL(done.self).pathname)).status, 204);
