@@ -156,6 +156,7 @@ function jobRequest(definition: FastDefinition, format: AudioFormat, contentType
     output: { timestamps: true, wordConfidence: false, profanity: definition.profanity },
     resultsTtlMs,
     synchronous: true,
+    interactive: true,
   };
 }
 

@@ -41,6 +41,10 @@ export class JobStore {
   private get waiting() {
     return this.db.db<null, IndexKey>('jobs-waiting');
   }
+  /** The interactive ones among the waiting (also in `waiting`): they run first. */
+  private get waitingInteractive() {
+    return this.db.db<null, IndexKey>('jobs-waiting-interactive');
+  }
   private get byExpiry() {
     return this.db.db<null, IndexKey>('jobs-by-expiry');
   }
@@ -89,7 +93,10 @@ export class JobStore {
 
   private index(job: Job): void {
     this.byCreated.putSync([job.created, job.id], null);
-    if (job.status === 'waiting') this.waiting.putSync([job.created, job.id], null);
+    if (job.status === 'waiting') {
+      this.waiting.putSync([job.created, job.id], null);
+      if (job.interactive) this.waitingInteractive.putSync([job.created, job.id], null);
+    }
     if (job.expiresAt !== undefined) this.byExpiry.putSync([job.expiresAt, job.id], null);
   }
 
@@ -106,6 +113,7 @@ export class JobStore {
   private unindex(job: Job): void {
     this.byCreated.removeSync([job.created, job.id]);
     this.waiting.removeSync([job.created, job.id]);
+    if (job.interactive) this.waitingInteractive.removeSync([job.created, job.id]);
     if (job.expiresAt !== undefined) this.byExpiry.removeSync([job.expiresAt, job.id]);
   }
 
@@ -129,8 +137,9 @@ export class JobStore {
     return out;
   }
 
-  /** The oldest waiting job: the next to run. */
+  /** The next job to run: the oldest interactive one (someone is waiting for it), else the oldest waiting. */
   nextWaiting(): Job | undefined {
+    for (const key of this.waitingInteractive.getKeys({ limit: 1 })) return this.jobs.get(key[1]);
     for (const key of this.waiting.getKeys({ limit: 1 })) return this.jobs.get(key[1]);
     return undefined;
   }

@@ -52,6 +52,8 @@ export interface Job {
   callback?: { url: string; events: string[] };
   /** The client's own label of the job (IBM's user_token). */
   userToken?: string;
+  /** Asked for by someone waiting (Wyoming, OpenAI, Azure fast transcription): runs before queued batch jobs. */
+  interactive?: boolean;
   /** The id of the request that created this job with others (an Azure transcription of several content URLs). */
   group?: string;
   resultsTtlMs: number;

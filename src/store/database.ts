@@ -13,6 +13,7 @@ export const databaseNames = [
   'results',
   'jobs-by-created',
   'jobs-waiting',
+  'jobs-waiting-interactive',
   'jobs-by-expiry',
   'jobs-counts',
   'ibm-callbacks',

@@ -96,6 +96,21 @@ t.test('the queue is FIFO and bounded; transitions are notified', async (t) => {
   );
 });
 
+t.test('interactive jobs run before the batch jobs that wait, oldest first among them', async (t) => {
+  const { service, store, tick } = setup(t, 10);
+  const batch = await service.submit(request, receiveAudio);
+  tick(1);
+  const first = await service.submit({ ...request, interactive: true }, receiveAudio);
+  tick(1);
+  const second = await service.submit({ ...request, interactive: true }, receiveAudio);
+  t.equal(store.nextWaiting()?.id, first.id, 'someone is waiting for it');
+  await service.start(first);
+  t.equal(store.nextWaiting()?.id, second.id);
+  await service.delete(second.id);
+  t.equal(store.nextWaiting()?.id, batch.id, 'then the batch job, which lost its place to no one else');
+  t.equal(store.waitingCount(), 1);
+});
+
 t.test('a submission whose audio fails leaves nothing behind', async (t) => {
   const { service, store, spool, changes } = setup(t);
   let path = '';
