@@ -4,6 +4,7 @@ import path from 'node:path';
 import type { Dialect, DialectContext } from '../dialect.js';
 import { projectRoot } from '../paths.js';
 import { WyomingServer } from './server.js';
+import { servedLanguages } from './session.js';
 
 /** The Wyoming dialect: the composition root's view of it, plus the port it listens on. */
 export interface WyomingDialect extends Dialect {
@@ -51,7 +52,7 @@ export function wyomingDialect(ctx: DialectContext): WyomingDialect {
               installed: true,
               description: served.multilingual ? `whisper ${model} (multilingual)` : `whisper ${model} (English only)`,
               version: null,
-              languages: [...served.languages],
+              languages: [...servedLanguages(served)],
             },
           ],
           // Segments come once the job finished (the engine reports none while it runs):

@@ -76,6 +76,9 @@ const optionalString = (data: Record<string, unknown>, key: string, event: strin
   return value.trim() || undefined;
 };
 
+/** The languages the model transcribes: whisper knows them all, an English-only model transcribes English. */
+export const servedLanguages = (served: ModelAbilities): readonly string[] => (served.multilingual ? served.languages : ['en']);
+
 /**
  * The whisper language for a Wyoming `language` (`en`, `de`, `en-US`, `pt_BR`: the
  * primary subtag is whisper's code); none: what the model can do (detect, or English).
@@ -83,7 +86,7 @@ const optionalString = (data: Record<string, unknown>, key: string, event: strin
 export function whisperLanguage(asked: string | undefined, served: ModelAbilities): string {
   if (asked === undefined) return served.multilingual ? 'auto' : 'en';
   const code = asked.split(/[-_]/)[0]!.toLowerCase();
-  if (served.languages.includes(code)) return code;
+  if (servedLanguages(served).includes(code)) return code;
   throw new WyomingProtocolError(
     served.multilingual
       ? `The language '${asked}' is not one the whisper model on this device knows`
