@@ -78,19 +78,23 @@ export function listedRoutes(): ListedRoutes[] {
 
 /** Every dialect's routes as the README's tables. */
 export function routesTable(): string {
-  return listedRoutes()
-    .map(({ title, groups }) => {
-      // Rows show the first mount; a sentence lists the others.
-      const also = groups
-        .filter((g) => (g.mounts?.length ?? 0) > 1)
-        .map((g) => {
-          const others = g.mounts!.slice(1).map((m) => `\`${m.replace(/:([A-Za-z]+)/g, '{$1}') || '/'}\``);
-          return `Every path above also answers under ${others.join(', ')}${g.mountsDoc ? ` (${g.mountsDoc})` : ''}.`;
-        });
-      const rows = groups.flatMap((g) => routeRows(g.routes, g.mounts?.[0] ?? ''));
-      return [`**${title}**`, '', '| method | path | |', '|---|---|---|', ...rows, ...[...new Set(also)].flatMap((line) => ['', line])].join('\n');
-    })
-    .join('\n\n');
+  return (
+    listedRoutes()
+      // A dialect without HTTP routes (Wyoming's own TCP port) has its own README section.
+      .filter(({ groups }) => groups.length > 0)
+      .map(({ title, groups }) => {
+        // Rows show the first mount; a sentence lists the others.
+        const also = groups
+          .filter((g) => (g.mounts?.length ?? 0) > 1)
+          .map((g) => {
+            const others = g.mounts!.slice(1).map((m) => `\`${m.replace(/:([A-Za-z]+)/g, '{$1}') || '/'}\``);
+            return `Every path above also answers under ${others.join(', ')}${g.mountsDoc ? ` (${g.mountsDoc})` : ''}.`;
+          });
+        const rows = groups.flatMap((g) => routeRows(g.routes, g.mounts?.[0] ?? ''));
+        return [`**${title}**`, '', '| method | path | |', '|---|---|---|', ...rows, ...[...new Set(also)].flatMap((line) => ['', line])].join('\n');
+      })
+      .join('\n\n')
+  );
 }
 
 export function settingsTable(): string {

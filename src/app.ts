@@ -31,9 +31,10 @@ import { opsRoutes } from './ops/routes.js';
 import { StateDatabase } from './store/database.js';
 import { inSlices } from './store/slices.js';
 import { cgroupMemoryLimit, Systemd } from './systemd.js';
+import { wyomingDialect } from './wyoming/dialect.js';
 
 /** The API dialects this service speaks; adding one adds a folder and a line here. */
-export const dialectFactories: Array<(ctx: DialectContext) => Dialect> = [ibmDialect, azureDialect];
+export const dialectFactories: Array<(ctx: DialectContext) => Dialect> = [ibmDialect, azureDialect, wyomingDialect];
 
 const sweepIntervalMs = 60_000;
 /** Records per sweep transaction: 20 expired jobs take about 2 ms of event-loop time here (x86), a few ms on a Pi. */
@@ -71,6 +72,12 @@ export class App {
   get jobs(): JobService {
     if (!this.parts) throw new Error('App.start() has not run');
     return this.parts.jobs;
+  }
+
+  /** The dialect named `name` (after start): tests reach a dialect's own listener through it. */
+  dialect(name: string): Dialect | undefined {
+    if (!this.parts) throw new Error('App.start() has not run');
+    return this.parts.dialects.find((d) => d.name === name);
   }
 
   /** The HTTP server (after start). */

@@ -28,6 +28,10 @@ export interface Config {
   allowedHosts: string[];
   /** Where callbacks and webhooks may be delivered. */
   callbackCidrs: string[];
+  /** The Wyoming server's TCP port (on `host`); 0: any free port; undefined: no Wyoming server. */
+  wyomingPort: number | undefined;
+  /** The peers the Wyoming server answers (the protocol has no authentication). */
+  wyomingCidrs: string[];
   /** At most this many IBM callback URLs, and as many Azure web hooks. */
   maxHooks: number;
   /** An Azure web hook whose every delivery failed this long turns Failed. */
@@ -148,6 +152,15 @@ const cidrList = (value: Raw): string[] => {
   return cidrs;
 };
 
+const portOrOff = (value: Raw): number | undefined => {
+  if (value === false || (typeof value === 'string' && value.trim().toLowerCase() === 'off')) return undefined;
+  try {
+    return integer(0, 65535)(value);
+  } catch {
+    throw new SettingError('must be a port from 0 to 65535, or off');
+  }
+};
+
 const hostList = (value: Raw): string[] => {
   const items = Array.isArray(value) ? value : typeof value === 'string' ? value.split(',') : null;
   if (!items) throw new SettingError('must be a comma-separated list of host names or addresses');
@@ -163,6 +176,12 @@ const hostList = (value: Raw): string[] => {
 
 /** RFC 1918 and RFC 4193 ranges: the LAN, never loopback or link-local. */
 export const defaultCallbackCidrs = ['10.0.0.0/8', '172.16.0.0/12', '192.168.0.0/16', 'fc00::/7'];
+
+/**
+ * The peers a Wyoming server answers by default: the LAN (RFC 1918, RFC 4193, link-local,
+ * where Home Assistant lives) and this device itself. The protocol has no authentication.
+ */
+export const defaultWyomingCidrs = ['10.0.0.0/8', '172.16.0.0/12', '192.168.0.0/16', 'fc00::/7', '169.254.0.0/16', 'fe80::/10', '127.0.0.0/8', '::1/128'];
 
 /** A model name (looked up in the models directory) or a path. */
 export function resolveModelPath(model: string, modelsDir: string): string {
@@ -228,6 +247,20 @@ const settings = [
     env: 'EARSHOT_CALLBACK_CIDRS',
     doc: 'allowed callback and webhook targets (checked at connect time)',
     default: () => defaultCallbackCidrs,
+    parse: cidrList,
+  },
+  {
+    key: 'wyomingPort',
+    env: 'EARSHOT_WYOMING_PORT',
+    doc: 'TCP port of the Wyoming server for Home Assistant (on `EARSHOT_HOST`), or `off`',
+    default: () => 10300,
+    parse: portOrOff,
+  },
+  {
+    key: 'wyomingCidrs',
+    env: 'EARSHOT_WYOMING_CIDRS',
+    doc: 'peers the Wyoming server answers (it has no authentication); others are disconnected',
+    default: () => defaultWyomingCidrs,
     parse: cidrList,
   },
   {

@@ -16,6 +16,7 @@ export function startService(stateDir: string, model: string, threads: number, e
       ...process.env,
       EARSHOT_HOST: '127.0.0.1',
       EARSHOT_PORT: '0',
+      EARSHOT_WYOMING_PORT: '0',
       EARSHOT_STATE_DIR: stateDir,
       EARSHOT_MODEL: model,
       EARSHOT_API_KEY: benchApiKey,

@@ -349,24 +349,6 @@ function jobFailure(job: Job): AppError {
   return new AppError(code, job.error?.message ?? 'The transcription failed');
 }
 
-/**
- * Gets rid of a fast transcription's job when nobody will read it: at once while it
- * waits; a job being processed cannot be stopped through the service, so it finishes
- * (the engine is busy with it anyway) and is deleted then. Never throws: the sweep
- * removes whatever is left when its short time to live is over.
- */
-async function discardJob(service: JobService, id: string): Promise<void> {
-  try {
-    await service.delete(id);
-  } catch (err) {
-    if (!(err instanceof AppError && err.code === 'ERR_JOB_BUSY')) return;
-    await service
-      .whenFinished(id)
-      .then(() => service.delete(id))
-      .catch(() => {});
-  }
-}
-
 /** The `transcriptions:transcribe` route (one `Route`, for the `/speechtotext` group). */
 export function fastTranscriptionRoute(o: FastTranscriptionOptions): Route {
   return {
@@ -397,12 +379,12 @@ export function fastTranscriptionRoute(o: FastTranscriptionOptions): Route {
       try {
         finished = await o.service.whenFinished(job.id, req.signal);
       } catch (err) {
-        // The client left: its answer will not be read. See discardJob for the choice.
-        void discardJob(o.service, job.id);
+        // The client left: its answer will not be read (see JobService.discard).
+        void o.service.discard(job.id);
         throw err;
       }
       const transcript = o.service.result(finished.id);
-      await discardJob(o.service, finished.id);
+      await o.service.discard(finished.id);
       if (finished.status !== 'completed' || !transcript) throw jobFailure(finished);
       return json(200, fastTranscriptionResult(transcript, form!.definition));
     },

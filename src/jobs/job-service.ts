@@ -342,6 +342,24 @@ export class JobService {
     await this.o.spool.removeFiles(id);
   }
 
+  /**
+   * Gets rid of a job whose answer nobody will read (a synchronous request whose client
+   * left, or one that was answered): at once while it waits or once finished; a job being
+   * processed cannot be stopped through the service, so it finishes (the engine is busy
+   * with it anyway) and is deleted then. Never throws: the sweep removes whatever is left
+   * when the job's time to live is over.
+   */
+  async discard(id: string): Promise<void> {
+    try {
+      await this.delete(id);
+    } catch (err) {
+      if (!(err instanceof AppError && err.code === 'ERR_JOB_BUSY')) return;
+      await this.whenFinished(id)
+        .then(() => this.delete(id))
+        .catch(() => {});
+    }
+  }
+
   /** waiting → processing; counts the attempt (crash recovery relies on it). */
   async start(job: Job): Promise<Job> {
     const next: Job = { ...job, status: 'processing', attempts: job.attempts + 1, updated: this.now() };

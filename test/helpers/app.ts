@@ -12,6 +12,8 @@ export function testServiceEnv(stateDir: string): Record<string, string> {
   return {
     EARSHOT_HOST: '127.0.0.1',
     EARSHOT_PORT: '0',
+    // Any free port: test services run side by side.
+    EARSHOT_WYOMING_PORT: '0',
     EARSHOT_STATE_DIR: stateDir,
     EARSHOT_MODEL: testModelPath(),
     EARSHOT_API_KEY: apiKey,

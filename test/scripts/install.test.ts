@@ -198,6 +198,18 @@ t.test('Pi 5: first install, then a second run upgrades in place', async (t) => 
   t.equal(mode(path.dirname(configFile)), 0o750, '/etc/earshot is 0750');
   const key = config.apiKey as string;
 
+  // Zeroconf: Home Assistant discovers _wyoming._tcp; _http._tcp names the API.
+  const avahiFile = path.join(fake.root, 'etc/avahi/services/earshot.service');
+  const avahi = readFileSync(avahiFile, 'utf8');
+  t.match(avahi, /^<\?xml version="1\.0" standalone="no"\?>\n<!DOCTYPE service-group SYSTEM "avahi-service\.dtd">\n/);
+  t.match(avahi, '<name replace-wildcards="yes">earshot on %h</name>');
+  t.match(avahi, /<service>\n {4}<type>_wyoming\._tcp<\/type>\n {4}<port>10300<\/port>\n {2}<\/service>/);
+  t.match(avahi, /<service>\n {4}<type>_http\._tcp<\/type>\n {4}<port>8080<\/port>/);
+  t.equal(mode(avahiFile), 0o644, 'avahi-daemon (its own user) reads it');
+  const xmllint = spawnSync('xmllint', ['--noout', avahiFile], { encoding: 'utf8' });
+  if (!xmllint.error) t.equal(xmllint.status, 0, `well-formed XML: ${xmllint.stderr}`);
+  t.match(first.stdout, /Wyoming: +192\.168\.1\.42:10300 /);
+
   t.match(first.stdout, 'earshot is installed and running');
   t.match(first.stdout, /URL: +http:\/\/192\.168\.1\.42:8080\n/);
   t.match(first.stdout, `API key:  ${key}\n`);
@@ -225,11 +237,15 @@ t.test('Pi 5: first install, then a second run upgrades in place', async (t) => 
   t.match(second.stdout, 'earshot is upgraded and running');
   t.match(second.stdout, `API key:  ${key}\n`);
   t.match(second.stdout, 'http://192.168.1.42:9090/v1/recognitions');
+  t.match(readFileSync(avahiFile, 'utf8'), /<type>_http\._tcp<\/type>\n {4}<port>9090<\/port>/, 'the announced port follows the settings');
 
   // A lock file change reinstalls the dependencies.
   writeFileSync(path.join(app, 'node_modules/.earshot-install-stamp'), 'stale\n');
+  writeFileSync(configFile, JSON.stringify({ ...config, port: 9090, wyomingPort: 'off' }, null, 2));
   const third = run(fake, []);
   t.equal(third.code, 0, third.stderr);
+  t.notMatch(readFileSync(avahiFile, 'utf8'), '_wyoming', 'no Wyoming server, none announced');
+  t.match(third.stdout, /Wyoming: +off\n/);
   t.ok(third.calls.includes('npm install --include=dev --no-audit --no-fund (in $ROOT/opt/earshot)'), 'npm install again');
 });
 
@@ -324,6 +340,7 @@ t.test('--uninstall keeps the data; --purge removes it', async (t) => {
   t.notOk(existsSync(path.join(fake.root, 'etc/systemd/system/earshot.service')), 'unit removed');
   t.notOk(existsSync(path.join(fake.root, 'etc/systemd/system/earshot.service.d')), 'drop-in removed');
   t.notOk(existsSync(path.join(fake.root, 'opt/earshot')), 'prefix removed');
+  t.notOk(existsSync(path.join(fake.root, 'etc/avahi/services/earshot.service')), 'no longer announced on the LAN');
   t.ok(existsSync(path.join(fake.root, 'etc/earshot/config.json')), 'settings kept');
   t.ok(existsSync(path.join(lib, 'earshot/models/ggml-tiny.en-q5_1.bin')), 'models kept');
   t.match(r.stdout, 'kept');
