@@ -69,6 +69,11 @@ export interface Job {
    * then: not a batch transcription, so not listed as one nor announced to web hooks.
    */
   synchronous?: boolean;
+  /**
+   * Asked for by someone waiting: runs before queued batch jobs (Wyoming, OpenAI, Azure
+   * fast transcription).
+   */
+  interactive?: boolean;
 }
 
 export const isFinished = (job: Job): boolean => job.status === 'completed' || job.status === 'failed';
