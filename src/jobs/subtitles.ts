@@ -157,8 +157,8 @@ export function toSrt(cues: readonly Cue[]): string {
 
 /** WebVTT: the `WEBVTT` header, then cues; `&`, `<` and `>` escaped as the format requires. */
 export function toWebVtt(cues: readonly Cue[]): string {
-  const escape = (line: string) => line.replaceAll('&', '&amp;').replaceAll('<', '&lt;').replaceAll('>', '&gt;');
-  const body = cues.map((cue) => `${timestamp(cue.start, '.')} --> ${timestamp(cue.end, '.')}\n${cue.lines.map(escape).join('\n')}\n`);
+  const escapeText = (line: string) => line.replaceAll('&', '&amp;').replaceAll('<', '&lt;').replaceAll('>', '&gt;');
+  const body = cues.map((cue) => `${timestamp(cue.start, '.')} --> ${timestamp(cue.end, '.')}\n${cue.lines.map(escapeText).join('\n')}\n`);
   return ['WEBVTT\n', ...body].join('\n');
 }
 
