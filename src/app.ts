@@ -18,6 +18,7 @@ import { keyAuthenticator } from './http/auth.js';
 import { hostCheck } from './http/host-check.js';
 import { HttpServer, type Request } from './http/server.js';
 import { ibmDialect } from './ibm/dialect.js';
+import { openAiDialect } from './openai/dialect.js';
 import { defaultIdleTimeoutMs, fetchJobAudio } from './jobs/content-fetch.js';
 import { DiskSpace } from './jobs/disk-space.js';
 import { JobService } from './jobs/job-service.js';
@@ -33,7 +34,7 @@ import { inSlices } from './store/slices.js';
 import { cgroupMemoryLimit, Systemd } from './systemd.js';
 
 /** The API dialects this service speaks; adding one adds a folder and a line here. */
-export const dialectFactories: Array<(ctx: DialectContext) => Dialect> = [ibmDialect, azureDialect];
+export const dialectFactories: Array<(ctx: DialectContext) => Dialect> = [ibmDialect, azureDialect, openAiDialect];
 
 const sweepIntervalMs = 60_000;
 /** Records per sweep transaction: 20 expired jobs take about 2 ms of event-loop time here (x86), a few ms on a Pi. */
@@ -153,7 +154,7 @@ export class App {
           onProgress,
         }),
     });
-    const dialects = dialectFactories.map((create) =>
+    const dialects: Dialect[] = dialectFactories.map((create) =>
       create({
         config,
         log,
@@ -168,6 +169,7 @@ export class App {
           if (!engine.model) throw new AppError('ERR_NOT_READY', 'The model is still loading; try again shortly');
           return engine.model;
         },
+        modelListings: () => dialects.flatMap((d) => (d.modelListing ? [d.modelListing] : [])),
       }),
     );
     for (const dialect of dialects) {

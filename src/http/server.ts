@@ -51,7 +51,10 @@ export interface Route {
 
 /** The routes of one API dialect and how that dialect writes errors. */
 export interface RouteGroup {
-  /** Requests under this prefix (after one of the mounts) that match no route get this group's 404. */
+  /**
+   * Requests under this prefix (after one of the mounts) that match no route get this
+   * group's 404; of several groups whose prefixes match, the one with the longest prefix.
+   */
   prefix: string;
   /**
    * The path prefixes the routes answer under, as uWS patterns (default `['']`: as written).
@@ -205,7 +208,10 @@ export class HttpServer {
           return part !== undefined && candidate.slice(part.length).startsWith(g.lenient ? g.prefix.toLowerCase() : g.prefix);
         });
       };
-      const group = this.options.groups.find(owns) ?? this.options.groups.at(-1)!;
+      // The most specific owner: OpenAI's `/v1/audio` inside IBM's `/v1` (the first of equals).
+      const group =
+        this.options.groups.filter(owns).reduce<RouteGroup | undefined>((best, g) => (!best || g.prefix.length > best.prefix.length ? g : best), undefined) ??
+        this.options.groups.at(-1)!;
       const method = req.getMethod();
       const second = lenient.get(group) && this.lenientMatch(lenient.get(group)!, method, path);
       if (second) return this.handle(res, req, second.route, group, second.mount, second.params);

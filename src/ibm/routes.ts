@@ -1,3 +1,4 @@
+import type { ModelListing } from '../dialect.js';
 import { SNIFF_BYTES } from '../engine/audio-sniff.js';
 import { declaresAudio, detectAudioFormat, parseAudioMediaType, type AudioFormat } from '../engine/media-type.js';
 import { AppError } from '../errors.js';
@@ -17,6 +18,8 @@ export interface IbmRoutesOptions {
   /** IBM's limits: at least 100 bytes, at most 1 GB. */
   minAudioBytes: number;
   maxAudioBytes: number;
+  /** The other dialects' views of the models, served by the same two routes. */
+  modelListings: () => ModelListing[];
 }
 
 /** IBM answers JSON only; a client that accepts nothing of it gets 406. */
@@ -160,20 +163,26 @@ export function ibmRoutes(o: IbmRoutesOptions): RouteGroup {
         method: 'get',
         pattern: '/v1/models',
         name: 'ibm.models.list',
-        doc: 'the IBM model names this device serves',
+        doc: 'the IBM model names this device serves (`models`); in the same body OpenAI\'s list of the models its routes accept (`object: "list"`, `data`)',
         handler: (req) => {
-          return json(200, { models: availableIbmModels(o.model(), baseUrl(req)) });
+          const others = o.modelListings().map((listing) => listing.listMembers());
+          return json(200, { ...Object.assign({}, ...others), models: availableIbmModels(o.model(), baseUrl(req)) });
         },
       },
       {
         method: 'get',
         pattern: '/v1/models/:model',
         name: 'ibm.models.get',
-        doc: 'one of them',
+        doc: "one of them: IBM's model by an IBM name, OpenAI's model object by a name OpenAI's routes list (`whisper-1`, the loaded model's)",
         handler: (req) => {
-          const found = availableIbmModels(o.model(), baseUrl(req)).find((x) => x.name === req.params.model);
-          if (!found) throw new AppError('ERR_NOT_FOUND', `Model ${req.params.model} not found`);
-          return json(200, found);
+          const name = req.params.model!;
+          const found = availableIbmModels(o.model(), baseUrl(req)).find((x) => x.name === name);
+          if (found) return json(200, found);
+          for (const listing of o.modelListings()) {
+            const other = listing.model(name);
+            if (other !== undefined) return json(200, other);
+          }
+          throw new AppError('ERR_NOT_FOUND', `Model ${name} not found`);
         },
       },
     ],

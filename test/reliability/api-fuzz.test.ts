@@ -34,20 +34,25 @@ const routes = sections.flatMap(({ name, groups }) =>
   groups.flatMap((group) => group.routes.map((route) => ({ dialect: name, mounts: group.mounts ?? [''], route }))),
 );
 
-/** The dialect whose error shape a path gets: the first group owning it, as the server picks (a lenient group in any case). */
+/**
+ * The dialect whose error shape a path gets, as the server picks: of the groups owning it
+ * (a lenient group in any case), the one with the longest prefix, the first of equals.
+ */
 function dialectOf(path: string): string {
+  let owner: { name: string; prefix: string } | undefined;
   for (const { name, groups } of sections) {
     for (const g of groups) {
       const candidate = g.lenient ? path.toLowerCase() : path;
       const prefix = g.lenient ? g.prefix.toLowerCase() : g.prefix;
-      for (const mount of g.mounts ?? ['']) {
+      const owns = (g.mounts ?? ['']).some((mount) => {
         const part = candidate.split('/').slice(0, mount.split('/').length).join('/');
         const mounted = mount === '' || new RegExp(`^${mount.toLowerCase().replace(/:[^/]+/g, '[^/]+')}$`).test(part);
-        if (mounted && candidate.slice(mount === '' ? 0 : part.length).startsWith(prefix)) return name;
-      }
+        return mounted && candidate.slice(mount === '' ? 0 : part.length).startsWith(prefix);
+      });
+      if (owns && (!owner || g.prefix.length > owner.prefix.length)) owner = { name, prefix: g.prefix };
     }
   }
-  return 'ops';
+  return owner?.name ?? 'ops';
 }
 
 type Body = Record<string, unknown>;
