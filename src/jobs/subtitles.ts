@@ -16,6 +16,8 @@ export type TextFormat = 'srt' | 'vtt' | 'txt';
 
 export const textFormats: readonly TextFormat[] = ['srt', 'vtt', 'txt'];
 
+export const isTextFormat = (value: unknown): value is TextFormat => (textFormats as readonly unknown[]).includes(value);
+
 /** The media type each is served with. */
 export const textFormatTypes: Record<TextFormat, string> = {
   srt: 'application/x-subrip; charset=utf-8',

@@ -71,6 +71,19 @@ const errorShapes: Record<string, (status: number, b: Body) => boolean> = {
     );
   },
   ops: (_, b) => isString(b.code) && isString(b.message) && onlyKeys(b, ['code', 'message']),
+  openai: (_, b) => {
+    const error = b.error as Body | undefined;
+    return (
+      onlyKeys(b, ['error']) &&
+      typeof error === 'object' &&
+      error !== null &&
+      isString(error.message) &&
+      isString(error.type) &&
+      (error.param === null || isString(error.param)) &&
+      (error.code === null || isString(error.code)) &&
+      onlyKeys(error, ['message', 'type', 'param', 'code'])
+    );
+  },
 };
 
 // ---- requests ----------------------------------------------------------------------------
