@@ -36,23 +36,24 @@ const routes = sections.flatMap(({ name, groups }) =>
 
 /**
  * The dialect whose error shape a path gets, as the server picks: of the groups owning it
- * (a lenient group in any case), the one with the longest prefix, the first of equals.
+ * (a lenient group in any case), the one owning the longest part of it (mount's part and
+ * prefix), the first of equals.
  */
 function dialectOf(path: string): string {
-  let owner: { name: string; prefix: string } | undefined;
+  let owner = { name: 'ops', length: -1 };
   for (const { name, groups } of sections) {
     for (const g of groups) {
       const candidate = g.lenient ? path.toLowerCase() : path;
       const prefix = g.lenient ? g.prefix.toLowerCase() : g.prefix;
-      const owns = (g.mounts ?? ['']).some((mount) => {
+      for (const mount of g.mounts ?? ['']) {
         const part = candidate.split('/').slice(0, mount.split('/').length).join('/');
         const mounted = mount === '' || new RegExp(`^${mount.toLowerCase().replace(/:[^/]+/g, '[^/]+')}$`).test(part);
-        return mounted && candidate.slice(mount === '' ? 0 : part.length).startsWith(prefix);
-      });
-      if (owns && (!owner || g.prefix.length > owner.prefix.length)) owner = { name, prefix: g.prefix };
+        const length = (mount === '' ? 0 : part.length) + prefix.length;
+        if (mounted && candidate.slice(mount === '' ? 0 : part.length).startsWith(prefix) && length > owner.length) owner = { name, length };
+      }
     }
   }
-  return owner?.name ?? 'ops';
+  return owner.name;
 }
 
 type Body = Record<string, unknown>;
