@@ -67,6 +67,7 @@ export function listedRoutes(): ListedRoutes[] {
     wakeDeliveries: unused,
     request: unused,
     model: unused,
+    modelListings: unused,
   };
   const dialects = dialectFactories.map((create) => {
     const dialect = create(ctx);

@@ -18,6 +18,7 @@ import { keyAuthenticator } from './http/auth.js';
 import { hostCheck } from './http/host-check.js';
 import { HttpServer, type Request } from './http/server.js';
 import { ibmDialect } from './ibm/dialect.js';
+import { openAiDialect } from './openai/dialect.js';
 import { defaultIdleTimeoutMs, fetchJobAudio } from './jobs/content-fetch.js';
 import { DiskSpace } from './jobs/disk-space.js';
 import { JobService } from './jobs/job-service.js';
@@ -34,7 +35,7 @@ import { cgroupMemoryLimit, Systemd } from './systemd.js';
 import { wyomingDialect } from './wyoming/dialect.js';
 
 /** The API dialects this service speaks; adding one adds a folder and a line here. */
-export const dialectFactories: Array<(ctx: DialectContext) => Dialect> = [ibmDialect, azureDialect, wyomingDialect];
+export const dialectFactories: Array<(ctx: DialectContext) => Dialect> = [ibmDialect, azureDialect, openAiDialect, wyomingDialect];
 
 const sweepIntervalMs = 60_000;
 /** Records per sweep transaction: 20 expired jobs take about 2 ms of event-loop time here (x86), a few ms on a Pi. */
@@ -160,7 +161,7 @@ export class App {
           onProgress,
         }),
     });
-    const dialects = dialectFactories.map((create) =>
+    const dialects: Dialect[] = dialectFactories.map((create) =>
       create({
         config,
         log,
@@ -175,6 +176,7 @@ export class App {
           if (!engine.model) throw new AppError('ERR_NOT_READY', 'The model is still loading; try again shortly');
           return engine.model;
         },
+        modelListings: () => dialects.flatMap((d) => (d.modelListing ? [d.modelListing] : [])),
       }),
     );
     for (const dialect of dialects) {

@@ -28,6 +28,20 @@ export interface DialectContext {
   policy: CidrPolicy;
   /** Throws ERR_NOT_READY until the model is loaded. */
   model(): ModelAbilities;
+  /** Every dialect's `modelListing` (called at request time: the dialects are built by then). */
+  modelListings(): ModelListing[];
+}
+
+/**
+ * A dialect's view of the device's models on the one `GET /v1/models` route that IBM's and
+ * OpenAI's clients share: IBM's route answers with IBM's `models` and every listing's
+ * members in the same body (each SDK ignores the others' keys).
+ */
+export interface ModelListing {
+  /** Members of the list body beside IBM's `models` (OpenAI's `object` and `data`). */
+  listMembers(): Record<string, unknown>;
+  /** The dialect's model object by that name (`GET /v1/models/{name}`), or undefined. */
+  model(name: string): unknown;
 }
 
 /** What the dialect needs once the service's secrets are known, when the service starts. */
@@ -48,6 +62,8 @@ export interface Dialect {
   /** The delivery target kinds the dialect's notifications go to. */
   targets?: TargetAdapter[];
   routes: RouteGroup[];
+  /** Its entries in the shared model list (see ModelListing). */
+  modelListing?: ModelListing;
   start?(start: DialectStart): void | Promise<void>;
   stop?(): void | Promise<void>;
 }

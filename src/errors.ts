@@ -46,6 +46,11 @@ export const errorRegistry = {
     doc: 'the job was interrupted three times by crashes; not retried again (job error)',
   },
   ERR_JOB_NOT_FOUND: { status: 404, title: 'job not found' },
+  ERR_RESULT_NOT_READY: {
+    status: 409,
+    title: 'the job has no results yet',
+    doc: 'subtitles or text asked for of a job that has not completed (it is waiting, processing, or failed)',
+  },
   ERR_JOB_BUSY: { status: 400, title: 'job is being processed', doc: 'a job being processed cannot be deleted' },
   ERR_CALLBACK_NOT_REGISTERED: {
     status: 400,

@@ -14,7 +14,7 @@ const imports = (file: string) =>
   [...read(file).matchAll(/^import .* from '(\.[^']+)';$/gm)].map((m) =>
     path.posix.normalize(path.posix.join(path.posix.dirname(file), m[1]!)).replace(/\.js$/, '.ts'),
   );
-const dialects = ['ibm', 'azure', 'wyoming'];
+const dialects = ['ibm', 'azure', 'openai', 'wyoming'];
 
 t.test('delivery/ names no dialect', async (t) => {
   for (const file of files.filter((f) => f.startsWith('delivery/'))) {

@@ -6,19 +6,15 @@
  * through `JobService.submit` like every upload, and the answer is the transcript as a
  * `TranscribeResult` once the job finished.
  */
-import { open, rm } from 'node:fs/promises';
-import type { Readable } from 'node:stream';
-
-import busboy from 'busboy';
-
 import type { ModelAbilities } from '../dialect.js';
 import { declaresAudio, parseAudioMediaType, type AudioFormat } from '../engine/media-type.js';
-import { AppError, isErrorCode } from '../errors.js';
+import { AppError } from '../errors.js';
+import { type MultipartProblem, receiveMultipart } from '../http/multipart.js';
 import { json, type Request, type Route } from '../http/server.js';
-import type { Job } from '../jobs/job.js';
 import type { JobRequest, JobService, ReceivedAudio } from '../jobs/job-service.js';
 import type { StoredTranscript } from '../jobs/job-store.js';
 import type { ProfanityMode } from '../jobs/profanity.js';
+import { transcriptOnce } from '../jobs/synchronous.js';
 import { AzureError, invalid } from './errors.js';
 import { spokenPhrases } from './files.js';
 import { localeLanguage, servesLanguage } from './locales.js';
@@ -166,150 +162,42 @@ interface ReceivedForm {
   definition: FastDefinition;
 }
 
-/** Reads a file part that is not audio (a `definition` sent with a filename) into memory, within `maxBytes`. */
-async function smallPart(stream: Readable, maxBytes: number): Promise<string | undefined> {
-  const parts: Buffer[] = [];
-  let bytes = 0;
-  for await (const chunk of stream as AsyncIterable<Buffer>) {
-    bytes += chunk.length;
-    if (bytes > maxBytes) {
-      stream.resume();
-      return undefined;
-    }
-    parts.push(chunk);
-  }
-  return Buffer.concat(parts).toString('utf8');
-}
-
-/** Streams the audio part into a new spool file (mode 0600) and fsyncs it; removes the file on any failure. */
-async function audioToFile(stream: Readable, path: string): Promise<number> {
-  const handle = await open(path, 'wx', 0o600);
-  try {
-    let bytes = 0;
-    // One write at a time: the part's stream (and through busboy, the socket) waits for the disk.
-    for await (const chunk of stream as AsyncIterable<Buffer>) {
-      await handle.write(chunk);
-      bytes += chunk.length;
-    }
-    await handle.sync();
-    return bytes;
-  } catch (err) {
-    await rm(path, { force: true });
-    throw err;
-  } finally {
-    await handle.close().catch(() => {});
-  }
+/** Azure's detailed code for each problem with the form. */
+function formProblem(kind: MultipartProblem, message: string): Error {
+  if (kind === 'not-multipart') return new AzureError('ERR_UNSUPPORTED_MEDIA_TYPE', message, 'InvalidRequestBodyFormat');
+  return invalid(kind === 'part-too-large' ? 'InvalidPayload' : 'InvalidRequestBodyFormat', message);
 }
 
 /**
- * Parses the form as it arrives: the `audio` part goes to `path`, the `definition` part
- * (a field, or a file part of at most `maxDefinitionBytes`) is checked by `parse` as soon
- * as it is complete (a bad one sent first refuses the upload before the audio is read;
- * none at all is `parse(undefined)`: the reference makes it optional). Any other part, a
- * repeated one, or a missing `audio` refuses the request; nothing of the audio is left then.
+ * Receives the form: the `audio` part to `path`, the `definition` part (a field, or a
+ * file part of at most `maxDefinitionBytes`) checked by `parse` as soon as it is complete
+ * (a bad one sent first refuses the upload before the audio is read; none at all is
+ * `parse(undefined)`: the reference makes it optional). Any other part, a repeated one,
+ * or a missing `audio` refuses the request; nothing of the audio is left then.
  */
 async function receiveForm(req: Request, path: string, maxBytes: number, parse: (text: string | undefined) => FastDefinition): Promise<ReceivedForm> {
-  const contentType = req.headers['content-type'] ?? '';
-  let parser: busboy.Busboy;
-  try {
-    if (!/^multipart\/form-data\s*(;|$)/i.test(contentType)) throw new Error('not multipart/form-data');
-    parser = busboy({ headers: { 'content-type': contentType }, limits: { fieldSize: maxDefinitionBytes, fields: 8, files: 8 } });
-  } catch (err) {
-    throw new AzureError(
-      'ERR_UNSUPPORTED_MEDIA_TYPE',
-      `Unsupported Content-Type '${contentType}': expected multipart/form-data with a boundary (${(err as Error).message})`,
-      'InvalidRequestBodyFormat',
-    );
-  }
-
-  let failure: Error | undefined;
-  let failed!: (err: Error) => void;
-  const failedPromise = new Promise<never>((_, reject) => (failed = reject));
-  failedPromise.catch(() => {});
-  const fail = (err: Error) => {
-    if (failure) return;
-    failure = err;
-    failed(err);
-  };
+  let format: AudioFormat | undefined;
   let definition: FastDefinition | undefined;
-  let definitionSeen = false;
-  let audio: { stream: Readable; contentType: string; format: AudioFormat; written: Promise<number> } | undefined;
-  const pending: Promise<unknown>[] = [];
-
-  const takeDefinition = (text: string | undefined) => {
-    if (definitionSeen) return fail(invalid('InvalidRequestBodyFormat', 'The form has more than one definition part'));
-    definitionSeen = true;
-    if (text === undefined) return fail(invalid('InvalidPayload', `The definition part exceeds the maximum of ${maxDefinitionBytes} bytes`));
-    try {
+  const form = await receiveMultipart(req, path, {
+    fileField: 'audio',
+    fields: ['definition'],
+    unknownParts: 'refuse',
+    maxBytes,
+    maxFieldBytes: maxDefinitionBytes,
+    maxParts: 8,
+    // A part type that is no audio type (a browser's guess, text/plain) leaves the decoder to find out.
+    checkFile: ({ mimeType }) => {
+      format = declaresAudio(mimeType) ? parseAudioMediaType(mimeType) : { kind: 'auto', mediaType: 'application/octet-stream' };
+    },
+    onField: (_name, text) => {
       definition = parse(text);
-    } catch (err) {
-      fail(err as Error);
-    }
+    },
+    problem: formProblem,
+  });
+  return {
+    audio: { bytes: form.file.bytes, contentType: form.file.mimeType, format: format! },
+    definition: definition ?? parse(undefined),
   };
-
-  parser.on('file', (name, stream, info) => {
-    if (failure) return void stream.resume();
-    if (name === 'definition') {
-      pending.push(smallPart(stream, maxDefinitionBytes).then(takeDefinition, fail));
-      return;
-    }
-    if (name !== 'audio') {
-      stream.resume();
-      return fail(invalid('InvalidRequestBodyFormat', `Unexpected form part '${name}': the form has the parts 'audio' and 'definition'`));
-    }
-    if (audio) {
-      stream.resume();
-      return fail(invalid('InvalidRequestBodyFormat', 'The form has more than one audio part'));
-    }
-    const partType = info.mimeType || 'application/octet-stream';
-    let format: AudioFormat;
-    try {
-      // A part type that is no audio type (a browser's guess, text/plain) leaves the decoder to find out.
-      format = declaresAudio(partType) ? parseAudioMediaType(partType) : { kind: 'auto', mediaType: 'application/octet-stream' };
-    } catch (err) {
-      stream.resume();
-      return fail(err as Error);
-    }
-    const written = audioToFile(stream, path);
-    written.catch(fail);
-    audio = { stream, contentType: partType, format, written };
-  });
-  parser.on('field', (name, value, info) => {
-    if (failure) return;
-    if (name === 'definition') return takeDefinition(info.valueTruncated ? undefined : value);
-    if (name === 'audio')
-      return fail(invalid('InvalidRequestBodyFormat', "The audio part must be a file part (with a filename), as a form's file upload sends it"));
-    fail(invalid('InvalidRequestBodyFormat', `Unexpected form part '${name}': the form has the parts 'audio' and 'definition'`));
-  });
-  for (const limit of ['partsLimit', 'filesLimit', 'fieldsLimit'] as const) {
-    parser.on(limit, () => fail(invalid('InvalidRequestBodyFormat', "The form has too many parts: it has the parts 'audio' and 'definition'")));
-  }
-  parser.on('error', (err: Error) => fail(invalid('InvalidRequestBodyFormat', `The multipart/form-data body is malformed: ${err.message}`)));
-  const parsed = new Promise<void>((resolve) => parser.on('close', resolve));
-
-  try {
-    for await (const chunk of req.body.stream(maxBytes)) {
-      if (failure) break;
-      // busboy's own backpressure: a slow disk under the audio part holds the socket.
-      if (!parser.write(chunk)) await Promise.race([new Promise((r) => parser.once('drain', r)), failedPromise]);
-    }
-    if (!failure) {
-      parser.end();
-      await Promise.race([parsed, failedPromise]);
-    }
-    await Promise.race([Promise.all(pending), failedPromise]);
-    if (!audio) throw invalid('InvalidRequestBodyFormat', "The form has no audio part: send the audio file as the part named 'audio'");
-    const bytes = await Promise.race([audio.written, failedPromise]);
-    return { audio: { bytes, contentType: audio.contentType, format: audio.format }, definition: definition ?? parse(undefined) };
-  } catch (err) {
-    fail(err as Error);
-    // The writer must have settled (and removed its file) before submit cleans up: one
-    // still opening the spool file would create it after the cleanup.
-    audio?.stream.destroy();
-    parser.destroy();
-    await audio?.written.catch(() => {});
-    throw failure;
-  }
 }
 
 /** An Azure locale for phrases: the one asked for, else the whisper language whisper found. */
@@ -343,12 +231,6 @@ export function fastTranscriptionResult(transcript: StoredTranscript, definition
   };
 }
 
-/** A failed job as the error of the request that waited for it (its own code: a corrupt file is the client's 400). */
-function jobFailure(job: Job): AppError {
-  const code = job.error && isErrorCode(job.error.code) ? job.error.code : 'ERR_INTERNAL';
-  return new AppError(code, job.error?.message ?? 'The transcription failed');
-}
-
 /** The `transcriptions:transcribe` route (one `Route`, for the `/speechtotext` group). */
 export function fastTranscriptionRoute(o: FastTranscriptionOptions): Route {
   return {
@@ -375,17 +257,7 @@ export function fastTranscriptionRoute(o: FastTranscriptionOptions): Route {
         },
         req.body.declaredLength,
       );
-      let finished: Job;
-      try {
-        finished = await o.service.whenFinished(job.id, req.signal);
-      } catch (err) {
-        // The client left: its answer will not be read (see JobService.discard).
-        void o.service.discard(job.id);
-        throw err;
-      }
-      const transcript = o.service.result(finished.id);
-      await o.service.discard(finished.id);
-      if (finished.status !== 'completed' || !transcript) throw jobFailure(finished);
+      const transcript = await transcriptOnce(o.service, job.id, req.signal);
       return json(200, fastTranscriptionResult(transcript, form!.definition));
     },
   };

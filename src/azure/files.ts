@@ -167,6 +167,8 @@ export interface TranscriptionFile {
   name: string;
   createdAt: number;
   content: unknown;
+  /** A recording's transcript (Transcription files), for its subtitles and text (`?format=` on the content URL). */
+  transcript?: StoredTranscript;
 }
 
 /**
@@ -190,6 +192,7 @@ export function transcriptionFiles(
       name: `contenturl_${item.index}.json`,
       createdAt: item.job.updated,
       content: transcriptionResult(item.job, transcript, sourceOf(entity, item, form), form, asked),
+      transcript,
     });
   }
   files.push({
@@ -263,10 +266,12 @@ export function v2ResultFiles(
   entity: TranscriptionEntity,
   asked: BatchProperties,
   result: (jobId: string) => StoredTranscript | undefined,
-): Array<{ id: string; index: number; content: unknown }> {
+): Array<{ id: string; index: number; content: unknown; transcript: StoredTranscript }> {
   return entity.items.flatMap((item) => {
     const transcript = item.job.status === 'completed' ? result(item.job.id) : undefined;
-    return transcript ? [{ id: fileId(entity.id, 'TranscriptionV2', item.index), index: item.index, content: v2TranscriptionResult(transcript, asked) }] : [];
+    return transcript
+      ? [{ id: fileId(entity.id, 'TranscriptionV2', item.index), index: item.index, content: v2TranscriptionResult(transcript, asked), transcript }]
+      : [];
   });
 }
 

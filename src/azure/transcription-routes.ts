@@ -11,6 +11,7 @@ import type { TranscriptionEntity } from './transcriptions.js';
 import { type ApiForm, apiForm, isDated, requireVersion } from './versions.js';
 import { requestedProperties, transcriptionView, v21TranscriptionView } from './views.js';
 import type { JobService } from '../jobs/job-service.js';
+import { isTextFormat, renderText } from '../jobs/subtitles.js';
 
 export interface TranscriptionRoutesOptions {
   transcriptions: AzureTranscriptions;
@@ -163,7 +164,7 @@ export function transcriptionRoutes(o: TranscriptionRoutesOptions): Route[] {
       method: 'get',
       pattern: '/transcriptions/:id/files/:fileId/content',
       name: 'azure.transcriptions.files.content',
-      doc: "the file's JSON; the signed URL is the credential (no key)",
+      doc: "the file's JSON; the signed URL is the credential (no key). earshot extension: `&format=srt`, `vtt` or `txt` on a transcription result's URL gives the recording's subtitles (SubRip, WebVTT) or plain text instead",
       // Like Azure's SAS URLs: the signature in the URL is the credential.
       auth: false,
       handler: (req) => {
@@ -175,7 +176,13 @@ export function transcriptionRoutes(o: TranscriptionRoutesOptions): Route[] {
           files(entity, form).find((f) => f.id === req.params.fileId) ??
           v2ResultFiles(entity, requestedProperties(entity), (id) => o.service.result(id)).find((f) => f.id === req.params.fileId);
         if (!file) throw new AppError('ERR_NOT_FOUND', `The file '${req.params.fileId}' of transcription '${req.params.id}' was not found`);
-        return { status: 200, headers: { 'Content-Type': 'application/json; charset=utf-8' }, body: JSON.stringify(file.content) };
+        // Not covered by the signature: it chooses a rendering of the same file, not another file.
+        const format = req.query.get('format') ?? 'json';
+        if (format === 'json') return { status: 200, headers: { 'Content-Type': 'application/json; charset=utf-8' }, body: JSON.stringify(file.content) };
+        if (!isTextFormat(format)) throw invalid('InvalidParameterValue', `Expected json, srt, vtt or txt for format but received ${JSON.stringify(format)}`);
+        if (!file.transcript) throw invalid('InvalidParameterValue', `format=${format} is for a transcription result: the file '${file.id}' has no transcript`);
+        const text = renderText(file.transcript, format);
+        return { status: 200, headers: { 'Content-Type': text.contentType }, body: text.body };
       },
     },
   ];

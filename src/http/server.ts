@@ -51,7 +51,11 @@ export interface Route {
 
 /** The routes of one API dialect and how that dialect writes errors. */
 export interface RouteGroup {
-  /** Requests under this prefix (after one of the mounts) that match no route get this group's 404. */
+  /**
+   * Requests under this prefix (after one of the mounts) that match no route get this
+   * group's 404; of several groups that own a path, the one that owns the longest part of
+   * it (its mount's part and its prefix).
+   */
   prefix: string;
   /**
    * The path prefixes the routes answer under, as uWS patterns (default `['']`: as written).
@@ -197,15 +201,27 @@ export class HttpServer {
     app.any('/*', (res, req) => {
       const path = req.getUrl();
       const lower = path.toLowerCase();
-      const owns = (g: RouteGroup) => {
+      /** How much of the path the group owns (its mount's part and its prefix), or -1. */
+      const owned = (g: RouteGroup): number => {
         // A lenient group owns its prefix in any case.
         const candidate = g.lenient ? lower : path;
-        return mountsOf(g).some((m) => {
-          const part = m ? mountedPart(candidate, m.toLowerCase()) : '';
-          return part !== undefined && candidate.slice(part.length).startsWith(g.lenient ? g.prefix.toLowerCase() : g.prefix);
-        });
+        const prefix = g.lenient ? g.prefix.toLowerCase() : g.prefix;
+        return Math.max(
+          -1,
+          ...mountsOf(g).map((m) => {
+            const part = m ? mountedPart(candidate, m.toLowerCase()) : '';
+            return part !== undefined && candidate.slice(part.length).startsWith(prefix) ? part.length + prefix.length : -1;
+          }),
+        );
       };
-      const group = this.options.groups.find(owns) ?? this.options.groups.at(-1)!;
+      // The most specific owner (OpenAI's `/v1/audio` inside IBM's `/v1`, Azure's versions
+      // inside the service's `/`); the first of equals.
+      let group = this.options.groups.at(-1)!;
+      let longest = -1;
+      for (const g of this.options.groups) {
+        const length = owned(g);
+        if (length > longest) [group, longest] = [g, length];
+      }
       const method = req.getMethod();
       const second = lenient.get(group) && this.lenientMatch(lenient.get(group)!, method, path);
       if (second) return this.handle(res, req, second.route, group, second.mount, second.params);

@@ -27,7 +27,14 @@ export function ibmDialect(ctx: DialectContext): Dialect {
       if (upgraded) ctx.log.info('callback registrations re-keyed by their normalized URL', { count: upgraded });
     },
     routes: [
-      ibmRoutes({ service: ctx.jobs, registry, model: ctx.model, minAudioBytes: 100, maxAudioBytes: ctx.config.maxUploadBytes }),
+      ibmRoutes({
+        service: ctx.jobs,
+        registry,
+        model: ctx.model,
+        minAudioBytes: 100,
+        maxAudioBytes: ctx.config.maxUploadBytes,
+        modelListings: ctx.modelListings,
+      }),
       ibmDeliveryRoutes({ outbox: ctx.outbox, registry, wake: ctx.wakeDeliveries }),
     ].map((group) => ({ ...group, mounts: ['', instanceMount], mountsDoc: 'as in a service URL copied from the cloud' })),
   };

@@ -1,8 +1,10 @@
+import type { ModelListing } from '../dialect.js';
 import { SNIFF_BYTES } from '../engine/audio-sniff.js';
 import { declaresAudio, detectAudioFormat, parseAudioMediaType, type AudioFormat } from '../engine/media-type.js';
-import { AppError } from '../errors.js';
+import { AppError, invalidArgument } from '../errors.js';
 import { baseUrl, json, requiredParam, type Request, type RouteGroup } from '../http/server.js';
 import type { JobService, ReceivedAudio } from '../jobs/job-service.js';
+import { isTextFormat, renderText, type TextFormat } from '../jobs/subtitles.js';
 import type { CallbackRegistry } from './callbacks.js';
 import { ibmError } from './errors.js';
 import { availableIbmModels, type ServedLanguages } from './models.js';
@@ -17,6 +19,8 @@ export interface IbmRoutesOptions {
   /** IBM's limits: at least 100 bytes, at most 1 GB. */
   minAudioBytes: number;
   maxAudioBytes: number;
+  /** The other dialects' views of the models, served by the same two routes. */
+  modelListings: () => ModelListing[];
 }
 
 /** IBM answers JSON only; a client that accepts nothing of it gets 406. */
@@ -27,6 +31,39 @@ function checkAccept(req: Request): void {
   if (!ok) {
     throw new AppError('ERR_NOT_ACCEPTABLE', `Unsupported Accept header '${accept}': only application/json is supported.`);
   }
+}
+
+/** The media types a recognition's results can be asked for by, besides JSON (an earshot extension). */
+const textFormatsByType: Record<string, TextFormat> = {
+  'text/vtt': 'vtt',
+  'application/x-subrip': 'srt',
+  'text/srt': 'srt',
+  'text/plain': 'txt',
+};
+
+/**
+ * How `GET /v1/recognitions/{id}` answers: `format=json|srt|vtt|txt` if given, else the
+ * first type in Accept that earshot has (JSON for `application/json`, `*` types or no
+ * Accept: what IBM's SDKs get is unchanged); 406 when Accept names none.
+ */
+function recognitionFormat(req: Request): TextFormat | 'json' {
+  const asked = req.query.get('format');
+  if (asked !== null) {
+    if (asked === 'json' || isTextFormat(asked)) return asked;
+    throw invalidArgument('format', 'json, srt, vtt or txt', asked);
+  }
+  const accept = req.headers.accept;
+  if (!accept) return 'json';
+  for (const part of accept.split(',')) {
+    const type = part.split(';')[0]!.trim().toLowerCase();
+    if (type === 'application/json' || type === 'application/*' || type === '*/*') return 'json';
+    const format = textFormatsByType[type];
+    if (format) return format;
+  }
+  throw new AppError(
+    'ERR_NOT_ACCEPTABLE',
+    `Unsupported Accept header '${accept}': results are application/json, or text/vtt, application/x-subrip or text/plain (earshot)`,
+  );
 }
 
 /**
@@ -115,11 +152,17 @@ export function ibmRoutes(o: IbmRoutesOptions): RouteGroup {
         method: 'get',
         pattern: '/v1/recognitions/:id',
         name: 'ibm.recognitions.get',
-        doc: 'status; `results` once completed; `progress` while processing; `processing_times`',
+        doc: "status; `results` once completed; `progress` while processing; `processing_times`. earshot extension: a completed job's subtitles or text with `Accept: text/vtt`, `application/x-subrip` or `text/plain`, or `?format=vtt|srt|txt` (409 before it completed)",
         handler: (req) => {
-          checkAccept(req);
+          const format = recognitionFormat(req);
           const job = o.service.get(req.params.id!);
-          return json(200, jobDetail(job, o.service.result(job.id), o.service.progressOf(job.id)));
+          const result = o.service.result(job.id);
+          if (format === 'json') return json(200, jobDetail(job, result, o.service.progressOf(job.id)));
+          if (job.status !== 'completed' || !result) {
+            throw new AppError('ERR_RESULT_NOT_READY', `The job '${job.id}' is ${job.status}: its ${format} can be downloaded once it completed`);
+          }
+          const text = renderText(result, format);
+          return { status: 200, headers: { 'Content-Type': text.contentType }, body: text.body };
         },
       },
       {
@@ -160,20 +203,26 @@ export function ibmRoutes(o: IbmRoutesOptions): RouteGroup {
         method: 'get',
         pattern: '/v1/models',
         name: 'ibm.models.list',
-        doc: 'the IBM model names this device serves',
+        doc: 'the IBM model names this device serves (`models`); in the same body OpenAI\'s list of the models its routes accept (`object: "list"`, `data`)',
         handler: (req) => {
-          return json(200, { models: availableIbmModels(o.model(), baseUrl(req)) });
+          const others = o.modelListings().map((listing) => listing.listMembers());
+          return json(200, { ...Object.assign({}, ...others), models: availableIbmModels(o.model(), baseUrl(req)) });
         },
       },
       {
         method: 'get',
         pattern: '/v1/models/:model',
         name: 'ibm.models.get',
-        doc: 'one of them',
+        doc: "one of them: IBM's model by an IBM name, OpenAI's model object by a name OpenAI's routes list (`whisper-1`, the loaded model's)",
         handler: (req) => {
-          const found = availableIbmModels(o.model(), baseUrl(req)).find((x) => x.name === req.params.model);
-          if (!found) throw new AppError('ERR_NOT_FOUND', `Model ${req.params.model} not found`);
-          return json(200, found);
+          const name = req.params.model!;
+          const found = availableIbmModels(o.model(), baseUrl(req)).find((x) => x.name === name);
+          if (found) return json(200, found);
+          for (const listing of o.modelListings()) {
+            const other = listing.model(name);
+            if (other !== undefined) return json(200, other);
+          }
+          throw new AppError('ERR_NOT_FOUND', `Model ${name} not found`);
         },
       },
     ],

@@ -67,7 +67,7 @@ export interface Job {
   error?: JobError;
   warnings: string[];
   /**
-   * Answered on the request that submitted it (Azure's fast transcription) and deleted
+   * Answered on the request that submitted it (Azure's fast transcription, OpenAI, Wyoming) and deleted
    * then: not a batch transcription, so not listed as one nor announced to web hooks.
    */
   synchronous?: boolean;

@@ -11,10 +11,11 @@ import type { Socket } from 'node:net';
 
 import type { ModelAbilities } from '../dialect.js';
 import { RAW_RATE_RANGE } from '../engine/media-type.js';
-import { AppError, isErrorCode } from '../errors.js';
+import { AppError } from '../errors.js';
 import type { Job } from '../jobs/job.js';
 import type { JobRequest, JobService } from '../jobs/job-service.js';
 import type { StoredTranscript } from '../jobs/job-store.js';
+import { transcriptOnce } from '../jobs/synchronous.js';
 import type { Logger } from '../log.js';
 import { EventParser, encodeEvent, type FrameLimits, type WyomingEvent, WyomingProtocolError } from './events.js';
 
@@ -114,12 +115,6 @@ const sameFormat = (a: AudioFormat, b: AudioFormat) => a.rate === b.rate && a.wi
 function errorEvent(err: unknown): { text: string; code: string } {
   if (err instanceof WyomingProtocolError || err instanceof AppError) return { text: err.message, code: err.code };
   return { text: 'Internal error', code: 'ERR_INTERNAL' };
-}
-
-/** A failed job as the error it answers with (its own code: a corrupt stream is the client's). */
-function jobFailure(job: Job): AppError {
-  const code = job.error && isErrorCode(job.error.code) ? job.error.code : 'ERR_INTERNAL';
-  return new AppError(code, job.error?.message ?? 'The transcription failed');
 }
 
 /**
@@ -319,17 +314,7 @@ export class WyomingSession {
     const job = await intake.submitted;
     this.intake = undefined;
     this.request = undefined;
-    let finished: Job;
-    try {
-      finished = await this.o.jobs.whenFinished(job.id, this.aborts.signal);
-    } catch (err) {
-      // The client left: nobody reads the answer.
-      void this.o.jobs.discard(job.id);
-      throw err;
-    }
-    const transcript = this.o.jobs.result(finished.id);
-    await this.o.jobs.discard(finished.id);
-    if (finished.status !== 'completed' || !transcript) throw jobFailure(finished);
+    const transcript = await transcriptOnce(this.o.jobs, job.id, this.aborts.signal);
     this.answer(transcript, request.stream);
   }
 

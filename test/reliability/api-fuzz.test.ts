@@ -34,8 +34,13 @@ const routes = sections.flatMap(({ name, groups }) =>
   groups.flatMap((group) => group.routes.map((route) => ({ dialect: name, mounts: group.mounts ?? [''], route }))),
 );
 
-/** The dialect whose error shape a path gets: the first group owning it, as the server picks (a lenient group in any case). */
+/**
+ * The dialect whose error shape a path gets, as the server picks: of the groups owning it
+ * (a lenient group in any case), the one owning the longest part of it (mount's part and
+ * prefix), the first of equals.
+ */
 function dialectOf(path: string): string {
+  let owner = { name: 'ops', length: -1 };
   for (const { name, groups } of sections) {
     for (const g of groups) {
       const candidate = g.lenient ? path.toLowerCase() : path;
@@ -43,11 +48,12 @@ function dialectOf(path: string): string {
       for (const mount of g.mounts ?? ['']) {
         const part = candidate.split('/').slice(0, mount.split('/').length).join('/');
         const mounted = mount === '' || new RegExp(`^${mount.toLowerCase().replace(/:[^/]+/g, '[^/]+')}$`).test(part);
-        if (mounted && candidate.slice(mount === '' ? 0 : part.length).startsWith(prefix)) return name;
+        const length = (mount === '' ? 0 : part.length) + prefix.length;
+        if (mounted && candidate.slice(mount === '' ? 0 : part.length).startsWith(prefix) && length > owner.length) owner = { name, length };
       }
     }
   }
-  return 'ops';
+  return owner.name;
 }
 
 type Body = Record<string, unknown>;
@@ -66,6 +72,19 @@ const errorShapes: Record<string, (status: number, b: Body) => boolean> = {
     );
   },
   ops: (_, b) => isString(b.code) && isString(b.message) && onlyKeys(b, ['code', 'message']),
+  openai: (_, b) => {
+    const error = b.error as Body | undefined;
+    return (
+      onlyKeys(b, ['error']) &&
+      typeof error === 'object' &&
+      error !== null &&
+      isString(error.message) &&
+      isString(error.type) &&
+      (error.param === null || isString(error.param)) &&
+      (error.code === null || isString(error.code)) &&
+      onlyKeys(error, ['message', 'type', 'param', 'code'])
+    );
+  },
 };
 
 // ---- requests ----------------------------------------------------------------------------

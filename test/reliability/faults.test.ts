@@ -233,6 +233,7 @@ t.test('a receiver down for 10 minutes: every delivery arrives once it is back',
       wakeDeliveries: unused,
       request: (input) => sendRequest({ ...input, policy }),
       model: unused,
+      modelListings: unused,
     });
     for (const target of dialect.targets ?? []) targets.add(target);
     await dialect.start?.({ apiKey });
