@@ -445,13 +445,33 @@ t.test('a failed model download stops the install with a hint', async (t) => {
   );
 });
 
+/** A copy of the checkout's files (what a tarball of it holds) at `tree`. */
+function copyCheckout(tree: string): void {
+  const files = execFileSync('git', ['-C', projectRoot, 'ls-files', '-z', '--cached', '--others', '--exclude-standard'], { encoding: 'utf8' })
+    .split('\0')
+    .filter((f) => f && existsSync(path.join(projectRoot, f)) && !lstatSync(path.join(projectRoot, f)).isSymbolicLink());
+  for (const f of files) cpSync(path.join(projectRoot, f), path.join(tree, f));
+}
+
+t.test('from a git worktree whose node_modules is a symlink: the link is not copied, its target not touched', async (t) => {
+  const fake = makeFake(t, 'Raspberry Pi 5 Model B Rev 1.0');
+  const tree = path.join(path.dirname(fake.root), 'earshot-worktree');
+  copyCheckout(tree);
+  execFileSync('git', ['init', '-q', tree]);
+  const shared = path.join(path.dirname(fake.root), 'shared-node_modules');
+  mkdirSync(path.join(shared, 'typescript'), { recursive: true });
+  symlinkSync(shared, path.join(tree, 'node_modules'));
+  const r = run(fake, [], {}, { script: path.join(tree, 'scripts/install') });
+  t.equal(r.code, 0, r.stderr);
+  const app = path.join(fake.root, 'opt/earshot');
+  t.notOk(lstatSync(path.join(app, 'node_modules')).isSymbolicLink(), 'the app has its own node_modules');
+  t.same(readdirSync(shared), ['typescript'], 'the shared node_modules is untouched');
+});
+
 t.test('from a tarball (no git): copies the tree without builds, dependencies or models', async (t) => {
   const fake = makeFake(t, 'Raspberry Pi 5 Model B Rev 1.0');
   const tree = path.join(path.dirname(fake.root), 'earshot-src');
-  const files = execFileSync('git', ['-C', projectRoot, 'ls-files', '-z', '--cached', '--others', '--exclude-standard'], { encoding: 'utf8' })
-    .split('\0')
-    .filter((f) => f && existsSync(path.join(projectRoot, f)));
-  for (const f of files) cpSync(path.join(projectRoot, f), path.join(tree, f));
+  copyCheckout(tree);
   for (const junk of ['node_modules/x/index.js', 'dist/src/main.js', 'models/ggml-x.bin', 'native/build/Release/earshot.node', 'var/api-key']) {
     mkdirSync(path.dirname(path.join(tree, junk)), { recursive: true });
     writeFileSync(path.join(tree, junk), 'junk');
