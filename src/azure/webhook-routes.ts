@@ -1,6 +1,6 @@
 import { deliveryListState, type DeliveryRecord, type Outbox } from '../delivery/outbox.js';
 import { AppError } from '../errors.js';
-import { baseUrl, json, type Reply, type Request, type Route } from '../http/server.js';
+import { baseUrl, json, originUrl, type Reply, type Request, type Route } from '../http/server.js';
 import { invalid } from './errors.js';
 import type { AzureNotifier } from './notifier.js';
 import { accepted, paged, readJson, splitAction, unknownAction } from './requests.js';
@@ -185,7 +185,8 @@ export function webhookRoutes(o: WebhookRoutesOptions): { versioned: Route[]; v2
       name: 'azure.v21.hooks.create',
       doc: 'a v2.1 hook (`configuration.url`, `configuration.secret`, `events`, `active`)',
       handler: async (req) => {
-        const hook = await o.registry.create(parseCreateV21(await readJson(req, ['application/json'])), baseUrl(req));
+        // The hook keeps the origin: its deliveries link to v3.1's files (v2 had no versioned links of its own).
+        const hook = await o.registry.create(parseCreateV21(await readJson(req, ['application/json'])), originUrl(req));
         return json(201, v21HookView(hook), { Location: `${baseUrl(req)}${v21Base}/${hook.id}` });
       },
     },
@@ -210,7 +211,7 @@ export function webhookRoutes(o: WebhookRoutesOptions): { versioned: Route[]; v2
       doc: 'update a hook: any of `name`, `description`, `events` (the whole list), `configuration.url`, `configuration.secret`, `active`, `properties`; re-enables a Failed one',
       handler: async (req) => {
         const patch = parsePatchV21(await readJson(req, ['application/json', 'application/merge-patch+json']));
-        return json(200, v21HookView(await o.registry.update(req.params.id!, patch, baseUrl(req))));
+        return json(200, v21HookView(await o.registry.update(req.params.id!, patch, originUrl(req))));
       },
     },
     {

@@ -33,7 +33,7 @@ export interface Webhook extends WebhookInput {
   error?: EntityError;
   createdAt: number;
   lastActionAt: number;
-  /** The service's base URL as the hook's creator reached it: the links in delivered bodies use it. */
+  /** The service's origin as the hook's creator reached it (`http://pi.local:8080`): the links in delivered bodies use it. */
   baseUrl: string;
   /** The time of the first failed attempt since the last delivery that succeeded (none: not failing). */
   failingSince?: number;
