@@ -242,7 +242,9 @@ void TranscribeWorker::Run(const ExecutionProgress& progress) {
   // would depend on its predecessor rather than on its own audio.
   params.no_context = true;
   for (int64_t pos = 0; pos < total;) {
-    if (aborted_->load()) return Fail(kErrAborted, "transcription aborted");
+    // Also a pause point: whisper's mel spectrogram of a whole window, at the start of
+    // whisper_full, has no callback, so a new window waits while an interactive one runs.
+    if (interruption.Aborted()) return Fail(kErrAborted, "transcription aborted");
     const int64_t n = std::min(window_samples, total - pos);
     const bool last_window = pos + n >= total;
     const float* samples;
