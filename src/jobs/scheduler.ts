@@ -126,9 +126,15 @@ export class Scheduler {
     });
   }
 
-  /** Until wake() or stop(). */
+  /** Until wake() or stop(); no timer, so an idle scheduler keeps nothing alive. */
   private idle(): Promise<void> {
-    return this.sleep(2 ** 31 - 1);
+    let done = () => {};
+    return new Promise<void>((resolve) => {
+      done = resolve;
+      this.sleepers.add(done);
+    }).finally(() => {
+      this.sleepers.delete(done);
+    });
   }
 
   /**
