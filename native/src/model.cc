@@ -87,9 +87,47 @@ Napi::Function Model::Define(Napi::Env env) {
 
 Model::Model(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Model>(info) {}
 
+void BatchPause::BeginInteractive() {
+  std::lock_guard<std::mutex> lock(mutex_);
+  interactive_ = true;
+}
+
+void BatchPause::EndInteractive() {
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    interactive_ = false;
+  }
+  changed_.notify_all();
+}
+
+double BatchPause::WaitWhileInteractive(const std::atomic<bool>& aborted) {
+  std::unique_lock<std::mutex> lock(mutex_);
+  if (!interactive_ || aborted.load()) return 0;
+  const auto started = std::chrono::steady_clock::now();
+  changed_.wait(lock, [&] { return !interactive_ || aborted.load(); });
+  return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - started).count();
+}
+
+void BatchPause::Wake() {
+  // Taking the lock orders this after a waiter's check of the flag: no lost wake-up.
+  { std::lock_guard<std::mutex> lock(mutex_); }
+  changed_.notify_all();
+}
+
 Model::~Model() {
   // Workers hold a reference to this object while they run, so it is idle here.
-  if (ctx_ != nullptr) whisper_free(ctx_);
+  FreeContext();
+}
+
+void Model::FreeContext() {
+  if (interactive_state_ != nullptr) {
+    whisper_free_state(interactive_state_);
+    interactive_state_ = nullptr;
+  }
+  if (ctx_ != nullptr) {
+    whisper_free(ctx_);
+    ctx_ = nullptr;
+  }
 }
 
 void Model::Adopt(whisper_context* ctx, const ModelSummary& summary, const std::string& path, double load_ms,
@@ -123,11 +161,10 @@ Napi::Value Model::Load(const Napi::CallbackInfo& info) {
 Napi::Value Model::Transcribe(const Napi::CallbackInfo& info) { return TranscribeWorker::Start(this, info); }
 
 Napi::Value Model::Free(const Napi::CallbackInfo& info) {
-  if (busy_.load()) throw MakeError(info.Env(), kErrModelBusy, "cannot free a model while it is loading or transcribing");
-  if (ctx_ != nullptr) {
-    whisper_free(ctx_);
-    ctx_ = nullptr;
+  if (busy_.load() || interactive_busy_.load()) {
+    throw MakeError(info.Env(), kErrModelBusy, "cannot free a model while it is loading or transcribing");
   }
+  FreeContext();
   return info.Env().Undefined();
 }
 

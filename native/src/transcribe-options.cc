@@ -81,6 +81,7 @@ TranscribeOptions ReadOptions(const Napi::Object& o) {
   r.vad_min_silence_ms = Get(o, "vadMinSilenceMs", d.vad_min_silence_ms);
   r.vad_speech_pad_ms = Get(o, "vadSpeechPadMs", d.vad_speech_pad_ms);
   r.window_seconds = Get(o, "windowSeconds", d.window_seconds);
+  r.interactive = Get(o, "interactive", d.interactive);
   if (r.threads < 1 || r.window_seconds < 30 || r.nice < 0 || r.nice > 19) {
     throw Napi::RangeError::New(o.Env(), "threads must be >= 1, nice 0..19 and windowSeconds >= 30");
   }

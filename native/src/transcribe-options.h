@@ -44,6 +44,8 @@ struct TranscribeOptions {
   int vad_min_silence_ms = 100;
   int vad_speech_pad_ms = 30;
   double window_seconds = 300;
+  // The interactive lane: a second whisper state, the batch transcription paused meanwhile.
+  bool interactive = false;
 };
 
 // Either PCM handed over from JavaScript or a window of a spool file of float32 samples.

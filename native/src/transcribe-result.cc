@@ -78,24 +78,29 @@ LoggedTimings ParseTimingLines(const std::vector<LogLine>& lines) {
 
 }  // namespace
 
-void AppendSegments(whisper_context* ctx, int count, const WindowSpan& span, const SegmentDetail& detail,
-                    std::vector<SegmentResult>* out) {
+void AppendSegments(whisper_context* ctx, whisper_state* state, int count, const WindowSpan& span,
+                    const SegmentDetail& detail, std::vector<SegmentResult>* out) {
   const whisper_token eot = whisper_token_eot(ctx);
   auto to_ms = [&](int64_t centiseconds) { return std::min(span.offset_ms + centiseconds * 10, span.end_ms); };
   for (int i = 0; i < count; i++) {
     SegmentResult seg;
-    seg.start_ms = to_ms(whisper_full_get_segment_t0(ctx, i));
-    seg.end_ms = to_ms(whisper_full_get_segment_t1(ctx, i));
-    seg.text = whisper_full_get_segment_text(ctx, i);
-    seg.no_speech_prob = whisper_full_get_segment_no_speech_prob(ctx, i);
-    seg.speaker_turn_next = whisper_full_get_segment_speaker_turn_next(ctx, i);
-    const int n_tokens = whisper_full_n_tokens(ctx, i);
+    // whisper.cpp offers no getter of the context's own state: each read has both forms.
+    seg.start_ms = to_ms(state ? whisper_full_get_segment_t0_from_state(state, i) : whisper_full_get_segment_t0(ctx, i));
+    seg.end_ms = to_ms(state ? whisper_full_get_segment_t1_from_state(state, i) : whisper_full_get_segment_t1(ctx, i));
+    seg.text = state ? whisper_full_get_segment_text_from_state(state, i) : whisper_full_get_segment_text(ctx, i);
+    seg.no_speech_prob = state ? whisper_full_get_segment_no_speech_prob_from_state(state, i)
+                               : whisper_full_get_segment_no_speech_prob(ctx, i);
+    seg.speaker_turn_next = state ? whisper_full_get_segment_speaker_turn_next_from_state(state, i)
+                                  : whisper_full_get_segment_speaker_turn_next(ctx, i);
+    const int n_tokens = state ? whisper_full_n_tokens_from_state(state, i) : whisper_full_n_tokens(ctx, i);
     for (int k = 0; k < n_tokens; k++) {
-      const whisper_token_data data = whisper_full_get_token_data(ctx, i, k);
+      const whisper_token_data data =
+          state ? whisper_full_get_token_data_from_state(state, i, k) : whisper_full_get_token_data(ctx, i, k);
       if (data.id >= eot) continue;  // special and timestamp tokens
       const bool timed = detail.token_timestamps && data.t0 >= 0 && data.t1 >= 0;
-      seg.tokens.push_back({data.id, whisper_full_get_token_text(ctx, i, k), data.p, data.plog,
-                            timed ? to_ms(data.t0) : -1, timed ? to_ms(data.t1) : -1});
+      const char* text =
+          state ? whisper_full_get_token_text_from_state(ctx, state, i, k) : whisper_full_get_token_text(ctx, i, k);
+      seg.tokens.push_back({data.id, text, data.p, data.plog, timed ? to_ms(data.t0) : -1, timed ? to_ms(data.t1) : -1});
     }
     if (detail.vad && !seg.tokens.empty() && seg.tokens.front().start_ms >= 0) {
       // whisper maps segment times back to the original audio after VAD removed

@@ -11,6 +11,7 @@
 #include <vector>
 
 struct whisper_context;
+struct whisper_state;
 
 namespace earshot {
 
@@ -69,7 +70,8 @@ struct SegmentDetail {
 
 // Appends whisper's first `count` segments of the window to `out`, with times on the
 // whole audio's timeline (never past the window's end) and without special tokens.
-void AppendSegments(whisper_context* ctx, int count, const WindowSpan& span, const SegmentDetail& detail,
+// `state` is the whisper state that ran, or null for the context's own.
+void AppendSegments(whisper_context* ctx, whisper_state* state, int count, const WindowSpan& span, const SegmentDetail& detail,
                     std::vector<SegmentResult>* out);
 
 // whisper's timings since whisper_reset_timings; total_ms is left to the caller.

@@ -14,6 +14,7 @@
 #include <thread>
 #include <vector>
 
+#include "log-bridge.h"
 #include "whisper.h"
 
 namespace earshot {
@@ -23,6 +24,12 @@ constexpr int kSampleRate = WHISPER_SAMPLE_RATE;
 constexpr int64_t kSamplesPerCentisecond = kSampleRate / 100;
 // whisper_full ignores input shorter than 100 ms; short tails are padded with silence.
 constexpr int64_t kMinWindowSamples = kSampleRate;
+// How much lower than the interactive lane the batch lane runs. whisper.cpp 1.9.1 asks the
+// abort callback only between graph runs (one encoder run of a 30 s chunk, one decoder
+// step), so the batch lane finishes the run it is in before it pauses; at 5 nice levels
+// below, it takes about a quarter of the CPU from an interactive transcription meanwhile
+// instead of half. Alone on the CPU it runs as fast as before.
+constexpr int kBatchLaneExtraNice = 5;
 
 // Lowers the priority of the calling thread; threads it starts (ggml's) inherit it, so
 // inference yields the CPU to the event loop whenever both want it.
@@ -60,6 +67,7 @@ TranscribeWorker::TranscribeWorker(Napi::Env env, Model* model, Napi::Object mod
                                    TranscribeOptions options, Napi::Function on_progress)
     : Napi::AsyncProgressQueueWorker<Progress>(env, "earshot:transcribe"),
       model_(model),
+      lane_(options.interactive ? Lane::kInteractive : Lane::kBatch),
       model_ref_(Napi::Persistent(model_object)),
       deferred_(Napi::Promise::Deferred::New(env)),
       aborted_(std::make_shared<std::atomic<bool>>(false)),
@@ -85,14 +93,20 @@ Napi::Value TranscribeWorker::Start(Model* model, const Napi::CallbackInfo& info
     return task;
   };
   if (model->context() == nullptr) return rejected(kErrModelFreed, "model is not loaded (or was freed)");
-  if (!model->TryClaim()) return rejected(kErrModelBusy, "model is busy with another transcription");
+  const Lane lane = options.interactive ? Lane::kInteractive : Lane::kBatch;
+  if (!model->TryClaim(lane)) {
+    return rejected(kErrModelBusy, options.interactive ? "model is busy with another interactive transcription"
+                                                       : "model is busy with another transcription");
+  }
 
   auto* worker = new TranscribeWorker(env, model, info.This().As<Napi::Object>(), std::move(source),
                                       std::move(options), on_progress);
   task.Set("promise", worker->deferred_.Promise());
   auto aborted = worker->aborted_;
-  task.Set("abort", Napi::Function::New(env, [aborted](const Napi::CallbackInfo& i) {
+  auto pause = model->batch_pause();
+  task.Set("abort", Napi::Function::New(env, [aborted, pause](const Napi::CallbackInfo& i) {
              aborted->store(true);
+             pause->Wake();  // a paused batch transcription stops waiting and aborts
              return i.Env().Undefined();
            }));
   worker->Queue();
@@ -121,7 +135,7 @@ void TranscribeWorker::Execute(const ExecutionProgress& progress) {
 
 void TranscribeWorker::Run(const ExecutionProgress& progress) {
   const auto started = std::chrono::steady_clock::now();
-  LowerPriority(options_.nice);
+  LowerPriority(lane_ == Lane::kInteractive ? options_.nice : options_.nice + kBatchLaneExtraNice);
   whisper_context* ctx = model_->context();
 
   int fd = -1;
@@ -146,13 +160,42 @@ void TranscribeWorker::Run(const ExecutionProgress& progress) {
   result_.duration_ms = total * 1000 / kSampleRate;
   if (total <= 0) return Fail(kErrAudioEmpty, "audio contains no samples");
 
+  const bool interactive = lane_ == Lane::kInteractive;
+  whisper_state* lane_state = nullptr;  // the context's own (batch lane)
+  if (interactive) {
+    lane_state = model_->interactive_state();
+    if (lane_state == nullptr) {
+      // Made on first use and kept: its buffers (KV caches, compute buffers) are the price
+      // of an interactive lane, paid only by services that get interactive requests.
+      LogCapture capture;
+      lane_state = whisper_init_state(ctx);
+      if (lane_state == nullptr) {
+        const std::string why = capture.Problems();
+        return Fail(kErrInference, "cannot allocate a whisper state for interactive transcription" +
+                                       (why.empty() ? "" : ": " + why));
+      }
+      model_->set_interactive_state(lane_state);
+    }
+  }
+
+  // whisper asks the abort callback after every node of its compute graphs and the
+  // encoder-begin callback before each 30 s chunk: the batch lane pauses in both while an
+  // interactive transcription runs (pause is null on the interactive lane).
+  struct Interruption {
+    std::atomic<bool>* aborted;
+    BatchPause* pause;
+    bool Aborted() const {
+      if (pause != nullptr) pause->WaitWhileInteractive(*aborted);
+      return aborted->load();
+    }
+  } interruption{aborted_.get(), interactive ? nullptr : model_->batch_pause().get()};
   whisper_full_params params = MakeParams(options_);
-  params.abort_callback = [](void* data) { return static_cast<std::atomic<bool>*>(data)->load(); };
-  params.abort_callback_user_data = aborted_.get();
+  params.abort_callback = [](void* data) { return static_cast<Interruption*>(data)->Aborted(); };
+  params.abort_callback_user_data = &interruption;
   params.encoder_begin_callback = [](whisper_context*, whisper_state*, void* data) {
-    return !static_cast<std::atomic<bool>*>(data)->load();
+    return !static_cast<Interruption*>(data)->Aborted();
   };
-  params.encoder_begin_callback_user_data = aborted_.get();
+  params.encoder_begin_callback_user_data = &interruption;
 
   // whisper calls progress_callback before each 30 s chunk it encodes (and once more at the
   // end of a window): every call is reported, so the service sees progress at least once
@@ -177,7 +220,15 @@ void TranscribeWorker::Run(const ExecutionProgress& progress) {
   };
   params.progress_callback_user_data = &state;
 
-  whisper_reset_timings(ctx);
+  // The batch lane waits while this runs, from its next callback on (within one graph node).
+  struct InteractiveRun {
+    BatchPause* pause;
+    explicit InteractiveRun(BatchPause* p) : pause(p) { if (pause) pause->BeginInteractive(); }
+    ~InteractiveRun() { if (pause) pause->EndInteractive(); }
+  } interactive_run(interactive ? model_->batch_pause().get() : nullptr);
+
+  // whisper keeps timings for the context's own state only (the batch lane's).
+  if (!interactive) whisper_reset_timings(ctx);
   const bool detect = options_.language == "auto";
   result_.language = detect ? "" : options_.language;
   const int64_t window_samples = static_cast<int64_t>(options_.window_seconds * kSampleRate);
@@ -185,8 +236,15 @@ void TranscribeWorker::Run(const ExecutionProgress& progress) {
   std::vector<float> buffer;
   std::string read_error;
 
+  // whisper keeps the text it decoded in its state and, unless no_context, conditions the
+  // next call on it: the windows of one job carry it over, but the first window must not
+  // start from whatever the state ran before (another job, on this lane), or a transcript
+  // would depend on its predecessor rather than on its own audio.
+  params.no_context = true;
   for (int64_t pos = 0; pos < total;) {
-    if (aborted_->load()) return Fail(kErrAborted, "transcription aborted");
+    // Also a pause point: whisper's mel spectrogram of a whole window, at the start of
+    // whisper_full, has no callback, so a new window waits while an interactive one runs.
+    if (interruption.Aborted()) return Fail(kErrAborted, "transcription aborted");
     const int64_t n = std::min(window_samples, total - pos);
     const bool last_window = pos + n >= total;
     const float* samples;
@@ -205,37 +263,42 @@ void TranscribeWorker::Run(const ExecutionProgress& progress) {
     }
     state.done = pos;
     state.window = n;
-    const int rc = whisper_full(ctx, params, samples, static_cast<int>(n_padded));
+    const int rc = interactive ? whisper_full_with_state(ctx, lane_state, params, samples, static_cast<int>(n_padded))
+                               : whisper_full(ctx, params, samples, static_cast<int>(n_padded));
     result_.windows++;
+    params.no_context = !options_.condition_on_previous_text;
     if (aborted_->load()) return Fail(kErrAborted, "transcription aborted");
     if (rc != 0) return Fail(kErrInference, "whisper_full failed with code " + std::to_string(rc));
 
     if (detect && result_.language.empty()) {
-      const char* found = whisper_lang_str(whisper_full_lang_id(ctx));
+      const char* found =
+          whisper_lang_str(interactive ? whisper_full_lang_id_from_state(lane_state) : whisper_full_lang_id(ctx));
       result_.language = found != nullptr ? found : "en";
       // Later windows keep the language of the first instead of guessing again.
       params.language = result_.language.c_str();
     }
 
-    const int n_segments = whisper_full_n_segments(ctx);
+    const int n_segments = interactive ? whisper_full_n_segments_from_state(lane_state) : whisper_full_n_segments(ctx);
     int keep = n_segments;
     int64_t next = pos + n;
     if (!last_window && n_segments > 1) {
       // The last segment may be cut mid-word by the window edge: drop it and start the
       // next window where it began, as whisper itself seeks between its 30 s chunks.
-      const int64_t cut = whisper_full_get_segment_t0(ctx, n_segments - 1) * kSamplesPerCentisecond;
+      const int64_t cut = (interactive ? whisper_full_get_segment_t0_from_state(lane_state, n_segments - 1)
+                                       : whisper_full_get_segment_t0(ctx, n_segments - 1)) *
+                          kSamplesPerCentisecond;
       if (cut > n / 2 && cut < n) {
         keep = n_segments - 1;
         next = pos + cut;
       }
     }
     const WindowSpan span{pos * 1000 / kSampleRate, (pos + n) * 1000 / kSampleRate};
-    AppendSegments(ctx, keep, span, detail, &result_.segments);
+    AppendSegments(ctx, lane_state, keep, span, detail, &result_.segments);
     pos = next;
   }
   state.Report(total);
 
-  result_.timings = ReadTimings(ctx);
+  if (!interactive) result_.timings = ReadTimings(ctx);
   result_.timings.total_ms =
       std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - started).count();
 }
@@ -248,12 +311,12 @@ void TranscribeWorker::OnProgress(const Progress* data, size_t count) {
 }
 
 void TranscribeWorker::OnOK() {
-  model_->Release();
+  model_->Release(lane_);
   deferred_.Resolve(ResultToJs(Env(), result_));
 }
 
 void TranscribeWorker::OnError(const Napi::Error& /*error*/) {
-  model_->Release();
+  model_->Release(lane_);
   deferred_.Reject(MakeError(Env(), failure_.code, failure_.message).Value());
 }
 

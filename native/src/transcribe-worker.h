@@ -36,6 +36,7 @@ class TranscribeWorker : public Napi::AsyncProgressQueueWorker<Progress> {
   void Fail(const std::string& code, const std::string& message);
 
   Model* model_;
+  Lane lane_;
   Napi::ObjectReference model_ref_;  // keeps the Model alive while the worker runs
   Napi::FunctionReference on_progress_;
   Napi::Promise::Deferred deferred_;

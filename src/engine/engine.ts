@@ -70,6 +70,7 @@ export interface Segment {
   words: Word[];
 }
 
+/** whisper's own timings; on the interactive lane only `totalMs` (whisper.cpp keeps the others for the context's own state). */
 export interface Timings {
   melMs: number;
   sampleMs: number;
@@ -100,6 +101,12 @@ export interface Progress {
 export interface TranscribeControl {
   signal?: AbortSignal;
   onProgress?: (progress: Progress) => void;
+  /**
+   * Someone is waiting for this one: it may run while a batch transcription does, which
+   * pauses (losing nothing) until it ends. One interactive and one batch transcription at a
+   * time; a second of either kind is refused with ERR_MODEL_BUSY.
+   */
+  interactive?: boolean;
 }
 
 export interface ModelInfo {

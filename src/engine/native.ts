@@ -15,6 +15,8 @@ export type NativeTranscribeOptions = Omit<TranscribeOptions, 'vad'> & {
   vadMinSpeechMs?: number;
   vadMinSilenceMs?: number;
   vadSpeechPadMs?: number;
+  /** The interactive lane: a second whisper state; the batch transcription pauses while it runs. */
+  interactive?: boolean;
 };
 
 /** 16 kHz mono float PCM in memory, or a window of a spool file of float32le samples. */

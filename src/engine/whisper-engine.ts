@@ -192,7 +192,7 @@ export class WhisperEngine implements Engine {
     if (control.signal?.aborted) throw new AppError('ERR_ABORTED', 'Transcription aborted before it started');
     // The JS stack of the caller, for errors that come back from the worker thread.
     const stack = new Error().stack;
-    const task = this.native.transcribe(audio, native, control.onProgress);
+    const task = this.native.transcribe(audio, control.interactive ? { ...native, interactive: true } : native, control.onProgress);
     const onAbort = () => task.abort();
     control.signal?.addEventListener('abort', onAbort, { once: true });
     try {

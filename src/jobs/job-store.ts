@@ -14,6 +14,7 @@ type IndexKey = [number, string];
 const statuses: ReadonlyArray<Job['status']> = ['waiting', 'processing', 'completed', 'failed'];
 /** Present once the counters are kept (stores of earlier releases get them in `upgrade()`). */
 const countsKept = 'kept';
+const noJobs: ReadonlySet<string> = new Set();
 
 /**
  * Jobs in LMDB. Reads are synchronous snapshots; writes (`put`, `remove`, `putResult`)
@@ -137,10 +138,21 @@ export class JobStore {
     return out;
   }
 
-  /** The next job to run: the oldest interactive one (someone is waiting for it), else the oldest waiting. */
-  nextWaiting(): Job | undefined {
-    for (const key of this.waitingInteractive.getKeys({ limit: 1 })) return this.jobs.get(key[1]);
-    for (const key of this.waiting.getKeys({ limit: 1 })) return this.jobs.get(key[1]);
+  /**
+   * The next job to run: the oldest interactive one (someone is waiting for it), else the
+   * oldest waiting; none of `except` (jobs a scheduler lane has claimed but not started yet).
+   */
+  nextWaiting(except: ReadonlySet<string> = noJobs): Job | undefined {
+    return this.nextInteractive(except) ?? this.firstNotIn(this.waiting.getKeys(), except);
+  }
+
+  /** The oldest waiting interactive job, none of `except`. */
+  nextInteractive(except: ReadonlySet<string> = noJobs): Job | undefined {
+    return this.firstNotIn(this.waitingInteractive.getKeys(), except);
+  }
+
+  private firstNotIn(keys: Iterable<IndexKey>, except: ReadonlySet<string>): Job | undefined {
+    for (const [, id] of keys) if (!except.has(id)) return this.jobs.get(id);
     return undefined;
   }
 

@@ -49,6 +49,11 @@ interface RunningJob {
   longestStallMs: number;
 }
 
+/** Where a job runs: the main lane takes any job; the overtaking lane only interactive jobs, while the main lane runs a batch job. */
+interface Lane {
+  current: RunningJob | null;
+}
+
 /** The running job made progress: the stall clock starts again. */
 function progressed(current: RunningJob, now = performance.now()): void {
   current.longestStallMs = Math.max(current.longestStallMs, now - current.lastProgressAt);
@@ -56,16 +61,26 @@ function progressed(current: RunningJob, now = performance.now()): void {
 }
 
 /**
- * Runs waiting jobs one at a time, oldest first: fetch (jobs with a source URL), decode,
- * transcribe, complete or fail.
+ * Runs waiting jobs one at a time, interactive ones first, then oldest first: fetch (jobs
+ * with a source URL), decode, transcribe, complete or fail. While a batch job runs, an
+ * interactive job does not wait for it: it runs alongside on the engine's interactive lane
+ * (the batch transcription pauses meanwhile and loses nothing), one interactive job at a time.
  * The queue is the LMDB index of waiting jobs, so it survives restarts; jobs found
  * `processing` at start were interrupted and go back to waiting, up to a limit.
  */
 export class Scheduler {
   private stopping = false;
-  private wakeUp: (() => void) | null = null;
+  /** Who sleeps (idle, or waiting for space) until a job arrives or stop(). */
+  private readonly sleepers = new Set<() => void>();
   private loop: Promise<void> | null = null;
-  private current: RunningJob | null = null;
+  private readonly main: Lane = { current: null };
+  /** The interactive jobs running alongside a batch job, one after another; null when none. */
+  private overtaking: (Lane & { done: Promise<void> }) | null = null;
+  /**
+   * Jobs a lane picked and has not finished: reading the queue and committing `start` are
+   * not one step, so without this both lanes could pick the same job.
+   */
+  private readonly claimed = new Set<string>();
   private readonly maxAttempts: number;
   private readonly spacePollMs: number;
   private paused: string | undefined;
@@ -96,17 +111,29 @@ export class Scheduler {
     this.paused = undefined;
   }
 
-  /** A pause that stop() cuts short. */
+  /** A pause that stop() (or a new job) cuts short. */
   private sleep(ms: number): Promise<void> {
+    let done = () => {};
     return new Promise<void>((resolve) => {
-      const timer = setTimeout(done, ms);
-      function done() {
+      const timer = setTimeout(() => done(), ms);
+      done = () => {
         clearTimeout(timer);
         resolve();
-      }
-      this.wakeUp = done;
+      };
+      this.sleepers.add(done);
     }).finally(() => {
-      this.wakeUp = null;
+      this.sleepers.delete(done);
+    });
+  }
+
+  /** Until wake() or stop(); no timer, so an idle scheduler keeps nothing alive. */
+  private idle(): Promise<void> {
+    let done = () => {};
+    return new Promise<void>((resolve) => {
+      done = resolve;
+      this.sleepers.add(done);
+    }).finally(() => {
+      this.sleepers.delete(done);
     });
   }
 
@@ -125,7 +152,7 @@ export class Scheduler {
         this.o.log.warn('could not store a job state for lack of space; trying again', { error: err as Error });
         await this.sleep(this.spacePollMs);
         // Waiting for the disk is not a hung job: the watchdog must not restart the service.
-        if (this.current) this.current.lastProgressAt = performance.now();
+        for (const lane of [this.main, this.overtaking]) if (lane?.current) lane.current.lastProgressAt = performance.now();
       }
     }
   }
@@ -152,11 +179,13 @@ export class Scheduler {
 
   /** A job became waiting. */
   wake(): void {
-    this.wakeUp?.();
+    for (const wakeUp of [...this.sleepers]) wakeUp();
+    this.overtake();
   }
 
+  /** The job of the main lane (an interactive job running alongside is not it). */
   get running(): Job | undefined {
-    return this.current?.job;
+    return this.main.current?.job;
   }
 
   /**
@@ -166,44 +195,97 @@ export class Scheduler {
    * between two steps of a job, whatever the length of its audio.
    */
   stalledMs(now = performance.now()): number {
-    return this.current ? now - this.current.lastProgressAt : 0;
+    // While an interactive job runs alongside, the batch job is paused: the interactive
+    // job is the one that must make progress.
+    const clock = this.overtaking?.current ?? this.main.current;
+    return clock ? now - clock.lastProgressAt : 0;
   }
 
-  /** Stops taking jobs; the running one is aborted and goes back to waiting. */
+  /** Stops taking jobs; the running ones are aborted and go back to waiting. */
   async stop(): Promise<void> {
     this.stopping = true;
-    this.current?.controller.abort();
+    this.main.current?.controller.abort();
+    this.overtaking?.current?.controller.abort();
     this.wake();
     await this.loop;
+    await this.overtaking?.done;
   }
 
   private async run(): Promise<void> {
     while (!this.stopping) {
-      const job = this.o.store.nextWaiting();
+      const job = this.o.store.nextWaiting(this.claimed);
       if (!job) {
-        await new Promise<void>((resolve) => (this.wakeUp = resolve));
-        this.wakeUp = null;
+        await this.idle();
         continue;
       }
-      await this.waitForSpace();
-      if (this.stopping) break;
+      if (job.interactive && this.overtaking) {
+        // Interactive jobs run one at a time (the engine has one interactive lane): this
+        // one follows the one running alongside the batch job that just ended.
+        await this.overtaking.done;
+        continue;
+      }
+      this.claimed.add(job.id);
       try {
-        await this.process(job);
+        await this.waitForSpace();
+        if (this.stopping) break;
+        await this.process(job, this.main);
       } catch (err) {
         // Only the store can fail here (every job failure is recorded on the job); wait
         // a little instead of spinning on a broken disk.
         this.o.log.error('scheduler could not record a job state', { job: job.id, error: err as Error });
         await this.sleep(this.spacePollMs);
+      } finally {
+        this.claimed.delete(job.id);
       }
     }
   }
 
-  private async process(waiting: Job): Promise<void> {
+  /**
+   * Starts running waiting interactive jobs alongside the main lane's batch job, unless
+   * that is already under way, the main lane runs no batch job, or the disk is short (the
+   * main lane then waits for space, and they run after).
+   */
+  private overtake(): void {
+    if (this.overtaking || !this.canOvertake() || !this.o.store.nextInteractive(this.claimed)) return;
+    const lane: Lane & { done: Promise<void> } = { current: null, done: Promise.resolve() };
+    this.overtaking = lane;
+    lane.done = this.runInteractive(lane).finally(() => {
+      this.overtaking = null;
+    });
+  }
+
+  private canOvertake(): boolean {
+    const batch = this.main.current;
+    return !this.stopping && batch !== null && !batch.job.interactive && !this.o.disk.shortage();
+  }
+
+  private async runInteractive(lane: Lane): Promise<void> {
+    for (;;) {
+      if (!this.canOvertake()) return;
+      const job = this.o.store.nextInteractive(this.claimed);
+      if (!job) return;
+      this.claimed.add(job.id);
+      try {
+        await this.process(job, lane);
+      } catch (err) {
+        this.o.log.error('scheduler could not record a job state', { job: job.id, error: err as Error });
+        return;
+      } finally {
+        this.claimed.delete(job.id);
+        // The batch job was paused, not stalled: its stall clock starts again now.
+        if (this.main.current) this.main.current.lastProgressAt = performance.now();
+      }
+    }
+  }
+
+  private async process(waiting: Job, lane: Lane): Promise<void> {
     const started = await this.storeDespiteFullDisk(() => this.o.service.start(waiting));
     let job = started;
     const controller = new AbortController();
     const current: RunningJob = { job, controller, lastProgressAt: performance.now(), longestStallMs: 0 };
-    this.current = current;
+    lane.current = current;
+    // An interactive job may have arrived while this one was being picked.
+    if (lane === this.main) this.overtake();
     try {
       let fetchMs: number | undefined;
       // A job with a source has its audio once a download completed (an earlier attempt's
@@ -219,6 +301,7 @@ export class Scheduler {
       const decodeMs = performance.now() - decodeStarted;
       const transcript = await this.o.engine.transcribe({ path: decoded.outputPath }, job.options, {
         signal: controller.signal,
+        ...(job.interactive ? { interactive: true } : {}),
         onProgress: (p) => {
           progressed(current);
           this.o.service.setProgress(job.id, p.percent);
@@ -259,7 +342,7 @@ export class Scheduler {
       this.o.log.info('job failed', { job: job.id, code: error.code, message: error.message });
       await this.o.service.fail(job, { code: error.code, message: error.message });
     } finally {
-      this.current = null;
+      lane.current = null;
     }
   }
 

@@ -46,15 +46,20 @@ class FakeEngine implements Engine {
   ready = true;
   model = null;
   readonly calls: Array<{ path: string; control: TranscribeControl; finish: (r: Transcript | Error) => void }> = [];
+  /** Transcriptions under way, per lane: the real engine refuses a second on either. */
+  readonly running = { batch: 0, interactive: 0 };
   async load(): Promise<never> {
     throw new Error('not used');
   }
   transcribe(audio: EngineAudio, _options: object, control: TranscribeControl = {}): Promise<Transcript> {
-    return new Promise((resolve, reject) => {
+    const lane = control.interactive ? 'interactive' : 'batch';
+    if (this.running[lane] > 0) return Promise.reject(new AppError('ERR_MODEL_BUSY', `busy: ${lane}`));
+    this.running[lane]++;
+    return new Promise<Transcript>((resolve, reject) => {
       const finish = (r: Transcript | Error) => (r instanceof Error ? reject(r) : resolve(r));
       control.signal?.addEventListener('abort', () => reject(new AppError('ERR_ABORTED', 'aborted')));
       this.calls.push({ path: 'path' in audio ? audio.path : '', control, finish });
-    });
+    }).finally(() => this.running[lane]--);
   }
   close(): void {}
 }
@@ -102,8 +107,8 @@ function setup(t: Test, dir = t.testdir()) {
     return { bytes: 7, contentType: 'audio/wav', format: parseAudioMediaType('audio/wav') };
   };
   scheduler = new Scheduler({ service, store, spool, engine, decode, fetch, log, disk, spacePollMs: 20 });
-  const submit = () =>
-    service.submit(request, async (path) => {
+  const submit = (extra: Partial<JobRequest> = {}) =>
+    service.submit({ ...request, ...extra }, async (path) => {
       writeFileSync(path, 'audio');
       return { bytes: 5 };
     });
@@ -177,6 +182,90 @@ t.test('stalledMs: the time since the decoder last wrote or whisper last finishe
   s.engine.calls[0]!.control.onProgress?.({ percent: 0.25, processedMs: 36_000 });
   t.ok(s.scheduler.stalledMs() < 1000, 'a chunk is progress');
   t.equal(s.service.progressOf(job.id), 0.25, 'kept in fractions of a percent');
+});
+
+t.test('an interactive job overtakes a running batch job: runs alongside on the interactive lane, one at a time', async (t) => {
+  const s = setup(t);
+  t.teardown(s.close);
+  await s.scheduler.start();
+  const batch = await s.submit();
+  await until(() => s.engine.calls.length === 1, 2000, 'the batch transcription');
+  t.notOk(s.engine.calls[0]!.control.interactive, 'the batch job on the batch lane');
+  const later = await s.submit();
+  const first = await s.submit({ interactive: true });
+  const second = await s.submit({ interactive: true });
+  await until(() => s.engine.calls.length === 2, 2000, 'the interactive transcription');
+  t.equal(s.engine.calls[1]!.path, s.spool.pcmPath(first.id), 'the oldest interactive job first');
+  t.ok(s.engine.calls[1]!.control.interactive, 'on the interactive lane');
+  t.equal(s.scheduler.running?.id, batch.id, 'the batch job still runs');
+
+  // The batch job is paused meanwhile: its stall clock is the interactive job's.
+  s.engine.calls[0]!.control.onProgress?.({ percent: 1, processedMs: 30_000 });
+  s.engine.calls[1]!.control.onProgress?.({ percent: 1, processedMs: 0 });
+  t.ok(s.scheduler.stalledMs() < 1000);
+  t.ok(s.scheduler.stalledMs(performance.now() + 60_000) >= 60_000, 'a stuck interactive job stalls');
+
+  s.engine.calls[1]!.finish(transcript('first'));
+  await until(() => s.engine.calls.length === 3, 2000, 'the second interactive transcription');
+  t.equal(s.engine.calls[2]!.path, s.spool.pcmPath(second.id), 'interactive jobs one after the other');
+  t.equal(s.store.get(first.id)!.status, 'completed');
+  t.equal(s.store.get(later.id)!.status, 'waiting', 'a batch job still waits for the batch lane');
+  s.engine.calls[0]!.finish(transcript('batch'));
+  await until(() => s.store.get(batch.id)!.status === 'completed', 2000, 'the batch job');
+  // The next job of the main lane is not the interactive one still running alongside.
+  await until(() => s.engine.calls.length === 4, 2000, 'the next batch job');
+  t.equal(s.engine.calls[3]!.path, s.spool.pcmPath(later.id));
+  s.engine.calls[2]!.finish(transcript('second'));
+  s.engine.calls[3]!.finish(transcript('later'));
+  await until(() => s.store.get(later.id)!.status === 'completed', 2000, 'all done');
+  t.equal(s.store.get(second.id)!.status, 'completed');
+  t.same(s.engine.running, { batch: 0, interactive: 0 });
+  t.notOk(
+    [batch, first, second, later].some((j) => s.store.get(j.id)!.status === 'failed'),
+    'no job failed (no ERR_MODEL_BUSY)',
+  );
+});
+
+t.test('the lanes never pick the same job; an interactive job waits for the one running alongside', async (t) => {
+  const s = setup(t);
+  t.teardown(s.close);
+  await s.scheduler.start();
+  const batch = await s.submit();
+  await until(() => s.engine.calls.length === 1, 2000, 'the batch transcription');
+  // Several interactive jobs at once, each waking the scheduler while the others are being picked.
+  const interactive = await Promise.all([1, 2, 3, 4].map(() => s.submit({ interactive: true })));
+  await until(() => s.engine.calls.length === 2, 2000, 'the first interactive transcription');
+  // The batch job ends while an interactive one runs alongside: the main lane must not start another interactive job.
+  s.engine.calls[0]!.finish(transcript('batch'));
+  await until(() => s.store.get(batch.id)!.status === 'completed', 2000, 'the batch job');
+  for (let i = 1; i <= interactive.length; i++) {
+    await until(() => s.engine.calls.length === i + 1, 2000, `interactive transcription ${i}`);
+    t.same(s.engine.running, { batch: 0, interactive: 1 }, 'one interactive transcription at a time');
+    s.engine.calls[i]!.finish(transcript(`i${i}`));
+  }
+  for (const job of interactive) await until(() => s.store.get(job.id)!.status === 'completed', 2000, 'completed');
+  const paths = s.engine.calls.map((c) => c.path);
+  t.equal(new Set(paths).size, paths.length, 'each job transcribed once');
+  t.equal(s.engine.calls.length, 5);
+  t.same(
+    interactive.map((j) => s.store.get(j.id)!.attempts),
+    [1, 1, 1, 1],
+    'each started once',
+  );
+});
+
+t.test('stop during a batch job and an interactive one alongside: both back to waiting', async (t) => {
+  const s = setup(t);
+  await s.scheduler.start();
+  const batch = await s.submit();
+  await until(() => s.engine.calls.length === 1, 2000, 'the batch transcription');
+  const command = await s.submit({ interactive: true });
+  await until(() => s.engine.calls.length === 2, 2000, 'the interactive transcription');
+  await s.scheduler.stop();
+  t.match(s.store.get(batch.id), { status: 'waiting', attempts: 0 });
+  t.match(s.store.get(command.id), { status: 'waiting', attempts: 0 });
+  t.same(s.engine.running, { batch: 0, interactive: 0 });
+  await s.close();
 });
 
 t.test('jobs found processing at start: requeued twice, failed with ERR_INTERRUPTED the third time', async (t) => {
