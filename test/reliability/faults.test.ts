@@ -237,6 +237,8 @@ t.test('a receiver down for 10 minutes: every delivery arrives once it is back',
     });
     for (const target of dialect.targets ?? []) targets.add(target);
     await dialect.start?.({ apiKey });
+    // Started as the service starts them (Wyoming listens): stopped as it stops them.
+    t.teardown(() => dialect.stop?.());
   }
   const queued = outbox.listPending();
   t.equal(queued.length, 60, 'pending: 20 × (started, completed) callbacks and 20 web hook completions');
