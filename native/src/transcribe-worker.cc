@@ -30,6 +30,19 @@ constexpr int64_t kMinWindowSamples = kSampleRate;
 // below, it takes about a quarter of the CPU from an interactive transcription meanwhile
 // instead of half. Alone on the CPU it runs as fast as before.
 constexpr int kBatchLaneExtraNice = 5;
+// whisper's encoder: 30 s of audio in 1500 positions (two mel frames of 10 ms each).
+constexpr int64_t kSamplesPerEncoderPosition = kSampleRate / 50;
+
+// The encoder context for a window of `samples` with trimming: whisper pads every window to
+// 30 s, so a 3 s command costs the encoder as much as 30 s of audio. Sized to the window
+// plus a margin instead (the decoder may look a little past the last word), rounded up,
+// never above the model's own context. Timestamps keep their meaning: whisper counts them in
+// 20 ms steps from the window's start whatever the context, and only encodes less padding.
+int TrimmedAudioCtx(int64_t samples, int margin_ms, int model_ctx) {
+  const int64_t margin = static_cast<int64_t>(margin_ms) * kSampleRate / 1000;
+  const int64_t positions = (samples + margin + kSamplesPerEncoderPosition - 1) / kSamplesPerEncoderPosition;
+  return static_cast<int>(std::min<int64_t>(positions, model_ctx));
+}
 
 // Lowers the priority of the calling thread; threads it starts (ggml's) inherit it, so
 // inference yields the CPU to the event loop whenever both want it.
@@ -263,6 +276,13 @@ void TranscribeWorker::Run(const ExecutionProgress& progress) {
     }
     state.done = pos;
     state.window = n;
+    const int model_ctx = whisper_n_audio_ctx(ctx);
+    if (options_.audio_ctx == 0 && options_.trim_encoder && n < static_cast<int64_t>(WHISPER_CHUNK_SIZE) * kSampleRate) {
+      params.audio_ctx = TrimmedAudioCtx(n_padded, options_.trim_margin_ms, model_ctx);
+    } else {
+      params.audio_ctx = options_.audio_ctx;
+    }
+    result_.audio_ctx = params.audio_ctx > 0 ? params.audio_ctx : model_ctx;
     const int rc = interactive ? whisper_full_with_state(ctx, lane_state, params, samples, static_cast<int>(n_padded))
                                : whisper_full(ctx, params, samples, static_cast<int>(n_padded));
     result_.windows++;
