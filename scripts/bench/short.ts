@@ -7,6 +7,8 @@
 // requests use) of the first 2, 5 and 10 s of jfk.mp3. With real weights also the word
 // error rate of all of jfk.mp3 against its known text: what the fast path costs in
 // accuracy. Random weights (scripts/make-test-model) give real compute, meaningless text.
+// Then what the trimming margin costs, through the addon alone: the margin is a constant
+// of the service (2 s), an option of the addon (trimMarginMs).
 import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -17,6 +19,7 @@ import { benchApiKey, startService } from '../lib/bench-service.js';
 import { isGenerated } from '../lib/find-model.js';
 import { median } from '../lib/stats.js';
 import { wordErrorRate } from '../lib/wer.js';
+import { loadAddon } from '../../src/engine/native.js';
 import { projectRoot } from '../../src/paths.js';
 
 /** What jfk.mp3 says (whisper.cpp's sample). */
@@ -24,6 +27,9 @@ export const JFK_TEXT = 'And so, my fellow Americans, ask not what your country 
 
 /** The clip lengths measured, in seconds. */
 export const SHORT_CLIP_SECONDS = [2, 5, 10] as const;
+
+/** The encoder trimming margins compared (ms of audio past the clip's end); the service uses 2000. */
+export const TRIM_MARGINS_MS = [0, 1000, 2000, 3000] as const;
 
 /** The four settings, in table order. */
 export const SHORT_SETTINGS = [
@@ -51,6 +57,62 @@ export interface ShortRow {
   /** jfk.mp3 (11 s) against its text; null on random weights. */
   wer: number | null;
   text: string | null;
+}
+
+export interface MarginRow {
+  model: string;
+  clipSeconds: number;
+  /**
+   * Median encoder time per margin ("untrimmed" and "2000": ms), and the audioCtx it ran
+   * with: the part trimming changes, and real even on random weights (decoder work is not).
+   */
+  encodeMs: Record<string, number>;
+  audioCtx: Record<string, number>;
+}
+
+/**
+ * What the trimming margin costs: the addon (batch lane, no service around it) on the
+ * 3 and 5 s clips, untrimmed and with each margin of TRIM_MARGINS_MS.
+ */
+async function measureMargins(model: string, jfk: Float32Array, threads: number, runs: number): Promise<MarginRow[]> {
+  const m = new (loadAddon().Model)();
+  await m.load(model, { flashAttn: true });
+  const rows: MarginRow[] = [];
+  try {
+    for (const clipSeconds of [3, 5]) {
+      const clip = jfk.subarray(0, clipSeconds * 16000);
+      const row: MarginRow = { model, clipSeconds, encodeMs: {}, audioCtx: {} };
+      for (const margin of [undefined, ...TRIM_MARGINS_MS]) {
+        const options = { threads, temperatureIncrement: 0, ...(margin === undefined ? {} : { trimEncoder: true, trimMarginMs: margin }) };
+        await m.transcribe(clip, options).promise; // warm-up
+        const times: number[] = [];
+        for (let i = 0; i < runs; i++) {
+          const r = await m.transcribe(clip, options).promise;
+          times.push(r.timings.encodeMs);
+          row.audioCtx[margin ?? 'untrimmed'] = r.audioCtx;
+        }
+        row.encodeMs[margin ?? 'untrimmed'] = median(times);
+      }
+      rows.push(row);
+    }
+  } finally {
+    m.free();
+  }
+  return rows;
+}
+
+/** The margins' table: one row per model and clip. */
+export function marginMarkdown(rows: MarginRow[]): string {
+  const keys = ['untrimmed', ...TRIM_MARGINS_MS.map(String)];
+  const lines = [
+    `| model | clip | encoder ms untrimmed | ${TRIM_MARGINS_MS.map((m) => `margin ${m / 1000} s`).join(' | ')} |`,
+    `|---|---:|${keys.map(() => '---:|').join('')}`,
+  ];
+  for (const r of rows) {
+    const model = `${path.basename(r.model).replace(/^ggml-|\.bin$/g, '')}${isGenerated(r.model) ? ' (random)' : ''}`;
+    lines.push(`| ${model} | ${r.clipSeconds} s | ${keys.map((k) => `${r.encodeMs[k]!.toFixed(0)} (ctx ${r.audioCtx[k]})`).join(' | ')} |`);
+  }
+  return lines.join('\n');
 }
 
 /** One Azure fast transcription (interactive) of `wav`: its latency and text. */
@@ -101,6 +163,7 @@ export function shortMarkdown(rows: ShortRow[]): string {
 export async function runShortSuite(o: ShortSuiteOptions): Promise<ShortRow[]> {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'earshot-bench-short-'));
   const rows: ShortRow[] = [];
+  const margins: MarginRow[] = [];
   let vadNote = '';
   try {
     const vad = await vadModel(dir);
@@ -111,6 +174,7 @@ export async function runShortSuite(o: ShortSuiteOptions): Promise<ShortRow[]> {
     const clips = SHORT_CLIP_SECONDS.map((s) => ({ seconds: s, wav: int16Wav(jfk.subarray(0, s * 16000)) }));
     const whole = int16Wav(jfk);
     for (const model of o.models) {
+      margins.push(...(await measureMargins(model, jfk, o.threads, o.runs)));
       const randomWeights = isGenerated(model);
       for (const setting of SHORT_SETTINGS) {
         const env: Record<string, string> = { EARSHOT_TRIM_ENCODER: String(setting.trim) };
@@ -146,10 +210,11 @@ export async function runShortSuite(o: ShortSuiteOptions): Promise<ShortRow[]> {
         : `jfk WER: all 11 s of jfk.mp3 against "${JFK_TEXT}"`,
       vadNote,
       shortMarkdown(rows),
-    ]
-      .filter(Boolean)
-      .join('\n'),
+      '',
+      `encoder trimming margins: the addon alone (batch lane), encoder ms (median of ${o.runs}) and the audioCtx it ran with`,
+      marginMarkdown(margins),
+    ].join('\n'),
   );
-  if (o.json) writeFileSync(o.json, `${JSON.stringify({ threads: o.threads, runs: o.runs, loadavg: os.loadavg(), rows }, null, 2)}\n`);
+  if (o.json) writeFileSync(o.json, `${JSON.stringify({ threads: o.threads, runs: o.runs, loadavg: os.loadavg(), rows, margins }, null, 2)}\n`);
   return rows;
 }

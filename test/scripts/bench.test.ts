@@ -208,8 +208,14 @@ t.test('the short suite: latency per clip and setting, no WER claim on random we
     t.match(run.stdout, new RegExp(`\\| test\\.en-q5_0 \\(random\\) \\| ${setting} \\| \\d+ \\| \\d+ \\| \\d+ \\| needs real weights \\|`), setting);
   }
   t.match(run.stdout, /The word error rate needs real weights/);
+  t.match(
+    run.stdout,
+    /\| test\.en-q5_0 \(random\) \| 3 s \| \d+ \(ctx 1500\) \| \d+ \(ctx 150\) \| \d+ \(ctx 200\) \| \d+ \(ctx 250\) \| \d+ \(ctx 300\) \|/,
+    'the margins',
+  );
   const report = JSON.parse(await readFile(json, 'utf8'));
   t.equal(report.rows.length, 4);
+  t.equal(report.margins.length, 2, 'the 3 and 5 s clips');
   for (const row of report.rows) {
     t.equal(row.randomWeights, true);
     t.equal(row.wer, null);
