@@ -1,4 +1,4 @@
-// The benchmarks, one entry point: `npm run bench -- [--suite engine|addon|api|delivery|all]
+// The benchmarks, one entry point: `npm run bench -- [--suite engine|addon|api|delivery|short|all]
 // [options]` (`--help` lists them). Each suite prints what it measured on stdout.
 //
 // engine (the default), the on-device benchmark; a markdown table, and JSON.
@@ -33,6 +33,8 @@
 // per second, one job through the API vs whisper-server.
 // delivery (scripts/bench/delivery.ts): web hook deliveries per second to a local
 // receiver, and the time from a job's completion to its first delivery attempt.
+// short (scripts/bench/short.ts): 2, 5 and 10 s voice commands end to end with encoder
+// trimming and VAD off and on, and the word error rate of each where weights are real.
 import { execFile, spawn } from 'node:child_process';
 import {
   accessSync,
@@ -73,10 +75,11 @@ import { makeTestModels, QUANTS as GENERATOR_QUANTS, type Quant as GeneratorQuan
 import { loadAddon } from '../src/engine/native.js';
 import { nativeBuildDir, nativeTool, projectRoot } from '../src/paths.js';
 import { runIfMain } from './lib/cli.js';
-import { findModel } from './lib/find-model.js';
+import { findModel, isGenerated } from './lib/find-model.js';
 import { rssChild, runAddonSuite } from './bench/addon.js';
 import { runApiSuite } from './bench/api.js';
 import { runDeliverySuite } from './bench/delivery.js';
+import { runShortSuite } from './bench/short.js';
 
 const exec = promisify(execFile);
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -86,7 +89,7 @@ export const BENCH_QUANTS = ['f16', 'q8_0', 'q5_0', 'q5_1', 'q4_0'] as const;
 export type BenchQuant = (typeof BENCH_QUANTS)[number];
 
 /** The suites, in the order `--suite all` runs them. */
-export const SUITES = ['engine', 'addon', 'api', 'delivery'] as const;
+export const SUITES = ['engine', 'addon', 'api', 'delivery', 'short'] as const;
 export type Suite = (typeof SUITES)[number];
 
 export interface BenchOptions {
@@ -122,7 +125,7 @@ export interface BenchOptions {
 type EngineOptions = BenchOptions & { runs: number };
 
 export const USAGE = `usage: npm run bench -- [--suite SUITES] [options]        (or: node dist/scripts/bench.js)
-  --suite LIST            engine, addon, api, delivery or all                    [engine]
+  --suite LIST            engine, addon, api, delivery, short or all             [engine]
 engine: per model x quantization x threads x flash attention, earshot beside whisper.cpp's
 tools, then the service (HTTP latency, bytes written); a markdown table, and JSON
   --quick                 minimal matrix: tiny.en q5_1, threads = cores, flash attention on
@@ -155,7 +158,10 @@ delivery: web hook deliveries per second, job completion to first delivery attem
   --deliveries N          the backlog delivered                                  [2000]
   --hooks N               web hooks it is fanned out to                          [10]
   --jobs N                jobs through the service for the latency               [10]
-  --concurrency LIST      dispatcher concurrencies to compare (default: the service's) [default]`;
+  --concurrency LIST      dispatcher concurrencies to compare (default: the service's) [default]
+short: voice commands (2, 5, 10 s) end to end with encoder trimming and VAD off/on; the
+word error rate of jfk.mp3 for each where the model has real weights
+  (--model: a comma-separated list   [test.en-q5_0,tiny.en-q5_1]; --runs: per clip [5])`;
 
 class UsageError extends Error {}
 
@@ -274,15 +280,6 @@ export const modelFileName = (name: string, quant: BenchQuant) => `ggml-${name}$
 function locateModel(dir: string, file: string): string | null {
   for (const candidate of [path.join(dir, file), path.join(dir, 'generated', file)]) if (existsSync(candidate)) return candidate;
   return null;
-}
-
-/** True for files made by scripts/make-test-model (or quantized from one here): their sidecar says so. */
-function isGenerated(file: string): boolean {
-  try {
-    return (JSON.parse(readFileSync(`${file}.json`, 'utf8')) as { generator?: string }).generator?.includes('make-test-model') === true;
-  } catch {
-    return false;
-  }
 }
 
 async function quantizeWith(bin: string, input: string, output: string, quant: BenchQuant): Promise<void> {
@@ -1008,6 +1005,11 @@ async function run(o: BenchOptions): Promise<void> {
       await runAddonSuite({ model: findModel(o.model ?? 'tiny.en-q5_1'), audio: o.audio, threads, runs: o.runs ?? 3, rssMinutes: o.rssMinutes, json });
     }
     if (suite === 'api') await runApiSuite({ model: findModel(o.model ?? 'tiny.en-q5_1'), threads, runs: o.runs ?? 5, submitSeconds: o.submitSeconds });
+    if (suite === 'short') {
+      const json = o.json && o.suites.length > 1 ? o.json.replace(/(\.json)?$/, '.short.json') : o.json;
+      const models = list(o.model ?? 'test.en-q5_0,tiny.en-q5_1', '--model').map(findModel);
+      await runShortSuite({ models, threads, runs: o.runs ?? 5, json });
+    }
     if (suite === 'delivery') {
       await runDeliverySuite({
         deliveries: o.deliveries,

@@ -56,6 +56,13 @@ export interface Config {
    */
   temperatureFallback: boolean;
   /**
+   * Encoder trimming: for audio shorter than 30 s (a voice command), whisper's encoder
+   * runs over the clip plus a 2 s margin instead of the 30 s it pads every window to.
+   * Several times faster on short clips; off by default until its accuracy is measured
+   * on real weights (README, "Short audio").
+   */
+  trimEncoder: boolean;
+  /**
    * A Silero VAD model (path, or name in modelsDir like `silero-v5.1.2`): when set, jobs
    * skip the non-speech parts of their audio (faster, fewer hallucinations in silence).
    */
@@ -372,6 +379,13 @@ const settings = [
     env: 'EARSHOT_TEMPERATURE_FALLBACK',
     doc: "whisper's re-decoding at higher temperatures",
     default: () => true,
+    parse: boolean,
+  },
+  {
+    key: 'trimEncoder',
+    env: 'EARSHOT_TRIM_ENCODER',
+    doc: "audio shorter than 30 s: whisper's encoder runs over the clip plus 2 s, not a padded 30 s (faster voice commands; see Short audio)",
+    default: () => false,
     parse: boolean,
   },
   {

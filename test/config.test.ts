@@ -97,6 +97,10 @@ t.test('booleans, choices and models by name', async (t) => {
   });
   t.equal(config.flashAttn, false);
   t.equal(config.temperatureFallback, true);
+  t.equal(config.trimEncoder, false, 'encoder trimming is off unless asked for');
+  t.equal(loadConfig({ env: { EARSHOT_TRIM_ENCODER: 'on' }, file: null }).trimEncoder, true);
+  t.equal(loadConfig({ env: {}, file: configFile(t, { trimEncoder: true }) }).trimEncoder, true);
+  t.throws(() => loadConfig({ env: { EARSHOT_TRIM_ENCODER: 'maybe' }, file: null }), { code: 'ERR_CONFIG', message: /EARSHOT_TRIM_ENCODER/ });
   t.equal(config.vadModelPath, '/srv/models/ggml-silero-v5.1.2.bin');
   t.equal(loadConfig({ env: {}, file: configFile(t, { flashAttn: false }) }).flashAttn, false, 'JSON booleans');
 });

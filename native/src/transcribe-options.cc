@@ -75,6 +75,8 @@ TranscribeOptions ReadOptions(const Napi::Object& o) {
   r.suppress_blank = Get(o, "suppressBlank", d.suppress_blank);
   r.suppress_non_speech = Get(o, "suppressNonSpeech", d.suppress_non_speech);
   r.audio_ctx = Get(o, "audioCtx", d.audio_ctx);
+  r.trim_encoder = Get(o, "trimEncoder", d.trim_encoder);
+  r.trim_margin_ms = Get(o, "trimMarginMs", d.trim_margin_ms);
   r.vad_model = Get(o, "vadModel", d.vad_model);
   r.vad_threshold = Get(o, "vadThreshold", d.vad_threshold);
   r.vad_min_speech_ms = Get(o, "vadMinSpeechMs", d.vad_min_speech_ms);
@@ -82,8 +84,8 @@ TranscribeOptions ReadOptions(const Napi::Object& o) {
   r.vad_speech_pad_ms = Get(o, "vadSpeechPadMs", d.vad_speech_pad_ms);
   r.window_seconds = Get(o, "windowSeconds", d.window_seconds);
   r.interactive = Get(o, "interactive", d.interactive);
-  if (r.threads < 1 || r.window_seconds < 30 || r.nice < 0 || r.nice > 19) {
-    throw Napi::RangeError::New(o.Env(), "threads must be >= 1, nice 0..19 and windowSeconds >= 30");
+  if (r.threads < 1 || r.window_seconds < 30 || r.nice < 0 || r.nice > 19 || r.trim_margin_ms < 0) {
+    throw Napi::RangeError::New(o.Env(), "threads must be >= 1, nice 0..19, windowSeconds >= 30 and trimMarginMs >= 0");
   }
   return r;
 }

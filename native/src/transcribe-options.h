@@ -37,7 +37,11 @@ struct TranscribeOptions {
   // On by default, unlike whisper.cpp: a transcript never contains "[MUSIC]", "(applause)"
   // or "♪" (IBM and Azure transcribe speech only), and a suppressed bracket cannot start one.
   bool suppress_non_speech = true;
-  int audio_ctx = 0;
+  int audio_ctx = 0;  // 0: whisper's full context (1500 positions, 30 s)
+  // For a window shorter than 30 s (a voice command): audio_ctx sized to the window plus
+  // trim_margin_ms, instead of the 30 s whisper pads every window to (audio_ctx wins when set).
+  bool trim_encoder = false;
+  int trim_margin_ms = 2000;
   std::string vad_model;  // empty: no VAD
   float vad_threshold = 0.5f;
   int vad_min_speech_ms = 250;

@@ -192,6 +192,7 @@ Napi::Object ResultToJs(Napi::Env env, const TranscribeResult& result) {
   js.Set("language", result.language);
   js.Set("durationMs", static_cast<double>(result.duration_ms));
   js.Set("windows", result.windows);
+  js.Set("audioCtx", result.audio_ctx);
   Napi::Object timings = Napi::Object::New(env);
   timings.Set("melMs", result.timings.mel_ms);
   timings.Set("sampleMs", result.timings.sample_ms);

@@ -47,6 +47,7 @@ struct TranscribeResult {
   std::string language;
   int64_t duration_ms = 0;
   int windows = 0;
+  int audio_ctx = 0;  // encoder positions of the last window's run (the model's 1500: a full 30 s)
   Timings timings;
 };
 
@@ -77,7 +78,7 @@ void AppendSegments(whisper_context* ctx, whisper_state* state, int count, const
 // whisper's timings since whisper_reset_timings; total_ms is left to the caller.
 Timings ReadTimings(whisper_context* ctx);
 
-// {segments, language, durationMs, windows, timings}, as src/engine/native.ts declares it.
+// {segments, language, durationMs, windows, audioCtx, timings}, as src/engine/native.ts declares it.
 Napi::Object ResultToJs(Napi::Env env, const TranscribeResult& result);
 
 // {percent, processedMs}

@@ -30,6 +30,19 @@ constexpr int64_t kMinWindowSamples = kSampleRate;
 // below, it takes about a quarter of the CPU from an interactive transcription meanwhile
 // instead of half. Alone on the CPU it runs as fast as before.
 constexpr int kBatchLaneExtraNice = 5;
+// whisper's encoder: 30 s of audio in 1500 positions (two mel frames of 10 ms each).
+constexpr int64_t kSamplesPerEncoderPosition = kSampleRate / 50;
+
+// The encoder context for a window of `samples` with trimming: whisper pads every window to
+// 30 s, so a 3 s command costs the encoder as much as 30 s of audio. Sized to the window
+// plus a margin instead (the decoder may look a little past the last word), rounded up,
+// never above the model's own context. Timestamps keep their meaning: whisper counts them in
+// 20 ms steps from the window's start whatever the context, and only encodes less padding.
+int TrimmedAudioCtx(int64_t samples, int margin_ms, int model_ctx) {
+  const int64_t margin = static_cast<int64_t>(margin_ms) * kSampleRate / 1000;
+  const int64_t positions = (samples + margin + kSamplesPerEncoderPosition - 1) / kSamplesPerEncoderPosition;
+  return static_cast<int>(std::min<int64_t>(positions, model_ctx));
+}
 
 // Lowers the priority of the calling thread; threads it starts (ggml's) inherit it, so
 // inference yields the CPU to the event loop whenever both want it.
@@ -58,6 +71,24 @@ bool ReadSamples(int fd, int64_t first, int64_t count, std::vector<float>* out, 
     at += n;
     want -= static_cast<size_t>(n);
   }
+  return true;
+}
+
+// The part of `samples` between the start of the first stretch of speech and the end of
+// the last one, as Silero VAD finds them ([0, 0) when there is none); false when VAD fails.
+bool FindSpeech(whisper_vad_context* vad, const whisper_vad_params& params, const float* samples, int64_t n,
+                int64_t* begin, int64_t* end) {
+  whisper_vad_segments* segments = whisper_vad_segments_from_samples(vad, params, samples, static_cast<int>(n));
+  if (segments == nullptr) return false;
+  const int count = whisper_vad_segments_n_segments(segments);
+  *begin = 0;
+  *end = 0;
+  if (count > 0) {
+    // Segment times are in centiseconds (speech_pad_ms already applied).
+    *begin = std::clamp<int64_t>(std::llround(whisper_vad_segments_get_segment_t0(segments, 0) * kSamplesPerCentisecond), 0, n);
+    *end = std::clamp<int64_t>(std::llround(whisper_vad_segments_get_segment_t1(segments, count - 1) * kSamplesPerCentisecond), *begin, n);
+  }
+  whisper_vad_free_segments(segments);
   return true;
 }
 
@@ -227,6 +258,28 @@ void TranscribeWorker::Run(const ExecutionProgress& progress) {
     ~InteractiveRun() { if (pause) pause->EndInteractive(); }
   } interactive_run(interactive ? model_->batch_pause().get() : nullptr);
 
+  // whisper runs VAD in whisper_full only, not in whisper_full_with_state, which the
+  // interactive lane needs for its own state: there VAD would silently do nothing. The
+  // interactive lane trims the silence before the first and after the last speech itself
+  // (what matters for a voice command; silence between words stays), and the windows are
+  // transcribed from the first speech on, their timestamps offset accordingly.
+  struct VadContext {
+    whisper_vad_context* vad = nullptr;
+    ~VadContext() { if (vad != nullptr) whisper_vad_free(vad); }
+  } interactive_vad;
+  if (interactive && params.vad) {
+    params.vad = false;
+    whisper_vad_context_params vad_params = whisper_vad_default_context_params();
+    vad_params.n_threads = options_.threads;
+    LogCapture capture;
+    // Loaded per transcription: Silero's model is under 1 MB, read in a few milliseconds.
+    interactive_vad.vad = whisper_vad_init_from_file_with_params(options_.vad_model.c_str(), vad_params);
+    if (interactive_vad.vad == nullptr) {
+      const std::string why = capture.Problems();
+      return Fail(kErrInference, "cannot load the VAD model " + options_.vad_model + (why.empty() ? "" : ": " + why));
+    }
+  }
+
   // whisper keeps timings for the context's own state only (the batch lane's).
   if (!interactive) whisper_reset_timings(ctx);
   const bool detect = options_.language == "auto";
@@ -254,17 +307,40 @@ void TranscribeWorker::Run(const ExecutionProgress& progress) {
     } else {
       samples = source_.pcm.data() + pos;
     }
-    int64_t n_padded = n;
-    if (n < kMinWindowSamples) {
-      if (fd < 0) buffer.assign(samples, samples + n);
-      buffer.resize(kMinWindowSamples, 0.0f);
-      samples = buffer.data();
-      n_padded = kMinWindowSamples;
-    }
     state.done = pos;
     state.window = n;
-    const int rc = interactive ? whisper_full_with_state(ctx, lane_state, params, samples, static_cast<int>(n_padded))
-                               : whisper_full(ctx, params, samples, static_cast<int>(n_padded));
+    // What whisper gets of this window: [speech_begin, speech_end), all of it unless the
+    // interactive lane's VAD trimmed silence off its ends.
+    int64_t speech_begin = 0;
+    int64_t speech_end = n;
+    if (interactive_vad.vad != nullptr) {
+      if (!FindSpeech(interactive_vad.vad, params.vad_params, samples, n, &speech_begin, &speech_end)) {
+        return Fail(kErrInference, "VAD failed on the audio");
+      }
+      if (speech_end <= speech_begin) {  // no speech: no segments, as whisper_full's VAD gives
+        result_.windows++;
+        pos += n;
+        continue;
+      }
+      samples += speech_begin;
+    }
+    int64_t n_input = speech_end - speech_begin;
+    std::vector<float> padded;
+    if (n_input < kMinWindowSamples) {
+      padded.assign(samples, samples + n_input);
+      padded.resize(kMinWindowSamples, 0.0f);
+      samples = padded.data();
+      n_input = kMinWindowSamples;
+    }
+    const int model_ctx = whisper_n_audio_ctx(ctx);
+    if (options_.audio_ctx == 0 && options_.trim_encoder && n_input < static_cast<int64_t>(WHISPER_CHUNK_SIZE) * kSampleRate) {
+      params.audio_ctx = TrimmedAudioCtx(n_input, options_.trim_margin_ms, model_ctx);
+    } else {
+      params.audio_ctx = options_.audio_ctx;
+    }
+    result_.audio_ctx = params.audio_ctx > 0 ? params.audio_ctx : model_ctx;
+    const int rc = interactive ? whisper_full_with_state(ctx, lane_state, params, samples, static_cast<int>(n_input))
+                               : whisper_full(ctx, params, samples, static_cast<int>(n_input));
     result_.windows++;
     params.no_context = !options_.condition_on_previous_text;
     if (aborted_->load()) return Fail(kErrAborted, "transcription aborted");
@@ -284,19 +360,21 @@ void TranscribeWorker::Run(const ExecutionProgress& progress) {
     if (!last_window && n_segments > 1) {
       // The last segment may be cut mid-word by the window edge: drop it and start the
       // next window where it began, as whisper itself seeks between its 30 s chunks.
-      const int64_t cut = (interactive ? whisper_full_get_segment_t0_from_state(lane_state, n_segments - 1)
-                                       : whisper_full_get_segment_t0(ctx, n_segments - 1)) *
-                          kSamplesPerCentisecond;
+      const int64_t cut = speech_begin + (interactive ? whisper_full_get_segment_t0_from_state(lane_state, n_segments - 1)
+                                                      : whisper_full_get_segment_t0(ctx, n_segments - 1)) *
+                                             kSamplesPerCentisecond;
       if (cut > n / 2 && cut < n) {
         keep = n_segments - 1;
         next = pos + cut;
       }
     }
-    const WindowSpan span{pos * 1000 / kSampleRate, (pos + n) * 1000 / kSampleRate};
+    const WindowSpan span{(pos + speech_begin) * 1000 / kSampleRate, (pos + speech_end) * 1000 / kSampleRate};
     AppendSegments(ctx, lane_state, keep, span, detail, &result_.segments);
     pos = next;
   }
   state.Report(total);
+  // No window had speech (the interactive lane's VAD): whisper_full's VAD says "en" then too.
+  if (detect && result_.language.empty()) result_.language = "en";
 
   if (!interactive) result_.timings = ReadTimings(ctx);
   result_.timings.total_ms =

@@ -1,4 +1,4 @@
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 
 import { resolveModelPath } from '../../src/config.js';
@@ -13,4 +13,13 @@ export function findModel(nameOrPath: string): string {
   if (existsSync(real)) return real;
   const generated = resolveModelPath(nameOrPath, path.join(projectRoot, 'models', 'generated'));
   return existsSync(generated) ? generated : real;
+}
+
+/** True for files made by scripts/make-test-model (or quantized from one by the benchmark): their sidecar says so. */
+export function isGenerated(file: string): boolean {
+  try {
+    return (JSON.parse(readFileSync(`${file}.json`, 'utf8')) as { generator?: string }).generator?.includes('make-test-model') === true;
+  } catch {
+    return false;
+  }
 }

@@ -32,6 +32,11 @@ export interface TranscribeOptions {
   suppressNonSpeech?: boolean;
   /** Encoder context override (0 = full 30 s); smaller is faster and less accurate. */
   audioCtx?: number;
+  /**
+   * Audio shorter than 30 s: the encoder context sized to the clip plus a margin instead
+   * of whisper's padded 30 s (an explicit `audioCtx` wins).
+   */
+  trimEncoder?: boolean;
   /** Skip non-speech with the Silero VAD model configured for the engine. */
   vad?: boolean;
   /** Length of the windows the audio is read and transcribed in. */

@@ -15,6 +15,8 @@ export type NativeTranscribeOptions = Omit<TranscribeOptions, 'vad'> & {
   vadMinSpeechMs?: number;
   vadMinSilenceMs?: number;
   vadSpeechPadMs?: number;
+  /** With `trimEncoder`: the audio the encoder context covers past the clip's end (default 2000; the benchmark compares margins). */
+  trimMarginMs?: number;
   /** The interactive lane: a second whisper state; the batch transcription pauses while it runs. */
   interactive?: boolean;
 };
@@ -30,6 +32,8 @@ export interface NativeResult {
   language: string;
   durationMs: number;
   windows: number;
+  /** Encoder positions the last window ran with: the model's full context (1500, 30 s) unless trimmed or `audioCtx` set. */
+  audioCtx: number;
   timings: Timings;
 }
 

@@ -32,7 +32,11 @@ export function engineConfig(config: Config): WhisperEngineConfig {
     flashAttn: config.flashAttn,
     windowSeconds: config.windowSeconds,
     ...(config.vadModelPath ? { vadModelPath: config.vadModelPath } : {}),
-    defaults: { ...(config.temperatureFallback ? {} : { temperatureIncrement: 0 }), ...(config.vadModelPath ? { vad: true } : {}) },
+    defaults: {
+      ...(config.temperatureFallback ? {} : { temperatureIncrement: 0 }),
+      ...(config.vadModelPath ? { vad: true } : {}),
+      ...(config.trimEncoder ? { trimEncoder: true } : {}),
+    },
   };
 }
 
@@ -45,6 +49,7 @@ const booleanOptions = [
   'suppressBlank',
   'suppressNonSpeech',
   'vad',
+  'trimEncoder',
 ] as const;
 
 function checkNumber(options: TranscribeOptions, name: keyof TranscribeOptions, min: number, max: number, integer: boolean): void {

@@ -69,6 +69,32 @@ t.test('addon: VAD keeps the burst and maps segment times back to the original a
   );
 });
 
+t.test('addon, interactive lane: VAD trims the silence before and after the speech (whisper_full_with_state has no VAD)', async (t) => {
+  const model = new addon.Model();
+  await model.load(testModelPath());
+  t.teardown(() => model.free());
+  const clip = silenceWithBursts(13, [[5, 8]]);
+  const batch = await model.transcribe(clip, { ...fast, vadModel, words: true }).promise;
+  const result = await model.transcribe(clip, { ...fast, vadModel, interactive: true, words: true }).promise;
+  t.equal(result.durationMs, 13000);
+  t.ok(result.segments.length > 0, `${result.segments.length} segments`);
+  assertInside(t, result.segments, [5, 8]);
+  for (const s of result.segments) for (const w of s.words ?? []) t.ok(w.start >= s.start && w.end <= s.end, 'word times inside their segment');
+  // The same text as the batch lane, where whisper_full runs VAD; times may differ by
+  // whisper's interpolation between its shortened timeline and the original one.
+  t.same(
+    result.segments.map((s) => s.text),
+    batch.segments.map((s) => s.text),
+    'the same segments as the batch lane',
+  );
+  for (const [i, s] of result.segments.entries()) {
+    t.ok(Math.abs(s.start - batch.segments[i]!.start) <= slackMs, `segment ${i} starts where the batch lane's does`);
+  }
+  const silent = await model.transcribe(new Float32Array(10 * sampleRate), { ...fast, vadModel, interactive: true, language: 'auto' }).promise;
+  t.same(silent.segments, [], 'silence only: no segments');
+  t.equal(silent.language, 'en');
+});
+
 t.test('addon: silence only gives no segments at all', async (t) => {
   const model = new addon.Model();
   await model.load(testModelPath());

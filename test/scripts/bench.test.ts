@@ -60,7 +60,7 @@ t.test('options', async (t) => {
 
   const all = parseCli(['--suite', 'all']);
   if (all === 'help') return t.fail('help');
-  t.same(all.suites, ['engine', 'addon', 'api', 'delivery']);
+  t.same(all.suites, ['engine', 'addon', 'api', 'delivery', 'short']);
   const some = parseCli(['--suite', 'delivery,api', '--concurrency', 'default,16', '--rss-minutes', '1', '--runs', '2']);
   if (some === 'help') return t.fail('help');
   t.same(some.suites, ['api', 'delivery'], 'in the order of --suite all');
@@ -70,7 +70,7 @@ t.test('options', async (t) => {
   t.same(all.rssMinutes, [1, 30]);
   t.equal(all.submitSeconds, 10);
   t.same([all.deliveries, all.hooks, all.jobs], [2000, 10, 10]);
-  t.throws(() => parseCli(['--suite', 'web']), /Expected some of engine, addon, api, delivery or all for --suite but received web/);
+  t.throws(() => parseCli(['--suite', 'web']), /Expected some of engine, addon, api, delivery, short or all for --suite but received web/);
   t.throws(() => parseCli(['--concurrency', 'many']), /Expected an integer from 1 to 256 for --concurrency but received many/);
   t.equal(modelFileName('tiny.en', 'f16'), 'ggml-tiny.en.bin');
   t.equal(modelFileName('base.en', 'q4_0'), 'ggml-base.en-q4_0.bin');
@@ -195,4 +195,30 @@ t.test('the addon, api and delivery suites, one run each', async (t) => {
   // delivery: throughput and latency.
   t.match(run.stdout, /throughput \(concurrency default \(4\)\): 40 deliveries to 4 hooks, .* = \d+ deliveries\/s/);
   t.match(run.stdout, /job completion → first delivery attempt received \(2 jobs\): median \d+ ms, p90 \d+ ms, max \d+ ms/);
+});
+
+t.test('the short suite: latency per clip and setting, no WER claim on random weights', async (t) => {
+  const dir = await mkdtemp(path.join(tmpdir(), 'earshot-bench-test-'));
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  const json = path.join(dir, 'short.json');
+  const run = await runCli(['--suite', 'short', '--model', 'test.en-q5_0', '--threads', '2', '--runs', '1', '--json', json]);
+  t.equal(run.code, 0, run.code === 0 ? 'exits 0' : run.stderr);
+  t.match(run.stdout, /\| model \| setting \| 2 s clip ms \| 5 s clip ms \| 10 s clip ms \| jfk WER \|/);
+  for (const setting of ['trim off, VAD off', 'trim on', 'VAD on', 'trim on, VAD on']) {
+    t.match(run.stdout, new RegExp(`\\| test\\.en-q5_0 \\(random\\) \\| ${setting} \\| \\d+ \\| \\d+ \\| \\d+ \\| needs real weights \\|`), setting);
+  }
+  t.match(run.stdout, /The word error rate needs real weights/);
+  t.match(
+    run.stdout,
+    /\| test\.en-q5_0 \(random\) \| 3 s \| \d+ \(ctx 1500\) \| \d+ \(ctx 150\) \| \d+ \(ctx 200\) \| \d+ \(ctx 250\) \| \d+ \(ctx 300\) \|/,
+    'the margins',
+  );
+  const report = JSON.parse(await readFile(json, 'utf8'));
+  t.equal(report.rows.length, 4);
+  t.equal(report.margins.length, 2, 'the 3 and 5 s clips');
+  for (const row of report.rows) {
+    t.equal(row.randomWeights, true);
+    t.equal(row.wer, null);
+    for (const ms of Object.values(row.latencyMs) as number[]) t.ok(ms > 0);
+  }
 });
