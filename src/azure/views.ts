@@ -3,10 +3,10 @@
  * transcriptions (v3.1 `Transcription`, v2.1 transcription) for jobs of either dialect.
  */
 import type { DeliveryRecord } from '../delivery/outbox.js';
-import type { Job, JobStatus } from '../jobs/job.js';
+import type { Job } from '../jobs/job.js';
 import type { BatchProperties, TranscriptionEntity } from './transcriptions.js';
 import { type ApiForm, apiLink, isDated } from './versions.js';
-import type { AzureStatus, Webhook } from './webhooks.js';
+import type { Webhook } from './webhooks.js';
 
 /** Azure's date-time: UTC to the second, `2022-09-10T18:39:07Z`. */
 export const azureDateTime = (ms: number): string => new Date(ms).toISOString().replace(/\.\d{3}Z$/, 'Z');
@@ -41,11 +41,6 @@ export function v2Duration(ms: number): string {
   const pad = (n: number) => String(n).padStart(2, '0');
   return `${pad(Math.floor(total / 3600))}:${pad(Math.floor((total % 3600) / 60))}:${pad(total % 60)}`;
 }
-
-const statuses: Record<JobStatus, AzureStatus> = { waiting: 'NotStarted', processing: 'Running', completed: 'Succeeded', failed: 'Failed' };
-
-/** waiting → NotStarted, processing → Running, completed → Succeeded, failed → Failed. */
-export const azureStatus = (status: JobStatus): AzureStatus => statuses[status];
 
 /** The form a hook's deliveries take: the version it was created in, links to where its creator reached the device. */
 export const hookForm = (hook: Webhook): ApiForm => ({ origin: hook.baseUrl, version: hook.apiVersion === 'v2.1' ? 'v3.1' : hook.apiVersion });
