@@ -152,7 +152,7 @@ addon: the addon beside whisper-cli on one file, and its peak RSS for long input
   --rss-minutes LIST      input lengths whose peak RSS is measured              [1,30]
   (--threads: the largest of the list; --runs: measured runs, median             [3])
 api: status latency during inference, job overhead, submissions per second, API vs whisper-server
-  --submit-seconds N      how long 4 clients submit jobs                         [10]
+  --submit-seconds N      how long 16 clients submit jobs                        [10]
   (--runs: jobs measured for the overhead and against whisper-server            [5])
 delivery: web hook deliveries per second, job completion to first delivery attempt
   --deliveries N          the backlog delivered                                  [2000]

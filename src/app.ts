@@ -199,7 +199,7 @@ export class App {
       healthy: () => scheduler.stalledMs() < config.stallSeconds * 1000,
       log,
     });
-    defineGauges(this.metrics, { store, engine, dispatcher, disk, scheduler });
+    defineGauges(this.metrics, { db, store, engine, dispatcher, disk, scheduler });
     return { db, clock, store, spool, outbox, engine, dispatcher, jobs, scheduler, dialects, http, systemd };
   }
 

@@ -84,10 +84,19 @@ export class Metrics {
 
   /** A gauge whose value(s) are read at scrape time. */
   gauge(name: string, help: string, read: () => number | Array<[Labels, number]>): void {
+    this.read(name, help, 'gauge', read);
+  }
+
+  /** A counter its owner keeps (a total since start), read at scrape time. */
+  counterRead(name: string, help: string, read: () => number): void {
+    this.read(name, help, 'counter', read);
+  }
+
+  private read(name: string, help: string, type: Family['type'], read: () => number | Array<[Labels, number]>): void {
     this.families.push({
       name,
       help,
-      type: 'gauge',
+      type,
       render: () => {
         const v = read();
         return typeof v === 'number' ? [`${name} ${v}`] : v.map(([labels, value]) => `${name}${labelText(labels)} ${value}`);

@@ -38,6 +38,13 @@ async function jfkWav(dir: string, repeat: number): Promise<Buffer> {
   return int16Wav(repeatPcm(pcm, pcm.length * repeat));
 }
 
+/** The store's commit counters, from /metrics. */
+async function storeStats(base: string): Promise<{ commits: number; changes: number }> {
+  const text = await (await fetch(`${base}/metrics`, { headers: auth })).text();
+  const read = (name: string) => Number(new RegExp(`^${name} (\\S+)$`, 'm').exec(text)?.[1] ?? Number.NaN);
+  return { commits: read('earshot_store_commits_total'), changes: read('earshot_store_changes_total') };
+}
+
 /** A callback receiver that records when each job's completion arrived. */
 async function startReceiver() {
   const completed = new Map<string, number>();
@@ -180,15 +187,18 @@ export async function runApiSuite(o: ApiSuiteOptions): Promise<void> {
         `max ${Math.max(...overheads).toFixed(1)} ms, of which the out-of-process decoder: median ${median(decodes)} ms (target < 50 ms)`,
     );
 
-    // 3. submissions per second: 4 clients, small WAV, while the queue is worked on
+    // 3. submissions per second: 16 clients, small WAV, while the queue is worked on; the
+    // store's commits meanwhile (from /metrics) show how many changes each one carried
     const small = jfk.subarray(0, 44 + 32000);
     small.writeUInt32LE(32000, 40);
     small.writeUInt32LE(36 + 32000, 4);
     const seconds = o.submitSeconds;
     const submitLatencies: number[] = [];
+    const clients = 16;
+    const storeBefore = await storeStats(service.base);
     const deadline = performance.now() + seconds * 1000;
     await Promise.all(
-      Array.from({ length: 4 }, async () => {
+      Array.from({ length: clients }, async () => {
         while (performance.now() < deadline) {
           const t0 = performance.now();
           await submit(service.base, small);
@@ -196,9 +206,13 @@ export async function runApiSuite(o: ApiSuiteOptions): Promise<void> {
         }
       }),
     );
+    const storeAfter = await storeStats(service.base);
+    const commits = storeAfter.commits - storeBefore.commits;
+    const changes = storeAfter.changes - storeBefore.changes;
     lines.push(
-      `3. submissions (1 s WAV, durable before 201), 4 clients for ${seconds} s: ${(submitLatencies.length / seconds).toFixed(0)}/s, ` +
-        `p50 ${median(submitLatencies).toFixed(1)} ms, p99 ${percentile(submitLatencies, 0.99).toFixed(1)} ms`,
+      `3. submissions (1 s WAV, durable before 201), ${clients} clients for ${seconds} s: ${(submitLatencies.length / seconds).toFixed(0)}/s, ` +
+        `p50 ${median(submitLatencies).toFixed(1)} ms, p99 ${percentile(submitLatencies, 0.99).toFixed(1)} ms; ` +
+        `${changes} state changes in ${commits} commits (mean batch ${(changes / Math.max(1, commits)).toFixed(1)})`,
     );
     service.proc.kill('SIGKILL'); // its queue is full of bench jobs; the next part needs the CPU
 

@@ -70,7 +70,7 @@ async function throughput(
   deliveries: number,
   hooks: number,
   concurrency: number | undefined,
-): Promise<{ perSecond: number; ms: number; count: number }> {
+): Promise<{ perSecond: number; ms: number; count: number; commits: number; changes: number }> {
   const log = createLogger({ level: 'warn' });
   const db = new StateDatabase(path.join(dir, `throughput-${concurrency ?? 'default'}`));
   db.open();
@@ -110,14 +110,17 @@ async function throughput(
   const targets = new TargetAdapters();
   targets.add(webhookTarget(registry));
   const dispatcher = new Dispatcher({ outbox, targets, policy, log, ...(concurrency ? { concurrency } : {}) });
+  const before = { ...db.stats };
   const started = Date.now();
   dispatcher.start();
   while (received < count) await new Promise((r) => setTimeout(r, 5));
   const ms = last - started;
+  const commits = db.stats.commits - before.commits;
+  const changes = db.stats.changes - before.changes;
   await dispatcher.stop();
   await receiver.close();
   await db.close();
-  return { perSecond: (count / ms) * 1000, ms, count };
+  return { perSecond: (count / ms) * 1000, ms, count, commits, changes };
 }
 
 /** 1 s of 16 kHz mono 16-bit PCM (a tone): a short job. */
@@ -186,7 +189,7 @@ export async function runDeliverySuite(o: DeliverySuiteOptions): Promise<void> {
     for (const concurrency of o.concurrency) {
       const t = await throughput(dir, o.deliveries, o.hooks, concurrency);
       console.log(
-        `throughput (concurrency ${concurrency === undefined ? 'default (4)' : concurrency}): ${t.count} deliveries to ${o.hooks} hooks, signed, outcome of each attempt stored durably, in ${t.ms} ms = ${t.perSecond.toFixed(0)} deliveries/s`,
+        `throughput (concurrency ${concurrency === undefined ? 'default (16)' : concurrency}): ${t.count} deliveries to ${o.hooks} hooks, signed, outcome of each attempt stored durably, in ${t.ms} ms = ${t.perSecond.toFixed(0)} deliveries/s; ${t.changes} state changes in ${t.commits} commits (mean batch ${(t.changes / t.commits).toFixed(1)})`,
       );
     }
     const l = await latency(dir, o.model, o.jobs);

@@ -150,7 +150,10 @@ export class BatchStore {
     else if (patch.description !== undefined) next.description = patch.description;
     if (patch.customProperties === null) delete next.customProperties;
     else if (patch.customProperties !== undefined) next.customProperties = patch.customProperties;
-    await this.db.durably(() => this.put(next));
+    await this.db.durably(() => {
+      if (!this.get(id)) throw new AppError('ERR_NOT_FOUND', `The transcription '${id}' was deleted meanwhile`);
+      this.put(next);
+    });
     return next;
   }
 }

@@ -22,7 +22,7 @@ export interface DispatcherOptions {
   schedule?: RetrySchedule;
   /** Per attempt: DNS, connect, response and body (default 15000). */
   timeoutMs?: number;
-  /** Attempts in flight at once, over all targets (default 4). */
+  /** Requests under way at once, over all targets (default 16: a few hanging receivers do not hold up the rest). */
   concurrency?: number;
   now?: () => number;
   random?: () => number;
@@ -104,6 +104,12 @@ export class Dispatcher {
   private wakeQueued = false;
   private pausedUntil = 0;
   private readonly inFlight = new Map<string, { done: Promise<void>; abort: AbortController }>();
+  /**
+   * Attempts whose request is under way: what `concurrency` limits. An attempt whose
+   * answer came stays in flight (not sent again) until its outcome is stored, but frees
+   * its slot: outcomes stored together share a commit, and the next requests go meanwhile.
+   */
+  private sending = 0;
   private counters = { sent: 0, failedAttempts: 0, deadLettered: 0 };
   private lastDeliveryLatencyMs: number | undefined;
   private lastAttemptDurationMs: number | undefined;
@@ -113,7 +119,7 @@ export class Dispatcher {
     this.send = options.send ?? sendRequest;
     this.schedule = options.schedule ?? createRetrySchedule();
     this.timeoutMs = options.timeoutMs ?? 15_000;
-    this.concurrency = options.concurrency ?? 4;
+    this.concurrency = options.concurrency ?? 16;
     this.now = options.now ?? Date.now;
     this.random = options.random ?? Math.random;
     this.timers = options.timers ?? nodeTimers;
@@ -200,7 +206,7 @@ export class Dispatcher {
     for (const { id, dueAt } of this.outbox.due()) {
       if (this.inFlight.has(id)) continue;
       // Full: the next attempt to finish pumps again.
-      if (this.inFlight.size >= this.concurrency) return undefined;
+      if (this.sending >= this.concurrency) return undefined;
       if (dueAt > now) return dueAt;
       const record = this.outbox.get(id);
       if (record?.state === 'pending') this.begin(record);
@@ -210,19 +216,29 @@ export class Dispatcher {
 
   private begin(record: DeliveryRecord): void {
     const abort = new AbortController();
-    const done = this.attempt(record, abort.signal)
+    this.sending++;
+    let slotHeld = true;
+    const releaseSlot = () => {
+      if (!slotHeld) return;
+      slotHeld = false;
+      this.sending--;
+      this.pump();
+    };
+    const done = this.attempt(record, abort.signal, releaseSlot)
       .catch((err) => {
         this.log.error('delivery outcome could not be stored; pausing deliveries', { id: record.id, error: err, pauseMs: storeFailurePauseMs });
         this.pausedUntil = this.now() + storeFailurePauseMs;
       })
       .finally(() => {
         this.inFlight.delete(record.id);
-        this.pump();
+        if (slotHeld) releaseSlot();
+        else this.pump();
       });
     this.inFlight.set(record.id, { done, abort });
   }
 
-  private async attempt(record: DeliveryRecord, signal: AbortSignal): Promise<void> {
+  /** Sends one attempt, calls `answered` once the request is over, then stores the outcome. */
+  private async attempt(record: DeliveryRecord, signal: AbortSignal, answered: () => void): Promise<void> {
     const started = this.now();
     const attemptNo = record.attempts + 1;
     let response: SendResponse | undefined;
@@ -244,6 +260,7 @@ export class Dispatcher {
     }
     const at = this.now();
     this.lastAttemptDurationMs = at - started;
+    answered();
     const outcome = this.decide(attemptNo, at, response, error);
     const stored = await this.outbox.recordAttempt(record.id, outcome);
     if (!stored) return; // discarded or changed meanwhile

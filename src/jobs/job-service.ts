@@ -329,11 +329,13 @@ export class JobService {
 
   /** Deletes a job that is not being processed, with its results and audio. */
   async delete(id: string): Promise<void> {
-    const job = this.get(id);
-    if (job.status === 'processing') {
-      throw new AppError('ERR_JOB_BUSY', `Job '${id}' is currently being processed and cannot be deleted`);
-    }
+    this.get(id);
+    // Checked where the removal is written: the scheduler may start the job meanwhile.
     await this.transaction(() => {
+      const job = this.get(id);
+      if (job.status === 'processing') {
+        throw new AppError('ERR_JOB_BUSY', `Job '${id}' is currently being processed and cannot be deleted`);
+      }
       this.o.store.remove(id);
       for (const n of this.notifiers) n.notify(job, 'deleted', undefined);
     });
@@ -360,10 +362,14 @@ export class JobService {
     }
   }
 
-  /** waiting → processing; counts the attempt (crash recovery relies on it). */
-  async start(job: Job): Promise<Job> {
+  /**
+   * waiting → processing; counts the attempt (crash recovery relies on it). Undefined
+   * when the job is not waiting any more where the change is written (deleted since it
+   * was picked): nothing is written then.
+   */
+  async start(job: Job): Promise<Job | undefined> {
     const next: Job = { ...job, status: 'processing', attempts: job.attempts + 1, updated: this.now() };
-    await this.commit(next, 'started');
+    if (!(await this.commit(next, 'started', undefined, 'waiting'))) return undefined;
     this.progress.set(job.id, 0);
     return next;
   }
@@ -408,14 +414,17 @@ export class JobService {
 
   /** Removes finished jobs whose results expired; returns how many. */
   async sweep(limit = 100): Promise<number> {
-    const expired = this.o.store.expired(this.now(), limit).filter(isFinished);
-    if (!expired.length) return 0;
-    await this.transaction(() => {
-      for (const job of expired) {
+    const candidates = this.o.store.expired(this.now(), limit).filter(isFinished);
+    if (!candidates.length) return 0;
+    // Only those still there where the removal is written (a client may delete one meanwhile).
+    const expired = await this.transaction(() =>
+      candidates.filter((job) => {
+        if (!this.o.store.get(job.id)) return false;
         this.o.store.remove(job.id);
         for (const n of this.notifiers) n.notify(job, 'deleted', undefined);
-      }
-    });
+        return true;
+      }),
+    );
     this.o.onNotified();
     for (const job of expired) this.settleWaiters(job.id, undefined);
     for (const job of expired) await this.o.spool.removeFiles(job.id);
@@ -428,19 +437,27 @@ export class JobService {
     await this.o.spool.removeFiles(id);
   }
 
-  private async commit(job: Job, change: JobChange, result?: StoredTranscript): Promise<void> {
-    await this.transaction(() => {
+  /**
+   * Writes `job` with its result and notifications; with `from`, only if the stored job
+   * is still in that status where the change is written. Resolves whether it was written.
+   */
+  private async commit(job: Job, change: JobChange, result?: StoredTranscript, from?: Job['status']): Promise<boolean> {
+    const written = await this.transaction(() => {
+      if (from && this.o.store.get(job.id)?.status !== from) return false;
       this.o.store.put(job);
       if (result) this.o.store.putResult(job.id, result);
       for (const n of this.notifiers) n.notify(job, change, result);
+      return true;
     });
+    if (!written) return false;
     this.o.onNotified();
     if (isFinished(job)) this.settleWaiters(job.id, job);
+    return true;
   }
 
-  private async transaction(fn: () => void): Promise<void> {
+  private async transaction<T>(fn: () => T): Promise<T> {
     try {
-      await this.o.db.durably(fn);
+      return await this.o.db.durably(fn);
     } catch (err) {
       if (err instanceof AppError) throw err;
       throw new AppError('ERR_STORE', `Could not store the job: ${(err as Error).message}`, { cause: err });

@@ -280,6 +280,7 @@ export class Scheduler {
 
   private async process(waiting: Job, lane: Lane): Promise<void> {
     const started = await this.storeDespiteFullDisk(() => this.o.service.start(waiting));
+    if (!started) return; // deleted since it was picked
     let job = started;
     const controller = new AbortController();
     const current: RunningJob = { job, controller, lastProgressAt: performance.now(), longestStallMs: 0 };

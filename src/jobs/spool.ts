@@ -10,6 +10,9 @@ import path from 'node:path';
  */
 export class Spool {
   readonly dir: string;
+  /** The directory fsync under way, and the one callers arriving meanwhile share (syncDir). */
+  private dirSync: Promise<void> | undefined;
+  private nextDirSync: Promise<void> | undefined;
 
   constructor(stateDir: string) {
     this.dir = path.join(stateDir, 'spool');
@@ -48,8 +51,31 @@ export class Spool {
     }
   }
 
-  /** Makes new directory entries (a fresh upload) survive a power cut. */
-  async syncDir(): Promise<void> {
+  /**
+   * Makes new directory entries (a fresh upload) survive a power cut. Uploads that finish
+   * close together share one fsync: a call while one runs joins the next, which starts
+   * once the running one ends (the running one may have begun before the caller's entry).
+   */
+  syncDir(): Promise<void> {
+    if (!this.dirSync) {
+      this.dirSync = this.fsyncDir().finally(() => {
+        this.dirSync = undefined;
+      });
+      return this.dirSync;
+    }
+    this.nextDirSync ??= this.dirSync.then(
+      () => this.startNextDirSync(),
+      () => this.startNextDirSync(),
+    );
+    return this.nextDirSync;
+  }
+
+  private startNextDirSync(): Promise<void> {
+    this.nextDirSync = undefined;
+    return this.syncDir();
+  }
+
+  private async fsyncDir(): Promise<void> {
     const handle = await open(this.dir, 'r');
     try {
       await handle.sync();

@@ -4,13 +4,17 @@ import type { DiskSpace } from '../jobs/disk-space.js';
 import type { JobStore } from '../jobs/job-store.js';
 import type { Scheduler } from '../jobs/scheduler.js';
 import type { Metrics } from '../metrics.js';
+import type { StateDatabase } from '../store/database.js';
 
 /** The service's gauges for GET /metrics: jobs, the model, free space, deliveries. */
 export function defineGauges(
   metrics: Metrics,
-  parts: { store: JobStore; engine: Engine; dispatcher: Dispatcher; disk: DiskSpace; scheduler: Scheduler },
+  parts: { db: StateDatabase; store: JobStore; engine: Engine; dispatcher: Dispatcher; disk: DiskSpace; scheduler: Scheduler },
 ): void {
-  const { store, engine, dispatcher, disk, scheduler } = parts;
+  const { db, store, engine, dispatcher, disk, scheduler } = parts;
+  // Group commit: changes issued close together share a commit (changes / commits: the mean batch).
+  metrics.counterRead('earshot_store_commits_total', 'LMDB commits (each one flush to disk)', () => db.stats.commits);
+  metrics.counterRead('earshot_store_changes_total', 'Durable state changes, committed in those commits', () => db.stats.changes);
   metrics.gauge('earshot_jobs', 'Jobs by status', () => Object.entries(store.countByStatus()).map(([status, n]) => [{ status }, n]));
   metrics.gauge('earshot_model_loaded', '1 when the whisper model is loaded', () => (engine.ready ? 1 : 0));
   metrics.gauge('earshot_disk_free_bytes', "Free space on the state directory's file system", () => disk.free());

@@ -43,6 +43,10 @@ export function storableKey(key: string): boolean {
 export class StateDatabase {
   private root: RootDatabase | null = null;
   private readonly handles = new Map<DatabaseName, Database>();
+  /** The write transaction the last change ran in: a change in another one starts a new commit. */
+  private lastTxnId = -1;
+  /** Commits and the changes they carried since start (their ratio: the mean batch size). */
+  readonly stats = { commits: 0, changes: 0 };
 
   constructor(private readonly stateDir: string) {}
 
@@ -66,13 +70,24 @@ export class StateDatabase {
    * Runs `fn` in one write transaction (its puts and removes commit together, or none of
    * them if `fn` throws) and resolves once the commit is flushed to disk.
    *
-   * Synchronous on purpose: lmdb-js's asynchronous transaction() commits what a throwing
-   * callback wrote before it threw. The commit itself is quick (overlapping sync: the
-   * flush to disk happens off the main thread, and is awaited below).
+   * Group commit: each call is a child transaction of lmdb-js's next asynchronous batch,
+   * so changes issued close together share one commit and one sync, both done by lmdb-js's
+   * write thread, never on the event loop. A child that throws is rolled back alone; the
+   * others in its batch commit. `fn` runs later than the call (when the batch starts),
+   * inside the write transaction: it sees every change committed or batched before it,
+   * so checks that must hold when the change is written belong inside `fn`. It must be
+   * synchronous.
    */
   async durably<T>(fn: () => T): Promise<T> {
     if (!this.root) throw new Error('StateDatabase.open() must run first');
-    const result = this.root.transactionSync(fn);
+    const root = this.root;
+    const result = (await root.childTransaction(() => {
+      const txnId = root.getWriteTxnId();
+      if (txnId !== this.lastTxnId) this.stats.commits++;
+      this.lastTxnId = txnId;
+      this.stats.changes++;
+      return fn();
+    })) as T;
     await this.root.flushed;
     return result;
   }

@@ -55,7 +55,7 @@ async function setup(t: Test, start = Date.UTC(2033, 0, 1)) {
     });
   /** A job completed now with a results TTL of one hour. */
   const completed = async () => {
-    const job = await service.start(await submit());
+    const job = (await service.start(await submit()))!;
     return service.complete(job, transcript, { queueMs: 0, decodeMs: 0, transcribeMs: 0 });
   };
   return { time, clock, store, service, submit, completed };
@@ -121,7 +121,7 @@ t.test('the queue stays first in, first out, and the listing newest first, acros
 
 t.test('a job running across a rebase keeps its moved creation time', async (t) => {
   const { time, clock, store, service, submit } = await setup(t);
-  const running = await service.start(await submit());
+  const running = (await service.start(await submit()))!;
   time.step(fiveYears);
   await clock.check();
   const done = await service.complete(running, transcript, { queueMs: 0, decodeMs: 0, transcribeMs: 0 });

@@ -76,7 +76,7 @@ t.test('the queue is FIFO and bounded; transitions are notified', async (t) => {
   );
   t.notOk(received, 'a full queue refuses before any audio is read');
   t.equal(store.nextWaiting()?.id, a.id);
-  const started = await service.start(store.nextWaiting()!);
+  const started = (await service.start(store.nextWaiting()!))!;
   t.match(started, { status: 'processing', attempts: 1 });
   t.equal(store.nextWaiting()?.id, b.id);
   tick(1); // jobs created in the same millisecond have no order ("newest first" below)
@@ -104,7 +104,7 @@ t.test('interactive jobs run before the batch jobs that wait, oldest first among
   tick(1);
   const second = await service.submit({ ...request, interactive: true }, receiveAudio);
   t.equal(store.nextWaiting()?.id, first.id, 'someone is waiting for it');
-  await service.start(first);
+  (await service.start(first))!;
   t.equal(store.nextWaiting()?.id, second.id);
   await service.delete(second.id);
   t.equal(store.nextWaiting()?.id, batch.id, 'then the batch job, which lost its place to no one else');
@@ -144,7 +144,7 @@ t.test('what the upload showed (a detected format, warnings) goes into the job',
 t.test('finished jobs expire after their TTL, with their files', async (t) => {
   const { service, store, spool, create, tick } = setup(t);
   const job = await create();
-  const done = await service.fail(await service.start(job), { code: 'ERR_AUDIO_CORRUPT', message: 'bad' });
+  const done = await service.fail((await service.start(job))!, { code: 'ERR_AUDIO_CORRUPT', message: 'bad' });
   t.equal(done.expiresAt, done.updated + 60_000);
   t.notOk(existsSync(spool.uploadPath(job.id)), 'audio removed once the job finished');
   tick(59_000);
@@ -185,9 +185,9 @@ t.test('jobs are counted by status in the transactions that change them; an earl
   const counts = () => store.countByStatus();
   const [a, b, c] = [await create(), await create(), await create()];
   t.same(counts(), { waiting: 3, processing: 0, completed: 0, failed: 0 });
-  const running = await service.start(a);
+  const running = (await service.start(a))!;
   await service.complete(running, transcript, { queueMs: 0, decodeMs: 1, transcribeMs: 1 });
-  await service.fail(await service.start(b), { code: 'ERR_AUDIO_CORRUPT', message: 'bad' });
+  await service.fail((await service.start(b))!, { code: 'ERR_AUDIO_CORRUPT', message: 'bad' });
   await service.delete(c.id);
   t.same(counts(), { waiting: 0, processing: 0, completed: 1, failed: 1 });
   // A transaction that throws takes its count changes with it.
@@ -212,7 +212,7 @@ t.test('jobs are counted by status in the transactions that change them; an earl
 t.test('orphaned spool files: an upload in flight is spared, a finished job keeps nothing, unknown files go', async (t) => {
   const { store, spool, service, create } = setup(t);
   const waiting = await create();
-  const finished = await service.complete(await service.start(await create()), transcript, { queueMs: 0, decodeMs: 1, transcribeMs: 1 });
+  const finished = await service.complete((await service.start(await create()))!, transcript, { queueMs: 0, decodeMs: 1, transcribeMs: 1 });
   // A crash between the commit and the cleanup left the finished job's files (the PCM may be GBs).
   writeFileSync(spool.uploadPath(finished.id), 'audio');
   writeFileSync(spool.pcmPath(finished.id), 'pcm');
@@ -291,7 +291,7 @@ t.test('admission: uploads in flight count against the queue and, by their decla
 
 t.test('a backlog of expired jobs goes in one sweep, in slices of one short transaction each', async (t) => {
   const { service, store, create, tick } = setup(t, 1000);
-  for (let i = 0; i < 120; i++) await service.complete(await service.start(await create()), transcript, { queueMs: 0, decodeMs: 1, transcribeMs: 1 });
+  for (let i = 0; i < 120; i++) await service.complete((await service.start(await create()))!, transcript, { queueMs: 0, decodeMs: 1, transcribeMs: 1 });
   tick(60_001);
   const slices: number[] = [];
   const removed = await inSlices(async (limit) => {
@@ -387,7 +387,7 @@ t.test('accept: all or nothing against the queue, a refused URL and a failing ca
   const order: string[] = [];
   for (let job = big.store.nextWaiting(); job; job = big.store.nextWaiting()) {
     order.push(job.source!.url);
-    await big.service.start(job);
+    (await big.service.start(job))!;
   }
   t.same(
     order,
@@ -398,7 +398,7 @@ t.test('accept: all or nothing against the queue, a refused URL and a failing ca
 t.test("recordAudio: the fetched audio's size, type, format and warnings; the job stays processing", async (t) => {
   const { service } = setup(t);
   const [job] = await service.accept([sourced('http://10.0.0.5/a')]);
-  const running = await service.start(job!);
+  const running = (await service.start(job!))!;
   const audio = { bytes: 1234, contentType: 'text/plain', format: parseAudioMediaType('audio/wav'), warnings: ['detected as WAV'] };
   const recorded = await service.recordAudio(running, audio);
   t.match(recorded, { status: 'processing', audioBytes: 1234, contentType: 'text/plain', format: { container: 'wav' }, warnings: ['detected as WAV'] });

@@ -475,9 +475,9 @@ t.test('after a crash mid-download the partial file goes at start and the job is
   const before = setup(t, dir);
   const [partly, fully] = await before.service.accept([sourced('http://10.0.0.5/partly'), sourced('http://10.0.0.5/fully')]);
   // The crash: both were processing; one had half its audio, the other had all of it recorded.
-  await before.service.start(partly!);
+  (await before.service.start(partly!))!;
   writeFileSync(before.spool.fetchPath(partly!.id), 'half');
-  const recorded = await before.service.recordAudio(await before.service.start(fully!), {
+  const recorded = await before.service.recordAudio((await before.service.start(fully!))!, {
     bytes: 5,
     contentType: 'audio/wav',
     format: parseAudioMediaType('audio/wav'),
