@@ -8,6 +8,7 @@
 //      model, threads, decoding settings and file)
 //   5. a 3 s command (Azure fast transcription, interactive): its latency on an idle
 //      service and while a long batch job transcribes (target: at most 1.5× idle)
+//   6. start-up: from `npm start`'s command to "ready", on a new and on an existing state directory
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer } from 'node:http';
@@ -120,14 +121,16 @@ function wavHead(wav: Buffer, seconds: number): Buffer {
   return out;
 }
 
-/** Prints the five figures, one line each. */
+/** Prints the figures, one line each. */
 export async function runApiSuite(o: ApiSuiteOptions): Promise<void> {
   const { model, threads, runs } = o;
   // The same barrier policy for whisper-server as earshot sets for itself.
   process.env.OMP_WAIT_POLICY ??= 'PASSIVE';
   const dir = mkdtempSync(path.join(os.tmpdir(), 'earshot-bench-api-'));
   const receiver = await startReceiver();
+  const startedAt = performance.now();
   const service = await startService(path.join(dir, 'state'), model, threads);
+  const freshStartMs = performance.now() - startedAt;
   const lines: string[] = [
     `model ${path.basename(model)}, ${threads} threads, ${os.cpus()[0]?.model ?? 'cpu'} x${os.availableParallelism()}, OMP_WAIT_POLICY=${process.env.OMP_WAIT_POLICY}`,
     '',
@@ -227,6 +230,15 @@ export async function runApiSuite(o: ApiSuiteOptions): Promise<void> {
       if (i > 0) ours.push(done - t0);
     }
     fresh.proc.kill('SIGTERM');
+    await fresh.exited;
+    const restartedAt = performance.now();
+    const restarted = await startService(path.join(dir, 'state2'), model, threads);
+    const restartMs = performance.now() - restartedAt;
+    restarted.proc.kill('SIGTERM');
+    await restarted.exited;
+    lines.push(
+      `6. start-up (the service as npm start runs it, until it logs ready): new state directory ${freshStartMs.toFixed(0)} ms, restart on its state ${restartMs.toFixed(0)} ms`,
+    );
     const ws = await startWhisperServer(model, threads);
     const theirs: number[] = [];
     for (let i = 0; i < runs + 1; i++) {
