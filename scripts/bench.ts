@@ -58,6 +58,7 @@ import { parseArgs, promisify } from 'node:util';
 import { decodeToPcm, int16Wav, jfkMp3, repeatPcm, writeF32, writeFloatWav } from './lib/bench-audio.js';
 import { benchAuth, getJob, startService, submit } from './lib/bench-service.js';
 import type { ServiceProcess } from './lib/service-process.js';
+import { figuresTable, type Figure } from './lib/figures.js';
 import { median, percentile } from './lib/stats.js';
 import { sampleRate } from './lib/test-signal.js';
 import {
@@ -144,7 +145,8 @@ tools, then the service (HTTP latency, bytes written); a markdown table, and JSO
                           (default: a new directory under var/, removed after;
                           ~/.cache/earshot-bench/ where the checkout is read-only)
   --json FILE             where the JSON goes (engine and addon; with several suites,
-                          FILE.addon.json for addon)   [engine: var/bench/bench-<time>.json]
+                          FILE.addon.json for addon; the run's summary of headline figures
+                          FILE.summary.json)   [var/bench/bench-<time>.json, summary-<time>.json]
   --no-make               fail on a missing model instead of making it
 addon: the addon beside whisper-cli on one file, and its peak RSS for long inputs
   --model NAME|PATH       addon, api and delivery: the model  [tiny.en-q5_1; delivery: test.en-q5_0]
@@ -907,7 +909,7 @@ interface Report {
 
 // ---- main -----------------------------------------------------------------------------------
 
-async function runEngineSuite(o: EngineOptions): Promise<void> {
+async function runEngineSuite(o: EngineOptions): Promise<Report> {
   const log = (line: string) => process.stderr.write(`bench: ${line}\n`);
   const startedAt = new Date();
   const t0 = performance.now();
@@ -989,6 +991,32 @@ async function runEngineSuite(o: EngineOptions): Promise<void> {
   mkdirSync(path.dirname(jsonFile), { recursive: true });
   writeFileSync(jsonFile, `${JSON.stringify(report, null, 2)}\n`);
   process.stdout.write(`${markdown(report)}\n`);
+  return report;
+}
+
+/** The engine suite's headline figures: the service's side of it. */
+function engineFigures(report: Report): Figure[] {
+  const s = report.service;
+  if (!s) return [];
+  return [
+    { suite: 'engine', name: `bytes written per transcribed hour (${s.jobSeconds} s job, scaled)`, value: s.writes.perHourBytes / 1e6, unit: 'MB' },
+    { suite: 'engine', name: 'GET /v1/recognitions/{id} p99 while a job runs', value: s.status.p99Ms, unit: 'ms', target: { op: '<', value: 10 } },
+    { suite: 'engine', name: 'peak RSS of the service', value: s.peakRssMb, unit: 'MB' },
+  ];
+}
+
+/**
+ * One JSON (FILE.summary.json with --json FILE, else var/bench/summary-<time>.json) and one
+ * Markdown table of the run's headline figures.
+ */
+async function summarize(figures: Figure[], startedAt: Date, json: string | undefined): Promise<void> {
+  const file = json
+    ? json.replace(/(\.json)?$/, '.summary.json')
+    : path.join(benchVarDir(), 'bench', `summary-${startedAt.toISOString().replace(/[:.]/g, '-')}.json`);
+  mkdirSync(path.dirname(file), { recursive: true });
+  const summary = { started: startedAt.toISOString(), machine: await machine(), temperature: temperature(), throttled: await throttled(), figures };
+  writeFileSync(file, `${JSON.stringify(summary, null, 2)}\n`);
+  console.log(`\n## Summary\n\n${figuresTable(figures)}\n\nJSON: ${file}`);
 }
 
 /** Runs the suites in `o.suites`, in order; with several, each under a heading. */
@@ -997,29 +1025,34 @@ async function run(o: BenchOptions): Promise<void> {
   // sets it for itself, see src/engine/native.ts) and for whisper.cpp's tools.
   process.env.OMP_WAIT_POLICY ??= 'PASSIVE';
   const threads = Math.max(...o.threads);
+  const startedAt = new Date();
+  const figures: Figure[] = [];
   for (const suite of o.suites) {
     if (o.suites.length > 1) console.log(`\n# suite: ${suite}\n`);
-    if (suite === 'engine') await runEngineSuite({ ...o, runs: o.runs ?? 1 });
+    if (suite === 'engine') figures.push(...engineFigures(await runEngineSuite({ ...o, runs: o.runs ?? 1 })));
     if (suite === 'addon') {
       const json = o.json && o.suites.length > 1 ? o.json.replace(/(\.json)?$/, '.addon.json') : o.json;
       await runAddonSuite({ model: findModel(o.model ?? 'tiny.en-q5_1'), audio: o.audio, threads, runs: o.runs ?? 3, rssMinutes: o.rssMinutes, json });
     }
-    if (suite === 'api') await runApiSuite({ model: findModel(o.model ?? 'tiny.en-q5_1'), threads, runs: o.runs ?? 5, submitSeconds: o.submitSeconds });
+    if (suite === 'api')
+      figures.push(...(await runApiSuite({ model: findModel(o.model ?? 'tiny.en-q5_1'), threads, runs: o.runs ?? 5, submitSeconds: o.submitSeconds })));
     if (suite === 'short') {
       const json = o.json && o.suites.length > 1 ? o.json.replace(/(\.json)?$/, '.short.json') : o.json;
       const models = list(o.model ?? 'test.en-q5_0,tiny.en-q5_1', '--model').map(findModel);
       await runShortSuite({ models, threads, runs: o.runs ?? 5, json });
     }
     if (suite === 'delivery') {
-      await runDeliverySuite({
+      const delivered = await runDeliverySuite({
         deliveries: o.deliveries,
         hooks: o.hooks,
         jobs: o.jobs,
         model: findModel(o.model ?? 'test.en-q5_0'),
         concurrency: o.concurrency,
       });
+      figures.push(...delivered);
     }
   }
+  if (figures.length) await summarize(figures, startedAt, o.json);
 }
 
 async function main(argv: string[]): Promise<number> {

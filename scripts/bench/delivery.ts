@@ -27,6 +27,7 @@ import type { Job } from '../../src/jobs/job.js';
 import { createLogger } from '../../src/log.js';
 import { StateDatabase } from '../../src/store/database.js';
 import { benchAuth, startService } from '../lib/bench-service.js';
+import type { Figure } from '../lib/figures.js';
 import { median, percentile } from '../lib/stats.js';
 
 /** A receiver that answers Azure's challenge and 200s everything else at once. */
@@ -182,22 +183,30 @@ export interface DeliverySuiteOptions {
   concurrency: Array<number | undefined>;
 }
 
-/** Prints one throughput line per concurrency, then the latency line. */
-export async function runDeliverySuite(o: DeliverySuiteOptions): Promise<void> {
+/** Prints one throughput line per concurrency, then the latency line; returns the headline figures. */
+export async function runDeliverySuite(o: DeliverySuiteOptions): Promise<Figure[]> {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'earshot-bench-delivery-'));
+  const figures: Figure[] = [];
   try {
     for (const concurrency of o.concurrency) {
       const t = await throughput(dir, o.deliveries, o.hooks, concurrency);
+      const setting = concurrency === undefined ? 'default concurrency' : `concurrency ${concurrency}`;
+      figures.push(
+        { suite: 'delivery', name: `deliveries to a local receiver, ${setting}`, value: t.perSecond, unit: '/s', target: { op: '≥', value: 1000 } },
+        { suite: 'delivery', name: `state changes per commit (delivery outcomes), ${setting}`, value: t.changes / Math.max(1, t.commits), unit: '' },
+      );
       console.log(
         `throughput (concurrency ${concurrency === undefined ? 'default (16)' : concurrency}): ${t.count} deliveries to ${o.hooks} hooks, signed, outcome of each attempt stored durably, in ${t.ms} ms = ${t.perSecond.toFixed(0)} deliveries/s; ${t.changes} state changes in ${t.commits} commits (mean batch ${(t.changes / t.commits).toFixed(1)})`,
       );
     }
     const l = await latency(dir, o.model, o.jobs);
     const fmt = (x: number) => `${x.toFixed(0)} ms`;
+    figures.push({ suite: 'delivery', name: 'job completion → first delivery attempt, median', value: median(l), unit: 'ms', target: { op: '<', value: 100 } });
     console.log(
       `job completion → first delivery attempt received (${l.length} jobs): median ${fmt(median(l))}, p90 ${fmt(percentile(l, 0.9))}, max ${fmt(Math.max(...l))} (target < 100 ms)`,
     );
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
+  return figures;
 }

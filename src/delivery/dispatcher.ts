@@ -215,7 +215,10 @@ export class Dispatcher {
   }
 
   private begin(record: DeliveryRecord): void {
-    const abort = new AbortController();
+    // In flight before the attempt starts: it may be answered (a refused target) before
+    // its first await, and the scan that follows must not begin it again.
+    const flight = { done: Promise.resolve(), abort: new AbortController() };
+    this.inFlight.set(record.id, flight);
     this.sending++;
     let slotHeld = true;
     const releaseSlot = () => {
@@ -224,7 +227,7 @@ export class Dispatcher {
       this.sending--;
       this.pump();
     };
-    const done = this.attempt(record, abort.signal, releaseSlot)
+    flight.done = this.attempt(record, flight.abort.signal, releaseSlot)
       .catch((err) => {
         this.log.error('delivery outcome could not be stored; pausing deliveries', { id: record.id, error: err, pauseMs: storeFailurePauseMs });
         this.pausedUntil = this.now() + storeFailurePauseMs;
@@ -234,7 +237,6 @@ export class Dispatcher {
         if (slotHeld) releaseSlot();
         else this.pump();
       });
-    this.inFlight.set(record.id, { done, abort });
   }
 
   /** Sends one attempt, calls `answered` once the request is over, then stores the outcome. */

@@ -189,12 +189,28 @@ t.test('the addon, api and delivery suites, one run each', async (t) => {
   t.match(run.stdout, /1\. GET \/v1\/recognitions\/\{id\} during a \d+ s transcription: \d+ requests, p50 [\d.]+ ms, p99 [\d.]+ ms/);
   t.match(run.stdout, /the same while \/metrics is scraped 10×\/s: \d+ requests with \d+ scrapes of \/metrics, p50 [\d.]+ ms, p99 [\d.]+ ms/);
   t.match(run.stdout, /2\. job overhead .*: median [\d.]+ ms, max [\d.]+ ms, of which the out-of-process decoder: median \d+ ms/);
-  t.match(run.stdout, /3\. submissions .*: \d+\/s, p50 [\d.]+ ms, p99 [\d.]+ ms/);
+  t.match(run.stdout, /3\. submissions .*16 clients.*: \d+\/s, p50 [\d.]+ ms, p99 [\d.]+ ms; \d+ state changes in \d+ commits \(mean batch [\d.]+\)/);
   t.match(run.stdout, /4\. one job end to end .*: earshot API \d+ ms .*whisper-server \d+ ms .*ratio [\d.]+/);
+  t.match(run.stdout, /6\. start-up .*: new state directory \d+ ms, restart on its state \d+ ms/);
 
   // delivery: throughput and latency.
-  t.match(run.stdout, /throughput \(concurrency default \(4\)\): 40 deliveries to 4 hooks, .* = \d+ deliveries\/s/);
+  t.match(run.stdout, /throughput \(concurrency default \(16\)\): 40 deliveries to 4 hooks, .* = \d+ deliveries\/s; \d+ state changes in \d+ commits/);
   t.match(run.stdout, /job completion → first delivery attempt received \(2 jobs\): median \d+ ms, p90 \d+ ms, max \d+ ms/);
+
+  // One summary of the headline figures, with their targets, as Markdown and JSON.
+  t.match(run.stdout, /## Summary\n\n\| suite \| figure \| value \| target \| met \|/);
+  t.match(run.stdout, /\| api \| durable submissions, 16 clients, 1 s WAV, during a transcription \| \d+ \/s \| ≥ 1000 \/s \| (yes|\*\*no\*\*) \|/);
+  const summary = JSON.parse(await readFile(json.replace(/\.json$/, '.summary.json'), 'utf8'));
+  t.ok(summary.machine.cores > 0);
+  t.same(
+    [...new Set(summary.figures.map((f: { suite: string }) => f.suite))],
+    ['api', 'delivery'],
+    'the api and delivery figures (the addon suite has its own JSON)',
+  );
+  t.ok(
+    summary.figures.every((f: { value: number }) => Number.isFinite(f.value)),
+    'every figure a number',
+  );
 });
 
 t.test('the short suite: latency per clip and setting, no WER claim on random weights', async (t) => {
