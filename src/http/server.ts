@@ -6,6 +6,7 @@ import { AppError, toAppError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { Metrics } from '../metrics.js';
 import { RequestBody, type DiscardLimits } from './body.js';
+import type { GroupApi } from './openapi.js';
 import { loadUws, type Uws } from './uws.js';
 
 /** What a route handler sees: a copy of the request, taken before uWS recycles it. */
@@ -72,6 +73,8 @@ export interface RouteGroup {
    */
   lenient?: boolean;
   routes: Route[];
+  /** The group's part of `/openapi.json`: schemas, error shape, one OperationDoc per route (src/http/openapi.ts). */
+  api?: GroupApi;
   renderError(error: AppError, req: Request | undefined): Reply;
 }
 
