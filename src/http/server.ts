@@ -189,6 +189,11 @@ export class HttpServer {
     );
   }
 
+  /** The route groups it serves, in order (the OpenAPI document's tests walk them). */
+  get groups(): readonly RouteGroup[] {
+    return this.options.groups;
+  }
+
   /** Starts listening; resolves with the bound port (useful with port 0). */
   async listen(): Promise<number> {
     this.uws = loadUws();
