@@ -78,7 +78,7 @@ export async function transcribe(o: TranscribeOptions): Promise<number> {
   try {
     const jobs: Array<{ file: string; id: string; bar: ReturnType<Progress['file']> }> = [];
     for (const file of o.files) {
-      const bar = progress.file(file);
+      const bar = progress.file(path.basename(file));
       const id = await o.client.upload(file, query, contentTypeOf(file), (sent, total) => bar.update('upload', total ? (sent / total) * 100 : 100));
       bar.update('waiting', 0);
       jobs.push({ file, id, bar });
