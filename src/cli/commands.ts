@@ -35,7 +35,8 @@ const single = (metrics: string, name: string) => Number(new RegExp(`^${name} (\
 export async function status(client: Client, out: Output, asJson: boolean): Promise<void> {
   const ready = await client.request('GET', '/readyz', 'Asking whether the device is ready', { accept: [503] });
   const readiness = (await ready.json()) as { status: string; reason?: string };
-  const models = await client.json<{ models: Array<{ name: string; description?: string }> }>('GET', '/v1/models', 'Listing models');
+  // One body for IBM's SDKs (`models`: per locale) and OpenAI's (`data`: the whisper model, and its alias whisper-1).
+  const models = await client.json<{ models: Array<{ name: string; language: string }>; data?: Array<{ id: string }> }>('GET', '/v1/models', 'Listing models');
   const metrics = await (await client.request('GET', '/metrics', 'Reading metrics')).text();
   const jobsByStatus = byLabel(metrics, 'earshot_jobs', 'status');
   const deliveries = byLabel(metrics, 'earshot_deliveries', 'state');
@@ -44,7 +45,8 @@ export async function status(client: Client, out: Output, asJson: boolean): Prom
     url: client.url,
     ready: readiness.status === 'ready',
     ...(readiness.reason ? { reason: readiness.reason } : {}),
-    models: models.models.map((m) => m.name),
+    model: (models.data ?? []).map((m) => m.id).find((id) => id !== 'whisper-1') ?? null,
+    languages: [...new Set(models.models.map((m) => m.language))],
     jobs: jobsByStatus,
     deliveries,
     diskFreeBytes: free,
@@ -58,7 +60,8 @@ export async function status(client: Client, out: Output, asJson: boolean): Prom
     [
       `earshot at ${client.url}`,
       `  ready:       ${summary.ready ? 'yes' : `no (${readiness.reason ?? readiness.status})`}`,
-      `  models:      ${summary.models.join(', ') || '(loading)'}`,
+      `  model:       ${summary.model ?? '(loading)'}`,
+      `  languages:   ${summary.languages.join(', ') || '(loading)'}`,
       `  jobs:        ${counts(jobsByStatus)}`,
       `  deliveries:  ${counts(deliveries)}`,
       `  disk free:   ${Number.isFinite(free) ? `${(free / 1e9).toFixed(1)} GB` : 'unknown'}`,

@@ -159,7 +159,7 @@ t.test('jobs and status', async (t) => {
   t.match(
     status.stdout,
     new RegExp(
-      `^earshot at ${base}\n  ready:       yes\n  models:      \\S+.*\n  jobs:        .*completed \\d+.*\n  deliveries:  .*\n  disk free:   [\\d.]+ GB\n$`,
+      `^earshot at ${base}\n  ready:       yes\n  model:       scripted\n  languages:   en-.*\n  jobs:        .*completed \\d+.*\n  deliveries:  .*\n  disk free:   [\\d.]+ GB\n$`,
     ),
   );
   t.match(JSON.parse((await earshot(['status', '--json'])).stdout), { url: base, ready: true, jobs: { completed: Number } });
