@@ -54,7 +54,7 @@ export async function status(client: Client, out: Output, asJson: boolean): Prom
   if (asJson) return void out.write(`${JSON.stringify(summary, null, 2)}\n`);
   const counts = (o: Record<string, number>) =>
     Object.entries(o)
-      .map(([k, n]) => `${k} ${n}`)
+      .map(([k, n]) => `${k.replace('_', ' ')} ${n}`)
       .join(', ') || 'none';
   out.write(
     [
