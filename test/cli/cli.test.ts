@@ -25,11 +25,14 @@ const script: DecoderScript = [
 const model = await scriptedModel(t, script);
 const { base } = await startApp(t, { EARSHOT_MODEL: model, EARSHOT_RETRY_SCHEDULE: '10ms,10ms' });
 
+const runnerEnv = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('EARSHOT_')));
+
 /** Runs the bin; never rejects: resolves with its exit code and output. */
 async function earshot(args: string[], env: Record<string, string> = {}, cwd?: string) {
   try {
     const { stdout, stderr } = await promisify(execFile)(bin, args, {
-      env: { PATH: process.env.PATH, EARSHOT_URL: base, EARSHOT_API_KEY: apiKey, ...env },
+      // The runner's environment (its coverage hooks) without any earshot setting of the host's.
+      env: { ...runnerEnv, EARSHOT_URL: base, EARSHOT_API_KEY: apiKey, ...env },
       ...(cwd ? { cwd } : {}),
     });
     return { code: 0, stdout, stderr };
@@ -165,13 +168,22 @@ t.test('jobs and status', async (t) => {
   t.match(JSON.parse((await earshot(['status', '--json'])).stdout), { url: base, ready: true, jobs: { completed: Number } });
 });
 
-t.test('deliveries: dead letters listed and redelivered', async (t) => {
+t.test('deliveries: dead letters of IBM callbacks and Azure web hooks, listed and redelivered', async (t) => {
   const receiver = await startReceiver(t, undefined, { path: '/callback' });
+  const hookReceiver = await startReceiver(t, undefined, { path: '/hook' });
   const auth = { Authorization: `Bearer ${apiKey}` };
   const q = encodeURIComponent(receiver.url);
   t.equal((await fetch(`${base}/v1/register_callback?callback_url=${q}`, { method: 'POST', headers: auth })).status, 201);
+  const created = await fetch(`${base}/speechtotext/v3.2/webhooks`, {
+    method: 'POST',
+    headers: { ...auth, 'Content-Type': 'application/json' },
+    body: JSON.stringify({ displayName: 'cli', webUrl: hookReceiver.url, events: { transcriptionCompletion: true } }),
+  });
+  const hook = (await created.json()) as { self: string };
+  await until(async () => ((await (await fetch(hook.self, { headers: auth })).json()) as { status: string }).status === 'Succeeded', 10_000, 'the challenge');
   let failing = true;
   receiver.answer = () => (failing ? { status: 500 } : { status: 200 });
+  hookReceiver.answer = () => (failing ? { status: 503 } : { status: 200 });
   const res = await fetch(`${base}/v1/recognitions?callback_url=${q}&events=recognitions.completed`, {
     method: 'POST',
     headers: { ...auth, 'Content-Type': 'audio/l16;rate=16000;endianness=little-endian' },
@@ -183,23 +195,31 @@ t.test('deliveries: dead letters listed and redelivered', async (t) => {
   await until(
     async () => {
       dead = (await earshot(['deliveries', '--dead'])).stdout;
-      return dead.includes('recognitions.completed');
+      return dead.includes('recognitions.completed') && dead.includes('TranscriptionCompletion');
     },
     20_000,
-    'a dead letter',
+    'two dead letters',
   );
-  t.match(
-    dead,
-    /^ID\s+STATE\s+KIND\s+EVENT\s+ATTEMPTS\s+TARGET\s+LAST ERROR\n(\S+)\s+dead\s+callback\s+recognitions\.completed\s+3\s+\S+\/callback\s+HTTP 500\n$/,
-  );
-  const deliveryId = dead.split('\n')[1]!.split(/\s+/)[0]!;
-  t.match((await earshot(['deliveries'])).stdout, deliveryId, 'listed among pending and dead too');
+  const lines = dead.trimEnd().split('\n');
+  t.match(lines[0], /^ID\s+STATE\s+KIND\s+EVENT\s+ATTEMPTS\s+TARGET\s+LAST ERROR$/);
+  t.match(lines[1], /^\S+\s+dead\s+callback\s+recognitions\.completed\s+3\s+\S+\/callback\s+HTTP 500$/);
+  t.match(lines[2], /^\S+\s+dead\s+webhook\s+TranscriptionCompletion\s+3\s+\S+\/hook\s+HTTP 503$/);
+  t.equal(lines.length, 3);
+  const [callbackId, hookDeliveryId] = [lines[1]!.split(/\s+/)[0]!, lines[2]!.split(/\s+/)[0]!];
+  t.match((await earshot(['deliveries'])).stdout, callbackId, 'listed among pending and dead too');
+  t.match(JSON.parse((await earshot(['deliveries', '--dead', '--json'])).stdout), [
+    { id: callbackId, kind: 'callback', state: 'dead' },
+    { id: hookDeliveryId, kind: 'webhook', state: 'dead' },
+  ]);
 
   failing = false;
-  const redeliver = await earshot(['deliveries', '--redeliver', deliveryId]);
-  t.equal(redeliver.code, 0, redeliver.stderr);
-  t.equal(redeliver.stdout, `Redelivering ${deliveryId} (callback): it is pending again.\n`);
-  await until(() => receiver.received.some((r) => r.method === 'POST'), 20_000, 'the redelivery');
+  const one = await earshot(['deliveries', '--redeliver', callbackId]);
+  t.equal(one.code, 0, one.stderr);
+  t.equal(one.stdout, `Redelivering ${callbackId} (callback): it is pending again.\n`);
+  const other = await earshot(['deliveries', '--redeliver', hookDeliveryId]);
+  t.equal(other.code, 0, other.stderr);
+  t.match(other.stdout, new RegExp(`^Redelivering ${hookDeliveryId} \\(web hook \\S+\\): it is pending again\\.\n$`));
+  await until(() => receiver.received.some((r) => r.method === 'POST') && hookReceiver.events().length >= 4, 20_000, 'the redeliveries');
   t.equal((await earshot(['deliveries', '--dead'])).stdout, 'No dead letters.\n');
 
   const again = await earshot(['deliveries', '--redeliver', 'no-such-id']);
