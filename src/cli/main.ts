@@ -133,5 +133,10 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
 
 // Run when executed (the package's bin, /usr/local/bin/earshot), not when imported by tests.
 if (process.argv[1] && realpathSync(process.argv[1]) === fileURLToPath(import.meta.url)) {
+  process.once('SIGINT', () => {
+    // The bars hide the cursor; the device keeps the jobs already uploaded (earshot jobs).
+    if (process.stderr.isTTY) process.stderr.write('\x1b[?25h\n');
+    process.exit(130);
+  });
   process.exitCode = await runCli(process.argv.slice(2), { stdout: process.stdout, stderr: process.stderr, env: process.env });
 }

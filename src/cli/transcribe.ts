@@ -1,4 +1,4 @@
-import { access, writeFile } from 'node:fs/promises';
+import { access, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 
 import { CliError, type Client } from './client.js';
@@ -64,6 +64,14 @@ export async function transcribe(o: TranscribeOptions): Promise<number> {
     } catch {
       throw new CliError(`Cannot read ${file}: check the path.`, 2);
     }
+  }
+  if (o.output && o.output !== '-') {
+    const dir = o.output;
+    const isDir = await stat(dir).then(
+      (st) => st.isDirectory(),
+      () => false,
+    );
+    if (!isDir) throw new CliError(`-o ${dir}: no such directory (give an existing directory, or - for stdout)`, 2);
   }
   const progress = new Progress(o.stderr);
   const query = new URLSearchParams();

@@ -74,7 +74,7 @@ const pathParameters = (path: string) =>
   [...path.matchAll(/\{([^}]+)\}/g)].map(([, name]) => ({ name: name!, in: 'path', required: true, schema: { type: 'string' } }));
 
 /** The paths one route is documented at under one mount. */
-export function documentedPaths(route: Route, mount: string, op: OperationDoc): string[] {
+function documentedPaths(route: Route, mount: string, op: OperationDoc): string[] {
   const paths = typeof op.paths === 'function' ? op.paths(mount) : (op.paths ?? [templated(route.pattern)]);
   return paths.map((p) => `${templated(mount)}${p}`);
 }
@@ -84,17 +84,6 @@ function operationOf(group: RouteGroup, route: Route): OperationDoc {
   const op = group.api?.operations[route.name];
   if (!op) throw new Error(`OpenAPI: route ${route.name} (${route.pattern}) has no OperationDoc in its group's api`);
   return op;
-}
-
-/** Every path and method the document lists, with the route each stands for (tests walk these). */
-export function documentedOperations(groups: readonly RouteGroup[]): Array<{ path: string; method: string; route: Route; mount: string }> {
-  return groups.flatMap((group) =>
-    (group.mounts ?? ['']).flatMap((mount) =>
-      group.routes.flatMap((route) =>
-        documentedPaths(route, mount, operationOf(group, route)).map((path) => ({ path, method: httpMethod(route.method), route, mount })),
-      ),
-    ),
-  );
 }
 
 const slug = (s: string) => s.replace(/[^A-Za-z0-9]+/g, '_').replace(/^_|_$/g, '');

@@ -122,7 +122,8 @@ t.test('errors name the problem and the fix, with a non-zero exit code', async (
   t.match(noKey.stderr, /asks for an API key: set EARSHOT_API_KEY/);
 
   // A port nothing listens on: the service's, once it stopped.
-  const closed = await startApp(t);
+  // (A state directory of its own: the default, the test's directory, would be made afresh.)
+  const closed = await startApp(t, {}, path.join(dir, 'closed-state'));
   await closed.app.stop();
   const refused = await earshot(['status', '--url', closed.base]);
   t.equal(refused.code, 1);
@@ -139,6 +140,9 @@ t.test('errors name the problem and the fix, with a non-zero exit code', async (
   const unknown = await earshot(['frobnicate']);
   t.equal(unknown.code, 2);
   t.match(unknown.stderr, /Unknown command 'frobnicate'.*Usage: earshot/s);
+  const noDir = await earshot(['transcribe', audio, '-o', path.join(dir, 'missing')]);
+  t.equal(noDir.code, 2);
+  t.match(noDir.stderr, /missing: no such directory/);
   const url = await earshot(['jobs', '--url', 'pi.local:8080']);
   t.equal(url.code, 2);
   t.match(url.stderr, /must start with http:\/\/ or https:\/\//);
