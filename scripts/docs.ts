@@ -73,7 +73,7 @@ export function listedRoutes(): ListedRoutes[] {
     const dialect = create(ctx);
     return { name: dialect.name, title: dialect.title, groups: dialect.routes };
   });
-  const ops = opsRoutes({ metrics: new Metrics(), metricsNeedKey: false, notReadyReason: () => undefined });
+  const ops = opsRoutes({ metrics: new Metrics(), metricsNeedKey: false, notReadyReason: () => undefined, openapi: unused });
   return [...dialects, { name: 'ops', title: 'Operations', groups: [ops] }];
 }
 

@@ -16,7 +16,8 @@ import { engineConfig, WhisperEngine } from './engine/whisper-engine.js';
 import { AppError } from './errors.js';
 import { keyAuthenticator } from './http/auth.js';
 import { hostCheck } from './http/host-check.js';
-import { HttpServer, type Request } from './http/server.js';
+import { openApiDocument } from './http/openapi.js';
+import { HttpServer, type Request, type RouteGroup } from './http/server.js';
 import { ibmDialect } from './ibm/dialect.js';
 import { openAiDialect } from './openai/dialect.js';
 import { defaultIdleTimeoutMs, fetchJobAudio } from './jobs/content-fetch.js';
@@ -29,6 +30,7 @@ import type { Logger } from './log.js';
 import { Metrics } from './metrics.js';
 import { defineGauges } from './ops/gauges.js';
 import { opsRoutes } from './ops/routes.js';
+import { packageVersion } from './paths.js';
 import { StateDatabase } from './store/database.js';
 import { inSlices } from './store/slices.js';
 import { cgroupMemoryLimit, Systemd } from './systemd.js';
@@ -183,16 +185,24 @@ export class App {
       if (dialect.notifier) jobs.subscribe(dialect.notifier);
       for (const target of dialect.targets ?? []) targets.add(target);
     }
+    let openapi: unknown;
+    const groups: RouteGroup[] = [
+      ...dialects.flatMap((d) => d.routes),
+      opsRoutes({
+        metrics: this.metrics,
+        metricsNeedKey: config.metricsAuth === 'key',
+        notReadyReason: () => this.notReadyReason(engine, scheduler),
+        // From the very groups the server serves, once: they do not change while it runs.
+        openapi: () => (openapi ??= openApiDocument({ groups, version: packageVersion(), auth: config.auth === 'key' })),
+      }),
+    ];
     const http = new HttpServer({
       host: config.host,
       port: config.port,
       log: log.child('http'),
       metrics: this.metrics,
       authenticate: (req) => this.authenticate(req),
-      groups: [
-        ...dialects.flatMap((d) => d.routes),
-        opsRoutes({ metrics: this.metrics, metricsNeedKey: config.metricsAuth === 'key', notReadyReason: () => this.notReadyReason(engine, scheduler) }),
-      ],
+      groups,
     });
     const systemd = new Systemd({
       notify: (state) => loadAddon().notify(state),

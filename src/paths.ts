@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -11,3 +12,6 @@ export const nativeBuildDir = path.resolve(projectRoot, process.env.EARSHOT_BUIL
 export function nativeTool(name: string): string {
   return path.join(nativeBuildDir, 'bin', name);
 }
+
+/** The package's version (package.json), as Wyoming's info and the OpenAPI document state it. */
+export const packageVersion = (): string => (JSON.parse(readFileSync(path.join(projectRoot, 'package.json'), 'utf8')) as { version: string }).version;

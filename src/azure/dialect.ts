@@ -2,6 +2,7 @@ import { createHmac } from 'node:crypto';
 
 import type { Dialect, DialectContext } from '../dialect.js';
 import { ContentUrls } from './files.js';
+import { azureApi } from './openapi.js';
 import { AzureNotifier, webhookTarget } from './notifier.js';
 import { fastTranscriptionRoute } from './fast.js';
 import { azureError } from './requests.js';
@@ -57,6 +58,7 @@ export function azureDialect(ctx: DialectContext): Dialect {
         // Azure's paths are case-insensitive (Microsoft's own sample posts to `v3.0/webHooks/`).
         lenient: true,
         renderError: azureError,
+        api: azureApi,
         routes: [
           ...hooks.versioned,
           ...transcriptionRoutes(transcriptionOptions),
@@ -69,6 +71,7 @@ export function azureDialect(ctx: DialectContext): Dialect {
         mountsDoc: 'v2.0, whose batch samples write `Transcriptions/`',
         lenient: true,
         renderError: azureError,
+        api: azureApi,
         routes: [...hooks.v21, ...v2TranscriptionRoutes(transcriptionOptions)],
       },
     ],

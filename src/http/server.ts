@@ -6,6 +6,7 @@ import { AppError, toAppError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { Metrics } from '../metrics.js';
 import { RequestBody, type DiscardLimits } from './body.js';
+import type { GroupApi } from './openapi.js';
 import { loadUws, type Uws } from './uws.js';
 
 /** What a route handler sees: a copy of the request, taken before uWS recycles it. */
@@ -72,6 +73,8 @@ export interface RouteGroup {
    */
   lenient?: boolean;
   routes: Route[];
+  /** The group's part of `/openapi.json`: schemas, error shape, one OperationDoc per route (src/http/openapi.ts). */
+  api?: GroupApi;
   renderError(error: AppError, req: Request | undefined): Reply;
 }
 
@@ -184,6 +187,11 @@ export class HttpServer {
       'HTTP request latency by route',
       [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1, 5],
     );
+  }
+
+  /** The route groups it serves, in order (the OpenAPI document's tests walk them). */
+  get groups(): readonly RouteGroup[] {
+    return this.options.groups;
   }
 
   /** Starts listening; resolves with the bound port (useful with port 0). */

@@ -1,3 +1,4 @@
+import { ibmApi } from './openapi.js';
 import { deliveryListState, type DeliveryRecord, type Outbox } from '../delivery/outbox.js';
 import { AppError } from '../errors.js';
 import { json, requiredParam, type Request, type RouteGroup } from '../http/server.js';
@@ -64,6 +65,7 @@ function stateParam(req: Request): 'dead' | 'pending' {
 export function ibmDeliveryRoutes(o: IbmDeliveryRoutesOptions): RouteGroup {
   return {
     prefix: '/v1/callback_deliveries',
+    api: ibmApi,
     renderError: (error) => ibmError(error),
     routes: [
       {

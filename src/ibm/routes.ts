@@ -1,3 +1,4 @@
+import { ibmApi } from './openapi.js';
 import type { ModelListing } from '../dialect.js';
 import { SNIFF_BYTES } from '../engine/audio-sniff.js';
 import { declaresAudio, detectAudioFormat, parseAudioMediaType, type AudioFormat } from '../engine/media-type.js';
@@ -85,6 +86,7 @@ async function receiveAudio(req: Request, path: string, o: IbmRoutesOptions, det
 export function ibmRoutes(o: IbmRoutesOptions): RouteGroup {
   return {
     prefix: '/v1',
+    api: ibmApi,
     renderError: (error) => ibmError(error),
     routes: [
       {

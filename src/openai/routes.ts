@@ -4,6 +4,7 @@
  * through `JobService.submit` like every upload, runs before queued batch jobs
  * (interactive), is answered in the asked-for format once finished, and deleted then.
  */
+import { openAiApi } from './openapi.js';
 import type { ModelAbilities } from '../dialect.js';
 import { declaresAudio, parseAudioMediaType, type AudioFormat } from '../engine/media-type.js';
 import type { AppError } from '../errors.js';
@@ -119,6 +120,7 @@ function audioRoute(task: Task, o: OpenAiRoutesOptions): Route {
 export function openAiRoutes(o: OpenAiRoutesOptions): RouteGroup {
   return {
     prefix: '/v1/audio',
+    api: openAiApi,
     renderError: (error: AppError) => openAiError(error),
     routes: [audioRoute('transcribe', o), audioRoute('translate', o)],
   };

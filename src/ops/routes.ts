@@ -1,5 +1,6 @@
 import type { Metrics } from '../metrics.js';
 import { json, type RouteGroup } from '../http/server.js';
+import { opsApi } from './openapi.js';
 
 export interface OpsRoutesOptions {
   /** Why the service is not ready, or undefined when it is (model loaded, store open). */
@@ -7,12 +8,15 @@ export interface OpsRoutesOptions {
   metrics: Metrics;
   /** Whether /metrics needs credentials (EARSHOT_METRICS_AUTH=key). */
   metricsNeedKey: boolean;
+  /** The OpenAPI document of every route the server serves (built from the route table on first request). */
+  openapi: () => unknown;
 }
 
-/** Probes and metrics: no credentials (metrics optionally with), plain JSON errors. */
+/** Probes, metrics and the OpenAPI document: no credentials (metrics optionally with), plain JSON errors. */
 export function opsRoutes(o: OpsRoutesOptions): RouteGroup {
   return {
     prefix: '/',
+    api: opsApi,
     renderError: (error) => json(error.status === 499 ? 400 : error.status, { code: error.code, message: error.message }),
     routes: [
       {
@@ -45,6 +49,15 @@ export function opsRoutes(o: OpsRoutesOptions): RouteGroup {
           headers: { 'Content-Type': 'text/plain; version=0.0.4; charset=utf-8' },
           body: o.metrics.render(),
         }),
+      },
+      {
+        method: 'get',
+        pattern: '/openapi.json',
+        name: 'openapi',
+        // The API's shape is no secret (the README publishes it) and tools fetch it before they hold a key.
+        doc: 'this API as an OpenAPI 3.1 document, generated from the route table (no credentials)',
+        auth: false,
+        handler: () => json(200, o.openapi()),
       },
     ],
   };

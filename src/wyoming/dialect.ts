@@ -1,8 +1,7 @@
-import { readFileSync } from 'node:fs';
 import path from 'node:path';
 
 import type { Dialect, DialectContext } from '../dialect.js';
-import { projectRoot } from '../paths.js';
+import { packageVersion } from '../paths.js';
 import { WyomingServer } from './server.js';
 import { servedLanguages } from './session.js';
 
@@ -13,8 +12,6 @@ export interface WyomingDialect extends Dialect {
 }
 
 const whisperCpp = { name: 'whisper.cpp', url: 'https://github.com/ggml-org/whisper.cpp' };
-
-const packageVersion = (): string => (JSON.parse(readFileSync(path.join(projectRoot, 'package.json'), 'utf8')) as { version: string }).version;
 
 /** A model as its name reads: `ggml-tiny.en-q5_1.bin` or a path to it is `tiny.en-q5_1`. */
 export const modelName = (model: string): string =>
