@@ -28,7 +28,11 @@ import { Spool } from './jobs/spool.js';
 import type { Logger } from './log.js';
 import { Metrics } from './metrics.js';
 import { defineGauges } from './ops/gauges.js';
+import { deviceInfo } from './ops/device.js';
 import { opsRoutes } from './ops/routes.js';
+import { LiveFeed, queueSnapshot } from './page/live-feed.js';
+import { loadPageAssets } from './page/assets.js';
+import { pageRoutes } from './page/routes.js';
 import { StateDatabase } from './store/database.js';
 import { inSlices } from './store/slices.js';
 import { cgroupMemoryLimit, Systemd } from './systemd.js';
@@ -52,7 +56,7 @@ export class App {
   private sweepTimer: NodeJS.Timeout | undefined;
   private started = false;
   /** Until start() knows the API key, every request that needs one is refused. */
-  private authenticate: (req: Request) => void = () => {
+  private authenticate: (req: Pick<Request, 'headers'>) => void = () => {
     throw new AppError('ERR_NOT_READY', 'The service is starting');
   };
 
@@ -183,6 +187,7 @@ export class App {
       if (dialect.notifier) jobs.subscribe(dialect.notifier);
       for (const target of dialect.targets ?? []) targets.add(target);
     }
+    const liveFeed = new LiveFeed(() => queueSnapshot(jobs));
     const http = new HttpServer({
       host: config.host,
       port: config.port,
@@ -191,8 +196,22 @@ export class App {
       authenticate: (req) => this.authenticate(req),
       groups: [
         ...dialects.flatMap((d) => d.routes),
-        opsRoutes({ metrics: this.metrics, metricsNeedKey: config.metricsAuth === 'key', notReadyReason: () => this.notReadyReason(engine, scheduler) }),
+        opsRoutes({
+          metrics: this.metrics,
+          metricsNeedKey: config.metricsAuth === 'key',
+          notReadyReason: () => this.notReadyReason(engine, scheduler),
+          device: () =>
+            deviceInfo({
+              modelFile: config.modelPath,
+              model: engine.model ?? undefined,
+              disk,
+              jobs: () => store.countByStatus(),
+              auth: config.auth === 'key' ? 'key' : 'none',
+            }),
+        }),
+        pageRoutes(loadPageAssets()),
       ],
+      sockets: [liveFeed.route],
     });
     const systemd = new Systemd({
       notify: (state) => loadAddon().notify(state),
@@ -200,7 +219,7 @@ export class App {
       log,
     });
     defineGauges(this.metrics, { store, engine, dispatcher, disk, scheduler });
-    return { db, clock, store, spool, outbox, engine, dispatcher, jobs, scheduler, dialects, http, systemd };
+    return { db, clock, store, spool, outbox, engine, dispatcher, jobs, scheduler, dialects, http, systemd, liveFeed };
   }
 
   private notReadyReason(engine: WhisperEngine, scheduler: Scheduler): string | undefined {
@@ -273,6 +292,7 @@ export class App {
     clearInterval(this.sweepTimer);
     p.clock.stop();
     p.http.close();
+    p.liveFeed.stop();
     await p.scheduler.stop();
     await p.dispatcher.stop();
     for (const dialect of [...p.dialects].reverse()) await dialect.stop?.();

@@ -1,5 +1,6 @@
 import type { Metrics } from '../metrics.js';
 import { json, type RouteGroup } from '../http/server.js';
+import type { DeviceInfo } from './device.js';
 
 export interface OpsRoutesOptions {
   /** Why the service is not ready, or undefined when it is (model loaded, store open). */
@@ -7,9 +8,11 @@ export interface OpsRoutesOptions {
   metrics: Metrics;
   /** Whether /metrics needs credentials (EARSHOT_METRICS_AUTH=key). */
   metricsNeedKey: boolean;
+  /** The device's state for its page. */
+  device: () => Promise<DeviceInfo>;
 }
 
-/** Probes and metrics: no credentials (metrics optionally with), plain JSON errors. */
+/** Probes and metrics: no credentials (metrics optionally with); the device's state with; plain JSON errors. */
 export function opsRoutes(o: OpsRoutesOptions): RouteGroup {
   return {
     prefix: '/',
@@ -45,6 +48,13 @@ export function opsRoutes(o: OpsRoutesOptions): RouteGroup {
           headers: { 'Content-Type': 'text/plain; version=0.0.4; charset=utf-8' },
           body: o.metrics.render(),
         }),
+      },
+      {
+        method: 'get',
+        pattern: '/device',
+        name: 'device',
+        doc: "earshot's own: the device for its page: version, model and languages, board, CPU temperature and throttling (where the board tells), uptime, memory, free space, jobs by status",
+        handler: async () => json(200, await o.device(), { 'Cache-Control': 'no-store' }),
       },
     ],
   };
