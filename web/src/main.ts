@@ -53,6 +53,7 @@ let followed: string | undefined;
 let shown: string | undefined;
 let socket: WebSocket | undefined;
 let pollTimer: number | undefined;
+let deliveriesTimer: number | undefined;
 
 class Unauthorized extends Error {}
 
@@ -85,7 +86,11 @@ function h<K extends keyof HTMLElementTagNameMap>(tag: K, props: Partial<Record<
 }
 
 function showLogin(message = ''): void {
-  socket?.close();
+  const closing = socket;
+  socket = undefined;
+  closing?.close();
+  clearInterval(pollTimer);
+  clearInterval(deliveriesTimer);
   $('app').hidden = true;
   $('forget').hidden = true;
   $('login').hidden = false;
@@ -106,6 +111,9 @@ async function start(): Promise<void> {
   $('forget').hidden = !key;
   connect();
   void loadDeliveries();
+  // Retries end without a job changing state: look again now and then.
+  clearInterval(deliveriesTimer);
+  deliveriesTimer = window.setInterval(() => void loadDeliveries(), 10_000);
 }
 
 // --- the device
