@@ -173,6 +173,7 @@ function run(executablePath: string): void {
     t.same(outside, [], 'nothing fetched from anywhere but the device');
 
     // The README's picture: a wider window, the same page.
+    await page.click('#transcript summary');
     await page.setViewportSize({ width: 1100, height: 900 });
     await page.waitForTimeout(200);
     await screenshot(page, '4-wide');

@@ -122,7 +122,7 @@ async function loadDevice(): Promise<void> {
   const d = (await (await api('/device')).json()) as DeviceInfo;
   const facts: Array<[string, string]> = [
     ['Model', `${d.model}${d.modelLoaded ? '' : ' (loading)'}`],
-    ['Languages', d.languages ? (d.multilingual ? `${d.languages.length} (auto-detected)` : d.languages.join(', ')) : '–'],
+    ['Languages', !d.languages ? '–' : d.multilingual ? `${d.languages.length}, or detected` : 'English only'],
     ['Board', `${d.board} (${d.arch}, ${d.cpus} CPUs)`],
   ];
   if (d.cpuTemperature !== undefined) facts.push(['CPU temperature', `${d.cpuTemperature} °C`]);
@@ -146,8 +146,8 @@ async function loadDevice(): Promise<void> {
   $('device-facts').replaceChildren(...facts.flatMap(([k, v]) => [h('dt', {}, k), h('dd', {}, v)]));
   const select = $<HTMLSelectElement>('language');
   if (select.options.length === 0) {
-    const languages = d.languages ?? ['en'];
-    const options = d.multilingual ? ['', ...languages] : languages;
+    // An English-only model (`*.en`) transcribes `en` only.
+    const options = d.multilingual && d.languages ? ['', ...d.languages] : ['en'];
     select.replaceChildren(...options.map((l) => h('option', { value: l }, l || 'auto-detect')));
   }
 }
@@ -189,15 +189,14 @@ let lastStatuses = '';
 function jobItem(job: QueueEntry, extra: Array<Node | string> = []): HTMLLIElement {
   const open = h('button', { type: 'button' }, 'Open');
   open.onclick = () => void showTranscript(job.id);
-  const label = job.userToken ? ` ${job.userToken}` : '';
   const li = h(
     'li',
     { 'data-id': job.id },
     h('span', { class: 'id' }, job.id.slice(0, 8)),
     h('span', { class: `status-${job.status}` }, job.status),
-    new Date(job.created).toLocaleTimeString(),
-    ...(job.durationSeconds !== undefined ? [`${job.durationSeconds.toFixed(1)} s audio`] : []),
-    label,
+    h('span', {}, new Date(job.created).toLocaleTimeString()),
+    ...(job.durationSeconds !== undefined ? [h('span', {}, `${job.durationSeconds.toFixed(1)} s audio`)] : []),
+    ...(job.userToken ? [h('span', { class: 'muted' }, job.userToken)] : []),
     ...extra,
   );
   if (job.status === 'completed') li.append(open);
@@ -231,6 +230,7 @@ function renderQueue(jobs: QueueEntry[]): void {
   if (statuses !== lastStatuses) {
     lastStatuses = statuses;
     void loadDeliveries();
+    void loadDevice().catch(() => undefined);
   }
 }
 
@@ -377,9 +377,9 @@ function deliveryItem(d: Delivery, dead: boolean): HTMLLIElement {
     { 'data-id': d.id },
     h('span', {}, d.event),
     h('span', { class: 'id' }, d.callback_url),
-    `${d.attempts} attempts`,
+    h('span', {}, `${d.attempts} attempts`),
     ...(d.last_error ? [h('span', { class: 'error' }, d.last_error)] : []),
-    ...(d.next_attempt ? [`next ${new Date(d.next_attempt).toLocaleTimeString()}`] : []),
+    ...(d.next_attempt ? [h('span', {}, `next ${new Date(d.next_attempt).toLocaleTimeString()}`)] : []),
   );
   if (dead) {
     const button = h('button', { type: 'button', class: 'redeliver' }, 'Redeliver');
