@@ -1,7 +1,7 @@
 // The device's page in a real browser: Debian's chromium driven by playwright-core
 // against the real service. Load the page, enter the key, upload jfk.mp3 with a callback
-// URL that fails, watch the job's progress reach 100, read the transcript, download its
-// SRT, redeliver a dead letter. Screenshots go to var/test-artifacts/page/ (gitignored);
+// URL and an Azure web hook that fail, watch the job's progress reach 100, read the transcript, download its
+// SRT, redeliver dead letters (a callback's and a web hook's). Screenshots go to var/test-artifacts/page/ (gitignored);
 // EARSHOT_UPDATE_SCREENSHOT=1 also writes the README's docs/page.png.
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { request } from 'node:http';
@@ -66,6 +66,20 @@ function run(executablePath: string): void {
     const { base, auth } = await startApp(t, { EARSHOT_RETRY_SCHEDULE: '10ms,10ms' });
     const q = encodeURIComponent(receiver.url);
     t.equal((await fetch(`${base}/v1/register_callback?callback_url=${q}`, { method: 'POST', headers: auth })).status, 201);
+    // An Azure web hook too: every job fires it, and its dead letters are on the page as well.
+    const hookReceiver = await startReceiver(t, () => ({ status: 500 }), { path: '/hook' });
+    const created = await fetch(`${base}/speechtotext/v3.1/webhooks`, {
+      method: 'POST',
+      headers: { ...auth, 'Content-Type': 'application/json' },
+      body: JSON.stringify({ displayName: 'page', webUrl: hookReceiver.url, events: { transcriptionCompletion: true } }),
+    });
+    t.equal(created.status, 201);
+    const hook = (await created.json()) as { self: string };
+    await until(
+      async () => ((await (await fetch(hook.self, { headers: auth })).json()) as { status: string }).status === 'Succeeded',
+      10_000,
+      'the web hook to pass its challenge',
+    );
 
     const browser = await launch(t, executablePath);
     // A phone's screen: the page must be usable there.
@@ -139,26 +153,32 @@ function run(executablePath: string): void {
     t.equal(srt, apiSrt, 'the download is the SRT the API serves');
     if (words.length) t.match(srt, /^1\r?\n\d\d:\d\d:\d\d,\d\d\d --> \d\d:\d\d:\d\d,\d\d\d\r?\n/);
 
-    // The callbacks died (two retries 10 ms apart): redeliver one from the page.
+    // The callbacks and the web hook's delivery died (two retries 10 ms apart): redeliver one of each from the page.
     const dead = page.locator('#dead li', { has: page.locator('button.redeliver') });
+    const deadOf = (kind: string) => page.locator(`#dead li[data-kind=${kind}]`, { has: page.locator('button.redeliver') });
     await until(
       async () => {
         await page.click('#refresh-deliveries');
         await page.waitForTimeout(100);
-        return (await dead.count()) >= 2;
+        return (await deadOf('callback').count()) === 2 && (await deadOf('webhook').count()) === 1;
       },
       20_000,
-      'the dead letters on the page',
+      'the dead letters on the page (two callbacks, one web hook delivery)',
     );
     await screenshot(page, '3-dead-letters');
-    receiver.answer = () => ({ status: 200 });
-    const letter = dead.first();
-    const id = await letter.getAttribute('data-id');
-    const attempts = receiver.events().length;
-    await letter.locator('button.redeliver').click();
-    await letter.locator('text=sent again').waitFor();
-    const sent = await receiver.until((e) => e.slice(attempts).some((r) => r.headers['webhook-id'] === id), 'the redelivery');
-    t.ok(sent.length > attempts, 'the dead letter was sent again');
+    for (const [kind, to] of [
+      ['callback', receiver],
+      ['webhook', hookReceiver],
+    ] as const) {
+      to.answer = () => ({ status: 200 });
+      const letter = deadOf(kind).first();
+      const id = await letter.getAttribute('data-id');
+      const attempts = to.events().length;
+      await letter.locator('button.redeliver').click();
+      await letter.locator('text=sent again').waitFor();
+      const sent = await to.until((e) => e.slice(attempts).some((r) => r.headers['webhook-id'] === id), `the redelivery of the ${kind}`);
+      t.ok(sent.length > attempts, `the dead ${kind} delivery was sent again`);
+    }
     await until(
       async () => {
         await page.click('#refresh-deliveries');
@@ -166,7 +186,7 @@ function run(executablePath: string): void {
         return (await dead.count()) === 1;
       },
       10_000,
-      'the redelivered letter to leave the dead letters',
+      'the redelivered letters to leave the dead letters',
     );
 
     t.same(problems, [], 'no errors in the console (CSP violations included)');

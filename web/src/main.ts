@@ -15,17 +15,6 @@ interface QueueEntry {
   error?: string;
 }
 
-interface Delivery {
-  id: string;
-  callback_url: string;
-  event: string;
-  recognition_id?: string;
-  state: string;
-  attempts: number;
-  last_error?: string;
-  next_attempt?: string;
-}
-
 /** `GET /device` (src/ops/device.ts). */
 interface DeviceInfo {
   version: string;
@@ -68,6 +57,7 @@ async function api(path: string, init: RequestInit = {}): Promise<Response> {
     let message = text;
     try {
       const body = JSON.parse(text) as { error?: string; message?: string };
+      // IBM's `error`, Azure's and the service's own `message`.
       message = body.error ?? body.message ?? text;
     } catch {
       // not JSON: the text itself
@@ -357,36 +347,119 @@ async function download(format: string): Promise<void> {
   window.setTimeout(() => URL.revokeObjectURL(url), 10_000);
 }
 
-// --- deliveries
+// --- deliveries: IBM callbacks and Azure web hooks, through their dialects' own endpoints
+
+/** A delivery as the page lists it, whichever dialect's target it goes to. */
+interface DeliveryItem {
+  id: string;
+  kind: 'callback' | 'webhook';
+  event: string;
+  target: string;
+  attempts: number;
+  lastError?: string;
+  nextAttempt?: string;
+  redeliver?: () => Promise<unknown>;
+}
+
+interface IbmDelivery {
+  id: string;
+  callback_url: string;
+  event: string;
+  attempts: number;
+  last_error?: string;
+  next_attempt?: string;
+}
+
+interface AzureDelivery {
+  id: string;
+  event: string;
+  attempts: number;
+  lastError?: string;
+  nextAttemptDateTime?: string;
+}
+
+/** Azure's routes as the dated API version names them (any version would do). */
+const azure = (path: string, query = '') => `/speechtotext${path}?api-version=2024-11-15${query}`;
+const json = async <T>(path: string): Promise<T> => (await (await api(path)).json()) as T;
+
+async function callbackDeliveries(state: 'dead' | 'pending'): Promise<DeliveryItem[]> {
+  const { deliveries } = await json<{ deliveries: IbmDelivery[] }>(`/v1/callback_deliveries?state=${state}`);
+  return deliveries.map((d) => ({
+    id: d.id,
+    kind: 'callback',
+    event: d.event,
+    target: d.callback_url,
+    attempts: d.attempts,
+    ...(d.last_error ? { lastError: d.last_error } : {}),
+    ...(d.next_attempt ? { nextAttempt: d.next_attempt } : {}),
+    redeliver: () => api(`/v1/callback_deliveries/${encodeURIComponent(d.id)}/redeliver`, { method: 'POST' }),
+  }));
+}
+
+async function webhookDeliveries(): Promise<{ dead: DeliveryItem[]; pending: DeliveryItem[] }> {
+  const hooks = (await json<{ values: Array<{ self: string; webUrl: string }> }>(azure('/webhooks', '&top=20'))).values;
+  const dead: DeliveryItem[] = [];
+  const pending: DeliveryItem[] = [];
+  for (const hook of hooks) {
+    const hookId = hook.self.split('?')[0]!.split('/').pop()!;
+    for (const [state, list] of [
+      ['dead', dead],
+      ['pending', pending],
+    ] as const) {
+      const { values } = await json<{ values: AzureDelivery[] }>(azure(`/webhooks/${hookId}/deliveries`, `&state=${state}&top=50`));
+      for (const d of values) {
+        list.push({
+          id: d.id,
+          kind: 'webhook',
+          event: d.event,
+          target: hook.webUrl,
+          attempts: d.attempts,
+          ...(d.lastError ? { lastError: d.lastError } : {}),
+          ...(d.nextAttemptDateTime ? { nextAttempt: d.nextAttemptDateTime } : {}),
+          redeliver: () => api(azure(`/webhooks/${hookId}/deliveries/${encodeURIComponent(d.id)}:redeliver`), { method: 'POST' }),
+        });
+      }
+    }
+  }
+  return { dead, pending };
+}
+
+let loadingDeliveries = false;
 
 async function loadDeliveries(): Promise<void> {
+  if (loadingDeliveries) return;
+  loadingDeliveries = true;
   try {
-    const [dead, pending] = await Promise.all(
-      ['dead', 'pending'].map(async (state) => ((await (await api(`/v1/callback_deliveries?state=${state}`)).json()) as { deliveries: Delivery[] }).deliveries),
-    );
-    $('dead').replaceChildren(...(dead!.length ? dead!.slice(0, 50).map((d) => deliveryItem(d, true)) : [h('li', { class: 'muted' }, 'None.')]));
-    $('pending').replaceChildren(...(pending!.length ? pending!.slice(0, 50).map((d) => deliveryItem(d, false)) : [h('li', { class: 'muted' }, 'None.')]));
+    const [dead, pending, hooks] = await Promise.all([callbackDeliveries('dead'), callbackDeliveries('pending'), webhookDeliveries()]);
+    const list = (items: DeliveryItem[], isDead: boolean) =>
+      items.length ? items.slice(0, 50).map((d) => deliveryItem(d, isDead)) : [h('li', { class: 'muted' }, 'None.')];
+    $('dead').replaceChildren(...list([...dead, ...hooks.dead], true));
+    $('pending').replaceChildren(...list([...pending, ...hooks.pending], false));
   } catch (err) {
     if (err instanceof Unauthorized) showLogin('The key was refused.');
+  } finally {
+    loadingDeliveries = false;
   }
 }
 
-function deliveryItem(d: Delivery, dead: boolean): HTMLLIElement {
+function deliveryItem(d: DeliveryItem, dead: boolean): HTMLLIElement {
   const li = h(
     'li',
-    { 'data-id': d.id },
+    { 'data-id': d.id, 'data-kind': d.kind },
     h('span', {}, d.event),
-    h('span', { class: 'id' }, d.callback_url),
+    h('span', { class: 'muted' }, d.kind === 'callback' ? 'callback' : 'web hook'),
+    h('span', { class: 'id' }, d.target),
     h('span', {}, `${d.attempts} attempts`),
-    ...(d.last_error ? [h('span', { class: 'error' }, d.last_error)] : []),
-    ...(d.next_attempt ? [h('span', {}, `next ${new Date(d.next_attempt).toLocaleTimeString()}`)] : []),
+    ...(d.lastError ? [h('span', { class: 'error' }, d.lastError)] : []),
+    ...(d.nextAttempt ? [h('span', {}, `next ${new Date(d.nextAttempt).toLocaleTimeString()}`)] : []),
   );
-  if (dead) {
+  if (dead && d.redeliver) {
+    const redeliver = d.redeliver;
     const button = h('button', { type: 'button', class: 'redeliver' }, 'Redeliver');
     button.onclick = async () => {
       button.disabled = true;
       try {
-        await api(`/v1/callback_deliveries/${encodeURIComponent(d.id)}/redeliver`, { method: 'POST' });
+        await redeliver();
         li.append(h('span', { class: 'status-completed' }, 'sent again'));
       } catch (err) {
         li.append(h('span', { class: 'error' }, (err as Error).message));
