@@ -258,5 +258,22 @@ function run(executablePath: string): void {
     t.ok(await page.locator('#login').isHidden(), 'no key form');
     t.ok(await page.locator('#forget').isHidden());
     await page.locator('#connection', { hasText: 'live' }).waitFor();
+
+    // Dropped on the drop zone, as a person would (a DataTransfer holding the file).
+    const bytes = readFileSync(JFK_MP3).toString('base64');
+    const dataTransfer = await page.evaluateHandle((b64) => {
+      const g = globalThis as any;
+      const data = Uint8Array.from(g.atob(b64), (c: string) => c.charCodeAt(0));
+      const transfer = new g.DataTransfer();
+      transfer.items.add(new g.File([data], 'dropped.mp3', { type: 'audio/mpeg' }));
+      return transfer;
+    }, bytes);
+    await page.dispatchEvent('#drop', 'dragover', { dataTransfer });
+    t.match(await page.getAttribute('#drop', 'class'), /\bover\b/, 'the drop zone shows it is a target');
+    await page.dispatchEvent('#drop', 'drop', { dataTransfer });
+    await page.locator('#upload-status', { hasText: 'Uploaded dropped.mp3' }).waitFor({ timeout: 30_000 });
+    await page.locator('#job-status', { hasText: 'completed 100%' }).waitFor({ timeout: 120_000 });
+    await page.locator('#transcript').waitFor({ state: 'visible', timeout: 10_000 });
+    t.match(await page.textContent('#recent'), /dropped\.mp3/, 'in the recent results');
   });
 }

@@ -37,6 +37,9 @@ const keyStorage = 'earshot.key';
 const $ = <T extends HTMLElement = HTMLElement>(id: string) => document.getElementById(id) as T;
 
 let key: string | undefined = sessionStorage.getItem(keyStorage) ?? undefined;
+/** The names of the files this tab uploaded, by job id (the API keeps no file names). */
+const namesStorage = 'earshot.names';
+const names = JSON.parse(sessionStorage.getItem(namesStorage) ?? '{}') as Record<string, string>;
 /** The job the page follows: the last upload, or the one clicked. */
 let followed: string | undefined;
 let shown: string | undefined;
@@ -186,7 +189,7 @@ function jobItem(job: QueueEntry, extra: Array<Node | string> = []): HTMLLIEleme
     h('span', { class: `status-${job.status}` }, job.status),
     h('span', {}, new Date(job.created).toLocaleTimeString()),
     ...(job.durationSeconds !== undefined ? [h('span', {}, `${job.durationSeconds.toFixed(1)} s audio`)] : []),
-    ...(job.userToken ? [h('span', { class: 'muted' }, job.userToken)] : []),
+    ...(names[job.id] || job.userToken ? [h('span', { class: 'muted' }, names[job.id] ?? job.userToken ?? '')] : []),
     ...extra,
   );
   if (job.status === 'completed') li.append(open);
@@ -246,8 +249,8 @@ function upload(file: File): void {
   const url = uploadUrl({
     language: $<HTMLSelectElement>('language').value,
     wordConfidence: $<HTMLInputElement>('word-confidence').checked,
-    userToken: file.name.slice(0, 100),
-    ...(callbackUrl ? { callbackUrl } : {}),
+    // IBM's user_token goes with callbacks only (a warning otherwise).
+    ...(callbackUrl ? { callbackUrl, userToken: file.name.slice(0, 100) } : {}),
   });
   const xhr = new XMLHttpRequest();
   xhr.open('POST', url);
@@ -273,6 +276,8 @@ function upload(file: File): void {
     }
     bar.value = 100;
     followed = body.id;
+    names[body.id] = file.name;
+    sessionStorage.setItem(namesStorage, JSON.stringify(names));
     status.className = '';
     status.replaceChildren(
       `Uploaded ${file.name} as `,
