@@ -202,6 +202,8 @@ export class HttpServer {
   private readonly requests;
   private readonly latency;
   private draining = false;
+  /** Open WebSockets, closed with the server (an open one would keep the process alive). */
+  private readonly sockets = new Map<object, { ws: { end(code?: number, message?: string): void }; closed: () => void }>();
   port = 0;
 
   constructor(private readonly options: HttpServerOptions) {
@@ -283,7 +285,7 @@ export class HttpServer {
 
   /** Registers a WebSocket route: Origin and key checked at the upgrade, before any socket exists. */
   private socket(app: ReturnType<Uws['App']>, route: SocketRoute): void {
-    const closers = new Map<object, () => void>();
+    const closers = this.sockets;
     app.ws<{ name: string }>(route.pattern, {
       maxPayloadLength: 4096,
       idleTimeout: 60,
@@ -321,13 +323,16 @@ export class HttpServer {
       open: (ws) => {
         let open = true;
         const close = route.open((message) => open && ws.send(message, false) !== 2);
-        closers.set(ws, () => {
-          open = false;
-          close();
+        closers.set(ws, {
+          ws,
+          closed: () => {
+            open = false;
+            close();
+          },
         });
       },
       close: (ws) => {
-        closers.get(ws)?.();
+        closers.get(ws)?.closed();
         closers.delete(ws);
       },
     });
@@ -354,6 +359,8 @@ export class HttpServer {
     this.draining = true;
     if (this.listenSocket && this.uws) this.uws.us_listen_socket_close(this.listenSocket);
     this.listenSocket = null;
+    // 1001: going away.
+    for (const { ws } of [...this.sockets.values()]) ws.end(1001, 'The service is shutting down');
   }
 
   /** `params`: when the route was matched here rather than by uWS (a lenient group's second match). */
