@@ -219,7 +219,7 @@ export class App {
       log,
     });
     defineGauges(this.metrics, { store, engine, dispatcher, disk, scheduler });
-    return { db, clock, store, spool, outbox, engine, dispatcher, jobs, scheduler, dialects, http, systemd, liveFeed };
+    return { db, clock, store, spool, outbox, engine, dispatcher, jobs, scheduler, dialects, http, systemd };
   }
 
   private notReadyReason(engine: WhisperEngine, scheduler: Scheduler): string | undefined {
@@ -292,7 +292,6 @@ export class App {
     clearInterval(this.sweepTimer);
     p.clock.stop();
     p.http.close();
-    p.liveFeed.stop();
     await p.scheduler.stop();
     await p.dispatcher.stop();
     for (const dialect of [...p.dialects].reverse()) await dialect.stop?.();

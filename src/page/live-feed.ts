@@ -27,7 +27,8 @@ export class LiveFeed {
       this.last = JSON.stringify(this.snapshot());
       send(this.last);
       this.listeners.add(send);
-      this.timer ??= setInterval(() => this.tick(), this.intervalMs);
+      // Unref'd: the server closes the sockets (and so stops it) when it stops; it never holds the process.
+      this.timer ??= setInterval(() => this.tick(), this.intervalMs).unref();
       return () => {
         this.listeners.delete(send);
         if (this.listeners.size === 0) this.stop();
@@ -47,7 +48,7 @@ export class LiveFeed {
     for (const send of this.listeners) send(message);
   }
 
-  /** Stops the timer (listeners are closed with the server). */
+  /** Stops the timer (it stops by itself when the last socket closes, as they do with the server). */
   stop(): void {
     clearInterval(this.timer);
     this.timer = undefined;
