@@ -20,6 +20,7 @@ import { DiskSpace } from '../src/jobs/disk-space.js';
 import { JobStore } from '../src/jobs/job-store.js';
 import { Spool } from '../src/jobs/spool.js';
 import { createLogger } from '../src/log.js';
+import { pageRoutes } from '../src/page/routes.js';
 import { opsRoutes } from '../src/ops/routes.js';
 import { Metrics } from '../src/metrics.js';
 import { projectRoot } from '../src/paths.js';
@@ -73,8 +74,8 @@ export function listedRoutes(): ListedRoutes[] {
     const dialect = create(ctx);
     return { name: dialect.name, title: dialect.title, groups: dialect.routes };
   });
-  const ops = opsRoutes({ metrics: new Metrics(), metricsNeedKey: false, notReadyReason: () => undefined, openapi: unused });
-  return [...dialects, { name: 'ops', title: 'Operations', groups: [ops] }];
+  const ops = opsRoutes({ metrics: new Metrics(), metricsNeedKey: false, notReadyReason: () => undefined, openapi: unused, device: unused });
+  return [...dialects, { name: 'ops', title: 'Operations', groups: [ops] }, { name: 'page', title: "The device's page", groups: [pageRoutes(new Map())] }];
 }
 
 /** Every dialect's routes as the README's tables. */

@@ -29,8 +29,12 @@ import { Spool } from './jobs/spool.js';
 import type { Logger } from './log.js';
 import { Metrics } from './metrics.js';
 import { defineGauges } from './ops/gauges.js';
+import { deviceInfo } from './ops/device.js';
 import { opsRoutes } from './ops/routes.js';
 import { packageVersion } from './paths.js';
+import { LiveFeed, queueSnapshot } from './page/live-feed.js';
+import { loadPageAssets } from './page/assets.js';
+import { pageRoutes } from './page/routes.js';
 import { StateDatabase } from './store/database.js';
 import { inSlices } from './store/slices.js';
 import { cgroupMemoryLimit, Systemd } from './systemd.js';
@@ -54,7 +58,7 @@ export class App {
   private sweepTimer: NodeJS.Timeout | undefined;
   private started = false;
   /** Until start() knows the API key, every request that needs one is refused. */
-  private authenticate: (req: Request) => void = () => {
+  private authenticate: (req: Pick<Request, 'headers'>) => void = () => {
     throw new AppError('ERR_NOT_READY', 'The service is starting');
   };
 
@@ -185,6 +189,7 @@ export class App {
       if (dialect.notifier) jobs.subscribe(dialect.notifier);
       for (const target of dialect.targets ?? []) targets.add(target);
     }
+    const liveFeed = new LiveFeed(() => queueSnapshot(jobs));
     let openapi: unknown;
     const groups: RouteGroup[] = [
       ...dialects.flatMap((d) => d.routes),
@@ -194,7 +199,16 @@ export class App {
         notReadyReason: () => this.notReadyReason(engine, scheduler),
         // From the very groups the server serves, once: they do not change while it runs.
         openapi: () => (openapi ??= openApiDocument({ groups, version: packageVersion(), auth: config.auth === 'key' })),
+        device: () =>
+          deviceInfo({
+            modelFile: config.modelPath,
+            model: engine.model ?? undefined,
+            disk,
+            jobs: () => store.countByStatus(),
+            auth: config.auth === 'key' ? 'key' : 'none',
+          }),
       }),
+      pageRoutes(loadPageAssets()),
     ];
     const http = new HttpServer({
       host: config.host,
@@ -203,6 +217,7 @@ export class App {
       metrics: this.metrics,
       authenticate: (req) => this.authenticate(req),
       groups,
+      sockets: [liveFeed.route],
     });
     const systemd = new Systemd({
       notify: (state) => loadAddon().notify(state),

@@ -30,7 +30,7 @@ export function presentedKey(headers: Readonly<Record<string, string>>): string 
  * An empty presented key is refused before any comparison, and a key that could be
  * empty or guessed is refused here too: a bare `Authorization: Bearer` must never pass.
  */
-export function keyAuthenticator(apiKey: string): (req: Request) => void {
+export function keyAuthenticator(apiKey: string): (req: Pick<Request, 'headers'>) => void {
   const problem = apiKeyProblem(apiKey);
   if (problem) throw new AppError('ERR_CONFIG', `The API key ${problem}`);
   const expected = digest(apiKey);

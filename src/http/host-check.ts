@@ -65,7 +65,7 @@ const isWildcard = (address: string) => ['0.0.0.0', '::'].includes(canonicalHost
  * any browser on the LAN, as the same origin. Its requests carry that name in Host, so
  * only the device's own names and addresses are answered; the rest get ERR_MISDIRECTED.
  */
-export function hostCheck(o: HostCheckOptions): (req: Request) => void {
+export function hostCheck(o: HostCheckOptions): (req: Pick<Request, 'headers'>) => void {
   return (req) => {
     const header = req.headers.host;
     const host = header === undefined ? undefined : hostOf(header);

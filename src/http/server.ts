@@ -78,12 +78,28 @@ export interface RouteGroup {
   renderError(error: AppError, req: Request | undefined): Reply;
 }
 
+/**
+ * A WebSocket endpoint (the page's live feed). Browsers send no custom headers on a
+ * WebSocket, and cookies would let any site on the LAN's browsers open one: the key comes
+ * as a subprotocol token (`key.<base64url of the key>`, beside `protocol`), and the
+ * Origin must be the device itself, so no other origin can open it even without a key.
+ */
+export interface SocketRoute {
+  pattern: string;
+  name: string;
+  /** The subprotocol the server agrees to (the client offers it with its key token). */
+  protocol: string;
+  /** A socket opened: `send` queues a text message (false once closed); returns what to do when it closes. */
+  open(send: (message: string) => boolean): () => void;
+}
+
 export interface HttpServerOptions {
   host: string;
   port: number;
   groups: RouteGroup[];
+  sockets?: SocketRoute[];
   /** Throws ERR_UNAUTHORIZED (or another AppError) to refuse a request. */
-  authenticate(req: Request): void;
+  authenticate(req: Pick<Request, 'headers'>): void;
   log: Logger;
   metrics: Metrics;
 }
@@ -158,6 +174,17 @@ const methodsWithBody = new Set(['post', 'put', 'patch']);
  */
 const discardLimits: DiscardLimits = { maxBytes: 64 * 1024 * 1024, maxMs: 5000 };
 
+/** Whether `origin` (a browser's Origin header) is the origin the request was sent to (its Host). */
+export function sameOrigin(origin: string | undefined, host: string | undefined): boolean {
+  if (!origin || !host) return false;
+  try {
+    const url = new URL(origin);
+    return (url.protocol === 'http:' || url.protocol === 'https:') && url.host === new URL(`${url.protocol}//${host}`).host;
+  } catch {
+    return false;
+  }
+}
+
 /** A malformed %-escape in a path must not throw inside uWS's callback (it would end the process). */
 function safeDecode(value: string): string {
   try {
@@ -178,6 +205,8 @@ export class HttpServer {
   private readonly requests;
   private readonly latency;
   private draining = false;
+  /** Open WebSockets, closed with the server (an open one would keep the process alive). */
+  private readonly sockets = new Map<object, { ws: { end(code?: number, message?: string): void }; closed: () => void }>();
   port = 0;
 
   constructor(private readonly options: HttpServerOptions) {
@@ -205,6 +234,7 @@ export class HttpServer {
         }
       }
     }
+    for (const socket of this.options.sockets ?? []) this.socket(app, socket);
     const lenient = new Map(this.options.groups.filter((g) => g.lenient).map((g) => [g, lenientRoutes(g)]));
     app.any('/*', (res, req) => {
       const path = req.getUrl();
@@ -261,6 +291,61 @@ export class HttpServer {
     return this.port;
   }
 
+  /** Registers a WebSocket route: Origin and key checked at the upgrade, before any socket exists. */
+  private socket(app: ReturnType<Uws['App']>, route: SocketRoute): void {
+    const closers = this.sockets;
+    app.ws<{ name: string }>(route.pattern, {
+      maxPayloadLength: 4096,
+      idleTimeout: 60,
+      sendPingsAutomatically: true,
+      upgrade: (res, raw, context) => {
+        const headers: Record<string, string> = {};
+        raw.forEach((key, value) => {
+          headers[key] = value;
+        });
+        const refuse = (status: number, message: string) => {
+          this.options.log.debug('websocket refused', { route: route.name, status, message });
+          res.cork(() => {
+            res.writeStatus(statusLine(status));
+            res.writeHeader('Content-Type', 'application/json');
+            res.end(JSON.stringify({ code: status, message }));
+          });
+          this.requests.inc({ route: route.name, status: String(status) });
+        };
+        if (this.draining) return refuse(503, 'The service is shutting down');
+        if (!sameOrigin(headers.origin, headers.host)) return refuse(403, "WebSocket connections are accepted from the device's own page only (Origin)");
+        const offered = (headers['sec-websocket-protocol'] ?? '').split(',').map((p) => p.trim());
+        if (!offered.includes(route.protocol)) return refuse(400, `Offer the subprotocol ${route.protocol}`);
+        const token = offered.find((p) => p.startsWith('key.'));
+        const key = token ? Buffer.from(token.slice(4), 'base64url').toString('utf8') : undefined;
+        try {
+          // Only the key and the Host header: the same checks as any request's.
+          this.options.authenticate({ headers: { ...(headers.host ? { host: headers.host } : {}), ...(key ? { authorization: `Bearer ${key}` } : {}) } });
+        } catch (err) {
+          const error = toAppError(err);
+          return refuse(error.status, error.message);
+        }
+        this.requests.inc({ route: route.name, status: '101' });
+        res.upgrade({ name: route.name }, headers['sec-websocket-key'] ?? '', route.protocol, headers['sec-websocket-extensions'] ?? '', context);
+      },
+      open: (ws) => {
+        let open = true;
+        const close = route.open((message) => open && ws.send(message, false) !== 2);
+        closers.set(ws, {
+          ws,
+          closed: () => {
+            open = false;
+            close();
+          },
+        });
+      },
+      close: (ws) => {
+        closers.get(ws)?.closed();
+        closers.delete(ws);
+      },
+    });
+  }
+
   /** The route a lenient group has for `path` spelt in another case or with a trailing slash. */
   private lenientMatch(routes: LenientRoute[], method: string, path: string) {
     const trimmed = path.length > 1 ? path.replace(/\/+$/, '') : path;
@@ -282,6 +367,8 @@ export class HttpServer {
     this.draining = true;
     if (this.listenSocket && this.uws) this.uws.us_listen_socket_close(this.listenSocket);
     this.listenSocket = null;
+    // 1001: going away.
+    for (const { ws } of [...this.sockets.values()]) ws.end(1001, 'The service is shutting down');
   }
 
   /** `params`: when the route was matched here rather than by uWS (a lenient group's second match). */

@@ -1,6 +1,7 @@
 import type { Metrics } from '../metrics.js';
 import { json, type RouteGroup } from '../http/server.js';
 import { opsApi } from './openapi.js';
+import type { DeviceInfo } from './device.js';
 
 export interface OpsRoutesOptions {
   /** Why the service is not ready, or undefined when it is (model loaded, store open). */
@@ -10,9 +11,11 @@ export interface OpsRoutesOptions {
   metricsNeedKey: boolean;
   /** The OpenAPI document of every route the server serves (built from the route table on first request). */
   openapi: () => unknown;
+  /** The device's state for its page. */
+  device: () => Promise<DeviceInfo>;
 }
 
-/** Probes, metrics and the OpenAPI document: no credentials (metrics optionally with), plain JSON errors. */
+/** Probes, metrics and the OpenAPI document: no credentials (metrics optionally with); the device's state with; plain JSON errors. */
 export function opsRoutes(o: OpsRoutesOptions): RouteGroup {
   return {
     prefix: '/',
@@ -58,6 +61,13 @@ export function opsRoutes(o: OpsRoutesOptions): RouteGroup {
         doc: 'this API as an OpenAPI 3.1 document, generated from the route table (no credentials)',
         auth: false,
         handler: () => json(200, o.openapi()),
+      },
+      {
+        method: 'get',
+        pattern: '/device',
+        name: 'device',
+        doc: "earshot's own: the device for its page: version, model and languages, board, CPU temperature and throttling (where the board tells), uptime, memory, free space, jobs by status",
+        handler: async () => json(200, await o.device(), { 'Cache-Control': 'no-store' }),
       },
     ],
   };

@@ -52,7 +52,7 @@ t.test('GET /openapi.json: served without a key, a valid OpenAPI 3.1 document of
     .flatMap((ops) => Object.values(ops))
     .filter((op) => op.security?.length === 0)
     .map((op) => op.summary);
-  t.same([...new Set(open)].sort(), ['azure.transcriptions.files.content', 'healthz', 'metrics', 'openapi', 'readyz']);
+  t.same([...new Set(open)].sort(), ['azure.transcriptions.files.content', 'healthz', 'metrics', 'openapi', 'page', 'page.assets', 'readyz']);
   for (const op of Object.values(doc.paths).flatMap((ops) => Object.values(ops))) {
     t.ok(op.responses['4XX'] && op.responses['5XX'], `${op.operationId} documents its error shape`);
   }
