@@ -182,6 +182,10 @@ t.test('Pi 5: first install, then a second run upgrades in place', async (t) => 
   t.match(unit, /^Environment=EARSHOT_MODELS_DIR=\/var\/lib\/earshot\/models$/m);
   const others = (text: string) => text.split('\n').filter((l) => !/^(ExecStart|WorkingDirectory)=/.test(l));
   t.same(others(unit), others(repoUnit), 'otherwise the repository unit');
+
+  // The command line on the PATH: a wrapper running it with the service's Node.
+  const cli = readFileSync(path.join(fake.root, 'usr/local/bin/earshot'), 'utf8');
+  t.match(cli, new RegExp(`^exec ${fake.shims}/node /opt/earshot/dist/src/cli/main\\.js "\\$@"$`, 'm'), 'earshot runs the installed command line');
   // The dynamic user cannot read /etc/earshot: the unit hands the file over as a credential.
   t.match(unit, /^LoadCredential=config\.json:\/etc\/earshot\/config\.json$/m);
   t.match(unit, /^Environment=EARSHOT_CONFIG=%d\/config\.json$/m);
@@ -341,6 +345,7 @@ t.test('--uninstall keeps the data; --purge removes it', async (t) => {
   t.notOk(existsSync(path.join(fake.root, 'etc/systemd/system/earshot.service.d')), 'drop-in removed');
   t.notOk(existsSync(path.join(fake.root, 'opt/earshot')), 'prefix removed');
   t.notOk(existsSync(path.join(fake.root, 'etc/avahi/services/earshot.service')), 'no longer announced on the LAN');
+  t.notOk(existsSync(path.join(fake.root, 'usr/local/bin/earshot')), 'the command line removed');
   t.ok(existsSync(path.join(fake.root, 'etc/earshot/config.json')), 'settings kept');
   t.ok(existsSync(path.join(lib, 'earshot/models/ggml-tiny.en-q5_1.bin')), 'models kept');
   t.match(r.stdout, 'kept');
