@@ -25,6 +25,11 @@ export const errorRegistry = {
     title: 'misdirected request',
     doc: "with `EARSHOT_AUTH=none`, a Host header naming none of the device's names or addresses (DNS-rebinding defence; `EARSHOT_ALLOWED_HOSTS` adds names)",
   },
+  ERR_CROSS_ORIGIN: {
+    status: 403,
+    title: 'cross-origin request refused',
+    doc: "a page of another site made the browser send a request that changes something (its `Origin` is not the device's): only the device's own page may (a CSRF defence; API clients send no Origin)",
+  },
   ERR_NOT_FOUND: { status: 404, title: 'not found', doc: 'no such resource' },
   ERR_METHOD_NOT_ALLOWED: { status: 405, title: 'method not allowed' },
   ERR_NOT_ACCEPTABLE: { status: 406, title: 'not acceptable', doc: 'the client does not accept JSON' },

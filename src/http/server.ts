@@ -174,6 +174,9 @@ const methodsWithBody = new Set(['post', 'put', 'patch']);
  */
 const discardLimits: DiscardLimits = { maxBytes: 64 * 1024 * 1024, maxMs: 5000 };
 
+/** Methods that change nothing: allowed from any origin (without CORS headers the page cannot read the answer). */
+const safeMethods = new Set(['get', 'head', 'options']);
+
 /** Whether `origin` (a browser's Origin header) is the origin the request was sent to (its Host). */
 export function sameOrigin(origin: string | undefined, host: string | undefined): boolean {
   if (!origin || !host) return false;
@@ -444,6 +447,12 @@ export class HttpServer {
 
     const run = async (): Promise<Reply> => {
       if (this.draining) throw new AppError('ERR_SHUTTING_DOWN', 'The service is shutting down');
+      // A page of another site can make a browser send a form's POST (it cannot read the
+      // answer): with EARSHOT_AUTH=none, or a browser that holds Basic credentials, that
+      // would change things. Browsers send Origin with such requests; API clients send none.
+      if (!safeMethods.has(method) && headers.origin !== undefined && !sameOrigin(headers.origin, headers.host)) {
+        throw new AppError('ERR_CROSS_ORIGIN', `A page of another site (Origin ${headers.origin}) may not change anything on this device`);
+      }
       if (route.auth !== false) this.options.authenticate(req);
       return route.handler(req);
     };

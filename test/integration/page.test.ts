@@ -247,6 +247,14 @@ function run(executablePath: string): void {
       { base, key: apiKey },
     );
     t.same(outcome, { read: 'blocked', feed: 'refused' });
+
+    // What API clients never send, a browser always does: a change from another site's page is refused.
+    const forged = await fetch(`${base}/v1/register_callback?callback_url=${encodeURIComponent('http://127.0.0.1:9/cb')}`, {
+      method: 'POST',
+      headers: { Authorization: `Bearer ${apiKey}`, Origin: 'http://evil.example' },
+    });
+    t.equal(forged.status, 403);
+    t.match(await forged.json(), { code: 403, code_description: 'Forbidden', error: /another site \(Origin http:\/\/evil\.example\)/ }, "in IBM's shape");
   });
 
   t.test('EARSHOT_AUTH=none: the page asks for no key', async (t) => {
@@ -275,5 +283,24 @@ function run(executablePath: string): void {
     await page.locator('#job-status', { hasText: 'completed 100%' }).waitFor({ timeout: 120_000 });
     await page.locator('#transcript').waitFor({ state: 'visible', timeout: 10_000 });
     t.match(await page.textContent('#recent'), /dropped\.mp3/, 'in the recent results');
+
+    // Without a key, another site's page could post audio as a simple request (text/plain,
+    // which IBM's route sniffs). Chromium's private network checks stop it before it leaves
+    // the browser here; other browsers have none. Sent as a browser sends it: refused.
+    const jobs = async () => ((await (await fetch(`${base}/v1/recognitions`)).json()) as { recognitions: unknown[] }).recognitions.length;
+    const before = await jobs();
+    const forged = await fetch(`${base}/v1/recognitions`, {
+      method: 'POST',
+      headers: { Origin: 'http://evil.example', 'Content-Type': 'text/plain' },
+      body: readFileSync(JFK_MP3),
+    });
+    t.equal(forged.status, 403, 'refused');
+    const own = await fetch(`${base}/v1/recognitions`, {
+      method: 'POST',
+      headers: { Origin: base, 'Content-Type': 'audio/mpeg' },
+      body: readFileSync(JFK_MP3),
+    });
+    t.equal(own.status, 201, "from the device's own page: accepted");
+    t.equal(await jobs(), before + 1, "another site's page created no job");
   });
 }
