@@ -188,7 +188,7 @@ export class HttpServer {
 
   /** Starts listening; resolves with the bound port (useful with port 0). */
   async listen(): Promise<number> {
-    this.uws = loadUws();
+    this.uws = loadUws().uws;
     const app = this.uws.App();
     for (const group of this.options.groups) {
       for (const route of group.routes) {
