@@ -251,7 +251,7 @@ export class App {
     announceGeneratedKey(apiKey, log);
     for (const dialect of p.dialects) await dialect.start?.({ apiKey: apiKey.key });
     const port = await p.http.listen();
-    log.info('listening', { host: config.host, port, auth: config.auth });
+    log.info('listening', { host: config.host, port, auth: config.auth, uws: p.http.uwsBuild });
     log.info('limits', {
       maxUploadBytes: config.maxUploadBytes,
       maxAudioSeconds: config.maxAudioSeconds,

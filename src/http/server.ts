@@ -204,6 +204,8 @@ function safeDecode(value: string): string {
  */
 export class HttpServer {
   private uws: Uws | null = null;
+  /** The uWebSockets.js package and version that loaded (see loadUws), once listening. */
+  uwsBuild = '';
   private listenSocket: us_listen_socket | null = null;
   private readonly requests;
   private readonly latency;
@@ -228,7 +230,9 @@ export class HttpServer {
 
   /** Starts listening; resolves with the bound port (useful with port 0). */
   async listen(): Promise<number> {
-    this.uws = loadUws();
+    const loaded = loadUws();
+    this.uws = loaded.uws;
+    this.uwsBuild = `${loaded.build.packageName}@${loaded.build.version}`;
     const app = this.uws.App();
     for (const group of this.options.groups) {
       for (const route of group.routes) {

