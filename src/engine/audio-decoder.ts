@@ -311,13 +311,21 @@ export async function streamDecodedAudio<T>(options: StreamAudioOptions, consume
     }
   })();
   let consumed: { value: T } | { error: unknown };
+  let grace: NodeJS.Timeout | undefined;
   try {
     consumed = { value: await consume({ fd: pipe.read, length: samples }, stop.signal) };
   } catch (error) {
     consumed = { error };
-    stop.abort(); // the decoder must not wait on a reader that is gone
+    if (!streamEndedEarly(error)) {
+      stop.abort(); // the decoder must not wait on a reader that is gone
+    } else if (!stop.signal.aborted) {
+      // The stream ended: the decoder closed its output and is about to report why (its
+      // report, not our kill, must decide). Stopped only if it hangs on.
+      grace = setTimeout(() => stop.abort(), 5000);
+    }
   }
   await decoderDone;
+  clearTimeout(grace);
   signal?.removeEventListener('abort', onAbort);
   if (signal?.aborted) throw new AppError('ERR_ABORTED', 'audio decoding was aborted');
   // A decoder that failed on its own ends the stream early: what `consume` then says
@@ -433,6 +441,8 @@ function runDecoder(
       if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
     };
     const onAbort = (): void => {
+      // One that has already exited ended on its own: its report stands.
+      if (child.exitCode !== null || child.signalCode !== null) return;
       run.aborted = true;
       kill();
     };
