@@ -701,8 +701,12 @@ export interface ServiceResult {
     perHourBytes: number;
     netPerHourBytes: number;
     uploadBytes: number;
-    /** the decoded float PCM the service spools next to the upload */
-    pcmBytes: number;
+    /** written beyond the upload itself, per transcribed hour (the issue's target: 10 MB) */
+    beyondUploadPerHourBytes: number;
+    /** the most the spool held beyond the job's upload while it ran (allocated; sampled every 50 ms) */
+    peakSpoolExtraBytes: number;
+    /** names of spool files other than the upload seen while the job ran */
+    spoolExtras: string[];
     deviceBytes: number | null;
     logBytes: number;
     logLines: number;
@@ -751,7 +755,33 @@ async function benchService(o: EngineOptions, audio: Audio, modelFile: string, t
     const logBytes0 = service.outputBytes();
     const logLines0 = service.output.length;
     const measured = await submit(base, audio.longWav16);
-    await waitFinished(base, measured.id, 1000);
+    // What the spool holds beyond the upload while the job runs (decoded audio never: docs/pcm-streaming.md).
+    const spool = path.join(stateDir, 'spool');
+    let peakSpoolExtraBytes = 0;
+    const spoolExtras = new Set<string>();
+    let watching = true;
+    const watcher = (async () => {
+      while (watching) {
+        let extra = 0;
+        try {
+          for (const [name, bytes] of Object.entries(diskUsage(spool))) {
+            if (name === `${measured.id}.upload`) continue;
+            extra += bytes;
+            spoolExtras.add(name.replace(measured.id, '<id>'));
+          }
+          peakSpoolExtraBytes = Math.max(peakSpoolExtraBytes, extra);
+        } catch {
+          // a file went between readdir and stat: the next look
+        }
+        await sleep(50);
+      }
+    })();
+    try {
+      await waitFinished(base, measured.id, 1000);
+    } finally {
+      watching = false;
+      await watcher;
+    }
     await sleep(1000);
     const io1 = procIo(pid);
     const dev1 = deviceWrittenBytes(stateDir);
@@ -773,7 +803,9 @@ async function benchService(o: EngineOptions, audio: Audio, modelFile: string, t
         perHourBytes: writeBytes * perHour,
         netPerHourBytes: (writeBytes - cancelledWriteBytes) * perHour,
         uploadBytes: audio.longWav16.length,
-        pcmBytes: o.serviceSeconds * sampleRate * 4,
+        beyondUploadPerHourBytes: (writeBytes - audio.longWav16.length) * perHour,
+        peakSpoolExtraBytes,
+        spoolExtras: [...spoolExtras],
         deviceBytes: dev0 === null || dev1 === null ? null : dev1 - dev0,
         logBytes: service.outputBytes() - logBytes0,
         logLines: service.output.length - logLines0,
@@ -875,9 +907,9 @@ export function markdown(report: Report): string {
       '',
       `- GET /v1/recognitions/{id} while a job runs: ${s.status.requests} requests, p50 ${f(s.status.p50Ms, 2)} ms, p99 ${f(s.status.p99Ms, 2)} ms, max ${f(s.status.maxMs, 2)} ms`,
       `- peak RSS of the service: ${f(s.peakRssMb)} MB`,
-      `- bytes written for one ${s.jobSeconds} s job: ${mb(w.writeBytes)} (/proc/<pid>/io write_bytes of the service, its decoder child included) ≈ ` +
-        `the spooled upload (${mb(w.uploadBytes)}, 16-bit WAV) + the decoded float PCM spool (${mb(w.pcmBytes)}) + ${mb(w.writeBytes - w.uploadBytes - w.pcmBytes)} else (LMDB)`,
-      `- **per transcribed hour: ${mb(w.perHourBytes)} written**, scaled linearly from the ${s.jobSeconds} s job (file system journal and metadata not included). ` +
+      `- bytes written for one ${s.jobSeconds} s job: ${mb(w.writeBytes)} (/proc/<pid>/io write_bytes of the service, its decoder children included) = ` +
+        `the spooled upload (${mb(w.uploadBytes)}, 16-bit WAV) + ${mb(w.writeBytes - w.uploadBytes)} else (LMDB; decoded audio is never written)`,
+      `- **per transcribed hour: ${mb(w.perHourBytes)} written, ${mb(w.beyondUploadPerHourBytes)} beyond the upload**, scaled linearly from the ${s.jobSeconds} s job (file system journal and metadata not included). ` +
         `${mb(w.cancelledWriteBytes)} of the job's bytes were deleted before writeback (cancelled_write_bytes; ${mb(w.netPerHourBytes)} per hour net): ` +
         "spool files of a job that ends within the kernel's writeback delay (30 s) never reach the disk; those of longer jobs do",
       `- state directory (${s.fileSystem}${s.fileSystem === 'tmpfs' ? ': NOTHING REACHES A DISK, pass --state-dir on the SD card' : ''}) after the jobs: ${
@@ -885,6 +917,7 @@ export function markdown(report: Report): string {
           .map(([p, b]) => `${p} ${mb(b)}`)
           .join(', ') || 'empty'
       } (allocated)`,
+      `- the spool beyond the job's upload while it ran: at most ${mb(w.peakSpoolExtraBytes)} allocated${w.spoolExtras.length ? ` (${w.spoolExtras.join(', ')})` : ' (no other file)'}`,
       `- the whole block device wrote ${w.deviceBytes === null ? 'n/a' : mb(w.deviceBytes)} meanwhile (every process on it, not only earshot)`,
       `- the service printed ${w.logLines} lines (${w.logBytes} bytes) to stdout/stderr during that job (journald stores them)`,
     );

@@ -10,7 +10,7 @@ import { Outbox } from './delivery/outbox.js';
 import { OwnEndpoints } from './delivery/own-endpoints.js';
 import { TargetAdapters } from './delivery/targets.js';
 import type { Dialect, DialectContext } from './dialect.js';
-import { decodeAudio, DEFAULT_DECODER_MEMORY_MB } from './engine/audio-decoder.js';
+import { decodeAudio, DEFAULT_DECODER_MEMORY_MB, streamDecodedAudio } from './engine/audio-decoder.js';
 import { loadAddon } from './engine/native.js';
 import { engineConfig, WhisperEngine } from './engine/whisper-engine.js';
 import { AppError } from './errors.js';
@@ -144,16 +144,28 @@ export class App {
       disk,
       engine,
       log: log.child('jobs'),
-      decode: (job, inputPath, outputPath, signal, onProgress) =>
+      // No decoded audio on the card: counted to check the upload, then streamed into the engine.
+      decode: (job, inputPath, signal, onProgress) =>
         decodeAudio({
           inputPath,
-          outputPath,
           format: job.format,
           limits: { maxSeconds: config.maxAudioSeconds },
           signal,
           sandbox: config.decoderSandbox,
           onProgress,
         }),
+      stream: (job, inputPath, decoded, signal, consume) =>
+        streamDecodedAudio(
+          {
+            inputPath,
+            format: job.format,
+            samples: decoded.samples,
+            limits: { maxSeconds: config.maxAudioSeconds },
+            signal,
+            sandbox: config.decoderSandbox,
+          },
+          consume,
+        ),
       // Audio URLs go where callbacks may go: the same allow-list, never this service itself.
       fetch: (job, path, signal, onProgress) =>
         fetchJobAudio({

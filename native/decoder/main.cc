@@ -1,7 +1,8 @@
 // earshot-decode: earshot's out-of-process audio decoder.
 //
 // It reads one untrusted upload and writes it as 16 kHz mono float32 little-endian PCM, the
-// input of the whisper engine, then prints exactly one JSON line on stdout describing the
+// input of the whisper engine (to a pipe the engine reads window by window, or to a file),
+// then prints exactly one JSON line on stdout describing the
 // result. Uploads are hostile until proven otherwise, so this runs as its own short-lived
 // process: resource limits are in place before the first byte of input is read, and a
 // seccomp filter leaves it only the system calls that decoding needs. A malicious or broken
@@ -65,9 +66,18 @@ int Run(int argc, char** argv) {
   if (in_fd < 0) Fail(Exit::kIo, Format("cannot open the input: %s", strerror(errno)));
   struct stat st;
   if (fstat(in_fd, &st) != 0 || !S_ISREG(st.st_mode)) Fail(Exit::kIo, "the input is not a regular file");
-  // O_NOFOLLOW: the spool directory is ours, a symlink planted there is not.
-  int out_fd = open(o.output.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
-  if (out_fd < 0) Fail(Exit::kIo, Format("cannot create the output: %s", strerror(errno)));
+  int out_fd = o.output_fd;
+  if (out_fd >= 0) {
+    // A pipe (to the engine, or to the service counting samples): nothing of the audio
+    // touches the disk.
+    struct stat out_st;
+    if (fstat(out_fd, &out_st) != 0) Fail(Exit::kIo, Format("--output-fd %d is not open: %s", out_fd, strerror(errno)));
+    if (!S_ISFIFO(out_st.st_mode) && !S_ISSOCK(out_st.st_mode)) Fail(Exit::kIo, Format("--output-fd %d is not a pipe or socket", out_fd));
+  } else {
+    // O_NOFOLLOW: the spool directory is ours, a symlink planted there is not.
+    out_fd = open(o.output.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
+    if (out_fd < 0) Fail(Exit::kIo, Format("cannot create the output: %s", strerror(errno)));
+  }
 
   // Why the seccomp filter is not in force; empty when it is.
   const std::string unsandboxed = o.seccomp ? InstallSeccomp() : "the seccomp filter was turned off (--no-seccomp)";

@@ -10,13 +10,17 @@
 namespace earshot::decode {
 namespace {
 
-const char kUsage[] = R"(usage: earshot-decode --input IN --output OUT --format FORMAT --max-seconds S [options]
+const char kUsage[] = R"(usage: earshot-decode --input IN (--output OUT | --output-fd N) --format FORMAT --max-seconds S [options]
 
-Decodes IN and writes OUT as 16 kHz mono float32 little-endian PCM, then prints one JSON line:
+Decodes IN and writes OUT (or the inherited descriptor N, e.g. a pipe) as 16 kHz mono float32
+little-endian PCM, then prints one JSON line:
   {"ok":true,"samples":N,"durationMs":N,"inputRate":N,"inputChannels":N,"inputFrames":N,
    "container":"wav|rf64|aiff|au|flac|ogg|mp3|raw","codec":"...","seccomp":true|false}
   {"ok":false,"code":"ERR_...","message":"..."}
 
+  --output-fd N       write to descriptor N (3 or above, inherited, e.g. the write end of a
+                      pipe) instead of a file; the output-length limit is then the
+                      --max-seconds check alone (RLIMIT_FSIZE applies to files only)
   --format auto|basic|l16|mulaw|alaw
                       auto: the container is detected from the data (WAV, RF64, AIFF, AU,
                       FLAC, Ogg Vorbis/Opus, MPEG audio); basic: an AU file when the data
@@ -92,6 +96,8 @@ Options ParseOptions(int argc, char** argv) {
       o.input = v;
     } else if (arg == "--output") {
       o.output = v;
+    } else if (arg == "--output-fd") {
+      o.output_fd = static_cast<int>(ParseInt("--output-fd", value, 3, 1023));
     } else if (arg == "--format") {
       o.format_set = true;
       if (v == "auto") o.format = InputFormat::kAuto;
@@ -128,7 +134,9 @@ Options ParseOptions(int argc, char** argv) {
       Fail(Exit::kUsage, "unknown option " + arg + " (try --help)");
     }
   }
-  if (o.input.empty() || o.output.empty()) Fail(Exit::kUsage, "--input and --output are required");
+  if (o.input.empty() || (o.output.empty() == (o.output_fd < 0))) {
+    Fail(Exit::kUsage, "--input and --output are required (or --output-fd instead of --output)");
+  }
   if (!o.format_set) Fail(Exit::kUsage, "--format is required");
   if (!max_seconds_set) Fail(Exit::kUsage, "--max-seconds is required");
   bool raw = o.format == InputFormat::kL16 || o.format == InputFormat::kMulaw || o.format == InputFormat::kAlaw;

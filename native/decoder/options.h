@@ -17,6 +17,9 @@ enum class Endian { kAuto, kLittle, kBig };
 struct Options {
   std::string input;
   std::string output;
+  // Instead of `output`: an inherited descriptor (a pipe to the engine), kept open by the
+  // sandbox; -1 = none.
+  int output_fd = -1;
   InputFormat format = InputFormat::kAuto;
   bool format_set = false;
   int rate = 0;

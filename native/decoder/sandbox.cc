@@ -113,8 +113,14 @@ void SetAttribute(scmp_filter_ctx ctx, scmp_filter_attr attribute, uint32_t valu
 }  // namespace
 
 void ApplyLimits(const Options& o) {
-  // Inherited descriptors are none of our business; drop them before anything else.
-  syscall(SYS_close_range, 3u, ~0u, 0u);
+  // Inherited descriptors are none of our business, except the output pipe we were given;
+  // drop them before anything else.
+  if (o.output_fd >= 3) {
+    if (o.output_fd > 3) syscall(SYS_close_range, 3u, static_cast<unsigned>(o.output_fd - 1), 0u);
+    syscall(SYS_close_range, static_cast<unsigned>(o.output_fd + 1), ~0u, 0u);
+  } else {
+    syscall(SYS_close_range, 3u, ~0u, 0u);
+  }
 
   SetLimit(RLIMIT_CORE, 0, 0, "RLIMIT_CORE");
   // Room for stdio, the input and the output; nothing else is ever opened.

@@ -1,5 +1,10 @@
 // earshot's native addon: whisper.cpp behind a small promise-based API.
+#include <fcntl.h>
 #include <napi.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
 
 #include "log-bridge.h"
 #include "model-check.h"
@@ -35,6 +40,20 @@ Napi::Value CheckModel(const Napi::CallbackInfo& info) {
   return SummaryObject(env, s);
 }
 
+// openPipe() → {read, write}: a pipe for the decoder to write PCM into and a transcription
+// to read it from ({fd: read, length}); both ends close-on-exec (a child gets one only by
+// name, as its stdio). The caller closes `write` once the decoder has it; the
+// transcription closes `read`.
+Napi::Value OpenPipe(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int fds[2];
+  if (pipe2(fds, O_CLOEXEC) != 0) throw MakeError(env, kErrInference, std::string("cannot create a pipe: ") + std::strerror(errno));
+  Napi::Object ends = Napi::Object::New(env);
+  ends.Set("read", fds[0]);
+  ends.Set("write", fds[1]);
+  return ends;
+}
+
 }  // namespace
 
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
@@ -46,6 +65,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("checkModel", Napi::Function::New(env, CheckModel));
   exports.Set("setLogger", Napi::Function::New(env, SetLogger));
   exports.Set("notify", Napi::Function::New(env, Notify));
+  exports.Set("openPipe", Napi::Function::New(env, OpenPipe));
   return exports;
 }
 

@@ -1,6 +1,9 @@
 #include "transcribe-options.h"
 
+#include <unistd.h>
+
 #include <cmath>
+#include <cstdint>
 
 namespace earshot {
 namespace {
@@ -99,6 +102,16 @@ AudioSource ReadSource(const Napi::Value& v) {
   }
   if (v.IsObject() && !v.IsArray()) {
     Napi::Object o = v.As<Napi::Object>();
+    if (o.Has("fd")) {
+      const double fd = Get(o, "fd", -1.0);
+      const double length = Get(o, "length", -1.0);
+      if (fd >= 0 && fd <= INT32_MAX && std::floor(fd) == fd && length > 0 && std::floor(length) == length) {
+        s.stream = OwnedFd(static_cast<int>(fd));
+        s.length = static_cast<int64_t>(length);
+        return s;
+      }
+      throw Napi::TypeError::New(v.Env(), "a stream must be {fd, length} with a descriptor and a positive sample count");
+    }
     s.path = Get(o, "path", std::string());
     const double offset = Get(o, "offset", 0.0);
     const double length = Get(o, "length", -1.0);
@@ -108,7 +121,12 @@ AudioSource ReadSource(const Napi::Value& v) {
       return s;
     }
   }
-  throw Napi::TypeError::New(v.Env(), "audio must be a Float32Array or {path, offset?, length?}");
+  throw Napi::TypeError::New(v.Env(), "audio must be a Float32Array, {path, offset?, length?} or {fd, length}");
+}
+
+void OwnedFd::Close() {
+  if (fd_ >= 0) close(fd_);
+  fd_ = -1;
 }
 
 whisper_full_params MakeParams(const TranscribeOptions& o) {

@@ -52,10 +52,36 @@ struct TranscribeOptions {
   bool interactive = false;
 };
 
-// Either PCM handed over from JavaScript or a window of a spool file of float32 samples.
+// A descriptor this process owns: closed once, when its owner goes or by Close().
+class OwnedFd {
+ public:
+  OwnedFd() = default;
+  explicit OwnedFd(int fd) : fd_(fd) {}
+  OwnedFd(OwnedFd&& other) noexcept : fd_(other.fd_) { other.fd_ = -1; }
+  OwnedFd& operator=(OwnedFd&& other) noexcept {
+    if (this != &other) {
+      Close();
+      fd_ = other.fd_;
+      other.fd_ = -1;
+    }
+    return *this;
+  }
+  OwnedFd(const OwnedFd&) = delete;
+  OwnedFd& operator=(const OwnedFd&) = delete;
+  ~OwnedFd() { Close(); }
+  int get() const { return fd_; }
+  void Close();
+
+ private:
+  int fd_ = -1;
+};
+
+// PCM handed over from JavaScript, a window of a spool file of float32 samples, or a
+// stream of float32 samples (the read end of a pipe from the decoder) of a known length.
 struct AudioSource {
   std::vector<float> pcm;
   std::string path;
+  OwnedFd stream;       // owned from ReadSource on: closed however the transcription ends
   int64_t offset = 0;   // samples
   int64_t length = -1;  // samples; -1 = to the end of the file
 };
@@ -64,7 +90,8 @@ struct AudioSource {
 // wrongly typed member, a RangeError on threads < 1, nice outside 0..19 or windowSeconds < 30.
 TranscribeOptions ReadOptions(const Napi::Object& o);
 
-// A Float32Array, or {path, offset?, length?}. Throws a JS TypeError on anything else.
+// A Float32Array, {path, offset?, length?} or {fd, length} (the descriptor is owned by the
+// result from then on). Throws a JS TypeError on anything else.
 AudioSource ReadSource(const Napi::Value& v);
 
 // whisper_full's parameters for these options, without callbacks. The result points into

@@ -74,6 +74,50 @@ bool ReadSamples(int fd, int64_t first, int64_t count, std::vector<float>* out, 
   return true;
 }
 
+// Reads exactly `bytes` from a blocking descriptor (a pipe); false at an early end.
+bool ReadFull(int fd, char* dst, size_t bytes, std::string* error) {
+  while (bytes > 0) {
+    const ssize_t n = read(fd, dst, bytes);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) {
+      *error = n == 0 ? "the decoded audio stream ended early" : std::string("reading the decoded audio: ") + std::strerror(errno);
+      return false;
+    }
+    dst += n;
+    bytes -= static_cast<size_t>(n);
+  }
+  return true;
+}
+
+// The windows of a stream of float32 samples (a pipe from the decoder), read in order: the
+// samples from where the next window starts (a window's cut point) to its end are kept in
+// memory, nothing before them, so memory is a window's worth whatever the audio's length.
+class StreamWindows {
+ public:
+  explicit StreamWindows(int fd) : fd_(fd) {}
+
+  // The samples [pos, pos + n); `pos` never goes back before the previous window's start.
+  bool Window(int64_t pos, int64_t n, const float** out, std::string* error) {
+    const auto drop = static_cast<size_t>(std::clamp<int64_t>(pos - start_, 0, static_cast<int64_t>(buf_.size())));
+    buf_.erase(buf_.begin(), buf_.begin() + static_cast<std::ptrdiff_t>(drop));
+    start_ += static_cast<int64_t>(drop);
+    const size_t have = buf_.size();
+    if (have < static_cast<size_t>(n)) {
+      buf_.resize(static_cast<size_t>(n));
+      if (!ReadFull(fd_, reinterpret_cast<char*>(buf_.data() + have), (static_cast<size_t>(n) - have) * sizeof(float), error)) {
+        return false;
+      }
+    }
+    *out = buf_.data();
+    return true;
+  }
+
+ private:
+  int fd_;
+  int64_t start_ = 0;  // the sample buf_[0] is
+  std::vector<float> buf_;
+};
+
 // The part of `samples` between the start of the first stretch of speech and the end of
 // the last one, as Silero VAD finds them ([0, 0) when there is none); false when VAD fails.
 bool FindSpeech(whisper_vad_context* vad, const whisper_vad_params& params, const float* samples, int64_t n,
@@ -188,6 +232,15 @@ void TranscribeWorker::Run(const ExecutionProgress& progress) {
     total = in_file - first;
     if (source_.length >= 0) total = std::min(total, source_.length);
   }
+  // A stream is read window by window as the decoder writes it; its length is known (the
+  // service decoded the upload once to check it) and closing it early tells the decoder.
+  const int stream_fd = source_.stream.get();
+  if (stream_fd >= 0) total = source_.length;
+  struct StreamCloser {
+    OwnedFd* fd;
+    ~StreamCloser() { fd->Close(); }
+  } stream_closer{&source_.stream};
+  StreamWindows stream(stream_fd);
   result_.duration_ms = total * 1000 / kSampleRate;
   if (total <= 0) return Fail(kErrAudioEmpty, "audio contains no samples");
 
@@ -301,7 +354,12 @@ void TranscribeWorker::Run(const ExecutionProgress& progress) {
     const int64_t n = std::min(window_samples, total - pos);
     const bool last_window = pos + n >= total;
     const float* samples;
-    if (fd >= 0) {
+    if (stream_fd >= 0) {
+      // The decoder is killed when the transcription is aborted: the stream then ends early.
+      if (!stream.Window(pos, n, &samples, &read_error)) {
+        return aborted_->load() ? Fail(kErrAborted, "transcription aborted") : Fail(kErrAudioRead, read_error);
+      }
+    } else if (fd >= 0) {
       if (!ReadSamples(fd, first + pos, n, &buffer, &read_error)) return Fail(kErrAudioRead, read_error);
       samples = buffer.data();
     } else {

@@ -1,15 +1,21 @@
 import { spawn } from 'node:child_process';
+import { closeSync } from 'node:fs';
 import { rm, stat } from 'node:fs/promises';
 import { resolve } from 'node:path';
 
 import { AppError, type ErrorCode, errorRegistry, invalidArgument } from '../errors.js';
 import { nativeTool } from '../paths.js';
 import type { AudioFormat } from './media-type.js';
+import { loadAddon } from './native.js';
 
 /**
  * Runs `earshot-decode` (native/decoder/), the out-of-process decoder that turns an upload
  * into 16 kHz mono float32 PCM under memory, CPU-time, output-length and seccomp limits, and
  * maps every way it can end to an AppError code.
+ *
+ * The service never writes that PCM to the card (docs/pcm-streaming.md): decodeAudio()
+ * without an `outputPath` checks an upload, counting the samples that come through a pipe;
+ * streamDecodedAudio() decodes it again into a pipe the engine reads window by window.
  */
 
 /** Sample rate of the decoder's output. */
@@ -43,8 +49,12 @@ export interface DecodeLimits {
 export interface DecodeAudioOptions {
   /** The upload as spooled to disk. */
   inputPath: string;
-  /** Where the PCM goes; created (mode 0600) or truncated, and removed if decoding fails. */
-  outputPath: string;
+  /**
+   * Where the PCM goes; created (mode 0600) or truncated, and removed if decoding fails.
+   * Without it, the PCM goes through a pipe to this process, which counts it and drops it:
+   * the upload is checked (every error code, the exact length) and nothing is written.
+   */
+  outputPath?: string;
   /** From parseAudioMediaType(). */
   format: AudioFormat;
   limits: DecodeLimits;
@@ -56,16 +66,17 @@ export interface DecodeAudioOptions {
   sandbox?: DecoderSandbox;
   /**
    * Called while the decoder runs, whenever its output has grown since the last look, with
-   * the samples written so far (the output's size is looked at every `progressIntervalMs`).
+   * the samples written so far (looked at every `progressIntervalMs`).
    */
   onProgress?: (samples: number) => void;
   /** How often the output's size is looked at for `onProgress` (default 1000 ms). */
   progressIntervalMs?: number;
 }
 
-/** What the decoder produced: `samples` float32 values at 16 kHz in `outputPath`. */
+/** What the decoder produced: `samples` float32 values at 16 kHz (in `outputPath` when one was given). */
 export interface DecodedAudio {
-  outputPath: string;
+  /** Where the PCM is; absent when it was only counted (no `outputPath` option). */
+  outputPath?: string;
   sampleRate: typeof DECODED_SAMPLE_RATE;
   samples: number;
   durationMs: number;
@@ -119,13 +130,13 @@ function resolveLimits(limits: DecodeLimits): ResolvedLimits {
 /** The decoder's command line for one decode (exported for logs and tests). */
 export function decoderArguments(
   inputPath: string,
-  outputPath: string,
+  output: string | { fd: number },
   format: AudioFormat,
   limits: Required<DecodeLimits>,
   sandbox: DecoderSandbox = 'required',
 ): string[] {
   // Absolute paths can never be mistaken for options.
-  const args = ['--input', resolve(inputPath), '--output', resolve(outputPath)];
+  const args = ['--input', resolve(inputPath), ...(typeof output === 'string' ? ['--output', resolve(output)] : ['--output-fd', String(output.fd)])];
   switch (format.kind) {
     case 'auto':
       args.push('--format', 'auto');
@@ -176,8 +187,9 @@ const MAX_STDOUT = 64 * 1024;
 const MAX_STDERR = 4 * 1024;
 
 /**
- * Decodes `inputPath` into 16 kHz mono float32 PCM at `outputPath` in a sandboxed child
- * process. The child gets an empty environment (no API keys near hostile data).
+ * Decodes `inputPath` into 16 kHz mono float32 PCM at `outputPath` (or, without one, only
+ * counts it: see DecodeAudioOptions.outputPath) in a sandboxed child process. The child
+ * gets an empty environment (no API keys near hostile data).
  * @throws AppError ERR_AUDIO_UNSUPPORTED, ERR_AUDIO_CORRUPT, ERR_AUDIO_EMPTY,
  *   ERR_AUDIO_TOO_LONG (per the decoder); ERR_AUDIO_LIMIT (memory, CPU time or wall clock
  *   exceeded); ERR_ABORTED (the signal fired); ERR_DECODER (missing binary, crash, sandbox
@@ -188,14 +200,14 @@ const MAX_STDERR = 4 * 1024;
 export async function decodeAudio(options: DecodeAudioOptions): Promise<DecodedAudio> {
   const { inputPath, outputPath, format, signal, sandbox = 'required' } = options;
   if (typeof inputPath !== 'string' || inputPath === '') throw invalidArgument('inputPath', 'a file path', inputPath);
-  if (typeof outputPath !== 'string' || outputPath === '') throw invalidArgument('outputPath', 'a file path', outputPath);
-  if (resolve(inputPath) === resolve(outputPath)) {
+  if (outputPath !== undefined && (typeof outputPath !== 'string' || outputPath === '')) throw invalidArgument('outputPath', 'a file path', outputPath);
+  if (outputPath !== undefined && resolve(inputPath) === resolve(outputPath)) {
     throw invalidArgument('outputPath', 'a path other than inputPath', outputPath);
   }
   if (sandbox !== 'required' && sandbox !== 'optional') throw invalidArgument('sandbox', "'required' or 'optional'", sandbox);
   const limits = resolveLimits(options.limits ?? ({} as DecodeLimits));
   const binary = resolveDecoderPath(options.decoderPath);
-  const args = decoderArguments(inputPath, outputPath, format, limits, sandbox);
+  const args = decoderArguments(inputPath, outputPath ?? { fd: 3 }, format, limits, sandbox);
 
   const { onProgress, progressIntervalMs = 1000 } = options;
   if (onProgress !== undefined && typeof onProgress !== 'function') throw invalidArgument('onProgress', 'a function', onProgress);
@@ -204,6 +216,15 @@ export async function decodeAudio(options: DecodeAudioOptions): Promise<DecodedA
   }
   const progress = onProgress && { onProgress, intervalMs: progressIntervalMs, outputPath };
 
+  if (outputPath === undefined) {
+    if (signal?.aborted) throw new AppError('ERR_ABORTED', 'audio decoding was aborted before it started');
+    const run = await runDecoder(binary, args, limits, signal, progress, { count: true });
+    const result = interpret(run, limits, binary);
+    if (run.outputBytes !== result.samples * DECODED_BYTES_PER_SAMPLE) {
+      throw new AppError('ERR_DECODER', `the decoder reported ${result.samples} samples but wrote ${run.outputBytes} bytes`);
+    }
+    return result;
+  }
   // The output starts afresh, so that its size counts what this decoder wrote, not what an
   // interrupted run left (what cannot be removed, the decoder refuses to open).
   await rm(outputPath, { force: true }).catch(() => undefined);
@@ -220,7 +241,114 @@ export async function decodeAudio(options: DecodeAudioOptions): Promise<DecodedA
   return { ...result, outputPath };
 }
 
+/** 16 kHz mono float32le samples coming through a pipe, as WhisperEngine.transcribe takes them. */
+export interface StreamedAudio {
+  /** The read end of the pipe; whoever it is handed to closes it (the engine does, however it ends). */
+  fd: number;
+  /** Samples the stream carries (what decodeAudio counted). */
+  length: number;
+}
+
+export interface StreamAudioOptions {
+  inputPath: string;
+  format: AudioFormat;
+  /** The samples decodeAudio() counted for this upload: the stream must carry exactly these. */
+  samples: number;
+  /** Limits as for decodeAudio(), but no wall-clock limit: the decoder waits on its reader. */
+  limits: DecodeLimits;
+  signal?: AbortSignal;
+  decoderPath?: string;
+  sandbox?: DecoderSandbox;
+}
+
+/**
+ * Decodes an upload (checked by decodeAudio() before) once more, into a pipe that `consume`
+ * reads (the engine, window by window: the decoder blocks while the pipe is full, so at
+ * most a pipe's and a window's worth of audio is in memory, and none of it on disk).
+ *
+ * `consume` gets the pipe's read end, which it must close (the engine does), and a signal
+ * that fires when the decoder fails or `signal` does. Resolves to what `consume` resolved to
+ * once the decoder has succeeded too, with exactly `samples` samples.
+ * @throws AppError ERR_ABORTED (the signal fired); the decoder's error when it failed first
+ *   (as decodeAudio() maps it); `consume`'s error when that failed first (the decoder is
+ *   then killed); ERR_DECODER when the decoder's second result differs from the first.
+ */
+export async function streamDecodedAudio<T>(options: StreamAudioOptions, consume: (audio: StreamedAudio, signal: AbortSignal) => Promise<T>): Promise<T> {
+  const { inputPath, format, samples, signal, sandbox = 'required' } = options;
+  if (typeof inputPath !== 'string' || inputPath === '') throw invalidArgument('inputPath', 'a file path', inputPath);
+  if (!Number.isSafeInteger(samples) || samples <= 0) throw invalidArgument('samples', 'a positive integer', samples);
+  if (sandbox !== 'required' && sandbox !== 'optional') throw invalidArgument('sandbox', "'required' or 'optional'", sandbox);
+  const limits = { ...resolveLimits(options.limits ?? ({} as DecodeLimits)), timeoutMs: Number.POSITIVE_INFINITY };
+  const binary = resolveDecoderPath(options.decoderPath);
+  if (signal?.aborted) throw new AppError('ERR_ABORTED', 'audio decoding was aborted before it started');
+
+  // Stops the decoder (our kill: its end says nothing) and tells `consume` to stop.
+  const stop = new AbortController();
+  const onAbort = (): void => stop.abort();
+  signal?.addEventListener('abort', onAbort, { once: true });
+  const pipe = loadAddon().openPipe();
+  let decoding: Promise<DecoderRun>;
+  try {
+    decoding = runDecoder(binary, decoderArguments(inputPath, { fd: 3 }, format, limits, sandbox), limits, stop.signal, undefined, { fd: pipe.write });
+  } catch (error) {
+    closeSync(pipe.read);
+    throw error;
+  } finally {
+    // The decoder has its own copy (spawn returns once it runs): the reader sees the end
+    // of the stream when the decoder exits.
+    closeSync(pipe.write);
+  }
+  let decoderFailed: AppError | undefined;
+  const decoderDone = (async () => {
+    try {
+      const second = interpret(await decoding, limits, binary);
+      if (second.samples !== samples) {
+        throw new AppError('ERR_DECODER', `the decoder wrote ${second.samples} samples this time, ${samples} when the upload was checked`);
+      }
+    } catch (error) {
+      decoderFailed = toDecoderError(error);
+      stop.abort(); // `consume` stops: its stream ended early or would
+    }
+  })();
+  let consumed: { value: T } | { error: unknown };
+  let grace: NodeJS.Timeout | undefined;
+  try {
+    consumed = { value: await consume({ fd: pipe.read, length: samples }, stop.signal) };
+  } catch (error) {
+    consumed = { error };
+    if (!streamEndedEarly(error)) {
+      stop.abort(); // the decoder must not wait on a reader that is gone
+    } else if (!stop.signal.aborted) {
+      // The stream ended: the decoder closed its output and is about to report why (its
+      // report, not our kill, must decide). Stopped only if it hangs on.
+      grace = setTimeout(() => stop.abort(), 5000);
+    }
+  }
+  await decoderDone;
+  clearTimeout(grace);
+  signal?.removeEventListener('abort', onAbort);
+  if (signal?.aborted) throw new AppError('ERR_ABORTED', 'audio decoding was aborted');
+  // A decoder that failed on its own ends the stream early: what `consume` then says
+  // (stopped, or the stream ended early) follows from the decoder's error, which is the one
+  // to report. Any other failure of `consume` came first (the decoder was killed for it).
+  if (decoderFailed !== undefined && (!('error' in consumed) || streamEndedEarly(consumed.error))) throw decoderFailed;
+  if ('error' in consumed) throw consumed.error;
+  return consumed.value;
+}
+
+/** What the engine says when its stream ends before its length: stopped, or cut short (ERR_AUDIO_CORRUPT from its read). */
+function streamEndedEarly(error: unknown): boolean {
+  const code = (error as { code?: unknown } | null)?.code;
+  return code === 'ERR_ABORTED' || code === 'ERR_AUDIO_CORRUPT';
+}
+
+function toDecoderError(error: unknown): AppError {
+  return error instanceof AppError ? error : new AppError('ERR_DECODER', `the decoder failed: ${(error as Error).message}`);
+}
+
 interface DecoderRun {
+  /** Bytes that came through the output pipe (when counted). */
+  outputBytes: number;
   code: number | null;
   signal: NodeJS.Signals | null;
   stdout: string;
@@ -233,20 +361,33 @@ interface DecoderRun {
 interface ProgressWatch {
   onProgress: (samples: number) => void;
   intervalMs: number;
-  outputPath: string;
+  /** The output file, or undefined when the output is counted as it comes through the pipe. */
+  outputPath: string | undefined;
 }
 
+/** Where the decoder's PCM goes: its `--output` file, a pipe this process counts, or a descriptor given to it as fd 3. */
+type DecoderOutput = { count: true } | { fd: number } | undefined;
+
 /**
- * Progress of a running decoder, told by the size of its output: the decoder's contract
- * (one JSON line on stdout) and its seccomp allow-list stay as they are, and what counts is
- * exactly what inference will read. The decoder writes in blocks of a second of audio and
- * decodes hundreds of seconds per second: a working decoder grows it between any two looks.
+ * Progress of a running decoder, told by the size of its output (or the bytes counted from
+ * its pipe): the decoder's contract (one JSON line on stdout) and its seccomp allow-list
+ * stay as they are, and what counts is exactly what inference will read. The decoder writes
+ * in blocks of a second of audio and decodes hundreds of seconds per second: a working
+ * decoder grows it between any two looks.
  */
-function watchOutput(watch: ProgressWatch): () => void {
+function watchOutput(watch: ProgressWatch, counted: () => number): () => void {
   let written = 0;
   let looking = false;
   let stopped = false;
   const timer = setInterval(() => {
+    if (watch.outputPath === undefined) {
+      const bytes = counted();
+      if (bytes > written) {
+        written = bytes;
+        watch.onProgress(Math.floor(bytes / DECODED_BYTES_PER_SAMPLE));
+      }
+      return;
+    }
     if (looking) return;
     looking = true;
     stat(watch.outputPath).then(
@@ -267,17 +408,26 @@ function watchOutput(watch: ProgressWatch): () => void {
   };
 }
 
+/** Spawns the decoder (synchronously: it runs when this returns) and resolves once it ended. */
 function runDecoder(
   binary: string,
   args: string[],
   limits: ResolvedLimits,
   signal: AbortSignal | undefined,
   progress: ProgressWatch | undefined,
+  output?: DecoderOutput,
 ): Promise<DecoderRun> {
   return new Promise((resolvePromise) => {
-    const child = spawn(binary, args, { stdio: ['ignore', 'pipe', 'pipe'], env: {} });
-    const run: DecoderRun = { code: null, signal: null, stdout: '', stderr: '', timedOut: false, aborted: false };
-    const stopWatching = progress ? watchOutput(progress) : () => {};
+    const fd3: Array<number | 'pipe'> = output === undefined ? [] : 'fd' in output ? [output.fd] : ['pipe'];
+    const child = spawn(binary, args, { stdio: ['ignore', 'pipe', 'pipe', ...fd3], env: {} });
+    const run: DecoderRun = { outputBytes: 0, code: null, signal: null, stdout: '', stderr: '', timedOut: false, aborted: false };
+    // The samples the decoder writes to a counted pipe are only counted: nothing is kept.
+    const pcm = output !== undefined && 'count' in output ? child.stdio[3] : null;
+    pcm?.on('data', (chunk: Buffer) => {
+      run.outputBytes += chunk.length;
+    });
+    pcm?.on('error', () => {}); // the decoder's end: 'close' reports how it ended
+    const stopWatching = progress ? watchOutput(progress, () => run.outputBytes) : () => {};
     let settled = false;
     const finish = (): void => {
       if (settled) return;
@@ -291,21 +441,25 @@ function runDecoder(
       if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
     };
     const onAbort = (): void => {
+      // One that has already exited ended on its own: its report stands.
+      if (child.exitCode !== null || child.signalCode !== null) return;
       run.aborted = true;
       kill();
     };
-    const timer = setTimeout(() => {
-      run.timedOut = true;
-      kill();
-    }, limits.timeoutMs);
+    const timer = Number.isFinite(limits.timeoutMs)
+      ? setTimeout(() => {
+          run.timedOut = true;
+          kill();
+        }, limits.timeoutMs)
+      : undefined;
     signal?.addEventListener('abort', onAbort, { once: true });
 
-    child.stdout.setEncoding('utf8');
-    child.stdout.on('data', (chunk: string) => {
+    child.stdout!.setEncoding('utf8');
+    child.stdout!.on('data', (chunk: string) => {
       if (run.stdout.length < MAX_STDOUT) run.stdout += chunk;
     });
-    child.stderr.setEncoding('utf8');
-    child.stderr.on('data', (chunk: string) => {
+    child.stderr!.setEncoding('utf8');
+    child.stderr!.on('data', (chunk: string) => {
       run.stderr = (run.stderr + chunk).slice(-MAX_STDERR);
     });
     child.on('error', (error: NodeJS.ErrnoException) => {
@@ -457,7 +611,6 @@ function decoded(report: DecoderReport): DecodedAudio {
     throw new AppError('ERR_DECODER', `the decoder reported success with an invalid result: ${JSON.stringify(report)}`);
   }
   return {
-    outputPath: '',
     sampleRate: DECODED_SAMPLE_RATE,
     samples,
     durationMs,

@@ -1,7 +1,11 @@
 /** The speech-to-text engine as the rest of earshot sees it (jobs/ depends on this only). */
 
-/** 16 kHz mono float PCM in memory, or a window of a spool file of float32le samples. */
-export type EngineAudio = Float32Array | { path: string; offset?: number; length?: number };
+/**
+ * 16 kHz mono float PCM in memory, a window of a spool file of float32le samples, or the
+ * read end of a pipe carrying exactly `length` float32le samples (from the decoder: see
+ * streamDecodedAudio), which the engine reads window by window and closes however it ends.
+ */
+export type EngineAudio = Float32Array | { path: string; offset?: number; length?: number } | { fd: number; length: number };
 
 /** Decoding settings of one transcription; whisper's defaults where unset. */
 export interface TranscribeOptions {

@@ -21,7 +21,7 @@ export type NativeTranscribeOptions = Omit<TranscribeOptions, 'vad'> & {
   interactive?: boolean;
 };
 
-/** 16 kHz mono float PCM in memory, or a window of a spool file of float32le samples. */
+/** 16 kHz mono float PCM in memory, a window of a spool file of float32le samples, or a pipe of them. */
 export type NativeAudio = EngineAudio;
 
 /** A segment as the addon returns it; the engine adds the confidence and trims the text. */
@@ -84,6 +84,8 @@ export interface NativeAddon {
   setLogger(fn: ((level: NativeLogLevel, message: string) => void) | null, minLevel?: NativeLogLevel): void;
   /** sd_notify: false when not under systemd; throws (code ERR_SYSTEMD) when sending fails. */
   notify(state: string): boolean;
+  /** A pipe (both ends close-on-exec) for the decoder to write PCM into and a transcription to read it from as `{fd: read, length}`. */
+  openPipe(): { read: number; write: number };
 }
 
 let cached: NativeAddon | undefined;

@@ -1,4 +1,4 @@
-import { readFileSync } from 'node:fs';
+import { closeSync, readFileSync } from 'node:fs';
 import { open } from 'node:fs/promises';
 
 import type { Config } from '../config.js';
@@ -192,9 +192,17 @@ export class WhisperEngine implements Engine {
   }
 
   async transcribe(audio: EngineAudio, options: TranscribeOptions, control: TranscribeControl = {}): Promise<Transcript> {
+    let native: NativeTranscribeOptions;
+    try {
+      if (!this.native) throw new AppError('ERR_MODEL_FREED', 'The model is not loaded');
+      native = this.validate(options);
+      if (control.signal?.aborted) throw new AppError('ERR_ABORTED', 'Transcription aborted before it started');
+    } catch (err) {
+      // A stream is ours to close from the call on; the addon closes it once it has it.
+      if ('fd' in audio) closeSync(audio.fd);
+      throw err;
+    }
     if (!this.native) throw new AppError('ERR_MODEL_FREED', 'The model is not loaded');
-    const native = this.validate(options);
-    if (control.signal?.aborted) throw new AppError('ERR_ABORTED', 'Transcription aborted before it started');
     // The JS stack of the caller, for errors that come back from the worker thread.
     const stack = new Error().stack;
     const task = this.native.transcribe(audio, control.interactive ? { ...native, interactive: true } : native, control.onProgress);

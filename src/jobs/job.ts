@@ -18,9 +18,13 @@ export interface JobTimings {
   queueMs: number;
   /** Downloading the audio from the job's source (jobs with a `source` only). */
   fetchMs?: number;
-  /** The out-of-process decoder, to 16 kHz PCM. */
+  /**
+   * The out-of-process decoder checking the whole upload (16 kHz PCM, counted, not kept)
+   * before transcription starts. The second decode, into the engine, runs alongside
+   * inference and is part of `transcribeMs` (docs/pcm-streaming.md).
+   */
   decodeMs: number;
-  /** The engine's transcription, as the engine measured it. */
+  /** The engine's transcription, as the engine measured it (reading the decoder's stream included). */
   transcribeMs: number;
 }
 

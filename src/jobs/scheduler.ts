@@ -1,7 +1,7 @@
 import { rm } from 'node:fs/promises';
 
 import type { DecodedAudio } from '../engine/audio-decoder.js';
-import type { Engine } from '../engine/engine.js';
+import type { Engine, EngineAudio } from '../engine/engine.js';
 import { toAppError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { Job } from './job.js';
@@ -11,10 +11,25 @@ import type { DiskSpace } from './disk-space.js';
 import type { Spool } from './spool.js';
 
 /**
- * Decodes a job's upload into the spool's PCM file (the out-of-process decoder), calling
- * `onProgress` with the samples written so far while it works.
+ * Decodes a job's upload to check it (the out-of-process decoder: every audio error, and
+ * the exact length), calling `onProgress` with the samples decoded so far while it works.
+ * Nothing is written: the decoded audio is counted and dropped.
  */
-export type DecodeStep = (job: Job, uploadPath: string, pcmPath: string, signal: AbortSignal, onProgress: (samples: number) => void) => Promise<DecodedAudio>;
+export type DecodeStep = (job: Job, uploadPath: string, signal: AbortSignal, onProgress: (samples: number) => void) => Promise<DecodedAudio>;
+
+/**
+ * Decodes a checked upload again into a stream that `consume` (the engine) reads window by
+ * window, so that no decoded audio is ever on the card (docs/pcm-streaming.md); resolves
+ * to what `consume` resolved to. `consume` must use the signal it is given: it fires when
+ * the decoder fails, or `signal` does.
+ */
+export type StreamStep = <T>(
+  job: Job,
+  uploadPath: string,
+  decoded: DecodedAudio,
+  signal: AbortSignal,
+  consume: (audio: EngineAudio, signal: AbortSignal) => Promise<T>,
+) => Promise<T>;
 
 /**
  * Downloads the audio of a job that has a `source` into `path` (a new file, fsynced; none
@@ -29,6 +44,7 @@ export interface SchedulerOptions {
   spool: Spool;
   engine: Engine;
   decode: DecodeStep;
+  stream: StreamStep;
   /** For jobs whose audio comes from a URL (`Job.source`). */
   fetch: FetchStep;
   log: Logger;
@@ -96,8 +112,8 @@ export class Scheduler {
   }
 
   /**
-   * Waits while less than the floor is free (a job started now could not write its PCM
-   * or its result). Resolves at once when there is room, or when stopping.
+   * Waits while less than the floor is free (a job started now could not store its
+   * result). Resolves at once when there is room, or when stopping.
    */
   private async waitForSpace(): Promise<void> {
     for (;;) {
@@ -296,18 +312,23 @@ export class Scheduler {
         job = await this.fetchAudio(current);
         fetchMs = Math.round(performance.now() - fetchStarted);
       }
+      // The upload stays the one copy of the audio: decoded once to check it (decode_ms),
+      // then again into the engine as it reads (after a crash, both happen again).
+      const uploadPath = this.o.spool.uploadPath(job.id);
       const decodeStarted = performance.now();
-      const decoded = await this.o.decode(job, this.o.spool.uploadPath(job.id), this.o.spool.pcmPath(job.id), controller.signal, () => progressed(current));
+      const decoded = await this.o.decode(job, uploadPath, controller.signal, () => progressed(current));
       progressed(current);
       const decodeMs = performance.now() - decodeStarted;
-      const transcript = await this.o.engine.transcribe({ path: decoded.outputPath }, job.options, {
-        signal: controller.signal,
-        ...(job.interactive ? { interactive: true } : {}),
-        onProgress: (p) => {
-          progressed(current);
-          this.o.service.setProgress(job.id, p.percent);
-        },
-      });
+      const transcript = await this.o.stream(job, uploadPath, decoded, controller.signal, (audio, signal) =>
+        this.o.engine.transcribe(audio, job.options, {
+          signal,
+          ...(job.interactive ? { interactive: true } : {}),
+          onProgress: (p) => {
+            progressed(current);
+            this.o.service.setProgress(job.id, p.percent);
+          },
+        }),
+      );
       progressed(current);
       const timings = {
         queueMs: Math.max(0, started.updated - started.created),

@@ -3,10 +3,11 @@ import { access, open, readdir, rename, rm } from 'node:fs/promises';
 import path from 'node:path';
 
 /**
- * Audio files of jobs in `<stateDir>/spool`: the upload as received (`<id>.upload`) and
- * the decoded 16 kHz float PCM (`<id>.pcm`). Both go once the job finishes. Audio fetched
- * from a job's source URL arrives as `<id>.fetch` and becomes its upload only once
- * complete and fsynced, so an upload file is always whole and a `.fetch` never is.
+ * Audio files of jobs in `<stateDir>/spool`: the upload as received (`<id>.upload`), the
+ * one copy of a job's audio: it is decoded straight into the engine, never to a file here
+ * (docs/pcm-streaming.md), and goes once the job finishes. Audio fetched from a job's
+ * source URL arrives as `<id>.fetch` and becomes its upload only once complete and
+ * fsynced, so an upload file is always whole and a `.fetch` never is.
  */
 export class Spool {
   readonly dir: string;
@@ -26,6 +27,7 @@ export class Spool {
     return path.join(this.dir, `${id}.upload`);
   }
 
+  /** Decoded float PCM that versions before streaming spooled: removed with the job's files, and at start. */
   pcmPath(id: string): string {
     return path.join(this.dir, `${id}.pcm`);
   }
@@ -89,15 +91,16 @@ export class Spool {
   }
 
   /**
-   * Removes every file that is not of a job `needed` names (a crash between commit and
-   * cleanup), and every partial download (`.fetch`: a crash or stop mid-download; the job
-   * fetches its audio again). Only while no download runs (at start).
+   * Removes every file that is not the upload of a job `needed` names (a crash between
+   * commit and cleanup), every partial download (`.fetch`: a crash or stop mid-download; the
+   * job fetches its audio again) and every decoded PCM file an older version left (`.pcm`:
+   * a job decodes its upload again). Only while no download runs (at start).
    */
   async removeOrphans(needed: (id: string) => boolean): Promise<number> {
     let removed = 0;
     for (const name of await readdir(this.dir)) {
-      // A partial download's `<id>.fetch` matches neither suffix: always removed.
-      const id = name.replace(/\.(upload|pcm)$/, '');
+      // `<id>.fetch` and `<id>.pcm` do not match: always removed.
+      const id = name.replace(/\.upload$/, '');
       if (id === name || !needed(id)) {
         await rm(path.join(this.dir, name), { force: true });
         removed++;

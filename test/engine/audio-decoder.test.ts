@@ -101,7 +101,7 @@ function decode(input: string, contentType: string | undefined, limits: DecodeLi
 async function decodeOk(input: string, contentType: string | undefined, limits?: DecodeLimits): Promise<[DecodedAudio, Float32Array]> {
   const { promise } = decode(input, contentType, limits);
   const result = await promise;
-  return [result, readPcm(result.outputPath)];
+  return [result, readPcm(result.outputPath!)];
 }
 
 /** Expects the decode to fail with `code` and to leave no output file behind. */
@@ -452,7 +452,7 @@ t.test('a decoder that cannot install its seccomp filter refuses to decode unles
     sandbox: 'optional',
   });
   t.match(optional, { sandboxed: false, samples: 32000 });
-  t.equal(readPcm(optional.outputPath).length, 32000);
+  t.equal(readPcm(optional.outputPath!).length, 32000);
 });
 
 t.test('the sandbox setting: EARSHOT_DECODER_SANDBOX, and sandbox: optional as --allow-unsandboxed', async (t) => {

@@ -16,7 +16,7 @@ import { JobService, type JobRequest, type SourcedJobRequest } from '../../src/j
 import { fetchJobAudio } from '../../src/jobs/content-fetch.js';
 import { CidrPolicy } from '../../src/delivery/cidr.js';
 import { JobStore } from '../../src/jobs/job-store.js';
-import { type FetchStep, Scheduler } from '../../src/jobs/scheduler.js';
+import { type FetchStep, Scheduler, type StreamStep } from '../../src/jobs/scheduler.js';
 import { Spool } from '../../src/jobs/spool.js';
 import { createLogger } from '../../src/log.js';
 import { StateDatabase } from '../../src/store/database.js';
@@ -79,13 +79,11 @@ function setup(t: Test, dir = t.testdir()) {
   const engine = new FakeEngine();
   let failDecode: AppError | undefined;
   const hooks: { beforeDecode?: () => void; decoding?: (onProgress: (samples: number) => void) => Promise<void>; fetching?: FetchStep } = {};
-  const decode = async (_job: Job, _input: string, output: string, _signal: AbortSignal, onProgress: (samples: number) => void): Promise<DecodedAudio> => {
+  const decode = async (_job: Job, _input: string, _signal: AbortSignal, onProgress: (samples: number) => void): Promise<DecodedAudio> => {
     hooks.beforeDecode?.();
     await hooks.decoding?.(onProgress);
     if (failDecode) throw failDecode;
-    writeFileSync(output, '');
     return {
-      outputPath: output,
       sampleRate: 16000,
       samples: 16000,
       durationMs: 1000,
@@ -106,7 +104,9 @@ function setup(t: Test, dir = t.testdir()) {
     onProgress(7);
     return { bytes: 7, contentType: 'audio/wav', format: parseAudioMediaType('audio/wav') };
   };
-  scheduler = new Scheduler({ service, store, spool, engine, decode, fetch, log, disk, spacePollMs: 20 });
+  // The engine reads the upload's decoded stream; here, the upload itself names the job.
+  const stream: StreamStep = (_job, input, _decoded, signal, consume) => consume({ path: input }, signal);
+  scheduler = new Scheduler({ service, store, spool, engine, decode, stream, fetch, log, disk, spacePollMs: 20 });
   const submit = (extra: Partial<JobRequest> = {}) =>
     service.submit({ ...request, ...extra }, async (path) => {
       writeFileSync(path, 'audio');
@@ -195,7 +195,7 @@ t.test('an interactive job overtakes a running batch job: runs alongside on the 
   const first = await s.submit({ interactive: true });
   const second = await s.submit({ interactive: true });
   await until(() => s.engine.calls.length === 2, 2000, 'the interactive transcription');
-  t.equal(s.engine.calls[1]!.path, s.spool.pcmPath(first.id), 'the oldest interactive job first');
+  t.equal(s.engine.calls[1]!.path, s.spool.uploadPath(first.id), 'the oldest interactive job first');
   t.ok(s.engine.calls[1]!.control.interactive, 'on the interactive lane');
   t.equal(s.scheduler.running?.id, batch.id, 'the batch job still runs');
 
@@ -207,14 +207,14 @@ t.test('an interactive job overtakes a running batch job: runs alongside on the 
 
   s.engine.calls[1]!.finish(transcript('first'));
   await until(() => s.engine.calls.length === 3, 2000, 'the second interactive transcription');
-  t.equal(s.engine.calls[2]!.path, s.spool.pcmPath(second.id), 'interactive jobs one after the other');
+  t.equal(s.engine.calls[2]!.path, s.spool.uploadPath(second.id), 'interactive jobs one after the other');
   t.equal(s.store.get(first.id)!.status, 'completed');
   t.equal(s.store.get(later.id)!.status, 'waiting', 'a batch job still waits for the batch lane');
   s.engine.calls[0]!.finish(transcript('batch'));
   await until(() => s.store.get(batch.id)!.status === 'completed', 2000, 'the batch job');
   // The next job of the main lane is not the interactive one still running alongside.
   await until(() => s.engine.calls.length === 4, 2000, 'the next batch job');
-  t.equal(s.engine.calls[3]!.path, s.spool.pcmPath(later.id));
+  t.equal(s.engine.calls[3]!.path, s.spool.uploadPath(later.id));
   s.engine.calls[2]!.finish(transcript('second'));
   s.engine.calls[3]!.finish(transcript('later'));
   await until(() => s.store.get(later.id)!.status === 'completed', 2000, 'all done');
@@ -376,7 +376,7 @@ t.test('a job with a source: fetched, its audio recorded, decoded as an upload; 
   await until(() => s.engine.calls.length === 1, 2000, 'the transcription');
   t.same(s.fetches, [a!.id]);
   t.match(s.store.get(a!.id), { status: 'processing', audioBytes: 7, contentType: 'audio/wav', format: { container: 'wav' } });
-  t.same(spoolFiles(s, a!.id).sort(), [`${a!.id}.pcm`, `${a!.id}.upload`], 'the download became the upload (and was decoded)');
+  t.same(spoolFiles(s, a!.id), [`${a!.id}.upload`], 'the download became the upload (decoded audio is never spooled)');
   s.engine.calls[0]!.finish(transcript('fetched'));
   await until(() => s.store.get(a!.id)!.status === 'completed', 2000, 'completion');
   t.match(s.store.get(a!.id)!.timings, { fetchMs: Number, decodeMs: Number, transcribeMs: 7 });
@@ -390,7 +390,7 @@ t.test('a job with a source: fetched, its audio recorded, decoded as an upload; 
   await until(() => s.engine.calls.length === 2, 2000, 'the next job');
   t.match(s.store.get(gone!.id), { status: 'failed', attempts: 1, error: { code: 'ERR_CONTENT_NOT_FOUND', message: /404/ } });
   t.same(spoolFiles(s, gone!.id), [], 'nothing of it left');
-  t.equal(s.engine.calls[1]!.path, s.spool.pcmPath(next.id), 'the queue went on');
+  t.equal(s.engine.calls[1]!.path, s.spool.uploadPath(next.id), 'the queue went on');
   t.equal(s.scheduler.pausedReason, undefined);
 });
 
@@ -490,7 +490,7 @@ t.test('after a crash mid-download the partial file goes at start and the job is
   await after.scheduler.start();
   await until(() => after.engine.calls.length === 1, 2000, 'the first transcription');
   t.same(after.fetches, [partly!.id], 'only the partial download starts again');
-  t.same(spoolFiles(after, partly!.id).sort(), [`${partly!.id}.pcm`, `${partly!.id}.upload`]);
+  t.same(spoolFiles(after, partly!.id), [`${partly!.id}.upload`]);
   after.engine.calls[0]!.finish(transcript('a'));
   await until(() => after.engine.calls.length === 2, 2000, 'the second transcription');
   t.same(after.fetches, [partly!.id], 'the complete download is not fetched again');

@@ -1,9 +1,10 @@
 // Hours of audio through the real service (npm start in a child process, the sandboxed
 // decoder, the addon): the job completes without the watchdog's stall check ever firing,
-// the service's memory does not grow with the length of the audio, and the transcript's
+// the service's memory does not grow with the length of the audio, no decoded audio is
+// written (the spool holds the upload only; docs/pcm-streaming.md), and the transcript's
 // timestamps run on across its 300 s windows. EARSHOT_LONG_AUDIO_HOURS sets the length
 // (default 2; at most 4, the service's limit).
-import { closeSync, createReadStream, openSync, readFileSync, statSync, writeFileSync, writeSync } from 'node:fs';
+import { closeSync, createReadStream, openSync, readdirSync, readFileSync, statSync, writeFileSync, writeSync } from 'node:fs';
 import { request } from 'node:http';
 import path from 'node:path';
 
@@ -93,18 +94,26 @@ function peakRssKb(pid: number): number {
   return Number(m[1]);
 }
 
+/** /proc/<pid>/io write_bytes: what the service (and the decoders it waited for) had written to disk. */
+function writeBytes(pid: number): number {
+  return Number(/^write_bytes: (\d+)$/m.exec(readFileSync(`/proc/${pid}/io`, 'utf8'))?.[1] ?? Number.NaN);
+}
+
 interface Observed {
   /** The longest time without progress that /metrics showed (s). */
   maxStalledSeconds: number;
+  /** The most the spool held besides the job's upload (allocated bytes), and those files' names. */
+  peakSpoolExtraBytes: number;
+  spoolExtras: Set<string>;
   /** IBM's progress as GET showed it, in order. */
   progress: number[];
 }
 
 /** Runs one job to its end while watching /metrics and the job's progress every 200 ms. */
-async function runJob(service: ServiceProcess, file: string, timeoutMs: number) {
+async function runJob(service: ServiceProcess, spool: string, file: string, timeoutMs: number) {
   const { base } = service;
   const id = await submit(base, file);
-  const observed: Observed = { maxStalledSeconds: 0, progress: [] };
+  const observed: Observed = { maxStalledSeconds: 0, peakSpoolExtraBytes: 0, spoolExtras: new Set(), progress: [] };
   let job: Record<string, any> = {};
   await until(
     async () => {
@@ -113,6 +122,13 @@ async function runJob(service: ServiceProcess, file: string, timeoutMs: number) 
       observed.maxStalledSeconds = Math.max(observed.maxStalledSeconds, Number(stalled?.[1] ?? Number.NaN));
       job = (await (await fetch(`${base}/v1/recognitions/${id}`, { headers: auth })).json()) as Record<string, any>;
       if (job.progress !== undefined) observed.progress.push(job.progress);
+      let extra = 0;
+      for (const name of readdirSync(spool)) {
+        if (name === `${id}.upload`) continue;
+        observed.spoolExtras.add(name);
+        extra += statSync(path.join(spool, name), { throwIfNoEntry: false })?.blocks ?? 0;
+      }
+      observed.peakSpoolExtraBytes = Math.max(observed.peakSpoolExtraBytes, extra * 512);
       await new Promise((r) => setTimeout(r, 200));
       return job.status === 'completed' || job.status === 'failed';
     },
@@ -134,6 +150,7 @@ t.test(`${hours} h of audio: no stall, flat memory, timestamps that run on`, asy
   const tenMinutes = writeMp3(path.join(dir, 'ten-minutes.mp3'), minute, 10);
 
   const stallSeconds = 10;
+  const spool = path.join(dir, 'state', 'spool');
   const service = await spawnService(path.join(dir, 'state'), {
     EARSHOT_MODEL: model,
     EARSHOT_LOG_LEVEL: 'debug',
@@ -160,7 +177,7 @@ t.test(`${hours} h of audio: no stall, flat memory, timestamps that run on`, asy
     [oneMinute, 'one minute'],
     [tenMinutes, 'ten minutes'],
   ] as const) {
-    const { job } = await runJob(service, file, 120_000);
+    const { job } = await runJob(service, spool, file, 120_000);
     t.equal(job.status, 'completed', name);
     if (file === oneMinute) copySeconds = job.processing_times.audio_seconds;
     peaks.push(peakRssKb(pid));
@@ -171,8 +188,10 @@ t.test(`${hours} h of audio: no stall, flat memory, timestamps that run on`, asy
   const long = writeMp3(path.join(dir, 'long.mp3'), minute, Math.floor((hours * 3600) / copySeconds));
 
   const started = performance.now();
-  const { job, observed, longestStallMs } = await runJob(service, long, hours * 3600 * 200);
+  const written0 = writeBytes(pid);
+  const { job, observed, longestStallMs } = await runJob(service, spool, long, hours * 3600 * 200);
   const wallMs = performance.now() - started;
+  const written = writeBytes(pid) - written0;
   t.equal(job.status, 'completed', `${hours} h job: ${job.error ?? 'completed'}`);
   const peakLongKb = peakRssKb(pid);
 
@@ -205,6 +224,18 @@ t.test(`${hours} h of audio: no stall, flat memory, timestamps that run on`, asy
     observed.progress.length > 20 && observed.progress.at(-1)! >= 95,
     `progress seen up to ${observed.progress.at(-1)}% (${observed.progress.length} polls)`,
   );
+
+  // The card: the upload is the one copy of the audio; what else is written (LMDB: the job,
+  // its hours-long transcript) stays under 10 MB per hour, and nothing but the upload is
+  // ever in the spool (decoded float32 was 230 MB per hour, and 20 times a compressed upload).
+  const uploadBytes = statSync(long).size;
+  t.comment(
+    `written while the job ran: ${(written / 1e6).toFixed(1)} MB for a ${(uploadBytes / 1e6).toFixed(1)} MB upload ` +
+      `(${((written - uploadBytes) / 1e6 / hours).toFixed(1)} MB per hour beyond it); spool beyond the upload at most ${observed.peakSpoolExtraBytes} bytes`,
+  );
+  t.same([...observed.spoolExtras], [], 'nothing but the upload in the spool while the job ran');
+  t.ok(observed.peakSpoolExtraBytes <= 1e6, 'peak spool use beyond the upload ≤ 1 MB');
+  t.ok((written - uploadBytes) / hours <= 10e6, `written beyond the upload: ${((written - uploadBytes) / 1e6 / hours).toFixed(1)} MB per hour (≤ 10 MB)`);
 
   // Memory: hours of audio cost no more than ten minutes.
   t.comment(

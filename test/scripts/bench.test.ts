@@ -113,7 +113,8 @@ t.test('a tiny configuration end to end', async (t) => {
   t.match(rows[0], /\| q5_0 \|/);
   t.match(rows[1], /\| q4_0 \|/);
   t.match(run.stdout, /GET \/v1\/recognitions\/\{id\} while a job runs: \d+ requests, p50 [\d.]+ ms, p99 [\d.]+ ms/);
-  t.match(run.stdout, /per transcribed hour: [\d.]+ MB written/);
+  t.match(run.stdout, /per transcribed hour: [\d.]+ MB written, [\d.]+ MB beyond the upload/);
+  t.match(run.stdout, /the spool beyond the job's upload while it ran: at most 0\.0 MB allocated \(no other file\)/);
   t.match(run.stdout, /load average \(1, 5, 15 min\)/);
   t.match(run.stdout, /OMP_WAIT_POLICY=PASSIVE/);
   if (!(await readFile('/proc/device-tree/model', 'utf8').catch(() => '')).includes('Raspberry Pi')) {
@@ -140,6 +141,8 @@ t.test('a tiny configuration end to end', async (t) => {
   t.ok(s.status.p99Ms >= s.status.p50Ms);
   t.ok(s.peakRssMb > 0);
   if (s.fileSystem !== 'tmpfs') t.ok(s.writes.writeBytes >= s.writes.uploadBytes, 'the spooled upload is counted');
+  t.same(s.writes.spoolExtras, [], 'decoded audio is never spooled');
+  t.equal(s.writes.peakSpoolExtraBytes, 0);
   t.ok(
     Object.keys(s.stateFiles).some((f) => f.endsWith('data.mdb')),
     'LMDB lives in the state directory',
