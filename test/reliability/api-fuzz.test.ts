@@ -72,6 +72,8 @@ const errorShapes: Record<string, (status: number, b: Body) => boolean> = {
     );
   },
   ops: (_, b) => isString(b.code) && isString(b.message) && onlyKeys(b, ['code', 'message']),
+  // The device's page answers its errors the way the service's own endpoints do.
+  page: (_, b) => isString(b.code) && isString(b.message) && onlyKeys(b, ['code', 'message']),
   openai: (_, b) => {
     const error = b.error as Body | undefined;
     return (
