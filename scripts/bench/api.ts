@@ -257,9 +257,8 @@ export async function runApiSuite(o: ApiSuiteOptions): Promise<Figure[]> {
     );
     restarted.proc.kill('SIGTERM');
     await restarted.exited;
-    lines.push(
-      `6. start-up (the service as npm start runs it, until it logs ready): new state directory ${freshStartMs.toFixed(0)} ms, restart on its state ${restartMs.toFixed(0)} ms`,
-    );
+    // Printed last, in its place in the list (measured here, where a state directory exists to restart on).
+    const startupLine = `6. start-up (the service as npm start runs it, until it logs ready): new state directory ${freshStartMs.toFixed(0)} ms, restart on its state ${restartMs.toFixed(0)} ms`;
     const ws = await startWhisperServer(model, threads);
     const theirs: number[] = [];
     for (let i = 0; i < runs + 1; i++) {
@@ -312,6 +311,7 @@ export async function runApiSuite(o: ApiSuiteOptions): Promise<Figure[]> {
     } finally {
       commands.proc.kill('SIGKILL');
     }
+    lines.push(startupLine);
   } finally {
     service.proc.kill('SIGKILL');
     await receiver.close();

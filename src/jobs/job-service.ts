@@ -329,7 +329,6 @@ export class JobService {
 
   /** Deletes a job that is not being processed, with its results and audio. */
   async delete(id: string): Promise<void> {
-    this.get(id);
     // Checked where the removal is written: the scheduler may start the job meanwhile.
     await this.transaction(() => {
       const job = this.get(id);
