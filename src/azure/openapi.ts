@@ -176,7 +176,7 @@ const operations: Record<string, OperationDoc> = {
     responses: { '202': accepted('queued'), '204': { description: 'no transcription to send (`:test`)' } },
   },
   'azure.webhooks.deliveries.list': {
-    parameters: [{ name: 'state', schema: { type: 'string', enum: ['dead', 'pending'], default: 'dead' } }, ...paging],
+    parameters: [{ name: 'state', schema: { type: 'string', enum: ['dead', 'pending', 'delivered'], default: 'dead' } }, ...paging],
     responses: { '200': jsonBody("the hook's deliveries", paged('AzureDelivery')) },
   },
   'azure.webhooks.subaction': {

@@ -1,4 +1,4 @@
-import { deliveryListState, type DeliveryRecord, type Outbox } from '../delivery/outbox.js';
+import { deliveryListLimit, deliveryListState, invalidListState, type DeliveryRecord, type Outbox } from '../delivery/outbox.js';
 import { AppError } from '../errors.js';
 import { baseUrl, json, originUrl, type Reply, type Request, type Route } from '../http/server.js';
 import { invalid } from './errors.js';
@@ -52,14 +52,16 @@ export function webhookRoutes(o: WebhookRoutesOptions): { versioned: Route[]; v2
       method: 'get',
       pattern: '/webhooks/:id/deliveries',
       name: 'azure.webhooks.deliveries.list',
-      doc: "earshot's own: the hook's deliveries that are `dead` (default) or `pending`, paged",
+      doc: "earshot's own: the hook's deliveries that are `dead` (default), `pending` or `delivered` (newest first), paged",
       handler: (req) => {
         apiForm(req);
         const hookId = req.params.id!;
         o.registry.require(hookId);
         const state = deliveryListState(req.query.get('state'));
-        if (!state) throw invalid('InvalidParameterValue', `Invalid state '${req.query.get('state')}'. Valid states are dead, pending`);
-        const records = o.outbox.list(state, { kind: webhookTargetKind, key: hookId });
+        if (!state) throw invalid('InvalidParameterValue', invalidListState(req.query.get('state')));
+        // Pages reach every dead letter and pending delivery; delivered ones are kept for days, so the newest only.
+        const limit = state === 'delivered' ? deliveryListLimit : Number.POSITIVE_INFINITY;
+        const records = o.outbox.list(state, { kind: webhookTargetKind, key: hookId }, limit);
         return json(200, paged(req, records, deliveryView));
       },
     },

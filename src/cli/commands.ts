@@ -144,9 +144,10 @@ async function listDeliveries(client: Client, states: string[]): Promise<Deliver
 
 /**
  * `earshot deliveries`: pending and dead callbacks and web hook deliveries (`--dead`: the
- * dead letters only); `--redeliver ID` sends a dead letter again.
+ * dead letters only; `--delivered`: the recently delivered); `--redeliver ID` sends a dead
+ * letter again.
  */
-export async function deliveries(client: Client, out: Output, o: { dead: boolean; redeliver?: string; json: boolean }): Promise<void> {
+export async function deliveries(client: Client, out: Output, o: { dead: boolean; delivered: boolean; redeliver?: string; json: boolean }): Promise<void> {
   if (o.redeliver) {
     const id = o.redeliver;
     const ibm = await client.request('POST', `/v1/callback_deliveries/${encodeURIComponent(id)}/redeliver`, `Redelivering ${id}`, { accept: [404] });
@@ -162,9 +163,12 @@ export async function deliveries(client: Client, out: Output, o: { dead: boolean
     await client.request('POST', `${azure}/webhooks/${hooked.hook}/deliveries/${encodeURIComponent(id)}:redeliver`, `Redelivering ${id}`);
     return void out.write(`Redelivering ${id} (web hook ${hooked.hook}): it is pending again.\n`);
   }
-  const found = await listDeliveries(client, o.dead ? ['dead'] : ['pending', 'dead']);
+  const [states, none] = o.delivered
+    ? [o.dead ? ['delivered', 'dead'] : ['delivered'], o.dead ? 'recent deliveries or dead letters' : 'recent deliveries']
+    : [o.dead ? ['dead'] : ['pending', 'dead'], o.dead ? 'dead letters' : 'pending or dead deliveries'];
+  const found = await listDeliveries(client, states);
   if (o.json) return void out.write(`${JSON.stringify(found, null, 2)}\n`);
-  if (!found.length) return void out.write(o.dead ? 'No dead letters.\n' : 'No pending or dead deliveries.\n');
+  if (!found.length) return void out.write(`No ${none}.\n`);
   out.write(
     table([
       ['ID', 'STATE', 'KIND', 'EVENT', 'ATTEMPTS', 'TARGET', 'LAST ERROR'],

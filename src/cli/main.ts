@@ -22,6 +22,7 @@ export const usage = `Usage: earshot COMMAND [options]
   status             whether the device is ready: model, queue, deliveries, disk
   deliveries         pending and dead callbacks and web hook deliveries
       --dead                          only the dead letters
+      --delivered                     only the recently delivered (newest first)
       --redeliver ID                  send a dead letter again
   key                print the device's API key (on the device, as root)
 
@@ -45,6 +46,7 @@ const options = {
   language: { type: 'string', short: 'l' },
   output: { type: 'string', short: 'o' },
   dead: { type: 'boolean' },
+  delivered: { type: 'boolean' },
   redeliver: { type: 'string' },
   json: { type: 'boolean' },
   help: { type: 'boolean', short: 'h' },
@@ -55,7 +57,7 @@ const allowed: Record<string, Array<keyof typeof options>> = {
   transcribe: ['format', 'language', 'output'],
   jobs: ['json'],
   status: ['json'],
-  deliveries: ['dead', 'redeliver', 'json'],
+  deliveries: ['dead', 'delivered', 'redeliver', 'json'],
   key: [],
 };
 const common: Array<keyof typeof options> = ['url', 'key', 'help'];
@@ -115,6 +117,7 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
       case 'deliveries':
         await deliveries(client, io.stdout, {
           dead: values.dead ?? false,
+          delivered: values.delivered ?? false,
           json: values.json ?? false,
           ...(values.redeliver ? { redeliver: values.redeliver } : {}),
         });

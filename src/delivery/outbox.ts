@@ -278,10 +278,14 @@ export class Outbox {
     });
   }
 
-  /** Dead letters or pending deliveries matching `filter`, oldest first (send order). */
-  list(state: 'dead' | 'pending', filter: TargetFilter = {}): DeliveryRecord[] {
-    const records = state === 'dead' ? this.listDead(filter, Number.POSITIVE_INFINITY) : this.listPending(filter);
-    return records.sort((a, b) => a.seq - b.seq);
+  /**
+   * Deliveries in `state` matching `filter`: pending ones and dead letters oldest first
+   * (send order), delivered ones newest first (the recent ones), at most `limit`.
+   */
+  list(state: DeliveryListState, filter: TargetFilter = {}, limit = Number.POSITIVE_INFINITY): DeliveryRecord[] {
+    if (state === 'delivered') return this.listFinished('delivered', filter, limit, true);
+    const records = state === 'dead' ? this.listFinished('dead', filter, Number.POSITIVE_INFINITY) : this.listPending(filter);
+    return records.sort((a, b) => a.seq - b.seq).slice(0, limit);
   }
 
   /** Pending deliveries matching `filter`, in the order of `pending()`. */
@@ -291,8 +295,19 @@ export class Outbox {
 
   /** Dead letters, oldest first, optionally only those for one target. */
   listDead(filter: TargetFilter = {}, limit = 1000): DeliveryRecord[] {
+    return this.listFinished('dead', filter, limit);
+  }
+
+  /** Finished deliveries in the order they finished (`newestFirst` reverses it). */
+  private listFinished(state: 'dead' | 'delivered', filter: TargetFilter, limit: number, newestFirst = false): DeliveryRecord[] {
     const out: DeliveryRecord[] = [];
-    for (const { value } of this.index.getRange({ start: ['done', 'dead'], end: ['done', 'dead', maxKey] })) {
+    if (limit <= 0) return out;
+    const [from, to] = [
+      ['done', state],
+      ['done', state, maxKey],
+    ];
+    const range = newestFirst ? { start: to, end: from, reverse: true } : { start: from, end: to };
+    for (const { value } of this.index.getRange(range)) {
       const record = this.records.get(value as string);
       if (record && matches(record, filter)) out.push(record);
       if (out.length >= limit) break;
@@ -444,11 +459,22 @@ export class Outbox {
   }
 }
 
-/** A listing's `state` query parameter: dead (the default) or pending; undefined when it is neither. */
-export function deliveryListState(value: string | null): 'dead' | 'pending' | undefined {
+/** What a listing can ask for: dead letters, pending deliveries, or the recently delivered. */
+export type DeliveryListState = 'dead' | 'pending' | 'delivered';
+
+/** Listings show at most this many deliveries (the newest, for delivered ones). */
+export const deliveryListLimit = 1000;
+
+/** A listing's `state` query parameter: dead (the default), pending or delivered; undefined when it is none of them. */
+export function deliveryListState(value: string | null): DeliveryListState | undefined {
   if (value === null || value === '' || value === 'dead') return 'dead';
-  if (value === 'pending') return 'pending';
+  if (value === 'pending' || value === 'delivered') return value;
   return undefined;
+}
+
+/** The error message for a `state` that `deliveryListState` refused. */
+export function invalidListState(value: string | null): string {
+  return `Invalid state '${value}'. Valid states are dead, pending, delivered`;
 }
 
 /** When a finished delivery finished, as its ['done', ...] index key has it. */

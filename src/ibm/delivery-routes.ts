@@ -1,5 +1,5 @@
 import { ibmApi } from './openapi.js';
-import { deliveryListState, type DeliveryRecord, type Outbox } from '../delivery/outbox.js';
+import { deliveryListLimit, deliveryListState, invalidListState, type DeliveryListState, type DeliveryRecord, type Outbox } from '../delivery/outbox.js';
 import { AppError } from '../errors.js';
 import { json, requiredParam, type Request, type RouteGroup } from '../http/server.js';
 import { callbackTargetKind, normalizeCallbackUrl, type CallbackRegistry } from './callbacks.js';
@@ -33,6 +33,7 @@ function ibmDeliveryView(record: DeliveryRecord) {
     ...(record.lastError !== undefined ? { last_error: record.lastError } : {}),
     ...(record.state === 'pending' ? { next_attempt: iso(record.nextAttemptAt) } : {}),
     ...(record.deadAt !== undefined ? { dead_since: iso(record.deadAt) } : {}),
+    ...(record.deliveredAt !== undefined ? { delivered: iso(record.deliveredAt) } : {}),
   };
 }
 
@@ -52,15 +53,15 @@ function requireRegistered(o: IbmDeliveryRoutesOptions, url: string): void {
   }
 }
 
-function stateParam(req: Request): 'dead' | 'pending' {
+function stateParam(req: Request): DeliveryListState {
   const state = deliveryListState(req.query.get('state'));
-  if (!state) throw new AppError('ERR_INVALID_ARGUMENT', `Invalid state '${req.query.get('state')}'. Valid states are dead, pending`);
+  if (!state) throw new AppError('ERR_INVALID_ARGUMENT', invalidListState(req.query.get('state')));
   return state;
 }
 
 /**
- * earshot's dead-letter endpoints for IBM callbacks (IBM has none): list failed or
- * pending notifications per callback URL, redeliver one or all.
+ * earshot's delivery endpoints for IBM callbacks (IBM has none): list failed, pending or
+ * recently delivered notifications per callback URL, redeliver one or all.
  */
 export function ibmDeliveryRoutes(o: IbmDeliveryRoutesOptions): RouteGroup {
   return {
@@ -72,12 +73,12 @@ export function ibmDeliveryRoutes(o: IbmDeliveryRoutesOptions): RouteGroup {
         method: 'get',
         pattern: '/v1/callback_deliveries',
         name: 'ibm.deliveries.list',
-        doc: "earshot's own: callbacks that are `dead` (default) or `pending`, per `callback_url` or all",
+        doc: "earshot's own: callbacks that are `dead` (default), `pending` or `delivered` (newest first), per `callback_url` or all",
         handler: (req) => {
           const given = req.query.get('callback_url');
           const url = given ? normalizeCallbackUrl(given) : undefined;
-          const records = o.outbox.list(stateParam(req), { kind: callbackTargetKind, ...(url ? { key: url } : {}) });
-          return json(200, { deliveries: records.slice(0, 1000).map(ibmDeliveryView) });
+          const records = o.outbox.list(stateParam(req), { kind: callbackTargetKind, ...(url ? { key: url } : {}) }, deliveryListLimit);
+          return json(200, { deliveries: records.map(ibmDeliveryView) });
         },
       },
       {

@@ -76,6 +76,7 @@ const schemas: Record<string, Schema> = {
       last_error: str,
       next_attempt: time,
       dead_since: time,
+      delivered: time,
     },
     ['id', 'callback_url', 'event', 'state', 'created', 'attempts'],
   ),
@@ -123,9 +124,12 @@ export const ibmApi: GroupApi = {
     'ibm.models.list': { responses: { '200': jsonBody('the models the device serves', ref('IbmModels')) } },
     'ibm.models.get': { responses: { '200': jsonBody("IBM's model, or OpenAI's by its name", { oneOf: [ref('IbmModel'), { type: 'object' }] }) } },
     'ibm.deliveries.list': {
-      parameters: [{ name: 'state', schema: { type: 'string', enum: ['dead', 'pending'], default: 'dead' } }, q('callback_url')],
+      parameters: [{ name: 'state', schema: { type: 'string', enum: ['dead', 'pending', 'delivered'], default: 'dead' } }, q('callback_url')],
       responses: {
-        '200': jsonBody('deliveries, newest first (at most 1000)', obj({ deliveries: { type: 'array', items: ref('IbmDelivery') } }, ['deliveries'])),
+        '200': jsonBody(
+          'deliveries: pending and dead ones oldest first, delivered ones newest first (at most 1000)',
+          obj({ deliveries: { type: 'array', items: ref('IbmDelivery') } }, ['deliveries']),
+        ),
       },
     },
     'ibm.deliveries.redeliverAll': {

@@ -206,6 +206,28 @@ t.test('pending deliveries by target: kind and key both have to match', async (t
   );
 });
 
+t.test('delivered deliveries: listed newest first, by target, at most `limit`', async (t) => {
+  const now = 1_000_000;
+  const outbox = new Outbox(openStore(t, t.testdir()), { now: () => now });
+  const other = 'http://10.0.0.8/other';
+  const first = await outbox.enqueueDurably(testDelivery(url, 'first'));
+  const second = await outbox.enqueueDurably(testDelivery(other, 'second'));
+  const third = await outbox.enqueueDurably(testDelivery(url, 'third'));
+  const dead = await outbox.enqueueDurably(testDelivery(url, 'dead'));
+  // Finished in another order than queued: the listing follows when they were delivered.
+  await outbox.recordAttempt(third.id, { result: 'delivered', at: now + 10, status: 200 });
+  await outbox.recordAttempt(first.id, { result: 'delivered', at: now + 20, status: 204 });
+  await outbox.recordAttempt(dead.id, { result: 'dead', at: now + 30 });
+  await outbox.recordAttempt(second.id, { result: 'delivered', at: now + 40, status: 200 });
+  const ids = (records: Array<{ id: string }>) => records.map((r) => r.id);
+  t.same(ids(outbox.list('delivered')), [second.id, first.id, third.id], 'newest first');
+  t.same(ids(outbox.list('delivered', { key: url })), [first.id, third.id], 'one target');
+  t.same(ids(outbox.list('delivered', {}, 2)), [second.id, first.id], 'the newest two');
+  t.same(ids(outbox.list('delivered', {}, 0)), []);
+  t.same(ids(outbox.list('dead')), [dead.id], 'dead letters apart');
+  t.same(ids(outbox.list('pending')), []);
+});
+
 t.test('discarding pending deliveries of a removed target leaves the others due', async (t) => {
   const outbox = new Outbox(openStore(t, t.testdir()));
   const gone = 'http://10.0.0.5/old';

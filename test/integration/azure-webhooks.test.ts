@@ -474,6 +474,9 @@ t.test('a receiver down for a while: every delivery arrives once, with stable id
   const all = receiver.events();
   const delivered = ok(all);
   t.equal(delivered.length, 6, 'nothing delivered twice');
+  const listed = (await api.call('GET', `${hookPath}/deliveries?state=delivered`)).json.values as Array<{ id: string; state: string }>;
+  t.same(listed.map((d) => d.id).sort(), delivered.map((e) => e.headers['webhook-id']).sort(), 'listed as delivered: the ids the receiver saw');
+  t.ok(listed.every((d) => d.state === 'delivered'));
   for (const id of jobs) {
     const mine = delivered.filter((e) => JSON.parse(e.body).id === id);
     // Each event goes out on its own schedule: receivers order them by event and timestamp.

@@ -67,6 +67,9 @@ t.test('dead IBM callbacks: listed without secrets, redelivered one or all with 
   ]);
   for (const p of posts) t.equal(p.headers['x-callback-signature'], createHmac('sha1', secret).update(p.body).digest('base64'));
   t.same((await list(`callback_url=${q}&state=dead`)).json.deliveries, []);
+  const delivered = (await list(`callback_url=${q}&state=delivered`)).json.deliveries;
+  t.same(delivered.map((d) => d.id).sort(), [started.id, completed.id].sort(), 'both listed as delivered, same ids');
+  for (const d of delivered) t.match(d, { state: 'delivered', last_status_code: 200, callback_url: url, recognition_id: id });
 });
 
 t.test('unregistering stops deliveries (dead letters "not sent"); registered again with a new secret, they are signed with it', async (t) => {

@@ -166,6 +166,7 @@ function run(executablePath: string): void {
       'the dead letters on the page (two callbacks, one web hook delivery)',
     );
     await screenshot(page, '3-dead-letters');
+    const redelivered: string[] = [];
     for (const [kind, to] of [
       ['callback', receiver],
       ['webhook', hookReceiver],
@@ -173,6 +174,7 @@ function run(executablePath: string): void {
       to.answer = () => ({ status: 200 });
       const letter = deadOf(kind).first();
       const id = await letter.getAttribute('data-id');
+      redelivered.push(id!);
       const attempts = to.events().length;
       await letter.locator('button.redeliver').click();
       await letter.locator('text=sent again').waitFor();
@@ -188,6 +190,9 @@ function run(executablePath: string): void {
       10_000,
       'the redelivered letters to leave the dead letters',
     );
+    for (const id of redelivered) {
+      t.match(await page.textContent(`#delivered li[data-id="${id}"]`), /delivered \S/, `${id} among the recently delivered, with its time`);
+    }
 
     t.same(problems, [], 'no errors in the console (CSP violations included)');
     t.same(outside, [], 'nothing fetched from anywhere but the device');

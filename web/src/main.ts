@@ -354,6 +354,11 @@ async function download(format: string): Promise<void> {
 
 // --- deliveries: IBM callbacks and Azure web hooks, through their dialects' own endpoints
 
+/** What the page lists: dead letters, pending deliveries and the recently delivered. */
+type ListState = 'dead' | 'pending' | 'delivered';
+// Each fills the page's list of the same id.
+const listStates: ListState[] = ['dead', 'pending', 'delivered'];
+
 /** A delivery as the page lists it, whichever dialect's target it goes to. */
 interface DeliveryItem {
   id: string;
@@ -363,6 +368,7 @@ interface DeliveryItem {
   attempts: number;
   lastError?: string;
   nextAttempt?: string;
+  delivered?: string;
   redeliver?: () => Promise<unknown>;
 }
 
@@ -373,6 +379,7 @@ interface IbmDelivery {
   attempts: number;
   last_error?: string;
   next_attempt?: string;
+  delivered?: string;
 }
 
 interface AzureDelivery {
@@ -381,13 +388,14 @@ interface AzureDelivery {
   attempts: number;
   lastError?: string;
   nextAttemptDateTime?: string;
+  deliveredDateTime?: string;
 }
 
 /** Azure's routes as the dated API version names them (any version would do). */
 const azure = (path: string, query = '') => `/speechtotext${path}?api-version=2024-11-15${query}`;
 const json = async <T>(path: string): Promise<T> => (await (await api(path)).json()) as T;
 
-async function callbackDeliveries(state: 'dead' | 'pending'): Promise<DeliveryItem[]> {
+async function callbackDeliveries(state: ListState): Promise<DeliveryItem[]> {
   const { deliveries } = await json<{ deliveries: IbmDelivery[] }>(`/v1/callback_deliveries?state=${state}`);
   return deliveries.map((d) => ({
     id: d.id,
@@ -397,23 +405,20 @@ async function callbackDeliveries(state: 'dead' | 'pending'): Promise<DeliveryIt
     attempts: d.attempts,
     ...(d.last_error ? { lastError: d.last_error } : {}),
     ...(d.next_attempt ? { nextAttempt: d.next_attempt } : {}),
+    ...(d.delivered ? { delivered: d.delivered } : {}),
     redeliver: () => api(`/v1/callback_deliveries/${encodeURIComponent(d.id)}/redeliver`, { method: 'POST' }),
   }));
 }
 
-async function webhookDeliveries(): Promise<{ dead: DeliveryItem[]; pending: DeliveryItem[] }> {
+async function webhookDeliveries(): Promise<Record<ListState, DeliveryItem[]>> {
   const hooks = (await json<{ values: Array<{ self: string; webUrl: string }> }>(azure('/webhooks', '&top=20'))).values;
-  const dead: DeliveryItem[] = [];
-  const pending: DeliveryItem[] = [];
+  const found: Record<ListState, DeliveryItem[]> = { dead: [], pending: [], delivered: [] };
   for (const hook of hooks) {
     const hookId = hook.self.split('?')[0]!.split('/').pop()!;
-    for (const [state, list] of [
-      ['dead', dead],
-      ['pending', pending],
-    ] as const) {
+    for (const state of listStates) {
       const { values } = await json<{ values: AzureDelivery[] }>(azure(`/webhooks/${hookId}/deliveries`, `&state=${state}&top=50`));
       for (const d of values) {
-        list.push({
+        found[state].push({
           id: d.id,
           kind: 'webhook',
           event: d.event,
@@ -421,12 +426,13 @@ async function webhookDeliveries(): Promise<{ dead: DeliveryItem[]; pending: Del
           attempts: d.attempts,
           ...(d.lastError ? { lastError: d.lastError } : {}),
           ...(d.nextAttemptDateTime ? { nextAttempt: d.nextAttemptDateTime } : {}),
+          ...(d.deliveredDateTime ? { delivered: d.deliveredDateTime } : {}),
           redeliver: () => api(azure(`/webhooks/${hookId}/deliveries/${encodeURIComponent(d.id)}:redeliver`), { method: 'POST' }),
         });
       }
     }
   }
-  return { dead, pending };
+  return found;
 }
 
 let loadingDeliveries = false;
@@ -435,11 +441,15 @@ async function loadDeliveries(): Promise<void> {
   if (loadingDeliveries) return;
   loadingDeliveries = true;
   try {
-    const [dead, pending, hooks] = await Promise.all([callbackDeliveries('dead'), callbackDeliveries('pending'), webhookDeliveries()]);
-    const list = (items: DeliveryItem[], isDead: boolean) =>
-      items.length ? items.slice(0, 50).map((d) => deliveryItem(d, isDead)) : [h('li', { class: 'muted' }, 'None.')];
-    $('dead').replaceChildren(...list([...dead, ...hooks.dead], true));
-    $('pending').replaceChildren(...list([...pending, ...hooks.pending], false));
+    const [callbacks, hooks] = await Promise.all([Promise.all(listStates.map(callbackDeliveries)), webhookDeliveries()]);
+    listStates.forEach((state, i) => {
+      const items = [...callbacks[i]!, ...hooks[state]];
+      // The recently delivered of both kinds, newest first.
+      if (state === 'delivered') items.sort((a, b) => (b.delivered ?? '').localeCompare(a.delivered ?? ''));
+      $(state).replaceChildren(
+        ...(items.length ? items.slice(0, state === 'delivered' ? 20 : 50).map((d) => deliveryItem(d, state)) : [h('li', { class: 'muted' }, 'None.')]),
+      );
+    });
   } catch (err) {
     if (err instanceof Unauthorized) showLogin('The key was refused.');
   } finally {
@@ -447,7 +457,7 @@ async function loadDeliveries(): Promise<void> {
   }
 }
 
-function deliveryItem(d: DeliveryItem, dead: boolean): HTMLLIElement {
+function deliveryItem(d: DeliveryItem, state: ListState): HTMLLIElement {
   const li = h(
     'li',
     { 'data-id': d.id, 'data-kind': d.kind },
@@ -457,8 +467,9 @@ function deliveryItem(d: DeliveryItem, dead: boolean): HTMLLIElement {
     h('span', {}, `${d.attempts} attempts`),
     ...(d.lastError ? [h('span', { class: 'error' }, d.lastError)] : []),
     ...(d.nextAttempt ? [h('span', {}, `next ${new Date(d.nextAttempt).toLocaleTimeString()}`)] : []),
+    ...(d.delivered ? [h('span', { class: 'status-completed' }, `delivered ${new Date(d.delivered).toLocaleTimeString()}`)] : []),
   );
-  if (dead && d.redeliver) {
+  if (state === 'dead' && d.redeliver) {
     const redeliver = d.redeliver;
     const button = h('button', { type: 'button', class: 'redeliver' }, 'Redeliver');
     button.onclick = async () => {
