@@ -7,6 +7,9 @@
 //   - JSON where the service says JSON;
 //   - an answer to every well-formed request (malformed HTTP may be dropped by uWS's parser);
 //   - after each batch, /healthz still answers.
+// Queries are drawn three ways: ones the routes take, ones built from the parameters the
+// service's own /openapi.json documents for the route (their enums, defaults and types,
+// and near misses), and arbitrary ones.
 // Seeded: EARSHOT_FUZZ_SEED replays a run, EARSHOT_FUZZ_REQUESTS sets its size.
 import { gzipSync } from 'node:zlib';
 
@@ -205,6 +208,27 @@ interface Pool {
   /** The query of a valid content URL. */
   contentQuery: string;
   receiverUrl: string;
+  /** The query parameters /openapi.json documents per route name, for queries drawn from it. */
+  documented: Map<string, QueryParameter[]>;
+}
+
+/** A query parameter as the service's OpenAPI document describes it. */
+interface QueryParameter {
+  name: string;
+  schema?: { type?: string; enum?: unknown[]; default?: unknown };
+}
+
+/** /openapi.json's query parameters per route name (an operation's summary), every mount's together. */
+function documentedQueries(document: { paths: Record<string, Record<string, { summary: string; parameters?: Array<QueryParameter & { in: string }> }>> }) {
+  const byRoute = new Map<string, QueryParameter[]>();
+  for (const operations of Object.values(document.paths)) {
+    for (const op of Object.values(operations)) {
+      const known = byRoute.get(op.summary) ?? [];
+      for (const p of op.parameters ?? []) if (p.in === 'query' && !known.some((k) => k.name === p.name)) known.push(p);
+      byRoute.set(op.summary, known);
+    }
+  }
+  return byRoute;
 }
 const poolKinds = ['job', 'hook', 'file', 'delivery', 'model'] as const;
 type PoolKind = (typeof poolKinds)[number];
@@ -353,7 +377,38 @@ function requestArbitrary(pool: Pool): fc.Arbitrary<FuzzRequest> {
     if (aim.includes('deliveries')) return ['?state=pending', '?state=dead&top=1'];
     return [''];
   };
-  const queryFor = (aim: string) => fc.oneof({ weight: 2, arbitrary: fc.constantFrom(...goodQuery(aim)) }, query);
+  /** A value of the documented type: one of its enum, its default or a near miss, else any value. */
+  const documentedValue = ({ schema = {} }: QueryParameter): fc.Arbitrary<string> => {
+    const listed = [...(schema.enum ?? []), ...(schema.default !== undefined ? [schema.default] : [])].map(String);
+    const typed =
+      schema.type === 'integer' || schema.type === 'number'
+        ? fc.oneof(fc.integer({ min: -2, max: 5000 }).map(String), fc.constantFrom('1.5', '1e3', '0x10', ''))
+        : schema.type === 'boolean'
+          ? fc.constantFrom('true', 'false', 'TRUE', '1', 'yes')
+          : values;
+    const nearMiss = listed.length ? fc.constantFrom(...listed).map((v) => v.toUpperCase() + (v.length % 2 ? ' ' : '')) : typed;
+    return listed.length ? fc.oneof({ weight: 4, arbitrary: fc.constantFrom(...listed) }, nearMiss, typed) : typed;
+  };
+  /** A query drawn from what /openapi.json documents for the route: some of its parameters, typed values. */
+  const documentedQuery = (name: string | undefined) => {
+    const parameters = (name && pool.documented.get(name)) || [];
+    if (!parameters.length) return fc.constant('');
+    return fc
+      .tuple(
+        ...parameters.map((p) =>
+          fc.option(
+            documentedValue(p).map((v) => `${encodeURIComponent(p.name)}=${encodeURIComponent(v)}`),
+            { freq: 2 },
+          ),
+        ),
+      )
+      .map((pairs) => {
+        const given = pairs.filter((pair): pair is string => pair !== null);
+        return given.length ? `?${given.join('&')}` : '';
+      });
+  };
+  const queryFor = (aim: string, name: string | undefined) =>
+    fc.oneof({ weight: 2, arbitrary: fc.constantFrom(...goodQuery(aim)) }, { weight: 2, arbitrary: documentedQuery(name) }, query);
   const query = fc.oneof(
     { weight: 3, arbitrary: fc.constant('') },
     { weight: 1, arbitrary: fc.constant('?') },
@@ -412,9 +467,11 @@ function requestArbitrary(pool: Pool): fc.Arbitrary<FuzzRequest> {
           break;
       }
       const method = r.route.method === 'del' ? 'DELETE' : r.route.method.toUpperCase();
-      return { path, method, aim: `${r.dialect} ${method} ${r.route.pattern}` };
+      return { path, method, aim: `${r.dialect} ${method} ${r.route.pattern}`, name: r.route.name };
     });
-  const randomPath = fc.array(segment, { minLength: 0, maxLength: 6 }).map((parts) => ({ path: `/${parts.join('/')}`, method: 'GET', aim: 'random path' }));
+  const randomPath = fc
+    .array(segment, { minLength: 0, maxLength: 6 })
+    .map((parts) => ({ path: `/${parts.join('/')}`, method: 'GET', aim: 'random path', name: undefined }));
   const where = fc.oneof({ weight: 12, arbitrary: routePath }, { weight: 1, arbitrary: randomPath });
 
   const validAuth = fc.constantFrom<Array<[string, string]>>(
@@ -600,7 +657,7 @@ function requestArbitrary(pool: Pool): fc.Arbitrary<FuzzRequest> {
           { weight: 1, arbitrary: fc.constant('HEAD') },
           { weight: 1, arbitrary: fc.constantFrom(...oddMethods) },
         ),
-        query: queryFor(where.aim),
+        query: queryFor(where.aim, where.name),
         host,
         auth,
         contentType: type,
@@ -792,6 +849,7 @@ t.test(`${requests} fuzzed requests over every route of every dialect`, async (t
     model: ((await call('GET', '/v1/models')).models as Array<{ name: string }>).map((m) => m.name).slice(0, 3),
     contentQuery: new URL(files[0]!.links.contentUrl).search.slice(1),
     receiverUrl: receiver.url,
+    documented: documentedQueries((await call('GET', '/openapi.json')) as Parameters<typeof documentedQueries>[0]),
   };
   // The fuzzer deletes what it finds: between batches, the pool gets new things (when the
   // queue and the hook limit allow; they may be full, which is the fuzzer's doing too).
@@ -835,7 +893,8 @@ t.test(`${requests} fuzzed requests over every route of every dialect`, async (t
     t,
     `api fuzz: ${tally.sent} requests in ${batches} batches, ${seconds} s; outcomes ${JSON.stringify(tally.outcomes)}; ` +
       `statuses ${JSON.stringify(tally.statuses)}; by dialect ${JSON.stringify(tally.byDialect)}; uploads accepted ${tally.uploadsAccepted}; ` +
-      `slowest well-formed answer ${tally.slowestMs.toFixed(0)} ms; routes answering 2xx ${tally.succeeded.size} of ${routes.length} ` +
+      `slowest well-formed answer ${tally.slowestMs.toFixed(0)} ms; ` +
+      `queries drawn from /openapi.json's parameters of ${[...pool.documented.values()].filter((p) => p.length).length} routes; routes answering 2xx ${tally.succeeded.size} of ${routes.length} ` +
       `(never: ${
         routes
           .map((r) => `${r.dialect} ${r.route.method === 'del' ? 'DELETE' : r.route.method.toUpperCase()} ${r.route.pattern}`)
