@@ -269,7 +269,8 @@ t.test('a target its adapter refuses, or of a kind nobody registered, is a dead 
   const sent = await outbox.enqueueDurably(testDelivery(receiver.url, 'sent'));
   dispatcher.start();
   const states = () => [refused, unknown, sent].map((r) => outbox.get(r.id)?.state).join();
-  await until(() => states() === 'dead,dead,delivered', 2000, 'two dead letters and one delivery');
+  // The adapter hears after the outcome's batch is flushed, a moment after it can be read.
+  await until(() => states() === 'dead,dead,delivered' && dead.length > 0, 2000, 'two dead letters and one delivery, and the adapter told');
   t.same(
     dead.map((d) => d.id),
     [refused.id],
