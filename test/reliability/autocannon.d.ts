@@ -1,4 +1,4 @@
-// The part of autocannon's API (v9, which ships no types) that the load test uses.
+// The part of autocannon's API (v9, which ships no types) that the load test and the benchmark use.
 declare module 'autocannon' {
   export interface Request {
     method?: string;
@@ -13,7 +13,9 @@ declare module 'autocannon' {
     duration?: number;
     timeout?: number;
     overallRate?: number;
+    method?: string;
     headers?: Record<string, string>;
+    body?: string | Buffer;
     requests?: Request[];
     title?: string;
   }
