@@ -192,7 +192,10 @@ t.test('the addon, api and delivery suites, one run each', async (t) => {
   t.match(run.stdout, /1\. GET \/v1\/recognitions\/\{id\} during a \d+ s transcription: \d+ requests, p50 [\d.]+ ms, p99 [\d.]+ ms/);
   t.match(run.stdout, /the same while \/metrics is scraped 10×\/s: \d+ requests with \d+ scrapes of \/metrics, p50 [\d.]+ ms, p99 [\d.]+ ms/);
   t.match(run.stdout, /2\. job overhead .*: median [\d.]+ ms, max [\d.]+ ms, of which the out-of-process decoder: median \d+ ms/);
-  t.match(run.stdout, /3\. submissions .*16 clients.*: \d+\/s, p50 [\d.]+ ms, p99 [\d.]+ ms; \d+ state changes in \d+ commits \(mean batch [\d.]+\)/);
+  t.match(
+    run.stdout,
+    /3\. submissions .*16 clients.*: \d+\/s, p50 [\d.]+ ms, p99 [\d.]+ ms; \d+ state changes in \d+ commits \(mean batch [\d.]+\); CPU per submission: the service's event loop [\d.]+ ms \(one core's bound ~\d+\/s\), the whole service [\d.]+ ms .*, the clients [\d.]+ ms/,
+  );
   t.match(run.stdout, /4\. one job end to end .*: earshot API \d+ ms .*whisper-server \d+ ms .*ratio [\d.]+/);
   t.match(run.stdout, /6\. start-up .*: new state directory \d+ ms, restart on its state \d+ ms/);
 
