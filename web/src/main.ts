@@ -464,7 +464,7 @@ function deliveryItem(d: DeliveryItem, state: ListState): HTMLLIElement {
     h('span', {}, d.event),
     h('span', { class: 'muted' }, d.kind === 'callback' ? 'callback' : 'web hook'),
     h('span', { class: 'id' }, d.target),
-    h('span', {}, `${d.attempts} attempts`),
+    h('span', {}, `${d.attempts} attempt${d.attempts === 1 ? '' : 's'}`),
     ...(d.lastError ? [h('span', { class: 'error' }, d.lastError)] : []),
     ...(d.nextAttempt ? [h('span', {}, `next ${new Date(d.nextAttempt).toLocaleTimeString()}`)] : []),
     ...(d.delivered ? [h('span', { class: 'status-completed' }, `delivered ${new Date(d.delivered).toLocaleTimeString()}`)] : []),
