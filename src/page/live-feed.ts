@@ -1,5 +1,6 @@
 import type { SocketRoute } from '../http/server.js';
 import type { JobService } from '../jobs/job-service.js';
+import type { QueueEntry } from '../../web/src/lib/queue-entry.js';
 
 /** The subprotocol the page offers (with its key as a second token: see SocketRoute). */
 export const liveProtocol = 'earshot.live.v1';
@@ -53,20 +54,6 @@ export class LiveFeed {
     clearInterval(this.timer);
     this.timer = undefined;
   }
-}
-
-/** A job as the page's queue shows it. */
-export interface QueueEntry {
-  id: string;
-  status: string;
-  created: string;
-  updated: string;
-  /** Percent, while processing. */
-  progress?: number;
-  userToken?: string;
-  audioBytes: number;
-  durationSeconds?: number;
-  error?: string;
 }
 
 /** The newest jobs with the running one's progress: what the live feed sends. */

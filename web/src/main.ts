@@ -2,18 +2,7 @@
 // The key lives in sessionStorage (this tab only) and goes with every API call as a
 // Bearer header; the live feed gets it as a WebSocket subprotocol token.
 import { confidenceClass, downloadName, formatBytes, formatDuration, formatTime, liveProtocols, transcriptOf, uploadUrl, type Word } from './lib/format.js';
-
-interface QueueEntry {
-  id: string;
-  status: 'waiting' | 'processing' | 'completed' | 'failed';
-  created: string;
-  updated: string;
-  progress?: number;
-  userToken?: string;
-  audioBytes: number;
-  durationSeconds?: number;
-  error?: string;
-}
+import type { QueueEntry } from './lib/queue-entry.js';
 
 /** `GET /device` (src/ops/device.ts). */
 interface DeviceInfo {
