@@ -173,6 +173,7 @@ export class App {
           path,
           policy,
           maxBytes: config.maxUploadBytes,
+          diskBytes: disk.largestPossible(),
           // A host that sends nothing fails its job well before the watchdog would restart the service.
           idleTimeoutMs: Math.min(defaultIdleTimeoutMs, config.stallSeconds * 500),
           signal,

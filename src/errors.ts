@@ -104,7 +104,7 @@ export const errorRegistry = {
   ERR_CONTENT_TOO_LARGE: {
     status: 413,
     title: 'the audio at the URL is larger than allowed',
-    doc: 'the file at an audio URL is larger than `EARSHOT_MAX_UPLOAD_BYTES` (declared or as it arrived) (job error)',
+    doc: "the file at an audio URL is larger than `EARSHOT_MAX_UPLOAD_BYTES` (declared or as it arrived), or declares more than the device's disk can ever hold (job error)",
   },
   ERR_CONTENT_UNREACHABLE: {
     status: 400,

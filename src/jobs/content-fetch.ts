@@ -25,6 +25,12 @@ export interface FetchContentOptions {
   policy: CidrPolicy;
   /** Larger bodies fail with ERR_CONTENT_TOO_LARGE, declared (Content-Length) or as they arrive. */
   maxBytes: number;
+  /**
+   * The most the disk could ever hold of it (its size, less the space kept free): a body
+   * that declares more fails with ERR_CONTENT_TOO_LARGE at once, where a full disk would
+   * only make its job wait for space that can never come.
+   */
+  diskBytes?: number;
   /** Longest time without a byte from the host, from the request on (default 30 s). */
   idleTimeoutMs?: number;
   /** Longest time for the whole download (default 1 h). */
@@ -190,6 +196,12 @@ export async function fetchContent(o: FetchContentOptions): Promise<FetchedConte
     if (status < 200 || status >= 300) throw statusError(res, url);
     const declared = Number(res.headers['content-length']);
     if (declared > o.maxBytes) throw tooLarge(url, `is ${declared} bytes (Content-Length)`, o.maxBytes);
+    if (o.diskBytes !== undefined && declared > o.diskBytes) {
+      throw new AppError(
+        'ERR_CONTENT_TOO_LARGE',
+        `The audio at ${displayUrl(url)} is ${declared} bytes (Content-Length), more than this device's disk can ever hold (${o.diskBytes} bytes beside the space it keeps free)`,
+      );
+    }
 
     let bytes = 0;
     const chunks = res[Symbol.asyncIterator]() as AsyncIterator<Buffer>;

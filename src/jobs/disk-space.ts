@@ -14,6 +14,12 @@ const systemFreeBytes: FreeBytes = (dir) => {
   return s.bavail * s.bsize;
 };
 
+/** The size of the file system, less what only root may use (as `bavail` counts free space). */
+const systemSizeBytes: FreeBytes = (dir) => {
+  const s = statfsSync(dir);
+  return (s.blocks - (s.bfree - s.bavail)) * s.bsize;
+};
+
 const mb = (bytes: number) => `${Math.round(bytes / 1e6)} MB`;
 
 /**
@@ -33,10 +39,16 @@ export class DiskSpace {
     private readonly dir: string,
     readonly floorBytes: number,
     private readonly freeBytes: FreeBytes = systemFreeBytes,
+    private readonly sizeBytes: FreeBytes = systemSizeBytes,
   ) {}
 
   free(): number {
     return this.freeBytes(this.dir);
+  }
+
+  /** The largest file the state directory could hold were everything else deleted: its size less the floor. */
+  largestPossible(): number {
+    return Math.max(0, this.sizeBytes(this.dir) - this.floorBytes);
   }
 
   /** Whether less than the floor is free. */

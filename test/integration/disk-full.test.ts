@@ -9,6 +9,7 @@ import path from 'node:path';
 import t, { type Test } from 'tap';
 
 import { startApp, waitForJob } from '../helpers/app.js';
+import { startContentHost } from '../helpers/content-host.js';
 import { until } from '../helpers/poll.js';
 
 const floor = 8e6;
@@ -113,3 +114,28 @@ t.test(
     t.equal((await fetch(`${service.base}/readyz`)).status, 200);
   },
 );
+
+t.test('audio at a URL larger than the whole disk: its job fails at once with the reason, it does not wait for space', needsRoot, async (t) => {
+  const card = mountSmallDisk(t, 20);
+  const host = await startContentHost(t, (_req, res) => {
+    // 100 MB declared on a 20 MB card; the body never needs to come.
+    res.writeHead(200, { 'Content-Length': '100000000', 'Content-Type': 'audio/wav' });
+    res.write(Buffer.alloc(1000));
+  });
+  const { app, base, auth } = await startApp(t, { EARSHOT_MIN_FREE_BYTES: String(floor) }, card);
+  const [job] = await app.jobs.accept([
+    {
+      source: { url: `${host.base}/huge.wav` },
+      model: 'en-US_BroadbandModel',
+      options: {},
+      output: { timestamps: false, wordConfidence: false },
+      resultsTtlMs: 60_000,
+    },
+  ]);
+  t.match(await waitForJob(base, auth, job!.id, 20_000), { status: 'failed' });
+  t.match(app.jobs.get(job!.id)!.error, {
+    code: 'ERR_CONTENT_TOO_LARGE',
+    message: /is 100000000 bytes \(Content-Length\), more than this device's disk can ever hold \(\d+ bytes beside the space it keeps free\)/,
+  });
+  t.same(readdirSync(path.join(card, 'spool')), [], 'nothing left in the spool');
+});

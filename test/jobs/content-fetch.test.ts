@@ -136,6 +136,21 @@ t.test('larger than the limit: refused on Content-Length before the body, or onc
   t.ok(sent < 5_000_000, `the download stopped (${sent} bytes sent)`);
 });
 
+t.test('larger than the disk can ever hold (Content-Length): refused at once, not left to wait for space', async (t) => {
+  const host = await startContentHost(t, async (_req, res) => {
+    res.writeHead(200, { 'Content-Length': '800000', 'Content-Type': 'audio/wav' });
+    res.end(Buffer.alloc(800_000));
+  });
+  const refused = download(t, `${host.base}/big.wav`, { diskBytes: 500_000 });
+  await t.rejects(refused.done, {
+    code: 'ERR_CONTENT_TOO_LARGE',
+    message: /is 800000 bytes \(Content-Length\), more than this device's disk can ever hold \(500000 bytes beside the space it keeps free\)/,
+  });
+  t.notOk(existsSync(refused.file));
+  const fits = download(t, `${host.base}/big.wav`, { diskBytes: 800_000 });
+  t.equal((await fits.done).bytes, 800_000, 'as large as the disk can hold: downloaded');
+});
+
 t.test('timeouts: no answer, a body that stalls, and the overall cap while bytes trickle', async (t) => {
   const host = await startContentHost(t, async (req, res) => {
     if (req.url === '/silent') return; // never answers
