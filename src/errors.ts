@@ -33,7 +33,11 @@ export const errorRegistry = {
   ERR_NOT_FOUND: { status: 404, title: 'not found', doc: 'no such resource' },
   ERR_METHOD_NOT_ALLOWED: { status: 405, title: 'method not allowed' },
   ERR_NOT_ACCEPTABLE: { status: 406, title: 'not acceptable', doc: 'the client does not accept JSON' },
-  ERR_PAYLOAD_TOO_LARGE: { status: 413, title: 'request body too large', doc: 'upload over the limit (Content-Length or running count)' },
+  ERR_PAYLOAD_TOO_LARGE: {
+    status: 413,
+    title: 'request body too large',
+    doc: "upload over the limit (Content-Length or running count), or declaring more than the device's disk can ever hold",
+  },
   ERR_UNSUPPORTED_MEDIA_TYPE: { status: 415, title: 'unsupported request content type' },
   ERR_QUEUE_FULL: { status: 503, title: 'the queue is full', doc: 'too many jobs waiting: try again later (Retry-After)' },
   ERR_INSUFFICIENT_STORAGE: {

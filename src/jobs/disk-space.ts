@@ -64,9 +64,18 @@ export class DiskSpace {
 
   /**
    * Admits an upload of `bytes` (0 when it did not say): resolves to a release function,
-   * or throws ERR_INSUFFICIENT_STORAGE when it would leave less than the floor free.
+   * or throws ERR_INSUFFICIENT_STORAGE when it would leave less than the floor free, and
+   * ERR_PAYLOAD_TOO_LARGE when it could never fit.
    */
   admit(bytes: number): () => void {
+    const largest = this.largestPossible();
+    if (bytes > largest) {
+      // Waiting would not help (a 507 says "try again"): the upload can never fit.
+      throw new AppError(
+        'ERR_PAYLOAD_TOO_LARGE',
+        `${mb(bytes)} of audio is more than this device's disk can ever hold (${mb(largest)} beside the ${mb(this.floorBytes)} kept free)`,
+      );
+    }
     const free = this.free();
     const left = free - this.reserved - bytes;
     if (left < this.floorBytes) {

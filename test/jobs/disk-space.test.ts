@@ -24,3 +24,15 @@ t.test("largestPossible on this machine: statfs's size less root's reserve, at l
   t.equal(disk.largestPossible(), (s.blocks - (s.bfree - s.bavail)) * s.bsize);
   t.ok(disk.largestPossible() >= disk.free(), 'the free space fits in it');
 });
+
+t.test('admit: an upload larger than the disk can ever hold is 413, not "try again later"', async (t) => {
+  const disk = new DiskSpace(
+    '/x',
+    100,
+    () => 500,
+    () => 1000,
+  );
+  t.throws(() => disk.admit(901), { code: 'ERR_PAYLOAD_TOO_LARGE', message: /of audio is more than this device's disk can ever hold/ });
+  t.throws(() => disk.admit(450), { code: 'ERR_INSUFFICIENT_STORAGE' }, 'fits the disk, not the free space: wait');
+  t.type(disk.admit(400), 'function', 'fits now');
+});
