@@ -69,7 +69,7 @@ function audioRoute(task: Task, o: OpenAiRoutesOptions): Route {
     pattern: transcribe ? '/v1/audio/transcriptions' : '/v1/audio/translations',
     name: transcribe ? 'openai.audio.transcriptions' : 'openai.audio.translations',
     doc: transcribe
-      ? 'multipart/form-data: `file`, `model` (any name: the loaded model), `language`, `prompt`, `temperature`, `response_format` json | text | srt | vtt | verbose_json, `timestamp_granularities[]` word | segment, `stream` (server-sent `transcript.text.delta` per segment, then `transcript.text.done`); 200 once transcribed, the job deleted then'
+      ? 'multipart/form-data: `file`, `model` (any name: the loaded model), `language`, `prompt`, `temperature`, `response_format` json | text | srt | vtt | verbose_json, `timestamp_granularities[]` word | segment, `stream` (server-sent `transcript.text.delta` per segment as whisper produces it, then `transcript.text.done`); 200 once transcribed (streamed: once the first segment is), the job deleted then'
       : 'the same form without `language` and `stream`: the speech in English (whisper translates; an English-only model transcribes English speech)',
     handler: async (req): Promise<Reply> => {
       const served = o.model();
