@@ -225,7 +225,12 @@ export class WhisperEngine implements Engine {
       control.onProgress,
       onSegment &&
         ((segment) => {
-          for (const finished of finishSegments([segment])) onSegment(finished);
+          // Called from the addon's queue: an exception would not reach the caller.
+          try {
+            for (const finished of finishSegments([segment])) onSegment(finished);
+          } catch (err) {
+            this.log.error('a segment listener failed', { error: err as Error });
+          }
         }),
     );
     const onAbort = () => task.abort();
