@@ -76,6 +76,16 @@ t.test('scripted windows: the streamed segments are the final ones, absolute, no
   );
 });
 
+t.test('segments split by maxSegmentLength stream as the result has them', async (t) => {
+  const model = new addon.Model();
+  t.teardown(() => model.free());
+  await model.load(await scriptedModel(t, script));
+  const log = await transcribe(model, testSignal(70), { ...fast, windowSeconds: 30, maxSegmentLength: 8, splitOnWord: true, tokenTimestamps: true });
+  const result = resultOf(log);
+  t.ok(result.segments.length > 7, `${result.segments.length} segments after splitting`);
+  t.same(streamedSegments(log), result.segments);
+});
+
 t.test('the interactive lane streams the same segments', async (t) => {
   const model = new addon.Model();
   t.teardown(() => model.free());
