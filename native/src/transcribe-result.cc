@@ -78,11 +78,11 @@ LoggedTimings ParseTimingLines(const std::vector<LogLine>& lines) {
 
 }  // namespace
 
-void AppendSegments(whisper_context* ctx, whisper_state* state, int count, const WindowSpan& span,
+void AppendSegments(whisper_context* ctx, whisper_state* state, int first, int end, const WindowSpan& span,
                     const SegmentDetail& detail, std::vector<SegmentResult>* out) {
   const whisper_token eot = whisper_token_eot(ctx);
   auto to_ms = [&](int64_t centiseconds) { return std::min(span.offset_ms + centiseconds * 10, span.end_ms); };
-  for (int i = 0; i < count; i++) {
+  for (int i = first; i < end; i++) {
     SegmentResult seg;
     // whisper.cpp offers no getter of the context's own state: each read has both forms.
     seg.start_ms = to_ms(state ? whisper_full_get_segment_t0_from_state(state, i) : whisper_full_get_segment_t0(ctx, i));
@@ -151,43 +151,44 @@ Timings ReadTimings(whisper_context* ctx) {
   return t;
 }
 
+Napi::Object SegmentToJs(Napi::Env env, const SegmentResult& s) {
+  Napi::Object seg = Napi::Object::New(env);
+  seg.Set("start", static_cast<double>(s.start_ms));
+  seg.Set("end", static_cast<double>(s.end_ms));
+  seg.Set("text", s.text);
+  seg.Set("noSpeechProb", s.no_speech_prob);
+  seg.Set("speakerTurnNext", s.speaker_turn_next);
+  Napi::Array tokens = Napi::Array::New(env, s.tokens.size());
+  for (size_t k = 0; k < s.tokens.size(); k++) {
+    const TokenResult& t = s.tokens[k];
+    Napi::Object token = Napi::Object::New(env);
+    token.Set("id", t.id);
+    token.Set("text", t.text);
+    token.Set("p", t.p);
+    token.Set("plog", t.plog);
+    token.Set("start", static_cast<double>(t.start_ms));
+    token.Set("end", static_cast<double>(t.end_ms));
+    tokens.Set(k, token);
+  }
+  seg.Set("tokens", tokens);
+  Napi::Array words = Napi::Array::New(env, s.words.size());
+  for (size_t k = 0; k < s.words.size(); k++) {
+    const WordResult& w = s.words[k];
+    Napi::Object word = Napi::Object::New(env);
+    word.Set("text", w.text);
+    word.Set("start", static_cast<double>(w.start_ms));
+    word.Set("end", static_cast<double>(w.end_ms));
+    word.Set("confidence", w.confidence);
+    words.Set(k, word);
+  }
+  seg.Set("words", words);
+  return seg;
+}
+
 Napi::Object ResultToJs(Napi::Env env, const TranscribeResult& result) {
   Napi::Object js = Napi::Object::New(env);
   Napi::Array segments = Napi::Array::New(env, result.segments.size());
-  for (size_t i = 0; i < result.segments.size(); i++) {
-    const SegmentResult& s = result.segments[i];
-    Napi::Object seg = Napi::Object::New(env);
-    seg.Set("start", static_cast<double>(s.start_ms));
-    seg.Set("end", static_cast<double>(s.end_ms));
-    seg.Set("text", s.text);
-    seg.Set("noSpeechProb", s.no_speech_prob);
-    seg.Set("speakerTurnNext", s.speaker_turn_next);
-    Napi::Array tokens = Napi::Array::New(env, s.tokens.size());
-    for (size_t k = 0; k < s.tokens.size(); k++) {
-      const TokenResult& t = s.tokens[k];
-      Napi::Object token = Napi::Object::New(env);
-      token.Set("id", t.id);
-      token.Set("text", t.text);
-      token.Set("p", t.p);
-      token.Set("plog", t.plog);
-      token.Set("start", static_cast<double>(t.start_ms));
-      token.Set("end", static_cast<double>(t.end_ms));
-      tokens.Set(k, token);
-    }
-    seg.Set("tokens", tokens);
-    Napi::Array words = Napi::Array::New(env, s.words.size());
-    for (size_t k = 0; k < s.words.size(); k++) {
-      const WordResult& w = s.words[k];
-      Napi::Object word = Napi::Object::New(env);
-      word.Set("text", w.text);
-      word.Set("start", static_cast<double>(w.start_ms));
-      word.Set("end", static_cast<double>(w.end_ms));
-      word.Set("confidence", w.confidence);
-      words.Set(k, word);
-    }
-    seg.Set("words", words);
-    segments.Set(i, seg);
-  }
+  for (size_t i = 0; i < result.segments.size(); i++) segments.Set(i, SegmentToJs(env, result.segments[i]));
   js.Set("segments", segments);
   js.Set("language", result.language);
   js.Set("durationMs", static_cast<double>(result.duration_ms));

@@ -51,9 +51,12 @@ struct TranscribeResult {
   Timings timings;
 };
 
+// What the worker reports while it runs, in order: progress, or segments that are final
+// (the window overlap will not replace them), each as the result will have it.
 struct Progress {
   double percent;
   int64_t processed_ms;
+  std::vector<SegmentResult> segments;  // a segments report when not empty
 };
 
 // Where the window whisper_full just transcribed lies in the whole audio.
@@ -69,17 +72,20 @@ struct SegmentDetail {
   bool words;             // group the tokens into words
 };
 
-// Appends whisper's first `count` segments of the window to `out`, with times on the
-// whole audio's timeline (never past the window's end) and without special tokens.
-// `state` is the whisper state that ran, or null for the context's own.
-void AppendSegments(whisper_context* ctx, whisper_state* state, int count, const WindowSpan& span, const SegmentDetail& detail,
-                    std::vector<SegmentResult>* out);
+// Appends whisper's segments [first, end) of the window to `out`, with times on the whole
+// audio's timeline (never past the window's end) and without special tokens. `state` is
+// the whisper state that ran, or null for the context's own.
+void AppendSegments(whisper_context* ctx, whisper_state* state, int first, int end, const WindowSpan& span,
+                    const SegmentDetail& detail, std::vector<SegmentResult>* out);
 
 // whisper's timings since whisper_reset_timings; total_ms is left to the caller.
 Timings ReadTimings(whisper_context* ctx);
 
 // {segments, language, durationMs, windows, audioCtx, timings}, as src/engine/native.ts declares it.
 Napi::Object ResultToJs(Napi::Env env, const TranscribeResult& result);
+
+// One segment as the result's `segments` have it.
+Napi::Object SegmentToJs(Napi::Env env, const SegmentResult& segment);
 
 // {percent, processedMs}
 Napi::Object ProgressToJs(Napi::Env env, const Progress& progress);

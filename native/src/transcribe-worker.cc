@@ -139,16 +139,18 @@ bool FindSpeech(whisper_vad_context* vad, const whisper_vad_params& params, cons
 }  // namespace
 
 TranscribeWorker::TranscribeWorker(Napi::Env env, Model* model, Napi::Object model_object, AudioSource source,
-                                   TranscribeOptions options, Napi::Function on_progress)
+                                   TranscribeOptions options, Napi::Function on_progress, Napi::Function on_segment)
     : Napi::AsyncProgressQueueWorker<Progress>(env, "earshot:transcribe"),
       model_(model),
       lane_(options.interactive ? Lane::kInteractive : Lane::kBatch),
       model_ref_(Napi::Persistent(model_object)),
       deferred_(Napi::Promise::Deferred::New(env)),
       aborted_(std::make_shared<std::atomic<bool>>(false)),
+      stream_segments_(!on_segment.IsEmpty()),
       source_(std::move(source)),
       options_(std::move(options)) {
   if (!on_progress.IsEmpty()) on_progress_ = Napi::Persistent(on_progress);
+  if (!on_segment.IsEmpty()) on_segment_ = Napi::Persistent(on_segment);
 }
 
 Napi::Value TranscribeWorker::Start(Model* model, const Napi::CallbackInfo& info) {
@@ -158,6 +160,8 @@ Napi::Value TranscribeWorker::Start(Model* model, const Napi::CallbackInfo& info
   TranscribeOptions options = ReadOptions(options_object);
   Napi::Function on_progress;
   if (info.Length() > 2 && info[2].IsFunction()) on_progress = info[2].As<Napi::Function>();
+  Napi::Function on_segment;
+  if (info.Length() > 3 && info[3].IsFunction()) on_segment = info[3].As<Napi::Function>();
 
   Napi::Object task = Napi::Object::New(env);
   auto rejected = [&](const char* code, const char* message) {
@@ -175,7 +179,7 @@ Napi::Value TranscribeWorker::Start(Model* model, const Napi::CallbackInfo& info
   }
 
   auto* worker = new TranscribeWorker(env, model, info.This().As<Napi::Object>(), std::move(source),
-                                      std::move(options), on_progress);
+                                      std::move(options), on_progress, on_segment);
   task.Set("promise", worker->deferred_.Promise());
   auto aborted = worker->aborted_;
   auto pause = model->batch_pause();
@@ -304,6 +308,49 @@ void TranscribeWorker::Run(const ExecutionProgress& progress) {
   };
   params.progress_callback_user_data = &state;
 
+  // Segments as whisper produces them (new_segment_callback: after each 30 s chunk it
+  // decoded), sent as soon as they are final: exactly the segments the window loop below
+  // keeps, in order, read the same way. Only the last segment of a window that is not the
+  // audio's last may be dropped (the next window starts where it began): a segment that
+  // would be dropped were it the last is held until a later one arrives or the window ends.
+  struct SegmentStream {
+    const ExecutionProgress* progress;
+    whisper_context* ctx;
+    whisper_state* state;  // null: the context's own
+    SegmentDetail detail{};
+    WindowSpan span{};
+    int64_t n = 0;             // samples in the window
+    int64_t speech_begin = 0;  // where whisper's input starts in it
+    bool last_window = false;
+    int sent = 0;  // segments of this window sent so far
+
+    // The window loop's rule: the window's last segment is dropped when it starts in the
+    // second half of a window that is not the last (and is not its only segment).
+    bool Droppable(int i) const {
+      if (last_window || i == 0) return false;
+      const int64_t t0 = state ? whisper_full_get_segment_t0_from_state(state, i) : whisper_full_get_segment_t0(ctx, i);
+      const int64_t cut = speech_begin + t0 * kSamplesPerCentisecond;
+      return cut > n / 2 && cut < n;
+    }
+    void SendUpTo(int end) {
+      if (end <= sent) return;
+      Progress p{0, 0, {}};
+      AppendSegments(ctx, state, sent, end, span, detail, &p.segments);
+      sent = end;
+      progress->Send(&p, 1);
+    }
+    void Produced() {
+      const int count = state ? whisper_full_n_segments_from_state(state) : whisper_full_n_segments(ctx);
+      SendUpTo(count > 0 && Droppable(count - 1) ? count - 1 : count);
+    }
+  } segments{&progress, ctx, nullptr};
+  if (stream_segments_) {
+    params.new_segment_callback = [](whisper_context*, whisper_state*, int, void* data) {
+      static_cast<SegmentStream*>(data)->Produced();
+    };
+    params.new_segment_callback_user_data = &segments;
+  }
+
   // The batch lane waits while this runs, from its next callback on (within one graph node).
   struct InteractiveRun {
     BatchPause* pause;
@@ -339,6 +386,8 @@ void TranscribeWorker::Run(const ExecutionProgress& progress) {
   result_.language = detect ? "" : options_.language;
   const int64_t window_samples = static_cast<int64_t>(options_.window_seconds * kSampleRate);
   const SegmentDetail detail{params.token_timestamps, params.vad, options_.words};
+  segments.state = lane_state;
+  segments.detail = detail;
   std::vector<float> buffer;
   std::string read_error;
 
@@ -397,6 +446,12 @@ void TranscribeWorker::Run(const ExecutionProgress& progress) {
       params.audio_ctx = options_.audio_ctx;
     }
     result_.audio_ctx = params.audio_ctx > 0 ? params.audio_ctx : model_ctx;
+    const WindowSpan span{(pos + speech_begin) * 1000 / kSampleRate, (pos + speech_end) * 1000 / kSampleRate};
+    segments.span = span;
+    segments.n = n;
+    segments.speech_begin = speech_begin;
+    segments.last_window = last_window;
+    segments.sent = 0;
     const int rc = interactive ? whisper_full_with_state(ctx, lane_state, params, samples, static_cast<int>(n_input))
                                : whisper_full(ctx, params, samples, static_cast<int>(n_input));
     result_.windows++;
@@ -426,8 +481,8 @@ void TranscribeWorker::Run(const ExecutionProgress& progress) {
         next = pos + cut;
       }
     }
-    const WindowSpan span{(pos + speech_begin) * 1000 / kSampleRate, (pos + speech_end) * 1000 / kSampleRate};
-    AppendSegments(ctx, lane_state, keep, span, detail, &result_.segments);
+    AppendSegments(ctx, lane_state, 0, keep, span, detail, &result_.segments);
+    if (stream_segments_) segments.SendUpTo(keep);
     pos = next;
   }
   state.Report(total);
@@ -440,10 +495,18 @@ void TranscribeWorker::Run(const ExecutionProgress& progress) {
 }
 
 void TranscribeWorker::OnProgress(const Progress* data, size_t count) {
-  if (on_progress_.IsEmpty() || count == 0) return;
+  if (count == 0) return;
   Napi::Env env = Env();
   Napi::HandleScope scope(env);
-  on_progress_.Call({ProgressToJs(env, data[count - 1])});
+  // Each report is sent on its own (count 1), so their order is whisper's.
+  for (size_t i = 0; i < count; i++) {
+    if (!data[i].segments.empty()) {
+      if (on_segment_.IsEmpty()) continue;
+      for (const auto& segment : data[i].segments) on_segment_.Call({SegmentToJs(env, segment)});
+    } else if (!on_progress_.IsEmpty()) {
+      on_progress_.Call({ProgressToJs(env, data[i])});
+    }
+  }
 }
 
 void TranscribeWorker::OnOK() {

@@ -111,6 +111,13 @@ export interface TranscribeControl {
   signal?: AbortSignal;
   onProgress?: (progress: Progress) => void;
   /**
+   * Each segment of the transcript as soon as whisper produced it and the window overlap
+   * cannot replace it: in order, equal to the transcript's `segments` (the same filters
+   * applied), all of them before `transcribe` resolves. Costs a little (the segments are
+   * marshalled twice): only when given.
+   */
+  onSegment?: (segment: Segment) => void;
+  /**
    * Someone is waiting for this one: it may run while a batch transcription does, which
    * pauses (losing nothing) until it ends. One interactive and one batch transcription at a
    * time; a second of either kind is refused with ERR_MODEL_BUSY.

@@ -51,7 +51,16 @@ export interface NativeModelInfo extends NativeModelCheck {
 
 export interface NativeModel {
   load(path: string, options?: { flashAttn?: boolean }): Promise<NativeModelInfo>;
-  transcribe(audio: NativeAudio, options: NativeTranscribeOptions, onProgress?: (p: Progress) => void): NativeTask;
+  /**
+   * `onSegment` (when given) gets each segment as soon as it is final, in order, as the
+   * result's `segments` will have it: all of them before the promise resolves.
+   */
+  transcribe(
+    audio: NativeAudio,
+    options: NativeTranscribeOptions,
+    onProgress?: (p: Progress) => void,
+    onSegment?: (segment: NativeSegment) => void,
+  ): NativeTask;
   free(): void;
   readonly info: NativeModelInfo | null;
   readonly loaded: boolean;

@@ -6,7 +6,20 @@ import { AppError, invalidArgument, toAppError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { Engine, EngineAudio, ModelInfo, Segment, TranscribeControl, TranscribeOptions, Transcript } from './engine.js';
 import { removeNonSpeech } from './non-speech.js';
-import { loadAddon, type NativeAddon, type NativeModel, type NativeTranscribeOptions } from './native.js';
+import { loadAddon, type NativeAddon, type NativeModel, type NativeSegment, type NativeTranscribeOptions } from './native.js';
+
+/**
+ * The addon's segments as the transcript has them: without non-speech markers (a segment
+ * with nothing else is dropped), text trimmed, a confidence added. Per segment, so that
+ * streamed segments and the final ones are the same.
+ */
+export function finishSegments(native: NativeSegment[]): Segment[] {
+  return removeNonSpeech(native).map((s) => {
+    const plogs = s.tokens.map((t) => t.plog);
+    const confidence = plogs.length ? Math.exp(plogs.reduce((a, b) => a + b, 0) / plogs.length) : 0;
+    return { ...s, text: s.text.trim(), confidence };
+  });
+}
 
 export interface WhisperEngineConfig {
   /** Path of a ggml whisper model file. */
@@ -205,16 +218,26 @@ export class WhisperEngine implements Engine {
     if (!this.native) throw new AppError('ERR_MODEL_FREED', 'The model is not loaded');
     // The JS stack of the caller, for errors that come back from the worker thread.
     const stack = new Error().stack;
-    const task = this.native.transcribe(audio, control.interactive ? { ...native, interactive: true } : native, control.onProgress);
+    const { onSegment } = control;
+    const task = this.native.transcribe(
+      audio,
+      control.interactive ? { ...native, interactive: true } : native,
+      control.onProgress,
+      onSegment &&
+        ((segment) => {
+          // Called from the addon's queue: an exception would not reach the caller.
+          try {
+            for (const finished of finishSegments([segment])) onSegment(finished);
+          } catch (err) {
+            this.log.error('a segment listener failed', { error: err as Error });
+          }
+        }),
+    );
     const onAbort = () => task.abort();
     control.signal?.addEventListener('abort', onAbort, { once: true });
     try {
       const result = await task.promise;
-      const segments: Segment[] = removeNonSpeech(result.segments).map((s) => {
-        const plogs = s.tokens.map((t) => t.plog);
-        const confidence = plogs.length ? Math.exp(plogs.reduce((a, b) => a + b, 0) / plogs.length) : 0;
-        return { ...s, text: s.text.trim(), confidence };
-      });
+      const segments = finishSegments(result.segments);
       return {
         text: segments
           .map((s) => s.text)

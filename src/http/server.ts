@@ -28,8 +28,22 @@ export interface Request {
 export interface Reply {
   status: number;
   headers?: Record<string, string>;
-  body?: string | Buffer;
+  /**
+   * A stream (server-sent events) is written piece by piece as it yields. Its first piece
+   * is awaited before the status is sent: a failure until then is answered as any error;
+   * a later one ends the response (the stream says why first, if it can). When the client
+   * leaves, the stream is returned (ended) at its next piece.
+   */
+  body?: string | Buffer | AsyncIterable<string>;
 }
+
+/** A stream whose first piece was read (see Reply.body). */
+interface PrefetchedStream extends AsyncIterable<string> {
+  first: string;
+  rest: AsyncIterator<string>;
+}
+
+const isStream = (body: Reply['body']): body is AsyncIterable<string> => typeof body === 'object' && body !== null && Symbol.asyncIterator in body;
 
 export type Method = 'get' | 'post' | 'put' | 'patch' | 'del';
 
@@ -383,9 +397,11 @@ export class HttpServer {
     const started = performance.now();
     const controller = new AbortController();
     let finished = false;
+    let aborted = false;
     // Must be registered before anything asynchronous: writing to an aborted response crashes.
     res.onAborted(() => {
       finished = true;
+      aborted = true;
       controller.abort();
     });
 
@@ -430,8 +446,31 @@ export class HttpServer {
       ),
     };
 
+    /** Writes a stream's pieces after the status (`first` already read), then ends the response. */
+    const writeStream = async (first: string, rest: AsyncIterator<string>, close: boolean) => {
+      let piece: string | undefined = first;
+      try {
+        while (piece !== undefined && !aborted) {
+          const chunk = piece;
+          res.cork(() => res.write(chunk));
+          const next = await rest.next();
+          piece = next.done ? undefined : next.value;
+        }
+      } catch (err) {
+        this.options.log.error('response stream failed', { route: route.name, error: err as Error });
+      }
+      if (aborted) {
+        await rest.return?.();
+        return;
+      }
+      res.cork(() => res.end(undefined, close));
+    };
+
     const respond = async (reply: Reply) => {
-      if (finished) return;
+      if (finished) {
+        if (isStream(reply.body)) await reply.body[Symbol.asyncIterator]().return?.();
+        return;
+      }
       // Answered before its body arrived (a refusal): closing the socket with unread bytes in
       // it makes the kernel send a reset, which reaches a client still sending instead of the
       // answer. uWS forbids touching a response once it ended, so the rest is read first.
@@ -440,11 +479,16 @@ export class HttpServer {
       finished = true;
       // Past the discard limits: unread bytes would be parsed as the next request, so close.
       const close = req.body.unfinished;
+      const body = reply.body;
       res.cork(() => {
         res.writeStatus(statusLine(reply.status));
         for (const [k, v] of Object.entries(reply.headers ?? {})) res.writeHeader(k, v);
-        res.end(reply.body ?? '', close);
+        if (!isStream(body)) res.end(body ?? '', close);
       });
+      if (isStream(body)) {
+        const { first, rest } = body as PrefetchedStream;
+        await writeStream(first, rest, close);
+      }
       this.requests.inc({ route: route.name, status: String(reply.status) });
       this.latency.observe((performance.now() - started) / 1000, { route: route.name });
     };
@@ -458,7 +502,14 @@ export class HttpServer {
         throw new AppError('ERR_CROSS_ORIGIN', `A page of another site (Origin ${headers.origin}) may not change anything on this device`);
       }
       if (route.auth !== false) this.options.authenticate(req);
-      return route.handler(req);
+      const reply = await route.handler(req);
+      if (!isStream(reply.body)) return reply;
+      // The first piece before the status: until then, a failure is an error answer.
+      const rest = reply.body[Symbol.asyncIterator]();
+      const first = await rest.next();
+      if (first.done) return { ...reply, body: '' };
+      const prefetched: PrefetchedStream = { first: first.value, rest, [Symbol.asyncIterator]: () => rest };
+      return { ...reply, body: prefetched };
     };
     run().then(respond, async (err: unknown) => {
       const error = toAppError(err);

@@ -6,9 +6,10 @@ import type { StateDatabase } from '../store/database.js';
 import { isFinished, type Job, type JobError, type JobTimings } from './job.js';
 import { storedTranscript, type JobStore, type StoredTranscript } from './job-store.js';
 import type { DiskSpace } from './disk-space.js';
-import { censorTranscript } from './profanity.js';
+import { censorSegment, censorTranscript } from './profanity.js';
+import { SegmentFeed, type StoredSegment } from './segment-feed.js';
 import type { Spool } from './spool.js';
-import type { Transcript } from '../engine/engine.js';
+import type { Segment, Transcript } from '../engine/engine.js';
 import type { AudioFormat } from '../engine/media-type.js';
 import { checkContentUrl } from './content-fetch.js';
 
@@ -99,6 +100,8 @@ export class JobService {
   private readonly receiving = new Set<string>();
   /** Who waits for each job to finish (`whenFinished`), settled by the commit that finishes or removes it. */
   private readonly finishWaiters = new Map<string, Set<FinishWaiter>>();
+  /** The segments of running jobs that stream them (`Job.streamed`), in memory until the job ends. */
+  private readonly feeds = new Map<string, SegmentFeed>();
 
   constructor(private readonly o: JobServiceOptions) {
     this.now = o.now ?? Date.now;
@@ -319,6 +322,45 @@ export class JobService {
     }
   }
 
+  /**
+   * The segments of a job that streams them (`Job.streamed`) as its transcription produces
+   * them, from the first, as the stored transcript will have them (profanity included);
+   * ends when the job finishes, goes back to waiting or is deleted, or `signal` aborts. The
+   * finished transcript's segments begin with these: a reader that came late (the job
+   * finished first) reads the rest from it. Nothing for other jobs.
+   */
+  segments(id: string, signal?: AbortSignal): AsyncGenerator<StoredSegment, void, undefined> {
+    const job = this.o.store.get(id);
+    if (!job?.streamed || isFinished(job)) return new SegmentFeed().read(AbortSignal.abort());
+    return this.feed(id).read(signal);
+  }
+
+  private feed(id: string): SegmentFeed {
+    let feed = this.feeds.get(id);
+    if (!feed) {
+      feed = new SegmentFeed();
+      this.feeds.set(id, feed);
+    }
+    return feed;
+  }
+
+  /** A segment the engine produced for a running job that streams them (the scheduler's). */
+  publishSegment(job: Job, segment: Segment): void {
+    const { tokens: _tokens, ...stored } = segment;
+    const censored = censorSegment(stored, job.output.profanity ?? 'none');
+    if (censored) this.feed(job.id).push(censored);
+  }
+
+  private endFeed(id: string): void {
+    this.feeds.get(id)?.end();
+    this.feeds.delete(id);
+  }
+
+  /** Feeds kept (running streamed jobs and their readers), for tests. */
+  get feedCount(): number {
+    return this.feeds.size;
+  }
+
   progressOf(id: string): number | undefined {
     return this.progress.get(id);
   }
@@ -339,6 +381,7 @@ export class JobService {
       for (const n of this.notifiers) n.notify(job, 'deleted', undefined);
     });
     this.o.onNotified();
+    this.endFeed(id);
     this.settleWaiters(id, undefined);
     await this.o.spool.removeFiles(id);
   }
@@ -408,6 +451,8 @@ export class JobService {
     };
     await this.transaction(() => this.o.store.put(next));
     this.progress.delete(job.id);
+    // Its next attempt produces the segments again: a reader has the ones it read, and the rest comes with the transcript.
+    this.endFeed(job.id);
     return next;
   }
 
@@ -450,7 +495,10 @@ export class JobService {
     });
     if (!written) return false;
     this.o.onNotified();
-    if (isFinished(job)) this.settleWaiters(job.id, job);
+    if (isFinished(job)) {
+      this.endFeed(job.id);
+      this.settleWaiters(job.id, job);
+    }
     return true;
   }
 

@@ -75,6 +75,11 @@ export interface Job {
    * then: not a batch transcription, so not listed as one nor announced to web hooks.
    */
   synchronous?: boolean;
+  /**
+   * Its request streams the transcript (OpenAI's `stream=true`, Wyoming): each segment is
+   * published as the engine produces it (JobService.segments).
+   */
+  streamed?: boolean;
 }
 
 export const isFinished = (job: Job): boolean => job.status === 'completed' || job.status === 'failed';

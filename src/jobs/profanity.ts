@@ -74,20 +74,30 @@ export function censorText(text: string, mode: ProfanityMode): string {
   return censorPieces([{ text }], mode)[0]?.text ?? '';
 }
 
+type StoredSegment = StoredTranscript['segments'][number];
+
 /**
- * A transcript as the client asked for it: profanity masked, tagged or removed in every
- * segment's text and words alike. Applied once, when the job completes, so that what is
- * stored — and every callback, result file and GET made from it — is what the client
- * asked for, and unfiltered profanity is never kept when it was not.
+ * One segment as the client asked for it: profanity masked, tagged or removed in its text
+ * and words alike; undefined when removing it left no text (the segment leaves the
+ * transcript). Segments are censored one by one, so a segment streamed while the job runs
+ * is the one the finished transcript has.
+ */
+export function censorSegment<S extends StoredSegment>(segment: S, mode: ProfanityMode): S | undefined {
+  if (mode === 'none') return segment;
+  const text = censorText(segment.text, mode);
+  const words = censorPieces(segment.words, mode);
+  if (text === '') return undefined;
+  return text === segment.text && words === segment.words ? segment : { ...segment, text, words };
+}
+
+/**
+ * A transcript as the client asked for it (censorSegment on each segment). Applied once,
+ * when the job completes, so that what is stored — and every callback, result file and
+ * GET made from it — is what the client asked for, and unfiltered profanity is never kept
+ * when it was not.
  */
 export function censorTranscript(transcript: StoredTranscript, mode: ProfanityMode): StoredTranscript {
   if (mode === 'none') return transcript;
-  const segments = transcript.segments
-    .map((s) => {
-      const text = censorText(s.text, mode);
-      const words = censorPieces(s.words, mode);
-      return text === s.text && words === s.words ? s : { ...s, text, words };
-    })
-    .filter((s) => s.text !== '');
+  const segments = transcript.segments.flatMap((s) => censorSegment(s, mode) ?? []);
   return { ...transcript, segments, text: segments.map((s) => s.text).join(' ') };
 }

@@ -327,6 +327,7 @@ export class Scheduler {
             progressed(current);
             this.o.service.setProgress(job.id, p.percent);
           },
+          ...(job.streamed ? { onSegment: (segment) => this.o.service.publishSegment(job, segment) } : {}),
         }),
       );
       progressed(current);

@@ -44,7 +44,10 @@ const transcribe = (what: string): OperationDoc => ({
       content: {
         'application/json': { oneOf: [ref('OpenAiTranscription'), ref('OpenAiVerboseTranscription')] },
         'text/plain': str,
-        'text/event-stream': { ...str, description: '`stream=true`: transcript.text.delta events, then transcript.text.done' },
+        'text/event-stream': {
+          ...str,
+          description: '`stream=true`: a transcript.text.delta event per segment as it is transcribed, then transcript.text.done',
+        },
       },
     },
   },

@@ -7,7 +7,7 @@
 import { openAiApi } from './openapi.js';
 import type { ModelAbilities } from '../dialect.js';
 import { declaresAudio, parseAudioMediaType, type AudioFormat } from '../engine/media-type.js';
-import type { AppError } from '../errors.js';
+import { type AppError, toAppError } from '../errors.js';
 import { type MultipartProblem, receiveMultipart } from '../http/multipart.js';
 import type { Reply, Route, RouteGroup } from '../http/server.js';
 import type { JobRequest, JobService } from '../jobs/job-service.js';
@@ -58,6 +58,7 @@ function jobRequest(request: AudioRequest, format: AudioFormat, contentType: str
     resultsTtlMs,
     synchronous: true,
     interactive: true,
+    ...(request.stream ? { streamed: true } : {}),
   };
 }
 
@@ -68,7 +69,7 @@ function audioRoute(task: Task, o: OpenAiRoutesOptions): Route {
     pattern: transcribe ? '/v1/audio/transcriptions' : '/v1/audio/translations',
     name: transcribe ? 'openai.audio.transcriptions' : 'openai.audio.translations',
     doc: transcribe
-      ? 'multipart/form-data: `file`, `model` (any name: the loaded model), `language`, `prompt`, `temperature`, `response_format` json | text | srt | vtt | verbose_json, `timestamp_granularities[]` word | segment, `stream` (server-sent `transcript.text.delta` per segment, then `transcript.text.done`); 200 once transcribed, the job deleted then'
+      ? 'multipart/form-data: `file`, `model` (any name: the loaded model), `language`, `prompt`, `temperature`, `response_format` json | text | srt | vtt | verbose_json, `timestamp_granularities[]` word | segment, `stream` (server-sent `transcript.text.delta` per segment as whisper produces it, then `transcript.text.done`); 200 once transcribed (streamed: once the first segment is), the job deleted then'
       : 'the same form without `language` and `stream`: the speech in English (whisper translates; an English-only model transcribes English speech)',
     handler: async (req): Promise<Reply> => {
       const served = o.model();
@@ -102,14 +103,18 @@ function audioRoute(task: Task, o: OpenAiRoutesOptions): Route {
         },
         req.body.declaredLength,
       );
-      const transcript = await transcriptOnce(o.service, job.id, req.signal);
       if (request!.stream) {
         return {
           status: 200,
           headers: { 'Content-Type': 'text/event-stream; charset=utf-8', 'Cache-Control': 'no-cache' },
-          body: transcriptEvents(transcript),
+          body: transcriptEvents(
+            o.service.segments(job.id, req.signal),
+            () => transcriptOnce(o.service, job.id, req.signal),
+            (err) => JSON.parse(openAiError(toAppError(err)).body as string),
+          ),
         };
       }
+      const transcript = await transcriptOnce(o.service, job.id, req.signal);
       const reply = transcriptReply(transcript, request!);
       return { status: 200, headers: { 'Content-Type': reply.contentType }, body: reply.body };
     },

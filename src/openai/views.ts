@@ -81,16 +81,45 @@ export function transcriptReply(transcript: StoredTranscript, request: AudioRequ
   }
 }
 
+const sse = (event: unknown) => `data: ${JSON.stringify(event)}\n\n`;
+
 /**
- * The transcript as OpenAI's server-sent events: one `transcript.text.delta` per segment
- * (its text with the space before it, so the deltas concatenate to the text), then
- * `transcript.text.done` with the whole text.
+ * The transcript as OpenAI's server-sent events, as the transcription produces it: one
+ * `transcript.text.delta` per spoken segment as soon as it comes out of `segments` (its
+ * text with the space before it, so the deltas concatenate to the text), then, once the
+ * job finished (`finished`), a delta for each segment it has past those (a reader that came
+ * after the job finished gets them all here) and `transcript.text.done` with the whole text.
+ * `finished` failing before the first event is the request's error; after it, an event
+ * with OpenAI's `error` ends the stream (the SDKs throw it).
  */
-export function transcriptEvents(transcript: StoredTranscript): string {
-  const texts = spoken(transcript).map((s) => s.text.trim());
-  const events = [
-    ...texts.map((text, i) => ({ type: 'transcript.text.delta', delta: i ? ` ${text}` : text })),
-    { type: 'transcript.text.done', text: texts.join(' '), usage: { type: 'duration', seconds: Math.ceil(transcript.durationMs / 1000) } },
-  ];
-  return events.map((event) => `data: ${JSON.stringify(event)}\n\n`).join('');
+export async function* transcriptEvents(
+  segments: AsyncIterable<StoredTranscript['segments'][number]>,
+  finished: () => Promise<StoredTranscript>,
+  renderError: (err: unknown) => unknown,
+): AsyncGenerator<string, void, undefined> {
+  const texts: string[] = [];
+  let streamed = 0;
+  const delta = (text: string) => {
+    const event = { type: 'transcript.text.delta', delta: texts.length ? ` ${text}` : text };
+    texts.push(text);
+    return sse(event);
+  };
+  let transcript: StoredTranscript;
+  try {
+    for await (const segment of segments) {
+      streamed++;
+      const text = segment.text.trim();
+      if (text) yield delta(text);
+    }
+    transcript = await finished();
+  } catch (err) {
+    if (texts.length === 0) throw err;
+    yield sse(renderError(err));
+    return;
+  }
+  for (const segment of transcript.segments.slice(streamed)) {
+    const text = segment.text.trim();
+    if (text) yield delta(text);
+  }
+  yield sse({ type: 'transcript.text.done', text: texts.join(' '), usage: { type: 'duration', seconds: Math.ceil(transcript.durationMs / 1000) } });
 }

@@ -52,9 +52,8 @@ export function wyomingDialect(ctx: DialectContext): WyomingDialect {
               languages: [...servedLanguages(served)],
             },
           ],
-          // Segments come once the job finished (the engine reports none while it runs):
-          // nothing arrives earlier than the final transcript would.
-          supports_transcript_streaming: false,
+          // A `transcript-chunk` per segment as whisper produces it (see session.ts).
+          supports_transcript_streaming: true,
         },
       ],
       tts: [],

@@ -1,9 +1,12 @@
 /**
  * One Wyoming connection: its events in order, its transcription. `describe` → `info`;
  * `transcribe` (optional) then `audio-start` / `audio-chunk` / `audio-stop` →
- * `transcript` (with `transcript-start`, `transcript-chunk`s and `transcript-stop`
- * around it when the client asked for them). The audio goes to the spool as it arrives
- * (JobService.submit's upload), never into memory; the job is answered and deleted.
+ * `transcript-start`, a `transcript-chunk` per segment as the engine produces it, the
+ * `transcript` (sent for clients that know no streaming, as the protocol asks) and
+ * `transcript-stop`. Upstream's clients do not ask for streaming: a program that announces
+ * `supports_transcript_streaming` streams, and clients that do not know the events skip
+ * them. The audio goes to the spool as it arrives (JobService.submit's upload), never into
+ * memory; the job is answered and deleted.
  */
 import type { FileHandle } from 'node:fs/promises';
 import { open } from 'node:fs/promises';
@@ -14,7 +17,6 @@ import { RAW_RATE_RANGE } from '../engine/media-type.js';
 import { AppError } from '../errors.js';
 import type { Job } from '../jobs/job.js';
 import type { JobRequest, JobService } from '../jobs/job-service.js';
-import type { StoredTranscript } from '../jobs/job-store.js';
 import { transcriptOnce } from '../jobs/synchronous.js';
 import type { Logger } from '../log.js';
 import { EventParser, encodeEvent, type FrameLimits, type WyomingEvent, WyomingProtocolError } from './events.js';
@@ -53,8 +55,6 @@ interface AudioFormat {
 interface TranscribeRequest {
   language: string | undefined;
   name: string | undefined;
-  /** Stream the transcript (`transcript-start`, chunks, `transcript-stop`). */
-  stream: boolean;
 }
 
 /** Audio being received: the spool file of a job that is not committed yet. */
@@ -68,7 +68,7 @@ interface Intake {
   submitted: Promise<Job>;
 }
 
-const defaultRequest = (): TranscribeRequest => ({ language: undefined, name: undefined, stream: false });
+const defaultRequest = (): TranscribeRequest => ({ language: undefined, name: undefined });
 
 const optionalString = (data: Record<string, unknown>, key: string, event: string): string | undefined => {
   const value = data[key];
@@ -110,6 +110,9 @@ export function audioFormat(data: Record<string, unknown>, event: string): Audio
 }
 
 const sameFormat = (a: AudioFormat, b: AudioFormat) => a.rate === b.rate && a.width === b.width && a.channels === b.channels;
+
+/** `transcript-start`'s language: the one asked for; none when whisper detects it (the `transcript` has it). */
+const languageData = (language: string | undefined): Record<string, unknown> => (language && language !== 'auto' ? { language } : {});
 
 /** The error event's text and code for whatever went wrong. */
 function errorEvent(err: unknown): { text: string; code: string } {
@@ -237,9 +240,6 @@ export class WyomingSession {
     this.request = {
       language,
       name: optionalString(event.data, 'name', 'transcribe'),
-      // Upstream's Transcribe has no streaming request of its own; `sendPartials` is the
-      // field a version of the library's Transcribe carried for it (see the README).
-      stream: event.data.sendPartials === true,
     };
   }
 
@@ -257,6 +257,7 @@ export class WyomingSession {
       resultsTtlMs,
       synchronous: true,
       interactive: true,
+      streamed: true,
     };
     const bytesPerSecond = format.rate * format.channels * format.width;
     const maxBytes = Math.min(this.o.maxAudioBytes, this.o.maxAudioSeconds * bytesPerSecond);
@@ -309,28 +310,32 @@ export class WyomingSession {
   private async audioStop(): Promise<void> {
     const intake = this.intake;
     if (!intake) throw new WyomingProtocolError("'audio-stop' came without audio: send 'audio-start' and 'audio-chunk' first");
-    const request = this.request ?? defaultRequest();
     intake.finish();
     const job = await intake.submitted;
     this.intake = undefined;
     this.request = undefined;
-    const transcript = await transcriptOnce(this.o.jobs, job.id, this.aborts.signal);
-    this.answer(transcript, request.stream);
-  }
-
-  private answer(transcript: StoredTranscript, stream: boolean): void {
-    const language = transcript.language;
-    const text = transcript.text.trim();
-    if (!stream) {
-      this.send('transcript', { text, language });
-      return;
+    // A chunk per spoken segment as the engine produces it, each but the first with the
+    // space that joins it to the text (the chunks add up to the transcript's text).
+    let started = false;
+    let streamed = 0;
+    let spoken = 0;
+    const chunk = (text: string) => {
+      const trimmed = text.trim();
+      if (!trimmed) return;
+      if (!started) this.send('transcript-start', languageData(job.options.language));
+      started = true;
+      this.send('transcript-chunk', { text: spoken++ ? ` ${trimmed}` : trimmed });
+    };
+    for await (const segment of this.o.jobs.segments(job.id, this.aborts.signal)) {
+      streamed++;
+      chunk(segment.text);
     }
-    // The engine reports no segments while it runs, so they all come now, in order; each
-    // but the first with the space that joins it to the text (chunks add up to `text`).
-    this.send('transcript-start', { language });
-    const spoken = transcript.segments.map((s) => s.text.trim()).filter(Boolean);
-    for (const [i, chunk] of spoken.entries()) this.send('transcript-chunk', { text: i ? ` ${chunk}` : chunk });
-    this.send('transcript', { text, language });
+    const transcript = await transcriptOnce(this.o.jobs, job.id, this.aborts.signal);
+    // Those the stream did not carry (it came after the job finished).
+    for (const segment of transcript.segments.slice(streamed)) chunk(segment.text);
+    const language = transcript.language;
+    if (!started) this.send('transcript-start', { language });
+    this.send('transcript', { text: transcript.text.trim(), language });
     this.send('transcript-stop');
   }
 

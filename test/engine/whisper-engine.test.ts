@@ -1,10 +1,12 @@
 import t from 'tap';
 
 import { AppError } from '../../src/errors.js';
+import type { Segment } from '../../src/engine/engine.js';
 import { WhisperEngine, type WhisperEngineConfig } from '../../src/engine/whisper-engine.js';
 import { createLogger } from '../../src/log.js';
 import { testModelPath } from '../helpers/models.js';
 import { testSignal } from '../helpers/pcm.js';
+import { markersOnly, scriptedModel, speechAndMarkers } from '../helpers/scripted-models.js';
 
 const lines: string[] = [];
 const log = createLogger({ level: 'debug', journal: true, write: (line) => lines.push(line) }).child('engine');
@@ -97,4 +99,34 @@ t.test('a missing model fails load with ERR_MODEL_NOT_FOUND', async (t) => {
   const e = engine({ modelPath: '/nonexistent/ggml-x.bin' });
   await t.rejects(e.load(), { code: 'ERR_MODEL_NOT_FOUND' });
   t.equal(e.ready, false);
+});
+
+t.test('onSegment: each segment as the transcript has it, non-speech markers removed, all before it resolves', async (t) => {
+  for (const [name, script, texts] of [
+    ['speech and markers', speechAndMarkers, ['Hello world']],
+    ['markers only', markersOnly, []],
+  ] as const) {
+    const e = engine({ modelPath: await scriptedModel(t, script) });
+    await e.load();
+    const streamed: Segment[] = [];
+    let resolved = false;
+    const transcript = await e.transcribe(
+      testSignal(3),
+      { temperatureIncrement: 0, words: true },
+      {
+        onSegment: (segment) => {
+          t.notOk(resolved, 'before the transcript');
+          streamed.push(segment);
+        },
+      },
+    );
+    resolved = true;
+    t.same(streamed, transcript.segments, `${name}: the transcript's segments`);
+    t.same(
+      streamed.map((s) => s.text),
+      texts,
+      name,
+    );
+    e.close();
+  }
 });

@@ -116,6 +116,27 @@ function stream(client: Client, audio: Buffer, format: { rate: number; width: nu
   client.send('audio-stop', undefined, undefined, layout);
 }
 
+/**
+ * The answer to one transcription: `transcript-start`, `transcript-chunk`s, the
+ * `transcript`, `transcript-stop` (a streaming program's answer); resolves to every event
+ * with when it came (`log`, shared with the caller's own entries), checking their order.
+ */
+async function answer(client: Client, log: string[] = [], onEvent?: (event: Event) => void): Promise<Event[]> {
+  const events: Event[] = [];
+  for (let event = await client.next(); event; event = await client.next()) {
+    events.push(event);
+    log.push(event.type);
+    onEvent?.(event);
+    if (event.type === 'transcript-stop' || event.type === 'error') break;
+  }
+  const types = events.map((e) => e.type).join(' ');
+  if (!/^transcript-start( transcript-chunk)* transcript transcript-stop$/.test(types)) throw new Error(`unexpected answer: ${types}`);
+  return events;
+}
+
+/** What a client that knows no streaming reads: the `transcript` (it skips the other events). */
+const transcriptOf = async (client: Client) => (await answer(client)).find((e) => e.type === 'transcript');
+
 const wyomingPort = (running: RunningApp) => (running.app.dialect('wyoming') as WyomingDialect).port!;
 
 const recognitions = async (running: RunningApp) =>
@@ -139,7 +160,7 @@ t.test('Home Assistant: describe, then transcribe in any format, either layout, 
     installed: true,
     version,
     attribution: { name: 'whisper.cpp', url: 'https://github.com/ggml-org/whisper.cpp' },
-    supports_transcript_streaming: false,
+    supports_transcript_streaming: true,
   });
   const models = asr.models as Array<Record<string, unknown>>;
   t.equal(models.length, 1);
@@ -156,7 +177,7 @@ t.test('Home Assistant: describe, then transcribe in any format, either layout, 
     const client = await Client.open(port);
     client.send('transcribe', { language: 'en' }, undefined, layout);
     stream(client, pcm(1.5, rate, channels), { rate, width: 2, channels }, layout);
-    const transcript = await client.next();
+    const transcript = await transcriptOf(client);
     t.equal(transcript?.type, 'transcript', `${rate} Hz, ${channels} channel(s), data ${layout}`);
     t.type(transcript?.data.text, 'string');
     t.equal(transcript?.data.language, 'en');
@@ -168,7 +189,7 @@ t.test('Home Assistant: describe, then transcribe in any format, either layout, 
   a!.send('transcribe', { language: 'en-US', name: 'whatever' });
   stream(a!, pcm(1, 16000, 1), { rate: 16000, width: 2, channels: 1 });
   stream(b!, pcm(1, 22050, 1), { rate: 22050, width: 2, channels: 1 }, 'inline');
-  const [ta, tb] = await Promise.all([a!.next(), b!.next()]);
+  const [ta, tb] = await Promise.all([transcriptOf(a!), transcriptOf(b!)]);
   t.equal(ta?.type, 'transcript');
   t.equal(tb?.type, 'transcript');
   a!.close();
@@ -240,15 +261,11 @@ t.test('streaming transcripts: start, a chunk per segment, the transcript, stop'
   const model = await scriptedModel(t, profanity);
   const running = await startApp(t, { EARSHOT_MODEL: model });
   const client = await Client.open(wyomingPort(running));
-  client.send('transcribe', { language: 'en', sendPartials: true });
+  // Upstream's clients do not ask: a program that supports streaming streams.
+  client.send('transcribe', { language: 'en' });
   stream(client, pcm(2, 16000, 1), { rate: 16000, width: 2, channels: 1 });
-  const events: Event[] = [];
-  for (let event = await client.next(); event; event = await client.next()) {
-    events.push(event);
-    if (event.type === 'transcript-stop') break;
-  }
   t.same(
-    events.map((e) => [e.type, e.data]),
+    (await answer(client)).map((e) => [e.type, e.data]),
     [
       ['transcript-start', { language: 'en' }],
       ['transcript-chunk', { text: 'What the fuck is this?' }],
@@ -258,13 +275,78 @@ t.test('streaming transcripts: start, a chunk per segment, the transcript, stop'
     ],
   );
   client.close();
+});
 
-  // Without the request: the transcript alone.
-  const plain = await Client.open(wyomingPort(running));
-  plain.send('transcribe', { language: 'en' });
-  stream(plain, pcm(2, 16000, 1), { rate: 16000, width: 2, channels: 1 });
-  t.same(await plain.next(), { type: 'transcript', data: { text: 'What the fuck is this? Shit happens.', language: 'en' } });
-  plain.close();
+/** Per 30 s window two segments, and one in its second half that only the last window keeps (scripted: each token once). */
+const windowed = [
+  { start: 0, end: 2, tokens: [' Alpha', ' bravo', '.'] },
+  { start: 3, end: 5, tokens: [' Charlie', ' delta', '!'] },
+  { start: 20, end: 22, tokens: [' Echo', ' foxtrot', '?'] },
+];
+
+t.test('long audio: chunks come as the windows are transcribed, before the job ends, and add up to the transcript', async (t) => {
+  const model = await scriptedModel(t, windowed);
+  const running = await startApp(t, { EARSHOT_MODEL: model, EARSHOT_WINDOW_SECONDS: '30' });
+  // The service's side of the same log: when the job is stored as completed.
+  const log: string[] = [];
+  let jobId = '';
+  let completedAt = 0;
+  running.app.jobs.subscribe({
+    notify: (job, change) => {
+      if (change === 'started') jobId = job.id;
+      if (change === 'completed') {
+        log.push('job completed');
+        completedAt = performance.now();
+      }
+    },
+  });
+  const client = await Client.open(wyomingPort(running));
+  client.send('transcribe', { language: 'en' });
+  stream(client, pcm(70, 16000, 1), { rate: 16000, width: 2, channels: 1 });
+  // What the engine had reported of the job when each chunk came.
+  const progressAtChunk: number[] = [];
+  let firstChunkAt = 0;
+  const events = await answer(client, log, (event) => {
+    if (event.type !== 'transcript-chunk') return;
+    firstChunkAt ||= performance.now();
+    progressAtChunk.push(running.app.jobs.progressOf(jobId) ?? Number.NaN);
+  });
+  t.comment(
+    `first chunk ${Math.round(completedAt - firstChunkAt)} ms before the job completed; progress at each chunk: ${progressAtChunk.map(Math.round).join(', ')}`,
+  );
+  const chunks = events.filter((e) => e.type === 'transcript-chunk').map((e) => e.data.text as string);
+  const transcript = events.find((e) => e.type === 'transcript')!;
+  t.same(
+    chunks.map((c) => c.trim()),
+    ['Alpha bravo.', 'Charlie delta!', 'Alpha bravo.', 'Charlie delta!', 'Alpha bravo.', 'Charlie delta!', 'Echo foxtrot?'],
+    'a chunk per final segment: none the window overlap replaced',
+  );
+  t.equal(chunks.join(''), transcript.data.text, 'the chunks add up to the transcript');
+  t.ok(log.indexOf('transcript-chunk') < log.indexOf('job completed'), `the first chunk before the job ended: ${log.join(', ')}`);
+  // Window by window: the first window's chunks came while the engine had not reached the last window (40 s of 70).
+  t.ok(progressAtChunk[0]! < 40 / 0.7, `the first chunk while the first windows ran (${progressAtChunk[0]} %)`);
+  t.equal(log.at(-1), 'transcript-stop');
+  client.close();
+});
+
+t.test('a client that leaves mid-stream: its job finishes and is deleted, nothing kept', async (t) => {
+  const model = await scriptedModel(t, windowed);
+  const running = await startApp(t, { EARSHOT_MODEL: model, EARSHOT_WINDOW_SECONDS: '30' });
+  const client = await Client.open(wyomingPort(running));
+  client.send('transcribe', { language: 'en' });
+  stream(client, pcm(120, 16000, 1), { rate: 16000, width: 2, channels: 1 });
+  t.equal((await client.next())?.type, 'transcript-start');
+  t.equal((await client.next())?.type, 'transcript-chunk');
+  t.equal((await recognitions(running)).length, 1, 'its job runs');
+  client.close();
+  await until(async () => (await recognitions(running)).length === 0, 60_000, 'the job to be deleted');
+  await until(async () => spoolFiles(running).length === 0, 10_000, 'its audio to be removed');
+  t.equal(running.app.jobs.feedCount, 0, 'no segment feed left');
+  // The service transcribes on: the next client is answered.
+  const next = await Client.open(wyomingPort(running));
+  stream(next, pcm(2, 16000, 1), { rate: 16000, width: 2, channels: 1 });
+  t.equal((await transcriptOf(next))?.type, 'transcript');
+  next.close();
 });
 
 t.test('peers outside EARSHOT_WYOMING_CIDRS are disconnected; off means no server', async (t) => {

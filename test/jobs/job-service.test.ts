@@ -405,3 +405,57 @@ t.test("recordAudio: the fetched audio's size, type, format and warnings; the jo
   t.same(service.get(job!.id), recorded);
   t.same((await service.recordAudio(recorded, audio)).warnings, ['detected as WAV'], 'a second download adds no duplicate warning');
 });
+
+t.test('segments of a streamed job: censored as the result, read from the first, ended with the job', async (t) => {
+  const { service } = setup(t);
+  const segment = (text: string, start: number) => ({
+    start,
+    end: start + 1000,
+    text,
+    confidence: 0.5,
+    noSpeechProb: 0,
+    speakerTurnNext: false,
+    tokens: [{ id: 1, text, p: 0.5, plog: -0.7, start, end: start + 1000 }],
+    words: text.split(' ').map((w, i) => ({ text: w, start: start + i, end: start + i + 1, confidence: 0.5 })),
+  });
+  const masked = await service.submit({ ...request, output: { ...request.output, profanity: 'removed' }, streamed: true, synchronous: true }, receiveAudio);
+  const early = service.segments(masked.id);
+  const running = (await service.start(masked))!;
+  const segments = [segment('What the fuck is this?', 0), segment('Shit', 1000), segment('Shit happens.', 2000)];
+  service.publishSegment(running, segments[0]!);
+  const first = await early.next();
+  t.equal(first.value?.text, 'What the is this?', 'profanity removed as the result will have it');
+  t.notOk(first.value && 'tokens' in first.value, 'tokens are not kept, as in the stored result');
+  service.publishSegment(running, segments[1]!);
+  service.publishSegment(running, segments[2]!);
+  const late = service.segments(masked.id);
+  await service.complete(
+    running,
+    { text: '', segments, language: 'en', durationMs: 3000, windows: 1, timings: {} as never },
+    { queueMs: 0, decodeMs: 0, transcribeMs: 0 },
+  );
+  const rest: string[] = [];
+  for await (const s of early) rest.push(s.text);
+  t.same(rest, ['happens.'], 'a segment left without text is dropped, as in the result');
+  const all: string[] = [];
+  for await (const s of late) all.push(s.text);
+  t.same(all, ['What the is this?', 'happens.'], 'a later reader reads from the first');
+  t.same(
+    service.result(masked.id)!.segments.map((s) => s.text),
+    all,
+    'the same segments as the stored result',
+  );
+  t.equal(service.feedCount, 0, 'the feed is gone with the job');
+  const after: unknown[] = [];
+  for await (const s of service.segments(masked.id)) after.push(s);
+  t.same(after, [], 'a finished job has no feed: its result has the segments');
+
+  // Not streamed: nothing is kept; a deleted waiting job ends its readers.
+  const plain = await service.submit(request, receiveAudio);
+  t.same((await service.segments(plain.id).next()).done, true);
+  const waiting = await service.submit({ ...request, streamed: true }, receiveAudio);
+  const reader = service.segments(waiting.id).next();
+  await service.delete(waiting.id);
+  t.same(await reader, { value: undefined, done: true });
+  t.equal(service.feedCount, 0);
+});

@@ -126,6 +126,27 @@ t.test('addon: VAD runs per window of a spool file, with times in the whole file
   assertInside(t, second, [33, 36]);
 });
 
+t.test('addon: streamed segments under VAD, either lane, are the result (times mapped back, words shifted)', async (t) => {
+  const model = new addon.Model();
+  await model.load(testModelPath());
+  t.teardown(() => model.free());
+  const clip = silenceWithBursts(70, [
+    [5, 8],
+    [33, 36],
+    [62, 66],
+  ]);
+  for (const interactive of [false, true]) {
+    const streamed: NativeSegment[] = [];
+    const result = await model.transcribe(clip, { ...fast, vadModel, windowSeconds: 30, words: true, interactive }, undefined, (s) => streamed.push(s)).promise;
+    t.ok(result.windows >= 3, `${interactive ? 'interactive' : 'batch'}: ${result.windows} windows`);
+    t.ok(
+      streamed.some((s) => s.start >= 60000),
+      'segments of the last window, on the whole timeline',
+    );
+    t.same(streamed, result.segments, interactive ? 'interactive lane' : 'batch lane');
+  }
+});
+
 t.test('addon: a missing VAD model rejects with a code and leaves the model usable', async (t) => {
   // whisper.cpp keeps the first VAD model it loads for the life of the context, so this
   // needs a model that has not loaded one yet.
