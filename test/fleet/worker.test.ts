@@ -1,0 +1,147 @@
+// Fleet workers on a real nats-server -js with the real addon and the test model: a job
+// submitted on one device is pulled, transcribed and recorded by another, and its result
+// read back on the first; a job whose device died mid-run is taken over after the ack
+// wait and completes once; a job interrupted three times fails as on a single device.
+import { statSync } from 'node:fs';
+
+import { jetstreamManager } from '@nats-io/jetstream';
+import t, { type Test } from 'tap';
+
+import { parseAudioMediaType } from '../../src/engine/media-type.js';
+import { WhisperEngine } from '../../src/engine/whisper-engine.js';
+import { FleetBroker } from '../../src/fleet/broker.js';
+import { FleetQueue } from '../../src/fleet/queue.js';
+import { fleetTranscribe } from '../../src/fleet/transcribe.js';
+import { FleetWorker } from '../../src/fleet/worker.js';
+import type { Job } from '../../src/jobs/job.js';
+import { createLogger } from '../../src/log.js';
+import { testDecoderSandbox } from '../helpers/audio-fixtures.js';
+import { jfkMp3, testModelPath } from '../helpers/models.js';
+import { NatsServer } from '../helpers/nats-server.js';
+import { until } from '../helpers/poll.js';
+
+const log = createLogger({ level: 'error' });
+const ackWaitMs = 1500;
+
+const engine = new WhisperEngine(
+  { modelPath: testModelPath(), threads: 2, nice: 10, flashAttn: true, windowSeconds: 300, defaults: { temperatureIncrement: 0 } },
+  createLogger({ level: 'warn' }),
+);
+t.before(() => engine.load());
+t.teardown(() => engine.close());
+
+function device(t: Test, url: string, name: string): { broker: FleetBroker; queue: FleetQueue } {
+  const broker = new FleetBroker({ settings: { url }, lanes: ['en'], name, log, retryMs: 200, layout: { ackWaitMs } });
+  t.teardown(() => broker.stop());
+  broker.start();
+  return { broker, queue: new FleetQueue(broker) };
+}
+
+function worker(t: Test, d: { broker: FleetBroker; queue: FleetQueue }): FleetWorker {
+  const w = new FleetWorker({
+    broker: d.broker,
+    queue: d.queue,
+    lanes: ['en'],
+    transcribe: fleetTranscribe({ engine, maxAudioSeconds: 3600, sandbox: testDecoderSandbox }),
+    workDir: t.testdir(),
+    log,
+    pullMs: 1000,
+  });
+  t.teardown(() => w.stop());
+  w.start();
+  return w;
+}
+
+function jfkJob(id: string): Job {
+  const now = Date.now();
+  return {
+    id,
+    created: now,
+    updated: now,
+    status: 'waiting',
+    contentType: 'audio/mpeg',
+    format: parseAudioMediaType('audio/mpeg'),
+    audioBytes: statSync(jfkMp3).size,
+    model: 'en-US_BroadbandModel',
+    options: {},
+    output: { timestamps: false, wordConfidence: false },
+    resultsTtlMs: 60_000,
+    attempts: 0,
+    warnings: [],
+  };
+}
+
+const finished = async (queue: FleetQueue, id: string): Promise<Job> => {
+  let job: Job | undefined;
+  await until(
+    async () => {
+      job = (await queue.get(id))?.job;
+      return job?.status === 'completed' || job?.status === 'failed';
+    },
+    60_000,
+    `job ${id} finished`,
+  );
+  return job!;
+};
+
+t.test('submitted on one device, transcribed on another with the real addon, read back on the first', async (t) => {
+  const server = await NatsServer.start(t);
+  const a = device(t, server.url, 'a');
+  const b = device(t, server.url, 'b');
+  await Promise.all([a.broker.whenConnected(), b.broker.whenConnected()]);
+  const job = jfkJob('00000000-0000-4000-8000-0000000000a1');
+  const submitted = performance.now();
+  await a.queue.submit(job, jfkMp3);
+  t.comment(`submit (audio ${job.audioBytes} B to the Object Store, state, work message; all acknowledged): ${Math.round(performance.now() - submitted)} ms`);
+  worker(t, b);
+
+  const done = await finished(a.queue, job.id);
+  t.comment(`submitted to completed on the other device: ${Math.round(performance.now() - submitted)} ms`);
+  t.equal(done.status, 'completed', JSON.stringify(done.error));
+  t.equal(done.attempts, 1);
+  t.ok(done.expiresAt! > done.updated);
+  t.ok(done.timings!.transcribeMs >= 0);
+  const result = await a.queue.result(job.id);
+  t.ok(result, 'the transcript is readable on the submitting device');
+  t.ok(Math.abs(result!.durationMs - 11_000) < 500, `JFK is 11 s (${result!.durationMs} ms)`);
+  t.equal(done.audioDurationMs, result!.durationMs);
+
+  const jsm = await jetstreamManager(a.broker.connected!.nc);
+  await until(async () => (await jsm.streams.info('EARSHOT_JOBS')).state.messages === 0, 5000, 'the work message acknowledged');
+  await until(async () => (await a.broker.connected!.audio.info(`${job.id}.audio`))?.deleted ?? true, 5000, 'the audio removed');
+});
+
+t.test('a device that dies mid-job: another takes it over after the ack wait and completes it once', async (t) => {
+  const server = await NatsServer.start(t);
+  const a = device(t, server.url, 'a');
+  const dead = device(t, server.url, 'dead');
+  await Promise.all([a.broker.whenConnected(), dead.broker.whenConnected()]);
+  const job = jfkJob('00000000-0000-4000-8000-0000000000a2');
+  const created = await a.queue.submit(job, jfkMp3);
+  // What a device does when it starts a job, then nothing more: no ack, no result.
+  const delivery = await dead.queue.pull(['en'], 2000);
+  t.equal(delivery?.id, job.id);
+  t.ok(await dead.queue.update({ ...job, status: 'processing', attempts: 1, updated: Date.now() }, created));
+
+  worker(t, a);
+  const done = await finished(a.queue, job.id);
+  t.equal(done.status, 'completed', JSON.stringify(done.error));
+  t.equal(done.attempts, 2, 'the interrupted attempt counts');
+  // The dead device's late completion from its old revision writes nothing.
+  t.equal(await dead.queue.update({ ...job, status: 'completed' }, created + 0), undefined);
+  t.equal((await a.queue.get(job.id))?.job.attempts, 2);
+});
+
+t.test('a job interrupted on three devices fails with ERR_INTERRUPTED, as on one', async (t) => {
+  const server = await NatsServer.start(t);
+  const a = device(t, server.url, 'a');
+  await a.broker.whenConnected();
+  const job = jfkJob('00000000-0000-4000-8000-0000000000a3');
+  const created = await a.queue.submit(job, jfkMp3);
+  t.ok(await a.queue.update({ ...job, status: 'processing', attempts: 3 }, created));
+  worker(t, a);
+  const done = await finished(a.queue, job.id);
+  t.equal(done.status, 'failed');
+  t.equal(done.error?.code, 'ERR_INTERRUPTED');
+  await until(async () => (await a.broker.connected!.audio.info(`${job.id}.audio`))?.deleted ?? true, 5000, 'the audio removed');
+});
