@@ -245,7 +245,8 @@ export class FleetBroker {
       retention: RetentionPolicy.Workqueue,
       storage: StorageType.File,
       max_bytes: l.streamMaxBytes,
-      discard: DiscardPolicy.Old,
+      // Full: a new job is refused (the device then takes it itself); a waiting one is never dropped.
+      discard: DiscardPolicy.New,
       num_replicas: l.replicas,
       // Publishing a job twice (a retry after a lost acknowledgement) stores it once.
       duplicate_window: nanos(120_000),

@@ -69,6 +69,7 @@ t.test('an unreachable broker is a state: the device connects once it is there, 
   const jsm = await jetstreamManager(broker.connected!.nc);
   const stream = await jsm.streams.info('EARSHOT_JOBS');
   t.equal(stream.config.retention, 'workqueue');
+  t.equal(stream.config.discard, 'new', 'a full queue refuses new jobs, never drops waiting ones');
   const consumer = await jsm.consumers.info('EARSHOT_JOBS', 'workers-en');
   t.equal(consumer.config.ack_policy, 'explicit');
   t.equal(consumer.config.max_deliver, 10);
