@@ -3,6 +3,7 @@
 // read back on the first; a job whose device died mid-run is taken over after the ack
 // wait and completes once; a job interrupted three times fails as on a single device.
 import { statSync } from 'node:fs';
+import path from 'node:path';
 
 import { jetstreamManager } from '@nats-io/jetstream';
 import t, { type Test } from 'tap';
@@ -15,7 +16,7 @@ import { fleetTranscribe } from '../../src/fleet/transcribe.js';
 import { FleetWorker } from '../../src/fleet/worker.js';
 import type { Job } from '../../src/jobs/job.js';
 import { createLogger } from '../../src/log.js';
-import { testDecoderSandbox } from '../helpers/audio-fixtures.js';
+import { repeatFile, testDecoderSandbox } from '../helpers/audio-fixtures.js';
 import { jfkMp3, testModelPath } from '../helpers/models.js';
 import { NatsServer } from '../helpers/nats-server.js';
 import { until } from '../helpers/poll.js';
@@ -52,7 +53,7 @@ function worker(t: Test, d: { broker: FleetBroker; queue: FleetQueue }): FleetWo
   return w;
 }
 
-function jfkJob(id: string): Job {
+function jfkJob(id: string, file = jfkMp3): Job {
   const now = Date.now();
   return {
     id,
@@ -61,7 +62,7 @@ function jfkJob(id: string): Job {
     status: 'waiting',
     contentType: 'audio/mpeg',
     format: parseAudioMediaType('audio/mpeg'),
-    audioBytes: statSync(jfkMp3).size,
+    audioBytes: statSync(file).size,
     model: 'en-US_BroadbandModel',
     options: {},
     output: { timestamps: false, wordConfidence: false },
@@ -144,4 +145,33 @@ t.test('a job interrupted on three devices fails with ERR_INTERRUPTED, as on one
   t.equal(done.status, 'failed');
   t.equal(done.error?.code, 'ERR_INTERRUPTED');
   await until(async () => (await a.broker.connected!.audio.info(`${job.id}.audio`))?.deleted ?? true, 5000, 'the audio removed');
+});
+
+t.test('a long job: in-progress acks keep it on its device past many ack waits; a device stopping mid-job gives it back uncounted, and another completes it', async (t) => {
+  const server = await NatsServer.start(t);
+  const a = device(t, server.url, 'a');
+  const b = device(t, server.url, 'b');
+  await Promise.all([a.broker.whenConnected(), b.broker.whenConnected()]);
+  // JFK 20 times over: 220 s of audio, several ack waits of work for the test model.
+  const long = repeatFile(jfkMp3, path.join(t.testdir(), 'long.mp3'), 20);
+  const job = jfkJob('00000000-0000-4000-8000-0000000000a4', long);
+  await a.queue.submit(job, long);
+  const first = worker(t, a);
+  await until(() => first.running === job.id, 10_000, 'a runs the job');
+  const runningSince = performance.now();
+  // b is idle and pulling all along: it must not get the job while a runs it.
+  const second = worker(t, b);
+  await new Promise((resolve) => setTimeout(resolve, ackWaitMs * 3));
+  t.equal(second.running, undefined, 'three ack waits later, b has not taken it');
+  const state = (await a.queue.get(job.id))?.job;
+  t.equal(state?.status, 'processing');
+  t.equal(state?.attempts, 1);
+  t.equal(first.running, job.id, `a still runs it (${Math.round(performance.now() - runningSince)} ms)`);
+
+  await first.stop();
+  const done = await finished(b.queue, job.id);
+  t.equal(done.status, 'completed', JSON.stringify(done.error));
+  t.equal(done.attempts, 1, 'the attempt cut short by a clean stop is not counted');
+  const durationMs = (await b.queue.result(job.id))!.durationMs;
+  t.ok(durationMs > 200_000, `the whole audio (${durationMs} ms)`);
 });
