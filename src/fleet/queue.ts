@@ -106,6 +106,72 @@ export class FleetQueue {
     }
   }
 
+  /**
+   * Deletes a job that is not being processed, fleet-wide: its state (compare-and-set: a
+   * device that starts it meanwhile wins, and the delete is ERR_JOB_BUSY), its audio and
+   * result. A waiting job's work message stays in the stream: the device that receives it
+   * finds no state and acknowledges it. Resolves to the job as it was.
+   *
+   * @throws AppError ERR_JOB_NOT_FOUND, ERR_JOB_BUSY, ERR_FLEET_UNAVAILABLE
+   */
+  async delete(id: string): Promise<Job> {
+    for (;;) {
+      const stored = await this.get(id);
+      if (!stored) throw new AppError('ERR_JOB_NOT_FOUND', `The job ID '${id}' was not found`);
+      if (stored.job.status === 'processing') {
+        throw new AppError('ERR_JOB_BUSY', `Job '${id}' is currently being processed and cannot be deleted`);
+      }
+      if (await this.remove(stored)) return stored.job;
+      // Changed since it was read (started, or finished): look again.
+    }
+  }
+
+  /**
+   * The newest jobs first, `limit` of them, read from the whole bucket (one read per job:
+   * the bucket holds unexpired jobs only).
+   */
+  async newest(limit: number): Promise<Job[]> {
+    const h = this.handles;
+    const jobs: Job[] = [];
+    for await (const key of await h.jobs.keys()) {
+      const entry = await h.jobs.get(key);
+      if (entry?.operation === 'PUT') jobs.push(entry.json<Job>());
+    }
+    return jobs.sort((a, b) => b.created - a.created || (a.id < b.id ? 1 : -1)).slice(0, limit);
+  }
+
+  /**
+   * Removes finished jobs whose results expired before `now` (their state, audio and
+   * result), at most `limit` of them; returns how many. Any device may run it at any time:
+   * each removal is a compare-and-set, so two devices sweeping remove each job once.
+   */
+  async sweep(now: number, limit = 100): Promise<number> {
+    const h = this.handles;
+    let removed = 0;
+    for await (const key of await h.jobs.keys()) {
+      if (removed >= limit) break;
+      const entry = await h.jobs.get(key);
+      if (entry?.operation !== 'PUT') continue;
+      const job = entry.json<Job>();
+      if ((job.status !== 'completed' && job.status !== 'failed') || job.expiresAt === undefined || job.expiresAt > now) continue;
+      if (await this.remove({ job, revision: entry.revision })) removed++;
+    }
+    return removed;
+  }
+
+  /** Removes a job's state if it is still at its revision, then its objects; whether it did. */
+  private async remove(stored: FleetJob): Promise<boolean> {
+    const h = this.handles;
+    try {
+      await h.jobs.purge(stored.job.id, { previousSeq: stored.revision });
+    } catch (err) {
+      if (isRevisionConflict(err)) return false;
+      throw fleetError(err, 'Could not delete the job in the fleet');
+    }
+    await Promise.allSettled([h.audio.delete(audioObject(stored.job.id)), h.audio.delete(resultObject(stored.job.id))]);
+    return true;
+  }
+
   /** Writes the job's audio to `path` (a new file). */
   async fetchAudio(id: string, path: string): Promise<number> {
     const object = await this.handles.audio.get(audioObject(id));

@@ -12,6 +12,7 @@ import { parseAudioMediaType } from '../../src/engine/media-type.js';
 import { FleetBroker } from '../../src/fleet/broker.js';
 import { FleetQueue, jobLane, modelLanes } from '../../src/fleet/queue.js';
 import type { Job } from '../../src/jobs/job.js';
+import type { StoredTranscript } from '../../src/jobs/job-store.js';
 import { createLogger } from '../../src/log.js';
 import { freePort, NatsServer } from '../helpers/nats-server.js';
 import { until } from '../helpers/poll.js';
@@ -155,3 +156,58 @@ t.test('a broker restart: unreachable while it is down, connected after, with th
   t.equal(pulled?.id, job.id, 'the job survived the restart');
   await pulled!.done();
 });
+
+t.test(
+  'delete, list and sweep work fleet-wide: one device deletes what another submitted; a running job cannot be deleted; expired jobs are swept once',
+  async (t) => {
+    const server = await NatsServer.start(t);
+    const a = device(t, server.url, 'a');
+    const b = device(t, server.url, 'b');
+    await Promise.all([a.broker.whenConnected(), b.broker.whenConnected()]);
+    const audio = path.join(t.testdir(), 'in.wav');
+    writeFileSync(audio, 'RIFF');
+    const ids = [6, 7, 8, 9].map((n) => `00000000-0000-4000-8000-00000000000${n}`);
+    const jobs = ids.map((id, i) => ({ ...waitingJob(id), created: 1000 + i }));
+    const revisions: number[] = [];
+    for (const job of jobs) revisions.push(await a.queue.submit(job, audio));
+    t.same(
+      (await b.queue.newest(3)).map((j) => j.id),
+      [ids[3], ids[2], ids[1]],
+      'newest first, from any device',
+    );
+
+    // A waiting job deleted on b: its state and audio go; its work message, once delivered, finds nothing.
+    t.same(await b.queue.delete(ids[0]!), jobs[0]);
+    t.equal(await a.queue.get(ids[0]!), undefined);
+    t.equal(await a.broker.connected!.audio.get(`${ids[0]}.audio`), null);
+    const orphan = await a.queue.pull(['en'], 2000);
+    t.equal(orphan?.id, ids[0]);
+    t.equal(await orphan!.state(), undefined);
+    await orphan!.done();
+    await t.rejects(b.queue.delete(ids[0]!), { code: 'ERR_JOB_NOT_FOUND' });
+
+    // Running: refused.
+    await a.queue.update({ ...jobs[1]!, status: 'processing', attempts: 1 }, revisions[1]!);
+    await t.rejects(b.queue.delete(ids[1]!), { code: 'ERR_JOB_BUSY' });
+
+    // Finished: one expired, one not; two devices sweep at once, and it is removed once.
+    const now = Date.now();
+    const result: StoredTranscript = {
+      text: 'x',
+      segments: [],
+      language: 'en',
+      durationMs: 1,
+      windows: 1,
+      timings: { melMs: 0, sampleMs: 0, encodeMs: 0, decodeMs: 0, batchdMs: 0, promptMs: 0, totalMs: 1, encodeRuns: 1, decodeRuns: 1, fallbacks: 0 },
+    };
+    await a.queue.update({ ...jobs[2]!, status: 'completed', expiresAt: now - 1 }, revisions[2]!, result);
+    await a.queue.update({ ...jobs[3]!, status: 'failed', expiresAt: now + 60_000, error: { code: 'E', message: 'm' } }, revisions[3]!);
+    t.ok(await b.queue.result(ids[2]!));
+    const swept = await Promise.all([a.queue.sweep(now), b.queue.sweep(now)]);
+    t.equal(swept[0] + swept[1], 1, `swept once (${swept})`);
+    t.equal(await a.queue.get(ids[2]!), undefined);
+    t.equal(await a.queue.result(ids[2]!), undefined, 'its result too');
+    t.equal((await a.queue.get(ids[3]!))?.job.status, 'failed', 'not yet expired: kept');
+    t.equal((await a.queue.get(ids[1]!))?.job.status, 'processing', 'running: kept');
+  },
+);

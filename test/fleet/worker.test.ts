@@ -147,31 +147,34 @@ t.test('a job interrupted on three devices fails with ERR_INTERRUPTED, as on one
   await until(async () => (await a.broker.connected!.audio.info(`${job.id}.audio`))?.deleted ?? true, 5000, 'the audio removed');
 });
 
-t.test('a long job: in-progress acks keep it on its device past many ack waits; a device stopping mid-job gives it back uncounted, and another completes it', async (t) => {
-  const server = await NatsServer.start(t);
-  const a = device(t, server.url, 'a');
-  const b = device(t, server.url, 'b');
-  await Promise.all([a.broker.whenConnected(), b.broker.whenConnected()]);
-  // JFK 20 times over: 220 s of audio, several ack waits of work for the test model.
-  const long = repeatFile(jfkMp3, path.join(t.testdir(), 'long.mp3'), 20);
-  const job = jfkJob('00000000-0000-4000-8000-0000000000a4', long);
-  await a.queue.submit(job, long);
-  const first = worker(t, a);
-  await until(() => first.running === job.id, 10_000, 'a runs the job');
-  const runningSince = performance.now();
-  // b is idle and pulling all along: it must not get the job while a runs it.
-  const second = worker(t, b);
-  await new Promise((resolve) => setTimeout(resolve, ackWaitMs * 3));
-  t.equal(second.running, undefined, 'three ack waits later, b has not taken it');
-  const state = (await a.queue.get(job.id))?.job;
-  t.equal(state?.status, 'processing');
-  t.equal(state?.attempts, 1);
-  t.equal(first.running, job.id, `a still runs it (${Math.round(performance.now() - runningSince)} ms)`);
+t.test(
+  'a long job: in-progress acks keep it on its device past many ack waits; a device stopping mid-job gives it back uncounted, and another completes it',
+  async (t) => {
+    const server = await NatsServer.start(t);
+    const a = device(t, server.url, 'a');
+    const b = device(t, server.url, 'b');
+    await Promise.all([a.broker.whenConnected(), b.broker.whenConnected()]);
+    // JFK 20 times over: 220 s of audio, several ack waits of work for the test model.
+    const long = repeatFile(jfkMp3, path.join(t.testdir(), 'long.mp3'), 20);
+    const job = jfkJob('00000000-0000-4000-8000-0000000000a4', long);
+    await a.queue.submit(job, long);
+    const first = worker(t, a);
+    await until(() => first.running === job.id, 10_000, 'a runs the job');
+    const runningSince = performance.now();
+    // b is idle and pulling all along: it must not get the job while a runs it.
+    const second = worker(t, b);
+    await new Promise((resolve) => setTimeout(resolve, ackWaitMs * 3));
+    t.equal(second.running, undefined, 'three ack waits later, b has not taken it');
+    const state = (await a.queue.get(job.id))?.job;
+    t.equal(state?.status, 'processing');
+    t.equal(state?.attempts, 1);
+    t.equal(first.running, job.id, `a still runs it (${Math.round(performance.now() - runningSince)} ms)`);
 
-  await first.stop();
-  const done = await finished(b.queue, job.id);
-  t.equal(done.status, 'completed', JSON.stringify(done.error));
-  t.equal(done.attempts, 1, 'the attempt cut short by a clean stop is not counted');
-  const durationMs = (await b.queue.result(job.id))!.durationMs;
-  t.ok(durationMs > 200_000, `the whole audio (${durationMs} ms)`);
-});
+    await first.stop();
+    const done = await finished(b.queue, job.id);
+    t.equal(done.status, 'completed', JSON.stringify(done.error));
+    t.equal(done.attempts, 1, 'the attempt cut short by a clean stop is not counted');
+    const durationMs = (await b.queue.result(job.id))!.durationMs;
+    t.ok(durationMs > 200_000, `the whole audio (${durationMs} ms)`);
+  },
+);
