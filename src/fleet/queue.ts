@@ -174,7 +174,9 @@ export class FleetQueue {
 
   /** Writes the job's audio to `path` (a new file). */
   async fetchAudio(id: string, path: string): Promise<number> {
-    const object = await this.handles.audio.get(audioObject(id));
+    const object = await this.handles.audio.get(audioObject(id)).catch((err: unknown) => {
+      throw fleetError(err, `Could not read the audio of job '${id}' from the fleet`);
+    });
     if (!object) throw new AppError('ERR_FLEET_UNAVAILABLE', `The audio of job '${id}' is missing from the fleet's bucket`);
     try {
       await pipeline(Readable.fromWeb(object.data as import('node:stream/web').ReadableStream<Uint8Array>), createWriteStream(path, { flags: 'wx' }));

@@ -50,10 +50,14 @@ export class FleetWorker {
   private stopping = false;
   private loop: Promise<void> | undefined;
   private readonly controller = new AbortController();
+  /** Resolves when stop() is called: cuts short a wait for the broker. */
+  private readonly stopped = new Promise<void>((resolve) => this.controller.signal.addEventListener('abort', () => resolve(), { once: true }));
   private readonly maxAttempts: number;
   private readonly now: () => number;
   /** The job this device is running, if any. */
   running: string | undefined;
+  /** A finished job whose result waits for the broker to be reachable again. */
+  holding: string | undefined;
 
   constructor(private readonly o: FleetWorkerOptions) {
     this.maxAttempts = o.maxAttempts ?? 3;
@@ -74,7 +78,7 @@ export class FleetWorker {
 
   private async run(): Promise<void> {
     while (!this.stopping) {
-      await this.o.broker.whenConnected();
+      await Promise.race([this.o.broker.whenConnected(), this.stopped]);
       if (this.stopping) break;
       let delivery: FleetDelivery | undefined;
       try {
@@ -146,7 +150,7 @@ export class FleetWorker {
         timings,
       };
       const result = censorTranscript(storedTranscript(transcript), started.output.profanity ?? 'none');
-      if ((await this.o.queue.update(completed, held.revision, result)) === undefined) {
+      if ((await this.storeWhenConnected(started.id, () => this.o.queue.update(completed, held.revision, result))) === undefined) {
         this.o.log.info('fleet job was taken over by another device; result dropped', { job: started.id });
       } else {
         this.o.log.debug('fleet job completed', { job: started.id, ...timings });
@@ -167,6 +171,33 @@ export class FleetWorker {
     } finally {
       this.running = undefined;
       await rm(audioPath, { force: true });
+    }
+  }
+
+  /**
+   * Stores a finished job's result: while the broker cannot be reached, holds it and tries
+   * again once it is back (a transcription is not thrown away for a broker restart). The
+   * revision check still decides: if another device took the job over meanwhile, nothing
+   * is written. Gives up when stopping, or after five failures while connected (the broker
+   * refuses it: the job runs again elsewhere).
+   */
+  private async storeWhenConnected<T>(id: string, store: () => Promise<T>): Promise<T> {
+    let refusals = 0;
+    try {
+      for (;;) {
+        try {
+          return await store();
+        } catch (err) {
+          if (this.stopping || toAppError(err).code !== 'ERR_FLEET_UNAVAILABLE') throw err;
+          if (this.o.broker.state === 'connected' && ++refusals >= 5) throw err;
+          if (this.holding !== id) this.o.log.warn('holding a finished job until the fleet broker is back', { job: id, error: err as Error });
+          this.holding = id;
+          await Promise.race([this.o.broker.whenConnected(), this.stopped]);
+          await new Promise((resolve) => setTimeout(resolve, 500));
+        }
+      }
+    } finally {
+      this.holding = undefined;
     }
   }
 

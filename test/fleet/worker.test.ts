@@ -2,7 +2,7 @@
 // submitted on one device is pulled, transcribed and recorded by another, and its result
 // read back on the first; a job whose device died mid-run is taken over after the ack
 // wait and completes once; a job interrupted three times fails as on a single device.
-import { statSync } from 'node:fs';
+import { existsSync, statSync } from 'node:fs';
 import path from 'node:path';
 
 import { jetstreamManager } from '@nats-io/jetstream';
@@ -21,7 +21,7 @@ import { jfkMp3, testModelPath } from '../helpers/models.js';
 import { NatsServer } from '../helpers/nats-server.js';
 import { until } from '../helpers/poll.js';
 
-const log = createLogger({ level: 'error' });
+const log = createLogger({ level: (process.env.FLEET_LOG as 'debug') ?? 'error' });
 const ackWaitMs = 1500;
 
 const engine = new WhisperEngine(
@@ -38,13 +38,13 @@ function device(t: Test, url: string, name: string): { broker: FleetBroker; queu
   return { broker, queue: new FleetQueue(broker) };
 }
 
-function worker(t: Test, d: { broker: FleetBroker; queue: FleetQueue }): FleetWorker {
+function worker(t: Test, d: { broker: FleetBroker; queue: FleetQueue }, workDir = t.testdir()): FleetWorker {
   const w = new FleetWorker({
     broker: d.broker,
     queue: d.queue,
     lanes: ['en'],
     transcribe: fleetTranscribe({ engine, maxAudioSeconds: 3600, sandbox: testDecoderSandbox }),
-    workDir: t.testdir(),
+    workDir,
     log,
     pullMs: 1000,
   });
@@ -178,3 +178,28 @@ t.test(
     t.ok(durationMs > 200_000, `the whole audio (${durationMs} ms)`);
   },
 );
+
+t.test('the broker restarts while a job runs: the finished result is held until it is back, then recorded once', async (t) => {
+  const server = await NatsServer.start(t);
+  const a = device(t, server.url, 'a');
+  await a.broker.whenConnected();
+  const long = repeatFile(jfkMp3, path.join(t.testdir(), 'long.mp3'), 10);
+  const job = jfkJob('00000000-0000-4000-8000-0000000000a5', long);
+  await a.queue.submit(job, long);
+  const workDir = t.testdir();
+  const w = worker(t, a, workDir);
+  // Once its audio is here: the broker goes away while it is transcribed.
+  const upload = path.join(workDir, `${job.id}.upload`);
+  await until(() => existsSync(upload) && statSync(upload).size === job.audioBytes, 10_000, 'the audio fetched');
+  await server.stop();
+  await until(() => w.holding === job.id, 20_000, 'the result held for the broker');
+  t.equal(w.running, job.id);
+  await server.start();
+  await a.broker.whenConnected();
+  const done = await finished(a.queue, job.id);
+  t.equal(done.status, 'completed', JSON.stringify(done.error));
+  t.equal(done.attempts, 1, 'not run again');
+  t.ok(await a.queue.result(job.id));
+  const jsm = await jetstreamManager(a.broker.connected!.nc);
+  await until(async () => (await jsm.streams.info('EARSHOT_JOBS')).state.messages === 0, 10_000, 'the work message acknowledged');
+});
