@@ -211,3 +211,17 @@ t.test(
     t.equal((await a.queue.get(ids[1]!))?.job.status, 'processing', 'running: kept');
   },
 );
+
+t.test('credentials: a broker that wants a token is reached with EARSHOT_FLEET_TOKEN and unreachable without it', async (t) => {
+  const server = await NatsServer.start(t, undefined, ['--auth', 'fleet-token-0123456789']);
+  const withToken = new FleetBroker({ settings: { url: server.url, token: 'fleet-token-0123456789' }, lanes: ['en'], name: 'a', log, retryMs: 200 });
+  const without = new FleetBroker({ settings: { url: server.url }, lanes: ['en'], name: 'b', log, retryMs: 200 });
+  t.teardown(() => Promise.all([withToken.stop(), without.stop()]));
+  withToken.start();
+  without.start();
+  await withToken.whenConnected();
+  t.equal(withToken.state, 'connected');
+  await until(() => without.state === 'unreachable', 5000, 'refused without the token');
+  await new Promise((resolve) => setTimeout(resolve, 600));
+  t.equal(without.state, 'unreachable', 'and stays so');
+});

@@ -28,15 +28,19 @@ export class NatsServer {
   readonly storeDir = mkdtempSync(path.join(os.tmpdir(), 'earshot-nats-'));
   private output = '';
 
-  private constructor(readonly port: number) {}
+  private constructor(
+    readonly port: number,
+    /** More command-line options (`--auth TOKEN`, say). */
+    private readonly extraArgs: string[] = [],
+  ) {}
 
   get url(): string {
     return `nats://127.0.0.1:${this.port}`;
   }
 
   /** `port`: one chosen beforehand (a device pointed at it before it ran); by default a free one. */
-  static async start(t: { teardown(fn: () => unknown): void }, port?: number): Promise<NatsServer> {
-    const server = new NatsServer(port ?? (await freePort()));
+  static async start(t: { teardown(fn: () => unknown): void }, port?: number, extraArgs: string[] = []): Promise<NatsServer> {
+    const server = new NatsServer(port ?? (await freePort()), extraArgs);
     t.teardown(async () => {
       await server.stop();
       rmSync(server.storeDir, { recursive: true, force: true });
@@ -48,7 +52,9 @@ export class NatsServer {
   async start(): Promise<void> {
     if (this.child) return;
     const binary = process.env.NATS_SERVER ?? (process.platform === 'linux' ? '/usr/sbin/nats-server' : 'nats-server');
-    const child = spawn(binary, ['-js', '-sd', this.storeDir, '-a', '127.0.0.1', '-p', String(this.port)], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(binary, ['-js', '-sd', this.storeDir, '-a', '127.0.0.1', '-p', String(this.port), ...this.extraArgs], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     this.child = child;
     this.output = '';
     this.exited = new Promise((resolve) => child.once('exit', () => resolve()));
