@@ -1,3 +1,5 @@
+import os from 'node:os';
+
 import { announceGeneratedKey, resolveApiKey } from './api-key.js';
 import { azureDialect } from './azure/dialect.js';
 import { ServiceClock, type ServiceClockOptions } from './clock.js';
@@ -14,6 +16,8 @@ import { decodeAudio, DEFAULT_DECODER_MEMORY_MB, streamDecodedAudio } from './en
 import { loadAddon } from './engine/native.js';
 import { engineConfig, WhisperEngine } from './engine/whisper-engine.js';
 import { AppError } from './errors.js';
+import { FleetBroker, type FleetLinkState } from './fleet/broker.js';
+import { modelLanes } from './fleet/queue.js';
 import { keyAuthenticator } from './http/auth.js';
 import { hostCheck } from './http/host-check.js';
 import { openApiDocument } from './http/openapi.js';
@@ -55,6 +59,8 @@ const sweepSlice = { jobs: 20, deliveries: 100 };
 export class App {
   readonly metrics = new Metrics();
   private parts: ReturnType<App['build']> | undefined;
+  /** The link to the fleet's broker (EARSHOT_FLEET_URL), once the model says which lanes this device serves. */
+  private fleet: FleetBroker | undefined;
   private sweepTimer: NodeJS.Timeout | undefined;
   private started = false;
   /** Until start() knows the API key, every request that needs one is refused. */
@@ -210,6 +216,7 @@ export class App {
         metrics: this.metrics,
         metricsNeedKey: config.metricsAuth === 'key',
         notReadyReason: () => this.notReadyReason(engine, scheduler),
+        fleet: () => this.fleetState(),
         // From the very groups the server serves, once: they do not change while it runs.
         openapi: () => (openapi ??= openApiDocument({ groups, version: packageVersion(), auth: config.auth === 'key' })),
         device: () =>
@@ -238,7 +245,20 @@ export class App {
       log,
     });
     defineGauges(this.metrics, { db, store, engine, dispatcher, disk, scheduler });
+    if (config.fleetUrl) {
+      this.metrics.gauge(
+        'earshot_fleet_connected',
+        "1 while the fleet's broker (EARSHOT_FLEET_URL) is connected and provisioned; 0 while the device works alone",
+        () => (this.fleetState() === 'connected' ? 1 : 0),
+      );
+    }
     return { db, clock, store, spool, outbox, engine, dispatcher, jobs, scheduler, dialects, http, systemd };
+  }
+
+  /** The fleet link's state; undefined on a single device (no EARSHOT_FLEET_URL). */
+  private fleetState(): FleetLinkState | undefined {
+    if (!this.config.fleetUrl) return undefined;
+    return this.fleet?.state ?? 'connecting';
   }
 
   private notReadyReason(engine: WhisperEngine, scheduler: Scheduler): string | undefined {
@@ -274,6 +294,23 @@ export class App {
     });
     await p.engine.load();
     await p.scheduler.start();
+    if (config.fleetUrl) {
+      // In the background: an unreachable broker is a state (the device works alone), never a failed start.
+      this.fleet = new FleetBroker({
+        settings: {
+          url: config.fleetUrl,
+          ...(config.fleetCreds ? { credsFile: config.fleetCreds } : {}),
+          ...(config.fleetToken ? { token: config.fleetToken } : {}),
+          ...(config.fleetTlsCa ? { tlsCa: config.fleetTlsCa } : {}),
+          ...(config.fleetTlsCert ? { tlsCert: config.fleetTlsCert } : {}),
+          ...(config.fleetTlsKey ? { tlsKey: config.fleetTlsKey } : {}),
+        },
+        lanes: modelLanes(p.engine.model!),
+        name: `earshot ${os.hostname()}:${port}`,
+        log: log.child('fleet'),
+      });
+      this.fleet.start();
+    }
     p.dispatcher.start();
     this.sweepTimer = setInterval(() => void this.sweepSafely(), sweepIntervalMs);
     this.sweepTimer.unref();
@@ -312,6 +349,7 @@ export class App {
     p.clock.stop();
     p.http.close();
     await p.scheduler.stop();
+    await this.fleet?.stop();
     await p.dispatcher.stop();
     for (const dialect of [...p.dialects].reverse()) await dialect.stop?.();
     p.engine.close();

@@ -80,6 +80,16 @@ export interface Config {
   stallSeconds: number;
   /** `optional`: decode even where the decoder cannot install its seccomp filter (qemu-user). */
   decoderSandbox: 'required' | 'optional';
+  /** The fleet's NATS broker (`nats://` or `tls://` URLs, comma-separated); undefined: a single device (docs/fleet.md). */
+  fleetUrl: string | undefined;
+  /** A NATS credentials file (user JWT and NKey seed) for the broker. */
+  fleetCreds: string | undefined;
+  /** A token for the broker's `authorization { token }`. */
+  fleetToken: string | undefined;
+  /** TLS to the broker: the CA of its certificate; this device's certificate and key (mutual TLS). */
+  fleetTlsCa: string | undefined;
+  fleetTlsCert: string | undefined;
+  fleetTlsKey: string | undefined;
 }
 
 type Raw = string | number | boolean | string[];
@@ -179,6 +189,29 @@ const hostList = (value: Raw): string[] => {
       if (host === undefined) throw new SettingError(`"${item}" is not a host name or address (such as pi.example.lan or 192.0.2.7)`);
       return host;
     });
+};
+
+const natsUrls = (value: Raw): string => {
+  const urls = text(value)
+    .split(',')
+    .map((u) => u.trim())
+    .filter(Boolean);
+  for (const url of urls) {
+    let parsed: URL;
+    try {
+      parsed = new URL(url);
+    } catch {
+      throw new SettingError(`"${url}" is not a URL such as nats://broker.lan:4222`);
+    }
+    if (parsed.protocol !== 'nats:' && parsed.protocol !== 'tls:') throw new SettingError(`"${url}" must start with nats:// or tls://`);
+  }
+  return urls.join(',');
+};
+
+const existingFile = (value: Raw): string => {
+  const file = path.resolve(text(value));
+  if (!existsSync(file)) throw new SettingError(`${file} does not exist`);
+  return file;
 };
 
 /** RFC 1918 and RFC 4193 ranges: the LAN, never loopback or link-local. */
@@ -395,6 +428,55 @@ const settings = [
     default: () => 'required' as const,
     parse: oneOf(['required', 'optional'] as const),
   },
+  {
+    key: 'fleetUrl',
+    env: 'EARSHOT_FLEET_URL',
+    doc: "the fleet's NATS JetStream broker (`nats://host:4222`, `tls://…`; several comma-separated for a cluster): this device connects, provisions the fleet's stream and buckets and reports the link (`/readyz`, `earshot_fleet_connected`); jobs still run on the device that took them (docs/fleet.md)",
+    shown: 'off',
+    default: () => undefined,
+    parse: natsUrls,
+  },
+  {
+    key: 'fleetCreds',
+    env: 'EARSHOT_FLEET_CREDS',
+    doc: 'a NATS credentials file (user JWT and NKey seed, as `nsc` writes it) for the broker',
+    shown: 'none',
+    default: () => undefined,
+    parse: existingFile,
+  },
+  {
+    key: 'fleetToken',
+    env: 'EARSHOT_FLEET_TOKEN',
+    doc: "a token for the broker's `authorization { token }`",
+    shown: 'none',
+    default: () => undefined,
+    parse: text,
+    secret: true,
+  },
+  {
+    key: 'fleetTlsCa',
+    env: 'EARSHOT_FLEET_TLS_CA',
+    doc: "TLS to the broker: the CA file of the broker's certificate",
+    shown: 'system CAs',
+    default: () => undefined,
+    parse: existingFile,
+  },
+  {
+    key: 'fleetTlsCert',
+    env: 'EARSHOT_FLEET_TLS_CERT',
+    doc: "mutual TLS: this device's certificate file (with `EARSHOT_FLEET_TLS_KEY`)",
+    shown: 'none',
+    default: () => undefined,
+    parse: existingFile,
+  },
+  {
+    key: 'fleetTlsKey',
+    env: 'EARSHOT_FLEET_TLS_KEY',
+    doc: "mutual TLS: this device's private key file",
+    shown: 'none',
+    default: () => undefined,
+    parse: existingFile,
+  },
 ] satisfies Setting<keyof Config>[];
 
 /** One row of the README's settings table. */
@@ -465,6 +547,7 @@ export function loadConfig(sources: ConfigSources = {}): Config {
       problems.push(`${where} ${err.message} (${setting.secret ? 'value not shown' : `got ${JSON.stringify(raw)}`})`);
     }
   }
+  if (!config.fleetTlsCert !== !config.fleetTlsKey) problems.push('EARSHOT_FLEET_TLS_CERT and EARSHOT_FLEET_TLS_KEY go together (mutual TLS needs both)');
   if (problems.length) throw new AppError('ERR_CONFIG', `Invalid configuration:\n- ${problems.join('\n- ')}`);
   const complete = config as Config;
   complete.modelPath = resolveModelPath(complete.model, complete.modelsDir);

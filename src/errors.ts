@@ -48,6 +48,11 @@ export const errorRegistry = {
   ERR_NOT_READY: { status: 503, title: 'the service is not ready', doc: 'starting or loading the model: try again shortly (Retry-After)' },
   ERR_SHUTTING_DOWN: { status: 503, title: 'the service is shutting down' },
   ERR_STORE: { status: 500, title: 'storage failed', doc: 'the state could not be stored (logged)' },
+  ERR_FLEET_UNAVAILABLE: {
+    status: 503,
+    title: "the fleet's broker is unavailable",
+    doc: 'a fleet device (`EARSHOT_FLEET_URL`) could not reach its NATS broker or store a job state there (docs/fleet.md)',
+  },
   ERR_INTERNAL: { status: 500, title: 'internal error', doc: 'a bug (logged)' },
   ERR_INTERRUPTED: {
     status: 500,

@@ -141,3 +141,39 @@ t.test('allowed hosts: names and addresses, canonical; anything else refused', a
   });
   t.throws(() => loadConfig({ env: {}, file: configFile(t, { allowedHosts: 7 }) }), { message: /must be a comma-separated list of host names/ });
 });
+
+t.test('the fleet: off by default; nats:// and tls:// URLs, comma-separated; files that exist; a TLS certificate with its key', async (t) => {
+  const defaults = loadConfig({ env: {}, file: null });
+  t.equal(defaults.fleetUrl, undefined);
+  t.equal(defaults.fleetCreds, undefined);
+  t.equal(loadConfig({ env: { EARSHOT_FLEET_URL: ' nats://a.lan:4222 , tls://b.lan:4222' }, file: null }).fleetUrl, 'nats://a.lan:4222,tls://b.lan:4222');
+  for (const bad of ['http://a.lan:4222', 'a.lan:4222', 'nats://a.lan:4222,ws://b']) {
+    t.throws(() => loadConfig({ env: { EARSHOT_FLEET_URL: bad }, file: null }), { code: 'ERR_CONFIG', message: /EARSHOT_FLEET_URL/ }, bad);
+  }
+  const dir = t.testdir({ 'device.creds': 'creds', 'ca.pem': 'ca', 'cert.pem': 'cert', 'key.pem': 'key' });
+  const files = loadConfig({
+    env: {
+      EARSHOT_FLEET_URL: 'tls://a.lan',
+      EARSHOT_FLEET_CREDS: path.join(dir, 'device.creds'),
+      EARSHOT_FLEET_TLS_CA: path.join(dir, 'ca.pem'),
+      EARSHOT_FLEET_TLS_CERT: path.join(dir, 'cert.pem'),
+      EARSHOT_FLEET_TLS_KEY: path.join(dir, 'key.pem'),
+    },
+    file: null,
+  });
+  t.equal(files.fleetCreds, path.join(dir, 'device.creds'));
+  t.equal(files.fleetTlsKey, path.join(dir, 'key.pem'));
+  t.throws(() => loadConfig({ env: { EARSHOT_FLEET_CREDS: path.join(dir, 'missing.creds') }, file: null }), {
+    message: /EARSHOT_FLEET_CREDS .*does not exist/,
+  });
+  t.throws(() => loadConfig({ env: { EARSHOT_FLEET_TLS_CERT: path.join(dir, 'cert.pem') }, file: null }), { message: /go together/ });
+  const err = (() => {
+    try {
+      loadConfig({ env: { EARSHOT_FLEET_TOKEN: ' ' }, file: null });
+    } catch (e) {
+      return e as Error;
+    }
+    throw new Error('accepted');
+  })();
+  t.match(err.message, /EARSHOT_FLEET_TOKEN must be a non-empty string \(value not shown\)/);
+});

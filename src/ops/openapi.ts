@@ -1,6 +1,11 @@
 import { type GroupApi, jsonBody } from '../http/openapi.js';
 
 const str = { type: 'string' };
+/** On a fleet device only (EARSHOT_FLEET_URL). */
+const fleet = {
+  enum: ['connecting', 'connected', 'unreachable'],
+  description: "a fleet device's link to its broker; unreachable: the device works alone on its own queue",
+};
 
 /** The service's own routes: probes, metrics, this document and the device's state. */
 export const opsApi: GroupApi = {
@@ -10,8 +15,12 @@ export const opsApi: GroupApi = {
     healthz: { responses: { '200': jsonBody('up', { type: 'object', properties: { status: { const: 'ok' } }, required: ['status'] }) } },
     readyz: {
       responses: {
-        '200': jsonBody('ready', { type: 'object', properties: { status: { const: 'ready' } }, required: ['status'] }),
-        '503': jsonBody('not ready, and why', { type: 'object', properties: { status: { const: 'not ready' }, reason: str }, required: ['status', 'reason'] }),
+        '200': jsonBody('ready', { type: 'object', properties: { status: { const: 'ready' }, fleet }, required: ['status'] }),
+        '503': jsonBody('not ready, and why', {
+          type: 'object',
+          properties: { status: { const: 'not ready' }, reason: str, fleet },
+          required: ['status', 'reason'],
+        }),
       },
     },
     metrics: { responses: { '200': { description: 'Prometheus text format', content: { 'text/plain': str } } } },

@@ -11,6 +11,8 @@ export interface OpsRoutesOptions {
   metricsNeedKey: boolean;
   /** The OpenAPI document of every route the server serves (built from the route table on first request). */
   openapi: () => unknown;
+  /** The link to the fleet's broker, on a fleet device (EARSHOT_FLEET_URL); undefined on a single device. */
+  fleet?: () => string | undefined;
   /** The device's state for its page. */
   device: () => Promise<DeviceInfo>;
 }
@@ -34,11 +36,13 @@ export function opsRoutes(o: OpsRoutesOptions): RouteGroup {
         method: 'get',
         pattern: '/readyz',
         name: 'readyz',
-        doc: 'the model is loaded and the store open; 503 with the reason while starting (no credentials)',
+        doc: "the model is loaded and the store open; 503 with the reason while starting (no credentials); on a fleet device, `fleet` is the broker link's state (an unreachable broker leaves the device ready: it works alone)",
         auth: false,
         handler: () => {
           const reason = o.notReadyReason();
-          return reason ? json(503, { status: 'not ready', reason }) : json(200, { status: 'ready' });
+          const fleet = o.fleet?.();
+          const link = fleet ? { fleet } : {};
+          return reason ? json(503, { status: 'not ready', reason, ...link }) : json(200, { status: 'ready', ...link });
         },
       },
       {

@@ -1,0 +1,60 @@
+// A device joined to a fleet (EARSHOT_FLEET_URL) against a real nats-server -js: it
+// provisions the fleet's stream and buckets, /readyz and /metrics say how the link is,
+// and an unreachable broker leaves it ready and working alone. Without the setting,
+// nothing of the fleet appears.
+import { jetstreamManager } from '@nats-io/jetstream';
+import { connect } from '@nats-io/transport-node';
+import t from 'tap';
+
+import { startApp, waitForJob } from '../helpers/app.js';
+import { NatsServer } from '../helpers/nats-server.js';
+import { l16 } from '../helpers/pcm.js';
+import { until } from '../helpers/poll.js';
+
+const gauge = (text: string, name: string) => Number(new RegExp(`^${name} (\\S+)$`, 'm').exec(text)?.[1]);
+
+t.test('a fleet device: connected and provisioned; the broker gone, still ready, working alone, and says so; back, connected again', async (t) => {
+  const server = await NatsServer.start(t);
+  const { base, auth } = await startApp(t, { EARSHOT_FLEET_URL: server.url });
+  const readyz = async () => {
+    const res = await fetch(`${base}/readyz`);
+    return { status: res.status, body: (await res.json()) as { status: string; fleet?: string } };
+  };
+  const metric = async () => gauge(await (await fetch(`${base}/metrics`)).text(), 'earshot_fleet_connected');
+  await until(async () => (await readyz()).body.fleet === 'connected', 10_000, 'the fleet link');
+  t.same(await readyz(), { status: 200, body: { status: 'ready', fleet: 'connected' } });
+  t.equal(await metric(), 1);
+
+  const nc = await connect({ servers: server.url });
+  t.teardown(() => nc.close());
+  const jsm = await jetstreamManager(nc);
+  t.equal((await jsm.streams.info('EARSHOT_JOBS')).config.retention, 'workqueue');
+  // The test model is English-only: it serves the en lane.
+  t.same(
+    (await jsm.consumers.list('EARSHOT_JOBS').next()).map((c) => c.name),
+    ['workers-en'],
+  );
+
+  await server.stop();
+  await until(async () => (await readyz()).body.fleet === 'unreachable', 10_000, 'unreachable');
+  t.same(await readyz(), { status: 200, body: { status: 'ready', fleet: 'unreachable' } }, 'still ready');
+  t.equal(await metric(), 0);
+  const res = await fetch(`${base}/v1/recognitions`, {
+    method: 'POST',
+    headers: { ...auth, 'Content-Type': 'audio/l16;rate=16000;endianness=little-endian' },
+    body: l16(1),
+  });
+  t.equal(res.status, 201);
+  const { id } = (await res.json()) as { id: string };
+  t.match(await waitForJob(base, auth, id), { status: 'completed' }, 'the device works alone');
+
+  await server.start();
+  await until(async () => (await readyz()).body.fleet === 'connected', 15_000, 'connected again');
+  t.equal(await metric(), 1);
+});
+
+t.test('a single device (no EARSHOT_FLEET_URL): no fleet in /readyz or /metrics', async (t) => {
+  const { base } = await startApp(t);
+  t.same(await (await fetch(`${base}/readyz`)).json(), { status: 'ready' });
+  t.notMatch(await (await fetch(`${base}/metrics`)).text(), /fleet/);
+});

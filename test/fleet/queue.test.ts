@@ -1,0 +1,227 @@
+// The fleet's queue on a real nats-server -js (Debian's, on a loopback port, its store in
+// a temporary directory): provisioning, the link state, a job stored before submit
+// resolves and pulled by another device, redelivery after the ack wait unless
+// in-progress acks keep the job, compare-and-set job states, a broker restart.
+import { writeFileSync } from 'node:fs';
+import path from 'node:path';
+
+import { jetstreamManager } from '@nats-io/jetstream';
+import t, { type Test } from 'tap';
+
+import { parseAudioMediaType } from '../../src/engine/media-type.js';
+import { FleetBroker } from '../../src/fleet/broker.js';
+import { FleetQueue, jobLane, modelLanes } from '../../src/fleet/queue.js';
+import type { Job } from '../../src/jobs/job.js';
+import type { StoredTranscript } from '../../src/jobs/job-store.js';
+import { createLogger } from '../../src/log.js';
+import { freePort, NatsServer } from '../helpers/nats-server.js';
+import { until } from '../helpers/poll.js';
+
+const log = createLogger({ level: 'error' });
+const ackWaitMs = 1500;
+
+function device(t: Test, url: string, name: string, lanes = ['en']): { broker: FleetBroker; queue: FleetQueue } {
+  const broker = new FleetBroker({ settings: { url }, lanes, name, log, retryMs: 200, layout: { ackWaitMs } });
+  t.teardown(() => broker.stop());
+  broker.start();
+  return { broker, queue: new FleetQueue(broker) };
+}
+
+function waitingJob(id: string, language?: string): Job {
+  const now = Date.now();
+  return {
+    id,
+    created: now,
+    updated: now,
+    status: 'waiting',
+    contentType: 'audio/wav',
+    format: parseAudioMediaType('audio/wav'),
+    audioBytes: 4,
+    model: 'en-US_BroadbandModel',
+    options: language ? { language } : {},
+    output: { timestamps: false, wordConfidence: false },
+    resultsTtlMs: 60_000,
+    attempts: 0,
+    warnings: [],
+  };
+}
+
+t.test('lanes: English jobs go to the en lane, others to multi; an English-only model serves en only', async (t) => {
+  t.equal(jobLane(waitingJob('a')), 'en');
+  t.equal(jobLane(waitingJob('a', 'en')), 'en');
+  t.equal(jobLane(waitingJob('a', 'de')), 'multi');
+  t.equal(jobLane(waitingJob('a', 'auto')), 'multi');
+  t.same(modelLanes({ multilingual: false }), ['en']);
+  t.same(modelLanes({ multilingual: true }), ['en', 'multi']);
+});
+
+t.test('an unreachable broker is a state: the device connects once it is there, and provisions the stream and buckets', async (t) => {
+  const port = await freePort();
+  const { broker } = device(t, `nats://127.0.0.1:${port}`, 'a');
+  await until(() => broker.state === 'unreachable', 5000, 'unreachable');
+  t.equal(broker.connected, undefined);
+  const server = await NatsServer.start(t);
+  t.not(server.port, port, 'a server on another port changes nothing');
+  await server.stop();
+  // Now one on the device's port.
+  await NatsServer.start(t, port);
+  await broker.whenConnected();
+  t.equal(broker.state, 'connected');
+  const jsm = await jetstreamManager(broker.connected!.nc);
+  const stream = await jsm.streams.info('EARSHOT_JOBS');
+  t.equal(stream.config.retention, 'workqueue');
+  t.equal(stream.config.discard, 'new', 'a full queue refuses new jobs, never drops waiting ones');
+  const consumer = await jsm.consumers.info('EARSHOT_JOBS', 'workers-en');
+  t.equal(consumer.config.ack_policy, 'explicit');
+  t.equal(consumer.config.max_deliver, 10);
+  t.equal(consumer.config.ack_wait, ackWaitMs * 1e6);
+  const names = (await jsm.streams.names().next()).sort();
+  t.same(names, ['EARSHOT_JOBS', 'KV_earshot-jobs', 'OBJ_earshot-audio']);
+});
+
+t.test('a submitted job is in JetStream when submit resolves; another device pulls it; unacknowledged, it comes back after the ack wait', async (t) => {
+  const server = await NatsServer.start(t);
+  const a = device(t, server.url, 'a');
+  const b = device(t, server.url, 'b');
+  await Promise.all([a.broker.whenConnected(), b.broker.whenConnected()]);
+  const audio = path.join(t.testdir(), 'in.wav');
+  writeFileSync(audio, 'RIFF');
+  const job = waitingJob('00000000-0000-4000-8000-000000000001');
+  await a.queue.submit(job, audio);
+
+  // Stored: the state, the audio, the work message.
+  t.same((await b.queue.get(job.id))?.job, job);
+  const copy = path.join(t.testdir(), 'copy');
+  t.equal(await b.queue.fetchAudio(job.id, copy), 4);
+  const jsm = await jetstreamManager(a.broker.connected!.nc);
+  t.equal((await jsm.streams.info('EARSHOT_JOBS')).state.messages, 1);
+
+  const first = await b.queue.pull(['en'], 2000);
+  t.equal(first?.id, job.id);
+  t.equal(first?.deliveryCount, 1);
+  t.equal(await a.queue.pull(['en'], 500), undefined, 'held by b: nobody else gets it');
+  // b "dies": no ack. After the ack wait, a gets it again.
+  const again = await a.queue.pull(['en'], ackWaitMs * 3);
+  t.equal(again?.id, job.id);
+  t.equal(again?.deliveryCount, 2);
+  await again!.done();
+  t.equal((await jsm.streams.info('EARSHOT_JOBS')).state.messages, 0, 'acknowledged: off the work queue');
+  t.equal(await b.queue.pull(['en'], ackWaitMs * 2), undefined, 'and never delivered again');
+});
+
+t.test('in-progress acknowledgements keep a long job on its device past the ack wait', async (t) => {
+  const server = await NatsServer.start(t);
+  const a = device(t, server.url, 'a');
+  const b = device(t, server.url, 'b');
+  await Promise.all([a.broker.whenConnected(), b.broker.whenConnected()]);
+  const audio = path.join(t.testdir(), 'in.wav');
+  writeFileSync(audio, 'RIFF');
+  const job = waitingJob('00000000-0000-4000-8000-000000000002');
+  await a.queue.submit(job, audio);
+  const held = await a.queue.pull(['en'], 2000);
+  held!.keepAlive();
+  t.equal(await b.queue.pull(['en'], ackWaitMs * 3), undefined, 'three ack waits later, still held');
+  await held!.done();
+});
+
+t.test('job states are compare-and-set: a stale revision writes nothing', async (t) => {
+  const server = await NatsServer.start(t);
+  const a = device(t, server.url, 'a');
+  await a.broker.whenConnected();
+  const audio = path.join(t.testdir(), 'in.wav');
+  writeFileSync(audio, 'RIFF');
+  const job = waitingJob('00000000-0000-4000-8000-000000000003');
+  const created = await a.queue.submit(job, audio);
+  const mine = await a.queue.update({ ...job, status: 'processing', attempts: 1 }, created);
+  t.ok(mine);
+  t.equal(await a.queue.update({ ...job, status: 'processing', attempts: 1 }, created), undefined, 'the same start from the old revision: refused');
+  t.equal((await a.queue.get(job.id))?.job.attempts, 1);
+  await t.rejects(a.queue.submit(job, audio), { code: 'ERR_FLEET_UNAVAILABLE' }, 'the same id twice: refused');
+});
+
+t.test('a broker restart: unreachable while it is down, connected after, with the queued job still there', async (t) => {
+  const server = await NatsServer.start(t);
+  const a = device(t, server.url, 'a');
+  await a.broker.whenConnected();
+  const audio = path.join(t.testdir(), 'in.wav');
+  writeFileSync(audio, 'RIFF');
+  const job = waitingJob('00000000-0000-4000-8000-000000000004');
+  await a.queue.submit(job, audio);
+  await server.stop();
+  await until(() => a.broker.state === 'unreachable', 5000, 'unreachable');
+  await t.rejects(a.queue.submit(waitingJob('00000000-0000-4000-8000-000000000005'), audio), { code: 'ERR_FLEET_UNAVAILABLE' });
+  await server.start();
+  await until(() => a.broker.state === 'connected', 10_000, 'connected again');
+  const pulled = await a.queue.pull(['en'], 3000);
+  t.equal(pulled?.id, job.id, 'the job survived the restart');
+  await pulled!.done();
+});
+
+t.test(
+  'delete, list and sweep work fleet-wide: one device deletes what another submitted; a running job cannot be deleted; expired jobs are swept once',
+  async (t) => {
+    const server = await NatsServer.start(t);
+    const a = device(t, server.url, 'a');
+    const b = device(t, server.url, 'b');
+    await Promise.all([a.broker.whenConnected(), b.broker.whenConnected()]);
+    const audio = path.join(t.testdir(), 'in.wav');
+    writeFileSync(audio, 'RIFF');
+    const ids = [6, 7, 8, 9].map((n) => `00000000-0000-4000-8000-00000000000${n}`);
+    const jobs = ids.map((id, i) => ({ ...waitingJob(id), created: 1000 + i }));
+    const revisions: number[] = [];
+    for (const job of jobs) revisions.push(await a.queue.submit(job, audio));
+    t.same(
+      (await b.queue.newest(3)).map((j) => j.id),
+      [ids[3], ids[2], ids[1]],
+      'newest first, from any device',
+    );
+
+    // A waiting job deleted on b: its state and audio go; its work message, once delivered, finds nothing.
+    t.same(await b.queue.delete(ids[0]!), jobs[0]);
+    t.equal(await a.queue.get(ids[0]!), undefined);
+    t.equal(await a.broker.connected!.audio.get(`${ids[0]}.audio`), null);
+    const orphan = await a.queue.pull(['en'], 2000);
+    t.equal(orphan?.id, ids[0]);
+    t.equal(await orphan!.state(), undefined);
+    await orphan!.done();
+    await t.rejects(b.queue.delete(ids[0]!), { code: 'ERR_JOB_NOT_FOUND' });
+
+    // Running: refused.
+    await a.queue.update({ ...jobs[1]!, status: 'processing', attempts: 1 }, revisions[1]!);
+    await t.rejects(b.queue.delete(ids[1]!), { code: 'ERR_JOB_BUSY' });
+
+    // Finished: one expired, one not; two devices sweep at once, and it is removed once.
+    const now = Date.now();
+    const result: StoredTranscript = {
+      text: 'x',
+      segments: [],
+      language: 'en',
+      durationMs: 1,
+      windows: 1,
+      timings: { melMs: 0, sampleMs: 0, encodeMs: 0, decodeMs: 0, batchdMs: 0, promptMs: 0, totalMs: 1, encodeRuns: 1, decodeRuns: 1, fallbacks: 0 },
+    };
+    await a.queue.update({ ...jobs[2]!, status: 'completed', expiresAt: now - 1 }, revisions[2]!, result);
+    await a.queue.update({ ...jobs[3]!, status: 'failed', expiresAt: now + 60_000, error: { code: 'E', message: 'm' } }, revisions[3]!);
+    t.ok(await b.queue.result(ids[2]!));
+    const swept = await Promise.all([a.queue.sweep(now), b.queue.sweep(now)]);
+    t.equal(swept[0] + swept[1], 1, `swept once (${swept})`);
+    t.equal(await a.queue.get(ids[2]!), undefined);
+    t.equal(await a.queue.result(ids[2]!), undefined, 'its result too');
+    t.equal((await a.queue.get(ids[3]!))?.job.status, 'failed', 'not yet expired: kept');
+    t.equal((await a.queue.get(ids[1]!))?.job.status, 'processing', 'running: kept');
+  },
+);
+
+t.test('credentials: a broker that wants a token is reached with EARSHOT_FLEET_TOKEN and unreachable without it', async (t) => {
+  const server = await NatsServer.start(t, undefined, ['--auth', 'fleet-token-0123456789']);
+  const withToken = new FleetBroker({ settings: { url: server.url, token: 'fleet-token-0123456789' }, lanes: ['en'], name: 'a', log, retryMs: 200 });
+  const without = new FleetBroker({ settings: { url: server.url }, lanes: ['en'], name: 'b', log, retryMs: 200 });
+  t.teardown(() => Promise.all([withToken.stop(), without.stop()]));
+  withToken.start();
+  without.start();
+  await withToken.whenConnected();
+  t.equal(withToken.state, 'connected');
+  await until(() => without.state === 'unreachable', 5000, 'refused without the token');
+  await new Promise((resolve) => setTimeout(resolve, 600));
+  t.equal(without.state, 'unreachable', 'and stays so');
+});
