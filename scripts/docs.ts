@@ -1,5 +1,6 @@
 // The README's tables that the code defines: the API routes of every dialect, IBM's
-// recognition parameters, the settings and the error codes. They sit between `<!-- begin generated: NAME -->` and
+// recognition parameters, the settings, the error codes and the platforms test:platform
+// proved (docs/platform-support.json). They sit between `<!-- begin generated: NAME -->` and
 // `<!-- end generated: NAME -->` markers; test/docs.test.ts fails when they drift.
 //
 //   node dist/scripts/docs.js [--check]     rewrite README.md (or only check it)
@@ -122,7 +123,46 @@ export function ibmParametersTable(): string {
   return ['| parameter | earshot | |', '|---|---|---|', ...rows].join('\n');
 }
 
-const tables: Record<string, () => string> = { routes: routesTable, 'ibm-parameters': ibmParametersTable, settings: settingsTable, errors: errorsTable };
+interface SupportEntry {
+  os: string;
+  arch: string;
+  node: string;
+  nodeFrom: string;
+  uws: string;
+  how: string;
+  proof: string;
+  test: string;
+}
+
+/**
+ * The platforms `npm run test:platform` proved (docs/platform-support.json, which each
+ * platform test checks against its own run): one row per OS, arch and Node line.
+ */
+export function platformSupportTable(file = path.join(projectRoot, 'docs/platform-support.json')): string {
+  const { combinations } = JSON.parse(readFileSync(file, 'utf8')) as { combinations: SupportEntry[] };
+  const rows = new Map<string, { e: SupportEntry; proofs: string[] }>();
+  for (const e of combinations) {
+    const k = [e.os, e.arch, e.node.padStart(3, '0'), e.nodeFrom, e.uws].join('\u0000');
+    const row = rows.get(k) ?? { e, proofs: [] };
+    row.proofs.push(`${e.how}: ${e.proof} (\`${e.test}\`)`);
+    rows.set(k, row);
+  }
+  const lines = [...rows.entries()]
+    .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
+    .map(
+      ([, { e, proofs }]) =>
+        `| ${e.os} | ${e.arch} | ${e.node} | ${cell(e.nodeFrom)} | \`${e.uws.replace(/@.*/, '')}\` ${e.uws.replace(/.*@/, '')} | ${cell(proofs.join('; '))} |`,
+    );
+  return ['| OS | arch | Node | Node from | uWebSockets.js | proven by |', '|---|---|---|---|---|---|', ...lines].join('\n');
+}
+
+const tables: Record<string, () => string> = {
+  routes: routesTable,
+  'ibm-parameters': ibmParametersTable,
+  settings: settingsTable,
+  errors: errorsTable,
+  'platform-support': () => platformSupportTable(),
+};
 
 /** `readme` with every generated block replaced by what the code says now. */
 export function regenerate(readme: string): string {

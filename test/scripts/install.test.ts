@@ -91,6 +91,14 @@ VERSION_CODENAME=bookworm
 ID=debian
 `;
 
+const trixieOsRelease = `PRETTY_NAME="Debian GNU/Linux 13 (trixie)"
+NAME="Debian GNU/Linux"
+VERSION_ID="13"
+VERSION="13 (trixie)"
+VERSION_CODENAME=trixie
+ID=debian
+`;
+
 function makeFake(t: Test, board: string | null, osRelease = piOsRelease): Fake {
   // Not t.testdir(): its name has spaces, and the script takes plain paths only.
   const dir = mkdtempSync(path.join(os.tmpdir(), 'earshot-install-'));
@@ -392,15 +400,55 @@ t.test('refuses an unsupported Node with a clear message, before changing anythi
     t.same(r.calls, [], 'no command run');
     t.notOk(existsSync(path.join(fake.root, 'opt')), 'nothing installed');
   }
+  t.match(
+    run(fake, [], { FAKE_NODE_VERSION: '24.11.0' }).stderr,
+    'Node 22 and 24 need glibc 2.38: Debian 13 / Raspberry Pi OS trixie',
+    'bookworm: Node 24 is refused, saying where it runs',
+  );
   const ok = run(fake, [], { FAKE_NODE_VERSION: '18.19.0' });
   t.equal(ok.code, 0, `Debian 12's Node 18.19: ${ok.stderr}`);
+
+  const trixie = makeFake(t, 'Raspberry Pi 5 Model B Rev 1.0', trixieOsRelease);
+  const old = run(trixie, [], { FAKE_NODE_VERSION: '16.20.2' });
+  t.not(old.code, 0, 'trixie: node 16');
+  t.match(old.stderr, 'on Debian 13 / Raspberry Pi OS trixie earshot needs Node 18 (18.17 or newer), 20, 22 or 24');
+  t.same(old.calls, [], 'no command run');
+});
+
+t.test('a device upgraded from bookworm to trixie in place keeps its data, key and settings', async (t) => {
+  const fake = makeFake(t, 'Raspberry Pi 5 Model B Rev 1.0');
+  const first = run(fake, [], { FAKE_NODE_VERSION: '18.19.0' });
+  t.equal(first.code, 0, `bookworm, Debian's Node 18: ${first.stderr}`);
+  const configFile = path.join(fake.root, 'etc/earshot/config.json');
+  writeFileSync(configFile, JSON.stringify({ ...readConfig(fake), port: 9090 }, null, 2));
+  chmodSync(configFile, 0o640);
+  const config = readConfig(fake);
+  // What the service keeps in its state directory (the LMDB database, the spool).
+  const data = path.join(fake.root, 'var/lib/earshot/state.mdb');
+  writeFileSync(data, 'the jobs');
+
+  // apt full-upgrade to trixie: /etc/os-release says so, and Debian's nodejs is Node 20.
+  writeFileSync(path.join(fake.root, 'etc/os-release'), trixieOsRelease);
+  const upgraded = run(fake, [], { FAKE_NODE_VERSION: '20.19.2' });
+  t.equal(upgraded.code, 0, `trixie, Debian's Node 20: ${upgraded.stderr}`);
+  t.notMatch(upgraded.stdout, 'warning: made for', 'trixie is a release it is made for');
+  t.ok(upgraded.calls.includes('npm install --include=dev --no-audit --no-fund (in $ROOT/opt/earshot)'), "Node's new major line: npm install again");
+  t.ok(
+    upgraded.calls.includes('EARSHOT_PRESET=pi5 EARSHOT_TOOLS=OFF build-native (in $ROOT/opt/earshot)'),
+    "the native build again, against trixie's libraries",
+  );
+  t.same(readConfig(fake), config, 'settings kept, key unchanged');
+  t.equal(mode(configFile), 0o640);
+  t.equal(readFileSync(data, 'utf8'), 'the jobs', 'the data kept');
+  t.match(upgraded.stdout, 'earshot is upgraded and running');
+  t.match(upgraded.stdout, `API key:  ${config.apiKey}\n`);
 });
 
 t.test('refuses an unsupported OS with a clear message', async (t) => {
   const fedora = makeFake(t, null, 'NAME="Fedora Linux"\nVERSION_ID=40\nID=fedora\nPRETTY_NAME="Fedora Linux 40"\n');
   let r = run(fedora, [], { FAKE_ARCH: 'amd64' });
   t.not(r.code, 0);
-  t.match(r.stderr, 'unsupported OS: Fedora Linux 40; earshot installs on Raspberry Pi OS bookworm (64-bit) or Debian 12');
+  t.match(r.stderr, 'unsupported OS: Fedora Linux 40; earshot installs on Raspberry Pi OS bookworm or trixie (64-bit) or Debian 12 or 13');
   t.same(r.calls, []);
 
   const noRelease = makeFake(t, null);
