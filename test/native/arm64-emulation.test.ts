@@ -96,7 +96,11 @@ t.test('pi5: the smoke subset passes under qemu-aarch64 with Debian arm64 Node 1
     t.comment(line.trim());
   }
   t.equal(r.code, 0, exitMessage(r, 0, 'scripts/arm64-test --preset pi5 --smoke exits 0'));
-  t.match(r.output, /Node under emulation: v18\.\d+\.\d+ arm64, ABI 108, glibc 2\.36 on a qemu cortex-a76 \(bookworm userland/, "Debian bookworm's Node 18 on an emulated Cortex-A76");
+  t.match(
+    r.output,
+    /Node under emulation: v18\.\d+\.\d+ arm64, ABI 108, glibc 2\.36 on a qemu cortex-a76 \(bookworm userland/,
+    "Debian bookworm's Node 18 on an emulated Cortex-A76",
+  );
   t.match(r.output, /userland complete: \d+ arm64 ELF files resolve inside/, 'every library the arm64 binaries need is in the userland');
   t.match(
     r.output,
