@@ -225,7 +225,16 @@ t.test('deliveries: dead letters of IBM callbacks and Azure web hooks, listed an
   t.match(other.stdout, new RegExp(`^Redelivering ${hookDeliveryId} \\(web hook \\S+\\): it is pending again\\.\n$`));
   await until(() => receiver.received.some((r) => r.method === 'POST') && hookReceiver.events().length >= 4, 20_000, 'the redeliveries');
   t.equal((await earshot(['deliveries', '--dead'])).stdout, 'No dead letters.\n');
-  const delivered = JSON.parse((await earshot(['deliveries', '--delivered', '--json'])).stdout) as Array<{ id: string; state: string }>;
+  // The outcomes are stored just after the receivers answered: listed once they are.
+  let delivered: Array<{ id: string; state: string }> = [];
+  await until(
+    async () => {
+      delivered = JSON.parse((await earshot(['deliveries', '--delivered', '--json'])).stdout);
+      return [callbackId, hookDeliveryId].every((id) => delivered.some((d) => d.id === id));
+    },
+    10_000,
+    'both listed as delivered',
+  );
   for (const id of [callbackId, hookDeliveryId])
     t.ok(
       delivered.some((d) => d.id === id && d.state === 'delivered'),

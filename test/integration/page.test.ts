@@ -190,6 +190,17 @@ function run(executablePath: string): void {
       10_000,
       'the redelivered letters to leave the dead letters',
     );
+    // Their outcomes are stored just after the receivers answered: on the page once they are.
+    await until(
+      async () => {
+        await page.click('#refresh-deliveries');
+        await page.waitForTimeout(100);
+        for (const id of redelivered) if (!(await page.locator(`#delivered li[data-id="${id}"]`).count())) return false;
+        return true;
+      },
+      10_000,
+      'the redelivered letters among the recently delivered',
+    );
     for (const id of redelivered) {
       t.match(await page.textContent(`#delivered li[data-id="${id}"]`), /delivered \S/, `${id} among the recently delivered, with its time`);
     }
