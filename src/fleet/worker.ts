@@ -5,8 +5,7 @@ import path from 'node:path';
 import type { Transcript } from '../engine/engine.js';
 import { toAppError } from '../errors.js';
 import { isFinished, type Job, type JobError, type JobTimings } from '../jobs/job.js';
-import { storedTranscript } from '../jobs/job-store.js';
-import { censorTranscript } from '../jobs/profanity.js';
+import { completion } from '../jobs/job-service.js';
 import type { Logger } from '../log.js';
 import type { FleetBroker } from './broker.js';
 import type { FleetDelivery, FleetJob, FleetQueue, Lane } from './queue.js';
@@ -140,16 +139,7 @@ export class FleetWorker {
         decodeMs: Math.round(decodeMs),
         transcribeMs: Math.round(transcript.timings.totalMs),
       };
-      const now = this.now();
-      const completed: Job = {
-        ...started,
-        status: 'completed',
-        updated: now,
-        expiresAt: now + started.resultsTtlMs,
-        audioDurationMs: transcript.durationMs,
-        timings,
-      };
-      const result = censorTranscript(storedTranscript(transcript), started.output.profanity ?? 'none');
+      const { job: completed, result } = completion(started, transcript, timings, this.now());
       if ((await this.storeWhenConnected(started.id, () => this.o.queue.update(completed, held.revision, result))) === undefined) {
         this.o.log.info('fleet job was taken over by another device; result dropped', { job: started.id });
       } else {

@@ -418,16 +418,7 @@ export class JobService {
 
   /** processing → completed, with the transcript as the client asked for it (profanity). */
   async complete(job: Job, transcript: Transcript, timings: JobTimings): Promise<Job> {
-    const now = this.now();
-    const result = censorTranscript(storedTranscript(transcript), job.output.profanity ?? 'none');
-    const next: Job = {
-      ...job,
-      status: 'completed',
-      updated: now,
-      expiresAt: now + job.resultsTtlMs,
-      audioDurationMs: transcript.durationMs,
-      timings,
-    };
+    const { job: next, result } = completion(job, transcript, timings, this.now());
     await this.commit(next, 'completed', result);
     await this.finish(job.id);
     return next;
@@ -510,4 +501,15 @@ export class JobService {
       throw new AppError('ERR_STORE', `Could not store the job: ${(err as Error).message}`, { cause: err });
     }
   }
+}
+
+/**
+ * A job completed at `now` with `transcript`, and the result to store with it (as stored:
+ * profanity masked as the job asked). One definition for a device's own jobs and a fleet's.
+ */
+export function completion(job: Job, transcript: Transcript, timings: JobTimings, now: number): { job: Job; result: StoredTranscript } {
+  return {
+    job: { ...job, status: 'completed', updated: now, expiresAt: now + job.resultsTtlMs, audioDurationMs: transcript.durationMs, timings },
+    result: censorTranscript(storedTranscript(transcript), job.output.profanity ?? 'none'),
+  };
 }
