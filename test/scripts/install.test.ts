@@ -19,9 +19,13 @@ import {
 } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { jetstreamManager } from '@nats-io/jetstream';
+import { connect } from '@nats-io/transport-node';
 import t, { type Test } from 'tap';
 
+import { loadConfig } from '../../src/config.js';
 import { projectRoot } from '../../src/paths.js';
+import { NatsServer } from '../helpers/nats-server.js';
 
 const installScript = path.join(projectRoot, 'scripts/install');
 const repoUnit = readFileSync(path.join(projectRoot, 'systemd/earshot.service'), 'utf8');
@@ -537,4 +541,96 @@ t.test('from a tarball (no git): copies the tree without builds, dependencies or
   for (const junk of ['node_modules/x', 'models', 'var']) t.notOk(existsSync(path.join(app, junk)), `${junk} not copied`);
   t.equal(readFileSync(path.join(app, 'dist/src/main.js'), 'utf8'), '// built\n', 'dist is built, not copied');
   t.equal(readFileSync(path.join(app, 'native/build/Release/earshot.node'), 'utf8'), '', 'the addon is built, not copied');
+});
+
+t.test('--fleet-broker runs the fleet broker here; another device joins with --fleet; --no-fleet leaves', async (t) => {
+  const first = makeFake(t, 'Raspberry Pi 5 Model B Rev 1.0');
+  const r = run(first, ['--fleet-broker']);
+  t.equal(r.code, 0, r.stderr);
+  t.ok(
+    r.calls.some((c) => /^apt-get install .*\bnats-server$/.test(c)),
+    "Debian's nats-server installed",
+  );
+  const brokerCalls = r.calls.filter((c) => c.includes('nats-server.service'));
+  t.same(brokerCalls, ['systemctl enable nats-server.service', 'systemctl restart nats-server.service'], 'the broker enabled and (re)started');
+
+  const confPath = path.join(first.root, 'etc/nats-server-earshot.conf');
+  const conf = readFileSync(confPath, 'utf8');
+  const token = /token: "([A-Za-z0-9_-]{32})"/.exec(conf)?.[1] ?? '';
+  t.ok(token, 'a generated token');
+  t.match(conf, /^listen: 0\.0\.0\.0:4222$/m, 'on the LAN');
+  t.match(conf, /^ {2}store_dir: \/var\/lib\/nats-server$/m);
+  t.match(conf, /^ {2}max_file_store: [1-9]\d*$/m, 'JetStream bounded to half of the disk');
+  t.equal(mode(confPath), 0o640, 'the token is not world-readable');
+  t.equal(
+    readFileSync(path.join(first.root, 'etc/systemd/system/nats-server.service.d/earshot.conf'), 'utf8').split('\n').slice(1).join('\n'),
+    '[Service]\nExecStart=\nExecStart=/usr/sbin/nats-server -c /etc/nats-server-earshot.conf\n',
+    "a drop-in points Debian's unit at the file (its own /etc/nats-server.conf untouched)",
+  );
+  t.notOk(existsSync(path.join(first.root, 'etc/nats-server.conf')), "Debian's config file not written");
+  // This device is in the fleet, and the service reads the settings as written.
+  t.match(readConfig(first), { fleetUrl: 'nats://127.0.0.1:4222', fleetToken: token });
+  const settings = loadConfig({ file: path.join(first.root, 'etc/earshot/config.json'), env: {} });
+  t.equal(settings.fleetUrl, 'nats://127.0.0.1:4222');
+  t.equal(settings.fleetToken, token);
+  t.match(r.stdout, `sudo scripts/install --fleet nats://192.168.1.42:4222 --fleet-token ${token}`, 'the summary says how a device joins');
+
+  // The file is one a real nats-server runs with: JetStream on, the token required. (On
+  // loopback and a free port here, its store a directory of the test's: the helper's flags
+  // give both, and the file's store_dir line goes, which the server would call a duplicate.)
+  const testConf = path.join(path.dirname(first.root), 'nats-server.conf');
+  writeFileSync(testConf, conf.replace(/^ {2}store_dir: .*\n/m, ''));
+  const broker = await NatsServer.start(t, undefined, ['-c', testConf]);
+  const nc = await connect({ servers: broker.url, token });
+  t.teardown(() => nc.close());
+  const info = await (await jetstreamManager(nc)).getAccountInfo();
+  t.ok(info.limits.max_storage > 0 || info.limits.max_storage === -1, 'JetStream answers with the token');
+  await t.rejects(connect({ servers: broker.url, reconnect: false }), /Authorization Violation/i, 'no token, no connection');
+
+  // Again: the token is kept (the devices that joined keep working).
+  t.equal(run(first, ['--fleet-broker']).code, 0);
+  t.match(readFileSync(confPath, 'utf8'), `token: "${token}"`, 'token kept');
+
+  // A second device joins; a plain upgrade keeps it in; --no-fleet takes it out.
+  const second = makeFake(t, 'Raspberry Pi 4 Model B Rev 1.4');
+  const join = run(second, ['--fleet', 'nats://192.168.1.42:4222', '--fleet-token', token]);
+  t.equal(join.code, 0, join.stderr);
+  t.match(readConfig(second), { fleetUrl: 'nats://192.168.1.42:4222', fleetToken: token });
+  t.notOk(join.calls.some((c) => c.includes('nats-server')), 'no broker on a device that joins');
+  t.match(join.stdout, 'Fleet:    nats://192.168.1.42:4222');
+  const upgrade = run(second, []);
+  t.equal(upgrade.code, 0, upgrade.stderr);
+  t.match(readConfig(second), { fleetUrl: 'nats://192.168.1.42:4222', fleetToken: token }, 'an upgrade keeps the fleet');
+  t.match(upgrade.stdout, 'Fleet:    nats://192.168.1.42:4222');
+  const apiKey = readConfig(second).apiKey;
+  t.equal(run(second, ['--no-fleet']).code, 0);
+  const alone = readConfig(second);
+  t.notOk('fleetUrl' in alone || 'fleetToken' in alone, 'out of the fleet');
+  t.equal(alone.apiKey, apiKey, 'the rest of the settings kept');
+  // Settings without a key (the service then keeps its own in /var/lib/earshot/api-key): the
+  // unset ones are read as unset, not as the end of the file.
+  writeFileSync(path.join(second.root, 'etc/earshot/config.json'), '{"model": "tiny.en-q5_1"}\n');
+  const keyless = run(second, ['--fleet', 'nats://192.168.1.42:4222']);
+  t.equal(keyless.code, 0, keyless.stderr);
+  t.same(readConfig(second), { model: 'tiny.en-q5_1', fleetUrl: 'nats://192.168.1.42:4222' }, 'no token: none written');
+
+  for (const [args, message] of [
+    [['--fleet', 'http://192.168.1.42:4222'], /--fleet must be the broker's URL/],
+    [['--fleet-token', token], /--fleet-token goes with --fleet URL/],
+    [['--fleet', 'nats://a:4222', '--fleet-token', 'a b'], /--fleet-token must be/],
+  ] as const) {
+    const bad = run(second, [...args]);
+    t.equal(bad.code, 1, `${args.join(' ')} refused`);
+    t.match(bad.stderr, message);
+    t.same(bad.calls, [], 'before changing anything');
+  }
+
+  // --uninstall stops the broker and removes the drop-in; --purge its token and data too.
+  const gone = run(first, ['--uninstall']);
+  t.equal(gone.code, 0, gone.stderr);
+  t.ok(gone.calls.includes('systemctl disable --now nats-server.service'), 'broker stopped');
+  t.notOk(existsSync(path.join(first.root, 'etc/systemd/system/nats-server.service.d')), 'drop-in removed');
+  t.ok(existsSync(confPath), 'the broker settings kept without --purge');
+  t.equal(run(first, ['--uninstall', '--purge']).code, 0);
+  t.notOk(existsSync(confPath) || existsSync(path.join(first.root, 'var/lib/nats-server')), 'broker settings and data purged');
 });
