@@ -596,7 +596,10 @@ t.test('--fleet-broker runs the fleet broker here; another device joins with --f
   const join = run(second, ['--fleet', 'nats://192.168.1.42:4222', '--fleet-token', token]);
   t.equal(join.code, 0, join.stderr);
   t.match(readConfig(second), { fleetUrl: 'nats://192.168.1.42:4222', fleetToken: token });
-  t.notOk(join.calls.some((c) => c.includes('nats-server')), 'no broker on a device that joins');
+  t.notOk(
+    join.calls.some((c) => c.includes('nats-server')),
+    'no broker on a device that joins',
+  );
   t.match(join.stdout, 'Fleet:    nats://192.168.1.42:4222');
   const upgrade = run(second, []);
   t.equal(upgrade.code, 0, upgrade.stderr);
