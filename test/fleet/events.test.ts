@@ -270,7 +270,10 @@ t.test('jobs completed on device B: one signed IBM callback and one Azure web ho
       t.equal(body.id, id);
       t.equal(body.event, ibmEvent);
       t.equal(cb.headers['x-callback-signature'], ibmSignature(secret, cb.body, 'sha1'), 'signed with the secret registered on A');
-      if (change === 'completed') t.ok(body.results?.length, 'with the results from the fleet bucket');
+      if (change === 'completed') {
+        t.ok(body.results?.length, 'with the results from the fleet bucket');
+        t.comment(`${id}: completed in the bucket to its callback at the receiver: ${cb.at - done.updated} ms`);
+      }
       const invocation = fleetDeliveryId(stable, hook.id);
       const deliveries = azure.filter((e) => e.headers['webhook-id'] === invocation);
       t.equal(deliveries.length, 1, `one web hook delivery ${invocation}`);
