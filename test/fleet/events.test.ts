@@ -222,6 +222,25 @@ t.test('registrations are fleet-wide: a callback registered on A is seen on B; a
   await until(() => c.callbacks.get(`${own.url}/ibm`) !== undefined, 5000, 'a joining device copies the bucket');
 });
 
+t.test('a registration made while the broker is away reaches the other devices once it is back; one removed elsewhere meanwhile goes', async (t) => {
+  const server = await NatsServer.start(t);
+  const receiver = await startReceiver(t);
+  const a = await device(t, server.url, 'a');
+  const b = await device(t, server.url, 'b');
+  await until(() => a.hooks.synced && b.hooks.synced, 5000, 'both copied the bucket');
+  const { url: kept } = await b.callbacks.register(`${receiver.url}/ibm?kept`, undefined);
+  await until(() => a.callbacks.get(kept) !== undefined, 5000, 'replicated to a');
+
+  await server.stop();
+  await until(() => a.broker.state === 'unreachable' && b.broker.state === 'unreachable', 10_000, 'both alone');
+  const { url } = await a.callbacks.register(`${receiver.url}/ibm?offline`, secret);
+  t.equal(b.callbacks.get(url), undefined, 'not on b while the broker is away');
+  t.ok(await b.callbacks.unregister(kept), 'unregistered on b meanwhile');
+  await server.start();
+  await until(() => b.callbacks.get(url)?.secret === secret, 15_000, 'the registration on b once the broker is back');
+  await until(() => a.callbacks.get(kept) === undefined, 15_000, "b's unregistration on a");
+});
+
 t.test('jobs completed on device B: one signed IBM callback and one Azure web hook delivery per event, whichever device pulls the event', async (t) => {
   const server = await NatsServer.start(t);
   const receiver = await startReceiver(t);
