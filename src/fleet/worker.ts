@@ -108,7 +108,8 @@ export class FleetWorker {
       // under the same id (stored once by the broker).
       if (stored) await this.report(stored.job);
       await delivery.done();
-      if (!stored) await this.o.queue.dropAudio(delivery.id);
+      // Finished: its device may have died before removing the audio too.
+      await this.o.queue.dropAudio(delivery.id);
       return;
     }
     if (stored.job.status === 'processing' && stored.job.attempts >= this.maxAttempts) {

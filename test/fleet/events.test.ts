@@ -362,6 +362,7 @@ t.test('a device that died after writing a job completed but before publishing: 
   t.equal(callbacks[0]!.headers['webhook-id'], eventId(id, 'completed', 1), 'under the id the dead device would have used');
   t.equal((JSON.parse(callbacks[0]!.body) as { event: string }).event, 'recognitions.completed');
   t.equal((await a.queue.get(id))?.job.attempts, 1, 'not run again');
+  await until(async () => (await a.broker.connected!.audio.info(`${id}.audio`))?.deleted ?? true, 5000, 'the audio the dead device left removed');
   // The dead device comes back and publishes after all: the broker stores it once, and a's record adds nothing.
   await dead.events.publish(completed, 'completed');
   await settle();
