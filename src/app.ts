@@ -2,6 +2,7 @@ import os from 'node:os';
 
 import { announceGeneratedKey, resolveApiKey } from './api-key.js';
 import { azureDialect } from './azure/dialect.js';
+import { webhookTargetKind } from './azure/webhooks.js';
 import { ServiceClock, type ServiceClockOptions } from './clock.js';
 import type { Config } from './config.js';
 import { createRetrySchedule } from './delivery/backoff.js';
@@ -17,7 +18,9 @@ import { loadAddon } from './engine/native.js';
 import { engineConfig, WhisperEngine } from './engine/whisper-engine.js';
 import { AppError } from './errors.js';
 import { FleetBroker, type FleetLinkState } from './fleet/broker.js';
-import { modelLanes } from './fleet/queue.js';
+import { FleetEvents } from './fleet/events.js';
+import { FleetHooks } from './fleet/hooks.js';
+import { FleetQueue, modelLanes } from './fleet/queue.js';
 import { keyAuthenticator } from './http/auth.js';
 import { hostCheck } from './http/host-check.js';
 import { openApiDocument } from './http/openapi.js';
@@ -61,6 +64,9 @@ export class App {
   private parts: ReturnType<App['build']> | undefined;
   /** The link to the fleet's broker (EARSHOT_FLEET_URL), once the model says which lanes this device serves. */
   private fleet: FleetBroker | undefined;
+  /** A fleet device's events loop (deliveries once per event) and registration replication (docs/fleet.md). */
+  private fleetEvents: FleetEvents | undefined;
+  private fleetHooks: FleetHooks | undefined;
   private sweepTimer: NodeJS.Timeout | undefined;
   private started = false;
   /** Until start() knows the API key, every request that needs one is refused. */
@@ -202,6 +208,7 @@ export class App {
           return engine.model;
         },
         modelListings: () => dialects.flatMap((d) => (d.modelListing ? [d.modelListing] : [])),
+        registrationChanged: (store, key) => this.fleetHooks?.changed(store, key),
       }),
     );
     for (const dialect of dialects) {
@@ -253,6 +260,36 @@ export class App {
       );
     }
     return { db, clock, store, spool, outbox, engine, dispatcher, jobs, scheduler, dialects, http, systemd };
+  }
+
+  /**
+   * A fleet device turns the fleet's job events into deliveries in its outbox (any device
+   * may pull any event; each becomes deliveries once) and replicates the registrations
+   * (IBM callbacks, Azure web hooks) through the fleet's bucket (docs/fleet.md).
+   */
+  private startFleetDeliveries(broker: FleetBroker): void {
+    const p = this.parts!;
+    const queue = new FleetQueue(broker);
+    this.fleetEvents = new FleetEvents({
+      broker,
+      db: p.db,
+      notifiers: () => p.dialects.flatMap((d) => (d.notifier ? [d.notifier] : [])),
+      result: (id) => queue.result(id),
+      onNotified: () => p.dispatcher.notify(),
+      log: this.log.child('fleet'),
+      now: p.clock.now,
+    });
+    this.fleetHooks = new FleetHooks({
+      broker,
+      db: p.db,
+      log: this.log.child('fleet'),
+      // A web hook deleted on another device: its pending deliveries here go too.
+      onRemoved: (store, key) => {
+        if (store === 'azure-webhooks') void p.outbox.discardPending({ kind: webhookTargetKind, key }).catch(() => {});
+      },
+    });
+    this.fleetEvents.start();
+    this.fleetHooks.start();
   }
 
   /** The fleet link's state; undefined on a single device (no EARSHOT_FLEET_URL). */
@@ -310,6 +347,7 @@ export class App {
         log: log.child('fleet'),
       });
       this.fleet.start();
+      this.startFleetDeliveries(this.fleet);
     }
     p.dispatcher.start();
     this.sweepTimer = setInterval(() => void this.sweepSafely(), sweepIntervalMs);
@@ -349,6 +387,8 @@ export class App {
     p.clock.stop();
     p.http.close();
     await p.scheduler.stop();
+    await this.fleetEvents?.stop();
+    await this.fleetHooks?.stop();
     await this.fleet?.stop();
     await p.dispatcher.stop();
     for (const dialect of [...p.dialects].reverse()) await dialect.stop?.();

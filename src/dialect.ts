@@ -4,6 +4,7 @@ import type { SendRequestOptions, SendResponse } from './delivery/http-client.js
 import type { Outbox } from './delivery/outbox.js';
 import type { TargetAdapter } from './delivery/targets.js';
 import type { RouteGroup } from './http/server.js';
+import type { ReplicatedStore } from './fleet/hooks.js';
 import type { JobNotifier, JobService } from './jobs/job-service.js';
 import type { Logger } from './log.js';
 import type { StateDatabase } from './store/database.js';
@@ -30,6 +31,8 @@ export interface DialectContext {
   model(): ModelAbilities;
   /** Every dialect's `modelListing` (called at request time: the dialects are built by then). */
   modelListings(): ModelListing[];
+  /** A registration (IBM callback URL, Azure web hook) was written or removed: a fleet device replicates it (src/fleet/hooks.ts). */
+  registrationChanged?(store: ReplicatedStore, key: string): void;
 }
 
 /**

@@ -30,6 +30,7 @@ export function azureDialect(ctx: DialectContext): Dialect {
     outbox: ctx.outbox,
     log: ctx.log.child('azure'),
   });
+  registry.onChange = (id) => ctx.registrationChanged?.('azure-webhooks', id);
   const batches = new BatchStore(ctx.db);
   const transcriptions = new AzureTranscriptions(ctx.jobs, batches, ctx.model);
   const notifier = new AzureNotifier({

@@ -24,6 +24,13 @@ export const eventForChange: Record<JobChange, TranscriptionEventKind> = {
   deleted: 'TranscriptionDeletion',
 };
 
+/**
+ * The delivery id (invocationId, webhook-id) of a fleet event's delivery to one hook: the
+ * event's stable id and the hook's, so that each of the event's hooks gets its own
+ * delivery and the same event turned into deliveries again (by any device) has the same ids.
+ */
+export const fleetDeliveryId = (eventId: string, hookId: string): string => `${eventId}:${hookId}`;
+
 /** The events `:test` can replay, in the order they are sent. */
 const testableEvents: TranscriptionEventKind[] = ['TranscriptionCreation', 'TranscriptionProcessing', 'TranscriptionCompletion'];
 
@@ -66,13 +73,14 @@ export class AzureNotifier implements JobNotifier {
     this.now = o.now ?? Date.now;
   }
 
-  notify(job: Job, change: JobChange, _result: StoredTranscript | undefined): void {
+  notify(job: Job, change: JobChange, _result: StoredTranscript | undefined, eventId?: string): void {
     // A fast transcription is answered on its request: Azure's web hooks never hear of it.
     if (job.synchronous) return;
     const event = this.transcriptionEvent(job, change);
     if (!event) return;
     for (const hook of this.o.registry.all()) {
-      if (isEnabled(hook) && subscribes(hook, eventKey(event.kind))) this.o.outbox.enqueue(this.transcriptionDelivery(hook, event.kind, event.entity));
+      if (isEnabled(hook) && subscribes(hook, eventKey(event.kind)))
+        this.o.outbox.enqueue(this.transcriptionDelivery(hook, event.kind, event.entity, eventId && fleetDeliveryId(eventId, hook.id)));
     }
   }
 
@@ -131,8 +139,8 @@ export class AzureNotifier implements JobNotifier {
     return sent;
   }
 
-  private transcriptionDelivery(hook: Webhook, kind: TranscriptionEventKind, entity: TranscriptionEntity): EnqueueInput {
-    const id = randomUUID();
+  private transcriptionDelivery(hook: Webhook, kind: TranscriptionEventKind, entity: TranscriptionEntity, stableId?: string): EnqueueInput {
+    const id = stableId || randomUUID();
     const form = hookForm(hook);
     let body: object;
     if (hook.apiVersion === 'v2.1') {

@@ -116,6 +116,8 @@ export function policyTargetCheck(policy: CidrPolicy): TargetCheck {
  * start. A URL whose address is not allowed is refused outright.
  */
 export class WebhookRegistry {
+  /** Told the id of every hook written or removed here (src/fleet/hooks.ts replicates it). */
+  onChange: ((id: string) => void) | undefined;
   private readonly now: () => number;
   private readonly challengeTimeoutMs: number;
   private readonly failureMs: number;
@@ -175,6 +177,7 @@ export class WebhookRegistry {
       this.checkRoom();
       this.hooks.putSync(hook.id, hook);
     });
+    this.onChange?.(hook.id);
     this.o.log.info('web hook created', { hook: hook.id, url: displayUrl(hook.webUrl), status: hook.status, apiVersion: hook.apiVersion });
     if (hook.status === 'NotStarted') this.challengeLater(hook.id);
     return hook;
@@ -230,6 +233,7 @@ export class WebhookRegistry {
       if (!this.hooks.get(id)) throw new AppError('ERR_NOT_FOUND', `The web hook '${id}' was deleted meanwhile`);
       this.hooks.putSync(id, updated);
     });
+    this.onChange?.(id);
     if (updated.status !== current.status) {
       this.o.log.info('web hook status changed', { hook: id, from: current.status, to: updated.status, reason: updated.error?.message });
     }
@@ -241,6 +245,7 @@ export class WebhookRegistry {
   async delete(id: string): Promise<boolean> {
     if (!this.get(id)) return false;
     await this.o.db.durably(() => this.hooks.removeSync(id));
+    this.onChange?.(id);
     const dropped = await this.o.outbox.discardPending({ kind: webhookTargetKind, key: id });
     this.o.log.info('web hook deleted', { hook: id, droppedDeliveries: dropped });
     return true;
@@ -258,6 +263,7 @@ export class WebhookRegistry {
       this.hooks.putSync(id, { ...hook, status: 'Failed', error, lastActionAt: this.now() });
       changed = true;
     });
+    if (changed) this.onChange?.(id);
     if (changed) this.o.log.warn('web hook disabled', { hook: id, reason: error.message });
   }
 
@@ -285,6 +291,7 @@ export class WebhookRegistry {
           if (current && current.status === 'Succeeded' && current.failingSince === undefined) this.hooks.putSync(id, { ...current, failingSince: now });
         }),
       );
+      this.onChange?.(id);
       return;
     }
     if (now - hook.failingSince < this.failureMs) return;
@@ -309,6 +316,7 @@ export class WebhookRegistry {
         this.hooks.putSync(id, rest);
       }),
     );
+    this.onChange?.(id);
   }
 
   private async logged(hookId: string, write: () => Promise<unknown>): Promise<void> {
@@ -393,6 +401,7 @@ export class WebhookRegistry {
       if (message !== undefined) verdict.error = { code: challengeFailedCode, message };
       this.hooks.putSync(id, verdict);
     });
+    this.onChange?.(id);
     if (message === undefined) this.o.log.info('web hook challenge passed', { hook: id, url: displayUrl(hook.webUrl) });
     else this.o.log.info('web hook challenge failed', { hook: id, url: displayUrl(hook.webUrl), reason: message });
   }

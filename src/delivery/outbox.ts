@@ -102,7 +102,8 @@ export interface OutboxOptions {
 // turns them into these keys.)
 type IndexKey = (string | number)[];
 const maxKey = Number.MAX_SAFE_INTEGER;
-const idPattern = /^[A-Za-z0-9_-]{1,128}$/;
+// ':' for a fleet event's stable id (`<job>:<change>:<attempt>`, src/fleet/events.ts).
+const idPattern = /^[A-Za-z0-9_:-]{1,128}$/;
 const kindPattern = /^[a-z0-9-]{1,64}$/;
 /** The records and keys of this release; earlier ones are rewritten by upgrade(). */
 const storageFormat = 2;
@@ -489,7 +490,7 @@ function matches(record: DeliveryRecord, filter: TargetFilter): boolean {
 /** Why `input` cannot be sent, or undefined when it can. */
 function invalidInput(input: EnqueueInput): string | undefined {
   const expected = (name: string, what: string, actual: unknown) => invalidArgument(name, what, actual).message;
-  if (input.id !== undefined && !idPattern.test(input.id)) return expected('delivery id', 'up to 128 letters, digits, "-" or "_"', input.id);
+  if (input.id !== undefined && !idPattern.test(input.id)) return expected('delivery id', 'up to 128 letters, digits, "-", "_" or ":"', input.id);
   if (typeof input.target?.kind !== 'string' || !kindPattern.test(input.target.kind)) {
     return expected('target.kind', 'a kind name (lower-case letters, digits and "-")', input.target?.kind);
   }

@@ -5,9 +5,10 @@ import path from 'node:path';
 import type { Transcript } from '../engine/engine.js';
 import { toAppError } from '../errors.js';
 import { isFinished, type Job, type JobError, type JobTimings } from '../jobs/job.js';
-import { completion } from '../jobs/job-service.js';
+import { completion, type JobChange } from '../jobs/job-service.js';
 import type { Logger } from '../log.js';
 import type { FleetBroker } from './broker.js';
+import { changeOf } from './events.js';
 import type { FleetDelivery, FleetJob, FleetQueue, Lane } from './queue.js';
 
 /**
@@ -35,6 +36,8 @@ export interface FleetWorkerOptions {
   /** How long one pull waits for work. */
   pullMs?: number;
   now?: () => number;
+  /** Reports each state change this device writes (FleetEvents: deliveries once per event). */
+  events?: { publish(job: Job, change: JobChange): Promise<unknown> };
 }
 
 /**
@@ -100,9 +103,13 @@ export class FleetWorker {
   private async handle(delivery: FleetDelivery): Promise<void> {
     const stored = await delivery.state();
     if (!stored || isFinished(stored.job)) {
-      // Deleted meanwhile, or finished by a device whose acknowledgement was lost.
+      // Deleted meanwhile, or finished by a device whose acknowledgement was lost: that
+      // device may have died before reporting the change, so it is reported (again) here,
+      // under the same id (stored once by the broker).
+      if (stored) await this.report(stored.job);
       await delivery.done();
-      if (!stored) await this.o.queue.dropAudio(delivery.id);
+      // Finished: its device may have died before removing the audio too.
+      await this.o.queue.dropAudio(delivery.id);
       return;
     }
     if (stored.job.status === 'processing' && stored.job.attempts >= this.maxAttempts) {
@@ -129,6 +136,7 @@ export class FleetWorker {
       return;
     }
     const held: FleetJob = { job: started, revision };
+    await this.report(started).catch((err: unknown) => this.o.log.warn('could not report a fleet job started', { job: started.id, error: err as Error }));
     this.running = started.id;
     const audioPath = path.join(this.o.workDir, `${started.id}.upload`);
     try {
@@ -144,6 +152,8 @@ export class FleetWorker {
         this.o.log.info('fleet job was taken over by another device; result dropped', { job: started.id });
       } else {
         this.o.log.debug('fleet job completed', { job: started.id, ...timings });
+        // Unreported (the broker went away), the work message stays unacknowledged: whoever receives it next reports it.
+        await this.report(completed);
       }
       await delivery.done();
       await this.o.queue.dropAudio(started.id);
@@ -191,10 +201,17 @@ export class FleetWorker {
     }
   }
 
+  /** Publishes the change a job state written to the bucket records (its event). */
+  private async report(job: Job): Promise<void> {
+    const change = changeOf(job);
+    if (change && this.o.events) await this.o.events.publish(job, change);
+  }
+
   /** Records the job failed (if nobody changed it meanwhile) and takes it off the queue. */
   private async finish(delivery: FleetDelivery, stored: FleetJob, error: JobError): Promise<void> {
     const now = this.now();
-    await this.o.queue.update({ ...stored.job, status: 'failed', updated: now, expiresAt: now + stored.job.resultsTtlMs, error }, stored.revision);
+    const failed: Job = { ...stored.job, status: 'failed', updated: now, expiresAt: now + stored.job.resultsTtlMs, error };
+    if ((await this.o.queue.update(failed, stored.revision)) !== undefined) await this.report(failed);
     await delivery.done();
     await this.o.queue.dropAudio(stored.job.id);
   }

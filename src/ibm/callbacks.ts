@@ -78,6 +78,9 @@ function challengeString(): string {
  * URL is allow-listed only after it answered one challenge GET with the challenge string.
  */
 export class CallbackRegistry {
+  /** Told the URL (the key) of every registration written or removed here (src/fleet/hooks.ts replicates it). */
+  onChange: ((key: string) => void) | undefined;
+
   constructor(
     private readonly db: StateDatabase,
     private readonly challenge: ChallengeRequest,
@@ -140,6 +143,7 @@ export class CallbackRegistry {
       this.registrations.putSync(url, { url, ...(secret ? { secret } : {}), created: Date.now() });
       return true;
     });
+    if (created) this.onChange?.(url);
     return { created, url };
   }
 
@@ -166,6 +170,7 @@ export class CallbackRegistry {
     const key = lookupKey(url);
     if (!this.get(key)) return false;
     await this.db.durably(() => this.registrations.removeSync(key));
+    this.onChange?.(key);
     return true;
   }
 }
@@ -181,7 +186,7 @@ export class IbmNotifier implements JobNotifier {
     private readonly outbox: Outbox,
   ) {}
 
-  notify(job: Job, change: JobChange, result: StoredTranscript | undefined): void {
+  notify(job: Job, change: JobChange, result: StoredTranscript | undefined, eventId?: string): void {
     const callback = job.callback;
     if (!callback) return;
     const wanted = (event: IbmEvent) => callback.events.includes(event);
@@ -203,6 +208,8 @@ export class IbmNotifier implements JobNotifier {
       ...(event === 'recognitions.completed_with_results' && result ? { results: [speechRecognitionResults(result, job.output, job.warnings)] } : {}),
     };
     this.outbox.enqueue({
+      // One callback URL per job: a fleet event's delivery id is the event's id.
+      ...(eventId ? { id: eventId } : {}),
       target: { kind: callbackTargetKind, key: registration.url, url: registration.url },
       event,
       body: JSON.stringify(payload),

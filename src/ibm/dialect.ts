@@ -17,6 +17,7 @@ export function ibmDialect(ctx: DialectContext): Dialect {
     ctx.config.ibmSignature,
     ctx.config.maxHooks,
   );
+  registry.onChange = (url) => ctx.registrationChanged?.('ibm-callbacks', url);
   return {
     name: 'ibm',
     title: "IBM Watson Speech to Text, asynchronous interface (`/v1`; IBM's SDKs work against it)",

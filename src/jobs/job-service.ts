@@ -18,10 +18,12 @@ export type JobChange = 'created' | 'started' | 'completed' | 'failed' | 'delete
 
 /**
  * Turns a job's state change into outbox deliveries. Called inside the transaction of
- * the change, so the deliveries commit with it or not at all.
+ * the change, so the deliveries commit with it or not at all. `eventId`, given for a
+ * fleet event (src/fleet/events.ts), is the change's stable id: the deliveries' ids are
+ * made from it, so the same event turned into deliveries again carries the same ids.
  */
 export interface JobNotifier {
-  notify(job: Job, change: JobChange, result: StoredTranscript | undefined): void;
+  notify(job: Job, change: JobChange, result: StoredTranscript | undefined, eventId?: string): void;
 }
 
 /** What a client asks for when it submits audio: everything of a job but its audio and state. */

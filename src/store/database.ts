@@ -21,6 +21,7 @@ export const databaseNames = [
   'outbox-index',
   'azure-webhooks',
   'azure-transcriptions',
+  'fleet-events',
 ] as const;
 export type DatabaseName = (typeof databaseNames)[number];
 

@@ -51,10 +51,14 @@ t.test('it survives closing and reopening the store', async (t) => {
   const dir = t.testdir();
   const first = openStore(t, dir);
   const record = await new Outbox(first).enqueueDurably({ ...testDelivery(url), id: 'fixed_id-1', headers: { 'X-Extra': '1' } });
+  // A fleet event's stable id (src/fleet/events.ts) is a delivery id as it is.
+  const event = await new Outbox(first).enqueueDurably({ ...testDelivery(url), id: 'job-1:completed:2' });
+  t.equal(event.state, 'pending');
   await first.close();
   const outbox = new Outbox(openStore(t, dir));
   t.same(outbox.get('fixed_id-1'), record);
-  t.equal((await outbox.enqueueDurably(testDelivery(url, 'job-2'))).seq, 2, 'seq keeps counting');
+  t.same(outbox.get('job-1:completed:2'), event);
+  t.equal((await outbox.enqueueDurably(testDelivery(url, 'job-2'))).seq, 3, 'seq keeps counting');
 });
 
 t.test('an input that cannot be sent never throws: it is stored as a dead letter with the reason', async (t) => {

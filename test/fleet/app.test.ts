@@ -2,6 +2,8 @@
 // provisions the fleet's stream and buckets, /readyz and /metrics say how the link is,
 // and an unreachable broker leaves it ready and working alone. Without the setting,
 // nothing of the fleet appears.
+import path from 'node:path';
+
 import { jetstreamManager } from '@nats-io/jetstream';
 import { connect } from '@nats-io/transport-node';
 import t from 'tap';
@@ -10,6 +12,7 @@ import { startApp, waitForJob } from '../helpers/app.js';
 import { NatsServer } from '../helpers/nats-server.js';
 import { l16 } from '../helpers/pcm.js';
 import { until } from '../helpers/poll.js';
+import { startReceiver } from '../helpers/receiver.js';
 
 const gauge = (text: string, name: string) => Number(new RegExp(`^${name} (\\S+)$`, 'm').exec(text)?.[1]);
 
@@ -51,6 +54,47 @@ t.test('a fleet device: connected and provisioned; the broker gone, still ready,
   await server.start();
   await until(async () => (await readyz()).body.fleet === 'connected', 15_000, 'connected again');
   t.equal(await metric(), 1);
+});
+
+t.test('two fleet devices: a callback registered and a web hook created on one are the other’s too, challenged once', async (t) => {
+  const server = await NatsServer.start(t);
+  const a = await startApp(t, { EARSHOT_FLEET_URL: server.url }, path.join(t.testdir(), 'a'));
+  const b = await startApp(t, { EARSHOT_FLEET_URL: server.url }, path.join(t.testdir(), 'b'));
+  const receiver = await startReceiver(t, () => ({ status: 200 }), { path: '/hook' });
+  const q = encodeURIComponent(`${receiver.url}?dialect=ibm`);
+  t.equal((await fetch(`${a.base}/v1/register_callback?callback_url=${q}&user_secret=s`, { method: 'POST', headers: a.auth })).status, 201);
+  const created = await fetch(`${a.base}/speechtotext/v3.1/webhooks`, {
+    method: 'POST',
+    headers: { ...a.auth, 'Content-Type': 'application/json' },
+    body: JSON.stringify({ displayName: 'fleet', webUrl: receiver.url, events: { transcriptionCompletion: true } }),
+  });
+  t.equal(created.status, 201);
+  const { self } = (await created.json()) as { self: string };
+  const onB = self.replace(a.base, b.base);
+  await until(
+    async () => {
+      const res = await fetch(onB, { headers: b.auth });
+      return res.status === 200 && ((await res.json()) as { status: string }).status === 'Succeeded';
+    },
+    15_000,
+    'the challenged web hook on b',
+  );
+  t.equal(receiver.challenges().length, 2, 'one challenge each, both by a');
+  // b knows the callback URL: registering it again there is "already registered", with no challenge.
+  await until(
+    async () => (await fetch(`${b.base}/v1/register_callback?callback_url=${q}&user_secret=s`, { method: 'POST', headers: b.auth })).status === 200,
+    10_000,
+    'the registration on b',
+  );
+  t.equal(receiver.challenges().length, 2, 'no challenge by b');
+  t.equal((await fetch(`${b.base}/v1/unregister_callback?callback_url=${q}`, { method: 'POST', headers: b.auth })).status, 200);
+  t.equal((await fetch(onB, { method: 'DELETE', headers: b.auth })).status, 204);
+  await until(async () => (await fetch(self, { headers: a.auth })).status === 404, 10_000, 'deleted on a too');
+  await until(
+    async () => (await fetch(`${a.base}/v1/unregister_callback?callback_url=${q}`, { method: 'POST', headers: a.auth })).status === 404,
+    10_000,
+    'unregistered on a too',
+  );
 });
 
 t.test('a single device (no EARSHOT_FLEET_URL): no fleet in /readyz or /metrics', async (t) => {
