@@ -2,8 +2,8 @@
 // and a real `nats-server -js`: jobs submitted through IBM's API to one device run on all
 // of them; a device SIGKILLed mid-job loses nothing (another device completes its job
 // after the ack wait); the broker restarted mid-run loses nothing (while it is away, the
-// device takes jobs itself: the 201 is the same); no job completes twice; GET on any
-// device returns any job. Prints the numbers docs/fleet.md quotes.
+// device takes jobs itself: the 201 is the same); no job completes twice; GET, list and
+// DELETE on any device work for any job. Prints the numbers docs/fleet.md quotes.
 import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 
@@ -173,6 +173,20 @@ t.test(
       'started on the killed device, then once more',
     );
     t.match(await status(entry, long.id), { status: 'completed', results: Array });
+
+    // List and delete are fleet-wide: the other survivor lists every job and deletes one entry took.
+    const other = survivors[1]!;
+    const listed = (
+      (await (await fetch(`${other.svc.base}/v1/recognitions`, { headers: auth })).json()) as { recognitions: Array<{ id: string }> }
+    ).recognitions.map((r) => r.id);
+    t.same(
+      all.filter((s) => !listed.includes(s.id)),
+      [],
+      'every job listed on another device',
+    );
+    const deleted = submitted[0]!.id;
+    t.equal((await fetch(`${other.svc.base}/v1/recognitions/${deleted}`, { method: 'DELETE', headers: auth })).status, 204);
+    t.equal((await fetch(`${entry.svc.base}/v1/recognitions/${deleted}`, { headers: auth })).status, 404, 'gone on every device');
 
     // Deliveries (fleet-events): a receiver's assertion — every callback event arrives at
     // least once with a stable id — goes here, over `all`.
