@@ -1,4 +1,6 @@
+import { rmSync } from 'node:fs';
 import os from 'node:os';
+import path from 'node:path';
 
 import { announceGeneratedKey, resolveApiKey } from './api-key.js';
 import { azureDialect } from './azure/dialect.js';
@@ -20,7 +22,10 @@ import { AppError } from './errors.js';
 import { FleetBroker, type FleetLinkState } from './fleet/broker.js';
 import { FleetEvents } from './fleet/events.js';
 import { FleetHooks } from './fleet/hooks.js';
+import { FleetJobs } from './fleet/fleet-jobs.js';
 import { FleetQueue, modelLanes } from './fleet/queue.js';
+import { fleetTranscribe } from './fleet/transcribe.js';
+import { type FleetTranscribe, FleetWorker } from './fleet/worker.js';
 import { keyAuthenticator } from './http/auth.js';
 import { hostCheck } from './http/host-check.js';
 import { openApiDocument } from './http/openapi.js';
@@ -29,6 +34,7 @@ import { ibmDialect } from './ibm/dialect.js';
 import { openAiDialect } from './openai/dialect.js';
 import { defaultIdleTimeoutMs, fetchJobAudio } from './jobs/content-fetch.js';
 import { DiskSpace } from './jobs/disk-space.js';
+import { EngineTurn } from './jobs/engine-turn.js';
 import { JobService } from './jobs/job-service.js';
 import { JobStore } from './jobs/job-store.js';
 import { Scheduler } from './jobs/scheduler.js';
@@ -51,6 +57,8 @@ import { wyomingDialect } from './wyoming/dialect.js';
 export const dialectFactories: Array<(ctx: DialectContext) => Dialect> = [ibmDialect, azureDialect, openAiDialect, wyomingDialect];
 
 const sweepIntervalMs = 60_000;
+/** How often a fleet device looks whether it (re)joined (to copy its own finished jobs) and sweeps the fleet (every sixth time). */
+const fleetTickMs = 10_000;
 /** Records per sweep transaction: 20 expired jobs take about 2 ms of event-loop time here (x86), a few ms on a Pi. */
 const sweepSlice = { jobs: 20, deliveries: 100 };
 
@@ -67,6 +75,10 @@ export class App {
   /** A fleet device's events loop (deliveries once per event) and registration replication (docs/fleet.md). */
   private fleetEvents: FleetEvents | undefined;
   private fleetHooks: FleetHooks | undefined;
+  private fleetWorker: FleetWorker | undefined;
+  private fleetTimer: NodeJS.Timeout | undefined;
+  /** Whose turn it is on the engine: the local scheduler's batch jobs or the fleet worker's. */
+  private readonly turn = new EngineTurn();
   private sweepTimer: NodeJS.Timeout | undefined;
   private started = false;
   /** Until start() knows the API key, every request that needs one is refused. */
@@ -151,6 +163,7 @@ export class App {
     });
     const scheduler = new Scheduler({
       service: jobs,
+      turn: this.turn,
       store,
       spool,
       disk,
@@ -259,7 +272,7 @@ export class App {
         () => (this.fleetState() === 'connected' ? 1 : 0),
       );
     }
-    return { db, clock, store, spool, outbox, engine, dispatcher, jobs, scheduler, dialects, http, systemd };
+    return { db, clock, store, spool, disk, outbox, engine, dispatcher, jobs, scheduler, dialects, http, systemd };
   }
 
   /**
@@ -267,9 +280,8 @@ export class App {
    * may pull any event; each becomes deliveries once) and replicates the registrations
    * (IBM callbacks, Azure web hooks) through the fleet's bucket (docs/fleet.md).
    */
-  private startFleetDeliveries(broker: FleetBroker): void {
+  private startFleetDeliveries(broker: FleetBroker, queue: FleetQueue): void {
     const p = this.parts!;
-    const queue = new FleetQueue(broker);
     this.fleetEvents = new FleetEvents({
       broker,
       db: p.db,
@@ -343,11 +355,13 @@ export class App {
           ...(config.fleetTlsKey ? { tlsKey: config.fleetTlsKey } : {}),
         },
         lanes: modelLanes(p.engine.model!),
+        layout: { ackWaitMs: config.fleetAckWaitSeconds * 1000 },
         name: `earshot ${os.hostname()}:${port}`,
         log: log.child('fleet'),
       });
-      this.fleet.start();
-      this.startFleetDeliveries(this.fleet);
+      const queue = new FleetQueue(this.fleet);
+      this.startFleetDeliveries(this.fleet, queue);
+      this.startFleet(this.fleet, queue, p.engine.model!);
     }
     p.dispatcher.start();
     this.sweepTimer = setInterval(() => void this.sweepSafely(), sweepIntervalMs);
@@ -355,6 +369,77 @@ export class App {
     this.started = true;
     p.systemd.ready(`serving on port ${port} with ${config.model}`);
     log.info('ready', { model: config.model, url: `http://${config.host}:${port}` });
+  }
+
+  /**
+   * The service's part in a fleet (docs/fleet.md, "In the service"): batch uploads go to
+   * the fleet's queue while the broker is connected; a FleetWorker runs the fleet's jobs
+   * here in the engine turns the local scheduler leaves (its own waiting jobs first, as
+   * they can run nowhere else); after every (re)connection this device's finished jobs
+   * are copied to the fleet; every minute the fleet is swept.
+   */
+  private startFleet(broker: FleetBroker, queue: FleetQueue, model: { multilingual: boolean }): void {
+    const { config, log } = this;
+    const p = this.parts!;
+    const fleetJobs = new FleetJobs({ broker, queue, events: this.fleetEvents, log: log.child('fleet'), now: p.clock.now });
+    p.jobs.joinFleet(fleetJobs);
+    // A pulled job's audio while it runs; what a crash left there is of no use now.
+    const workDir = path.join(config.stateDir, 'fleet');
+    rmSync(workDir, { recursive: true, force: true });
+    const run = fleetTranscribe({ engine: p.engine, maxAudioSeconds: config.maxAudioSeconds, sandbox: config.decoderSandbox });
+    const started = this.metrics.counter('earshot_fleet_jobs_started_total', "Fleet jobs this device started transcribing (from the fleet's queue)");
+    const transcribe: FleetTranscribe = (job, ...rest) => {
+      started.inc();
+      log.debug('running a fleet job', { job: job.id, attempt: job.attempts });
+      return run(job, ...rest);
+    };
+    this.fleetWorker = new FleetWorker({
+      broker,
+      queue,
+      lanes: modelLanes(model),
+      transcribe,
+      workDir,
+      log: log.child('fleet'),
+      events: this.fleetEvents,
+      pullMs: 2000,
+      now: p.clock.now,
+      // This device's own waiting jobs first: no other device can run them.
+      turn: async () => {
+        for (;;) {
+          const release = p.store.waitingCount() === 0 && !p.disk.shortage() ? this.turn.tryAcquire() : undefined;
+          if (release) return release;
+          await Promise.race([this.turn.whenFree(), new Promise((resolve) => setTimeout(resolve, 1000))]);
+        }
+      },
+    });
+    broker.start();
+    this.fleetWorker.start();
+    let joined: unknown;
+    let ticks = 0;
+    const tick = async () => {
+      const handles = broker.connected;
+      if (!handles) return;
+      if (handles !== joined) {
+        joined = handles;
+        const copied = await p.jobs.shareFinished();
+        if (copied) log.info("this device's finished jobs copied to the fleet", { count: copied });
+      }
+      if (ticks++ % Math.round(sweepIntervalMs / fleetTickMs) === 0) {
+        const swept = await fleetJobs.sweep();
+        if (swept.expired || swept.leftovers || swept.orphans) log.info('fleet swept', swept);
+      }
+    };
+    let ticking = false;
+    this.fleetTimer = setInterval(() => {
+      if (ticking) return;
+      ticking = true;
+      tick()
+        .catch((err: unknown) => log.warn('fleet upkeep failed', { error: err as Error }))
+        .finally(() => {
+          ticking = false;
+        });
+    }, fleetTickMs);
+    this.fleetTimer.unref();
   }
 
   /**
@@ -386,7 +471,8 @@ export class App {
     clearInterval(this.sweepTimer);
     p.clock.stop();
     p.http.close();
-    await p.scheduler.stop();
+    clearInterval(this.fleetTimer);
+    await Promise.all([p.scheduler.stop(), this.fleetWorker?.stop()]);
     await this.fleetEvents?.stop();
     await this.fleetHooks?.stop();
     await this.fleet?.stop();

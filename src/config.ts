@@ -82,6 +82,8 @@ export interface Config {
   decoderSandbox: 'required' | 'optional';
   /** The fleet's NATS broker (`nats://` or `tls://` URLs, comma-separated); undefined: a single device (docs/fleet.md). */
   fleetUrl: string | undefined;
+  /** A fleet job unacknowledged this long goes to another device (the consumer's AckWait). */
+  fleetAckWaitSeconds: number;
   /** A NATS credentials file (user JWT and NKey seed) for the broker. */
   fleetCreds: string | undefined;
   /** A token for the broker's `authorization { token }`. */
@@ -431,10 +433,17 @@ const settings = [
   {
     key: 'fleetUrl',
     env: 'EARSHOT_FLEET_URL',
-    doc: "the fleet's NATS JetStream broker (`nats://host:4222`, `tls://…`; several comma-separated for a cluster): this device connects, provisions the fleet's stream and buckets and reports the link (`/readyz`, `earshot_fleet_connected`); jobs still run on the device that took them (docs/fleet.md)",
+    doc: "the fleet's NATS JetStream broker (`nats://host:4222`, `tls://…`; several comma-separated for a cluster): this device connects, provisions the fleet's stream and buckets and reports the link (`/readyz`, `earshot_fleet_connected`); batch uploads (IBM `POST /v1/recognitions` without a callback) go to the fleet's queue and any device runs them; interactive jobs stay on the device (docs/fleet.md)",
     shown: 'off',
     default: () => undefined,
     parse: natsUrls,
+  },
+  {
+    key: 'fleetAckWaitSeconds',
+    env: 'EARSHOT_FLEET_ACK_WAIT_SECONDS',
+    doc: "a fleet job whose device stops sending signs of life (it died) goes to another device after this long; every device of a fleet should have the same (the last one to connect sets the broker's)",
+    default: () => 60,
+    parse: integer(2, 3600),
   },
   {
     key: 'fleetCreds',

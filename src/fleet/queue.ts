@@ -3,7 +3,7 @@ import { rm } from 'node:fs/promises';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 
-import type { JsMsg } from '@nats-io/jetstream';
+import { jetstreamManager, type JsMsg } from '@nats-io/jetstream';
 import type { KV } from '@nats-io/kv';
 
 import { AppError } from '../errors.js';
@@ -155,6 +155,76 @@ export class FleetQueue {
       const job = entry.json<Job>();
       if ((job.status !== 'completed' && job.status !== 'failed') || job.expiresAt === undefined || job.expiresAt > now) continue;
       if (await this.remove({ job, revision: entry.revision })) removed++;
+    }
+    return removed;
+  }
+
+  /**
+   * Copies a finished job that a device ran alone (its state, and its result first) into
+   * the fleet, so that GET on any device finds it: the state is created, so a job already
+   * there is left as it is and nothing is copied twice. Whether it was copied.
+   */
+  async copy(job: Job, result: StoredTranscript | undefined): Promise<boolean> {
+    const h = this.handles;
+    if ((await h.jobs.get(job.id))?.operation === 'PUT') return false;
+    try {
+      if (result) await h.audio.putBlob({ name: resultObject(job.id) }, Buffer.from(JSON.stringify(result)));
+      await h.jobs.create(job.id, JSON.stringify(job));
+      return true;
+    } catch (err) {
+      if (isRevisionConflict(err) || /exists/i.test((err as Error).message)) return false;
+      throw fleetError(err, 'Could not copy the job to the fleet');
+    }
+  }
+
+  /**
+   * Fails the jobs no device will run any more: waiting or processing in the bucket, last
+   * changed more than two ack waits ago, with no work message left in the stream (the
+   * server stopped redelivering it after MaxDeliver: a device crashed before it could write
+   * anything). Returns how many; a compare-and-set each, so devices sweeping together fail
+   * each once.
+   */
+  async failLeftovers(now: number, limit = 100): Promise<number> {
+    const h = this.handles;
+    const { stream, subjectPrefix, ackWaitMs } = this.broker.layout;
+    const jsm = await jetstreamManager(h.nc);
+    let failed = 0;
+    for await (const key of await h.jobs.keys()) {
+      if (failed >= limit) break;
+      const entry = await h.jobs.get(key);
+      if (entry?.operation !== 'PUT') continue;
+      const job = entry.json<Job>();
+      if ((job.status !== 'waiting' && job.status !== 'processing') || job.updated > now - 2 * ackWaitMs) continue;
+      const queued = await jsm.streams.getMessage(stream, { last_by_subj: `${subjectPrefix}.${jobLane(job)}.${job.id}` }).then(
+        (m) => m !== null,
+        () => false,
+      );
+      if (queued) continue;
+      const error = { code: 'ERR_INTERRUPTED', message: 'No device could run this job (each one that took it stopped or crashed); giving up on it' };
+      if ((await this.update({ ...job, status: 'failed', updated: now, expiresAt: now + job.resultsTtlMs, error }, entry.revision)) !== undefined) {
+        await this.dropAudio(job.id);
+        failed++;
+      }
+    }
+    return failed;
+  }
+
+  /**
+   * Removes objects (audio, results) of jobs the bucket does not have, older than two ack
+   * waits (a submit stores the audio a moment before the state): left by a device that
+   * died mid-submit, or by a delete interrupted between the state and the objects.
+   */
+  async removeOrphans(now: number, limit = 100): Promise<number> {
+    const h = this.handles;
+    const cutoff = now - 2 * this.broker.layout.ackWaitMs;
+    let removed = 0;
+    for (const info of await h.audio.list()) {
+      if (removed >= limit) break;
+      if (info.deleted || Date.parse(info.mtime) > cutoff) continue;
+      const id = info.name.replace(/\.(audio|result)$/, '');
+      if ((await h.jobs.get(id))?.operation === 'PUT') continue;
+      await h.audio.delete(info.name).catch(() => undefined);
+      removed++;
     }
     return removed;
   }

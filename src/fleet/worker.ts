@@ -35,6 +35,8 @@ export interface FleetWorkerOptions {
   maxAttempts?: number;
   /** How long one pull waits for work. */
   pullMs?: number;
+  /** Resolves when this device may run a job (a function that gives the turn back); by default, always. */
+  turn?: () => Promise<() => void>;
   now?: () => number;
   /** Reports each state change this device writes (FleetEvents: deliveries once per event). */
   events?: { publish(job: Job, change: JobChange): Promise<unknown> };
@@ -82,21 +84,31 @@ export class FleetWorker {
     while (!this.stopping) {
       await Promise.race([this.o.broker.whenConnected(), this.stopped]);
       if (this.stopping) break;
-      let delivery: FleetDelivery | undefined;
+      const release = this.o.turn ? await Promise.race([this.o.turn(), this.stopped.then(() => undefined)]) : () => {};
+      if (!release) break;
       try {
-        delivery = await this.o.queue.pull(this.o.lanes, this.o.pullMs ?? 5000);
-      } catch (err) {
-        this.o.log.warn('could not pull from the fleet queue', { error: err as Error });
-        await new Promise((resolve) => setTimeout(resolve, 1000));
-        continue;
+        await this.pullAndHandle();
+      } finally {
+        release();
       }
-      if (!delivery) continue;
-      try {
-        await this.handle(delivery);
-      } catch (err) {
-        // The broker went away mid-job: the message is redelivered after the ack wait.
-        this.o.log.warn('fleet job interrupted', { job: delivery.id, error: err as Error });
-      }
+    }
+  }
+
+  private async pullAndHandle(): Promise<void> {
+    let delivery: FleetDelivery | undefined;
+    try {
+      delivery = await this.o.queue.pull(this.o.lanes, this.o.pullMs ?? 5000);
+    } catch (err) {
+      this.o.log.warn('could not pull from the fleet queue', { error: err as Error });
+      await new Promise((resolve) => setTimeout(resolve, 1000));
+      return;
+    }
+    if (!delivery) return;
+    try {
+      await this.handle(delivery);
+    } catch (err) {
+      // The broker went away mid-job: the message is redelivered after the ack wait.
+      this.o.log.warn('fleet job interrupted', { job: delivery.id, error: err as Error });
     }
   }
 

@@ -125,6 +125,8 @@ export function ibmRoutes(o: IbmRoutesOptions): RouteGroup {
             },
             (path) => receiveAudio(req, path, o, detect ? contentType! : undefined),
             req.body.declaredLength,
+            // Nobody waits on this device for it: in a fleet, any device may run it.
+            { shareable: true },
           );
           const url = `${baseUrl(req)}/v1/recognitions/${job.id}`;
           return json(
@@ -145,9 +147,9 @@ export function ibmRoutes(o: IbmRoutesOptions): RouteGroup {
         pattern: '/v1/recognitions',
         name: 'ibm.recognitions.list',
         doc: 'the newest 100 jobs',
-        handler: (req) => {
+        handler: async (req) => {
           checkAccept(req);
-          return json(200, { recognitions: o.service.newest(100).map(jobSummary) });
+          return json(200, { recognitions: (await o.service.newestEverywhere(100)).map(jobSummary) });
         },
       },
       {
@@ -155,10 +157,10 @@ export function ibmRoutes(o: IbmRoutesOptions): RouteGroup {
         pattern: '/v1/recognitions/:id',
         name: 'ibm.recognitions.get',
         doc: "status; `results` once completed; `progress` while processing; `processing_times`. earshot extension: a completed job's subtitles or text with `Accept: text/vtt`, `application/x-subrip` or `text/plain`, or `?format=vtt|srt|txt` (409 before it completed)",
-        handler: (req) => {
+        handler: async (req) => {
           const format = recognitionFormat(req);
-          const job = o.service.get(req.params.id!);
-          const result = o.service.result(job.id);
+          const job = await o.service.lookup(req.params.id!);
+          const result = await o.service.fetchResult(job.id);
           if (format === 'json') return json(200, jobDetail(job, result, o.service.progressOf(job.id)));
           if (job.status !== 'completed' || !result) {
             throw new AppError('ERR_RESULT_NOT_READY', `The job '${job.id}' is ${job.status}: its ${format} can be downloaded once it completed`);

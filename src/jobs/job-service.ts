@@ -12,6 +12,7 @@ import type { Spool } from './spool.js';
 import type { Segment, Transcript } from '../engine/engine.js';
 import type { AudioFormat } from '../engine/media-type.js';
 import { checkContentUrl } from './content-fetch.js';
+import { FleetJobs } from '../fleet/fleet-jobs.js';
 
 /** A state change that subscribers (IBM callbacks, Azure webhooks) may be told about. */
 export type JobChange = 'created' | 'started' | 'completed' | 'failed' | 'deleted';
@@ -105,9 +106,21 @@ export class JobService {
   /** The segments of running jobs that stream them (`Job.streamed`), in memory until the job ends. */
   private readonly feeds = new Map<string, SegmentFeed>();
 
+  /** The fleet this device belongs to (EARSHOT_FLEET_URL), once it is set up. */
+  private fleet: FleetJobs | undefined;
+
   constructor(private readonly o: JobServiceOptions) {
     this.now = o.now ?? Date.now;
     this.notifiers = [...(o.notifiers ?? [])];
+  }
+
+  /**
+   * Joins the service to a fleet: batch uploads offered to it (`submit`'s `shareable`) go
+   * to the fleet's queue while its broker is connected, and a job this device does not
+   * have is looked up there (`lookup`, `fetchResult`, `newestEverywhere`, `delete`).
+   */
+  joinFleet(fleet: FleetJobs): void {
+    this.fleet = fleet;
   }
 
   /** Adds a notifier: every later state change is reported to it in its transaction. */
@@ -126,7 +139,13 @@ export class JobService {
    * function, called once the audio is received: for uploads whose parameters travel with
    * the audio (a multipart form may send them after it); what it throws refuses the upload.
    */
-  async submit(request: JobRequest | (() => JobRequest), receive: ReceiveAudio, declaredBytes = 0): Promise<Job> {
+  async submit(
+    request: JobRequest | (() => JobRequest),
+    receive: ReceiveAudio,
+    declaredBytes = 0,
+    /** `shareable`: nobody waits on this device for the job (a batch upload): in a fleet, any device may run it. */
+    options: { shareable?: boolean } = {},
+  ): Promise<Job> {
     this.checkCapacity();
     const release = this.o.disk.admit(declaredBytes);
     const id = randomUUID();
@@ -147,6 +166,11 @@ export class JobService {
         status: 'waiting',
         attempts: 0,
       };
+      // In a fleet: durable once the broker acknowledged it; the spool copy goes. Otherwise (or on any failure) here.
+      if (options.shareable && this.fleet && FleetJobs.eligible(job) && (await this.fleet.submit(job, this.o.spool.uploadPath(id)))) {
+        await this.o.spool.removeFiles(id);
+        return job;
+      }
       await this.commit(job, 'created');
       this.o.onQueued();
       return job;
@@ -273,6 +297,38 @@ export class JobService {
     return this.o.store.getResult(id);
   }
 
+  /** Copies this device's finished jobs to the fleet (after it (re)joined): each once. Returns how many were copied. */
+  async shareFinished(): Promise<number> {
+    let copied = 0;
+    for (const job of this.o.store.newest(Number.MAX_SAFE_INTEGER, isFinished)) {
+      if (!this.fleet?.connected) break;
+      if (await this.fleet.share(job, this.o.store.getResult(job.id))) copied++;
+    }
+    return copied;
+  }
+
+  /** The job, this device's own or (in a fleet) any device's. @throws AppError ERR_JOB_NOT_FOUND, ERR_FLEET_UNAVAILABLE */
+  async lookup(id: string): Promise<Job> {
+    const job = this.o.store.get(id) ?? (await this.fleet?.get(id));
+    if (!job) throw new AppError('ERR_JOB_NOT_FOUND', `The job ID '${id}' was not found`);
+    return job;
+  }
+
+  /** The result of a job this device has, or (in a fleet) of any device's. */
+  async fetchResult(id: string): Promise<StoredTranscript | undefined> {
+    if (this.o.store.get(id)) return this.o.store.getResult(id);
+    return this.fleet?.result(id);
+  }
+
+  /** The newest jobs first, this device's and (in a fleet, while its broker is connected) every device's. */
+  async newestEverywhere(limit: number): Promise<Job[]> {
+    const own = this.o.store.newest(limit);
+    if (!this.fleet?.connected) return own;
+    const all = new Map(own.map((job) => [job.id, job]));
+    for (const job of await this.fleet.newest(limit).catch(() => [])) if (!all.has(job.id)) all.set(job.id, job);
+    return [...all.values()].sort((a, b) => b.created - a.created || (a.id < b.id ? 1 : -1)).slice(0, limit);
+  }
+
   /** The newest jobs first, `limit` of those `keep` accepts (all by default). */
   newest(limit: number, keep?: (job: Job) => boolean): Job[] {
     return this.o.store.newest(limit, keep);
@@ -371,8 +427,12 @@ export class JobService {
     this.progress.set(id, percent);
   }
 
-  /** Deletes a job that is not being processed, with its results and audio. */
+  /** Deletes a job that is not being processed, with its results and audio (in a fleet: any device's). */
   async delete(id: string): Promise<void> {
+    if (this.fleet && !this.o.store.get(id)) {
+      await this.fleet.delete(id);
+      return;
+    }
     // Checked where the removal is written: the scheduler may start the job meanwhile.
     await this.transaction(() => {
       const job = this.get(id);
@@ -386,6 +446,8 @@ export class JobService {
     this.endFeed(id);
     this.settleWaiters(id, undefined);
     await this.o.spool.removeFiles(id);
+    // Its copy in the fleet, if it was shared.
+    await this.fleet?.forget(id);
   }
 
   /**
@@ -491,6 +553,8 @@ export class JobService {
     if (isFinished(job)) {
       this.endFeed(job.id);
       this.settleWaiters(job.id, job);
+      // In a fleet, any device's GET finds it (in the background: the broker may be slow or away).
+      if (this.fleet) void this.fleet.share(job, result);
     }
     return true;
   }

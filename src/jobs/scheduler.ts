@@ -8,6 +8,7 @@ import type { Job } from './job.js';
 import type { FetchedAudio, JobService } from './job-service.js';
 import type { JobStore } from './job-store.js';
 import type { DiskSpace } from './disk-space.js';
+import type { EngineTurn } from './engine-turn.js';
 import type { Spool } from './spool.js';
 
 /**
@@ -54,6 +55,8 @@ export interface SchedulerOptions {
   disk: DiskSpace;
   /** How often free space is checked again while paused (5 s). */
   spacePollMs?: number;
+  /** Shared with a fleet worker: the main lane runs a batch job only in its turn. */
+  turn?: EngineTurn;
 }
 
 interface RunningJob {
@@ -240,6 +243,12 @@ export class Scheduler {
         await this.overtaking.done;
         continue;
       }
+      // A batch job waits while the fleet worker runs one (an interactive job arriving meanwhile is picked first).
+      const release = job.interactive || !this.o.turn ? () => {} : this.o.turn.tryAcquire();
+      if (!release) {
+        await this.idleUntil(this.o.turn!.whenFree());
+        continue;
+      }
       this.claimed.add(job.id);
       try {
         await this.waitForSpace();
@@ -252,7 +261,22 @@ export class Scheduler {
         await this.sleep(this.spacePollMs);
       } finally {
         this.claimed.delete(job.id);
+        release();
       }
+    }
+  }
+
+  /** Until wake(), stop() or `event`. */
+  private async idleUntil(event: Promise<void>): Promise<void> {
+    let done = () => {};
+    const woken = new Promise<void>((resolve) => {
+      done = resolve;
+      this.sleepers.add(done);
+    });
+    try {
+      await Promise.race([woken, event]);
+    } finally {
+      this.sleepers.delete(done);
     }
   }
 

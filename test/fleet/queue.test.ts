@@ -225,3 +225,43 @@ t.test('credentials: a broker that wants a token is reached with EARSHOT_FLEET_T
   await new Promise((resolve) => setTimeout(resolve, 600));
   t.equal(without.state, 'unreachable', 'and stays so');
 });
+
+t.test('upkeep: a device’s own job copied once; leftovers no device will run are failed; objects of no job are removed', async (t) => {
+  const server = await NatsServer.start(t);
+  const a = device(t, server.url, 'a');
+  await a.broker.whenConnected();
+  const now = Date.now();
+  const long = now - 10 * ackWaitMs;
+
+  // A finished job a device ran alone: copied with its result, once.
+  const own: Job = { ...waitingJob('00000000-0000-4000-8000-0000000000c1'), status: 'completed', expiresAt: now + 60_000 };
+  const result: StoredTranscript = { text: 'hello', durationMs: 1000, segments: [] } as unknown as StoredTranscript;
+  t.equal(await a.queue.copy(own, result), true);
+  t.equal(await a.queue.copy({ ...own, updated: now + 1 }, result), false, 'never twice');
+  t.same((await a.queue.get(own.id))?.job, own);
+  t.same(await a.queue.result(own.id), result);
+
+  // A waiting job whose work message is gone (MaxDeliver spent), and one still queued: only the first is failed.
+  const audio = path.join(t.testdir(), 'in.wav');
+  writeFileSync(audio, 'RIFF');
+  const stranded = { ...waitingJob('00000000-0000-4000-8000-0000000000c2'), updated: long, created: long };
+  await a.queue.copy(stranded, undefined);
+  const queued = { ...waitingJob('00000000-0000-4000-8000-0000000000c3'), updated: long, created: long };
+  await a.queue.submit(queued, audio);
+  const recent = waitingJob('00000000-0000-4000-8000-0000000000c4');
+  await a.queue.copy(recent, undefined);
+  t.equal(await a.queue.failLeftovers(now), 1);
+  t.match((await a.queue.get(stranded.id))?.job, { status: 'failed', error: { code: 'ERR_INTERRUPTED' } });
+  t.equal((await a.queue.get(queued.id))?.job.status, 'waiting', 'a queued job is left to the devices');
+  t.equal((await a.queue.get(recent.id))?.job.status, 'waiting', 'a job changed lately is left alone');
+  t.equal(await a.queue.failLeftovers(now), 0, 'once');
+
+  // Objects: those of a job stay; those of no job go once they are two ack waits old.
+  await a.broker.connected!.audio.putBlob({ name: 'gone.audio' }, new Uint8Array([1, 2, 3]));
+  t.equal(await a.queue.removeOrphans(now), 0, 'too recent: maybe a submit under way');
+  t.equal(await a.queue.removeOrphans(Date.now() + 3 * ackWaitMs), 1);
+  const gone = await a.broker.connected!.audio.info('gone.audio');
+  t.ok(gone === null || gone.deleted, 'removed');
+  t.not(await a.broker.connected!.audio.info(`${queued.id}.audio`), null, "a job's audio stays");
+  t.not(await a.broker.connected!.audio.info(`${own.id}.result`), null, "a job's result stays");
+});

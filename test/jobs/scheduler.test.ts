@@ -16,6 +16,7 @@ import { JobService, type JobRequest, type SourcedJobRequest } from '../../src/j
 import { fetchJobAudio } from '../../src/jobs/content-fetch.js';
 import { CidrPolicy } from '../../src/delivery/cidr.js';
 import { JobStore } from '../../src/jobs/job-store.js';
+import { EngineTurn } from '../../src/jobs/engine-turn.js';
 import { type FetchStep, Scheduler, type StreamStep } from '../../src/jobs/scheduler.js';
 import { Spool } from '../../src/jobs/spool.js';
 import { createLogger } from '../../src/log.js';
@@ -64,7 +65,7 @@ class FakeEngine implements Engine {
   close(): void {}
 }
 
-function setup(t: Test, dir = t.testdir()) {
+function setup(t: Test, dir = t.testdir(), turn?: EngineTurn) {
   const db = new StateDatabase(dir);
   db.open();
   const spool = new Spool(dir);
@@ -106,7 +107,7 @@ function setup(t: Test, dir = t.testdir()) {
   };
   // The engine reads the upload's decoded stream; here, the upload itself names the job.
   const stream: StreamStep = (_job, input, _decoded, signal, consume) => consume({ path: input }, signal);
-  scheduler = new Scheduler({ service, store, spool, engine, decode, stream, fetch, log, disk, spacePollMs: 20 });
+  scheduler = new Scheduler({ service, store, spool, engine, decode, stream, fetch, log, disk, spacePollMs: 20, ...(turn ? { turn } : {}) });
   const submit = (extra: Partial<JobRequest> = {}) =>
     service.submit({ ...request, ...extra }, async (path) => {
       writeFileSync(path, 'audio');
@@ -496,3 +497,31 @@ t.test('after a crash mid-download the partial file goes at start and the job is
   t.same(after.fetches, [partly!.id], 'the complete download is not fetched again');
   t.match(after.store.get(fully!.id), { status: 'processing', audioBytes: recorded.audioBytes, attempts: 2 });
 });
+
+t.test(
+  'a shared engine turn (a fleet device): a batch job waits while the fleet worker holds it, an interactive job does not; the main lane holds it while it runs',
+  async (t) => {
+    const turn = new EngineTurn();
+    const s = setup(t, t.testdir(), turn);
+    t.teardown(s.close);
+    const fleetJob = turn.tryAcquire()!;
+    await s.scheduler.start();
+    const batch = await s.submit();
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    t.equal(s.engine.calls.length, 0, 'the batch job waits for the turn');
+    t.equal(s.store.get(batch.id)!.status, 'waiting');
+    const interactive = await s.submit({ interactive: true });
+    await until(() => s.engine.calls.length === 1, 2000, 'the interactive job');
+    t.equal(s.engine.calls[0]!.control.interactive, true, 'an interactive job takes no turn');
+    s.engine.calls[0]!.finish(transcript('i'));
+    await until(() => s.store.get(interactive.id)!.status === 'completed', 2000, 'the interactive job done');
+    t.equal(s.store.get(batch.id)!.status, 'waiting', 'the batch job still waits');
+    fleetJob();
+    await until(() => s.engine.calls.length === 2, 2000, 'the batch job, once the turn is free');
+    t.equal(turn.tryAcquire(), undefined, 'the main lane holds the turn while its batch job runs');
+    s.engine.calls[1]!.finish(transcript('b'));
+    await until(() => s.store.get(batch.id)!.status === 'completed', 2000, 'the batch job done');
+    await until(() => !turn.busy, 2000, 'the turn given back');
+    t.pass();
+  },
+);

@@ -1,0 +1,136 @@
+import { AppError } from '../errors.js';
+import { isFinished, type Job } from '../jobs/job.js';
+import type { StoredTranscript } from '../jobs/job-store.js';
+import type { JobChange } from '../jobs/job-service.js';
+import type { Logger } from '../log.js';
+import type { FleetBroker } from './broker.js';
+import type { FleetQueue } from './queue.js';
+
+export interface FleetJobsOptions {
+  broker: FleetBroker;
+  queue: FleetQueue;
+  /** The fleet's events (FleetEvents): a submit and a delete are reported there, as the worker reports its changes. */
+  events?: { publish(job: Job, change: JobChange): Promise<unknown> };
+  log: Logger;
+  now?: () => number;
+}
+
+/**
+ * The service's side of a fleet (docs/fleet.md, "In the service"): which jobs go to the
+ * fleet's queue, and the fleet-wide reads and deletes behind a job's GET, list and DELETE
+ * for the jobs that are not this device's own. Every method is safe to call while the
+ * broker cannot be reached: a submit then says no (the device keeps the job), a read
+ * says ERR_FLEET_UNAVAILABLE.
+ */
+export class FleetJobs {
+  private readonly now: () => number;
+
+  constructor(private readonly o: FleetJobsOptions) {
+    this.now = o.now ?? Date.now;
+  }
+
+  get connected(): boolean {
+    return this.o.broker.connected !== undefined;
+  }
+
+  /**
+   * Whether a job may run on another device: a batch job (nobody waits on this device for
+   * it: not interactive, not streamed), with its audio uploaded (not fetched from a URL
+   * by the device that took it). Its callbacks go out from whichever device pulls its
+   * events (registrations are fleet-wide).
+   */
+  static eligible(job: Job): boolean {
+    return !job.interactive && !job.streamed && !job.source;
+  }
+
+  /**
+   * Hands a new waiting job (its audio fsynced at `audioPath`) to the fleet: resolves true
+   * once the broker acknowledged its audio, state and work message; false when the broker
+   * cannot be reached or refuses any of it (nothing of it is left there: the device keeps
+   * the job, the client's 201 is the same).
+   */
+  async submit(job: Job, audioPath: string): Promise<boolean> {
+    if (!this.connected) return false;
+    try {
+      await this.o.queue.submit(job, audioPath);
+    } catch (err) {
+      this.o.log.warn('could not hand a job to the fleet: it runs here', { job: job.id, error: err as Error });
+      return false;
+    }
+    await this.report(job, 'created');
+    return true;
+  }
+
+  /**
+   * Reports a change on the events stream. A lost report costs that event's deliveries,
+   * not the job (it is stored): logged, not thrown. (The worker's own reports of a job's
+   * end are the ones retried through its work message: FleetWorker.)
+   */
+  private async report(job: Job, change: JobChange): Promise<void> {
+    try {
+      await this.o.events?.publish(job, change);
+    } catch (err) {
+      this.o.log.warn('could not report a fleet job change', { job: job.id, change, error: err as Error });
+    }
+  }
+
+  private check(): void {
+    if (!this.connected)
+      throw new AppError('ERR_FLEET_UNAVAILABLE', `The fleet's broker cannot be reached (${this.o.broker.state}); jobs of other devices cannot be read`);
+  }
+
+  /** A fleet job's state, or undefined. */
+  async get(id: string): Promise<Job | undefined> {
+    this.check();
+    return (await this.o.queue.get(id))?.job;
+  }
+
+  async result(id: string): Promise<StoredTranscript | undefined> {
+    this.check();
+    return this.o.queue.result(id);
+  }
+
+  async newest(limit: number): Promise<Job[]> {
+    this.check();
+    return this.o.queue.newest(limit);
+  }
+
+  /** @throws AppError ERR_JOB_NOT_FOUND, ERR_JOB_BUSY, ERR_FLEET_UNAVAILABLE */
+  async delete(id: string): Promise<Job> {
+    this.check();
+    const deleted = await this.o.queue.delete(id);
+    await this.report(deleted, 'deleted');
+    return deleted;
+  }
+
+  /** Removes the fleet's copy of a device's own job (deleted or expired here), if there is one. */
+  async forget(id: string): Promise<void> {
+    if (!this.connected) return;
+    await this.o.queue.delete(id).catch(() => undefined);
+  }
+
+  /**
+   * Copies a device's own finished job (its state and result) to the fleet, so that GET on
+   * any device finds it: a create, refused when the fleet has it already (never twice).
+   * Whether it was copied.
+   */
+  async share(job: Job, result: StoredTranscript | undefined): Promise<boolean> {
+    if (!this.connected || !isFinished(job)) return false;
+    try {
+      return await this.o.queue.copy(job, result);
+    } catch (err) {
+      this.o.log.debug('could not copy a job to the fleet', { job: job.id, error: err as Error });
+      return false;
+    }
+  }
+
+  /** The fleet-wide sweep (expired jobs, leftovers, orphaned objects); counts. */
+  async sweep(): Promise<{ expired: number; leftovers: number; orphans: number }> {
+    if (!this.connected) return { expired: 0, leftovers: 0, orphans: 0 };
+    const now = this.now();
+    const expired = await this.o.queue.sweep(now);
+    const leftovers = await this.o.queue.failLeftovers(now);
+    const orphans = await this.o.queue.removeOrphans(now);
+    return { expired, leftovers, orphans };
+  }
+}
