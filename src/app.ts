@@ -479,6 +479,7 @@ export class App {
     await p.dispatcher.stop();
     for (const dialect of [...p.dialects].reverse()) await dialect.stop?.();
     p.engine.close();
+    await p.spool.close();
     await p.db.close();
     this.log.info('stopped');
   }

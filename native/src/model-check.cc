@@ -252,4 +252,35 @@ Napi::Object SummaryObject(Napi::Env env, const ModelSummary& s) {
   return o;
 }
 
+namespace {
+
+double NumberField(Napi::Env env, const Napi::Object& o, const char* name) {
+  Napi::Value v = o.Get(name);
+  if (!v.IsNumber()) throw Napi::TypeError::New(env, std::string("verified.") + name + " must be a number");
+  return v.As<Napi::Number>().DoubleValue();
+}
+
+}  // namespace
+
+ModelSummary SummaryFromObject(Napi::Env env, const Napi::Object& o) {
+  ModelSummary s;
+  Napi::Value multilingual = o.Get("multilingual");
+  Napi::Value weight_type = o.Get("weightType");
+  if (!multilingual.IsBoolean()) throw Napi::TypeError::New(env, "verified.multilingual must be a boolean");
+  if (!weight_type.IsString()) throw Napi::TypeError::New(env, "verified.weightType must be a string");
+  s.multilingual = multilingual.As<Napi::Boolean>();
+  s.weight_type = weight_type.As<Napi::String>();
+  s.ftype = static_cast<int32_t>(NumberField(env, o, "ftype"));
+  s.n_vocab = static_cast<int32_t>(NumberField(env, o, "vocab"));
+  s.n_audio_state = static_cast<int32_t>(NumberField(env, o, "audioState"));
+  s.n_audio_layer = static_cast<int32_t>(NumberField(env, o, "audioLayers"));
+  s.n_text_state = static_cast<int32_t>(NumberField(env, o, "textState"));
+  s.n_text_layer = static_cast<int32_t>(NumberField(env, o, "textLayers"));
+  s.n_mels = static_cast<int32_t>(NumberField(env, o, "mels"));
+  s.tensors = static_cast<int32_t>(NumberField(env, o, "tensors"));
+  s.tensor_bytes = static_cast<int64_t>(NumberField(env, o, "tensorBytes"));
+  s.file_bytes = static_cast<int64_t>(NumberField(env, o, "fileBytes"));
+  return s;
+}
+
 }  // namespace earshot

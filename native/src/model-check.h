@@ -40,6 +40,10 @@ Failure CheckModelFile(const std::string& path, ModelSummary* summary);
 // The summary as JavaScript sees it (checkModel() and Model.info share it).
 Napi::Object SummaryObject(Napi::Env env, const ModelSummary& summary);
 
+// The inverse, for a summary JavaScript remembered from an earlier check of the same file
+// (load's `verified` option); throws a TypeError when a field is missing or of the wrong type.
+ModelSummary SummaryFromObject(Napi::Env env, const Napi::Object& o);
+
 }  // namespace earshot
 
 #endif  // EARSHOT_MODEL_CHECK_H_

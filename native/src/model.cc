@@ -1,6 +1,7 @@
 #include "model.h"
 
 #include <chrono>
+#include <memory>
 
 #include "errors.h"
 #include "log-bridge.h"
@@ -13,20 +14,27 @@ namespace {
 // Checks the file, then lets whisper.cpp load it; both off the JS thread.
 class LoadWorker : public Napi::AsyncWorker {
  public:
-  LoadWorker(Napi::Env env, Model* model, Napi::Object model_object, std::string path, bool flash_attn)
+  // `verified`: the summary of an earlier check of this same file (the caller vouches
+  // that it is unchanged); the check is skipped and this summary reported.
+  LoadWorker(Napi::Env env, Model* model, Napi::Object model_object, std::string path, bool flash_attn,
+             const ModelSummary* verified)
       : Napi::AsyncWorker(env, "earshot:load"),
         model_(model),
         model_ref_(Napi::Persistent(model_object)),
         deferred_(Napi::Promise::Deferred::New(env)),
         path_(std::move(path)),
-        flash_attn_(flash_attn) {}
+        flash_attn_(flash_attn),
+        checked_(verified == nullptr) {
+    if (verified != nullptr) summary_ = *verified;
+  }
 
   Napi::Promise Promise() { return deferred_.Promise(); }
 
  protected:
   void Execute() override {
     const auto started = std::chrono::steady_clock::now();
-    failure_ = CheckModelFile(path_, &summary_);
+    if (checked_) failure_ = CheckModelFile(path_, &summary_);
+    check_ms_ = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - started).count();
     if (!failure_.failed()) {
       whisper_context_params params = whisper_context_default_params();
       params.use_gpu = false;
@@ -48,7 +56,7 @@ class LoadWorker : public Napi::AsyncWorker {
   }
 
   void OnOK() override {
-    model_->Adopt(ctx_, summary_, path_, load_ms_, flash_attn_);
+    model_->Adopt(ctx_, summary_, path_, load_ms_, flash_attn_, checked_, check_ms_);
     model_->Release();
     deferred_.Resolve(model_->Info(Env()));
   }
@@ -64,10 +72,12 @@ class LoadWorker : public Napi::AsyncWorker {
   Napi::Promise::Deferred deferred_;
   std::string path_;
   bool flash_attn_;
+  bool checked_;
   Failure failure_;
   ModelSummary summary_;
   whisper_context* ctx_ = nullptr;
   double load_ms_ = 0;
+  double check_ms_ = 0;
 };
 
 Napi::Promise Rejected(Napi::Env env, const char* code, const std::string& message) {
@@ -131,7 +141,9 @@ void Model::FreeContext() {
 }
 
 void Model::Adopt(whisper_context* ctx, const ModelSummary& summary, const std::string& path, double load_ms,
-                  bool flash_attn) {
+                  bool flash_attn, bool checked, double check_ms) {
+  checked_ = checked;
+  check_ms_ = check_ms;
   ctx_ = ctx;
   summary_ = summary;
   path_ = path;
@@ -143,16 +155,23 @@ Napi::Value Model::Load(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (info.Length() < 1 || !info[0].IsString()) throw Napi::TypeError::New(env, "load(path, options?) expects a string path");
   bool flash_attn = true;
+  std::unique_ptr<ModelSummary> verified;
   if (info.Length() > 1 && info[1].IsObject()) {
     Napi::Value v = info[1].As<Napi::Object>().Get("flashAttn");
     if (!v.IsUndefined()) {
       if (!v.IsBoolean()) throw Napi::TypeError::New(env, "option flashAttn must be a boolean");
       flash_attn = v.As<Napi::Boolean>();
     }
+    Napi::Value known = info[1].As<Napi::Object>().Get("verified");
+    if (!known.IsUndefined()) {
+      if (!known.IsObject()) throw Napi::TypeError::New(env, "option verified must be an object");
+      verified = std::make_unique<ModelSummary>(SummaryFromObject(env, known.As<Napi::Object>()));
+    }
   }
   if (ctx_ != nullptr) return Rejected(env, kErrModelBusy, "a model is already loaded; free() it first");
   if (!TryClaim()) return Rejected(env, kErrModelBusy, "the model is busy");
-  auto* worker = new LoadWorker(env, this, info.This().As<Napi::Object>(), info[0].As<Napi::String>(), flash_attn);
+  auto* worker =
+      new LoadWorker(env, this, info.This().As<Napi::Object>(), info[0].As<Napi::String>(), flash_attn, verified.get());
   Napi::Promise promise = worker->Promise();
   worker->Queue();
   return promise;
@@ -174,6 +193,8 @@ Napi::Object Model::Info(Napi::Env env) const {
   o.Set("type", ctx_ != nullptr ? whisper_model_type_readable(ctx_) : "");
   o.Set("flashAttn", flash_attn_);
   o.Set("loadMs", load_ms_);
+  o.Set("checked", checked_);
+  o.Set("checkMs", check_ms_);
   return o;
 }
 

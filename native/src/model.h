@@ -62,7 +62,10 @@ class Model : public Napi::ObjectWrap<Model> {
   whisper_state* interactive_state() const { return interactive_state_; }
   void set_interactive_state(whisper_state* state) { interactive_state_ = state; }
   const std::shared_ptr<BatchPause>& batch_pause() const { return batch_pause_; }
-  void Adopt(whisper_context* ctx, const ModelSummary& summary, const std::string& path, double load_ms, bool flash_attn);
+  // `checked`: whether this load ran the model check (false: a summary remembered from an
+  // earlier check was given); `check_ms`: how long the check took.
+  void Adopt(whisper_context* ctx, const ModelSummary& summary, const std::string& path, double load_ms, bool flash_attn,
+             bool checked, double check_ms);
   Napi::Object Info(Napi::Env env) const;
 
  private:
@@ -84,6 +87,8 @@ class Model : public Napi::ObjectWrap<Model> {
   std::string path_;
   double load_ms_ = 0;
   bool flash_attn_ = false;
+  bool checked_ = false;
+  double check_ms_ = 0;
 };
 
 }  // namespace earshot

@@ -175,10 +175,17 @@ function formProblem(kind: MultipartProblem, message: string): Error {
  * `parse(undefined)`: the reference makes it optional). Any other part, a repeated one,
  * or a missing `audio` refuses the request; nothing of the audio is left then.
  */
-async function receiveForm(req: Request, path: string, maxBytes: number, parse: (text: string | undefined) => FastDefinition): Promise<ReceivedForm> {
+async function receiveForm(
+  req: Request,
+  path: string,
+  created: () => void,
+  maxBytes: number,
+  parse: (text: string | undefined) => FastDefinition,
+): Promise<ReceivedForm> {
   let format: AudioFormat | undefined;
   let definition: FastDefinition | undefined;
   const form = await receiveMultipart(req, path, {
+    created,
     fileField: 'audio',
     fields: ['definition'],
     unknownParts: 'refuse',
@@ -251,8 +258,8 @@ export function fastTranscriptionRoute(o: FastTranscriptionOptions): Route {
       const job = await o.service.submit(
         // Called once the whole form is in: the definition may have come after the audio.
         () => jobRequest(form!.definition, form!.audio.format, form!.audio.contentType),
-        async (path) => {
-          form = await receiveForm(req, path, o.maxUploadBytes, (text) => parseDefinition(text, served));
+        async (path, created) => {
+          form = await receiveForm(req, path, created, o.maxUploadBytes, (text) => parseDefinition(text, served));
           return { bytes: form.audio.bytes };
         },
         req.body.declaredLength,

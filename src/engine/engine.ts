@@ -133,6 +133,11 @@ export interface ModelInfo {
   fileBytes: number;
   flashAttn: boolean;
   loadMs: number;
+  /**
+   * Whether this load ran the model check; false when the check of the same, unchanged
+   * file was remembered (docs/model-check-cache.md).
+   */
+  checked?: boolean;
   /** The language codes whisper.cpp knows (an English-only model transcribes `en` only). */
   languages: readonly string[];
 }

@@ -47,10 +47,18 @@ export interface NativeModelInfo extends NativeModelCheck {
   type: string;
   flashAttn: boolean;
   loadMs: number;
+  /** Whether the load ran the model check (false: `verified` was given). */
+  checked: boolean;
+  /** How long the check took (0 when it did not run). */
+  checkMs: number;
 }
 
 export interface NativeModel {
-  load(path: string, options?: { flashAttn?: boolean }): Promise<NativeModelInfo>;
+  /**
+   * Checks the file (unless `verified`: the summary of an earlier check of this same,
+   * unchanged file, reported as the check's), then lets whisper.cpp load it.
+   */
+  load(path: string, options?: { flashAttn?: boolean; verified?: NativeModelCheck }): Promise<NativeModelInfo>;
   /**
    * `onSegment` (when given) gets each segment as soon as it is final, in order, as the
    * result's `segments` will have it: all of them before the promise resolves.

@@ -1,12 +1,22 @@
 import { closeSync, readFileSync } from 'node:fs';
 import { open } from 'node:fs/promises';
+import path from 'node:path';
 
 import type { Config } from '../config.js';
 import { AppError, invalidArgument, toAppError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { Engine, EngineAudio, ModelInfo, Segment, TranscribeControl, TranscribeOptions, Transcript } from './engine.js';
 import { removeNonSpeech } from './non-speech.js';
-import { loadAddon, type NativeAddon, type NativeModel, type NativeSegment, type NativeTranscribeOptions } from './native.js';
+import { ModelCheckCache, stillSame } from './model-check-cache.js';
+import {
+  loadAddon,
+  type NativeAddon,
+  type NativeModel,
+  type NativeModelCheck,
+  type NativeModelInfo,
+  type NativeSegment,
+  type NativeTranscribeOptions,
+} from './native.js';
 
 /**
  * The addon's segments as the transcript has them: without non-speech markers (a segment
@@ -31,6 +41,8 @@ export interface WhisperEngineConfig {
   flashAttn: boolean;
   /** Silero VAD model (ggml) for `vad: true`; undefined when none is installed. */
   vadModelPath?: string;
+  /** Where models that passed the model check are remembered (ModelCheckCache); none: every load checks. */
+  modelCheckCache?: string;
   windowSeconds: number;
   /** Defaults of every transcription, below what a request asks for. */
   defaults?: TranscribeOptions;
@@ -40,6 +52,7 @@ export interface WhisperEngineConfig {
 export function engineConfig(config: Config): WhisperEngineConfig {
   return {
     modelPath: config.modelPath,
+    modelCheckCache: path.join(config.stateDir, 'model-check.json'),
     threads: config.threads,
     nice: config.inferenceNice,
     flashAttn: config.flashAttn,
@@ -116,10 +129,7 @@ export class WhisperEngine implements Engine {
     );
     const languages = this.addon.languages();
     this.languageCodes = new Set(languages);
-    const model = new this.addon.Model();
-    const native = await model.load(this.config.modelPath, { flashAttn: this.config.flashAttn }).catch((err) => {
-      throw toAppError(err, 'ERR_MODEL_LOAD');
-    });
+    const { model, native } = await this.loadChecked();
     this.native = model;
     this.info = {
       path: native.path,
@@ -129,6 +139,7 @@ export class WhisperEngine implements Engine {
       fileBytes: native.fileBytes,
       flashAttn: native.flashAttn,
       loadMs: native.loadMs,
+      checked: native.checked,
       languages,
     };
     this.log.info('model loaded', {
@@ -136,11 +147,62 @@ export class WhisperEngine implements Engine {
       type: native.type,
       weights: native.weightType,
       ms: Math.round(native.loadMs),
+      check: native.checked ? `${native.checkMs.toFixed(1)} ms` : 'remembered',
       threads: this.config.threads,
       flashAttn: native.flashAttn,
     });
     this.warnIfGenerated();
     return this.info;
+  }
+
+  /**
+   * Loads the model, skipping the model check when the same, unchanged file passed it
+   * before (`modelCheckCache`); remembers a file that passes it. A file that changed while
+   * it loaded unchecked is loaded again, checked.
+   */
+  private async loadChecked(): Promise<{ model: NativeModel; native: NativeModelInfo }> {
+    const { modelPath, flashAttn } = this.config;
+    const cache = this.config.modelCheckCache ? new ModelCheckCache(this.config.modelCheckCache) : undefined;
+    const known = await cache?.lookup(modelPath).catch((err) => {
+      // An unreadable model file: the check (below) says why, in its words.
+      this.log.debug('model check cache: no identity', { error: (err as Error).message });
+      return undefined;
+    });
+    const load = async (verified: NativeModelCheck | undefined) => {
+      const model = new this.addon.Model();
+      const native = await model.load(modelPath, { flashAttn, ...(verified ? { verified } : {}) }).catch((err) => {
+        throw toAppError(err, 'ERR_MODEL_LOAD');
+      });
+      return { model, native };
+    };
+    if (known?.summary) {
+      const loaded = await load(known.summary);
+      if (await stillSame(modelPath, known.identity).catch(() => false)) return loaded;
+      this.log.warn('the model file changed while it loaded; loading it again, checked', { path: modelPath });
+      loaded.model.free();
+    }
+    const loaded = await load(undefined);
+    if (cache && known) {
+      const summary: NativeModelCheck = {
+        multilingual: loaded.native.multilingual,
+        weightType: loaded.native.weightType,
+        ftype: loaded.native.ftype,
+        mels: loaded.native.mels,
+        vocab: loaded.native.vocab,
+        audioState: loaded.native.audioState,
+        audioLayers: loaded.native.audioLayers,
+        textState: loaded.native.textState,
+        textLayers: loaded.native.textLayers,
+        tensors: loaded.native.tensors,
+        tensorBytes: loaded.native.tensorBytes,
+        fileBytes: loaded.native.fileBytes,
+      };
+      // The identity taken before the check: a file changed since has another one, and is checked next time.
+      await cache.remember(known.identity, summary).catch((err) => {
+        this.log.warn('could not remember the model check', { error: (err as Error).message });
+      });
+    }
+    return loaded;
   }
 
   /** scripts/make-test-model leaves a sidecar naming itself: say so, loudly, once. */

@@ -167,9 +167,12 @@ export class RequestBody {
   /**
    * Streams the body into a new file (mode 0600) and fsyncs it. The file is removed if
    * the upload fails, is aborted or is out of bounds; with `inspect`, the first bytes are
-   * checked before the file is created, so a refused body never has one.
+   * checked before the file is created, so a refused body never has one. `created` is
+   * called once the file exists (its directory entry can be fsynced meanwhile). Resolves
+   * once the data is fsynced; the descriptor's close runs on after that (nothing of the
+   * file's durability depends on it).
    */
-  async toFile(file: string, limits: { maxBytes: number; minBytes?: number; inspect?: Inspection }): Promise<SpoolResult> {
+  async toFile(file: string, limits: { maxBytes: number; minBytes?: number; inspect?: Inspection; created?: () => void }): Promise<SpoolResult> {
     const chunks = this.decoded(limits.maxBytes);
     let handle: FileHandle | undefined;
     let bytes = 0;
@@ -186,6 +189,7 @@ export class RequestBody {
         limits.inspect.check(Buffer.concat(head));
       }
       handle = await open(file, 'wx', 0o600);
+      limits.created?.();
       for (const chunk of head) {
         await handle.write(chunk);
         bytes += chunk.length;
@@ -198,7 +202,7 @@ export class RequestBody {
         throw new AppError('ERR_INVALID_ARGUMENT', `Stream was ${bytes} bytes but needs to be at least ${limits.minBytes} bytes.`);
       }
       await handle.sync();
-      await handle.close();
+      void handle.close().catch(() => {});
       handle = undefined;
       return { bytes };
     } catch (err) {

@@ -55,6 +55,8 @@ export interface MultipartOptions {
   onField?(name: string, value: string): void;
   /** The dialect's error for a problem with the form (`part`: the part it concerns). */
   problem(kind: MultipartProblem, message: string, part?: string): Error;
+  /** Called once the file part's spool file exists (`ReceiveAudio`'s `created`). */
+  created?: () => void;
 }
 
 /** What the form carried: the file (in the spool file at `path`) and the other parts. */
@@ -80,8 +82,9 @@ async function smallPart(stream: Readable, maxBytes: number): Promise<string | u
 }
 
 /** Streams the file part into a new spool file (mode 0600) and fsyncs it; removes the file on any failure. */
-async function partToFile(stream: Readable, path: string): Promise<number> {
+async function partToFile(stream: Readable, path: string, created: (() => void) | undefined): Promise<number> {
   const handle = await open(path, 'wx', 0o600);
+  created?.();
   try {
     let bytes = 0;
     // One write at a time: the part's stream (and through busboy, the socket) waits for the disk.
@@ -175,7 +178,7 @@ export async function receiveMultipart(req: Request, path: string, o: MultipartO
       stream.resume();
       return fail(err as Error);
     }
-    const written = partToFile(stream, path);
+    const written = partToFile(stream, path, o.created);
     written.catch(fail);
     file = { stream, mimeType, filename: info.filename ?? '', written };
   });

@@ -71,8 +71,8 @@ function recognitionFormat(req: Request): TextFormat | 'json' {
  * Spools the upload. `detectFrom`: the Content-Type when it is not an audio type; the
  * format then comes from the first bytes, and the job gets a warning that says so.
  */
-async function receiveAudio(req: Request, path: string, o: IbmRoutesOptions, detectFrom: string | undefined): Promise<ReceivedAudio> {
-  const limits = { maxBytes: o.maxAudioBytes, minBytes: o.minAudioBytes };
+async function receiveAudio(req: Request, path: string, created: () => void, o: IbmRoutesOptions, detectFrom: string | undefined): Promise<ReceivedAudio> {
+  const limits = { maxBytes: o.maxAudioBytes, minBytes: o.minAudioBytes, created };
   if (detectFrom === undefined) return req.body.toFile(path, limits);
   let detected: { format: AudioFormat; warning: string } | undefined;
   const check = (head: Buffer) => {
@@ -123,7 +123,7 @@ export function ibmRoutes(o: IbmRoutesOptions): RouteGroup {
               resultsTtlMs: request.resultsTtlMs,
               warnings: request.warnings,
             },
-            (path) => receiveAudio(req, path, o, detect ? contentType! : undefined),
+            (path, created) => receiveAudio(req, path, created, o, detect ? contentType! : undefined),
             req.body.declaredLength,
             // Nobody waits on this device for it: in a fleet, any device may run it.
             { shareable: true },

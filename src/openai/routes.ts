@@ -81,8 +81,9 @@ function audioRoute(task: Task, o: OpenAiRoutesOptions): Route {
       let contentType = 'application/octet-stream';
       const job = await o.service.submit(
         () => jobRequest(request!, format, contentType, served),
-        async (path) => {
+        async (path, created) => {
           const form = await receiveMultipart(req, path, {
+            created,
             fileField: 'file',
             fields: taskFields[task],
             repeatable: ['timestamp_granularities[]'],

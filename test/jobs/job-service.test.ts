@@ -459,3 +459,39 @@ t.test('segments of a streamed job: censored as the result, read from the first,
   t.same(await reader, { value: undefined, done: true });
   t.equal(service.feedCount, 0);
 });
+
+t.test("an upload's directory fsync runs while its data is written; the job is committed after both", async (t) => {
+  const { service, store, spool } = setup(t);
+  const realSync = spool.syncDir.bind(spool);
+  let release!: () => void;
+  const held = new Promise<void>((r) => (release = r));
+  let syncCalls = 0;
+  spool.syncDir = () => {
+    syncCalls++;
+    return realSync().then(() => held);
+  };
+  let syncsWhileReceiving = -1;
+  const submitted = service.submit(request, async (path, created) => {
+    writeFileSync(path, 'audio');
+    created();
+    await new Promise((r) => setTimeout(r, 20)); // the data still being written and fsynced
+    syncsWhileReceiving = syncCalls;
+    return { bytes: 5 };
+  });
+  let settled = false;
+  void submitted.then(() => (settled = true));
+  await until(() => syncsWhileReceiving >= 0);
+  t.equal(syncsWhileReceiving, 1, 'the directory fsync started once the file existed, before its data was done');
+  await new Promise((r) => setTimeout(r, 50));
+  t.notOk(settled, 'no answer while the directory fsync has not ended');
+  t.equal(store.waitingCount(), 0, 'and no job committed');
+  release();
+  const job = await submitted;
+  t.equal(store.get(job.id)?.status, 'waiting');
+  t.equal(syncCalls, 1, 'one directory fsync for the upload, not a second one after it');
+
+  // A receiver that does not say when its file exists: the directory fsync follows it.
+  syncCalls = 0;
+  await service.submit(request, receiveAudio);
+  t.equal(syncCalls, 1);
+});

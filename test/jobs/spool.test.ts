@@ -1,5 +1,5 @@
 // The spool's directory fsync, shared by uploads that finish close together.
-import { writeFileSync } from 'node:fs';
+import { readdirSync, readlinkSync, writeFileSync } from 'node:fs';
 import t from 'tap';
 
 import { Spool } from '../../src/jobs/spool.js';
@@ -19,4 +19,25 @@ t.test('directory fsyncs: calls while one runs share the next one, which starts 
   t.ok(firstDone, 'the shared one ended after the first');
   await spool.syncDir();
   t.pass('a call after both starts a new one and resolves');
+});
+
+t.test('directory fsyncs keep one handle on the directory until close()', async (t) => {
+  const spool = new Spool(t.testdir());
+  spool.open();
+  const handlesOnDir = () =>
+    readdirSync('/proc/self/fd').filter((fd) => {
+      try {
+        return readlinkSync(`/proc/self/fd/${fd}`) === spool.dir;
+      } catch {
+        return false; // the descriptor readdir itself used
+      }
+    }).length;
+  t.equal(handlesOnDir(), 0);
+  for (let i = 0; i < 5; i++) await spool.syncDir();
+  t.equal(handlesOnDir(), 1, 'five fsyncs, one open handle');
+  await spool.close();
+  t.equal(handlesOnDir(), 0, 'closed');
+  await spool.syncDir();
+  t.equal(handlesOnDir(), 1, 'an fsync after close() opens it again');
+  await spool.close();
 });
