@@ -161,6 +161,11 @@ export async function receiveMultipart(req: Request, path: string, o: MultipartO
   };
 
   parser.on('file', (name, stream, info) => {
+    // When the form is abandoned (parser.destroy() below), busboy destroys the part it is in
+    // with an error: a part that is only drained (resume) has no reader to take it, and an
+    // unhandled 'error' would end the process (seen on Node 24). Readers (smallPart,
+    // partToFile) still get it through their iterators.
+    stream.on('error', () => {});
     if (failure) return void stream.resume();
     if (name !== o.fileField) {
       if (!takes(name)) return void stream.resume();
