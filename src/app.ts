@@ -4,7 +4,6 @@ import path from 'node:path';
 
 import { announceGeneratedKey, resolveApiKey } from './api-key.js';
 import { azureDialect } from './azure/dialect.js';
-import { webhookTargetKind } from './azure/webhooks.js';
 import { ServiceClock, type ServiceClockOptions } from './clock.js';
 import type { Config } from './config.js';
 import { createRetrySchedule } from './delivery/backoff.js';
@@ -295,9 +294,8 @@ export class App {
       broker,
       db: p.db,
       log: this.log.child('fleet'),
-      // A web hook deleted on another device: its pending deliveries here go too.
       onRemoved: (store, key) => {
-        if (store === 'azure-webhooks') void p.outbox.discardPending({ kind: webhookTargetKind, key }).catch(() => {});
+        for (const d of p.dialects) d.registrationRemoved?.(store, key);
       },
     });
     this.fleetEvents.start();
@@ -404,12 +402,13 @@ export class App {
       pullMs: 2000,
       now: p.clock.now,
       // This device's own waiting jobs first: no other device can run them.
-      turn: async () => {
-        for (;;) {
+      turn: async (signal) => {
+        while (!signal.aborted) {
           const release = p.store.waitingCount() === 0 && !p.disk.shortage() ? this.turn.tryAcquire() : undefined;
           if (release) return release;
-          await Promise.race([this.turn.whenFree(), new Promise((resolve) => setTimeout(resolve, 1000))]);
+          await Promise.race([this.turn.whenFree(), abortableDelay(1000, signal)]);
         }
+        return undefined;
       },
     });
     broker.start();
@@ -483,4 +482,17 @@ export class App {
     await p.db.close();
     this.log.info('stopped');
   }
+}
+
+/** Resolves after `ms`, or at once when `signal` is aborted (no timer left behind). */
+function abortableDelay(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    const done = () => {
+      clearTimeout(timer);
+      signal.removeEventListener('abort', done);
+      resolve();
+    };
+    const timer = setTimeout(done, ms);
+    signal.addEventListener('abort', done, { once: true });
+  });
 }

@@ -69,4 +69,6 @@ export interface Dialect {
   modelListing?: ModelListing;
   start?(start: DialectStart): void | Promise<void>;
   stop?(): void | Promise<void>;
+  /** A registration of its store removed on another device of the fleet (and so here). */
+  registrationRemoved?(store: ReplicatedStore, key: string): void;
 }

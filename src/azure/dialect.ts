@@ -11,7 +11,7 @@ import { versionMounts } from './versions.js';
 import { webhookRoutes } from './webhook-routes.js';
 import { AzureTranscriptions } from './transcription-service.js';
 import { BatchStore } from './transcriptions.js';
-import { policyTargetCheck, WebhookRegistry } from './webhooks.js';
+import { policyTargetCheck, WebhookRegistry, webhookTargetKind } from './webhooks.js';
 
 /**
  * Azure Speech to Text (every version under `/speechtotext`, v2.0/v2.1 under
@@ -49,6 +49,10 @@ export function azureDialect(ctx: DialectContext): Dialect {
       'Azure Speech to Text (`/speechtotext/v3.0`–`v3.2`, `/speechtotext?api-version=2024-11-15|2025-10-15`, and v2.0/v2.1 under `/api/speechtotext/v2.1`)',
     notifier,
     targets: [webhookTarget(registry)],
+    // A web hook deleted on another device: its pending deliveries here go too.
+    registrationRemoved: (store, key) => {
+      if (store === 'azure-webhooks') void ctx.outbox.discardPending({ kind: webhookTargetKind, key }).catch(() => {});
+    },
     routes: [
       {
         // One set of routes under every version's prefix; everything under them is Azure's.

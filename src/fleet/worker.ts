@@ -35,8 +35,11 @@ export interface FleetWorkerOptions {
   maxAttempts?: number;
   /** How long one pull waits for work. */
   pullMs?: number;
-  /** Resolves when this device may run a job (a function that gives the turn back); by default, always. */
-  turn?: () => Promise<() => void>;
+  /**
+   * Resolves when this device may run a job, with a function that gives the turn back, or
+   * with undefined once `signal` is aborted (the worker stops); by default, always at once.
+   */
+  turn?: (signal: AbortSignal) => Promise<(() => void) | undefined>;
   now?: () => number;
   /** Reports each state change this device writes (FleetEvents: deliveries once per event). */
   events?: { publish(job: Job, change: JobChange): Promise<unknown> };
@@ -84,7 +87,14 @@ export class FleetWorker {
     while (!this.stopping) {
       await Promise.race([this.o.broker.whenConnected(), this.stopped]);
       if (this.stopping) break;
-      const release = this.o.turn ? await Promise.race([this.o.turn(), this.stopped.then(() => undefined)]) : () => {};
+      let release: (() => void) | undefined;
+      try {
+        release = this.o.turn ? await this.o.turn(this.controller.signal) : () => {};
+      } catch (err) {
+        this.o.log.warn('could not take a turn on the engine', { error: err as Error });
+        await Promise.race([new Promise((resolve) => setTimeout(resolve, 1000)), this.stopped]);
+        continue;
+      }
       if (!release) break;
       try {
         await this.pullAndHandle();

@@ -58,8 +58,10 @@ t.test('a fleet device: connected and provisioned; the broker gone, still ready,
 
 t.test('two fleet devices: a callback registered and a web hook created on one are the other’s too, challenged once', async (t) => {
   const server = await NatsServer.start(t);
-  const a = await startApp(t, { EARSHOT_FLEET_URL: server.url }, path.join(t.testdir(), 'a'));
-  const b = await startApp(t, { EARSHOT_FLEET_URL: server.url }, path.join(t.testdir(), 'b'));
+  // One t.testdir() call: each call makes the directory afresh, which would remove a's.
+  const dir = t.testdir();
+  const a = await startApp(t, { EARSHOT_FLEET_URL: server.url }, path.join(dir, 'a'));
+  const b = await startApp(t, { EARSHOT_FLEET_URL: server.url }, path.join(dir, 'b'));
   const receiver = await startReceiver(t, () => ({ status: 200 }), { path: '/hook' });
   const q = encodeURIComponent(`${receiver.url}?dialect=ibm`);
   t.equal((await fetch(`${a.base}/v1/register_callback?callback_url=${q}&user_secret=s`, { method: 'POST', headers: a.auth })).status, 201);
