@@ -245,6 +245,7 @@ export class App {
             disk,
             jobs: () => store.countByStatus(),
             auth: config.auth === 'key' ? 'key' : 'none',
+            fleet: this.fleetState(),
           }),
       }),
       pageRoutes(loadPageAssets()),

@@ -32,6 +32,8 @@ export interface DeviceInfo {
   jobs: Record<string, number>;
   /** `none` when the device asks for no key (EARSHOT_AUTH=none). */
   auth: 'key' | 'none';
+  /** On a fleet device (EARSHOT_FLEET_URL): the link to the fleet's broker, as /readyz says it. */
+  fleet?: 'connecting' | 'connected' | 'unreachable';
 }
 
 /** Where the readings come from (the defaults read the machine; tests give their own). */
@@ -88,6 +90,7 @@ export interface DeviceState {
   disk: { free(): number; floorBytes: number };
   jobs: () => Record<string, number>;
   auth: 'key' | 'none';
+  fleet?: DeviceInfo['fleet'];
 }
 
 /** Reads the device's state now (a few small files and at most one vcgencmd call). */
@@ -113,5 +116,6 @@ export async function deviceInfo(state: DeviceState, sources: DeviceSources = sy
     disk: { freeBytes: state.disk.free(), floorBytes: state.disk.floorBytes },
     jobs: state.jobs(),
     auth: state.auth,
+    ...(state.fleet ? { fleet: state.fleet } : {}),
   };
 }

@@ -70,7 +70,7 @@ export function opsRoutes(o: OpsRoutesOptions): RouteGroup {
         method: 'get',
         pattern: '/device',
         name: 'device',
-        doc: "earshot's own: the device for its page: version, model and languages, board, CPU temperature and throttling (where the board tells), uptime, memory, free space, jobs by status",
+        doc: "earshot's own: the device for its page: version, model and languages, board, CPU temperature and throttling (where the board tells), uptime, memory, free space, jobs by status, and on a fleet device the broker link",
         handler: async () => json(200, await o.device(), { 'Cache-Control': 'no-store' }),
       },
     ],

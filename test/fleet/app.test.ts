@@ -27,6 +27,8 @@ t.test('a fleet device: connected and provisioned; the broker gone, still ready,
   await until(async () => (await readyz()).body.fleet === 'connected', 10_000, 'the fleet link');
   t.same(await readyz(), { status: 200, body: { status: 'ready', fleet: 'connected' } });
   t.equal(await metric(), 1);
+  const device = async () => ((await (await fetch(`${base}/device`, { headers: auth })).json()) as { fleet?: string }).fleet;
+  t.equal(await device(), 'connected', "the page's device facts say so too");
 
   const nc = await connect({ servers: server.url });
   t.teardown(() => nc.close());
@@ -42,6 +44,7 @@ t.test('a fleet device: connected and provisioned; the broker gone, still ready,
   await until(async () => (await readyz()).body.fleet === 'unreachable', 10_000, 'unreachable');
   t.same(await readyz(), { status: 200, body: { status: 'ready', fleet: 'unreachable' } }, 'still ready');
   t.equal(await metric(), 0);
+  t.equal(await device(), 'unreachable');
   const res = await fetch(`${base}/v1/recognitions`, {
     method: 'POST',
     headers: { ...auth, 'Content-Type': 'audio/l16;rate=16000;endianness=little-endian' },

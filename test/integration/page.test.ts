@@ -12,6 +12,7 @@ import t from 'tap';
 
 import { projectRoot } from '../../src/paths.js';
 import { apiKey, startApp } from '../helpers/app.js';
+import { freePort } from '../helpers/nats-server.js';
 import { JFK_MP3 } from '../helpers/audio-fixtures.js';
 import { until } from '../helpers/poll.js';
 import { startReceiver } from '../helpers/receiver.js';
@@ -273,12 +274,14 @@ function run(executablePath: string): void {
     t.match(await forged.json(), { code: 403, code_description: 'Forbidden', error: /another site \(Origin http:\/\/evil\.example\)/ }, "in IBM's shape");
   });
 
-  t.test('EARSHOT_AUTH=none: the page asks for no key', async (t) => {
-    const { base } = await startApp(t, { EARSHOT_AUTH: 'none' });
+  t.test('EARSHOT_AUTH=none: the page asks for no key; a fleet device whose broker is away says it works alone', async (t) => {
+    // A fleet device (EARSHOT_FLEET_URL) whose broker does not answer: it works alone, and says so.
+    const { base } = await startApp(t, { EARSHOT_AUTH: 'none', EARSHOT_FLEET_URL: `nats://127.0.0.1:${await freePort()}` });
     const browser = await launch(t, executablePath);
     const page = await browser.newPage();
     await page.goto(`${base}/`);
     await page.locator('#device-facts dt', { hasText: 'Model' }).waitFor();
+    t.match(await page.textContent('#device-facts'), /Fleet(connecting to the broker…|broker unreachable: working alone)/, 'the fleet link on the page');
     t.ok(await page.locator('#login').isHidden(), 'no key form');
     t.ok(await page.locator('#forget').isHidden());
     await page.locator('#connection', { hasText: 'live' }).waitFor();

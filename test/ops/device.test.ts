@@ -43,6 +43,12 @@ t.test('a Raspberry Pi: board from the device tree, temperature, throttling', as
   t.ok(info.uptime.system > 0 && info.uptime.service >= 0);
 });
 
+t.test('a fleet device reports its broker link; a single device has no fleet', async (t) => {
+  const bare: DeviceSources = { readFile: () => undefined, throttled: async () => undefined };
+  t.notOk('fleet' in (await deviceInfo(state, bare)), 'no EARSHOT_FLEET_URL: nothing of a fleet');
+  t.equal((await deviceInfo({ ...state, fleet: 'unreachable' }, bare)).fleet, 'unreachable');
+});
+
 t.test('a machine without device tree, thermal zone or vcgencmd; the model still loading', async (t) => {
   const bare: DeviceSources = { readFile: () => undefined, throttled: async () => undefined };
   const info = await deviceInfo({ ...state, model: undefined, auth: 'none' }, bare);

@@ -20,6 +20,7 @@ interface DeviceInfo {
   memory: { totalBytes: number; freeBytes: number };
   disk: { freeBytes: number; floorBytes: number };
   jobs: Record<string, number>;
+  fleet?: 'connecting' | 'connected' | 'unreachable';
 }
 
 const keyStorage = 'earshot.key';
@@ -100,6 +101,12 @@ async function start(): Promise<void> {
 
 // --- the device
 
+const fleetText = {
+  connecting: 'connecting to the broker…',
+  connected: 'connected: shares the fleet’s queue',
+  unreachable: 'broker unreachable: working alone',
+} as const;
+
 async function loadDevice(): Promise<void> {
   const d = (await (await api('/device')).json()) as DeviceInfo;
   const facts: Array<[string, string]> = [
@@ -125,6 +132,8 @@ async function loadDevice(): Promise<void> {
     ],
     ['Version', `earshot ${d.version}`],
   );
+  // A fleet device: whether it shares the fleet's queue, or works alone for now.
+  if (d.fleet) facts.splice(facts.length - 1, 0, ['Fleet', fleetText[d.fleet]]);
   $('device-facts').replaceChildren(...facts.flatMap(([k, v]) => [h('dt', {}, k), h('dd', {}, v)]));
   const select = $<HTMLSelectElement>('language');
   if (select.options.length === 0) {
