@@ -64,7 +64,7 @@ export class FleetJobs {
   /**
    * Reports a change on the events stream. A lost report costs that event's deliveries,
    * not the job (it is stored): logged, not thrown. (The worker's own reports of a job's
-   * end are the ones retried through its work message: FleetWorker.)
+   * end are retried through its work message: FleetWorker; a leftover has none left.)
    */
   private async report(job: Job, change: JobChange): Promise<void> {
     try {
@@ -129,7 +129,10 @@ export class FleetJobs {
     if (!this.connected) return { expired: 0, leftovers: 0, orphans: 0 };
     const now = this.now();
     const expired = await this.o.queue.sweep(now);
-    const leftovers = await this.o.queue.failLeftovers(now);
+    // A failed leftover is reported like any job's end: its callbacks and web hooks hear of it.
+    const failed = await this.o.queue.failLeftovers(now);
+    for (const job of failed) await this.report(job, 'failed');
+    const leftovers = failed.length;
     const orphans = await this.o.queue.removeOrphans(now);
     return { expired, leftovers, orphans };
   }

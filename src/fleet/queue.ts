@@ -181,16 +181,16 @@ export class FleetQueue {
    * Fails the jobs no device will run any more: waiting or processing in the bucket, last
    * changed more than two ack waits ago, with no work message left in the stream (the
    * server stopped redelivering it after MaxDeliver: a device crashed before it could write
-   * anything). Returns how many; a compare-and-set each, so devices sweeping together fail
-   * each once.
+   * anything). Returns the jobs as failed here (to be reported); a compare-and-set each, so
+   * devices sweeping together fail each once.
    */
-  async failLeftovers(now: number, limit = 100): Promise<number> {
+  async failLeftovers(now: number, limit = 100): Promise<Job[]> {
     const h = this.handles;
     const { stream, subjectPrefix, ackWaitMs } = this.broker.layout;
     const jsm = await jetstreamManager(h.nc);
-    let failed = 0;
+    const failed: Job[] = [];
     for await (const key of await h.jobs.keys()) {
-      if (failed >= limit) break;
+      if (failed.length >= limit) break;
       const entry = await h.jobs.get(key);
       if (entry?.operation !== 'PUT') continue;
       const job = entry.json<Job>();
@@ -201,9 +201,10 @@ export class FleetQueue {
       );
       if (queued) continue;
       const error = { code: 'ERR_INTERRUPTED', message: 'No device could run this job (each one that took it stopped or crashed); giving up on it' };
-      if ((await this.update({ ...job, status: 'failed', updated: now, expiresAt: now + job.resultsTtlMs, error }, entry.revision)) !== undefined) {
+      const ended: Job = { ...job, status: 'failed', updated: now, expiresAt: now + job.resultsTtlMs, error };
+      if ((await this.update(ended, entry.revision)) !== undefined) {
         await this.dropAudio(job.id);
-        failed++;
+        failed.push(ended);
       }
     }
     return failed;

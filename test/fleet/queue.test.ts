@@ -10,6 +10,7 @@ import t, { type Test } from 'tap';
 
 import { parseAudioMediaType } from '../../src/engine/media-type.js';
 import { FleetBroker } from '../../src/fleet/broker.js';
+import { FleetJobs } from '../../src/fleet/fleet-jobs.js';
 import { FleetQueue, jobLane, modelLanes } from '../../src/fleet/queue.js';
 import type { Job } from '../../src/jobs/job.js';
 import type { StoredTranscript } from '../../src/jobs/job-store.js';
@@ -250,11 +251,15 @@ t.test('upkeep: a device’s own job copied once; leftovers no device will run a
   await a.queue.submit(queued, audio);
   const recent = waitingJob('00000000-0000-4000-8000-0000000000c4');
   await a.queue.copy(recent, undefined);
-  t.equal(await a.queue.failLeftovers(now), 1);
+  t.same(
+    (await a.queue.failLeftovers(now)).map((j) => [j.id, j.status]),
+    [[stranded.id, 'failed']],
+    'the failed job, to be reported',
+  );
   t.match((await a.queue.get(stranded.id))?.job, { status: 'failed', error: { code: 'ERR_INTERRUPTED' } });
   t.equal((await a.queue.get(queued.id))?.job.status, 'waiting', 'a queued job is left to the devices');
   t.equal((await a.queue.get(recent.id))?.job.status, 'waiting', 'a job changed lately is left alone');
-  t.equal(await a.queue.failLeftovers(now), 0, 'once');
+  t.same(await a.queue.failLeftovers(now), [], 'once');
 
   // Objects: those of a job stay; those of no job go once they are two ack waits old.
   await a.broker.connected!.audio.putBlob({ name: 'gone.audio' }, new Uint8Array([1, 2, 3]));
@@ -264,4 +269,21 @@ t.test('upkeep: a device’s own job copied once; leftovers no device will run a
   t.ok(gone === null || gone.deleted, 'removed');
   t.not(await a.broker.connected!.audio.info(`${queued.id}.audio`), null, "a job's audio stays");
   t.not(await a.broker.connected!.audio.info(`${own.id}.result`), null, "a job's result stays");
+});
+
+t.test("the service's sweep reports a failed leftover on the events stream (its callbacks hear of it)", async (t) => {
+  const server = await NatsServer.start(t);
+  const a = device(t, server.url, 'a');
+  await a.broker.whenConnected();
+  const long = Date.now() - 10 * ackWaitMs;
+  const stranded = { ...waitingJob('00000000-0000-4000-8000-0000000000d1'), updated: long, created: long };
+  await a.queue.copy(stranded, undefined);
+  // What FleetEvents.publish is given (the stream itself: test/fleet/events.test.ts).
+  const reported: string[] = [];
+  const events = { publish: async (job: Job, change: string) => reported.push(`${job.id} ${job.status} ${change}`) };
+  const fleetJobs = new FleetJobs({ broker: a.broker, queue: a.queue, events, log });
+  t.match(await fleetJobs.sweep(), { leftovers: 1 });
+  t.same(reported, [`${stranded.id} failed failed`]);
+  t.match(await fleetJobs.sweep(), { leftovers: 0 });
+  t.equal(reported.length, 1, 'reported once');
 });
