@@ -3,9 +3,10 @@
 // of them; a device SIGKILLed mid-job loses nothing (another device completes its job
 // after the ack wait); the broker restarted mid-run loses nothing (while it is away, the
 // device takes jobs itself: the 201 is the same); no job completes twice; GET, list and
-// DELETE on any device work for any job; a callback registered on one device serves jobs
-// submitted to another, and every job's events reach the receiver at least once, each
-// with a stable id. Prints the numbers docs/fleet.md quotes.
+// DELETE on any device work for any job; a callback registered on one device is used by
+// every device that reports a job's events (any of them pulls any): every job's events
+// reach the receiver at least once, each with a stable id. Prints the numbers
+// docs/fleet.md quotes.
 import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 
@@ -87,15 +88,15 @@ t.test(
     });
     const fleetState = async (d: Device) => ((await (await fetch(`${d.svc.base}/readyz`)).json()) as { fleet?: string }).fleet;
     for (const d of devices) await until(async () => (await fleetState(d)) === 'connected', 20_000, `${d.name} connected`);
-    const [a, b] = devices as [Device, Device, Device];
+    const [a] = devices as [Device, Device, Device];
 
-    // A receiver, registered on b: a's jobs use it (registrations are fleet-wide).
+    // A receiver, registered on a (where the jobs are submitted): the devices that run them
+    // and pull their events, b and c too, send their callbacks (registrations are fleet-wide;
+    // replicated in milliseconds, long before the first job ends).
     const receiver = await startReceiver(t, () => ({ status: 200 }), { path: '/hook' });
     const callbackUrl = encodeURIComponent(receiver.url);
-    const register = (d: Device) => fetch(`${d.svc.base}/v1/register_callback?callback_url=${callbackUrl}&user_secret=s`, { method: 'POST', headers: auth });
-    t.equal((await register(b)).status, 201, 'callback registered on b');
-    await until(async () => (await register(a)).status === 200, 20_000, 'the registration on a too');
-    t.equal(receiver.challenges().length, 1, 'challenged once, by b');
+    const registered = await fetch(`${a.svc.base}/v1/register_callback?callback_url=${callbackUrl}&user_secret=s`, { method: 'POST', headers: auth });
+    t.equal(registered.status, 201, 'callback registered on a');
     callbackQuery = `?callback_url=${callbackUrl}&user_token=fleet`;
     if (process.env.FLEET_TEST_LOGS) {
       const timer = setInterval(() => {
