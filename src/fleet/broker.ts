@@ -1,6 +1,16 @@
 import { readFileSync } from 'node:fs';
 
-import { AckPolicy, jetstream, type JetStreamClient, jetstreamManager, RetentionPolicy, StorageType, DiscardPolicy } from '@nats-io/jetstream';
+import {
+  AckPolicy,
+  type ConsumerConfig,
+  DiscardPolicy,
+  type JetStreamClient,
+  type JetStreamManager,
+  jetstream,
+  jetstreamManager,
+  RetentionPolicy,
+  StorageType,
+} from '@nats-io/jetstream';
 import { Kvm, type KV } from '@nats-io/kv';
 import { Objm, type ObjectStore } from '@nats-io/obj';
 import { connect, credsAuthenticator, type NatsConnection, nanos, type NodeConnectionOptions } from '@nats-io/transport-node';
@@ -268,13 +278,7 @@ export class FleetBroker {
         // Many devices pull from one consumer; each may hold one job at a time.
         max_ack_pending: -1,
       };
-      try {
-        await jsm.consumers.info(l.stream, consumer.durable_name);
-        await jsm.consumers.update(l.stream, consumer.durable_name, consumer);
-      } catch (err) {
-        if (!/consumer not found/i.test((err as Error).message)) throw err;
-        await jsm.consumers.add(l.stream, consumer);
-      }
+      await ensureConsumer(jsm, l.stream, consumer);
     }
     const js = jetstream(nc);
     const jobs = await new Kvm(js).create(l.jobsBucket, {
@@ -290,5 +294,19 @@ export class FleetBroker {
       max_bytes: l.audioMaxBytes,
     });
     return { nc, js, jobs, audio };
+  }
+}
+
+/**
+ * A durable consumer as `config` says, created or brought up to date (provisioning runs on
+ * every connection, so a changed setting reaches a consumer made by an older version).
+ */
+export async function ensureConsumer(jsm: JetStreamManager, stream: string, config: Partial<ConsumerConfig> & { durable_name: string }): Promise<void> {
+  try {
+    await jsm.consumers.info(stream, config.durable_name);
+    await jsm.consumers.update(stream, config.durable_name, config);
+  } catch (err) {
+    if (!/consumer not found/i.test((err as Error).message)) throw err;
+    await jsm.consumers.add(stream, config);
   }
 }

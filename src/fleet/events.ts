@@ -8,7 +8,7 @@ import type { JobChange, JobNotifier } from '../jobs/job-service.js';
 import type { StoredTranscript } from '../jobs/job-store.js';
 import type { Logger } from '../log.js';
 import type { StateDatabase } from '../store/database.js';
-import type { FleetBroker, FleetHandles } from './broker.js';
+import { ensureConsumer, type FleetBroker, type FleetHandles } from './broker.js';
 
 /**
  * A job's state change as the fleet reports it: what a device wrote to the jobs bucket
@@ -166,13 +166,7 @@ export class FleetEvents {
       max_deliver: -1,
       max_ack_pending: -1,
     };
-    try {
-      await jsm.consumers.info(l.stream, l.consumer);
-      await jsm.consumers.update(l.stream, l.consumer, consumer);
-    } catch (err) {
-      if (!/consumer not found/i.test((err as Error).message)) throw err;
-      await jsm.consumers.add(l.stream, consumer);
-    }
+    await ensureConsumer(jsm, l.stream, consumer);
     this.provisioned = h;
     return h;
   }
