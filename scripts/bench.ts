@@ -153,7 +153,7 @@ tools, then the service (HTTP latency, bytes written); a markdown table, and JSO
                           FILE.summary.json)   [var/bench/bench-<time>.json, summary-<time>.json]
   --no-make               fail on a missing model instead of making it
 addon: the addon beside whisper-cli on one file, and its peak RSS for long inputs
-  --model NAME|PATH       addon, api and delivery: the model  [tiny.en-q5_1; delivery: test.en-q5_0]
+  --model NAME|PATH       addon, api, delivery, fleet: the model  [tiny.en-q5_1; delivery: test.en-q5_0]
   --audio FILE            the file transcribed                                   [jfk.mp3]
   --rss-minutes LIST      input lengths whose peak RSS is measured              [1,30]
   (--threads: the largest of the list; --runs: measured runs, median             [3])
@@ -173,9 +173,9 @@ fleet: the fleet path against one device, with a real nats-server (NATS_SERVER, 
 submit → 201 latency and submissions/s alone and with EARSHOT_FLEET_URL (16 clients,
 --submit-seconds each), one jfk job end to end alone and through a 2-device fleet, and
 N jfk jobs at once on one device (1 and 2 threads) and on the 2-device fleet. Both devices
-share this machine's cores: no scale-out claim. About 2 minutes.
-  --fleet-jobs N          jobs submitted at once for the throughput              [20]
-  (--model [test.en-q5_0]; --runs: jobs for the end-to-end median [5]; --submit-seconds [10])`;
+share this machine's cores: no scale-out claim. 3–5 minutes on 2 cores.
+  --fleet-jobs N          jobs submitted at once for the throughput              [10]
+  (--model [tiny.en-q5_1]; --runs: jobs for the end-to-end median [5]; --submit-seconds [10])`;
 
 class UsageError extends Error {}
 
@@ -283,7 +283,7 @@ export function parseCli(argv: string[]): BenchOptions | 'help' {
     hooks: positiveInt(values.hooks ?? '10', '--hooks', 1000),
     jobs: positiveInt(values.jobs ?? '10', '--jobs', 10_000),
     concurrency: list(values.concurrency ?? 'default', '--concurrency').map((c) => (c === 'default' ? undefined : positiveInt(c, '--concurrency', 256))),
-    fleetJobs: positiveInt(values['fleet-jobs'] ?? '20', '--fleet-jobs', 10_000),
+    fleetJobs: positiveInt(values['fleet-jobs'] ?? '10', '--fleet-jobs', 10_000),
   };
 }
 
@@ -1100,7 +1100,7 @@ async function run(o: BenchOptions): Promise<void> {
     }
     if (suite === 'fleet')
       figures.push(
-        ...(await runFleetSuite({ model: findModel(o.model ?? 'test.en-q5_0'), runs: o.runs ?? 5, submitSeconds: o.submitSeconds, jobs: o.fleetJobs })),
+        ...(await runFleetSuite({ model: findModel(o.model ?? 'tiny.en-q5_1'), runs: o.runs ?? 5, submitSeconds: o.submitSeconds, jobs: o.fleetJobs })),
       );
   }
   if (figures.length) await summarize(figures, startedAt, o.json);
