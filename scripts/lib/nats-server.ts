@@ -82,7 +82,11 @@ export class NatsServer {
     });
     this.child = child;
     this.output = '';
-    this.exited = new Promise((resolve) => child.once('exit', () => resolve()));
+    // 'error' without 'exit' when it could not be started (no such binary).
+    this.exited = new Promise((resolve) => {
+      child.once('exit', () => resolve());
+      child.once('error', () => resolve());
+    });
     await new Promise<void>((resolve, reject) => {
       const onData = (chunk: Buffer) => {
         this.output += chunk.toString();
