@@ -37,7 +37,7 @@ export interface ApiSuiteOptions {
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** jfk.mp3 as 16 kHz mono 16-bit WAV, `repeat` times over (decoded by our own decoder). */
-async function jfkWav(dir: string, repeat: number): Promise<Buffer> {
+export async function jfkWav(dir: string, repeat: number): Promise<Buffer> {
   const pcm = await decodeToPcm(jfkMp3, dir, 60);
   return int16Wav(repeatPcm(pcm, pcm.length * repeat));
 }
@@ -106,8 +106,11 @@ async function storeStats(base: string): Promise<{ commits: number; changes: num
   return { commits: read('earshot_store_commits_total'), changes: read('earshot_store_changes_total') };
 }
 
-/** A callback receiver that records when each job's completion arrived. */
-async function startReceiver() {
+/**
+ * A callback receiver that records when each job's completion first arrived (a fleet
+ * delivers at least once: a repeat does not move it).
+ */
+export async function startReceiver() {
   const completed = new Map<string, number>();
   const waiters = new Map<string, () => void>();
   const server = createServer((req, res) => {
@@ -118,7 +121,7 @@ async function startReceiver() {
     req.on('data', (c) => (body += c));
     req.on('end', () => {
       const event = JSON.parse(body) as { id: string; event: string };
-      if (event.event === 'recognitions.completed') {
+      if (event.event === 'recognitions.completed' && !completed.has(event.id)) {
         completed.set(event.id, performance.now());
         waiters.get(event.id)?.();
       }
