@@ -58,17 +58,21 @@ export class FleetQueue {
   }
 
   /**
-   * Stores a new waiting job whose audio is the file at `audioPath`: the audio, then the
-   * state (created: refused if the id exists), then the work message (its id is the job's,
-   * so a retried publish is stored once). Resolves when the broker acknowledged all three:
+   * Stores a new waiting job whose audio is the file at `audioPath`: the audio and the
+   * state (created: refused if the id exists) side by side, then the work message (its id
+   * is the job's, so a retried publish is stored once). Resolves when the broker acknowledged all three:
    * the job then survives the loss of this device. On failure, what was stored is removed
    * (best effort: the audio bucket's objects of unknown jobs are swept).
    */
   async submit(job: Job, audioPath: string): Promise<number> {
     const h = this.handles;
     try {
-      await h.audio.put({ name: audioObject(job.id) }, Readable.toWeb(createReadStream(audioPath)) as ReadableStream<Uint8Array>);
-      const revision = await h.jobs.create(job.id, JSON.stringify(job));
+      // No device works on the job before its work message; the sweeps leave young
+      // objects and states alone.
+      const [, revision] = await Promise.all([
+        h.audio.put({ name: audioObject(job.id) }, Readable.toWeb(createReadStream(audioPath)) as ReadableStream<Uint8Array>),
+        h.jobs.create(job.id, JSON.stringify(job)),
+      ]);
       await h.js.publish(`${this.broker.layout.subjectPrefix}.${jobLane(job)}.${job.id}`, JSON.stringify({ id: job.id }), { msgID: job.id });
       return revision;
     } catch (err) {
