@@ -5,6 +5,7 @@ import { type KV, Kvm, type KvWatchEntry } from '@nats-io/kv';
 import type { QueuedIterator } from '@nats-io/transport-node';
 import type { Database } from 'lmdb';
 
+import { AppError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { DatabaseName, StateDatabase } from '../store/database.js';
 import type { FleetBroker, FleetHandles } from './broker.js';
@@ -85,13 +86,16 @@ export class FleetHooks {
   }
 
   /**
-   * The bucket's value of one record (undefined: none, or the broker is away): for a
-   * record written elsewhere that this device's watch may not have applied yet.
+   * The bucket's value of one record (undefined: none): for a record written elsewhere
+   * that this device's watch may not have applied yet.
+   * @throws AppError ERR_FLEET_UNAVAILABLE while the bucket cannot be read (the broker away, or not followed yet)
    */
   async read(store: ReplicatedStore, key: string): Promise<unknown> {
     const kv = this.kv;
-    if (!kv || !this.o.broker.connected) return undefined;
-    const entry = await kv.get(hookKey(store, key)).catch(() => null);
+    if (!kv || !this.o.broker.connected) throw new AppError('ERR_FLEET_UNAVAILABLE', "The fleet's registrations bucket cannot be read yet");
+    const entry = await kv.get(hookKey(store, key)).catch((err: unknown) => {
+      throw new AppError('ERR_FLEET_UNAVAILABLE', `Could not read the fleet's registrations bucket: ${(err as Error).message}`, { cause: err });
+    });
     return entry?.operation === 'PUT' ? entry.json<Replica>().value : undefined;
   }
 
