@@ -57,6 +57,7 @@ t.test('a batch created on A runs through the fleet; B reads it, its files and r
   t.equal(hook.status, 201);
   await until(async () => (await onB('GET', hook.json.self.replace(a.base, b.base))).json?.status === 'Succeeded', 15_000, 'the hook on b');
 
+  const asked = performance.now();
   const created = await onA('POST', '/speechtotext/v3.1/transcriptions', {
     displayName: 'fleet batch',
     locale: 'en-US',
@@ -64,6 +65,7 @@ t.test('a batch created on A runs through the fleet; B reads it, its files and r
     properties: { wordLevelTimestampsEnabled: true },
   });
   t.equal(created.status, 201, JSON.stringify(created.json));
+  t.comment(`create of a 3-URL batch through the fleet: ${Math.round(performance.now() - asked)} ms to its 201`);
   const id = created.json.self.split('/').pop() as string;
   t.same(a.app.jobs.newest(10), [], 'no job of it on A: its jobs are in the fleet');
 
@@ -81,6 +83,7 @@ t.test('a batch created on A runs through the fleet; B reads it, its files and r
     'the batch to finish',
   );
   t.equal(entity.status, 'Succeeded', 'two of three recordings transcribed');
+  t.comment(`created on A to Succeeded on B: ${Math.round(performance.now() - asked)} ms`);
   t.same(a.app.jobs.newest(10), [], 'still none on A');
   t.same(b.app.jobs.newest(10), [], 'nor on B');
   const started = [a, b].map(async (app) => gauge(await (await fetch(`${app.base}/metrics`)).text(), 'earshot_fleet_jobs_started_total'));
