@@ -35,6 +35,8 @@
 // receiver, and the time from a job's completion to its first delivery attempt.
 // short (scripts/bench/short.ts): 2, 5 and 10 s voice commands end to end with encoder
 // trimming and VAD off and on, and the word error rate of each where weights are real.
+// fleet (scripts/bench/fleet.ts): the fleet path (a real nats-server, two devices) against
+// a single device: submit latency and rate, one job end to end, N jobs at once.
 import { execFile, spawn } from 'node:child_process';
 import {
   accessSync,
@@ -80,6 +82,7 @@ import { findModel, isGenerated } from './lib/find-model.js';
 import { rssChild, runAddonSuite } from './bench/addon.js';
 import { runApiSuite } from './bench/api.js';
 import { runDeliverySuite } from './bench/delivery.js';
+import { runFleetSuite } from './bench/fleet.js';
 import { runShortSuite } from './bench/short.js';
 
 const exec = promisify(execFile);
@@ -90,7 +93,7 @@ export const BENCH_QUANTS = ['f16', 'q8_0', 'q5_0', 'q5_1', 'q4_0'] as const;
 export type BenchQuant = (typeof BENCH_QUANTS)[number];
 
 /** The suites, in the order `--suite all` runs them. */
-export const SUITES = ['engine', 'addon', 'api', 'delivery', 'short'] as const;
+export const SUITES = ['engine', 'addon', 'api', 'delivery', 'short', 'fleet'] as const;
 export type Suite = (typeof SUITES)[number];
 
 export interface BenchOptions {
@@ -120,13 +123,14 @@ export interface BenchOptions {
   hooks: number;
   jobs: number;
   concurrency: Array<number | undefined>;
+  fleetJobs: number;
 }
 
 /** The engine suite's options, its number of runs settled. */
 type EngineOptions = BenchOptions & { runs: number };
 
 export const USAGE = `usage: npm run bench -- [--suite SUITES] [options]        (or: node dist/scripts/bench.js)
-  --suite LIST            engine, addon, api, delivery, short or all             [engine]
+  --suite LIST            engine, addon, api, delivery, short, fleet or all      [engine]
 engine: per model x quantization x threads x flash attention, earshot beside whisper.cpp's
 tools, then the service (HTTP latency, bytes written); a markdown table, and JSON
   --quick                 minimal matrix: tiny.en q5_1, threads = cores, flash attention on
@@ -149,7 +153,7 @@ tools, then the service (HTTP latency, bytes written); a markdown table, and JSO
                           FILE.summary.json)   [var/bench/bench-<time>.json, summary-<time>.json]
   --no-make               fail on a missing model instead of making it
 addon: the addon beside whisper-cli on one file, and its peak RSS for long inputs
-  --model NAME|PATH       addon, api and delivery: the model  [tiny.en-q5_1; delivery: test.en-q5_0]
+  --model NAME|PATH       addon, api, delivery, fleet: the model  [tiny.en-q5_1; delivery: test.en-q5_0]
   --audio FILE            the file transcribed                                   [jfk.mp3]
   --rss-minutes LIST      input lengths whose peak RSS is measured              [1,30]
   (--threads: the largest of the list; --runs: measured runs, median             [3])
@@ -163,7 +167,15 @@ delivery: web hook deliveries per second, job completion to first delivery attem
   --concurrency LIST      dispatcher concurrencies to compare (default: the service's) [default]
 short: voice commands (2, 5, 10 s) end to end with encoder trimming and VAD off/on; the
 word error rate of jfk.mp3 for each where the model has real weights
-  (--model: a comma-separated list   [test.en-q5_0,tiny.en-q5_1]; --runs: per clip [5])`;
+  (--model: a comma-separated list   [test.en-q5_0,tiny.en-q5_1]; --runs: per clip [5])
+fleet: the fleet path against one device, with a real nats-server (NATS_SERVER, else
+/usr/sbin/nats-server; skipped without one) and services of one inference thread each:
+submit → 201 latency and submissions/s alone and with EARSHOT_FLEET_URL (16 clients,
+--submit-seconds each), one jfk job end to end alone and through a 2-device fleet, and
+N jfk jobs at once on one device (1 and 2 threads) and on the 2-device fleet. Both devices
+share this machine's cores: no scale-out claim. 3–5 minutes on 2 cores.
+  --fleet-jobs N          jobs submitted at once for the throughput              [10]
+  (--model [tiny.en-q5_1]; --runs: jobs for the end-to-end median [5]; --submit-seconds [10])`;
 
 class UsageError extends Error {}
 
@@ -215,6 +227,7 @@ export function parseCli(argv: string[]): BenchOptions | 'help' {
         hooks: { type: 'string' },
         jobs: { type: 'string' },
         concurrency: { type: 'string' },
+        'fleet-jobs': { type: 'string' },
         help: { type: 'boolean', short: 'h' },
       },
     }));
@@ -270,6 +283,7 @@ export function parseCli(argv: string[]): BenchOptions | 'help' {
     hooks: positiveInt(values.hooks ?? '10', '--hooks', 1000),
     jobs: positiveInt(values.jobs ?? '10', '--jobs', 10_000),
     concurrency: list(values.concurrency ?? 'default', '--concurrency').map((c) => (c === 'default' ? undefined : positiveInt(c, '--concurrency', 256))),
+    fleetJobs: positiveInt(values['fleet-jobs'] ?? '10', '--fleet-jobs', 10_000),
   };
 }
 
@@ -1084,6 +1098,10 @@ async function run(o: BenchOptions): Promise<void> {
       });
       figures.push(...delivered);
     }
+    if (suite === 'fleet')
+      figures.push(
+        ...(await runFleetSuite({ model: findModel(o.model ?? 'tiny.en-q5_1'), runs: o.runs ?? 5, submitSeconds: o.submitSeconds, jobs: o.fleetJobs })),
+      );
   }
   if (figures.length) await summarize(figures, startedAt, o.json);
 }

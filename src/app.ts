@@ -14,7 +14,7 @@ import { Outbox } from './delivery/outbox.js';
 import { OwnEndpoints } from './delivery/own-endpoints.js';
 import { TargetAdapters } from './delivery/targets.js';
 import type { Dialect, DialectContext } from './dialect.js';
-import { decodeAudio, DEFAULT_DECODER_MEMORY_MB, streamDecodedAudio } from './engine/audio-decoder.js';
+import { decodeAudio, DEFAULT_DECODER_MEMORY_MB, IN_MEMORY_MAX_SAMPLES, transcribeDecoded } from './engine/audio-decoder.js';
 import { loadAddon } from './engine/native.js';
 import { engineConfig, WhisperEngine } from './engine/whisper-engine.js';
 import { AppError } from './errors.js';
@@ -183,7 +183,8 @@ export class App {
       disk,
       engine,
       log: log.child('jobs'),
-      // No decoded audio on the card: counted to check the upload, then streamed into the engine.
+      // No decoded audio on the card: counted to check the upload (short audio kept in
+      // memory), then handed to the engine (kept, or decoded again into a pipe it reads).
       decode: (job, inputPath, signal, onProgress) =>
         decodeAudio({
           inputPath,
@@ -192,17 +193,18 @@ export class App {
           signal,
           sandbox: config.decoderSandbox,
           onProgress,
+          keepSamples: IN_MEMORY_MAX_SAMPLES,
         }),
       stream: (job, inputPath, decoded, signal, consume) =>
-        streamDecodedAudio(
+        transcribeDecoded(
           {
             inputPath,
             format: job.format,
-            samples: decoded.samples,
             limits: { maxSeconds: config.maxAudioSeconds },
             signal,
             sandbox: config.decoderSandbox,
           },
+          decoded,
           consume,
         ),
       fetch: fetchSource,

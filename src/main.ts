@@ -15,6 +15,15 @@ try {
   fail(err instanceof AppError ? err.message : String(err));
 }
 const log = createLogger({ level: config.logLevel });
+// libuv's pool does the uploads' file work (open, fsync, close), and each running
+// transcription holds one of its threads; with its default of 4, concurrent uploads queue
+// for a thread (docs/group-commit.md). Node sizes it before any code of ours runs, so the
+// launchers set it: `npm start` and the systemd unit.
+if (!process.env.UV_THREADPOOL_SIZE) {
+  log.warn(
+    'UV_THREADPOOL_SIZE is not set: libuv has 4 threads for file work, which slows concurrent uploads; start with npm start or set UV_THREADPOOL_SIZE=16',
+  );
+}
 const app = new App(config, log);
 
 let stopping = false;

@@ -108,3 +108,16 @@ t.test('a generated API key: written 0600, the log says where, the key itself is
   service.proc.kill('SIGTERM');
   t.equal(await service.exited, 0);
 });
+
+t.test("libuv's pool: npm start sizes it; started without that, the service says what to do", async (t) => {
+  const dir = t.testdir();
+  const pooled = await spawnService(path.join(dir, 'a'));
+  t.teardown(() => void pooled.proc.kill('SIGKILL'));
+  t.notMatch(pooled.output.join('\n'), /UV_THREADPOOL_SIZE/, 'no warning with the pool sized');
+  const bare = await spawnService(path.join(dir, 'b'), { UV_THREADPOOL_SIZE: '' });
+  t.teardown(() => void bare.proc.kill('SIGKILL'));
+  t.match(bare.output.join('\n'), /UV_THREADPOOL_SIZE is not set: .* start with npm start or set UV_THREADPOOL_SIZE=16/);
+  const pkg = JSON.parse(readFileSync(path.join(projectRoot, 'package.json'), 'utf8')) as { scripts: Record<string, string> };
+  t.match(pkg.scripts.start, /^UV_THREADPOOL_SIZE=\$\{UV_THREADPOOL_SIZE:-16\} node dist\/src\/main\.js$/);
+  t.match(readFileSync(path.join(projectRoot, 'systemd/earshot.service'), 'utf8'), /^Environment=UV_THREADPOOL_SIZE=16$/m);
+});

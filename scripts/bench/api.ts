@@ -37,7 +37,7 @@ export interface ApiSuiteOptions {
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** jfk.mp3 as 16 kHz mono 16-bit WAV, `repeat` times over (decoded by our own decoder). */
-async function jfkWav(dir: string, repeat: number): Promise<Buffer> {
+export async function jfkWav(dir: string, repeat: number): Promise<Buffer> {
   const pcm = await decodeToPcm(jfkMp3, dir, 60);
   return int16Wav(repeatPcm(pcm, pcm.length * repeat));
 }
@@ -55,6 +55,50 @@ function threadCpuMs(pid: number, wholeProcess = false): number {
 /** The kernel's clock ticks per second for /proc's times (USER_HZ: 100 on Linux's every architecture). */
 const ticksPerSecond = 100;
 
+/**
+ * What the disk alone allows: `clients` callers each creating a file, writing `bytes`,
+ * fsyncing and closing it, with the directory's fsync shared as the spool shares it (a
+ * call while one runs joins the next), for `seconds`; no HTTP, no LMDB. Run in a child
+ * process with the service's libuv pool (16 threads); files per second.
+ */
+async function diskBound(dir: string, clients: number, seconds: number, bytes: number): Promise<number> {
+  const script = `
+    import { mkdirSync, openSync } from 'node:fs';
+    import { open } from 'node:fs/promises';
+    const [dir, clients, seconds, bytes] = [process.argv[1], ...process.argv.slice(2).map(Number)];
+    mkdirSync(dir);
+    const dirHandle = await open(dir, 'r');
+    let running = null, next = null;
+    const syncDir = () => {
+      if (next) return next;
+      if (!running) return (running = dirHandle.sync().finally(() => (running = null)));
+      return (next = running.then(() => { next = null; return syncDir(); }));
+    };
+    const data = Buffer.alloc(bytes, 1);
+    const end = performance.now() + seconds * 1000;
+    let files = 0;
+    await Promise.all(Array.from({ length: clients }, async (_, c) => {
+      for (let i = 0; performance.now() < end; i++) {
+        const fh = await open(dir + '/' + c + '-' + i, 'wx');
+        await fh.write(data);
+        await Promise.all([fh.sync(), syncDir()]);
+        void fh.close();
+        files++;
+      }
+    }));
+    console.log(files / seconds);`;
+  const child = spawn(process.execPath, ['--input-type=module', '-e', script, path.join(dir, 'disk-bound'), String(clients), String(seconds), String(bytes)], {
+    env: { ...process.env, UV_THREADPOOL_SIZE: '16' },
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  let out = '';
+  child.stdout.on('data', (c: Buffer) => (out += c));
+  const code = await new Promise<number | null>((resolve) => child.on('exit', resolve));
+  rmSync(path.join(dir, 'disk-bound'), { recursive: true, force: true });
+  if (code !== 0) throw new Error(`the disk-bound loop exited ${code}`);
+  return Number(out.trim());
+}
+
 /** The store's commit counters, from /metrics. */
 async function storeStats(base: string): Promise<{ commits: number; changes: number }> {
   const text = await (await fetch(`${base}/metrics`, { headers: auth })).text();
@@ -62,8 +106,11 @@ async function storeStats(base: string): Promise<{ commits: number; changes: num
   return { commits: read('earshot_store_commits_total'), changes: read('earshot_store_changes_total') };
 }
 
-/** A callback receiver that records when each job's completion arrived. */
-async function startReceiver() {
+/**
+ * A callback receiver that records when each job's completion first arrived (a fleet
+ * delivers at least once: a repeat does not move it).
+ */
+export async function startReceiver() {
   const completed = new Map<string, number>();
   const waiters = new Map<string, () => void>();
   const server = createServer((req, res) => {
@@ -74,7 +121,7 @@ async function startReceiver() {
     req.on('data', (c) => (body += c));
     req.on('end', () => {
       const event = JSON.parse(body) as { id: string; event: string };
-      if (event.event === 'recognitions.completed') {
+      if (event.event === 'recognitions.completed' && !completed.has(event.id)) {
         completed.set(event.id, performance.now());
         waiters.get(event.id)?.();
       }
@@ -261,6 +308,11 @@ export async function runApiSuite(o: ApiSuiteOptions): Promise<Figure[]> {
         `CPU per submission: the service's event loop ${perSubmission.loop.toFixed(2)} ms (one core's bound ~${(1000 / perSubmission.loop).toFixed(0)}/s), ` +
         `the whole service ${perSubmission.service.toFixed(2)} ms (the queue's transcriptions included), the clients ${perSubmission.clients.toFixed(2)} ms`,
     );
+    // The same file work without HTTP or LMDB, while the service's queue still transcribes:
+    // the disk's share of the bound.
+    const disk = await diskBound(dir, clients, Math.min(o.submitSeconds, 5), small.length);
+    figures.push({ suite: 'api', name: `the disk alone: ${clients} callers create, write, fsync a 1 s WAV (directory fsync shared)`, value: disk, unit: '/s' });
+    lines.push(`   the disk alone, the same file work from ${clients} callers without HTTP or LMDB, meanwhile: ${disk.toFixed(0)} files/s`);
     service.proc.kill('SIGKILL'); // its queue is full of bench jobs; the next part needs the CPU
 
     // 4. one job end to end: earshot's API vs whisper-server

@@ -18,12 +18,16 @@ export interface ServiceProcess {
 }
 
 /**
- * Starts the service with exactly `env` (EARSHOT_PORT=0 for a free port); resolves once
+ * Starts the service with exactly `env` (EARSHOT_PORT=0 for a free port), and libuv's pool
+ * sized as `npm start` sizes it unless `env` says otherwise; resolves once
  * it logged "ready", rejects with its output when it exits before. `echoStderr` passes
  * its stderr on (the benchmarks show warnings as they come).
  */
 export async function startServiceProcess(env: NodeJS.ProcessEnv, options: { echoStderr?: boolean } = {}): Promise<ServiceProcess> {
-  const proc = spawn(process.execPath, [path.join(projectRoot, 'dist/src/main.js')], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+  const proc = spawn(process.execPath, [path.join(projectRoot, 'dist/src/main.js')], {
+    env: { UV_THREADPOOL_SIZE: '16', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   const output: string[] = [];
   let bytes = 0;
   const exited = new Promise<number | string>((resolve) => proc.on('exit', (code, signal) => resolve(code ?? signal ?? -1)));

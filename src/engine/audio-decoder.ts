@@ -24,6 +24,13 @@ export const DECODED_SAMPLE_RATE = 16000;
 /** Bytes per output sample (float32 little-endian). */
 export const DECODED_BYTES_PER_SAMPLE = 4;
 
+/**
+ * The longest audio whose check pass keeps its samples in memory (decodeAudio's
+ * `keepSamples`) so that the engine transcribes them without a second decoder process:
+ * 60 s, 3.84 MB of float32 (docs/pcm-streaming.md, "Short audio").
+ */
+export const IN_MEMORY_MAX_SAMPLES = 60 * DECODED_SAMPLE_RATE;
+
 /** Default address-space limit of the decoder process. */
 export const DEFAULT_DECODER_MEMORY_MB = 256;
 
@@ -71,6 +78,12 @@ export interface DecodeAudioOptions {
   onProgress?: (samples: number) => void;
   /** How often the output's size is looked at for `onProgress` (default 1000 ms). */
   progressIntervalMs?: number;
+  /**
+   * Without `outputPath` only: keep the decoded samples, when there are at most this many,
+   * and return them as `pcm` (memory bounded by this, whatever the audio's length: longer
+   * audio is counted and dropped as without it). Default 0: nothing is kept.
+   */
+  keepSamples?: number;
 }
 
 /** What the decoder produced: `samples` float32 values at 16 kHz (in `outputPath` when one was given). */
@@ -90,6 +103,8 @@ export interface DecodedAudio {
   codec: string;
   /** Whether the seccomp filter was in force (false only with `sandbox: 'optional'` where seccomp is unavailable). */
   sandboxed: boolean;
+  /** The samples themselves, when `keepSamples` allowed keeping them (see transcribeDecoded()). */
+  pcm?: Float32Array;
 }
 
 /**
@@ -215,14 +230,17 @@ export async function decodeAudio(options: DecodeAudioOptions): Promise<DecodedA
     throw invalidArgument('progressIntervalMs', 'a positive number of milliseconds', progressIntervalMs);
   }
   const progress = onProgress && { onProgress, intervalMs: progressIntervalMs, outputPath };
+  const { keepSamples = 0 } = options;
+  if (!Number.isSafeInteger(keepSamples) || keepSamples < 0) throw invalidArgument('keepSamples', 'a number of samples, 0 or more', keepSamples);
 
   if (outputPath === undefined) {
     if (signal?.aborted) throw new AppError('ERR_ABORTED', 'audio decoding was aborted before it started');
-    const run = await runDecoder(binary, args, limits, signal, progress, { count: true });
+    const run = await runDecoder(binary, args, limits, signal, progress, { count: true, keepBytes: keepSamples * DECODED_BYTES_PER_SAMPLE });
     const result = interpret(run, limits, binary);
     if (run.outputBytes !== result.samples * DECODED_BYTES_PER_SAMPLE) {
       throw new AppError('ERR_DECODER', `the decoder reported ${result.samples} samples but wrote ${run.outputBytes} bytes`);
     }
+    if (run.kept) return { ...result, pcm: new Float32Array(run.kept.buffer, 0, result.samples) };
     return result;
   }
   // The output starts afresh, so that its size counts what this decoder wrote, not what an
@@ -336,6 +354,27 @@ export async function streamDecodedAudio<T>(options: StreamAudioOptions, consume
   return consumed.value;
 }
 
+/**
+ * Hands a checked upload's audio to `consume` (the engine): the samples decodeAudio() kept
+ * (`decoded.pcm`, short audio), with no second decoder process; otherwise a second decode
+ * streamed through a pipe, as streamDecodedAudio() does. Either way `consume` gets the same
+ * samples, so the transcript is the same. `consume` must use the signal it is given.
+ * @throws AppError ERR_ABORTED (the signal fired); otherwise as streamDecodedAudio(), or
+ *   `consume`'s error.
+ */
+export async function transcribeDecoded<T>(
+  options: Omit<StreamAudioOptions, 'samples'>,
+  decoded: DecodedAudio,
+  consume: (audio: Float32Array | StreamedAudio, signal: AbortSignal) => Promise<T>,
+): Promise<T> {
+  const { pcm } = decoded;
+  if (pcm === undefined) return streamDecodedAudio({ ...options, samples: decoded.samples }, consume);
+  if (pcm.length !== decoded.samples) throw invalidArgument('decoded.pcm', `${decoded.samples} samples`, pcm.length);
+  const { signal } = options;
+  if (signal?.aborted) throw new AppError('ERR_ABORTED', 'audio decoding was aborted before it started');
+  return consume(pcm, signal ?? new AbortController().signal);
+}
+
 /** What the engine says when its stream ends before its length: stopped, or cut short (ERR_AUDIO_CORRUPT from its read). */
 function streamEndedEarly(error: unknown): boolean {
   const code = (error as { code?: unknown } | null)?.code;
@@ -349,6 +388,8 @@ function toDecoderError(error: unknown): AppError {
 interface DecoderRun {
   /** Bytes that came through the output pipe (when counted). */
   outputBytes: number;
+  /** Those bytes, from offset 0 (its buffer is its own), when they were kept: at most `keepBytes` of them. */
+  kept?: Uint8Array;
   code: number | null;
   signal: NodeJS.Signals | null;
   stdout: string;
@@ -365,8 +406,11 @@ interface ProgressWatch {
   outputPath: string | undefined;
 }
 
-/** Where the decoder's PCM goes: its `--output` file, a pipe this process counts, or a descriptor given to it as fd 3. */
-type DecoderOutput = { count: true } | { fd: number } | undefined;
+/**
+ * Where the decoder's PCM goes: its `--output` file, a pipe this process counts (keeping
+ * what came through while it is at most `keepBytes`), or a descriptor given to it as fd 3.
+ */
+type DecoderOutput = { count: true; keepBytes?: number } | { fd: number } | undefined;
 
 /**
  * Progress of a running decoder, told by the size of its output (or the bytes counted from
@@ -421,11 +465,29 @@ function runDecoder(
     const fd3: Array<number | 'pipe'> = output === undefined ? [] : 'fd' in output ? [output.fd] : ['pipe'];
     const child = spawn(binary, args, { stdio: ['ignore', 'pipe', 'pipe', ...fd3], env: {} });
     const run: DecoderRun = { outputBytes: 0, code: null, signal: null, stdout: '', stderr: '', timedOut: false, aborted: false };
-    // The samples the decoder writes to a counted pipe are only counted: nothing is kept.
+    // The samples the decoder writes to a counted pipe are counted, and kept only while
+    // they fit in `keepBytes` (copied into one buffer that grows by doubling up to it):
+    // beyond it, what was kept is dropped, and memory stays bounded for any length.
     const pcm = output !== undefined && 'count' in output ? child.stdio[3] : null;
+    const keepBytes = output !== undefined && 'count' in output ? (output.keepBytes ?? 0) : 0;
+    let kept: Uint8Array | undefined = keepBytes > 0 ? new Uint8Array(Math.min(keepBytes, 1 << 20)) : undefined;
     pcm?.on('data', (chunk: Buffer) => {
-      run.outputBytes += chunk.length;
+      const end = run.outputBytes + chunk.length;
+      if (kept !== undefined) {
+        if (end > keepBytes) {
+          kept = undefined;
+        } else {
+          if (end > kept.length) {
+            const grown = new Uint8Array(Math.min(keepBytes, Math.max(end, kept.length * 2)));
+            grown.set(kept.subarray(0, run.outputBytes));
+            kept = grown;
+          }
+          kept.set(chunk, run.outputBytes);
+        }
+      }
+      run.outputBytes = end;
     });
+
     pcm?.on('error', () => {}); // the decoder's end: 'close' reports how it ended
     const stopWatching = progress ? watchOutput(progress, () => run.outputBytes) : () => {};
     let settled = false;
@@ -468,6 +530,8 @@ function runDecoder(
       finish();
     });
     child.on('close', (code, exitSignal) => {
+      // After the pipe's end: everything the decoder wrote has been counted (and kept).
+      run.kept = kept;
       run.code = code;
       run.signal = exitSignal;
       finish();

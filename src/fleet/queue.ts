@@ -4,7 +4,7 @@ import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 
 import { jetstreamManager, type JsMsg } from '@nats-io/jetstream';
-import type { KV } from '@nats-io/kv';
+import { type KV, KvWatchInclude } from '@nats-io/kv';
 
 import { AppError } from '../errors.js';
 import type { Job } from '../jobs/job.js';
@@ -35,6 +35,9 @@ export interface FleetJob {
   revision: number;
 }
 
+/** How long a snapshot of the job states waits for the bucket's next entry before it ends. */
+const snapshotQuietMs = 5000;
+
 /** Object names in the audio and results buckets. */
 const audioObject = (id: string) => `${id}.audio`;
 const resultObject = (id: string) => `${id}.result`;
@@ -58,9 +61,9 @@ export class FleetQueue {
   }
 
   /**
-   * Stores a new waiting job whose audio is the file at `audioPath`: the audio, then the
-   * state (created: refused if the id exists), then the work message (its id is the job's,
-   * so a retried publish is stored once). Resolves when the broker acknowledged all three:
+   * Stores a new waiting job whose audio is the file at `audioPath`: the audio and the
+   * state (created: refused if the id exists) side by side, then the work message (its id
+   * is the job's, so a retried publish is stored once). Resolves when the broker acknowledged all three:
    * the job then survives the loss of this device. On failure, what was stored is removed
    * (best effort: the audio bucket's objects of unknown jobs are swept). Without
    * `audioPath`: a job whose audio the device that runs it downloads (`Job.source`), no object.
@@ -68,8 +71,14 @@ export class FleetQueue {
   async submit(job: Job, audioPath?: string): Promise<number> {
     const h = this.handles;
     try {
-      if (audioPath !== undefined) await h.audio.put({ name: audioObject(job.id) }, Readable.toWeb(createReadStream(audioPath)) as ReadableStream<Uint8Array>);
-      const revision = await h.jobs.create(job.id, JSON.stringify(job));
+      // No device works on the job before its work message; the sweeps leave young
+      // objects and states alone.
+      const [, revision] = await Promise.all([
+        audioPath !== undefined
+          ? h.audio.put({ name: audioObject(job.id) }, Readable.toWeb(createReadStream(audioPath)) as ReadableStream<Uint8Array>)
+          : undefined,
+        h.jobs.create(job.id, JSON.stringify(job)),
+      ]);
       await h.js.publish(`${this.broker.layout.subjectPrefix}.${jobLane(job)}.${job.id}`, JSON.stringify({ id: job.id }), { msgID: job.id });
       return revision;
     } catch (err) {
@@ -133,13 +142,35 @@ export class FleetQueue {
    * the bucket holds unexpired jobs only).
    */
   async newest(limit: number): Promise<Job[]> {
-    const h = this.handles;
-    const jobs: Job[] = [];
-    for await (const key of await h.jobs.keys()) {
-      const entry = await h.jobs.get(key);
-      if (entry?.operation === 'PUT') jobs.push(entry.json<Job>());
-    }
+    const jobs = (await this.states()).map((s) => s.job);
     return jobs.sort((a, b) => b.created - a.created || (a.id < b.id ? 1 : -1)).slice(0, limit);
+  }
+
+  /**
+   * Every job's state, read in one pass over the bucket (a watch of each key's last value,
+   * ended at the last one: `delta` 0) rather than a request per key, which took a round
+   * trip per job for every list and sweep.
+   */
+  private async states(): Promise<FleetJob[]> {
+    const h = this.handles;
+    if ((await h.jobs.status()).values === 0) return [];
+    const watcher = await h.jobs.watch({ include: KvWatchInclude.LastValue });
+    // Should the bucket have emptied since its status was read, the watch has nothing to
+    // deliver and would wait for changes: a quiet watch ends.
+    let quiet = setTimeout(() => watcher.stop(), snapshotQuietMs);
+    const states: FleetJob[] = [];
+    try {
+      for await (const entry of watcher) {
+        clearTimeout(quiet);
+        if (entry.operation === 'PUT') states.push({ job: entry.json<Job>(), revision: entry.revision });
+        if (!entry.delta) break;
+        quiet = setTimeout(() => watcher.stop(), snapshotQuietMs);
+      }
+    } finally {
+      clearTimeout(quiet);
+      watcher.stop();
+    }
+    return states;
   }
 
   /**
@@ -148,15 +179,12 @@ export class FleetQueue {
    * each removal is a compare-and-set, so two devices sweeping remove each job once.
    */
   async sweep(now: number, limit = 100): Promise<number> {
-    const h = this.handles;
     let removed = 0;
-    for await (const key of await h.jobs.keys()) {
+    for (const state of await this.states()) {
       if (removed >= limit) break;
-      const entry = await h.jobs.get(key);
-      if (entry?.operation !== 'PUT') continue;
-      const job = entry.json<Job>();
+      const { job } = state;
       if ((job.status !== 'completed' && job.status !== 'failed') || job.expiresAt === undefined || job.expiresAt > now) continue;
-      if (await this.remove({ job, revision: entry.revision })) removed++;
+      if (await this.remove(state)) removed++;
     }
     return removed;
   }
@@ -191,11 +219,8 @@ export class FleetQueue {
     const { stream, subjectPrefix, ackWaitMs } = this.broker.layout;
     const jsm = await jetstreamManager(h.nc);
     const failed: Job[] = [];
-    for await (const key of await h.jobs.keys()) {
+    for (const { job, revision } of await this.states()) {
       if (failed.length >= limit) break;
-      const entry = await h.jobs.get(key);
-      if (entry?.operation !== 'PUT') continue;
-      const job = entry.json<Job>();
       if ((job.status !== 'waiting' && job.status !== 'processing') || job.updated > now - 2 * ackWaitMs) continue;
       const queued = await jsm.streams.getMessage(stream, { last_by_subj: `${subjectPrefix}.${jobLane(job)}.${job.id}` }).then(
         (m) => m !== null,
@@ -204,7 +229,7 @@ export class FleetQueue {
       if (queued) continue;
       const error = { code: 'ERR_INTERRUPTED', message: 'No device could run this job (each one that took it stopped or crashed); giving up on it' };
       const ended: Job = { ...job, status: 'failed', updated: now, expiresAt: now + job.resultsTtlMs, error };
-      if ((await this.update(ended, entry.revision)) !== undefined) {
+      if ((await this.update(ended, revision)) !== undefined) {
         await this.dropAudio(job.id);
         failed.push(ended);
       }
@@ -221,11 +246,13 @@ export class FleetQueue {
     const h = this.handles;
     const cutoff = now - 2 * this.broker.layout.ackWaitMs;
     let removed = 0;
+    const known = new Set((await this.states()).map((s) => s.job.id));
     for (const info of await h.audio.list()) {
       if (removed >= limit) break;
       if (info.deleted || Date.parse(info.mtime) > cutoff) continue;
       const id = info.name.replace(/\.(audio|result)$/, '');
-      if ((await h.jobs.get(id))?.operation === 'PUT') continue;
+      // Known a moment ago, or stored since (a submit stores both side by side).
+      if (known.has(id) || (await h.jobs.get(id))?.operation === 'PUT') continue;
       await h.audio.delete(info.name).catch(() => undefined);
       removed++;
     }

@@ -1,4 +1,4 @@
-import { decodeAudio, streamDecodedAudio } from '../engine/audio-decoder.js';
+import { decodeAudio, IN_MEMORY_MAX_SAMPLES, transcribeDecoded } from '../engine/audio-decoder.js';
 import type { Engine } from '../engine/engine.js';
 import type { FleetTranscribe } from './worker.js';
 
@@ -12,23 +12,30 @@ export interface FleetTranscribeOptions {
 
 /**
  * The local scheduler's steps for a pulled fleet job: the out-of-process decoder checks
- * the whole file (every audio error, the exact length), then decodes it again into the
- * engine as it reads (docs/pcm-streaming.md).
+ * the whole file (every audio error, the exact length; short audio is kept in memory),
+ * then the engine transcribes what was kept or a second decode as it reads
+ * (docs/pcm-streaming.md).
  */
 export function fleetTranscribe(o: FleetTranscribeOptions): FleetTranscribe {
   const limits = { maxSeconds: o.maxAudioSeconds };
   return async (job, inputPath, signal, onProgress) => {
     const started = performance.now();
-    const decoded = await decodeAudio({ inputPath, format: job.format, limits, signal, sandbox: o.sandbox, onProgress: () => onProgress() });
+    const decoded = await decodeAudio({
+      inputPath,
+      format: job.format,
+      limits,
+      signal,
+      sandbox: o.sandbox,
+      onProgress: () => onProgress(),
+      keepSamples: IN_MEMORY_MAX_SAMPLES,
+    });
     const decodeMs = performance.now() - started;
-    const transcript = await streamDecodedAudio(
-      { inputPath, format: job.format, samples: decoded.samples, limits, signal, sandbox: o.sandbox },
-      (audio, signal) =>
-        o.engine.transcribe(audio, job.options, {
-          signal,
-          ...(job.interactive ? { interactive: true } : {}),
-          onProgress: (p) => onProgress(p.percent),
-        }),
+    const transcript = await transcribeDecoded({ inputPath, format: job.format, limits, signal, sandbox: o.sandbox }, decoded, (audio, signal) =>
+      o.engine.transcribe(audio, job.options, {
+        signal,
+        ...(job.interactive ? { interactive: true } : {}),
+        onProgress: (p) => onProgress(p.percent),
+      }),
     );
     return { transcript, decodeMs };
   };

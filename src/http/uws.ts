@@ -34,6 +34,9 @@ export const uwsBuilds = [
 
 export type UwsBuild = (typeof uwsBuilds)[number];
 
+/** The request line and headers uWebSockets.js v20.57 takes before answering 431 itself. */
+export const maxHeadersBytes = 16 * 1024;
+
 /** What decides which build loads: process.platform, process.arch, the Node ABI, glibc. */
 export interface UwsSystem {
   platform: string;
@@ -151,6 +154,11 @@ export function loadUws(system: UwsSystem = thisSystem()): LoadedUws {
   const choice = chooseUws(system);
   if (!choice.ok) throw loadError(system, choice.reason, choice.solutions);
   const { build, binaryName } = choice;
+  // v20.57 answers a request whose line and headers exceed UWS_HTTP_MAX_HEADERS_SIZE (4 KB
+  // unless set) with its own 431 and no error shape of a dialect; IBM's query strings (a
+  // callback URL, a user token, a dozen parameters) can be longer. Node's own limit, 16 KB,
+  // unless the operator set one; v20.30 has no such limit of its own (it takes tens of KB).
+  process.env.UWS_HTTP_MAX_HEADERS_SIZE ||= String(maxHeadersBytes);
   const require = createRequire(import.meta.url);
   let binary = `${build.packageName}/${binaryName}`;
   try {

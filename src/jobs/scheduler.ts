@@ -14,13 +14,15 @@ import type { Spool } from './spool.js';
 /**
  * Decodes a job's upload to check it (the out-of-process decoder: every audio error, and
  * the exact length), calling `onProgress` with the samples decoded so far while it works.
- * Nothing is written: the decoded audio is counted and dropped.
+ * Nothing is written: the decoded audio is counted and dropped, or, when short, kept in
+ * memory (`pcm`) for the stream step.
  */
 export type DecodeStep = (job: Job, uploadPath: string, signal: AbortSignal, onProgress: (samples: number) => void) => Promise<DecodedAudio>;
 
 /**
  * Decodes a checked upload again into a stream that `consume` (the engine) reads window by
- * window, so that no decoded audio is ever on the card (docs/pcm-streaming.md); resolves
+ * window, so that no decoded audio is ever on the card (docs/pcm-streaming.md), or hands
+ * `consume` the samples the decode step kept (short audio: no second decoder); resolves
  * to what `consume` resolved to. `consume` must use the signal it is given: it fires when
  * the decoder fails, or `signal` does.
  */
@@ -337,7 +339,8 @@ export class Scheduler {
         fetchMs = Math.round(performance.now() - fetchStarted);
       }
       // The upload stays the one copy of the audio: decoded once to check it (decode_ms),
-      // then again into the engine as it reads (after a crash, both happen again).
+      // then, unless the check kept it (short audio), again into the engine as it reads
+      // (after a crash, all of it happens again).
       const uploadPath = this.o.spool.uploadPath(job.id);
       const decodeStarted = performance.now();
       const decoded = await this.o.decode(job, uploadPath, controller.signal, () => progressed(current));

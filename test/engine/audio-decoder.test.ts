@@ -521,6 +521,36 @@ t.test('crashes, sandbox kills, silence and lies from the decoder are ERR_DECODE
   await t.rejects(missing.promise, { code: 'ERR_DECODER', message: /could not be started[\s\S]*Possible solutions[\s\S]*EARSHOT_DECODER/ });
 });
 
+t.test('keepSamples: the samples of a short upload are kept, exactly as written to a file; a longer one is only counted', async (t) => {
+  const format = parseAudioMediaType('audio/mpeg');
+  const filed = await decodeAudio({ inputPath: JFK_MP3, outputPath: at('jfk-kept.f32'), format, limits: generous, sandbox: testDecoderSandbox });
+  const expected = readPcm(filed.outputPath!);
+  // At the bound (176,000 samples) and above it: kept, sample-exact (more than one 64 KB read, and than the first 1 MB buffer).
+  for (const keepSamples of [176000, 960000]) {
+    const kept = await decodeAudio({ inputPath: JFK_MP3, format, limits: generous, sandbox: testDecoderSandbox, keepSamples });
+    t.equal(kept.outputPath, undefined, 'nothing written');
+    t.equal(kept.samples, 176000);
+    t.ok(kept.pcm instanceof Float32Array, `kept with keepSamples ${keepSamples}`);
+    t.equal(kept.pcm!.length, 176000);
+    t.ok(
+      kept.pcm!.every((v, i) => Object.is(v, expected[i])),
+      'the very samples of the file',
+    );
+  }
+  // One sample short of the audio: counted and dropped, as without the option.
+  const longer = await decodeAudio({ inputPath: JFK_MP3, format, limits: generous, sandbox: testDecoderSandbox, keepSamples: 175999 });
+  t.equal(longer.samples, 176000);
+  t.equal(longer.pcm, undefined, 'longer than keepSamples: nothing kept');
+  t.equal((await decodeAudio({ inputPath: JFK_MP3, format, limits: generous, sandbox: testDecoderSandbox })).pcm, undefined, 'nothing kept by default');
+  // Written to a file: never kept (the file has them).
+  t.equal(
+    (await decodeAudio({ inputPath: JFK_MP3, outputPath: at('jfk-kept2.f32'), format, limits: generous, sandbox: testDecoderSandbox, keepSamples: 960000 }))
+      .pcm,
+    undefined,
+  );
+  await t.rejects(decodeAudio({ inputPath: JFK_MP3, format, limits: generous, keepSamples: -1 }), { code: 'ERR_INVALID_ARGUMENT', message: /keepSamples/ });
+});
+
 t.test('option checking', async (t) => {
   const format = parseAudioMediaType('audio/wav');
   await t.rejects(decodeAudio({ inputPath: wav16k, outputPath: at('x.f32'), format, limits: { maxSeconds: 0 } }), {

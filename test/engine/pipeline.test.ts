@@ -5,7 +5,7 @@ import { chmodSync, readdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import t from 'tap';
 
-import { type DecoderSandbox, decodeAudio, streamDecodedAudio } from '../../src/engine/audio-decoder.js';
+import { type DecoderSandbox, decodeAudio, IN_MEMORY_MAX_SAMPLES, streamDecodedAudio, transcribeDecoded } from '../../src/engine/audio-decoder.js';
 import { parseAudioMediaType } from '../../src/engine/media-type.js';
 import { WhisperEngine } from '../../src/engine/whisper-engine.js';
 import { createLogger } from '../../src/log.js';
@@ -79,6 +79,73 @@ t.test('streamed from the decoder, a transcript is the one from the spool file, 
   }
   t.equal(openFds(), fdsBefore, 'no descriptor left open');
 });
+
+t.test(
+  'short audio: the check pass keeps its samples and the engine transcribes them, the same transcript as streamed, without a second decoder',
+  async (t) => {
+    const dir = t.testdir();
+    const engine = new WhisperEngine({ modelPath: testModelPath(), threads: 2, nice: 10, flashAttn: true, windowSeconds: 30 }, createLogger({ level: 'warn' }));
+    await engine.load();
+    t.teardown(() => engine.close());
+    const options = { words: true, temperatureIncrement: 0 };
+    // A decoder that must not run: the kept samples are all the engine needs.
+    const noDecoder = path.join(dir, 'must-not-run.sh');
+    writeFileSync(noDecoder, `#!/bin/sh\necho '{"ok":false,"code":"ERR_DECODER","message":"a second decoder ran"}'\nexit 1\n`);
+    chmodSync(noDecoder, 0o755);
+    for (const [name, input, contentType] of [
+      ['jfk.mp3', jfkMp3, 'audio/mpeg'],
+      ['40 s WAV in two windows', path.join(dir, 'forty.wav'), 'audio/wav'],
+    ] as const) {
+      if (input.endsWith('forty.wav')) writeFileSync(input, wav(40));
+      const format = parseAudioMediaType(contentType);
+      const base = { inputPath: input, format, limits: { maxSeconds: 600 }, sandbox: testDecoderSandbox as DecoderSandbox };
+      const checked = await decodeAudio({ ...base, keepSamples: IN_MEMORY_MAX_SAMPLES });
+      t.equal(checked.pcm?.length, checked.samples, `${name}: kept`);
+      const streamed = await streamDecodedAudio({ ...base, samples: checked.samples }, (audio, signal) => engine.transcribe(audio, options, { signal }));
+      const seen: number[] = [];
+      const fromMemory = await transcribeDecoded({ ...base, decoderPath: noDecoder }, checked, (audio, signal) => {
+        t.ok(audio instanceof Float32Array, `${name}: the engine gets the kept samples`);
+        return engine.transcribe(audio, options, { signal, onProgress: (p) => seen.push(p.percent) });
+      });
+      t.same(fromMemory.segments, streamed.segments, `${name}: the same segments`);
+      t.equal(fromMemory.text, streamed.text, `${name}: the same text`);
+      t.equal(fromMemory.windows, streamed.windows, `${name}: the same windows`);
+      t.equal(fromMemory.durationMs, streamed.durationMs);
+      t.equal(seen.at(-1), 100, `${name}: progress to the end`);
+    }
+    // Longer than the bound: nothing kept, and transcribeDecoded streams a second decode.
+    const long = path.join(dir, 'seventy.wav');
+    writeFileSync(long, wav(70));
+    const base = { inputPath: long, format: parseAudioMediaType('audio/wav'), limits: { maxSeconds: 600 }, sandbox: testDecoderSandbox as DecoderSandbox };
+    const checked = await decodeAudio({ ...base, keepSamples: IN_MEMORY_MAX_SAMPLES });
+    t.equal(checked.pcm, undefined, '70 s: not kept');
+    const streamed = await transcribeDecoded(base, checked, (audio, signal) => {
+      t.notOk(audio instanceof Float32Array, '70 s: streamed');
+      return engine.transcribe(audio, { temperatureIncrement: 0 }, { signal });
+    });
+    t.equal(streamed.durationMs, 70000);
+    // Aborted: before the engine starts, or while it works on the kept samples.
+    const short = await decodeAudio({
+      inputPath: jfkMp3,
+      format: parseAudioMediaType('audio/mpeg'),
+      limits: { maxSeconds: 60 },
+      sandbox: testDecoderSandbox,
+      keepSamples: IN_MEMORY_MAX_SAMPLES,
+    });
+    const jfkBase = { inputPath: jfkMp3, format: parseAudioMediaType('audio/mpeg'), limits: { maxSeconds: 60 }, sandbox: testDecoderSandbox as DecoderSandbox };
+    await t.rejects(
+      transcribeDecoded({ ...jfkBase, signal: AbortSignal.abort() }, short, (audio, signal) => engine.transcribe(audio, {}, { signal })),
+      { code: 'ERR_ABORTED' },
+    );
+    const controller = new AbortController();
+    await t.rejects(
+      transcribeDecoded({ ...jfkBase, signal: controller.signal }, short, (audio, signal) =>
+        engine.transcribe(audio, { temperatureIncrement: 0 }, { signal, onProgress: () => controller.abort() }),
+      ),
+      { code: 'ERR_ABORTED' },
+    );
+  },
+);
 
 t.test('a streamed transcription fails with the error of whichever side failed first, and leaves nothing open', async (t) => {
   const dir = t.testdir();

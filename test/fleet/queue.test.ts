@@ -213,6 +213,29 @@ t.test(
   },
 );
 
+t.test('list reads the bucket in one pass: an empty bucket, hundreds of jobs, a delete as the last change', async (t) => {
+  const server = await NatsServer.start(t);
+  const a = device(t, server.url, 'a');
+  await a.broker.whenConnected();
+  let started = performance.now();
+  t.same(await a.queue.newest(10), [], 'an empty bucket: nothing, at once');
+  t.ok(performance.now() - started < 2000, 'without waiting for a change');
+  const audio = path.join(t.testdir(), 'in.wav');
+  writeFileSync(audio, 'RIFF');
+  const jobs = Array.from({ length: 300 }, (_, i) => ({ ...waitingJob(`00000000-0000-4000-8000-${String(i).padStart(12, '0')}`), created: 1000 + i }));
+  for (let i = 0; i < jobs.length; i += 50) await Promise.all(jobs.slice(i, i + 50).map((job) => a.queue.submit(job, audio)));
+  await a.queue.update({ ...jobs[5]!, status: 'processing', attempts: 1 }, (await a.queue.get(jobs[5]!.id))!.revision);
+  await a.queue.delete(jobs[299]!.id);
+  started = performance.now();
+  const listed = await a.queue.newest(1000);
+  const ms = performance.now() - started;
+  t.comment(`299 job states listed in ${ms.toFixed(0)} ms`);
+  t.equal(listed.length, 299, 'every job but the deleted one');
+  t.equal(listed[0]!.id, jobs[298]!.id, 'newest first');
+  t.equal(listed.find((j) => j.id === jobs[5]!.id)?.status, 'processing', 'each at its last state');
+  t.ok(ms < 4000, 'a delete as the last change ends the pass (no wait for the quiet timeout)');
+});
+
 t.test('credentials: a broker that wants a token is reached with EARSHOT_FLEET_TOKEN and unreachable without it', async (t) => {
   const server = await NatsServer.start(t, undefined, ['--auth', 'fleet-token-0123456789']);
   const withToken = new FleetBroker({ settings: { url: server.url, token: 'fleet-token-0123456789' }, lanes: ['en'], name: 'a', log, retryMs: 200 });

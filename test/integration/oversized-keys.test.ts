@@ -28,6 +28,15 @@ t.test('ids too long for a key are not found, in every dialect', async (t) => {
   }
 });
 
+t.test('a request line and headers up to 16 KB reach the service, whichever uWebSockets.js build loaded', async (t) => {
+  const { base, auth } = await startApp(t);
+  const res = await fetch(`${base}/v1/recognitions/${'y'.repeat(15_000)}`, { headers: auth });
+  t.equal(res.status, 404, 'a 15 KB request line: the dialect answers');
+  t.match(await res.json(), { code: 404, error: /was not found/ });
+  const header = await fetch(`${base}/v1/recognitions`, { headers: { ...auth, 'X-Long': 'z'.repeat(12_000) } });
+  t.equal(header.status, 200, 'a 12 KB header: served');
+});
+
 t.test('a callback URL too long for a key once normalized is refused, not a 500', async (t) => {
   const { base, auth } = await startApp(t);
   const receiver = await startReceiver(t);

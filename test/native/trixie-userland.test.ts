@@ -153,10 +153,6 @@ const leftOut: Record<'24' | '22', [RegExp, string][]> = {
       /^dist\/test\/integration\/(upload-streaming|azure-fast)\.test\.js$/,
       'their 256 MB uploads bound RSS growth to 64 MB: with v20.57 it is ~59 MB on Node 20, ~66 on 22, 71-77 on 24 (v20.30 on the host: ~36), bounded but over the limit; to settle in the product',
     ],
-    [
-      /^dist\/test\/integration\/oversized-keys\.test\.js$/,
-      'uWebSockets.js v20.57 answers a 5 KB request line with its own 431 (v20.30 passed it on, and earshot answers 404): the test expects 404; to settle in the product',
-    ],
   ],
   '22': [
     [

@@ -2,7 +2,8 @@
 // the smallest matrix (the `test` shape generated into a temporary models directory: f16
 // and q5_0 by make-test-model, q4_0 by whisper-quantize; flash attention on, 35 s files,
 // and the service part), then the addon, api and delivery suites on the test model with
-// small counts. Timings are not asserted (the machine is shared); the figures printed are.
+// small counts, and the fleet suite against a real nats-server. Timings are not asserted
+// (the machine is shared); the figures printed are.
 
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
@@ -60,7 +61,12 @@ t.test('options', async (t) => {
 
   const all = parseCli(['--suite', 'all']);
   if (all === 'help') return t.fail('help');
-  t.same(all.suites, ['engine', 'addon', 'api', 'delivery', 'short']);
+  t.same(all.suites, ['engine', 'addon', 'api', 'delivery', 'short', 'fleet']);
+  t.equal(all.fleetJobs, 10);
+  const fleet = parseCli(['--suite', 'fleet', '--fleet-jobs', '4']);
+  if (fleet === 'help') return t.fail('help');
+  t.same([fleet.suites, fleet.fleetJobs], [['fleet'], 4]);
+  t.throws(() => parseCli(['--fleet-jobs', '0']), /Expected an integer from 1 to 10000 for --fleet-jobs but received 0/);
   const some = parseCli(['--suite', 'delivery,api', '--concurrency', 'default,16', '--rss-minutes', '1', '--runs', '2']);
   if (some === 'help') return t.fail('help');
   t.same(some.suites, ['api', 'delivery'], 'in the order of --suite all');
@@ -70,7 +76,7 @@ t.test('options', async (t) => {
   t.same(all.rssMinutes, [1, 30]);
   t.equal(all.submitSeconds, 10);
   t.same([all.deliveries, all.hooks, all.jobs], [2000, 10, 10]);
-  t.throws(() => parseCli(['--suite', 'web']), /Expected some of engine, addon, api, delivery, short or all for --suite but received web/);
+  t.throws(() => parseCli(['--suite', 'web']), /Expected some of engine, addon, api, delivery, short, fleet or all for --suite but received web/);
   t.throws(() => parseCli(['--concurrency', 'many']), /Expected an integer from 1 to 256 for --concurrency but received many/);
   t.equal(modelFileName('tiny.en', 'f16'), 'ggml-tiny.en.bin');
   t.equal(modelFileName('base.en', 'q4_0'), 'ggml-base.en-q4_0.bin');
@@ -243,4 +249,32 @@ t.test('the short suite: latency per clip and setting, no WER claim on random we
     t.equal(row.wer, null);
     for (const ms of Object.values(row.latencyMs) as number[]) t.ok(ms > 0);
   }
+});
+
+t.test('the fleet suite: a real broker, a device alone against the fleet', async (t) => {
+  const dir = await mkdtemp(path.join(tmpdir(), 'earshot-bench-test-'));
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  const json = path.join(dir, 'fleet.json');
+  const run = await runCli(['--suite', 'fleet', '--model', 'test.en-q5_0', '--runs', '1', '--submit-seconds', '1', '--fleet-jobs', '2', '--json', json]);
+  t.equal(run.code, 0, run.code === 0 ? 'exits 0' : run.stderr);
+  t.match(run.stdout, /1 inference thread per device \(EARSHOT_THREADS=1\).*nats-server: v[\d.]+/);
+  t.match(
+    run.stdout,
+    /1\. submissions .*16 clients.*: alone \d+\/s, p50 [\d.]+ ms, p99 [\d.]+ ms; with EARSHOT_FLEET_URL \d+\/s, p50 [\d.]+ ms, p99 [\d.]+ ms \(the broker took [1-9]\d* jobs/,
+    'submissions went through the broker',
+  );
+  t.match(
+    run.stdout,
+    /2\. one job end to end .*: device alone \d+ ms .*; submitted to A of a 2-device fleet \d+ ms \(max \d+; ran on A [01], on B [01]\): the fleet adds -?\d+ ms/,
+  );
+  t.match(
+    run.stdout,
+    /3\. 2 jobs .*: one device, 1 thread [\d.]+ s .*; one device, 2 threads [\d.]+ s .*; 2-device fleet, 1 thread each [\d.]+ s \([\d.]+; ran on A \d, on B \d; the 201s [\d.]+ s, the last job finished [\d.]+ s\).*not the scale-out/,
+  );
+  const summary = JSON.parse(await readFile(json.replace(/\.json$/, '.summary.json'), 'utf8'));
+  t.equal(summary.figures.length, 12);
+  t.ok(
+    summary.figures.every((f: { suite: string; value: number }) => f.suite === 'fleet' && Number.isFinite(f.value)),
+    'every figure a number',
+  );
 });
