@@ -35,6 +35,7 @@ import { defaultIdleTimeoutMs, fetchJobAudio } from './jobs/content-fetch.js';
 import { DiskSpace } from './jobs/disk-space.js';
 import { EngineTurn } from './jobs/engine-turn.js';
 import { JobService } from './jobs/job-service.js';
+import type { Job } from './jobs/job.js';
 import { JobStore } from './jobs/job-store.js';
 import { Scheduler } from './jobs/scheduler.js';
 import { Spool } from './jobs/spool.js';
@@ -160,6 +161,20 @@ export class App {
       log: log.child('jobs'),
       now: clock.now,
     });
+    // Audio URLs go where callbacks may go: the same allow-list, never this service itself.
+    // The local scheduler's fetch step, and the fleet worker's for jobs with a source (Azure's batches).
+    const fetchSource = (job: Job, path: string, signal: AbortSignal, onProgress?: (bytes: number) => void) =>
+      fetchJobAudio({
+        url: job.source!.url,
+        path,
+        policy,
+        maxBytes: config.maxUploadBytes,
+        diskBytes: disk.largestPossible(),
+        // A host that sends nothing fails its job well before the watchdog would restart the service.
+        idleTimeoutMs: Math.min(defaultIdleTimeoutMs, config.stallSeconds * 500),
+        signal,
+        ...(onProgress ? { onProgress } : {}),
+      });
     const scheduler = new Scheduler({
       service: jobs,
       turn: this.turn,
@@ -192,19 +207,7 @@ export class App {
           decoded,
           consume,
         ),
-      // Audio URLs go where callbacks may go: the same allow-list, never this service itself.
-      fetch: (job, path, signal, onProgress) =>
-        fetchJobAudio({
-          url: job.source!.url,
-          path,
-          policy,
-          maxBytes: config.maxUploadBytes,
-          diskBytes: disk.largestPossible(),
-          // A host that sends nothing fails its job well before the watchdog would restart the service.
-          idleTimeoutMs: Math.min(defaultIdleTimeoutMs, config.stallSeconds * 500),
-          signal,
-          onProgress,
-        }),
+      fetch: fetchSource,
     });
     const dialects: Dialect[] = dialectFactories.map((create) =>
       create({
@@ -223,6 +226,8 @@ export class App {
         },
         modelListings: () => dialects.flatMap((d) => (d.modelListing ? [d.modelListing] : [])),
         registrationChanged: (store, key) => this.fleetHooks?.changed(store, key),
+        registrationsReplicated: async () => this.fleetHooks?.flushed(),
+        replica: async (store, key) => this.fleetHooks?.read(store, key),
       }),
     );
     for (const dialect of dialects) {
@@ -274,7 +279,7 @@ export class App {
         () => (this.fleetState() === 'connected' ? 1 : 0),
       );
     }
-    return { db, clock, store, spool, disk, outbox, engine, dispatcher, jobs, scheduler, dialects, http, systemd };
+    return { db, clock, store, spool, disk, outbox, engine, dispatcher, jobs, scheduler, dialects, http, systemd, fetchSource };
   }
 
   /**
@@ -402,6 +407,7 @@ export class App {
       workDir,
       log: log.child('fleet'),
       events: this.fleetEvents,
+      fetchSource: (job, path, signal) => p.fetchSource(job, path, signal),
       pullMs: 2000,
       now: p.clock.now,
       // This device's own waiting jobs first: no other device can run them.
@@ -429,6 +435,7 @@ export class App {
       if (ticks++ % Math.round(sweepIntervalMs / fleetTickMs) === 0) {
         const swept = await fleetJobs.sweep();
         if (swept.expired || swept.leftovers || swept.orphans) log.info('fleet swept', swept);
+        for (const d of p.dialects) await d.fleetUpkeep?.();
       }
     };
     let ticking = false;

@@ -33,6 +33,10 @@ export interface DialectContext {
   modelListings(): ModelListing[];
   /** A registration (IBM callback URL, Azure web hook) was written or removed: a fleet device replicates it (src/fleet/hooks.ts). */
   registrationChanged?(store: ReplicatedStore, key: string): void;
+  /** Resolves once the changes reported so far are in the fleet's bucket (or the broker is away). */
+  registrationsReplicated?(): Promise<void>;
+  /** A fleet device: the bucket's value of a replicated record (one another device wrote, maybe not applied here yet). */
+  replica?(store: ReplicatedStore, key: string): Promise<unknown>;
 }
 
 /**
@@ -71,4 +75,6 @@ export interface Dialect {
   stop?(): void | Promise<void>;
   /** A registration of its store removed on another device of the fleet (and so here). */
   registrationRemoved?(store: ReplicatedStore, key: string): void;
+  /** A fleet device's periodic upkeep of the dialect's fleet-wide records (with the fleet's sweep). */
+  fleetUpkeep?(): Promise<unknown>;
 }

@@ -10,7 +10,7 @@ import { transcriptionRoutes, v2TranscriptionRoutes } from './transcription-rout
 import { versionMounts } from './versions.js';
 import { webhookRoutes } from './webhook-routes.js';
 import { AzureTranscriptions } from './transcription-service.js';
-import { BatchStore } from './transcriptions.js';
+import { type BatchRecord, BatchStore } from './transcriptions.js';
 import { policyTargetCheck, WebhookRegistry, webhookTargetKind } from './webhooks.js';
 
 /**
@@ -32,7 +32,11 @@ export function azureDialect(ctx: DialectContext): Dialect {
   });
   registry.onChange = (id) => ctx.registrationChanged?.('azure-webhooks', id);
   const batches = new BatchStore(ctx.db);
-  const transcriptions = new AzureTranscriptions(ctx.jobs, batches, ctx.model);
+  // In a fleet, batch records are replicated to every device and their jobs are the fleet's (docs/fleet.md).
+  const fleet = ctx.config.fleetUrl
+    ? { changed: (id: string) => ctx.registrationChanged?.('azure-transcriptions', id), replicated: async () => ctx.registrationsReplicated?.() }
+    : undefined;
+  const transcriptions = new AzureTranscriptions(ctx.jobs, batches, ctx.model, fleet);
   const notifier = new AzureNotifier({
     registry,
     outbox: ctx.outbox,
@@ -40,6 +44,15 @@ export function azureDialect(ctx: DialectContext): Dialect {
     batches,
     findJob: (id) => ctx.jobs.find(id),
     result: (id) => ctx.jobs.result(id),
+    ...(fleet
+      ? {
+          fleet: {
+            job: (id: string) => ctx.jobs.findAnywhere(id),
+            result: (id: string) => ctx.jobs.fetchResult(id),
+            batch: async (id: string) => (await ctx.replica?.('azure-transcriptions', id)) as BatchRecord | undefined,
+          },
+        }
+      : {}),
   });
   const transcriptionOptions = { transcriptions, service: ctx.jobs, contentUrls, model: ctx.model, now: Date.now };
   const hooks = webhookRoutes({ transcriptions, registry, notifier, outbox: ctx.outbox, wake: ctx.wakeDeliveries });
@@ -49,6 +62,8 @@ export function azureDialect(ctx: DialectContext): Dialect {
       'Azure Speech to Text (`/speechtotext/v3.0`–`v3.2`, `/speechtotext?api-version=2024-11-15|2025-10-15`, and v2.0/v2.1 under `/api/speechtotext/v2.1`)',
     notifier,
     targets: [webhookTarget(registry)],
+    // The records of fleet batches whose jobs are all gone (deleted, expired).
+    fleetUpkeep: () => transcriptions.sweep(),
     // A web hook deleted on another device: its pending deliveries here go too.
     registrationRemoved: (store, key) => {
       if (store === 'azure-webhooks') void ctx.outbox.discardPending({ kind: webhookTargetKind, key }).catch(() => {});

@@ -6,7 +6,7 @@ import { isFinished, type Job } from '../jobs/job.js';
 import type { JobChange, JobNotifier } from '../jobs/job-service.js';
 import type { StoredTranscript } from '../jobs/job-store.js';
 import { v21ResultUrls, type ContentUrls } from './files.js';
-import { batchEntity, type BatchStore, jobEntity, type TranscriptionEntity } from './transcriptions.js';
+import { batchEntity, type BatchRecord, type BatchStore, jobEntity, type TranscriptionEntity } from './transcriptions.js';
 import { hookForm, transcriptionView, v21HookView, v21TranscriptionView, webHookView } from './views.js';
 import { eventKey, type TranscriptionEventKind } from './webhook-input.js';
 import { azureSignature } from './signature.js';
@@ -51,7 +51,21 @@ export interface AzureNotifierOptions {
   findJob: (id: string) => Job | undefined;
   /** A job's stored transcript (v2.1 subscribers get v2 result files made from it). */
   result: (id: string) => StoredTranscript | undefined;
+  /** A fleet device: any device's job (the fleet's bucket), its result, and a batch record another device wrote. */
+  fleet?: {
+    job: (id: string) => Promise<Job | undefined>;
+    result: (id: string) => Promise<StoredTranscript | undefined>;
+    batch: (id: string) => Promise<BatchRecord | undefined>;
+  };
   now?: () => number;
+}
+
+/** What `prepare` read from the fleet for one event of a batch's job: the batch and its jobs' states and results. */
+interface Prepared {
+  jobId: string;
+  batch: BatchRecord;
+  jobs: Map<string, Job>;
+  results: Map<string, StoredTranscript>;
 }
 
 /**
@@ -68,42 +82,84 @@ export interface AzureNotifierOptions {
  */
 export class AzureNotifier implements JobNotifier {
   private readonly now: () => number;
+  private prepared: Prepared | undefined;
 
   constructor(private readonly o: AzureNotifierOptions) {
     this.now = o.now ?? Date.now;
   }
 
+  /**
+   * A fleet event of a batch's job: reads the batch (here, or from the fleet's bucket when
+   * this device has not applied it yet) and the states of its jobs (and the results of the
+   * completed ones) from the fleet, for `notify` to decide whether the batch changed. Throws
+   * when the fleet cannot be read: the event is then redelivered, never reported on a guess.
+   */
+  async prepare(job: Job, change: JobChange, result: StoredTranscript | undefined): Promise<void> {
+    this.prepared = undefined;
+    const fleet = this.o.fleet;
+    if (!fleet || job.synchronous || !job.group) return;
+    const batch = this.o.batches.get(job.group) ?? (await fleet.batch(job.group));
+    if (!batch) return;
+    const jobs = new Map<string, Job>();
+    const results = new Map<string, StoredTranscript>();
+    for (const id of batch.jobIds) {
+      // The event's own job as the event wrote it (a later change must not rewrite it); gone once deleted.
+      const found = id === job.id ? (change === 'deleted' ? undefined : job) : await fleet.job(id);
+      if (!found) continue;
+      jobs.set(id, found);
+      // Results only for a completion (v2.1 subscribers' result URLs): no other event's body has them.
+      const transcript =
+        found.status !== 'completed' || (change !== 'completed' && change !== 'failed') ? undefined : id === job.id ? result : await fleet.result(id);
+      if (transcript) results.set(id, transcript);
+    }
+    this.prepared = { jobId: job.id, batch, jobs, results };
+  }
+
   notify(job: Job, change: JobChange, _result: StoredTranscript | undefined, eventId?: string): void {
+    const prepared = eventId && this.prepared?.jobId === job.id ? this.prepared : undefined;
+    this.prepared = undefined;
     // A fast transcription is answered on its request: Azure's web hooks never hear of it.
     if (job.synchronous) return;
-    const event = this.transcriptionEvent(job, change);
+    const event = this.transcriptionEvent(job, change, prepared);
     if (!event) return;
+    // A fleet batch's event may be found by the events of two of its jobs (handled on two
+    // devices at once): its deliveries' ids are the batch's and the event's, so that both
+    // carry the same ids (and a device adds one only once).
+    const stableId = prepared ? `${prepared.batch.id}:${event.kind}` : eventId;
+    const result = prepared ? (id: string) => prepared.results.get(id) : this.o.result;
     for (const hook of this.o.registry.all()) {
-      if (isEnabled(hook) && subscribes(hook, eventKey(event.kind)))
-        this.o.outbox.enqueue(this.transcriptionDelivery(hook, event.kind, event.entity, eventId && fleetDeliveryId(eventId, hook.id)));
+      if (!isEnabled(hook) || !subscribes(hook, eventKey(event.kind))) continue;
+      const id = stableId && fleetDeliveryId(stableId, hook.id);
+      if (prepared && id && this.o.outbox.get(id)) continue;
+      this.o.outbox.enqueue(this.transcriptionDelivery(hook, event.kind, event.entity, id, result));
     }
   }
 
   /** The transcription's event for its job's change, if the change is one for the transcription. */
-  private transcriptionEvent(job: Job, change: JobChange): { kind: TranscriptionEventKind; entity: TranscriptionEntity } | undefined {
+  private transcriptionEvent(job: Job, change: JobChange, prepared?: Prepared): { kind: TranscriptionEventKind; entity: TranscriptionEntity } | undefined {
     const kind = eventForChange[change];
-    const batch = job.group ? this.o.batches.get(job.group) : undefined;
+    const batch = prepared?.batch ?? (job.group ? this.o.batches.get(job.group) : undefined);
     if (!batch) return { kind, entity: jobEntity(job) };
+    const find = prepared ? (id: string) => prepared.jobs.get(id) : this.o.findJob;
     // The transaction has written the job's new state (or removed it) already.
-    const others = batch.jobIds.filter((id) => id !== job.id).flatMap((id) => this.o.findJob(id) ?? []);
+    const others = batch.jobIds.filter((id) => id !== job.id).flatMap((id) => find(id) ?? []);
     switch (change) {
       case 'created':
         // The batch's jobs are created together: report it once, with the first.
-        return job.id === batch.jobIds[0] ? { kind, entity: batchEntity(batch, this.o.findJob) } : undefined;
+        return job.id === batch.jobIds[0] ? { kind, entity: batchEntity(batch, find) } : undefined;
       case 'started':
-        return others.every((j) => j.status === 'waiting') ? { kind, entity: batchEntity(batch, this.o.findJob) } : undefined;
+        // In a fleet, two of its jobs may start on two devices before either start is handled
+        // (each then finds the other running): every start reports it, under the batch's one
+        // delivery id (notify), so a receiver gets one Processing.
+        return prepared || others.every((j) => j.status === 'waiting') ? { kind, entity: batchEntity(batch, find) } : undefined;
       case 'completed':
       case 'failed':
-        return others.every(isFinished) ? { kind, entity: batchEntity(batch, this.o.findJob) } : undefined;
+        return others.every(isFinished) ? { kind, entity: batchEntity(batch, find) } : undefined;
       case 'deleted': {
         if (others.length) return undefined;
-        // The last recording is gone: so is the transcription. Its body shows it as it was.
-        this.o.batches.remove(batch.id);
+        // The last recording is gone: so is the transcription (in a fleet, its record goes
+        // with the fleet's upkeep: AzureTranscriptions.sweep). Its body shows it as it was.
+        if (!prepared) this.o.batches.remove(batch.id);
         return { kind, entity: batchEntity(batch, (id) => (id === job.id ? job : undefined)) };
       }
     }
@@ -139,12 +195,18 @@ export class AzureNotifier implements JobNotifier {
     return sent;
   }
 
-  private transcriptionDelivery(hook: Webhook, kind: TranscriptionEventKind, entity: TranscriptionEntity, stableId?: string): EnqueueInput {
+  private transcriptionDelivery(
+    hook: Webhook,
+    kind: TranscriptionEventKind,
+    entity: TranscriptionEntity,
+    stableId?: string,
+    result: (id: string) => StoredTranscript | undefined = this.o.result,
+  ): EnqueueInput {
     const id = stableId || randomUUID();
     const form = hookForm(hook);
     let body: object;
     if (hook.apiVersion === 'v2.1') {
-      const { v3, v2 } = v21ResultUrls(entity, this.o.contentUrls, hook.baseUrl, this.o.result, this.now());
+      const { v3, v2 } = v21ResultUrls(entity, this.o.contentUrls, hook.baseUrl, result, this.now());
       body = v21TranscriptionView(entity, v3, v2);
     } else {
       body = transcriptionView(entity, form);

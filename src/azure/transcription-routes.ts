@@ -42,7 +42,9 @@ const created = (view: { self: string }): Reply => json(201, view, { Location: v
 
 /** Azure's batch transcriptions, in every version's form (the routes are served under each version's mount). */
 export function transcriptionRoutes(o: TranscriptionRoutesOptions): Route[] {
-  const files = (entity: TranscriptionEntity, form: ApiForm) => transcriptionFiles(entity, requestedProperties(entity), (id) => o.service.result(id), form);
+  // A transcription's results may be on another device of a fleet: read before the files are made.
+  const files = async (entity: TranscriptionEntity, form: ApiForm) =>
+    transcriptionFiles(entity, requestedProperties(entity), await o.transcriptions.results(entity), form);
 
   const create = async (req: Request, form: ApiForm): Promise<Reply> => {
     const input = parseTranscriptionCreate(await readJson(req, ['application/json']), form.version, o.model());
@@ -90,13 +92,13 @@ export function transcriptionRoutes(o: TranscriptionRoutesOptions): Route[] {
       pattern: '/transcriptions',
       name: 'azure.transcriptions.list',
       doc: 'batch transcriptions and the jobs of other dialects, newest first, paged (`skip`, `top`, `@nextLink`)',
-      handler: (req) => {
+      handler: async (req) => {
         const form = apiForm(req);
         const { skip, top } = paging(req);
         // One more than the page: whether there is a next one.
         return json(
           200,
-          paged(req, o.transcriptions.newest(skip + top + 1), (entity) => transcriptionView(entity, form)),
+          paged(req, await o.transcriptions.newest(skip + top + 1), (entity) => transcriptionView(entity, form)),
         );
       },
     },
@@ -105,9 +107,9 @@ export function transcriptionRoutes(o: TranscriptionRoutesOptions): Route[] {
       pattern: '/transcriptions/:id',
       name: 'azure.transcriptions.get',
       doc: 'one transcription (`NotStarted`, `Running`, `Succeeded`, `Failed` with `properties.error`)',
-      handler: (req) => {
+      handler: async (req) => {
         const form = apiForm(req);
-        return json(200, transcriptionView(o.transcriptions.entity(req.params.id!), form));
+        return json(200, transcriptionView(await o.transcriptions.entity(req.params.id!), form));
       },
     },
     {
@@ -137,13 +139,13 @@ export function transcriptionRoutes(o: TranscriptionRoutesOptions): Route[] {
       pattern: '/transcriptions/:id/files',
       name: 'azure.transcriptions.files.list',
       doc: 'once finished: one result (`Transcription`, `contenturl_<i>.json`) per recording that succeeded and the `TranscriptionReport`, with signed `contentUrl`s (12 h unless `sasValidityInSeconds` / `sasLifetimeMinutes` says otherwise, at most 7 days)',
-      handler: (req) => {
+      handler: async (req) => {
         const form = apiForm(req);
-        const entity = o.transcriptions.entity(req.params.id!);
+        const entity = await o.transcriptions.entity(req.params.id!);
         const until = o.now() + sasSeconds(req, form) * 1000;
         return json(
           200,
-          paged(req, files(entity, form), (file) => fileView(entity.id, file, form, o.contentUrls.url(form, entity.id, file.id, until))),
+          paged(req, await files(entity, form), (file) => fileView(entity.id, file, form, o.contentUrls.url(form, entity.id, file.id, until))),
         );
       },
     },
@@ -152,10 +154,10 @@ export function transcriptionRoutes(o: TranscriptionRoutesOptions): Route[] {
       pattern: '/transcriptions/:id/files/:fileId',
       name: 'azure.transcriptions.files.get',
       doc: 'one file',
-      handler: (req) => {
+      handler: async (req) => {
         const form = apiForm(req);
-        const entity = o.transcriptions.entity(req.params.id!);
-        const file = files(entity, form).find((f) => f.id === req.params.fileId);
+        const entity = await o.transcriptions.entity(req.params.id!);
+        const file = (await files(entity, form)).find((f) => f.id === req.params.fileId);
         if (!file) throw new AppError('ERR_NOT_FOUND', `The file '${req.params.fileId}' of transcription '${entity.id}' was not found`);
         return json(200, fileView(entity.id, file, form, o.contentUrls.url(form, entity.id, file.id, o.now() + sasSeconds(req, form) * 1000)));
       },
@@ -167,14 +169,15 @@ export function transcriptionRoutes(o: TranscriptionRoutesOptions): Route[] {
       doc: "the file's JSON; the signed URL is the credential (no key). earshot extension: `&format=srt`, `vtt` or `txt` on a transcription result's URL gives the recording's subtitles (SubRip, WebVTT) or plain text instead",
       // Like Azure's SAS URLs: the signature in the URL is the credential.
       auth: false,
-      handler: (req) => {
+      handler: async (req) => {
         o.contentUrls.verify(req.params.id!, req.params.fileId!, req.query);
         // The form only shapes the content (the dated versions' fields); no api-version is needed to read it.
         const form = contentForm(req);
-        const entity = o.transcriptions.entity(req.params.id!);
+        const entity = await o.transcriptions.entity(req.params.id!);
+        const results = await o.transcriptions.results(entity);
         const file =
-          files(entity, form).find((f) => f.id === req.params.fileId) ??
-          v2ResultFiles(entity, requestedProperties(entity), (id) => o.service.result(id)).find((f) => f.id === req.params.fileId);
+          transcriptionFiles(entity, requestedProperties(entity), results, form).find((f) => f.id === req.params.fileId) ??
+          v2ResultFiles(entity, requestedProperties(entity), results).find((f) => f.id === req.params.fileId);
         if (!file) throw new AppError('ERR_NOT_FOUND', `The file '${req.params.fileId}' of transcription '${req.params.id}' was not found`);
         // Not covered by the signature: it chooses a rendering of the same file, not another file.
         const format = req.query.get('format') ?? 'json';
@@ -200,8 +203,8 @@ function contentForm(req: Request): ApiForm {
  * result format once done), delete. Served under the v2 mounts.
  */
 export function v2TranscriptionRoutes(o: TranscriptionRoutesOptions): Route[] {
-  const view = (req: Request, entity: TranscriptionEntity) => {
-    const { v3, v2 } = v21ResultUrls(entity, o.contentUrls, originUrl(req), (id) => o.service.result(id), o.now());
+  const view = async (req: Request, entity: TranscriptionEntity) => {
+    const { v3, v2 } = v21ResultUrls(entity, o.contentUrls, originUrl(req), await o.transcriptions.results(entity), o.now());
     return v21TranscriptionView(entity, v3, v2);
   };
   return [
@@ -222,18 +225,18 @@ export function v2TranscriptionRoutes(o: TranscriptionRoutesOptions): Route[] {
       pattern: '/transcriptions',
       name: 'azure.v2.transcriptions.list',
       doc: "the newest 100 transcriptions, in v2.1's shape",
-      handler: (req) =>
-        json(
-          200,
-          o.transcriptions.newest(100).map((entity) => view(req, entity)),
-        ),
+      handler: async (req) => {
+        const views = [];
+        for (const entity of await o.transcriptions.newest(100)) views.push(await view(req, entity));
+        return json(200, views);
+      },
     },
     {
       method: 'get',
       pattern: '/transcriptions/:id',
       name: 'azure.v2.transcriptions.get',
       doc: "one transcription; once done, `resultsUrls.channel_0` serves v2's result format (`AudioFileResults`)",
-      handler: (req) => json(200, view(req, o.transcriptions.entity(req.params.id!))),
+      handler: async (req) => json(200, await view(req, await o.transcriptions.entity(req.params.id!))),
     },
     {
       method: 'del',

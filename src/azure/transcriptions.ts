@@ -136,6 +136,11 @@ export class BatchStore {
     this.records.removeSync(id);
   }
 
+  /** Removes a record in a transaction of its own (a fleet's batch whose jobs are gone). */
+  async removeDurably(id: string): Promise<void> {
+    await this.db.durably(() => this.records.removeSync(id));
+  }
+
   /** Every batch, newest first. */
   all(): BatchRecord[] {
     return [...this.records.getRange()].map((e) => e.value).sort((a, b) => b.createdAt - a.createdAt || (a.id < b.id ? 1 : -1));

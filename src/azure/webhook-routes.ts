@@ -41,7 +41,7 @@ export function webhookRoutes(o: WebhookRoutesOptions): { versioned: Route[]; v2
 
   /** `:test` (v3.0: `/test`): 202 when deliveries were queued, 204 when no transcription fits. */
   const test = async (id: string, answer: Reply): Promise<Reply> => {
-    const sent = await o.notifier.test(id, o.transcriptions.newest(100));
+    const sent = await o.notifier.test(id, await o.transcriptions.newest(100));
     if (!sent.length) return { status: 204 };
     o.wake();
     return answer;

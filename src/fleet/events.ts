@@ -195,6 +195,8 @@ export class FleetEvents {
   async record(event: FleetEvent): Promise<boolean> {
     const result = event.change === 'completed' ? await this.o.result(event.job.id) : undefined;
     const notifiers = this.o.notifiers();
+    // What a notifier reads from the fleet (an Azure batch's other jobs), before the synchronous transaction.
+    for (const n of notifiers) await n.prepare?.(event.job, event.change, result);
     const added = await this.o.db.durably(() => {
       if (this.handledIds.get(event.id) !== undefined) return false;
       for (const n of notifiers) n.notify(event.job, event.change, result, event.id);

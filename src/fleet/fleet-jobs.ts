@@ -44,6 +44,35 @@ export class FleetJobs {
   }
 
   /**
+   * Whether a job whose audio is to be downloaded from its `source` URL may run on another
+   * device (Azure's batch transcriptions): a batch job; the device that takes it downloads
+   * the audio (under its own callback allow-list), so no audio crosses the broker.
+   */
+  static eligibleSourced(job: Job): boolean {
+    return !job.interactive && !job.streamed && job.source !== undefined;
+  }
+
+  /**
+   * Hands new waiting jobs with a `source` URL to the fleet, in order: each resolved once the
+   * broker acknowledged its state and work message (then reported `created`). Resolves to
+   * those it could not hand over (the broker away, or refusing one: that one and those
+   * after it), which the device keeps.
+   */
+  async submitSourced(jobs: Job[]): Promise<Job[]> {
+    for (const [i, job] of jobs.entries()) {
+      if (!this.connected) return jobs.slice(i);
+      try {
+        await this.o.queue.submit(job);
+      } catch (err) {
+        this.o.log.warn('could not hand a job to the fleet: it runs here', { job: job.id, error: err as Error });
+        return jobs.slice(i);
+      }
+      await this.report(job, 'created');
+    }
+    return [];
+  }
+
+  /**
    * Hands a new waiting job (its audio fsynced at `audioPath`) to the fleet: resolves true
    * once the broker acknowledged its audio, state and work message; false when the broker
    * cannot be reached or refuses any of it (nothing of it is left there: the device keeps

@@ -5,13 +5,17 @@ import { type KV, Kvm, type KvWatchEntry } from '@nats-io/kv';
 import type { QueuedIterator } from '@nats-io/transport-node';
 import type { Database } from 'lmdb';
 
+import { AppError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { DatabaseName, StateDatabase } from '../store/database.js';
 import type { FleetBroker, FleetHandles } from './broker.js';
 
-/** The LMDB databases of registrations that are fleet-wide: IBM callback URLs, Azure web hooks. */
-export type ReplicatedStore = Extract<DatabaseName, 'ibm-callbacks' | 'azure-webhooks'>;
-export const replicatedStores: readonly ReplicatedStore[] = ['ibm-callbacks', 'azure-webhooks'];
+/**
+ * The LMDB databases that are fleet-wide: IBM callback URLs, Azure web hooks, and Azure's
+ * batch transcription records (their jobs are the fleet's: docs/fleet.md, "Azure batch").
+ */
+export type ReplicatedStore = Extract<DatabaseName, 'ibm-callbacks' | 'azure-webhooks' | 'azure-transcriptions'>;
+export const replicatedStores: readonly ReplicatedStore[] = ['ibm-callbacks', 'azure-webhooks', 'azure-transcriptions'];
 
 /** What the bucket holds per registration: its LMDB key and value. */
 interface Replica {
@@ -79,6 +83,20 @@ export class FleetHooks {
   /** Resolves once the changes made so far are in the bucket (or the broker is away). */
   flushed(): Promise<void> {
     return this.pushing;
+  }
+
+  /**
+   * The bucket's value of one record (undefined: none): for a record written elsewhere
+   * that this device's watch may not have applied yet.
+   * @throws AppError ERR_FLEET_UNAVAILABLE while the bucket cannot be read (the broker away, or not followed yet)
+   */
+  async read(store: ReplicatedStore, key: string): Promise<unknown> {
+    const kv = this.kv;
+    if (!kv || !this.o.broker.connected) throw new AppError('ERR_FLEET_UNAVAILABLE', "The fleet's registrations bucket cannot be read yet");
+    const entry = await kv.get(hookKey(store, key)).catch((err: unknown) => {
+      throw new AppError('ERR_FLEET_UNAVAILABLE', `Could not read the fleet's registrations bucket: ${(err as Error).message}`, { cause: err });
+    });
+    return entry?.operation === 'PUT' ? entry.json<Replica>().value : undefined;
   }
 
   private async flush(): Promise<void> {

@@ -65,15 +65,18 @@ export class FleetQueue {
    * state (created: refused if the id exists) side by side, then the work message (its id
    * is the job's, so a retried publish is stored once). Resolves when the broker acknowledged all three:
    * the job then survives the loss of this device. On failure, what was stored is removed
-   * (best effort: the audio bucket's objects of unknown jobs are swept).
+   * (best effort: the audio bucket's objects of unknown jobs are swept). Without
+   * `audioPath`: a job whose audio the device that runs it downloads (`Job.source`), no object.
    */
-  async submit(job: Job, audioPath: string): Promise<number> {
+  async submit(job: Job, audioPath?: string): Promise<number> {
     const h = this.handles;
     try {
       // No device works on the job before its work message; the sweeps leave young
       // objects and states alone.
       const [, revision] = await Promise.all([
-        h.audio.put({ name: audioObject(job.id) }, Readable.toWeb(createReadStream(audioPath)) as ReadableStream<Uint8Array>),
+        audioPath !== undefined
+          ? h.audio.put({ name: audioObject(job.id) }, Readable.toWeb(createReadStream(audioPath)) as ReadableStream<Uint8Array>)
+          : undefined,
         h.jobs.create(job.id, JSON.stringify(job)),
       ]);
       await h.js.publish(`${this.broker.layout.subjectPrefix}.${jobLane(job)}.${job.id}`, JSON.stringify({ id: job.id }), { msgID: job.id });
@@ -93,7 +96,8 @@ export class FleetQueue {
 
   /** A finished job's transcript, or undefined. */
   async result(id: string): Promise<StoredTranscript | undefined> {
-    const blob = await this.handles.audio.getBlob(resultObject(id));
+    // Bounded: an object deleted while it is read (the job deleted meanwhile) can leave the read waiting for chunks that are gone.
+    const blob = await bounded(this.handles.audio.getBlob(resultObject(id)), resultReadMs, `Reading the result of job '${id}' from the fleet timed out`);
     return blob ? (JSON.parse(Buffer.from(blob).toString('utf8')) as StoredTranscript) : undefined;
   }
 
@@ -353,6 +357,18 @@ export class FleetDelivery {
     if (entry?.operation !== 'PUT') return undefined;
     return { job: entry.json<Job>(), revision: entry.revision };
   }
+}
+
+/** How long reading a result object may take (a transcript is small: a few hundred KB at most). */
+const resultReadMs = 15_000;
+
+/** `promise`, or ERR_FLEET_UNAVAILABLE after `ms`. */
+function bounded<T>(promise: Promise<T>, ms: number, message: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new AppError('ERR_FLEET_UNAVAILABLE', message)), ms);
+  });
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
 }
 
 function isRevisionConflict(err: unknown): boolean {

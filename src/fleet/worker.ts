@@ -3,9 +3,9 @@ import { rm } from 'node:fs/promises';
 import path from 'node:path';
 
 import type { Transcript } from '../engine/engine.js';
-import { toAppError } from '../errors.js';
+import { AppError, toAppError } from '../errors.js';
 import { isFinished, type Job, type JobError, type JobTimings } from '../jobs/job.js';
-import { completion, type JobChange } from '../jobs/job-service.js';
+import { completion, type FetchedAudio, type JobChange, withFetchedAudio } from '../jobs/job-service.js';
 import type { Logger } from '../log.js';
 import type { FleetBroker } from './broker.js';
 import { changeOf } from './events.js';
@@ -41,6 +41,11 @@ export interface FleetWorkerOptions {
    */
   turn?: (signal: AbortSignal) => Promise<(() => void) | undefined>;
   now?: () => number;
+  /**
+   * Downloads the audio of a job that has a `source` URL (Azure's batch transcriptions) to
+   * `path` (a new file): the local scheduler's fetch step, under this device's allow-list.
+   */
+  fetchSource?: (job: Job, path: string, signal: AbortSignal) => Promise<FetchedAudio>;
   /** Reports each state change this device writes (FleetEvents: deliveries once per event). */
   events?: { publish(job: Job, change: JobChange): Promise<unknown> };
 }
@@ -157,20 +162,36 @@ export class FleetWorker {
       delivery.release();
       return;
     }
-    const held: FleetJob = { job: started, revision };
+    let held: FleetJob = { job: started, revision };
     await this.report(started).catch((err: unknown) => this.o.log.warn('could not report a fleet job started', { job: started.id, error: err as Error }));
     this.running = started.id;
     const audioPath = path.join(this.o.workDir, `${started.id}.upload`);
     try {
-      await this.o.queue.fetchAudio(started.id, audioPath);
-      const { transcript, decodeMs } = await this.o.transcribe(started, audioPath, this.controller.signal, () => {});
+      if (started.source) {
+        // Its audio is downloaded by the device that runs it (no audio object in the fleet).
+        if (!this.o.fetchSource) throw new AppError('ERR_CONTENT_REFUSED', 'This device cannot download audio from a URL');
+        const audio = await this.o.fetchSource(started, audioPath, this.controller.signal);
+        const fetched = withFetchedAudio(started, audio, this.now());
+        const next = await this.o.queue.update(fetched, held.revision);
+        if (next === undefined) {
+          this.o.log.info('fleet job was deleted or taken over during its download', { job: started.id });
+          await delivery.done();
+          return;
+        }
+        held = { job: fetched, revision: next };
+      } else {
+        await this.o.queue.fetchAudio(started.id, audioPath);
+      }
+      const job = held.job;
+      const { transcript, decodeMs } = await this.o.transcribe(job, audioPath, this.controller.signal, () => {});
       const timings: JobTimings = {
         queueMs: Math.max(0, startedAt - started.created),
         decodeMs: Math.round(decodeMs),
         transcribeMs: Math.round(transcript.timings.totalMs),
       };
-      const { job: completed, result } = completion(started, transcript, timings, this.now());
-      if ((await this.storeWhenConnected(started.id, () => this.o.queue.update(completed, held.revision, result))) === undefined) {
+      const { job: completed, result } = completion(job, transcript, timings, this.now());
+      const at = held.revision;
+      if ((await this.storeWhenConnected(started.id, () => this.o.queue.update(completed, at, result))) === undefined) {
         this.o.log.info('fleet job was taken over by another device; result dropped', { job: started.id });
       } else {
         this.o.log.debug('fleet job completed', { job: started.id, ...timings });

@@ -25,6 +25,12 @@ export type JobChange = 'created' | 'started' | 'completed' | 'failed' | 'delete
  */
 export interface JobNotifier {
   notify(job: Job, change: JobChange, result: StoredTranscript | undefined, eventId?: string): void;
+  /**
+   * A fleet event is about to be turned into deliveries (`notify` with its `eventId`): reads
+   * beforehand what the notifier needs from the fleet (an Azure batch's record and its other
+   * jobs' states), since `notify` runs synchronously inside a transaction.
+   */
+  prepare?(job: Job, change: JobChange, result: StoredTranscript | undefined): Promise<void>;
 }
 
 /** What a client asks for when it submits audio: everything of a job but its audio and state. */
@@ -211,7 +217,17 @@ export class JobService {
    *   never be fetched; nothing created), ERR_STORE; what `inTransaction` throws (an
    *   AppError as it is; nothing created)
    */
-  async accept(requests: SourcedJobRequest[], inTransaction?: (jobs: Job[]) => void): Promise<Job[]> {
+  async accept(
+    requests: SourcedJobRequest[],
+    inTransaction?: (jobs: Job[]) => void,
+    /**
+     * `shareable`: in a fleet whose broker is connected, the jobs go to the fleet's queue
+     * (any device downloads and runs them): `inTransaction` then commits on its own first,
+     * `shared` runs (the caller makes its records fleet-wide), then each job is stored in the
+     * fleet; any the fleet refuses (and those after it) are committed here as without a fleet.
+     */
+    options: { shareable?: boolean; shared?: (jobs: Job[]) => Promise<void> } = {},
+  ): Promise<Job[]> {
     for (const request of requests) checkContentUrl(request.source?.url);
     this.checkCapacity(requests.length);
     if (!requests.length) return [];
@@ -234,17 +250,32 @@ export class JobService {
         attempts: 0,
       }),
     );
+    let local = jobs;
+    let recorded = false;
+    if (options.shareable && this.fleet?.connected && jobs.every(FleetJobs.eligibleSourced)) {
+      // Counted as arriving until stored, so that uploads meanwhile see them in the queue.
+      for (const job of jobs) this.receiving.add(job.id);
+      try {
+        if (inTransaction) await this.transaction(() => inTransaction(jobs));
+        recorded = true;
+        await options.shared?.(jobs);
+        local = await this.fleet.submitSourced(jobs);
+      } finally {
+        for (const job of jobs) this.receiving.delete(job.id);
+      }
+      if (!local.length) return jobs;
+    }
     // Counted as arriving until committed, so that uploads meanwhile see them in the queue.
-    for (const job of jobs) this.receiving.add(job.id);
+    for (const job of local) this.receiving.add(job.id);
     try {
       await this.transaction(() => {
-        for (const job of jobs) this.o.store.put(job);
+        for (const job of local) this.o.store.put(job);
         // Before the notifications: a notifier may describe the jobs by the caller's records.
-        inTransaction?.(jobs);
-        for (const job of jobs) for (const n of this.notifiers) n.notify(job, 'created', undefined);
+        if (!recorded) inTransaction?.(jobs);
+        for (const job of local) for (const n of this.notifiers) n.notify(job, 'created', undefined);
       });
     } finally {
-      for (const job of jobs) this.receiving.delete(job.id);
+      for (const job of local) this.receiving.delete(job.id);
     }
     this.o.onNotified();
     this.o.onQueued();
@@ -257,14 +288,7 @@ export class JobService {
    * replaces what the earlier one recorded.
    */
   async recordAudio(job: Job, audio: FetchedAudio): Promise<Job> {
-    const next: Job = {
-      ...job,
-      contentType: audio.contentType,
-      format: audio.format,
-      audioBytes: audio.bytes,
-      warnings: [...job.warnings, ...(audio.warnings ?? []).filter((w) => !job.warnings.includes(w))],
-      updated: this.now(),
-    };
+    const next = withFetchedAudio(job, audio, this.now());
     await this.transaction(() => this.o.store.put(next));
     return next;
   }
@@ -315,6 +339,19 @@ export class JobService {
     return copied;
   }
 
+  /** Whether this device is in a fleet (EARSHOT_FLEET_URL), connected or not. */
+  get inFleet(): boolean {
+    return this.fleet !== undefined;
+  }
+
+  /**
+   * The job, this device's own or (in a fleet) any device's; undefined when there is none.
+   * @throws AppError ERR_FLEET_UNAVAILABLE (in a fleet whose broker is away, for a job not here)
+   */
+  async findAnywhere(id: string): Promise<Job | undefined> {
+    return this.o.store.get(id) ?? (await this.fleet?.get(id));
+  }
+
   /** The job, this device's own or (in a fleet) any device's. @throws AppError ERR_JOB_NOT_FOUND, ERR_FLEET_UNAVAILABLE */
   async lookup(id: string): Promise<Job> {
     const job = this.o.store.get(id) ?? (await this.fleet?.get(id));
@@ -329,11 +366,12 @@ export class JobService {
   }
 
   /** The newest jobs first, this device's and (in a fleet, while its broker is connected) every device's. */
-  async newestEverywhere(limit: number): Promise<Job[]> {
-    const own = this.o.store.newest(limit);
+  async newestEverywhere(limit: number, keep?: (job: Job) => boolean): Promise<Job[]> {
+    const own = this.o.store.newest(limit, keep);
     if (!this.fleet?.connected) return own;
     const all = new Map(own.map((job) => [job.id, job]));
-    for (const job of await this.fleet.newest(limit).catch(() => [])) if (!all.has(job.id)) all.set(job.id, job);
+    const fleet = await this.fleet.newest(keep ? Number.MAX_SAFE_INTEGER : limit).catch(() => []);
+    for (const job of fleet) if (!all.has(job.id) && (!keep || keep(job))) all.set(job.id, job);
     return [...all.values()].sort((a, b) => b.created - a.created || (a.id < b.id ? 1 : -1)).slice(0, limit);
   }
 
@@ -575,6 +613,18 @@ export class JobService {
       throw new AppError('ERR_STORE', `Could not store the job: ${(err as Error).message}`, { cause: err });
     }
   }
+}
+
+/** A job with the audio downloaded from its source recorded (its size, type, format and warnings). */
+export function withFetchedAudio(job: Job, audio: FetchedAudio, now: number): Job {
+  return {
+    ...job,
+    contentType: audio.contentType,
+    format: audio.format,
+    audioBytes: audio.bytes,
+    warnings: [...job.warnings, ...(audio.warnings ?? []).filter((w) => !job.warnings.includes(w))],
+    updated: now,
+  };
 }
 
 /**
