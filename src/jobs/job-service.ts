@@ -354,7 +354,7 @@ export class JobService {
 
   /** The job, this device's own or (in a fleet) any device's. @throws AppError ERR_JOB_NOT_FOUND, ERR_FLEET_UNAVAILABLE */
   async lookup(id: string): Promise<Job> {
-    const job = this.o.store.get(id) ?? (await this.fleet?.get(id));
+    const job = await this.findAnywhere(id);
     if (!job) throw new AppError('ERR_JOB_NOT_FOUND', `The job ID '${id}' was not found`);
     return job;
   }
