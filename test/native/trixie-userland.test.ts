@@ -194,6 +194,12 @@ for (const line of ['24', '22'] as const) {
     const passed = [...r.stdout.matchAll(/^ok \d+ - (\S+)/gm)].map((m) => m[1]);
     const failed = [...r.stdout.matchAll(/^not ok \d+ - (\S+)/gm)].map((m) => m[1]);
     t.comment(`Node ${line}: ${passed.length} of ${files.length} files passed, ${((Date.now() - started) / 1000).toFixed(0)} s`);
+    // What failed inside the failing files (their subtests' and assertions' lines), to read in CI's log.
+    for (const l of r.stdout
+      .split('\n')
+      .filter((l) => /^\s+not ok /.test(l))
+      .slice(0, 40))
+      t.comment(`inside: ${l.trim()}`);
     t.equal(r.code, 0, r.code === 0 ? 'tap exits 0' : `exit ${r.code}; failed: ${failed.join(', ')}\n${r.stderr.split('\n').slice(-20).join('\n')}`);
     t.same(failed, [], 'no file failed');
     t.same(passed.sort(), files, 'every file ran and passed');
