@@ -407,7 +407,7 @@ export class App {
       workDir,
       log: log.child('fleet'),
       events: this.fleetEvents,
-      fetchSource: (job, path, signal) => p.fetchSource(job, path, signal),
+      fetchSource: p.fetchSource,
       pullMs: 2000,
       now: p.clock.now,
       // This device's own waiting jobs first: no other device can run them.

@@ -18,11 +18,7 @@ const isOwnTranscription = (job: Job) => !job.group && !job.synchronous;
 
 const profanity: Record<string, ProfanityMode> = { None: 'none', Masked: 'masked', Removed: 'removed', Tags: 'tags' };
 
-/**
- * Azure's transcriptions over the jobs domain: a batch created through Azure's API is a
- * record and one job per content URL; a job of another dialect is a transcription of its
- * own. Routes call this; it calls JobService for everything durable about jobs.
- */
+/** What a fleet device does with the batch records it writes: they are replicated to every device. */
 export interface AzureTranscriptionsFleet {
   /** The batch record was written or removed here: to the fleet's bucket (src/fleet/hooks.ts). */
   changed(id: string): void;
