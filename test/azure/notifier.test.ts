@@ -218,7 +218,9 @@ t.test('a real receiver that fails: dead letters leave the hook enabled, events 
     policy: loopbackPolicy,
     log: memoryLogger().log,
     targets,
-    schedule: createRetrySchedule({ retryDelaysMs: [10, 10] }),
+    // Retries well after the hook's outcome is recorded (fire and forget, one commit):
+    // with 10 ms a loaded machine let the retry of job-bad-3 out before the disable landed.
+    schedule: createRetrySchedule({ retryDelaysMs: [250, 250] }),
   });
   dispatcher.start();
   t.teardown(() => dispatcher.stop(0));
