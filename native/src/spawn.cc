@@ -129,6 +129,11 @@ Napi::Value SpawnProcess(const Napi::CallbackInfo& info) {
     sources[i] = static_cast<int>(n);
   }
 
+  // posix_spawn() reports a failed exec itself, but only through the memory it shares with
+  // the child: under qemu-user, which turns CLONE_VM | CLONE_VFORK into a fork, a missing
+  // binary would be a child exiting with 127 instead. So the usual failures are found first.
+  if (access(file.c_str(), X_OK) != 0) throw SpawnError(env, file, errno);
+
   SpawnSetup setup;
   for (uint32_t i = 0; i < count; i++) {
     int source = sources[i];
