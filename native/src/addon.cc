@@ -10,6 +10,7 @@
 #include "model-check.h"
 #include "model.h"
 #include "sd-notify.h"
+#include "spawn.h"
 #include "whisper.h"
 
 namespace earshot {
@@ -66,6 +67,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("setLogger", Napi::Function::New(env, SetLogger));
   exports.Set("notify", Napi::Function::New(env, Notify));
   exports.Set("openPipe", Napi::Function::New(env, OpenPipe));
+  exports.Set("spawnProcess", Napi::Function::New(env, SpawnProcess));
   return exports;
 }
 

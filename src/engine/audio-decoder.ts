@@ -1,12 +1,13 @@
-import { spawn } from 'node:child_process';
 import { closeSync } from 'node:fs';
 import { rm, stat } from 'node:fs/promises';
+import { Socket } from 'node:net';
 import { resolve } from 'node:path';
 
 import { AppError, type ErrorCode, errorRegistry, invalidArgument } from '../errors.js';
 import { nativeTool } from '../paths.js';
 import type { AudioFormat } from './media-type.js';
 import { loadAddon } from './native.js';
+import { type NativeChild, spawnNative } from './native-spawn.js';
 
 /**
  * Runs `earshot-decode` (native/decoder/), the out-of-process decoder that turns an upload
@@ -312,8 +313,8 @@ export async function streamDecodedAudio<T>(options: StreamAudioOptions, consume
     closeSync(pipe.read);
     throw error;
   } finally {
-    // The decoder has its own copy (spawn returns once it runs): the reader sees the end
-    // of the stream when the decoder exits.
+    // The decoder has its own copy (the spawn returns once it runs): the reader sees the
+    // end of the stream when the decoder exits.
     closeSync(pipe.write);
   }
   let decoderFailed: AppError | undefined;
@@ -452,7 +453,11 @@ function watchOutput(watch: ProgressWatch, counted: () => number): () => void {
   };
 }
 
-/** Spawns the decoder (synchronously: it runs when this returns) and resolves once it ended. */
+/**
+ * Starts the decoder (synchronously: it runs when this returns) and resolves once it ended
+ * and its pipes did. Started with posix_spawn() from the addon, not child_process.spawn():
+ * a fork of the service on the event loop (src/engine/native-spawn.ts).
+ */
 function runDecoder(
   binary: string,
   args: string[],
@@ -462,13 +467,29 @@ function runDecoder(
   output?: DecoderOutput,
 ): Promise<DecoderRun> {
   return new Promise((resolvePromise) => {
-    const fd3: Array<number | 'pipe'> = output === undefined ? [] : 'fd' in output ? [output.fd] : ['pipe'];
-    const child = spawn(binary, args, { stdio: ['ignore', 'pipe', 'pipe', ...fd3], env: {} });
     const run: DecoderRun = { outputBytes: 0, code: null, signal: null, stdout: '', stderr: '', timedOut: false, aborted: false };
+    // stdout, stderr and (when counted) fd 3: pipes whose write ends only the child keeps.
+    const pipes: Array<{ read: number; write: number }> = [];
+    let child: NativeChild;
+    try {
+      const addon = loadAddon();
+      const count = output !== undefined && 'count' in output;
+      for (let i = count ? 3 : 2; i > 0; i--) pipes.push(addon.openPipe());
+      const fd3 = output === undefined ? [] : 'fd' in output ? [output.fd] : [pipes[2]!.write];
+      child = spawnNative(binary, args, { childFds: [null, pipes[0]!.write, pipes[1]!.write, ...fd3] });
+    } catch (error) {
+      // Not started (no such binary, not executable, no descriptors left): nothing to wait for.
+      for (const pipe of pipes) closeSync(pipe.read);
+      run.spawnError = error as NodeJS.ErrnoException;
+      resolvePromise(run);
+      return;
+    } finally {
+      for (const pipe of pipes) closeSync(pipe.write);
+    }
+    const [stdout, stderr, pcm] = pipes.map((pipe) => new Socket({ fd: pipe.read, readable: true, writable: false }));
     // The samples the decoder writes to a counted pipe are counted, and kept only while
     // they fit in `keepBytes` (copied into one buffer that grows by doubling up to it):
     // beyond it, what was kept is dropped, and memory stays bounded for any length.
-    const pcm = output !== undefined && 'count' in output ? child.stdio[3] : null;
     const keepBytes = output !== undefined && 'count' in output ? (output.keepBytes ?? 0) : 0;
     let kept: Uint8Array | undefined = keepBytes > 0 ? new Uint8Array(Math.min(keepBytes, 1 << 20)) : undefined;
     pcm?.on('data', (chunk: Buffer) => {
@@ -488,7 +509,6 @@ function runDecoder(
       run.outputBytes = end;
     });
 
-    pcm?.on('error', () => {}); // the decoder's end: 'close' reports how it ended
     const stopWatching = progress ? watchOutput(progress, () => run.outputBytes) : () => {};
     let settled = false;
     const finish = (): void => {
@@ -500,11 +520,11 @@ function runDecoder(
       resolvePromise(run);
     };
     const kill = (): void => {
-      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+      child.kill('SIGKILL'); // not sent once it has ended
     };
     const onAbort = (): void => {
       // One that has already exited ended on its own: its report stands.
-      if (child.exitCode !== null || child.signalCode !== null) return;
+      if (child.exit !== null) return;
       run.aborted = true;
       kill();
     };
@@ -516,26 +536,30 @@ function runDecoder(
       : undefined;
     signal?.addEventListener('abort', onAbort, { once: true });
 
-    child.stdout!.setEncoding('utf8');
-    child.stdout!.on('data', (chunk: string) => {
+    stdout!.setEncoding('utf8');
+    stdout!.on('data', (chunk: string) => {
       if (run.stdout.length < MAX_STDOUT) run.stdout += chunk;
     });
-    child.stderr!.setEncoding('utf8');
-    child.stderr!.on('data', (chunk: string) => {
+    stderr!.setEncoding('utf8');
+    stderr!.on('data', (chunk: string) => {
       run.stderr = (run.stderr + chunk).slice(-MAX_STDERR);
     });
-    child.on('error', (error: NodeJS.ErrnoException) => {
-      // Spawning failed (no such binary, not executable): there is no process to wait for.
-      run.spawnError = error;
-      finish();
-    });
-    child.on('close', (code, exitSignal) => {
-      // After the pipe's end: everything the decoder wrote has been counted (and kept).
+    // Done once the decoder has exited and every pipe has closed (as child_process's
+    // 'close'): everything it wrote has been counted (and kept).
+    let pending = 1 + (pcm === undefined ? 2 : 3);
+    const done = (): void => {
+      if (--pending > 0) return;
       run.kept = kept;
-      run.code = code;
-      run.signal = exitSignal;
+      run.code = child.exit!.code;
+      run.signal = child.exit!.signal;
       finish();
-    });
+    };
+    for (const socket of [stdout!, stderr!, pcm]) {
+      if (socket === undefined) continue;
+      socket.on('error', () => {}); // the decoder's end: its exit reports how it ended
+      socket.on('close', done);
+    }
+    void child.exited.then(done);
   });
 }
 

@@ -103,6 +103,13 @@ export interface NativeAddon {
   notify(state: string): boolean;
   /** A pipe (both ends close-on-exec) for the decoder to write PCM into and a transcription to read it from as `{fd: read, length}`. */
   openPipe(): { read: number; write: number };
+  /**
+   * posix_spawn() of `file` with argv [file, ...args], environment `env` ("NAME=value") and
+   * child fd i = a copy of `childFds[i]` (-1: /dev/null), nothing else; the pid. `onExit` gets
+   * (code, 0) or (null, signal number) on the JS thread once it ended (src/engine/native-spawn.ts).
+   * Throws an Error with an errno `code` (ENOENT, EACCES) when it cannot be started.
+   */
+  spawnProcess(file: string, args: string[], env: string[], childFds: number[], onExit: (code: number | null, signal: number | null) => void): number;
 }
 
 let cached: NativeAddon | undefined;
