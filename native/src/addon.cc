@@ -6,6 +6,7 @@
 #include <cerrno>
 #include <cstring>
 
+#include "durable-file.h"
 #include "log-bridge.h"
 #include "model-check.h"
 #include "model.h"
@@ -68,6 +69,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("notify", Napi::Function::New(env, Notify));
   exports.Set("openPipe", Napi::Function::New(env, OpenPipe));
   exports.Set("spawnProcess", Napi::Function::New(env, SpawnProcess));
+  exports.Set("writeNewFile", Napi::Function::New(env, WriteNewFile));
   return exports;
 }
 

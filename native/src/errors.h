@@ -4,6 +4,7 @@
 
 #include <napi.h>
 
+#include <cstring>
 #include <string>
 
 namespace earshot {
@@ -31,6 +32,15 @@ inline Napi::Error MakeError(Napi::Env env, const std::string& code, const std::
   Napi::Error error = Napi::Error::New(env, message);
   error.Set("code", Napi::String::New(env, code));
   return error;
+}
+
+// An errno's name ("ENOENT"), as Node's errors carry it in `code`.
+inline std::string ErrnoName(int err) {
+#if defined(__GLIBC__) && __GLIBC_PREREQ(2, 32)
+  const char* name = strerrorname_np(err);
+  if (name != nullptr) return name;
+#endif
+  return "E" + std::to_string(err);
 }
 
 }  // namespace earshot

@@ -32,14 +32,6 @@ namespace {
 // Most descriptors a child is given (0..N-1).
 constexpr uint32_t kMaxChildFds = 64;
 
-std::string ErrnoName(int err) {
-#if defined(__GLIBC__) && __GLIBC_PREREQ(2, 32)
-  const char* name = strerrorname_np(err);
-  if (name != nullptr) return name;
-#endif
-  return "E" + std::to_string(err);
-}
-
 // As Node's own spawn errors look: "spawn FILE ENOENT" with code, errno (negative), syscall, path.
 Napi::Error SpawnError(Napi::Env env, const std::string& file, int err) {
   const std::string code = ErrnoName(err);

@@ -110,6 +110,12 @@ export interface NativeAddon {
    * Throws an Error with an errno `code` (ENOENT, EACCES) when it cannot be started.
    */
   spawnProcess(file: string, args: string[], env: string[], childFds: number[], onExit: (code: number | null, signal: number | null) => void): number;
+  /**
+   * Creates `path` (it must not exist) with `mode`, writes `buffers`, fsyncs and closes it
+   * in one task on libuv's pool; a file it created is removed when a later step fails.
+   * Rejects with an Error as Node's fs gives them (`code` ENOSPC, EEXIST, ...).
+   */
+  writeNewFile(path: string, buffers: Buffer[], mode: number): Promise<void>;
 }
 
 let cached: NativeAddon | undefined;

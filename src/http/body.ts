@@ -2,6 +2,7 @@ import { open, rm, type FileHandle } from 'node:fs/promises';
 
 import type { HttpResponse } from 'uWebSockets.js';
 
+import { loadAddon } from '../engine/native.js';
 import { AppError } from '../errors.js';
 import { bodyEncoding, gunzip } from './content-encoding.js';
 
@@ -83,8 +84,9 @@ export class RequestBody {
         if (this.ended || this.discarding.bytes > this.discarding.limits.maxBytes) this.discarding.done();
         return;
       }
-      // Copy: uWS reuses the memory behind `chunk` once this callback returns.
-      const copy = Buffer.from(new Uint8Array(chunk).slice());
+      // Copy (once: a view of the sliced ArrayBuffer): uWS reuses the memory behind
+      // `chunk` once this callback returns.
+      const copy = Buffer.from(chunk.slice(0));
       this.chunks.push(copy);
       this.queued += copy.length;
       if (!this.ended && this.queued > highWaterMark && !this.paused) {
@@ -170,7 +172,7 @@ export class RequestBody {
    * checked before the file is created, so a refused body never has one. `created` is
    * called once the file exists (its directory entry can be fsynced meanwhile). Resolves
    * once the data is fsynced; the descriptor's close runs on after that (nothing of the
-   * file's durability depends on it).
+   * file's durability depends on it). A body that has all arrived is written in one go.
    */
   async toFile(file: string, limits: { maxBytes: number; minBytes?: number; inspect?: Inspection; created?: () => void }): Promise<SpoolResult> {
     const chunks = this.decoded(limits.maxBytes);
@@ -188,6 +190,16 @@ export class RequestBody {
         }
         limits.inspect.check(Buffer.concat(head));
       }
+      if (this.ended && bodyEncoding(this.contentEncoding) !== 'gzip') {
+        // The whole body is here (a small upload usually is by now): one task on libuv's
+        // pool creates, writes and fsyncs the file, not one task per step (issue 13).
+        for await (const chunk of chunks) head.push(chunk);
+        bytes = head.reduce((sum, chunk) => sum + chunk.length, 0);
+        checkMinBytes(bytes, limits.minBytes);
+        await loadAddon().writeNewFile(file, head, 0o600);
+        limits.created?.();
+        return { bytes };
+      }
       handle = await open(file, 'wx', 0o600);
       limits.created?.();
       for (const chunk of head) {
@@ -198,9 +210,7 @@ export class RequestBody {
         await handle.write(chunk);
         bytes += chunk.length;
       }
-      if (limits.minBytes !== undefined && bytes < limits.minBytes) {
-        throw new AppError('ERR_INVALID_ARGUMENT', `Stream was ${bytes} bytes but needs to be at least ${limits.minBytes} bytes.`);
-      }
+      checkMinBytes(bytes, limits.minBytes);
       await handle.sync();
       void handle.close().catch(() => {});
       handle = undefined;
@@ -240,6 +250,12 @@ export class RequestBody {
     } catch (err) {
       throw new AppError('ERR_INVALID_ARGUMENT', `The request body is not valid JSON: ${(err as Error).message}`);
     }
+  }
+}
+
+function checkMinBytes(bytes: number, minBytes: number | undefined): void {
+  if (minBytes !== undefined && bytes < minBytes) {
+    throw new AppError('ERR_INVALID_ARGUMENT', `Stream was ${bytes} bytes but needs to be at least ${minBytes} bytes.`);
   }
 }
 

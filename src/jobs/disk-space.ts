@@ -34,6 +34,8 @@ const mb = (bytes: number) => `${Math.round(bytes / 1e6)} MB`;
 export class DiskSpace {
   /** Bytes that admitted uploads declared and have not yet finished writing. */
   private reserved = 0;
+  /** `largestPossible()` as last read: a file system's size hardly ever changes. */
+  private largestSeen: number | undefined;
 
   constructor(
     private readonly dir: string,
@@ -68,7 +70,9 @@ export class DiskSpace {
    * ERR_PAYLOAD_TOO_LARGE when it could never fit.
    */
   admit(bytes: number): () => void {
-    const largest = this.largestPossible();
+    // One statfs per upload, not two: the size is read again only to refuse one.
+    if (this.largestSeen === undefined || bytes > this.largestSeen) this.largestSeen = this.largestPossible();
+    const largest = this.largestSeen;
     if (bytes > largest) {
       // Waiting would not help (a 507 says "try again"): the upload can never fit.
       throw new AppError(

@@ -156,8 +156,10 @@ export class JobStore {
     return undefined;
   }
 
+  /** From the counters (every submission asks: counting the index's keys grew with the queue). */
   waitingCount(): number {
-    return this.waiting.getKeysCount();
+    if (this.counts.get(countsKept) === undefined) return this.waiting.getKeysCount();
+    return this.counts.get('waiting') ?? 0;
   }
 
   /** Jobs in a state, scanning all jobs: for start-up recovery and metrics, not hot paths. */

@@ -1,36 +1,21 @@
 // A full card, for real: the service's state directory on a small tmpfs mounted by the test
 // (CI runs as root), flooded with uploads, then filled by someone else while jobs wait.
-import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readdirSync, rmSync, statfsSync, writeFileSync } from 'node:fs';
+import { readdirSync, rmSync, statfsSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
-import os from 'node:os';
 import path from 'node:path';
 
-import t, { type Test } from 'tap';
+import t from 'tap';
 
 import { startApp, waitForJob } from '../helpers/app.js';
 import { startContentHost } from '../helpers/content-host.js';
 import { until } from '../helpers/poll.js';
+import { mountSmallDisk, needsRoot } from '../helpers/small-disk.js';
 
 const floor = 8e6;
 const stereo48k = 'audio/l16;rate=48000;channels=2;endianness=little-endian';
 /** About 10 s of quiet noise, 48 kHz stereo: 1.92 MB uploaded, 0.7 MB of PCM once decoded. */
 const upload = Buffer.alloc(1_920_000);
 for (let i = 0; i < upload.length; i += 2) upload.writeInt16LE(((i * 7919) % 2001) - 1000, i);
-
-const needsRoot = { skip: process.getuid?.() === 0 ? false : 'mounting a tmpfs needs root' };
-
-/** A fresh tmpfs of `megabytes`, unmounted (lazily, whatever still holds it) when the test ends. */
-function mountSmallDisk(t: Test, megabytes: number): string {
-  // Outside the test's fixture directory, which tap removes before later teardowns run.
-  const dir = mkdtempSync(path.join(os.tmpdir(), 'earshot-card-'));
-  execFileSync('mount', ['-t', 'tmpfs', '-o', `size=${megabytes}m,mode=0700`, 'tmpfs', dir], { stdio: 'pipe' });
-  t.teardown(() => {
-    execFileSync('umount', ['-l', dir]);
-    rmSync(dir, { recursive: true, force: true });
-  });
-  return dir;
-}
 
 t.test('a flood on a small disk: every answer is 201 or 507 with a body; every accepted job completes', needsRoot, async (t) => {
   const card = mountSmallDisk(t, 40);

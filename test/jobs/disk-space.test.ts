@@ -36,3 +36,24 @@ t.test('admit: an upload larger than the disk can ever hold is 413, not "try aga
   t.throws(() => disk.admit(450), { code: 'ERR_INSUFFICIENT_STORAGE' }, 'fits the disk, not the free space: wait');
   t.type(disk.admit(400), 'function', 'fits now');
 });
+
+t.test("admit reads the file system's size once, and again before it refuses an upload as too large", async (t) => {
+  let size = 1000;
+  let sizeReads = 0;
+  const disk = new DiskSpace(
+    '/x',
+    100,
+    () => 10_000,
+    () => {
+      sizeReads++;
+      return size;
+    },
+  );
+  for (let i = 0; i < 5; i++) disk.admit(10)();
+  t.equal(sizeReads, 1, 'one read for five uploads');
+  size = 5000; // the file system grew (a resized partition)
+  t.type(disk.admit(2000), 'function', 'an upload the old size refused fits the new one');
+  t.equal(sizeReads, 2);
+  t.throws(() => disk.admit(4901), { code: 'ERR_PAYLOAD_TOO_LARGE' });
+  t.equal(sizeReads, 3, 'read again before refusing');
+});
