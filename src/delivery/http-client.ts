@@ -134,11 +134,34 @@ function classify(err: NodeJS.ErrnoException, url: URL): AppError {
   return new AppError('ERR_TARGET_UNREACHABLE', `could not deliver to ${shown}: ${what}`, { cause: err });
 }
 
+/** How long a connection to a target stays open unused (less when its Keep-Alive header says so). */
+export const idleConnectionMs = 4000;
+
+/**
+ * Connections kept between requests under one policy, per protocol: a burst of deliveries
+ * to a receiver reuses them instead of a handshake (and on https a TLS setup) each. Every
+ * connection is still made through guardedLookup, and a kept one only serves requests under
+ * the policy that admitted it: it goes to an address that policy allows.
+ */
+const agents = new WeakMap<CidrPolicy, { 'http:': http.Agent; 'https:': https.Agent }>();
+
+function agentFor(policy: CidrPolicy, protocol: 'http:' | 'https:'): http.Agent {
+  let pair = agents.get(policy);
+  if (!pair) {
+    // lifo: a burst reuses the connections used last, the rest time out.
+    const options = { keepAlive: true, timeout: idleConnectionMs, scheduling: 'lifo' as const };
+    pair = { 'http:': new http.Agent(options), 'https:': new https.Agent(options) };
+    agents.set(policy, pair);
+  }
+  return pair[protocol];
+}
+
 /**
  * Sends one HTTP request to a callback or webhook target under the address policy. Never
  * follows redirects (a 3xx is an answer like any other), reads at most 64 KiB of the body,
- * and gives up after `timeoutMs` in all. Each request has its own connection: no pooled
- * socket can outlive the address check that admitted it.
+ * and gives up after `timeoutMs` in all. Connections are kept for the next request to the
+ * same host (`idleConnectionMs`); a kept one the receiver closed meanwhile is replaced by
+ * a new connection for the same request, once.
  *
  * @throws AppError ERR_INVALID_ARGUMENT (not an http(s) URL), ERR_TARGET_FORBIDDEN (the
  *   address is outside the policy), ERR_TARGET_DNS, ERR_TARGET_UNREACHABLE (connection or
@@ -170,6 +193,7 @@ export function sendRequest(options: SendRequestOptions): Promise<SendResponse> 
 
   return new Promise<SendResponse>((resolve, reject) => {
     let settled = false;
+    let req: http.ClientRequest;
     const finish = (err: unknown, response?: SendResponse) => {
       if (settled) return;
       settled = true;
@@ -186,17 +210,28 @@ export function sendRequest(options: SendRequestOptions): Promise<SendResponse> 
     const body = options.body === undefined ? undefined : typeof options.body === 'string' ? Buffer.from(options.body, 'utf8') : options.body;
     const headers: Record<string, string> = { ...options.headers };
     if (body) headers['Content-Length'] = String(body.byteLength);
-    const request = url.protocol === 'https:' ? https.request : http.request;
-    const req = request({
-      protocol: url.protocol,
-      hostname: host,
-      port: url.port || undefined,
-      path: `${url.pathname}${url.search}`,
-      method: options.method,
-      headers,
-      lookup: guardedLookup(options.policy, targetPort(url)),
-      agent: false,
-    });
+    const protocol = url.protocol as 'http:' | 'https:';
+    const send = (fresh: boolean) => {
+      req = (protocol === 'https:' ? https.request : http.request)({
+        protocol,
+        hostname: host,
+        port: url.port || undefined,
+        path: `${url.pathname}${url.search}`,
+        method: options.method,
+        headers,
+        lookup: guardedLookup(options.policy, targetPort(url)),
+        agent: fresh ? false : agentFor(options.policy, protocol),
+      });
+      req.on('error', (err: NodeJS.ErrnoException) => {
+        // A kept connection the receiver closed while it was idle (the race every
+        // keep-alive client has): nothing of this request was answered, so it goes again
+        // on a new connection. Receivers tell a repeated delivery by its id anyway.
+        if (req.reusedSocket && !fresh && !settled && (err.code === 'ECONNRESET' || err.code === 'EPIPE')) return send(true);
+        finish(classify(err, url));
+      });
+      req.on('response', onResponse);
+      req.end(body);
+    };
 
     const timer = setTimeout(() => {
       finish(new AppError('ERR_TARGET_TIMEOUT', `${displayUrl(url)} did not answer within ${options.timeoutMs} ms`));
@@ -204,8 +239,7 @@ export function sendRequest(options: SendRequestOptions): Promise<SendResponse> 
     const onAbort = () => finish(options.signal!.reason);
     options.signal?.addEventListener('abort', onAbort, { once: true });
 
-    req.on('error', (err) => finish(classify(err, url)));
-    req.on('response', (res: IncomingMessage) => {
+    const onResponse = (res: IncomingMessage) => {
       const chunks: Buffer[] = [];
       let length = 0;
       let truncated = false;
@@ -231,7 +265,7 @@ export function sendRequest(options: SendRequestOptions): Promise<SendResponse> 
           finish(new AppError('ERR_TARGET_UNREACHABLE', `${displayUrl(url)} closed the connection before the response was complete`));
         }
       });
-    });
-    req.end(body);
+    };
+    send(false);
   });
 }

@@ -2,7 +2,7 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 
-import t from 'tap';
+import t, { type Test } from 'tap';
 
 import { defaultCallbackCidrs } from '../../src/config.js';
 import { CidrPolicy } from '../../src/delivery/cidr.js';
@@ -163,4 +163,47 @@ t.test('an abort signal stops the request', async (t) => {
   await receiver.waitFor(1);
   controller.abort(new Error('stop now'));
   await t.rejects(pending, /stop now/);
+});
+
+/** A receiver that counts its connections; `onRequest` may answer or cut the connection. */
+async function connectionCountingReceiver(t: Test, onRequest: (req: http.IncomingMessage, res: http.ServerResponse, nth: number) => void) {
+  let connections = 0;
+  let requests = 0;
+  const server = http.createServer((req, res) => {
+    req.resume();
+    req.on('end', () => onRequest(req, res, ++requests));
+  });
+  server.on('connection', () => connections++);
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  t.teardown(() => {
+    server.closeAllConnections();
+    return new Promise<void>((r) => server.close(() => r()));
+  });
+  return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/hook`, connections: () => connections };
+}
+
+t.test('connections are kept: a burst to one receiver makes one, not one per request', async (t) => {
+  const receiver = await connectionCountingReceiver(t, (_req, res) => res.end('ok'));
+  for (let i = 0; i < 5; i++) t.equal((await post(receiver.url)).status, 200);
+  t.equal(receiver.connections(), 1, 'five requests, one connection');
+  // A kept connection serves only the policy that admitted it: another makes its own.
+  const samePolicy = new CidrPolicy(['127.0.0.0/8']);
+  t.equal((await post(receiver.url, samePolicy)).status, 200);
+  t.equal(receiver.connections(), 2);
+});
+
+t.test('a kept connection the receiver closed while idle: the request goes again on a new one', async (t) => {
+  const receiver = await connectionCountingReceiver(t, (req, res, nth) => {
+    // The second request arrives on the kept connection: cut it without an answer, as a
+    // receiver does that closed the idle connection at the moment the request was sent.
+    if (nth === 2) return req.socket.destroy();
+    res.end(`answer ${nth}`);
+  });
+  t.match(await post(receiver.url), { status: 200, body: 'answer 1' });
+  t.match(await post(receiver.url), { status: 200, body: 'answer 3' }, 'answered on the new connection');
+  t.equal(receiver.connections(), 2);
+  // Cut on a new connection: no second try, the error is the request's.
+  const cutting = await connectionCountingReceiver(t, (req) => req.socket.destroy());
+  await t.rejects(post(cutting.url), { code: 'ERR_TARGET_UNREACHABLE' });
+  t.equal(cutting.connections(), 1, 'one connection, one try');
 });
