@@ -161,7 +161,7 @@ api: status latency during inference, job overhead, submissions per second, API 
   --submit-seconds N      how long 16 clients submit jobs                        [10]
   (--runs: jobs measured for the overhead and against whisper-server            [5])
 delivery: web hook deliveries per second, job completion to first delivery attempt
-  --deliveries N          the backlog delivered                                  [2000]
+  --deliveries N          the backlog delivered (a sustained rate)               [10000]
   --hooks N               web hooks it is fanned out to                          [10]
   --jobs N                jobs through the service for the latency               [10]
   --concurrency LIST      dispatcher concurrencies to compare (default: the service's) [default]
@@ -279,7 +279,7 @@ export function parseCli(argv: string[]): BenchOptions | 'help' {
     audio: values.audio === undefined ? jfkMp3 : path.resolve(values.audio),
     rssMinutes: values['rss-minutes'] === '' ? [] : list(values['rss-minutes'] ?? '1,30', '--rss-minutes').map((m) => positiveInt(m, '--rss-minutes', 600)),
     submitSeconds: positiveInt(values['submit-seconds'] ?? '10', '--submit-seconds', 3600),
-    deliveries: positiveInt(values.deliveries ?? '2000', '--deliveries', 1_000_000),
+    deliveries: positiveInt(values.deliveries ?? '10000', '--deliveries', 1_000_000),
     hooks: positiveInt(values.hooks ?? '10', '--hooks', 1000),
     jobs: positiveInt(values.jobs ?? '10', '--jobs', 10_000),
     concurrency: list(values.concurrency ?? 'default', '--concurrency').map((c) => (c === 'default' ? undefined : positiveInt(c, '--concurrency', 256))),

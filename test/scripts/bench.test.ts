@@ -75,7 +75,7 @@ t.test('options', async (t) => {
   t.equal(some.runs, 2);
   t.same(all.rssMinutes, [1, 30]);
   t.equal(all.submitSeconds, 10);
-  t.same([all.deliveries, all.hooks, all.jobs], [2000, 10, 10]);
+  t.same([all.deliveries, all.hooks, all.jobs], [10000, 10, 10]);
   t.throws(() => parseCli(['--suite', 'web']), /Expected some of engine, addon, api, delivery, short, fleet or all for --suite but received web/);
   t.throws(() => parseCli(['--concurrency', 'many']), /Expected an integer from 1 to 256 for --concurrency but received many/);
   t.equal(modelFileName('tiny.en', 'f16'), 'ggml-tiny.en.bin');
