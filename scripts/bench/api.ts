@@ -15,6 +15,7 @@ import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
+import { pathToFileURL } from 'node:url';
 
 import autocannon from 'autocannon';
 
@@ -22,7 +23,7 @@ import { decodeToPcm, int16Wav, jfkMp3, repeatPcm } from '../lib/bench-audio.js'
 import { benchApiKey, benchAuth as auth, getJob as job, startService, submit } from '../lib/bench-service.js';
 import type { Figure } from '../lib/figures.js';
 import { median, percentile } from '../lib/stats.js';
-import { nativeTool } from '../../src/paths.js';
+import { nativeTool, projectRoot } from '../../src/paths.js';
 
 export interface ApiSuiteOptions {
   /** The model file. */
@@ -56,16 +57,22 @@ function threadCpuMs(pid: number, wholeProcess = false): number {
 const ticksPerSecond = 100;
 
 /**
- * What the disk alone allows: `clients` callers each creating a file, writing `bytes`,
- * fsyncing and closing it, with the directory's fsync shared as the spool shares it (a
- * call while one runs joins the next), for `seconds`; no HTTP, no LMDB. Run in a child
- * process with the service's libuv pool (16 threads); files per second.
+ * What one part of a submission allows alone, from `clients` callers for `seconds`, while
+ * the service's queue still transcribes; run in a child process with the service's libuv
+ * pool (16 threads); per second.
+ * - `disk`: the upload's file work as the service does it (the addon's writeNewFile:
+ *   create, write `bytes`, fsync, close in one pool task), the directory's fsync shared as
+ *   the spool shares it (a call while one runs joins the next); no HTTP, no LMDB.
+ * - `store`: the job's durable commit as the service does it (JobStore.put of a waiting
+ *   job inside StateDatabase.durably, group-committed); no HTTP, no files.
  */
-async function diskBound(dir: string, clients: number, seconds: number, bytes: number): Promise<number> {
-  const script = `
-    import { mkdirSync, openSync } from 'node:fs';
-    import { open } from 'node:fs/promises';
-    const [dir, clients, seconds, bytes] = [process.argv[1], ...process.argv.slice(2).map(Number)];
+async function aloneRate(kind: 'disk' | 'store', dir: string, clients: number, seconds: number, bytes: number): Promise<number> {
+  const module = (file: string) => JSON.stringify(pathToFileURL(path.join(projectRoot, 'dist/src', file)).href);
+  const work =
+    kind === 'disk'
+      ? `
+    const { loadAddon } = await import(${module('engine/native.js')});
+    const { writeNewFile } = loadAddon();
     mkdirSync(dir);
     const dirHandle = await open(dir, 'r');
     let running = null, next = null;
@@ -75,27 +82,49 @@ async function diskBound(dir: string, clients: number, seconds: number, bytes: n
       return (next = running.then(() => { next = null; return syncDir(); }));
     };
     const data = Buffer.alloc(bytes, 1);
+    const once = async (name) => {
+      await writeNewFile(dir + '/' + name, [data], 0o600);
+      await syncDir();
+    };`
+      : `
+    const { StateDatabase } = await import(${module('store/database.js')});
+    const { JobStore } = await import(${module('jobs/job-store.js')});
+    const db = new StateDatabase(dir);
+    db.open();
+    const store = new JobStore(db);
+    await store.upgrade();
+    const format = { kind: 'wav', mediaType: 'audio/wav' };
+    const once = (id) => {
+      const now = Date.now();
+      const job = { id, created: now, updated: now, status: 'waiting', attempts: 0, contentType: 'audio/wav', format, audioBytes: bytes,
+        model: 'en-US_BroadbandModel', options: {}, output: { timestamps: false, wordConfidence: false }, resultsTtlMs: 3600000, warnings: [] };
+      return db.durably(() => store.put(job));
+    };`;
+  const script = `
+    import { mkdirSync } from 'node:fs';
+    import { open } from 'node:fs/promises';
+    const [dir, clients, seconds, bytes] = [process.argv[1], ...process.argv.slice(2).map(Number)];
+    ${work}
     const end = performance.now() + seconds * 1000;
-    let files = 0;
+    let done = 0;
     await Promise.all(Array.from({ length: clients }, async (_, c) => {
       for (let i = 0; performance.now() < end; i++) {
-        const fh = await open(dir + '/' + c + '-' + i, 'wx');
-        await fh.write(data);
-        await Promise.all([fh.sync(), syncDir()]);
-        void fh.close();
-        files++;
+        await once(c + '-' + i);
+        done++;
       }
     }));
-    console.log(files / seconds);`;
-  const child = spawn(process.execPath, ['--input-type=module', '-e', script, path.join(dir, 'disk-bound'), String(clients), String(seconds), String(bytes)], {
+    console.log(done / seconds);
+    process.exit(0);`;
+  const where = path.join(dir, `${kind}-alone`);
+  const child = spawn(process.execPath, ['--input-type=module', '-e', script, where, String(clients), String(seconds), String(bytes)], {
     env: { ...process.env, UV_THREADPOOL_SIZE: '16' },
     stdio: ['ignore', 'pipe', 'inherit'],
   });
   let out = '';
   child.stdout.on('data', (c: Buffer) => (out += c));
   const code = await new Promise<number | null>((resolve) => child.on('exit', resolve));
-  rmSync(path.join(dir, 'disk-bound'), { recursive: true, force: true });
-  if (code !== 0) throw new Error(`the disk-bound loop exited ${code}`);
+  rmSync(where, { recursive: true, force: true });
+  if (code !== 0) throw new Error(`the ${kind}-alone loop exited ${code}`);
   return Number(out.trim());
 }
 
@@ -310,9 +339,17 @@ export async function runApiSuite(o: ApiSuiteOptions): Promise<Figure[]> {
     );
     // The same file work without HTTP or LMDB, while the service's queue still transcribes:
     // the disk's share of the bound.
-    const disk = await diskBound(dir, clients, Math.min(o.submitSeconds, 5), small.length);
-    figures.push({ suite: 'api', name: `the disk alone: ${clients} callers create, write, fsync a 1 s WAV (directory fsync shared)`, value: disk, unit: '/s' });
-    lines.push(`   the disk alone, the same file work from ${clients} callers without HTTP or LMDB, meanwhile: ${disk.toFixed(0)} files/s`);
+    const alone = Math.min(o.submitSeconds, 5);
+    const disk = await aloneRate('disk', dir, clients, alone, small.length);
+    const store = await aloneRate('store', dir, clients, alone, small.length);
+    figures.push(
+      { suite: 'api', name: `the disk alone: ${clients} callers create, write, fsync a 1 s WAV (directory fsync shared)`, value: disk, unit: '/s' },
+      { suite: 'api', name: `the store alone: ${clients} callers commit a waiting job durably (group commit)`, value: store, unit: '/s' },
+    );
+    lines.push(
+      `   each part alone, from ${clients} callers, meanwhile: the file work without HTTP or LMDB ${disk.toFixed(0)} files/s; ` +
+        `the job's commit without HTTP or files ${store.toFixed(0)} jobs/s`,
+    );
     service.proc.kill('SIGKILL'); // its queue is full of bench jobs; the next part needs the CPU
 
     // 4. one job end to end: earshot's API vs whisper-server
