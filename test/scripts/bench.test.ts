@@ -202,6 +202,10 @@ t.test('the addon, api and delivery suites, one run each', async (t) => {
     run.stdout,
     /3\. submissions .*16 clients.*: \d+\/s, p50 [\d.]+ ms, p99 [\d.]+ ms; \d+ state changes in \d+ commits \(mean batch [\d.]+\); CPU per submission: the service's event loop [\d.]+ ms \(one core's bound ~\d+\/s\), the whole service [\d.]+ ms .*, the clients [\d.]+ ms/,
   );
+  t.match(
+    run.stdout,
+    /each part alone, from 16 callers, meanwhile: the file work without HTTP or LMDB \d+ files\/s; the job's commit without HTTP or files \d+ jobs\/s/,
+  );
   t.match(run.stdout, /4\. one job end to end .*: earshot API \d+ ms .*whisper-server \d+ ms .*ratio [\d.]+/);
   t.match(run.stdout, /6\. start-up .*: new state directory \d+ ms, restart on its state \d+ ms/);
 
