@@ -136,6 +136,8 @@ export class FleetBroker {
   private handles: FleetHandles | undefined;
   private stopped = false;
   private loop: Promise<void> | undefined;
+  /** The connection of the loop, from the moment it exists (before it is provisioned). */
+  private connection: NatsConnection | undefined;
   private wakeRetry: () => void = () => {};
   private readonly waiters = new Set<() => void>();
   /** The reason the last attempt failed (logged once per change). */
@@ -169,8 +171,9 @@ export class FleetBroker {
     this.wakeRetry();
     for (const w of this.waiters) w();
     this.waiters.clear();
-    // Closing ends the status watch the loop is in (and any reconnecting).
-    const nc = this.handles?.nc;
+    // Closing ends the status watch the loop is in (and any reconnecting), or fails the
+    // provisioning it is in: a connection still being provisioned is closed too.
+    const nc = this.connection;
     if (nc && !nc.isClosed()) await nc.close();
     await this.loop;
     this.handles = undefined;
@@ -193,11 +196,13 @@ export class FleetBroker {
     while (!this.stopped) {
       try {
         const nc = await connect(connectionOptions(this.o.settings, this.o.name));
+        this.connection = nc;
         if (this.stopped) {
           await nc.close();
           return;
         }
         this.handles = await this.provision(nc);
+        if (this.stopped) return; // stop() closed it meanwhile
         this.lastProblem = undefined;
         this.setState('connected');
         await this.watch(nc);
@@ -205,11 +210,12 @@ export class FleetBroker {
         if (this.stopped) return;
         this.setState('unreachable', 'connection closed');
       } catch (err) {
+        if (this.stopped) return; // stop() closed the connection it was being provisioned on
         const problem = (err as Error).message;
         if (problem !== this.lastProblem) this.o.log.debug('fleet broker connection failed', { error: err as Error });
         this.lastProblem = problem;
         this.setState('unreachable', problem);
-        if (this.handles && !this.handles.nc.isClosed()) await this.handles.nc.close().catch(() => {});
+        if (this.connection && !this.connection.isClosed()) await this.connection.close().catch(() => {});
         this.handles = undefined;
       }
       await new Promise<void>((resolve) => {

@@ -80,6 +80,19 @@ t.test('an unreachable broker is a state: the device connects once it is there, 
   t.same(names, ['EARSHOT_JOBS', 'KV_earshot-jobs', 'OBJ_earshot-audio']);
 });
 
+t.test('stop() ends the link whenever it comes: while connecting, while provisioning, once connected', async (t) => {
+  const server = await NatsServer.start(t);
+  // From 0 to 60 ms after start(): connect takes a few ms here, provisioning (stream,
+  // consumer, two buckets) tens; a stop() while provisioning once waited forever.
+  for (const delayMs of [0, 1, 2, 4, 6, 8, 10, 13, 16, 20, 25, 30, 40, 50, 60]) {
+    const broker = new FleetBroker({ settings: { url: server.url }, lanes: ['en'], name: `s${delayMs}`, log, retryMs: 200, layout: { ackWaitMs } });
+    broker.start();
+    await new Promise((resolve) => setTimeout(resolve, delayMs));
+    const stopped = await Promise.race([broker.stop().then(() => true), new Promise((resolve) => setTimeout(() => resolve(false), 5000))]);
+    t.ok(stopped, `stopped ${delayMs} ms after start (${broker.state})`);
+  }
+});
+
 t.test('a submitted job is in JetStream when submit resolves; another device pulls it; unacknowledged, it comes back after the ack wait', async (t) => {
   const server = await NatsServer.start(t);
   const a = device(t, server.url, 'a');
