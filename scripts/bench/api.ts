@@ -337,8 +337,8 @@ export async function runApiSuite(o: ApiSuiteOptions): Promise<Figure[]> {
         `CPU per submission: the service's event loop ${perSubmission.loop.toFixed(2)} ms (one core's bound ~${(1000 / perSubmission.loop).toFixed(0)}/s), ` +
         `the whole service ${perSubmission.service.toFixed(2)} ms (the queue's transcriptions included), the clients ${perSubmission.clients.toFixed(2)} ms`,
     );
-    // The same file work without HTTP or LMDB, while the service's queue still transcribes:
-    // the disk's share of the bound.
+    // Each durable part of a submission alone, while the service's queue still transcribes:
+    // which of them, if any, bounds the rate.
     const alone = Math.min(o.submitSeconds, 5);
     const disk = await aloneRate('disk', dir, clients, alone, small.length);
     const store = await aloneRate('store', dir, clients, alone, small.length);

@@ -239,8 +239,9 @@ export class FleetQueue {
 
   /**
    * Removes objects (audio, results) of jobs the bucket does not have, older than two ack
-   * waits (a submit stores the audio and the state side by side, either may land first): left by a device that
-   * died mid-submit, or by a delete interrupted between the state and the objects.
+   * waits (a submit stores the audio and the state side by side, either may land first):
+   * left by a device that died mid-submit, or by a delete interrupted between the state
+   * and the objects.
    */
   async removeOrphans(now: number, limit = 100): Promise<number> {
     const h = this.handles;

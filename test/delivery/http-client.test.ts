@@ -2,7 +2,7 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 
-import t, { type Test } from 'tap';
+import t from 'tap';
 
 import { defaultCallbackCidrs } from '../../src/config.js';
 import { CidrPolicy } from '../../src/delivery/cidr.js';
@@ -165,25 +165,8 @@ t.test('an abort signal stops the request', async (t) => {
   await t.rejects(pending, /stop now/);
 });
 
-/** A receiver that counts its connections; `onRequest` may answer or cut the connection. */
-async function connectionCountingReceiver(t: Test, onRequest: (req: http.IncomingMessage, res: http.ServerResponse, nth: number) => void) {
-  let connections = 0;
-  let requests = 0;
-  const server = http.createServer((req, res) => {
-    req.resume();
-    req.on('end', () => onRequest(req, res, ++requests));
-  });
-  server.on('connection', () => connections++);
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  t.teardown(() => {
-    server.closeAllConnections();
-    return new Promise<void>((r) => server.close(() => r()));
-  });
-  return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/hook`, connections: () => connections };
-}
-
 t.test('connections are kept: a burst to one receiver makes one, not one per request', async (t) => {
-  const receiver = await connectionCountingReceiver(t, (_req, res) => res.end('ok'));
+  const receiver = await startReceiver(t);
   for (let i = 0; i < 5; i++) t.equal((await post(receiver.url)).status, 200);
   t.equal(receiver.connections(), 1, 'five requests, one connection');
   // A kept connection serves only the policy that admitted it: another makes its own.
@@ -193,17 +176,14 @@ t.test('connections are kept: a burst to one receiver makes one, not one per req
 });
 
 t.test('a kept connection the receiver closed while idle: the request goes again on a new one', async (t) => {
-  const receiver = await connectionCountingReceiver(t, (req, res, nth) => {
-    // The second request arrives on the kept connection: cut it without an answer, as a
-    // receiver does that closed the idle connection at the moment the request was sent.
-    if (nth === 2) return req.socket.destroy();
-    res.end(`answer ${nth}`);
-  });
+  // The second request arrives on the kept connection: cut without an answer, as by a
+  // receiver that closed the idle connection at the moment the request was sent.
+  const receiver = await startReceiver(t, (_req, index) => (index === 1 ? 'reset' : { status: 200, body: `answer ${index + 1}` }));
   t.match(await post(receiver.url), { status: 200, body: 'answer 1' });
   t.match(await post(receiver.url), { status: 200, body: 'answer 3' }, 'answered on the new connection');
   t.equal(receiver.connections(), 2);
   // Cut on a new connection: no second try, the error is the request's.
-  const cutting = await connectionCountingReceiver(t, (req) => req.socket.destroy());
+  const cutting = await startReceiver(t, () => 'reset');
   await t.rejects(post(cutting.url), { code: 'ERR_TARGET_UNREACHABLE' });
   t.equal(cutting.connections(), 1, 'one connection, one try');
 });

@@ -30,6 +30,8 @@ export interface Receiver {
   /** The requests that are not challenges. */
   events(): Received[];
   challenges(): Received[];
+  /** How many connections were made to it (kept connections carry several requests). */
+  connections(): number;
   /** Resolves with the first `n` requests once they arrived. */
   waitFor(n: number, timeoutMs?: number): Promise<Received[]>;
   /** Resolves with the first `n` POSTs (challenges are GETs for IBM) once they arrived. */
@@ -95,6 +97,8 @@ export async function startReceiver(
       });
     }
   };
+  let connections = 0;
+  server.on('connection', () => connections++);
   await new Promise<void>((resolve) => server.listen(options.port ?? 0, '127.0.0.1', resolve));
   const port = (server.address() as AddressInfo).port;
   let closed: Promise<void> | undefined;
@@ -112,6 +116,7 @@ export async function startReceiver(
     answer,
     events,
     challenges: () => received.filter((r) => challengeOf(r) !== null),
+    connections: () => connections,
     waitFor: (n, timeoutMs = 5000) =>
       wait(
         () => (received.length >= n ? received.slice(0, n) : undefined),
