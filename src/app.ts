@@ -348,6 +348,10 @@ export class App {
       cgroupMemory: cgroupMemoryLimit(),
     });
     await p.engine.load();
+    if (!config.fleetUrl) {
+      const kept = await p.jobs.keepHandOvers();
+      if (kept) log.info('jobs on their way to a fleet this device left stay here', { count: kept });
+    }
     await p.scheduler.start();
     if (config.fleetUrl) {
       // In the background: an unreachable broker is a state (the device works alone), never a failed start.
@@ -381,8 +385,9 @@ export class App {
    * The service's part in a fleet (docs/fleet.md, "In the service"): batch uploads go to
    * the fleet's queue while the broker is connected; a FleetWorker runs the fleet's jobs
    * here in the engine turns the local scheduler leaves (its own waiting jobs first, as
-   * they can run nowhere else); after every (re)connection this device's finished jobs
-   * are copied to the fleet; every minute the fleet is swept.
+   * they can run nowhere else); after every (re)connection (and while jobs wait here) its
+   * waiting batch uploads are handed to the fleet's queue and its finished jobs copied to
+   * the fleet; every minute the fleet is swept.
    */
   private startFleet(broker: FleetBroker, queue: FleetQueue, model: { multilingual: boolean }): void {
     const { config, log } = this;
@@ -427,7 +432,13 @@ export class App {
     const tick = async () => {
       const handles = broker.connected;
       if (!handles) return;
-      if (handles !== joined) {
+      const rejoined = handles !== joined;
+      // Batch uploads left waiting here (taken while the broker was away): to the fleet's queue.
+      if (rejoined || p.store.waitingCount() > 0) {
+        const handed = await p.jobs.handOver();
+        if (handed) log.info("this device's waiting jobs handed to the fleet", { count: handed });
+      }
+      if (rejoined) {
         joined = handles;
         const copied = await p.jobs.shareFinished();
         if (copied) log.info("this device's finished jobs copied to the fleet", { count: copied });

@@ -433,7 +433,7 @@ const settings = [
   {
     key: 'fleetUrl',
     env: 'EARSHOT_FLEET_URL',
-    doc: "the fleet's NATS JetStream broker (`nats://host:4222`, `tls://…`; several comma-separated for a cluster): this device connects, provisions the fleet's stream and buckets and reports the link (`/readyz`, `earshot_fleet_connected`); batch uploads (IBM `POST /v1/recognitions` without a callback) go to the fleet's queue and any device runs them; interactive jobs stay on the device (docs/fleet.md)",
+    doc: "the fleet's NATS JetStream broker (`nats://host:4222`, `tls://…`; several comma-separated for a cluster): this device connects, provisions the fleet's stream and buckets and reports the link (`/readyz`, `earshot_fleet_connected`); batch transcriptions (IBM `POST /v1/recognitions`, Azure's `contentUrls`) go to the fleet's queue and any device runs them, and those taken while the broker was away go there once it is back; what a client waits on stays on the device (docs/fleet.md)",
     shown: 'off',
     default: () => undefined,
     parse: natsUrls,

@@ -91,6 +91,30 @@ export class FleetJobs {
   }
 
   /**
+   * Hands a waiting job this device accepted (its audio at `audioPath`) to the fleet's
+   * queue (JobService.handOver): true once the fleet has it — stored now, or found stored
+   * by an earlier handover that a crash cut short before this device removed its copy —
+   * false when the broker cannot be reached or refuses it. Not reported `created`: this
+   * device reported it when it accepted the job.
+   */
+  async handOver(job: Job, audioPath: string): Promise<boolean> {
+    if (!this.connected) return false;
+    try {
+      const there = await this.o.queue.get(job.id);
+      if (there) {
+        if (there.job.status !== 'waiting' || (await this.o.queue.queued(there.job))) return true;
+        // Cut short between its state and its work message: stored again from the start.
+        await this.o.queue.purge(job.id);
+      }
+      await this.o.queue.submit(job, audioPath);
+      return true;
+    } catch (err) {
+      this.o.log.warn('could not hand a waiting job to the fleet: it runs here', { job: job.id, error: err as Error });
+      return false;
+    }
+  }
+
+  /**
    * Reports a change on the events stream. A lost report costs that event's deliveries,
    * not the job (it is stored): logged, not thrown. (The worker's own reports of a job's
    * end are retried through its work message: FleetWorker; a leftover has none left.)

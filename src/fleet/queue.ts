@@ -82,9 +82,25 @@ export class FleetQueue {
       await h.js.publish(`${this.broker.layout.subjectPrefix}.${jobLane(job)}.${job.id}`, JSON.stringify({ id: job.id }), { msgID: job.id });
       return revision;
     } catch (err) {
-      await Promise.allSettled([h.audio.delete(audioObject(job.id)), h.jobs.purge(job.id)]);
+      await this.purge(job.id);
       throw fleetError(err, 'Could not store the job in the fleet');
     }
+  }
+
+  /** Removes what a submit stored of a job (its state and audio), best effort: a submit's undoing. */
+  async purge(id: string): Promise<void> {
+    const h = this.handles;
+    await Promise.allSettled([h.audio.delete(audioObject(id)), h.jobs.purge(id)]);
+  }
+
+  /**
+   * Whether the job's work message is in the stream: no device has run it to its end (or
+   * acknowledged it). A failed read throws: never taken for "not queued".
+   */
+  async queued(job: Job): Promise<boolean> {
+    const { stream, subjectPrefix } = this.broker.layout;
+    const jsm = await jetstreamManager(this.handles.nc);
+    return (await jsm.streams.getMessage(stream, { last_by_subj: `${subjectPrefix}.${jobLane(job)}.${job.id}` })) !== null;
   }
 
   /** The job's state, or undefined when there is none (never submitted, deleted, or expired). */
@@ -215,18 +231,12 @@ export class FleetQueue {
    * devices sweeping together fail each once.
    */
   async failLeftovers(now: number, limit = 100): Promise<Job[]> {
-    const h = this.handles;
-    const { stream, subjectPrefix, ackWaitMs } = this.broker.layout;
-    const jsm = await jetstreamManager(h.nc);
+    const { ackWaitMs } = this.broker.layout;
     const failed: Job[] = [];
     for (const { job, revision } of await this.states()) {
       if (failed.length >= limit) break;
       if ((job.status !== 'waiting' && job.status !== 'processing') || job.updated > now - 2 * ackWaitMs) continue;
-      const queued = await jsm.streams.getMessage(stream, { last_by_subj: `${subjectPrefix}.${jobLane(job)}.${job.id}` }).then(
-        (m) => m !== null,
-        () => false,
-      );
-      if (queued) continue;
+      if (await this.queued(job)) continue;
       const error = { code: 'ERR_INTERRUPTED', message: 'No device could run this job (each one that took it stopped or crashed); giving up on it' };
       const ended: Job = { ...job, status: 'failed', updated: now, expiresAt: now + job.resultsTtlMs, error };
       if ((await this.update(ended, revision)) !== undefined) {

@@ -339,6 +339,69 @@ export class JobService {
     return copied;
   }
 
+  /**
+   * Hands this device's waiting batch uploads (IBM's: accepted while the broker was away or
+   * refused them, or before the device joined) to the fleet's queue, oldest first, after it
+   * (re)joined: idle devices take them, and GET on any device finds them (docs/fleet.md,
+   * "A device's backlog"). Each is marked first, durably, where a start would be written:
+   * the scheduler neither picks nor starts a marked job, and a started job is not marked.
+   * Removed here once the fleet has it; unmarked (this device runs it) when the fleet
+   * cannot take it, which ends the round. A mark a crash left is resolved by the next
+   * round (FleetJobs.handOver finds what the fleet has of it). How many were handed over.
+   */
+  async handOver(): Promise<number> {
+    const fleet = this.fleet;
+    if (!fleet) return 0;
+    const candidates = this.o.store
+      .withStatus('waiting')
+      .filter((job) => job.handingOver || (FleetJobs.eligible(job) && !job.synchronous))
+      .sort((a, b) => a.created - b.created || (a.id < b.id ? -1 : 1));
+    let handed = 0;
+    for (const { id } of candidates) {
+      if (!fleet.connected) break;
+      const marked = await this.markHandingOver(id, true);
+      if (!marked) continue; // started or deleted meanwhile
+      const { handingOver: _, ...job } = marked;
+      if (!(await fleet.handOver(job, this.o.spool.uploadPath(id)))) {
+        await this.markHandingOver(id, false);
+        this.o.onQueued();
+        break;
+      }
+      const removed = await this.transaction(() => {
+        if (!this.o.store.get(id)?.handingOver) return false;
+        this.o.store.remove(id);
+        return true;
+      });
+      // Deleted by a client while it was on its way: the fleet's copy goes too.
+      if (!removed) await fleet.forget(id);
+      await this.o.spool.removeFiles(id);
+      handed++;
+    }
+    return handed;
+  }
+
+  /**
+   * Returns jobs a crash left marked as being handed to the fleet to this device's queue:
+   * at start on a device that is not (any more) in a fleet. How many.
+   */
+  async keepHandOvers(): Promise<number> {
+    const marked = this.o.store.withStatus('waiting').filter((job) => job.handingOver);
+    for (const { id } of marked) await this.markHandingOver(id, false);
+    return marked.length;
+  }
+
+  /** Sets or clears a waiting job's `handingOver` mark; the job as written, undefined when it is not waiting. */
+  private markHandingOver(id: string, on: boolean): Promise<Job | undefined> {
+    return this.transaction(() => {
+      const job = this.o.store.get(id);
+      if (job?.status !== 'waiting') return undefined;
+      const { handingOver: _, ...rest } = job;
+      const next: Job = on ? { ...rest, handingOver: true } : rest;
+      this.o.store.put(next);
+      return next;
+    });
+  }
+
   /** Whether this device is in a fleet (EARSHOT_FLEET_URL), connected or not. */
   get inFleet(): boolean {
     return this.fleet !== undefined;
@@ -588,7 +651,9 @@ export class JobService {
    */
   private async commit(job: Job, change: JobChange, result?: StoredTranscript, from?: Job['status']): Promise<boolean> {
     const written = await this.transaction(() => {
-      if (from && this.o.store.get(job.id)?.status !== from) return false;
+      // A job being handed to the fleet is not started here: the fleet runs it.
+      const stored = this.o.store.get(job.id);
+      if (from && (stored?.status !== from || stored.handingOver)) return false;
       this.o.store.put(job);
       if (result) this.o.store.putResult(job.id, result);
       for (const n of this.notifiers) n.notify(job, change, result);

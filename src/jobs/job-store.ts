@@ -140,7 +140,8 @@ export class JobStore {
 
   /**
    * The next job to run: the oldest interactive one (someone is waiting for it), else the
-   * oldest waiting; none of `except` (jobs a scheduler lane has claimed but not started yet).
+   * oldest waiting; none of `except` (jobs a scheduler lane has claimed but not started yet)
+   * nor of those being handed to the fleet.
    */
   nextWaiting(except: ReadonlySet<string> = noJobs): Job | undefined {
     return this.nextInteractive(except) ?? this.firstNotIn(this.waiting.getKeys(), except);
@@ -152,7 +153,11 @@ export class JobStore {
   }
 
   private firstNotIn(keys: Iterable<IndexKey>, except: ReadonlySet<string>): Job | undefined {
-    for (const [, id] of keys) if (!except.has(id)) return this.jobs.get(id);
+    for (const [, id] of keys) {
+      if (except.has(id)) continue;
+      const job = this.jobs.get(id);
+      if (job && !job.handingOver) return job;
+    }
     return undefined;
   }
 

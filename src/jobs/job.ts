@@ -80,6 +80,11 @@ export interface Job {
    * published as the engine produces it (JobService.segments).
    */
   streamed?: boolean;
+  /**
+   * Being handed to the fleet's queue (JobService.handOver): not run here, removed here
+   * once the fleet has it, back to this device's queue if the fleet cannot take it.
+   */
+  handingOver?: boolean;
 }
 
 export const isFinished = (job: Job): boolean => job.status === 'completed' || job.status === 'failed';

@@ -499,3 +499,19 @@ t.test("an upload's directory fsync runs while its data is written; the job is c
   await service.submit(request, receiveAudio);
   t.equal(syncCalls, 1);
 });
+
+t.test('a job marked as on its way to the fleet (a crash left the mark): not picked, not started; a device off the fleet runs it', async (t) => {
+  const { db, service, store, create, queued } = setup(t);
+  const job = await create();
+  await db.durably(() => store.put({ ...job, handingOver: true }));
+  t.equal(store.nextWaiting(), undefined, 'not picked');
+  t.equal(await service.start(job), undefined, 'not started');
+  t.equal(store.waitingCount(), 1, 'still counted against the queue');
+  const woken = queued();
+  t.equal(await service.keepHandOvers(), 1);
+  t.notOk(store.get(job.id)?.handingOver, 'unmarked');
+  t.equal(store.nextWaiting()?.id, job.id, 'back in the queue');
+  t.match(await service.start(job), { status: 'processing' }, 'and started here');
+  t.equal(queued(), woken, 'called before the scheduler starts: nobody to wake');
+  t.equal(await service.keepHandOvers(), 0);
+});
