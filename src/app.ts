@@ -386,8 +386,8 @@ export class App {
    * the fleet's queue while the broker is connected; a FleetWorker runs the fleet's jobs
    * here in the engine turns the local scheduler leaves (its own waiting jobs first, as
    * they can run nowhere else); after every (re)connection (and while jobs wait here) its
-   * waiting batch uploads are handed to the fleet's queue and its finished jobs copied to
-   * the fleet; every minute the fleet is swept.
+   * waiting batch transcriptions are handed to the fleet's queue and its running and
+   * finished jobs copied to the fleet; every minute the fleet is swept.
    */
   private startFleet(broker: FleetBroker, queue: FleetQueue, model: { multilingual: boolean }): void {
     const { config, log } = this;
@@ -440,8 +440,8 @@ export class App {
       }
       if (rejoined) {
         joined = handles;
-        const copied = await p.jobs.shareFinished();
-        if (copied) log.info("this device's finished jobs copied to the fleet", { count: copied });
+        const copied = await p.jobs.shareOwn();
+        if (copied) log.info("this device's running and finished jobs copied to the fleet", { count: copied });
       }
       if (ticks++ % Math.round(sweepIntervalMs / fleetTickMs) === 0) {
         const swept = await fleetJobs.sweep();

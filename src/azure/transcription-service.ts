@@ -28,6 +28,13 @@ export interface AzureTranscriptionsFleet {
 
 /** A fleet batch none of whose jobs exists any more is removed this long after its last action (its jobs' events are long handled). */
 const staleBatchMs = 10 * 60_000;
+/**
+ * ...and once it has been seen without jobs for this long: a device that took a batch while
+ * the broker was away copies its record to the fleet on its return a little before it hands
+ * the jobs over (docs/fleet.md, "A device's backlog"), and meanwhile the record is jobless
+ * to every other device.
+ */
+const joblessGraceMs = 30_000;
 
 /**
  * Azure's transcriptions over the jobs domain: a batch created through Azure's API is a
@@ -44,6 +51,9 @@ export class AzureTranscriptions {
     private readonly fleet?: AzureTranscriptionsFleet,
     private readonly now: () => number = Date.now,
   ) {}
+
+  /** When each batch record was first seen without a job anywhere (fleet only). */
+  private readonly joblessSince = new Map<string, number>();
 
   /** @throws AppError ERR_NOT_FOUND, ERR_FLEET_UNAVAILABLE */
   async entity(id: string): Promise<TranscriptionEntity> {
@@ -71,14 +81,19 @@ export class AzureTranscriptions {
       if (job) jobs.set(jobId, job);
     }
     if (!jobs.size) {
-      if (batch.lastActionAt < this.now() - staleBatchMs) await this.forget(batch.id);
+      const now = this.now();
+      const since = this.joblessSince.get(batch.id) ?? now;
+      this.joblessSince.set(batch.id, since);
+      if (batch.lastActionAt < now - staleBatchMs && since <= now - joblessGraceMs) await this.forget(batch.id);
       return undefined;
     }
+    this.joblessSince.delete(batch.id);
     return batchEntity(batch, (jobId) => jobs.get(jobId));
   }
 
   /** Removes a batch record here and (replicated) everywhere. */
   private async forget(id: string): Promise<void> {
+    this.joblessSince.delete(id);
     await this.batches.removeDurably(id);
     this.fleet?.changed(id);
   }

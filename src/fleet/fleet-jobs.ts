@@ -24,6 +24,8 @@ export interface FleetJobsOptions {
  */
 export class FleetJobs {
   private readonly now: () => number;
+  /** Each job's last copy to the fleet not yet done (`inTurn`). */
+  private readonly copies = new Map<string, Promise<boolean>>();
 
   constructor(private readonly o: FleetJobsOptions) {
     this.now = o.now ?? Date.now;
@@ -91,19 +93,21 @@ export class FleetJobs {
   }
 
   /**
-   * Hands a waiting job this device accepted (its audio at `audioPath`) to the fleet's
+   * Hands a waiting job this device accepted (its audio at `audioPath`; none for a job
+   * whose audio the device that runs it downloads, `Job.source`) to the fleet's
    * queue (JobService.handOver): true once the fleet has it — stored now, or found stored
    * by an earlier handover that a crash cut short before this device removed its copy —
    * false when the broker cannot be reached or refuses it. Not reported `created`: this
    * device reported it when it accepted the job.
    */
-  async handOver(job: Job, audioPath: string): Promise<boolean> {
+  async handOver(job: Job, audioPath: string | undefined): Promise<boolean> {
     if (!this.connected) return false;
     try {
       const there = await this.o.queue.get(job.id);
       if (there) {
-        if (there.job.status !== 'waiting' || (await this.o.queue.queued(there.job))) return true;
-        // Cut short between its state and its work message: stored again from the start.
+        if (!there.job.held && (there.job.status !== 'waiting' || (await this.o.queue.queued(there.job)))) return true;
+        // Cut short between its state and its work message, or this device's copy of it
+        // from when it ran here (stopped mid-job since): stored again from the start.
         await this.o.queue.purge(job.id);
       }
       await this.o.queue.submit(job, audioPath);
@@ -156,25 +160,47 @@ export class FleetJobs {
     return deleted;
   }
 
-  /** Removes the fleet's copy of a device's own job (deleted or expired here), if there is one. */
+  /** Removes the fleet's copy of a device's own job (deleted or expired here), if there is one: after any copy of it under way. */
   async forget(id: string): Promise<void> {
     if (!this.connected) return;
-    await this.o.queue.delete(id).catch(() => undefined);
+    await this.inTurn(id, 'remove', () => this.o.queue.delete(id).then(() => true)).catch(() => undefined);
   }
 
   /**
    * Copies a device's own finished job (its state and result) to the fleet, so that GET on
-   * any device finds it: a create, refused when the fleet has it already (never twice).
-   * Whether it was copied.
+   * any device finds it: a create (or the replacement of its held copy), refused when the
+   * fleet has it already (never twice). Whether it was copied.
    */
-  async share(job: Job, result: StoredTranscript | undefined): Promise<boolean> {
-    if (!this.connected || !isFinished(job)) return false;
-    try {
-      return await this.o.queue.copy(job, result);
-    } catch (err) {
-      this.o.log.debug('could not copy a job to the fleet', { job: job.id, error: err as Error });
+  share(job: Job, result: StoredTranscript | undefined): Promise<boolean> {
+    if (!this.connected || !isFinished(job)) return Promise.resolve(false);
+    return this.inTurn(job.id, 'copy', () => this.o.queue.copy(job, result));
+  }
+
+  /**
+   * Copies a device's own running job to the fleet (held: in no queue of the fleet's), so
+   * that GET on any device finds it while it runs. Whether it was copied.
+   */
+  hold(job: Job): Promise<boolean> {
+    if (!this.connected || job.status !== 'processing') return Promise.resolve(false);
+    return this.inTurn(job.id, 'hold', () => this.o.queue.hold(job));
+  }
+
+  /**
+   * Runs one job's copies one after another, in the order asked: a job that finishes at
+   * once after it started must not have its held copy land after its finished one. A
+   * failure is logged (the copy is made again on the next (re)join), never thrown.
+   */
+  private inTurn(id: string, what: string, copy: () => Promise<boolean>): Promise<boolean> {
+    const previous = this.copies.get(id) ?? Promise.resolve(false);
+    const next = previous.then(copy).catch((err: unknown) => {
+      this.o.log.debug(`could not ${what} a job in the fleet`, { job: id, error: err as Error });
       return false;
-    }
+    });
+    this.copies.set(id, next);
+    void next.then(() => {
+      if (this.copies.get(id) === next) this.copies.delete(id);
+    });
+    return next;
   }
 
   /** The fleet-wide sweep (expired jobs, leftovers, orphaned objects); counts. */

@@ -207,15 +207,19 @@ export class FleetQueue {
 
   /**
    * Copies a finished job that a device ran alone (its state, and its result first) into
-   * the fleet, so that GET on any device finds it: the state is created, so a job already
-   * there is left as it is and nothing is copied twice. Whether it was copied.
+   * the fleet, so that GET on any device finds it: the state is created, or replaces the
+   * device's held copy of it (`hold`); a job already there otherwise is left as it is, so
+   * nothing is copied twice. Whether it was copied.
    */
   async copy(job: Job, result: StoredTranscript | undefined): Promise<boolean> {
     const h = this.handles;
-    if ((await h.jobs.get(job.id))?.operation === 'PUT') return false;
+    const there = await h.jobs.get(job.id);
+    const held = there?.operation === 'PUT' && there.json<Job>().held === true;
+    if (there?.operation === 'PUT' && !held) return false;
     try {
       if (result) await h.audio.putBlob({ name: resultObject(job.id) }, Buffer.from(JSON.stringify(result)));
-      await h.jobs.create(job.id, JSON.stringify(job));
+      if (held) await h.jobs.update(job.id, JSON.stringify(job), there.revision);
+      else await h.jobs.create(job.id, JSON.stringify(job));
       return true;
     } catch (err) {
       if (isRevisionConflict(err) || /exists/i.test((err as Error).message)) return false;
@@ -235,7 +239,8 @@ export class FleetQueue {
     const failed: Job[] = [];
     for (const { job, revision } of await this.states()) {
       if (failed.length >= limit) break;
-      if ((job.status !== 'waiting' && job.status !== 'processing') || job.updated > now - 2 * ackWaitMs) continue;
+      // A held copy is a device's own job, in no queue: that device ends it.
+      if ((job.status !== 'waiting' && job.status !== 'processing') || job.held || job.updated > now - 2 * ackWaitMs) continue;
       if (await this.queued(job)) continue;
       const error = { code: 'ERR_INTERRUPTED', message: 'No device could run this job (each one that took it stopped or crashed); giving up on it' };
       const ended: Job = { ...job, status: 'failed', updated: now, expiresAt: now + job.resultsTtlMs, error };
@@ -245,6 +250,26 @@ export class FleetQueue {
       }
     }
     return failed;
+  }
+
+  /**
+   * Stores a copy of a device's own running job (`held`: it is in no queue of the fleet's),
+   * so that GET on any device finds it, or refreshes the copy stored earlier; never over
+   * a state the fleet keeps for a job of its own. Whether it is stored.
+   */
+  async hold(job: Job): Promise<boolean> {
+    const h = this.handles;
+    const copy = JSON.stringify({ ...job, held: true });
+    try {
+      const there = await h.jobs.get(job.id);
+      if (there?.operation !== 'PUT') await h.jobs.create(job.id, copy);
+      else if (there.json<Job>().held) await h.jobs.update(job.id, copy, there.revision);
+      else return false;
+      return true;
+    } catch (err) {
+      if (isRevisionConflict(err) || /exists/i.test((err as Error).message)) return false;
+      throw fleetError(err, 'Could not copy the job to the fleet');
+    }
   }
 
   /**

@@ -329,10 +329,18 @@ export class JobService {
     return this.o.store.getResult(id);
   }
 
-  /** Copies this device's finished jobs to the fleet (after it (re)joined): each once. Returns how many were copied. */
-  async shareFinished(): Promise<number> {
+  /**
+   * Copies this device's own jobs to the fleet after it (re)joined, so that GET on any
+   * device finds them: the running ones as held copies, the finished ones (each once) with
+   * their results. (Waiting ones are handed over: `handOver`.) How many were copied.
+   */
+  async shareOwn(): Promise<number> {
     let copied = 0;
-    for (const job of this.o.store.newest(Number.MAX_SAFE_INTEGER, isFinished)) {
+    for (const job of this.o.store.withStatus('processing')) {
+      if (!this.fleet?.connected) return copied;
+      if (!job.synchronous && (await this.fleet.hold(job))) copied++;
+    }
+    for (const job of this.o.store.newest(Number.MAX_SAFE_INTEGER, (job) => isFinished(job) && !job.synchronous)) {
       if (!this.fleet?.connected) break;
       if (await this.fleet.share(job, this.o.store.getResult(job.id))) copied++;
     }
@@ -340,8 +348,9 @@ export class JobService {
   }
 
   /**
-   * Hands this device's waiting batch uploads (IBM's: accepted while the broker was away or
-   * refused them, or before the device joined) to the fleet's queue, oldest first, after it
+   * Hands this device's waiting batch transcriptions (IBM's uploads, Azure's content URLs:
+   * accepted while the broker was away or refused them, or before the device joined) to
+   * the fleet's queue, oldest first, after it
    * (re)joined: idle devices take them, and GET on any device finds them (docs/fleet.md,
    * "A device's backlog"). Each is marked first, durably, where a start would be written:
    * the scheduler neither picks nor starts a marked job, and a started job is not marked.
@@ -354,7 +363,7 @@ export class JobService {
     if (!fleet) return 0;
     const candidates = this.o.store
       .withStatus('waiting')
-      .filter((job) => job.handingOver || (FleetJobs.eligible(job) && !job.synchronous))
+      .filter((job) => job.handingOver || ((FleetJobs.eligible(job) || FleetJobs.eligibleSourced(job)) && !job.synchronous))
       .sort((a, b) => a.created - b.created || (a.id < b.id ? -1 : 1));
     let handed = 0;
     for (const { id } of candidates) {
@@ -362,7 +371,8 @@ export class JobService {
       const marked = await this.markHandingOver(id, true);
       if (!marked) continue; // started or deleted meanwhile
       const { handingOver: _, ...job } = marked;
-      if (!(await fleet.handOver(job, this.o.spool.uploadPath(id)))) {
+      // A job with a source URL has no audio here: the device that runs it downloads it.
+      if (!(await fleet.handOver(job, job.source ? undefined : this.o.spool.uploadPath(id)))) {
         await this.markHandingOver(id, false);
         this.o.onQueued();
         break;
@@ -661,11 +671,14 @@ export class JobService {
     });
     if (!written) return false;
     this.o.onNotified();
+    // In a fleet, any device's GET finds it, running or finished (in the background: the
+    // broker may be slow or away). Not a synchronous job: nobody asks anyone for it.
+    const shared = this.fleet && !job.synchronous ? this.fleet : undefined;
+    if (change === 'started') void shared?.hold(job);
     if (isFinished(job)) {
       this.endFeed(job.id);
       this.settleWaiters(job.id, job);
-      // In a fleet, any device's GET finds it (in the background: the broker may be slow or away).
-      if (this.fleet) void this.fleet.share(job, result);
+      void shared?.share(job, result);
     }
     return true;
   }

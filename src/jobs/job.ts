@@ -85,6 +85,11 @@ export interface Job {
    * once the fleet has it, back to this device's queue if the fleet cannot take it.
    */
   handingOver?: boolean;
+  /**
+   * In the fleet's bucket only: a copy of a device's own running job (it is not in the
+   * fleet's queue), so that any device's GET finds it; replaced by its finished state.
+   */
+  held?: boolean;
 }
 
 export const isFinished = (job: Job): boolean => job.status === 'completed' || job.status === 'failed';

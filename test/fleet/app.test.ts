@@ -106,34 +106,38 @@ t.test('two fleet devices: a callback registered and a web hook created on one a
   );
 });
 
-t.test("a backlog taken while the broker was away: once it is back, the waiting jobs go to the fleet's queue and an idle device runs them", async (t) => {
-  const server = await NatsServer.start(t);
-  await server.stop();
-  const dir = t.testdir();
-  const a = await startApp(t, { EARSHOT_FLEET_URL: server.url }, path.join(dir, 'a'));
-  const submit = async (body: Uint8Array, contentType: string) => {
-    const res = await fetch(`${a.base}/v1/recognitions`, { method: 'POST', headers: { ...a.auth, 'Content-Type': contentType }, body });
-    t.equal(res.status, 201);
-    return ((await res.json()) as { id: string }).id;
-  };
-  const status = async (base: string, id: string) =>
-    ((await (await fetch(`${base}/v1/recognitions/${id}`, { headers: a.auth })).json()) as { status: string }).status;
-  // JFK 120 times over (22 minutes of audio, ~25 s for the test model on an idle 2-core
-  // machine) keeps a busy while the broker comes back, then the short jobs wait behind it.
-  const long = await submit(readFileSync(repeatFile(jfkMp3, path.join(dir, 'long.mp3'), 120)), 'audio/mp3');
-  await until(async () => (await status(a.base, long)) === 'processing', 10_000, 'a runs the long job');
-  const short = [await submit(l16(1), l16Type), await submit(l16(1), l16Type), await submit(l16(1), l16Type)];
-  for (const id of short) t.equal(await status(a.base, id), 'waiting');
+t.test(
+  "a backlog taken while the broker was away: once it is back, the waiting jobs go to the fleet's queue and an idle device runs them; the running one is seen everywhere",
+  async (t) => {
+    const server = await NatsServer.start(t);
+    await server.stop();
+    const dir = t.testdir();
+    const a = await startApp(t, { EARSHOT_FLEET_URL: server.url }, path.join(dir, 'a'));
+    const submit = async (body: Uint8Array, contentType: string) => {
+      const res = await fetch(`${a.base}/v1/recognitions`, { method: 'POST', headers: { ...a.auth, 'Content-Type': contentType }, body });
+      t.equal(res.status, 201);
+      return ((await res.json()) as { id: string }).id;
+    };
+    const status = async (base: string, id: string) =>
+      ((await (await fetch(`${base}/v1/recognitions/${id}`, { headers: a.auth })).json()) as { status: string }).status;
+    // JFK 120 times over (22 minutes of audio, ~25 s for the test model on an idle 2-core
+    // machine) keeps a busy while the broker comes back, then the short jobs wait behind it.
+    const long = await submit(readFileSync(repeatFile(jfkMp3, path.join(dir, 'long.mp3'), 120)), 'audio/mp3');
+    await until(async () => (await status(a.base, long)) === 'processing', 10_000, 'a runs the long job');
+    const short = [await submit(l16(1), l16Type), await submit(l16(1), l16Type), await submit(l16(1), l16Type)];
+    for (const id of short) t.equal(await status(a.base, id), 'waiting');
 
-  await server.start();
-  const b = await startApp(t, { EARSHOT_FLEET_URL: server.url }, path.join(dir, 'b'));
-  for (const id of short) t.match(await waitForJob(b.base, b.auth, id), { status: 'completed' }, 'completed, read on b');
-  t.equal(await status(a.base, long), 'processing', 'a still runs the long job: b ran the short ones');
-  const started = async (base: string) => gauge(await (await fetch(`${base}/metrics`)).text(), 'earshot_fleet_jobs_started_total');
-  t.equal(await started(b.base), 3, 'b took the three from the fleet');
-  t.notOk((await started(a.base)) > 0, 'a took none (the counter is not shown before its first job)');
-  for (const id of short) t.equal(await status(a.base, id), 'completed', "a reads them from the fleet: they are not a's any more");
-});
+    await server.start();
+    const b = await startApp(t, { EARSHOT_FLEET_URL: server.url }, path.join(dir, 'b'));
+    for (const id of short) t.match(await waitForJob(b.base, b.auth, id), { status: 'completed' }, 'completed, read on b');
+    t.equal(await status(a.base, long), 'processing', 'a still runs the long job: b ran the short ones');
+    t.equal(await status(b.base, long), 'processing', "b sees a's running job");
+    const started = async (base: string) => gauge(await (await fetch(`${base}/metrics`)).text(), 'earshot_fleet_jobs_started_total');
+    t.equal(await started(b.base), 3, 'b took the three from the fleet');
+    t.notOk((await started(a.base)) > 0, 'a took none (the counter is not shown before its first job)');
+    for (const id of short) t.equal(await status(a.base, id), 'completed', "a reads them from the fleet: they are not a's any more");
+  },
+);
 
 t.test('a single device (no EARSHOT_FLEET_URL): no fleet in /readyz or /metrics', async (t) => {
   const { base } = await startApp(t);

@@ -3,12 +3,15 @@
 // URLs on a loopback content host runs through the fleet's queue (the device that takes a
 // job downloads its URL), and GET, list, files and their content work on B; its web hook
 // events arrive once each; DELETE on B removes it everywhere.
+import { readFileSync } from 'node:fs';
 import path from 'node:path';
 
 import t from 'tap';
 
 import { apiKey, type RunningApp, startApp } from '../helpers/app.js';
+import { repeatFile } from '../helpers/audio-fixtures.js';
 import { startContentHost } from '../helpers/content-host.js';
+import { jfkMp3 } from '../helpers/models.js';
 import { NatsServer } from '../helpers/nats-server.js';
 import { wav } from '../helpers/pcm.js';
 import { until } from '../helpers/poll.js';
@@ -141,4 +144,53 @@ t.test('a batch created on A runs through the fleet; B reads it, its files and r
   await receiver.until((hits) => hits.some((h) => h.headers['x-microsoftspeechservices-event'] === 'TranscriptionDeletion'), 'the deletion', 20_000);
   t.equal(ids('TranscriptionDeletion').size, 1, 'one Deletion');
   t.ok(JSON.parse(eventsOf('TranscriptionDeletion')[0]!.body).self.endsWith(`/transcriptions/${id}`), 'of the batch');
+});
+
+t.test('a batch created on A while the broker was away, A busy: once it is back, B reads the batch and runs its jobs', async (t) => {
+  const files: Record<string, Buffer> = { '/one.wav': wav(1), '/two.wav': wav(2) };
+  const host = await startContentHost(t, (req, res) => {
+    const body = files[req.url!];
+    if (!body) return res.writeHead(404).end('not here');
+    res.writeHead(200, { 'Content-Type': 'audio/wav', 'Content-Length': body.length }).end(body);
+  });
+  const server = await NatsServer.start(t);
+  await server.stop();
+  const dir = t.testdir();
+  const a = await startApp(t, { EARSHOT_FLEET_URL: server.url }, path.join(dir, 'a'));
+  const onA = client(a);
+  // A long IBM job keeps A's engine busy (JFK 120 times over, ~25 s for the test model on an idle 2-core machine).
+  const long = await fetch(`${a.base}/v1/recognitions`, {
+    method: 'POST',
+    headers: { ...a.auth, 'Content-Type': 'audio/mp3' },
+    body: readFileSync(repeatFile(jfkMp3, path.join(dir, 'long.mp3'), 120)),
+  });
+  t.equal(long.status, 201);
+  const longId = ((await long.json()) as { id: string }).id;
+  await until(async () => a.app.jobs.find(longId)?.status === 'processing', 10_000, 'a runs the long job');
+  const created = await onA('POST', '/speechtotext/v3.1/transcriptions', {
+    displayName: 'taken alone',
+    locale: 'en-US',
+    contentUrls: [`${host.base}/one.wav`, `${host.base}/two.wav`],
+  });
+  t.equal(created.status, 201, JSON.stringify(created.json));
+  const id = created.json.self.split('/').pop() as string;
+  t.equal(a.app.jobs.newest(10, (job) => job.source !== undefined && job.status === 'waiting').length, 2, 'its jobs wait on A');
+
+  await server.start();
+  const b = await startApp(t, { EARSHOT_FLEET_URL: server.url }, path.join(dir, 'b'));
+  const onB = client(b);
+  let entity: { status?: string } = {};
+  await until(
+    async () => {
+      entity = (await onB('GET', `/speechtotext/v3.1/transcriptions/${id}`)).json ?? {};
+      return entity.status === 'Succeeded' || entity.status === 'Failed';
+    },
+    60_000,
+    'the batch read on B to its end',
+  );
+  t.equal(entity.status, 'Succeeded');
+  t.equal(a.app.jobs.find(longId)?.status, 'processing', 'A still runs its long job: B ran the batch');
+  t.equal(gauge(await (await fetch(`${b.base}/metrics`)).text(), 'earshot_fleet_jobs_started_total'), 2);
+  t.equal((await onA('GET', `/speechtotext/v3.1/transcriptions/${id}`)).json.status, 'Succeeded', 'A reads it from the fleet');
+  t.same(host.requests.sort(), ['/one.wav', '/two.wav']);
 });

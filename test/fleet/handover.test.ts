@@ -8,6 +8,8 @@ import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { jetstreamManager } from '@nats-io/jetstream';
 import t, { type Test } from 'tap';
 
+import { AzureTranscriptions } from '../../src/azure/transcription-service.js';
+import { type BatchRecord, BatchStore } from '../../src/azure/transcriptions.js';
 import { parseAudioMediaType } from '../../src/engine/media-type.js';
 import { FleetBroker } from '../../src/fleet/broker.js';
 import { FleetJobs } from '../../src/fleet/fleet-jobs.js';
@@ -22,6 +24,8 @@ import { NatsServer } from '../helpers/nats-server.js';
 import { until } from '../helpers/poll.js';
 
 const log = createLogger({ level: 'error' });
+const transcript = { text: 'hi', segments: [], language: 'en', durationMs: 1000, windows: 1, timings: {} as never };
+const timings = { queueMs: 0, decodeMs: 1, transcribeMs: 1 };
 
 const request: JobRequest = {
   contentType: 'audio/wav',
@@ -150,3 +154,78 @@ t.test('a job the fleet cannot take stays here, unmarked, and the scheduler is w
   t.equal(await a.service.handOver(), 0, 'the broker away: nothing tried');
   t.notOk(a.store.get(next.id)?.handingOver);
 });
+
+t.test(
+  "a running job of this device is held in the fleet (any device's GET finds it) until its finished state replaces the copy; the sweep leaves it alone",
+  async (t) => {
+    const server = await NatsServer.start(t);
+    const a = await device(t, server.url);
+    const job = await a.accept('audio');
+    const early = await a.accept('early');
+    // Started before the device joined (the broker away), the other while in the fleet.
+    const running = (await a.service.start(early))!;
+    a.service.joinFleet(a.fleet);
+    t.equal(await a.service.shareOwn(), 1, 'the running job copied on (re)join');
+    t.match((await a.queue.get(running.id))?.job, { status: 'processing', held: true });
+    const started = (await a.service.start(job))!;
+    await until(async () => (await a.queue.get(job.id))?.job.status === 'processing', 5000, 'held once started');
+    t.equal(await a.workMessages(), 0, 'in no queue of the fleet');
+    await t.rejects(a.queue.delete(job.id), { code: 'ERR_JOB_BUSY' }, 'another device cannot delete it while it runs');
+    t.same(await a.queue.failLeftovers(Date.now() + 3_600_000), [], 'not a leftover, however old');
+
+    await a.service.complete(started, transcript, timings);
+    await until(async () => (await a.queue.get(job.id))?.job.status === 'completed', 5000, 'the finished state replaces the copy');
+    t.notOk((await a.queue.get(job.id))?.job.held);
+    t.match(await a.queue.result(job.id), { text: 'hi' });
+    t.equal(await a.service.shareOwn(), 1, 'the other one still held; the finished one not copied twice');
+
+    // Stopped mid-job: back to waiting here, the copy still says processing; the next round hands it over.
+    await a.service.requeue(running, { countAttempt: false });
+    t.equal(await a.service.handOver(), 1);
+    t.match((await a.queue.get(running.id))?.job, { status: 'waiting' });
+    t.notOk((await a.queue.get(running.id))?.job.held, 'a fleet job now');
+    t.ok(await a.queue.queued(running));
+  },
+);
+
+t.test(
+  'an Azure batch record none of whose jobs is anywhere goes once stale and seen so for 30 s (its jobs may be on their way from a device that took it alone)',
+  async (t) => {
+    const server = await NatsServer.start(t);
+    const a = await device(t, server.url);
+    a.service.joinFleet(a.fleet);
+    let now = 10_000_000;
+    const batches = new BatchStore(a.db, () => now);
+    const replicated: string[] = [];
+    const fleet = { changed: (id: string) => replicated.push(id), replicated: async () => {} };
+    const transcriptions = new AzureTranscriptions(
+      a.service,
+      batches,
+      () => ({}) as never,
+      fleet,
+      () => now,
+    );
+    const job = await a.accept('audio');
+    const record = (id: string): BatchRecord => ({
+      id,
+      displayName: id,
+      locale: 'en-US',
+      contentUrls: ['http://127.0.0.1/x.wav'],
+      jobIds: [job.id],
+      properties: {} as never,
+      apiVersion: 'v3.2',
+      createdAt: now - 3_600_000,
+      lastActionAt: now - 3_600_000,
+    });
+    await a.db.durably(() => batches.put(record('00000000-0000-4000-8000-00000000b001')));
+    t.equal(await transcriptions.sweep(), 0, 'its job is here: kept');
+    await a.service.delete(job.id);
+    t.equal(await transcriptions.sweep(), 0, 'first seen without jobs: kept');
+    now += 10_000;
+    t.equal(await transcriptions.sweep(), 0, '10 s later: kept');
+    now += 25_000;
+    t.equal(await transcriptions.sweep(), 1, '35 s without jobs: removed');
+    t.same(batches.all(), []);
+    t.same(replicated, ['00000000-0000-4000-8000-00000000b001'], 'the removal replicated');
+  },
+);
