@@ -354,6 +354,7 @@ export class JobService {
    * (re)joined: idle devices take them, and GET on any device finds them (docs/fleet.md,
    * "A device's backlog"). Each is marked first, durably, where a start would be written:
    * the scheduler neither picks nor starts a marked job, and a started job is not marked.
+   * A client's DELETE meanwhile is ERR_JOB_BUSY (a moment later the job is the fleet's).
    * Removed here once the fleet has it; unmarked (this device runs it) when the fleet
    * cannot take it, which ends the round. A mark a crash left is resolved by the next
    * round (FleetJobs.handOver finds what the fleet has of it). How many were handed over.
@@ -377,13 +378,8 @@ export class JobService {
         this.o.onQueued();
         break;
       }
-      const removed = await this.transaction(() => {
-        if (!this.o.store.get(id)?.handingOver) return false;
-        this.o.store.remove(id);
-        return true;
-      });
-      // Deleted by a client while it was on its way: the fleet's copy goes too.
-      if (!removed) await fleet.forget(id);
+      // A marked job is neither started nor deleted (`delete` refuses it): it is still here.
+      await this.transaction(() => this.o.store.remove(id));
       await this.o.spool.removeFiles(id);
       handed++;
     }
@@ -558,6 +554,8 @@ export class JobService {
       if (job.status === 'processing') {
         throw new AppError('ERR_JOB_BUSY', `Job '${id}' is currently being processed and cannot be deleted`);
       }
+      // A moment later it is the fleet's, and deleted there.
+      if (job.handingOver) throw new AppError('ERR_JOB_BUSY', `Job '${id}' is being handed to the fleet's queue; try again in a moment`);
       this.o.store.remove(id);
       for (const n of this.notifiers) n.notify(job, 'deleted', undefined);
     });

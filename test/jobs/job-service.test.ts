@@ -507,6 +507,7 @@ t.test('a job marked as on its way to the fleet (a crash left the mark): not pic
   t.equal(store.nextWaiting(), undefined, 'not picked');
   t.equal(await service.start(job), undefined, 'not started');
   t.equal(store.waitingCount(), 1, 'still counted against the queue');
+  await t.rejects(service.delete(job.id), { code: 'ERR_JOB_BUSY' }, 'a client cannot delete it: a moment later it is the fleet’s');
   const woken = queued();
   t.equal(await service.keepHandOvers(), 1);
   t.notOk(store.get(job.id)?.handingOver, 'unmarked');
