@@ -350,9 +350,9 @@ export class JobService {
   /**
    * Hands this device's waiting batch transcriptions (IBM's uploads, Azure's content URLs:
    * accepted while the broker was away or refused them, or before the device joined) to
-   * the fleet's queue, oldest first, after it
-   * (re)joined: idle devices take them, and GET on any device finds them (docs/fleet.md,
-   * "A device's backlog"). Each is marked first, durably, where a start would be written:
+   * the fleet's queue, oldest first, after it (re)joined: idle devices take them, and GET
+   * on any device finds them (docs/fleet.md, "A device's backlog"). Each is marked first,
+   * durably, where a start would be written:
    * the scheduler neither picks nor starts a marked job, and a started job is not marked.
    * A client's DELETE meanwhile is ERR_JOB_BUSY (a moment later the job is the fleet's).
    * Removed here once the fleet has it; unmarked (this device runs it) when the fleet
