@@ -19,6 +19,7 @@ import { loadAddon } from './engine/native.js';
 import { engineConfig, WhisperEngine } from './engine/whisper-engine.js';
 import { AppError } from './errors.js';
 import { FleetBroker, type FleetLinkState } from './fleet/broker.js';
+import { fleetDeviceId } from './fleet/device-id.js';
 import { FleetEvents } from './fleet/events.js';
 import { FleetHooks } from './fleet/hooks.js';
 import { FleetJobs } from './fleet/fleet-jobs.js';
@@ -392,7 +393,14 @@ export class App {
   private startFleet(broker: FleetBroker, queue: FleetQueue, model: { multilingual: boolean }): void {
     const { config, log } = this;
     const p = this.parts!;
-    const fleetJobs = new FleetJobs({ broker, queue, events: this.fleetEvents, log: log.child('fleet'), now: p.clock.now });
+    const fleetJobs = new FleetJobs({
+      broker,
+      queue,
+      events: this.fleetEvents,
+      log: log.child('fleet'),
+      device: fleetDeviceId(config.stateDir),
+      now: p.clock.now,
+    });
     p.jobs.joinFleet(fleetJobs);
     // A pulled job's audio while it runs; what a crash left there is of no use now.
     const workDir = path.join(config.stateDir, 'fleet');
@@ -433,16 +441,16 @@ export class App {
       const handles = broker.connected;
       if (!handles) return;
       const rejoined = handles !== joined;
-      // Batch uploads left waiting here (taken while the broker was away): to the fleet's queue.
+      if (rejoined) {
+        const copied = await p.jobs.shareOwn();
+        if (copied) log.info("this device's running and finished jobs copied to the fleet", { count: copied });
+      }
+      // Batch transcriptions left waiting here (taken while the broker was away): to the fleet's queue.
       if (rejoined || p.store.waitingCount() > 0) {
         const handed = await p.jobs.handOver();
         if (handed) log.info("this device's waiting jobs handed to the fleet", { count: handed });
       }
-      if (rejoined) {
-        joined = handles;
-        const copied = await p.jobs.shareOwn();
-        if (copied) log.info("this device's running and finished jobs copied to the fleet", { count: copied });
-      }
+      joined = handles;
       if (ticks++ % Math.round(sweepIntervalMs / fleetTickMs) === 0) {
         const swept = await fleetJobs.sweep();
         if (swept.expired || swept.leftovers || swept.orphans) log.info('fleet swept', swept);

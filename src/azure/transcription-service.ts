@@ -30,11 +30,11 @@ export interface AzureTranscriptionsFleet {
 const staleBatchMs = 10 * 60_000;
 /**
  * ...and once it has been seen without jobs for this long: a device that took a batch while
- * the broker was away copies its record to the fleet on its return a little before it hands
- * the jobs over (docs/fleet.md, "A device's backlog"), and meanwhile the record is jobless
- * to every other device.
+ * the broker was away copies its record to the fleet on its return before it has handed
+ * its jobs over (docs/fleet.md, "A device's backlog": one after another, the oldest first,
+ * each with its audio), and meanwhile the record is jobless to every other device.
  */
-const joblessGraceMs = 30_000;
+const joblessGraceMs = 10 * 60_000;
 
 /**
  * Azure's transcriptions over the jobs domain: a batch created through Azure's API is a

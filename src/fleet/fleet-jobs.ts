@@ -12,6 +12,8 @@ export interface FleetJobsOptions {
   /** The fleet's events (FleetEvents): a submit and a delete are reported there, as the worker reports its changes. */
   events?: { publish(job: Job, change: JobChange): Promise<unknown> };
   log: Logger;
+  /** This device's id in the fleet, kept across restarts: the owner of its held copies (`hold`). */
+  device: string;
   now?: () => number;
 }
 
@@ -94,27 +96,34 @@ export class FleetJobs {
 
   /**
    * Hands a waiting job this device accepted (its audio at `audioPath`; none for a job
-   * whose audio the device that runs it downloads, `Job.source`) to the fleet's
-   * queue (JobService.handOver): true once the fleet has it — stored now, or found stored
-   * by an earlier handover that a crash cut short before this device removed its copy —
-   * false when the broker cannot be reached or refuses it. Not reported `created`: this
-   * device reported it when it accepted the job.
+   * whose audio the device that runs it downloads, `Job.source`) to the fleet's queue
+   * (JobService.handOver), without a `created` event (this device reported it when it
+   * accepted the job). `handed`: the fleet has it — stored now, or found stored by an
+   * earlier handover that a crash cut short before this device removed its copy.
+   * `refused`: nothing of it is in the fleet (the broker could not be read, or refused its
+   * audio). `doubtful`: its state or work message may be stored (a lost acknowledgement):
+   * the next round finds out.
    */
-  async handOver(job: Job, audioPath: string | undefined): Promise<boolean> {
-    if (!this.connected) return false;
+  async handOver(job: Job, audioPath: string | undefined): Promise<'handed' | 'refused' | 'doubtful'> {
+    if (!this.connected) return 'refused';
+    let enqueuing = false;
     try {
       const there = await this.o.queue.get(job.id);
       if (there) {
-        if (!there.job.held && (there.job.status !== 'waiting' || (await this.o.queue.queued(there.job)))) return true;
+        if (!there.job.heldBy && (there.job.status !== 'waiting' || (await this.o.queue.queued(there.job)))) return 'handed';
         // Cut short between its state and its work message, or this device's copy of it
         // from when it ran here (stopped mid-job since): stored again from the start.
         await this.o.queue.purge(job.id);
       }
-      await this.o.queue.submit(job, audioPath);
-      return true;
+      if (audioPath !== undefined) await this.o.queue.putAudio(job.id, audioPath);
+      enqueuing = true;
+      // Its state is new to the fleet: `updated` now, or another device's sweep would take
+      // a job accepted long ago, not yet queued, for a leftover.
+      await this.o.queue.enqueue({ ...job, updated: this.now() });
+      return 'handed';
     } catch (err) {
-      this.o.log.warn('could not hand a waiting job to the fleet: it runs here', { job: job.id, error: err as Error });
-      return false;
+      this.o.log.warn('could not hand a waiting job to the fleet', { job: job.id, enqueuing, error: err as Error });
+      return enqueuing ? 'doubtful' : 'refused';
     }
   }
 
@@ -160,10 +169,30 @@ export class FleetJobs {
     return deleted;
   }
 
-  /** Removes the fleet's copy of a device's own job (deleted or expired here), if there is one: after any copy of it under way. */
+  /**
+   * Removes the fleet's copy of a device's own job (deleted or expired here), held or
+   * finished, if there is one: after any copy of it under way. (While the broker is away,
+   * the next (re)join removes a held copy left so: `releaseHolds`.)
+   */
   async forget(id: string): Promise<void> {
     if (!this.connected) return;
-    await this.inTurn(id, 'remove', () => this.o.queue.delete(id).then(() => true)).catch(() => undefined);
+    await this.inTurn(id, 'remove', () => this.o.queue.forget(id).then(() => true));
+  }
+
+  /**
+   * Removes this device's held copies of jobs that no longer run here (finished, deleted,
+   * expired or back to waiting while the broker was away), after it (re)joined. How many.
+   */
+  async releaseHolds(runsHere: (id: string) => boolean): Promise<number> {
+    if (!this.connected) return 0;
+    let released = 0;
+    for (const id of await this.o.queue.heldBy(this.o.device)) {
+      if (runsHere(id)) continue;
+      // Only while it is still the held copy: a finished state may have replaced it meanwhile.
+      await this.inTurn(id, 'release', () => this.o.queue.forget(id, this.o.device).then(() => true));
+      released++;
+    }
+    return released;
   }
 
   /**
@@ -182,7 +211,7 @@ export class FleetJobs {
    */
   hold(job: Job): Promise<boolean> {
     if (!this.connected || job.status !== 'processing') return Promise.resolve(false);
-    return this.inTurn(job.id, 'hold', () => this.o.queue.hold(job));
+    return this.inTurn(job.id, 'hold', () => this.o.queue.hold(job, this.o.device));
   }
 
   /**

@@ -7,7 +7,7 @@ import { jetstreamManager, type JsMsg } from '@nats-io/jetstream';
 import { type KV, KvWatchInclude } from '@nats-io/kv';
 
 import { AppError } from '../errors.js';
-import type { Job } from '../jobs/job.js';
+import { isFinished, type Job } from '../jobs/job.js';
 import type { StoredTranscript } from '../jobs/job-store.js';
 import { consumerName, type FleetBroker, type FleetHandles } from './broker.js';
 
@@ -61,30 +61,39 @@ export class FleetQueue {
   }
 
   /**
-   * Stores a new waiting job whose audio is the file at `audioPath`: the audio and the
-   * state (created: refused if the id exists) side by side, then the work message (its id
-   * is the job's, so a retried publish is stored once). Resolves when the broker acknowledged all three:
-   * the job then survives the loss of this device. On failure, what was stored is removed
-   * (best effort: the audio bucket's objects of unknown jobs are swept). Without
-   * `audioPath`: a job whose audio the device that runs it downloads (`Job.source`), no object.
+   * Stores a new waiting job whose audio is the file at `audioPath`: the audio, then the
+   * state (created: refused if the id exists), then the work message (its id is the
+   * job's, so a retried publish is stored once), each acknowledged by the broker: the job
+   * then survives the loss of this device. One after another, so that a state without its
+   * work message (which another device's sweep would fail once it looks old:
+   * `failLeftovers`) lasts one round trip. On failure, what was stored is removed (best
+   * effort: the audio bucket's objects of unknown jobs are swept). Without `audioPath`: a
+   * job whose audio the device that runs it downloads (`Job.source`), no object.
    */
   async submit(job: Job, audioPath?: string): Promise<number> {
-    const h = this.handles;
     try {
-      // No device works on the job before its work message; the sweeps leave young
-      // objects and states alone.
-      const [, revision] = await Promise.all([
-        audioPath !== undefined
-          ? h.audio.put({ name: audioObject(job.id) }, Readable.toWeb(createReadStream(audioPath)) as ReadableStream<Uint8Array>)
-          : undefined,
-        h.jobs.create(job.id, JSON.stringify(job)),
-      ]);
-      await h.js.publish(`${this.broker.layout.subjectPrefix}.${jobLane(job)}.${job.id}`, JSON.stringify({ id: job.id }), { msgID: job.id });
-      return revision;
+      if (audioPath !== undefined) await this.putAudio(job.id, audioPath);
+      return await this.enqueue(job);
     } catch (err) {
       await this.purge(job.id);
       throw fleetError(err, 'Could not store the job in the fleet');
     }
+  }
+
+  /** Stores a job's audio (the first step of `submit`). */
+  async putAudio(id: string, audioPath: string): Promise<void> {
+    await this.handles.audio.put({ name: audioObject(id) }, Readable.toWeb(createReadStream(audioPath)) as ReadableStream<Uint8Array>);
+  }
+
+  /**
+   * Stores a job's state and then its work message (`submit` after the audio); undoes
+   * nothing on failure: either may be stored then. Resolves to the state's revision.
+   */
+  async enqueue(job: Job): Promise<number> {
+    const h = this.handles;
+    const revision = await h.jobs.create(job.id, JSON.stringify(job));
+    await h.js.publish(`${this.broker.layout.subjectPrefix}.${jobLane(job)}.${job.id}`, JSON.stringify({ id: job.id }), { msgID: job.id });
+    return revision;
   }
 
   /** Removes what a submit stored of a job (its state and audio), best effort: a submit's undoing. */
@@ -214,7 +223,7 @@ export class FleetQueue {
   async copy(job: Job, result: StoredTranscript | undefined): Promise<boolean> {
     const h = this.handles;
     const there = await h.jobs.get(job.id);
-    const held = there?.operation === 'PUT' && there.json<Job>().held === true;
+    const held = there?.operation === 'PUT' && there.json<Job>().heldBy !== undefined;
     if (there?.operation === 'PUT' && !held) return false;
     try {
       if (result) await h.audio.putBlob({ name: resultObject(job.id) }, Buffer.from(JSON.stringify(result)));
@@ -222,7 +231,7 @@ export class FleetQueue {
       else await h.jobs.create(job.id, JSON.stringify(job));
       return true;
     } catch (err) {
-      if (isRevisionConflict(err) || /exists/i.test((err as Error).message)) return false;
+      if (isRevisionConflict(err)) return false;
       throw fleetError(err, 'Could not copy the job to the fleet');
     }
   }
@@ -240,7 +249,7 @@ export class FleetQueue {
     for (const { job, revision } of await this.states()) {
       if (failed.length >= limit) break;
       // A held copy is a device's own job, in no queue: that device ends it.
-      if ((job.status !== 'waiting' && job.status !== 'processing') || job.held || job.updated > now - 2 * ackWaitMs) continue;
+      if ((job.status !== 'waiting' && job.status !== 'processing') || job.heldBy || job.updated > now - 2 * ackWaitMs) continue;
       if (await this.queued(job)) continue;
       const error = { code: 'ERR_INTERRUPTED', message: 'No device could run this job (each one that took it stopped or crashed); giving up on it' };
       const ended: Job = { ...job, status: 'failed', updated: now, expiresAt: now + job.resultsTtlMs, error };
@@ -253,23 +262,42 @@ export class FleetQueue {
   }
 
   /**
-   * Stores a copy of a device's own running job (`held`: it is in no queue of the fleet's),
-   * so that GET on any device finds it, or refreshes the copy stored earlier; never over
-   * a state the fleet keeps for a job of its own. Whether it is stored.
+   * Stores a copy of `device`'s own running job (`heldBy`: it is in no queue of the
+   * fleet's), so that GET on any device finds it, or refreshes the copy stored earlier;
+   * never over a state the fleet keeps for a job of its own. Whether it is stored.
    */
-  async hold(job: Job): Promise<boolean> {
+  async hold(job: Job, device: string): Promise<boolean> {
     const h = this.handles;
-    const copy = JSON.stringify({ ...job, held: true });
+    const copy = JSON.stringify({ ...job, heldBy: device });
     try {
       const there = await h.jobs.get(job.id);
       if (there?.operation !== 'PUT') await h.jobs.create(job.id, copy);
-      else if (there.json<Job>().held) await h.jobs.update(job.id, copy, there.revision);
+      else if (there.json<Job>().heldBy === device) await h.jobs.update(job.id, copy, there.revision);
       else return false;
       return true;
     } catch (err) {
-      if (isRevisionConflict(err) || /exists/i.test((err as Error).message)) return false;
+      if (isRevisionConflict(err)) return false;
       throw fleetError(err, 'Could not copy the job to the fleet');
     }
+  }
+
+  /**
+   * Removes the fleet's copy of a device's own job (held or finished), whatever its
+   * status: the job is deleted or expired on that device. A job of the fleet's own is
+   * left; with `heldBy`, anything but that device's held copy is.
+   */
+  async forget(id: string, heldBy?: string): Promise<void> {
+    for (;;) {
+      const stored = await this.get(id);
+      if (!stored) return;
+      const copy = heldBy === undefined ? stored.job.heldBy !== undefined || isFinished(stored.job) : stored.job.heldBy === heldBy;
+      if (!copy || (await this.remove(stored))) return;
+    }
+  }
+
+  /** The ids of the jobs `device` holds copies of (`hold`). */
+  async heldBy(device: string): Promise<string[]> {
+    return (await this.states()).filter((s) => s.job.heldBy === device).map((s) => s.job.id);
   }
 
   /**

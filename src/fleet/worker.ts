@@ -139,6 +139,12 @@ export class FleetWorker {
       await this.o.queue.dropAudio(delivery.id);
       return;
     }
+    if (stored.job.heldBy) {
+      // A stale message (its publish was doubted and the job kept by the device that took
+      // it): that device runs it and holds its state here.
+      await delivery.done();
+      return;
+    }
     if (stored.job.status === 'processing' && stored.job.attempts >= this.maxAttempts) {
       this.o.log.warn('giving up on a fleet job interrupted too often', { job: stored.job.id, attempts: stored.job.attempts });
       await this.finish(delivery, stored, {

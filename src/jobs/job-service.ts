@@ -335,14 +335,18 @@ export class JobService {
    * their results. (Waiting ones are handed over: `handOver`.) How many were copied.
    */
   async shareOwn(): Promise<number> {
+    const fleet = this.fleet;
+    if (!fleet) return 0;
+    // Copies it held of jobs that ended here while the broker was away go first.
+    await fleet.releaseHolds((id) => this.o.store.get(id)?.status === 'processing');
     let copied = 0;
     for (const job of this.o.store.withStatus('processing')) {
-      if (!this.fleet?.connected) return copied;
-      if (!job.synchronous && (await this.fleet.hold(job))) copied++;
+      if (!fleet.connected) return copied;
+      if (!job.synchronous && (await fleet.hold(job))) copied++;
     }
     for (const job of this.o.store.newest(Number.MAX_SAFE_INTEGER, (job) => isFinished(job) && !job.synchronous)) {
-      if (!this.fleet?.connected) break;
-      if (await this.fleet.share(job, this.o.store.getResult(job.id))) copied++;
+      if (!fleet.connected) return copied;
+      if (await fleet.share(job, this.o.store.getResult(job.id))) copied++;
     }
     return copied;
   }
@@ -355,27 +359,31 @@ export class JobService {
    * durably, where a start would be written:
    * the scheduler neither picks nor starts a marked job, and a started job is not marked.
    * A client's DELETE meanwhile is ERR_JOB_BUSY (a moment later the job is the fleet's).
-   * Removed here once the fleet has it; unmarked (this device runs it) when the fleet
-   * cannot take it, which ends the round. A mark a crash left is resolved by the next
-   * round (FleetJobs.handOver finds what the fleet has of it). How many were handed over.
+   * Removed here once the fleet has it; unmarked (this device runs it) when nothing of it
+   * reached the fleet, which ends the round. A doubtful outcome (an acknowledgement lost),
+   * and a mark a crash left, are resolved by a later round (FleetJobs.handOver finds what
+   * the fleet has of it). How many were handed over.
    */
   async handOver(): Promise<number> {
     const fleet = this.fleet;
     if (!fleet) return 0;
-    const candidates = this.o.store
-      .withStatus('waiting')
-      .filter((job) => job.handingOver || ((FleetJobs.eligible(job) || FleetJobs.eligibleSourced(job)) && !job.synchronous))
-      .sort((a, b) => a.created - b.created || (a.id < b.id ? -1 : 1));
+    // Batch jobs: nobody waits on this device for them.
+    const candidates = this.o.store.waitingJobs().filter((job) => job.handingOver || (!job.interactive && !job.streamed && !job.synchronous));
     let handed = 0;
-    for (const { id } of candidates) {
+    for (const { id, handingOver: resumed } of candidates) {
       if (!fleet.connected) break;
       const marked = await this.markHandingOver(id, true);
       if (!marked) continue; // started or deleted meanwhile
       const { handingOver: _, ...job } = marked;
       // A job with a source URL has no audio here: the device that runs it downloads it.
-      if (!(await fleet.handOver(job, job.source ? undefined : this.o.spool.uploadPath(id)))) {
-        await this.markHandingOver(id, false);
-        this.o.onQueued();
+      const outcome = await fleet.handOver(job, job.source ? undefined : this.o.spool.uploadPath(id));
+      if (outcome !== 'handed') {
+        // Nothing of it in the fleet: it runs here. A mark a crash left, or a doubtful
+        // outcome, stays for the next round to find out what the fleet has of it.
+        if (outcome === 'refused' && !resumed) {
+          await this.markHandingOver(id, false);
+          this.o.onQueued();
+        }
         break;
       }
       // A marked job is neither started nor deleted (`delete` refuses it): it is still here.
@@ -391,7 +399,7 @@ export class JobService {
    * at start on a device that is not (any more) in a fleet. How many.
    */
   async keepHandOvers(): Promise<number> {
-    const marked = this.o.store.withStatus('waiting').filter((job) => job.handingOver);
+    const marked = this.o.store.waitingJobs().filter((job) => job.handingOver);
     for (const { id } of marked) await this.markHandingOver(id, false);
     return marked.length;
   }

@@ -161,6 +161,16 @@ export class JobStore {
     return undefined;
   }
 
+  /** The waiting jobs, oldest first (the queue's index, not a scan of every job). */
+  waitingJobs(): Job[] {
+    const out: Job[] = [];
+    for (const [, id] of this.waiting.getKeys()) {
+      const job = this.jobs.get(id);
+      if (job) out.push(job);
+    }
+    return out;
+  }
+
   /** From the counters (every submission asks: counting the index's keys grew with the queue). */
   waitingCount(): number {
     if (this.counts.get(countsKept) === undefined) return this.waiting.getKeysCount();

@@ -86,10 +86,11 @@ export interface Job {
    */
   handingOver?: boolean;
   /**
-   * In the fleet's bucket only: a copy of a device's own running job (it is not in the
-   * fleet's queue), so that any device's GET finds it; replaced by its finished state.
+   * In the fleet's bucket only: the device (its fleet id) whose own running job this is a
+   * copy of (it is in no queue of the fleet's), so that any device's GET finds it; replaced
+   * by its finished state.
    */
-  held?: boolean;
+  heldBy?: string;
 }
 
 export const isFinished = (job: Job): boolean => job.status === 'completed' || job.status === 'failed';

@@ -317,7 +317,7 @@ t.test("the service's sweep reports a failed leftover on the events stream (its 
   // What FleetEvents.publish is given (the stream itself: test/fleet/events.test.ts).
   const reported: string[] = [];
   const events = { publish: async (job: Job, change: string) => reported.push(`${job.id} ${job.status} ${change}`) };
-  const fleetJobs = new FleetJobs({ broker: a.broker, queue: a.queue, events, log });
+  const fleetJobs = new FleetJobs({ broker: a.broker, queue: a.queue, events, log, device: 'a' });
   t.match(await fleetJobs.sweep(), { leftovers: 1 });
   t.same(reported, [`${stranded.id} failed failed`]);
   t.match(await fleetJobs.sweep(), { leftovers: 0 });

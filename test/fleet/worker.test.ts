@@ -207,3 +207,19 @@ t.test('the broker restarts while a job runs: the finished result is held until 
   const jsm = await jetstreamManager(a.broker.connected!.nc);
   await until(async () => (await jsm.streams.info('EARSHOT_JOBS')).state.messages === 0, 10_000, 'the work message acknowledged');
 });
+
+t.test("a stale work message for a device's held copy (its own job, running there): acknowledged, not run", async (t) => {
+  const server = await NatsServer.start(t);
+  const a = device(t, server.url, 'a');
+  await a.broker.whenConnected();
+  const job = jfkJob('00000000-0000-4000-8000-0000000000a6');
+  const held: Job = { ...job, status: 'processing', attempts: 1, heldBy: 'device-b' };
+  // What a doubted publish leaves: device b kept the job and holds its state; the message landed.
+  await a.queue.putAudio(job.id, jfkMp3);
+  await a.queue.enqueue(held);
+  const w = worker(t, a);
+  const jsm = await jetstreamManager(a.broker.connected!.nc);
+  await until(async () => (await jsm.streams.info('EARSHOT_JOBS')).state.messages === 0, 10_000, 'the message acknowledged');
+  t.equal(w.running, undefined);
+  t.same((await a.queue.get(job.id))?.job, held, 'the held state untouched');
+});
