@@ -15,6 +15,7 @@ import { FleetBroker } from '../../src/fleet/broker.js';
 import { FleetJobs } from '../../src/fleet/fleet-jobs.js';
 import { FleetQueue } from '../../src/fleet/queue.js';
 import { DiskSpace } from '../../src/jobs/disk-space.js';
+import type { Job } from '../../src/jobs/job.js';
 import { JobService, type JobRequest } from '../../src/jobs/job-service.js';
 import { JobStore } from '../../src/jobs/job-store.js';
 import { Spool } from '../../src/jobs/spool.js';
@@ -256,3 +257,23 @@ t.test(
     t.same(replicated, ['00000000-0000-4000-8000-00000000b001'], 'the removal replicated');
   },
 );
+
+t.test("a job's held copy and its finished copy asked for together: written in that order, so it ends finished in the fleet", async (t) => {
+  const server = await NatsServer.start(t);
+  const a = await device(t, server.url);
+  a.service.joinFleet(a.fleet);
+  const jobs: Job[] = [];
+  for (let i = 0; i < 8; i++) jobs.push(await a.accept(`audio ${i}`));
+  // As when a job finishes at once after it started: both copies under way together.
+  const copies = jobs.map((job) => {
+    const running: Job = { ...job, status: 'processing', attempts: 1 };
+    const finished: Job = { ...running, status: 'completed', expiresAt: Date.now() + 60_000 };
+    return Promise.all([a.fleet.hold(running), a.fleet.share(finished, undefined)]);
+  });
+  t.same(
+    await Promise.all(copies),
+    jobs.map(() => [true, true]),
+    'both written, each job',
+  );
+  for (const job of jobs) t.match((await a.queue.get(job.id))?.job, { status: 'completed', heldBy: undefined });
+});
