@@ -6,7 +6,7 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 
-import t from 'tap';
+import t, { type Test } from 'tap';
 
 import { apiKey, type RunningApp, startApp } from '../helpers/app.js';
 import { repeatFile } from '../helpers/audio-fixtures.js';
@@ -31,15 +31,20 @@ function client(app: RunningApp) {
   };
 }
 
-const gauge = (text: string, name: string) => Number(new RegExp(`^${name} (\\S+)$`, 'm').exec(text)?.[1] ?? 0);
-
-t.test('a batch created on A runs through the fleet; B reads it, its files and results, and deletes it everywhere', async (t) => {
+/** A loopback content host serving /one.wav (1 s) and /two.wav (2 s); anything else is a 404. */
+function wavHost(t: Test) {
   const files: Record<string, Buffer> = { '/one.wav': wav(1), '/two.wav': wav(2) };
-  const host = await startContentHost(t, (req, res) => {
+  return startContentHost(t, (req, res) => {
     const body = files[req.url!];
     if (!body) return res.writeHead(404).end('not here');
     res.writeHead(200, { 'Content-Type': 'audio/wav', 'Content-Length': body.length }).end(body);
   });
+}
+
+const gauge = (text: string, name: string) => Number(new RegExp(`^${name} (\\S+)$`, 'm').exec(text)?.[1] ?? 0);
+
+t.test('a batch created on A runs through the fleet; B reads it, its files and results, and deletes it everywhere', async (t) => {
+  const host = await wavHost(t);
   const server = await NatsServer.start(t);
   const dir = t.testdir();
   const a = await startApp(t, { EARSHOT_FLEET_URL: server.url }, path.join(dir, 'a'));
@@ -147,12 +152,7 @@ t.test('a batch created on A runs through the fleet; B reads it, its files and r
 });
 
 t.test('a batch created on A while the broker was away, A busy: once it is back, B reads the batch and runs its jobs', async (t) => {
-  const files: Record<string, Buffer> = { '/one.wav': wav(1), '/two.wav': wav(2) };
-  const host = await startContentHost(t, (req, res) => {
-    const body = files[req.url!];
-    if (!body) return res.writeHead(404).end('not here');
-    res.writeHead(200, { 'Content-Type': 'audio/wav', 'Content-Length': body.length }).end(body);
-  });
+  const host = await wavHost(t);
   const server = await NatsServer.start(t);
   await server.stop();
   const dir = t.testdir();
