@@ -59,9 +59,14 @@ export const dialectFactories: Array<(ctx: DialectContext) => Dialect> = [ibmDia
 
 const sweepIntervalMs = 60_000;
 /** How often a fleet device looks whether it (re)joined (to copy its own finished jobs) and sweeps the fleet (every sixth time). */
-const fleetTickMs = 10_000;
+const defaultFleetTickMs = 10_000;
 /** Records per sweep transaction: 20 expired jobs take about 2 ms of event-loop time here (x86), a few ms on a Pi. */
 const sweepSlice = { jobs: 20, deliveries: 100 };
+
+/** The service's clocks, and how often a fleet device ticks (tests step the wall clock, or make the tick rare to see what the connection alone does). */
+export interface AppClocks extends Pick<ServiceClockOptions, 'wall' | 'monotonic' | 'synchronized' | 'earliest'> {
+  fleetTickMs?: number;
+}
 
 /**
  * The composition root: builds the shared parts and the dialects from the config, starts
@@ -91,7 +96,7 @@ export class App {
     readonly config: Config,
     private readonly log: Logger,
     /** The clocks the service's time comes from (tests step the wall clock). */
-    private readonly clocks: Pick<ServiceClockOptions, 'wall' | 'monotonic' | 'synchronized' | 'earliest'> = {},
+    private readonly clocks: AppClocks = {},
   ) {}
 
   /** The service's time (after start). */
@@ -123,8 +128,9 @@ export class App {
     const db = new StateDatabase(config.stateDir);
     const spool = new Spool(config.stateDir);
     const store = new JobStore(db);
+    const { fleetTickMs: _, ...clocks } = this.clocks;
     const clock: ServiceClock = new ServiceClock({
-      ...this.clocks,
+      ...clocks,
       log: log.child('clock'),
       rebase: async (deltaMs, switchOver) => {
         await db.durably(() => {
@@ -433,8 +439,7 @@ export class App {
         return undefined;
       },
     });
-    broker.start();
-    this.fleetWorker.start();
+    const fleetTickMs = this.clocks.fleetTickMs ?? defaultFleetTickMs;
     let joined: unknown;
     let ticks = 0;
     const tick = async () => {
@@ -451,14 +456,14 @@ export class App {
         if (handed) log.info("this device's waiting jobs handed to the fleet", { count: handed });
       }
       joined = handles;
-      if (ticks++ % Math.round(sweepIntervalMs / fleetTickMs) === 0) {
+      if (ticks++ % Math.max(1, Math.round(sweepIntervalMs / fleetTickMs)) === 0) {
         const swept = await fleetJobs.sweep();
         if (swept.expired || swept.leftovers || swept.orphans) log.info('fleet swept', swept);
         for (const d of p.dialects) await d.fleetUpkeep?.();
       }
     };
     let ticking = false;
-    this.fleetTimer = setInterval(() => {
+    const runTick = () => {
       if (ticking) return;
       ticking = true;
       tick()
@@ -466,8 +471,15 @@ export class App {
         .finally(() => {
           ticking = false;
         });
-    }, fleetTickMs);
+    };
+    this.fleetTimer = setInterval(runTick, fleetTickMs);
     this.fleetTimer.unref();
+    // And at once on each (re)connection: the batch records this device took while the
+    // broker was away reach the other devices then (FleetHooks), and their jobs should
+    // follow within seconds, not a tick later (meanwhile those devices answer 404 for them).
+    broker.onConnected(runTick);
+    broker.start();
+    this.fleetWorker.start();
   }
 
   /**

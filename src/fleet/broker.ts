@@ -140,6 +140,7 @@ export class FleetBroker {
   private connection: NatsConnection | undefined;
   private wakeRetry: () => void = () => {};
   private readonly waiters = new Set<() => void>();
+  private readonly connectedListeners: Array<() => void> = [];
   /** The reason the last attempt failed (logged once per change). */
   private lastProblem: string | undefined;
 
@@ -158,6 +159,11 @@ export class FleetBroker {
 
   start(): void {
     this.loop ??= this.connectLoop();
+  }
+
+  /** Calls `listener` on every (re)connection, once the broker is provisioned. */
+  onConnected(listener: () => void): void {
+    this.connectedListeners.push(listener);
   }
 
   /** Resolves once connected and provisioned (at once if it is), or when stopping. */
@@ -186,6 +192,7 @@ export class FleetBroker {
       this.o.log.info('fleet broker connected', { url: this.o.settings.url });
       for (const w of this.waiters) w();
       this.waiters.clear();
+      if (!this.stopped) for (const l of this.connectedListeners) l();
     } else if (state === 'unreachable') {
       this.o.log.warn('fleet broker unreachable: working alone until it is back', { url: this.o.settings.url, ...(detail ? { reason: detail } : {}) });
     }

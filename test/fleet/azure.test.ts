@@ -156,7 +156,8 @@ t.test('a batch created on A while the broker was away, A busy: once it is back,
   const server = await NatsServer.start(t);
   await server.stop();
   const dir = t.testdir();
-  const a = await startApp(t, { EARSHOT_FLEET_URL: server.url }, path.join(dir, 'a'));
+  // A's fleet tick is an hour: what it hands over, it hands over on connecting.
+  const a = await startApp(t, { EARSHOT_FLEET_URL: server.url }, path.join(dir, 'a'), { fleetTickMs: 3_600_000 });
   const onA = client(a);
   // A long IBM job keeps A's engine busy (JFK 120 times over, ~25 s for the test model on an idle 2-core machine).
   const long = await fetch(`${a.base}/v1/recognitions`, {

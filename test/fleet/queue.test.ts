@@ -153,10 +153,13 @@ t.test('job states are compare-and-set: a stale revision writes nothing', async 
   await t.rejects(a.queue.submit(job, audio), { code: 'ERR_FLEET_UNAVAILABLE' }, 'the same id twice: refused');
 });
 
-t.test('a broker restart: unreachable while it is down, connected after, with the queued job still there', async (t) => {
+t.test('a broker restart: unreachable while it is down, connected after (its listeners told each time), with the queued job still there', async (t) => {
   const server = await NatsServer.start(t);
   const a = device(t, server.url, 'a');
+  let connections = 0;
+  a.broker.onConnected(() => connections++);
   await a.broker.whenConnected();
+  t.equal(connections, 1, 'told of the connection');
   const audio = path.join(t.testdir(), 'in.wav');
   writeFileSync(audio, 'RIFF');
   const job = waitingJob('00000000-0000-4000-8000-000000000004');
@@ -166,6 +169,7 @@ t.test('a broker restart: unreachable while it is down, connected after, with th
   await t.rejects(a.queue.submit(waitingJob('00000000-0000-4000-8000-000000000005'), audio), { code: 'ERR_FLEET_UNAVAILABLE' });
   await server.start();
   await until(() => a.broker.state === 'connected', 10_000, 'connected again');
+  t.equal(connections, 2, 'told of the reconnection');
   const pulled = await a.queue.pull(['en'], 3000);
   t.equal(pulled?.id, job.id, 'the job survived the restart');
   await pulled!.done();
