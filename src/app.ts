@@ -430,14 +430,7 @@ export class App {
       pullMs: 2000,
       now: p.clock.now,
       // This device's own waiting jobs first: no other device can run them.
-      turn: async (signal) => {
-        while (!signal.aborted) {
-          const release = p.store.waitingCount() === 0 && !p.disk.shortage() ? this.turn.tryAcquire() : undefined;
-          if (release) return release;
-          await Promise.race([this.turn.whenFree(), abortableDelay(1000, signal)]);
-        }
-        return undefined;
-      },
+      turn: (signal) => this.turn.acquireWhen(() => p.store.waitingCount() === 0 && !p.disk.shortage(), signal, 1000),
     });
     const fleetTickMs = this.clocks.fleetTickMs ?? defaultFleetTickMs;
     let joined: unknown;
@@ -523,17 +516,4 @@ export class App {
     await p.db.close();
     this.log.info('stopped');
   }
-}
-
-/** Resolves after `ms`, or at once when `signal` is aborted (no timer left behind). */
-function abortableDelay(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    const done = () => {
-      clearTimeout(timer);
-      signal.removeEventListener('abort', done);
-      resolve();
-    };
-    const timer = setTimeout(done, ms);
-    signal.addEventListener('abort', done, { once: true });
-  });
 }

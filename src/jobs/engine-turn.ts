@@ -32,4 +32,51 @@ export class EngineTurn {
     if (!this.held) return Promise.resolve();
     return new Promise((resolve) => this.waiters.add(resolve));
   }
+
+  /**
+   * Takes the turn once it is free and `mayTake()` holds; undefined once `signal` is
+   * aborted. While another holds the turn, it waits for its release; while `mayTake()`
+   * does not hold, it looks again every `pollMs` (what it reads, this device's own
+   * waiting jobs and the disk, has no event to wait for). Never "until free" then: that
+   * resolves at once while the turn is free, and looping on it would never leave the
+   * microtask queue, starving the event loop and whatever would make `mayTake` true.
+   */
+  async acquireWhen(mayTake: () => boolean, signal: AbortSignal, pollMs: number): Promise<(() => void) | undefined> {
+    while (!signal.aborted) {
+      if (!mayTake()) {
+        await abortableDelay(pollMs, signal);
+        continue;
+      }
+      const release = this.tryAcquire();
+      if (release) return release;
+      await this.givenBack(signal);
+    }
+    return undefined;
+  }
+
+  /** Resolves when the turn is given back, or `signal` is aborted (nothing left waiting). */
+  private givenBack(signal: AbortSignal): Promise<void> {
+    return new Promise((resolve) => {
+      const done = () => {
+        this.waiters.delete(done);
+        signal.removeEventListener('abort', done);
+        resolve();
+      };
+      this.waiters.add(done);
+      signal.addEventListener('abort', done, { once: true });
+    });
+  }
+}
+
+/** Resolves after `ms`, or at once when `signal` is aborted (no timer left behind). */
+function abortableDelay(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    const done = () => {
+      clearTimeout(timer);
+      signal.removeEventListener('abort', done);
+      resolve();
+    };
+    const timer = setTimeout(done, ms);
+    signal.addEventListener('abort', done, { once: true });
+  });
 }
