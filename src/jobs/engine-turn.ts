@@ -1,3 +1,5 @@
+import { setTimeout as delay } from 'node:timers/promises';
+
 /**
  * Whose turn it is to run a batch transcription on this device's engine: the local
  * scheduler's main lane or the fleet worker (docs/fleet.md, "One engine, two queues").
@@ -44,7 +46,8 @@ export class EngineTurn {
   async acquireWhen(mayTake: () => boolean, signal: AbortSignal, pollMs: number): Promise<(() => void) | undefined> {
     while (!signal.aborted) {
       if (!mayTake()) {
-        await abortableDelay(pollMs, signal);
+        // Node's own abortable timer (cleared on abort); the abort ends the loop, not an error.
+        await delay(pollMs, undefined, { signal }).catch(() => {});
         continue;
       }
       const release = this.tryAcquire();
@@ -66,17 +69,4 @@ export class EngineTurn {
       signal.addEventListener('abort', done, { once: true });
     });
   }
-}
-
-/** Resolves after `ms`, or at once when `signal` is aborted (no timer left behind). */
-function abortableDelay(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    const done = () => {
-      clearTimeout(timer);
-      signal.removeEventListener('abort', done);
-      resolve();
-    };
-    const timer = setTimeout(done, ms);
-    signal.addEventListener('abort', done, { once: true });
-  });
 }
